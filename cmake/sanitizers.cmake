@@ -1,0 +1,12 @@
+# XO_SANITIZE="address;undefined" or "thread": applied to every target (library, tests, bench).
+if(XO_SANITIZE)
+  set(_xo_san_flags "")
+  foreach(_s IN LISTS XO_SANITIZE)
+    list(APPEND _xo_san_flags "-fsanitize=${_s}")
+  endforeach()
+  list(APPEND _xo_san_flags -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_compile_options(${_xo_san_flags})
+  add_link_options(${_xo_san_flags})
+  add_compile_definitions(XO_SANITIZED=1)
+  message(STATUS "xoscar: sanitizers ${XO_SANITIZE}")
+endif()
