@@ -1,0 +1,25 @@
+/* Error text that travels with a status: set where the error is decided, read with xo_last_error(). */
+#ifndef XO_RUNTIME_ERROR_H
+#define XO_RUNTIME_ERROR_H
+
+#include <stddef.h>
+
+#include "xoscar/status.h"
+
+#define XO_ERROR_TEXT_MAX 512
+
+/* Sets the calling thread's (or current actor activation's) last error to the formatted text and returns st, so
+ * that `return xo_error_set(XO_EINVAL, "bad uid %s", uid);` reads naturally. */
+xo_status_t xo_error_set(xo_status_t st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Same, with a text of known length that need not be NUL-terminated (e.g. a remote error message). */
+xo_status_t xo_error_set_text(xo_status_t st, const char *text, size_t len);
+
+/* Clears the last error. */
+void xo_error_clear(void);
+
+/* Where xo_last_error() reads and xo_error_set() writes: the thread's buffer, or an activation's while a fiber runs
+ * one. The scheduler installs the activation's buffer with this; NULL restores the thread's own. */
+void xo_error_bind(char *buf);
+
+#endif
