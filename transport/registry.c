@@ -1,0 +1,59 @@
+/* The transport registry: adding a backend is adding its file and one line to this table. */
+#include <pthread.h>
+#include <string.h>
+
+#include "runtime/log.h"
+#include "transport/channel.h"
+
+extern const xo_transport_ops_t xo__unix_transport;
+extern const xo_transport_ops_t xo__tcp_transport;
+extern const xo_transport_ops_t xo__shm_transport;
+
+/* In the order a router should prefer them on one host: the fastest first. */
+static const xo_transport_ops_t *const transports[] = {
+    &xo__shm_transport,
+    &xo__unix_transport,
+    &xo__tcp_transport,
+};
+#define N_TRANSPORTS (sizeof transports / sizeof transports[0])
+
+/* valid[i] is written once under pthread_once and only read afterwards: the once gives the happens-before edge. */
+static bool valid[N_TRANSPORTS];
+static pthread_once_t check_once = PTHREAD_ONCE_INIT;
+
+/* A table with a mandatory op missing is a programming error: log it once and keep the backend unreachable,
+ * instead of crashing later on a NULL call. */
+static bool check_ops(const xo_transport_ops_t *t)
+{
+    const xo_channel_ops_t *c = t->channel_ops;
+    const xo_listener_ops_t *l = t->listener_ops;
+    return t->scheme && t->scheme[0] && t->listen && t->connect && c && c->send && c->recv && c->shutdown &&
+           c->close && c->fd && l && l->accept && l->close && l->fd;
+}
+
+static void check_all(void)
+{
+    for (size_t i = 0; i < N_TRANSPORTS; i++) {
+        valid[i] = check_ops(transports[i]);
+        for (size_t j = 0; valid[i] && j < i; j++)
+            if (valid[j] && strcmp(transports[j]->scheme, transports[i]->scheme) == 0) valid[i] = false;
+        if (!valid[i])
+            xo_log_error("transport #%zu (%s) has a missing op or a duplicate scheme; disabled", i,
+                         transports[i]->scheme ? transports[i]->scheme : "?");
+    }
+}
+
+const xo_transport_ops_t *xo_transport_find(const char *scheme)
+{
+    pthread_once(&check_once, check_all);
+    for (size_t i = 0; i < N_TRANSPORTS; i++)
+        if (valid[i] && strcmp(transports[i]->scheme, scheme) == 0) return transports[i];
+    return NULL;
+}
+
+const xo_transport_ops_t *const *xo_transport_list(size_t *n_p)
+{
+    pthread_once(&check_once, check_all);
+    *n_p = N_TRANSPORTS;
+    return transports;
+}

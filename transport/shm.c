@@ -1,0 +1,765 @@
+/* The shared-memory backend: shm://name.
+ *
+ * Setup: the listener is an abstract SOCK_SEQPACKET unix socket "@xoscar-shm/<name>" (no file anywhere). The
+ * connecting side creates one sealed memfd holding two rings (see shm_ring.h), maps it and passes the fd in its
+ * hello message; the listener validates size and seals, maps it and acks. Nothing is ever named in /dev/shm: the
+ * memory lives as long as a mapping or an fd does.
+ *
+ * Data: a frame is one record in the sender's ring. Parts of at least XO_SHM_OOB_MIN bytes (and every part, when
+ * the inline record would take more than a quarter of the ring) travel out of band: the sender writes them into a
+ * fresh sealed memfd, passes its fd over the setup socket *before* publishing the record, and the receiver maps
+ * it: that mapping backs the received frame until xo_frame_release. So a large payload is copied once on the way.
+ *
+ * Waiting: the receiver busy-polls the ring for spin_us, then sleeps in poll() on the setup socket; the sender
+ * rings a one-byte doorbell on that socket only when the receiver's flag says it sleeps. The same socket reports
+ * the peer's death (EOF/POLLHUP), so a sleeping receiver never outlives its peer. A sender waiting for ring space
+ * sleeps on a futex in the segment, in slices, checking for the peer's death between them (the socket belongs to
+ * the receiving thread, so the sender cannot read doorbells from it).
+ *
+ * Threads: senders are serialised by send_lock (the ring is single-producer); one receiving thread. */
+#include "transport/shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/error.h"
+#include "runtime/log.h"
+#include "transport/channel.h"
+#include "transport/shm_ctl.h"
+#include "transport/shm_ring.h"
+
+#define SHM_MAGIC 0x31534f58u /* "XOS1": the handshake */
+#define SHM_VERSION 1u
+#define DATA_OFF 4096u /* the two ring control blocks, then the data areas */
+#define OOB_ALIGN 4096u
+#define HELLO_WAIT_MS 2000 /* an accepted client must say hello within this, whatever accept's timeout */
+#define WAIT_SLICE_MS 100  /* the receiver's poll slices (a shutdown flag is seen within one) */
+#define WRITER_SLICE_MS 10 /* a sender waiting for space checks for the peer's death this often */
+#define WRITER_SPINS 2000
+
+typedef struct hello {
+    uint32_t magic;
+    uint32_t version;
+    uint64_t cap;
+} hello_t;
+
+typedef struct ack {
+    uint32_t magic;
+    int32_t status;
+} ack_t;
+
+typedef struct shm_chan {
+    xo_channel_t base;
+    int sock;
+    uint8_t *seg;
+    size_t seg_len;
+    xo_ring_t tx, rx;
+    atomic_bool shut;      /* xo_channel_shutdown was called, or the stream broke */
+    atomic_bool peer_gone; /* the receiver saw EOF on the setup socket: senders stop at once */
+    pthread_mutex_t send_lock;
+
+    /* Senders, under send_lock. */
+    uint64_t tx_tail;
+    uint64_t tx_head_cache;
+
+    /* The receiving thread only. */
+    uint64_t rx_head;
+    bool rx_dead;
+    bool armed; /* we set rx.reader_sleeping and nobody has cleared it yet, as far as we know */
+    int *fdq;   /* memfds received ahead of their records, in order */
+    size_t fdq_head, fdq_len, fdq_cap;
+    uint64_t desc[2 * (XO_FRAME_MAX_SEGS + 1)];
+} shm_chan_t;
+
+typedef struct shm_listener {
+    xo_listener_t base;
+    int fd;
+} shm_listener_t;
+
+extern const xo_transport_ops_t xo__shm_transport;
+
+static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Shared (not FUTEX_PRIVATE) futexes: the word lives in memory mapped by two processes. */
+static void futex_wait(_Atomic uint32_t *word, uint32_t val, int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, val, &ts, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *word) { syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0); }
+
+xo_status_t xo__shm_sockaddr(const char *name, xo_sockaddr_t *out)
+{
+    if (!name[0] || strchr(name, '/')) return xo_error_set(XO_EINVAL, "shm url: bad name '%s'", name);
+    char abs[XO_URL_MAX + 16];
+    int n = snprintf(abs, sizeof abs, "@xoscar-shm/%s", name);
+    if (n < 0 || (size_t)n >= sizeof abs) return xo_error_set(XO_EINVAL, "shm url: name too long");
+    return xo__sockaddr_unix(abs, out);
+}
+
+/* ---- the out-of-band fd queue (receiver only) ---- */
+
+static xo_status_t fdq_push(shm_chan_t *c, int fd)
+{
+    if (c->fdq_len == c->fdq_cap) {
+        size_t ncap = c->fdq_cap ? c->fdq_cap * 2 : 16;
+        int *q = malloc(ncap * sizeof *q);
+        if (!q) {
+            close(fd);
+            return xo_error_set(XO_ENOMEM, "shm: no memory for the fd queue");
+        }
+        for (size_t i = 0; i < c->fdq_len; i++) q[i] = c->fdq[(c->fdq_head + i) % c->fdq_cap];
+        free(c->fdq);
+        c->fdq = q;
+        c->fdq_cap = ncap;
+        c->fdq_head = 0;
+    }
+    c->fdq[(c->fdq_head + c->fdq_len++) % c->fdq_cap] = fd;
+    return XO_OK;
+}
+
+static int fdq_pop(shm_chan_t *c)
+{
+    if (c->fdq_len == 0) return -1;
+    int fd = c->fdq[c->fdq_head];
+    c->fdq_head = (c->fdq_head + 1) % c->fdq_cap;
+    c->fdq_len--;
+    return fd;
+}
+
+/* Reads every pending control message without waiting: doorbells are dropped, memfds queued. XO_ECLOSED (and
+ * peer_gone set) at EOF; XO_EPROTO for a message we never send. */
+static xo_status_t ctl_drain(shm_chan_t *c)
+{
+    for (;;) {
+        char b[8];
+        int fds[2], nfds;
+        long r = xo__ctl_recv(c->sock, b, sizeof b, fds, 2, &nfds);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return XO_OK;
+            if (errno == EPROTO) return xo_error_set(XO_EPROTO, "shm: empty control message with descriptors");
+            atomic_store_explicit(&c->peer_gone, true, memory_order_relaxed);
+            return xo_error_set(XO_ECLOSED, "shm: setup socket: %s", strerror(errno));
+        }
+        if (r == 0) {
+            atomic_store_explicit(&c->peer_gone, true, memory_order_relaxed);
+            return xo_error_set(XO_ECLOSED, "shm: peer closed the channel");
+        }
+        if (r == 1 && b[0] == XO_CTL_DOORBELL && nfds == 0) continue;
+        if (r == 1 && b[0] == XO_CTL_FD && nfds == 1) {
+            xo_status_t st = fdq_push(c, fds[0]);
+            if (st != XO_OK) return st;
+            continue;
+        }
+        for (int i = 0; i < nfds; i++) close(fds[i]);
+        return xo_error_set(XO_EPROTO, "shm: unexpected control message (%ld bytes, first 0x%02x, %d fds)", r,
+                            (unsigned char)b[0], nfds);
+    }
+}
+
+/* ---- send ---- */
+
+static inline void part_of(const xo_frame_t *f, size_t i, const void **p, size_t *len)
+{
+    if (i == 0) {
+        *p = f->header;
+        *len = f->header_len;
+    } else {
+        *p = f->segs[i - 1].data;
+        *len = f->segs[i - 1].len;
+    }
+}
+
+static inline bool goes_oob(size_t len, bool all_oob) { return all_oob ? len > 0 : len >= XO_SHM_OOB_MIN; }
+
+/* Bytes of the record for f, and of its out-of-band memfd. */
+static void plan(const xo_frame_t *f, bool all_oob, uint64_t *rec_len, uint64_t *oob_size)
+{
+    size_t nparts = f->nsegs + 1;
+    uint64_t rec = XO_REC_HDR_LEN + XO_REC_DESC_LEN * nparts, oob = 0;
+    for (size_t i = 0; i < nparts; i++) {
+        const void *p;
+        size_t len;
+        part_of(f, i, &p, &len);
+        if (goes_oob(len, all_oob)) oob = align_up(oob + len, OOB_ALIGN);
+        else rec += align_up(len, 8);
+    }
+    *rec_len = rec;
+    *oob_size = oob;
+}
+
+/* Writes the out-of-band parts into a new sealed memfd. On XO_OK *fd_p owns it. pwrite copies straight into the
+ * memfd's pages: no mapping, no page faults on this side. */
+static xo_status_t oob_create(const xo_frame_t *f, bool all_oob, uint64_t size, int *fd_p)
+{
+    int fd = memfd_create("xo-shm-oob", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return xo_error_set(XO_ESYS, "shm send: memfd_create: %s", strerror(errno));
+    if (ftruncate(fd, (off_t)size) < 0) {
+        int e = errno;
+        close(fd);
+        return xo_error_set(e == ENOSPC || e == ENOMEM ? XO_ENOMEM : XO_ESYS, "shm send: %llu-byte memfd: %s",
+                            (unsigned long long)size, strerror(e));
+    }
+    uint64_t off = 0;
+    for (size_t i = 0; i <= f->nsegs; i++) {
+        const void *p;
+        size_t len;
+        part_of(f, i, &p, &len);
+        if (!goes_oob(len, all_oob)) continue;
+        for (size_t done = 0; done < len;) {
+            ssize_t w = pwrite(fd, (const uint8_t *)p + done, len - done, (off_t)(off + done));
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                int e = errno;
+                close(fd);
+                return xo_error_set(XO_ENOMEM, "shm send: writing the out-of-band segment: %s", strerror(e));
+            }
+            done += (size_t)w;
+        }
+        off = align_up(off + len, OOB_ALIGN);
+    }
+    /* Sealed against shrinking, a peer that keeps its fd cannot truncate the pages under our mapping (SIGBUS). */
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+        int e = errno;
+        close(fd);
+        return xo_error_set(XO_ESYS, "shm send: sealing: %s", strerror(e));
+    }
+    *fd_p = fd;
+    return XO_OK;
+}
+
+static bool peer_hung_up(shm_chan_t *c)
+{
+    struct pollfd p = {.fd = c->sock, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+        atomic_store_explicit(&c->peer_gone, true, memory_order_relaxed);
+        return true;
+    }
+    return false;
+}
+
+static bool tx_has_room(shm_chan_t *c, uint64_t need) { return c->tx.cap - (c->tx_tail - c->tx_head_cache) >= need; }
+
+/* Waits until the tx ring has need bytes free. Caller holds send_lock. */
+static xo_status_t wait_space(shm_chan_t *c, uint64_t need)
+{
+    xo_ring_ctl_t *ctl = c->tx.ctl;
+    for (int spins = 0;; spins++) {
+        if (tx_has_room(c, need)) return XO_OK;
+        /* Acquire pairs with the reader's store of head: it finished copying out what we will overwrite. */
+        c->tx_head_cache = atomic_load_explicit(&ctl->head, memory_order_acquire);
+        if (tx_has_room(c, need)) return XO_OK;
+        if (atomic_load_explicit(&c->shut, memory_order_relaxed))
+            return xo_error_set(XO_ECLOSED, "shm send: channel shut down");
+        if (atomic_load_explicit(&c->peer_gone, memory_order_relaxed) || (spins % 64 == 63 && peer_hung_up(c)))
+            return xo_error_set(XO_ECLOSED, "shm send: peer closed the channel");
+        if (spins < WRITER_SPINS) {
+            cpu_relax();
+            continue;
+        }
+        /* Dekker: our seq_cst store of writer_waiting and load of head against the reader's seq_cst store of head
+         * and load of writer_waiting (see shm_ring.h). */
+        atomic_store_explicit(&ctl->writer_waiting, 1, memory_order_seq_cst);
+        c->tx_head_cache = atomic_load_explicit(&ctl->head, memory_order_seq_cst);
+        if (tx_has_room(c, need)) {
+            atomic_store_explicit(&ctl->writer_waiting, 0, memory_order_relaxed);
+            return XO_OK;
+        }
+        futex_wait(&ctl->writer_waiting, 1, WRITER_SLICE_MS);
+        if (peer_hung_up(c)) return xo_error_set(XO_ECLOSED, "shm send: peer closed the channel");
+    }
+}
+
+static void chan_shutdown(xo_channel_t *ch)
+{
+    shm_chan_t *c = (shm_chan_t *)ch;
+    atomic_store_explicit(&c->shut, true, memory_order_relaxed);
+    shutdown(c->sock, SHUT_RDWR);
+    /* A sender of ours may sleep waiting for space: let it see the flag now rather than after its slice. */
+    futex_wake(&c->tx.ctl->writer_waiting);
+}
+
+static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
+{
+    shm_chan_t *c = (shm_chan_t *)ch;
+    size_t nparts = f->nsegs + 1;
+    bool all_oob = false;
+    uint64_t rec_len, oob_size;
+    plan(f, false, &rec_len, &oob_size);
+    if (rec_len > c->tx.cap / 4) {
+        /* Many medium parts: an inline record this large would hog the ring, so everything goes out of band
+         * (the record is then at most the descriptor table, 16 KiB). */
+        all_oob = true;
+        plan(f, true, &rec_len, &oob_size);
+    }
+    int oob_fd = -1;
+    if (oob_size) {
+        /* Outside the lock: concurrent senders copy their large payloads in parallel. */
+        xo_status_t st = oob_create(f, all_oob, oob_size, &oob_fd);
+        if (st != XO_OK) return st;
+    }
+
+    pthread_mutex_lock(&c->send_lock);
+    xo_status_t st = XO_OK;
+    if (atomic_load_explicit(&c->shut, memory_order_relaxed) ||
+        atomic_load_explicit(&c->peer_gone, memory_order_relaxed))
+        st = xo_error_set(XO_ECLOSED, "shm send: channel closed");
+    bool sent_fd = false;
+    if (st == XO_OK && oob_fd >= 0) {
+        /* The fd goes first: when the receiver meets the record, its memfd is already queued on its socket. */
+        char tag = XO_CTL_FD;
+        st = xo__ctl_send(c->sock, &tag, 1, oob_fd, INT64_MAX, &c->shut);
+        sent_fd = st == XO_OK;
+    }
+    if (st == XO_OK) st = wait_space(c, rec_len);
+    if (st == XO_OK) {
+        const xo_ring_t *r = &c->tx;
+        uint64_t pos = c->tx_tail;
+        uint32_t h[4] = {XO_REC_MAGIC, (uint32_t)rec_len, (uint32_t)nparts, 0};
+        xo__ring_put(r, pos, h, sizeof h);
+        xo__ring_put(r, pos + 16, &oob_size, 8);
+        uint64_t in_off = XO_REC_HDR_LEN + XO_REC_DESC_LEN * nparts, oob_off = 0;
+        for (size_t i = 0; i < nparts; i++) {
+            const void *p;
+            size_t len;
+            part_of(f, i, &p, &len);
+            uint64_t d[2] = {len, 0};
+            if (goes_oob(len, all_oob)) {
+                d[1] = XO_REC_OOB | oob_off;
+                oob_off = align_up(oob_off + len, OOB_ALIGN);
+            } else {
+                d[1] = in_off;
+                if (len) xo__ring_put(r, pos + in_off, p, len);
+                in_off += align_up(len, 8);
+            }
+            xo__ring_put(r, pos + XO_REC_HDR_LEN + XO_REC_DESC_LEN * i, d, sizeof d);
+        }
+        c->tx_tail = pos + rec_len;
+        /* Publishes the record (release for its bytes) and is the writer's half of the Dekker pair. */
+        atomic_store_explicit(&r->ctl->tail, c->tx_tail, memory_order_seq_cst);
+        if (atomic_load_explicit(&r->ctl->reader_sleeping, memory_order_seq_cst) &&
+            atomic_exchange_explicit(&r->ctl->reader_sleeping, 0, memory_order_relaxed)) {
+            /* A full socket already holds messages that will wake the reader: do not wait for room. */
+            char tag = XO_CTL_DOORBELL;
+            xo__ctl_send(c->sock, &tag, 1, -1, 0, NULL);
+        }
+    }
+    pthread_mutex_unlock(&c->send_lock);
+    if (oob_fd >= 0) close(oob_fd);
+    /* A memfd sent without its record would pair with the next record's descriptors: the stream is broken. */
+    if (st != XO_OK && sent_fd) chan_shutdown(ch);
+    return st;
+}
+
+/* ---- receive ---- */
+
+static xo_status_t rx_fail(shm_chan_t *c, xo_status_t st)
+{
+    xo_log_error("shm channel: %s; closing it", xo_last_error());
+    c->rx_dead = true;
+    chan_shutdown(&c->base);
+    return st;
+}
+
+/* Maps a received out-of-band memfd after checking it is what the record says and cannot shrink. Consumes fd. */
+static xo_status_t oob_map(int fd, uint64_t size, void **map_p)
+{
+    struct stat sb;
+    int seals = fcntl(fd, F_GET_SEALS);
+    xo_status_t st = XO_OK;
+    if (fstat(fd, &sb) < 0 || (uint64_t)sb.st_size != size)
+        st = xo_error_set(XO_EPROTO, "shm recv: out-of-band segment is not %llu bytes", (unsigned long long)size);
+    else if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
+        st = xo_error_set(XO_EPROTO, "shm recv: out-of-band segment is not sealed");
+    void *m = MAP_FAILED;
+    if (st == XO_OK) {
+        /* MAP_POPULATE maps every page now, in one go, instead of one fault per page while the frame is read. */
+        m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+        if (m == MAP_FAILED) st = xo_error_set(XO_ENOMEM, "shm recv: mmap %llu bytes: %s", (unsigned long long)size,
+                                               strerror(errno));
+    }
+    close(fd);
+    if (st == XO_OK) *map_p = m;
+    return st;
+}
+
+/* Reads the record at rx_head (at least one byte is published) into *out and frees its ring space. */
+static xo_status_t read_record(shm_chan_t *c, xo_frame_t *out)
+{
+    xo_ring_t *r = &c->rx;
+    uint64_t head = c->rx_head, avail = xo__ring_avail(r, head);
+    size_t max = c->base.opts.max_frame;
+    uint32_t h[4];
+    uint64_t oob_size;
+    if (avail < XO_REC_HDR_LEN || avail > r->cap) return xo_error_set(XO_EPROTO, "shm recv: ring indices corrupt");
+    xo__ring_get(r, head, h, sizeof h);
+    xo__ring_get(r, head + 16, &oob_size, 8);
+    uint64_t rec_len = h[1], nparts = h[2], table_end = XO_REC_HDR_LEN + XO_REC_DESC_LEN * nparts;
+    if (h[0] != XO_REC_MAGIC || h[3] != 0 || nparts == 0 || nparts > XO_FRAME_MAX_SEGS + 1 || rec_len % 8 ||
+        rec_len > avail || rec_len < table_end)
+        return xo_error_set(XO_EPROTO, "shm recv: malformed record (magic 0x%08x, %llu bytes, %llu parts)", h[0],
+                            (unsigned long long)rec_len, (unsigned long long)nparts);
+    /* The memfd travels ahead of its record: take it off the queue first, so every error path closes it. */
+    int fd = -1;
+    if (oob_size) {
+        if (c->fdq_len == 0) {
+            xo_status_t st = ctl_drain(c);
+            if (st == XO_EPROTO || st == XO_ENOMEM) return st;
+        }
+        fd = fdq_pop(c);
+        if (fd < 0) return xo_error_set(XO_EPROTO, "shm recv: record refers to a memfd that never came");
+    }
+    xo__ring_get(r, head + XO_REC_HDR_LEN, c->desc, XO_REC_DESC_LEN * nparts);
+    size_t total = 0, inline_bytes = 0;
+    xo_status_t st = XO_OK;
+    for (size_t i = 0; i < nparts && st == XO_OK; i++) {
+        uint64_t len = c->desc[2 * i], loc = c->desc[2 * i + 1];
+        if (len > max - total) {
+            st = xo_error_set(XO_EMSGSIZE, "shm recv: frame larger than max_frame %zu (part %zu: %llu bytes)", max, i,
+                              (unsigned long long)len);
+        } else if (loc & XO_REC_OOB) {
+            uint64_t o = loc & ~XO_REC_OOB;
+            if (!oob_size || o > oob_size || len > oob_size - o)
+                st = xo_error_set(XO_EPROTO, "shm recv: part %zu lies outside its out-of-band segment", i);
+        } else if (loc < table_end || loc > rec_len || len > rec_len - loc) {
+            st = xo_error_set(XO_EPROTO, "shm recv: part %zu lies outside its record", i);
+        } else {
+            inline_bytes += align_up(len, 64);
+        }
+        total += len;
+    }
+    if (st == XO_OK && oob_size > (uint64_t)max + nparts * OOB_ALIGN)
+        st = xo_error_set(XO_EMSGSIZE, "shm recv: %llu-byte out-of-band segment exceeds max_frame %zu",
+                          (unsigned long long)oob_size, max);
+    if (st != XO_OK) {
+        if (fd >= 0) close(fd);
+        return st;
+    }
+
+    size_t nsegs = nparts - 1, table = align_up(nsegs * sizeof(xo_seg_t), 64);
+    uint8_t *mem = aligned_alloc(64, table + inline_bytes ? table + inline_bytes : 64);
+    void *map = NULL;
+    if (!mem) st = xo_error_set(XO_ENOMEM, "shm recv: no memory for a frame");
+    if (st == XO_OK && fd >= 0) st = oob_map(fd, oob_size, &map);
+    else if (fd >= 0) close(fd);
+    if (st != XO_OK) {
+        free(mem);
+        return st;
+    }
+    xo_frame_t f = {.mem = mem, .map = map, .map_len = map ? oob_size : 0, .nsegs = nsegs};
+    f.segs = nsegs ? (xo_seg_t *)mem : NULL;
+    size_t off = table;
+    for (size_t i = 0; i < nparts; i++) {
+        uint64_t len = c->desc[2 * i], loc = c->desc[2 * i + 1];
+        uint8_t *p;
+        if (loc & XO_REC_OOB) {
+            p = (uint8_t *)map + (loc & ~XO_REC_OOB);
+        } else {
+            p = mem + off;
+            off += align_up(len, 64);
+            if (len) xo__ring_get(r, head + loc, p, len);
+        }
+        if (i == 0) {
+            f.header = p;
+            f.header_len = len;
+        } else {
+            f.segs[i - 1] = (xo_seg_t){p, len};
+        }
+    }
+    /* Frees the space (release: our copies are done before the writer may reuse it), and the reader's half of
+     * the writer_waiting Dekker pair. */
+    c->rx_head = head + rec_len;
+    atomic_store_explicit(&r->ctl->head, c->rx_head, memory_order_seq_cst);
+    if (atomic_load_explicit(&r->ctl->writer_waiting, memory_order_seq_cst) &&
+        atomic_exchange_explicit(&r->ctl->writer_waiting, 0, memory_order_relaxed))
+        futex_wake(&r->ctl->writer_waiting);
+    *out = f;
+    return XO_OK;
+}
+
+static xo_status_t chan_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
+{
+    shm_chan_t *c = (shm_chan_t *)ch;
+    xo_ring_t *r = &c->rx;
+    if (c->rx_dead) return xo_error_set(XO_ECLOSED, "shm recv: channel closed");
+    int64_t deadline = xo__deadline(timeout_ms);
+    bool spun = timeout_ms == 0 || ch->opts.spin_us <= 0;
+    for (;;) {
+        if (xo__ring_avail(r, c->rx_head) > 0) {
+            if (c->armed) {
+                /* We found data on our own: stop writers from ringing (a doorbell already on its way is harmless). */
+                atomic_store_explicit(&r->ctl->reader_sleeping, 0, memory_order_relaxed);
+                c->armed = false;
+            }
+            xo_status_t st = read_record(c, out);
+            return st == XO_OK ? st : rx_fail(c, st);
+        }
+        if (atomic_load_explicit(&c->shut, memory_order_relaxed)) {
+            c->rx_dead = true;
+            return xo_error_set(XO_ECLOSED, "shm recv: channel shut down");
+        }
+        if (!spun) {
+            spun = true;
+            int64_t until = now_ns() + (int64_t)ch->opts.spin_us * 1000;
+            for (int i = 1; xo__ring_avail(r, c->rx_head) == 0; i++) {
+                cpu_relax();
+                if (i % 64 == 0 && now_ns() > until) break;
+            }
+            continue;
+        }
+        /* About to sleep: empty the socket first, so that poll() below waits for news only. */
+        xo_status_t st = ctl_drain(c);
+        if (st == XO_EPROTO || st == XO_ENOMEM) return rx_fail(c, st);
+        if (st == XO_ECLOSED) {
+            /* The peer is gone, but what it published before dying is still in the ring: deliver that first. */
+            if (xo__ring_avail(r, c->rx_head) > 0) continue;
+            c->rx_dead = true;
+            return st;
+        }
+        /* Dekker, the reader's half: seq_cst store of the flag, then seq_cst load of tail (see shm_ring.h). The
+         * flag is stored every time, since a writer may have cleared it while we were awake. */
+        atomic_store_explicit(&r->ctl->reader_sleeping, 1, memory_order_seq_cst);
+        c->armed = true;
+        if (atomic_load_explicit(&r->ctl->tail, memory_order_seq_cst) != c->rx_head) continue;
+        int left = xo__remaining_ms(deadline);
+        if (left == 0) return xo_error_set(XO_ETIMEDOUT, "shm recv: nothing within %d ms", timeout_ms);
+        int slice = left < 0 || left > WAIT_SLICE_MS ? WAIT_SLICE_MS : left;
+        if (xo__poll1(c->sock, POLLIN, xo__deadline(slice)) < 0)
+            return xo_error_set(XO_ESYS, "shm recv: poll: %s", strerror(errno));
+    }
+}
+
+static int chan_fd(xo_channel_t *ch) { return ((shm_chan_t *)ch)->sock; }
+
+static void chan_close(xo_channel_t *ch)
+{
+    shm_chan_t *c = (shm_chan_t *)ch;
+    shutdown(c->sock, SHUT_RDWR);
+    close(c->sock);
+    munmap(c->seg, c->seg_len);
+    for (int fd; (fd = fdq_pop(c)) >= 0;) close(fd);
+    free(c->fdq);
+    pthread_mutex_destroy(&c->send_lock);
+    free(c);
+}
+
+static const xo_channel_ops_t shm_channel_ops = {
+    .send = chan_send,
+    .recv = chan_recv,
+    .shutdown = chan_shutdown,
+    .close = chan_close,
+    .fd = chan_fd,
+};
+
+/* ---- setup ---- */
+
+/* Wraps a handshaken socket and a mapped segment. Takes both (freed on error too). */
+static xo_status_t chan_new(int sock, uint8_t *seg, size_t seg_len, uint64_t cap, bool client, const xo_chan_opts_t *opts,
+                            xo_channel_t **ch_p)
+{
+    shm_chan_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(sock);
+        munmap(seg, seg_len);
+        return xo_error_set(XO_ENOMEM, "shm: no memory for a channel");
+    }
+    c->base = (xo_channel_t){.ops = &shm_channel_ops, .tran = &xo__shm_transport, .opts = *opts};
+    c->sock = sock;
+    c->seg = seg;
+    c->seg_len = seg_len;
+    xo_ring_t r0 = {(xo_ring_ctl_t *)seg, seg + DATA_OFF, cap};
+    xo_ring_t r1 = {(xo_ring_ctl_t *)(seg + sizeof(xo_ring_ctl_t)), seg + DATA_OFF + cap, cap};
+    /* Ring 0 carries client -> server, ring 1 server -> client. */
+    c->tx = client ? r0 : r1;
+    c->rx = client ? r1 : r0;
+    atomic_init(&c->shut, false);
+    atomic_init(&c->peer_gone, false);
+    pthread_mutex_init(&c->send_lock, NULL);
+    *ch_p = &c->base;
+    return XO_OK;
+}
+
+static size_t seg_size(uint64_t cap) { return DATA_OFF + 2 * (size_t)cap; }
+
+static xo_status_t shm_connect(const xo_url_t *url, const xo_chan_opts_t *opts, int timeout_ms, xo_channel_t **ch_p)
+{
+    xo_sockaddr_t a;
+    xo_status_t st = xo__shm_sockaddr(url->rest, &a);
+    if (st != XO_OK) return st;
+    int64_t deadline = xo__deadline(timeout_ms);
+    int sock;
+    st = xo__sock_connect(&a, SOCK_SEQPACKET, timeout_ms, &sock);
+    if (st != XO_OK) return st;
+
+    uint64_t cap = XO_SHM_RING_CAP;
+    size_t len = seg_size(cap);
+    uint8_t *seg = MAP_FAILED;
+    int mfd = memfd_create("xo-shm-rings", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (mfd < 0) st = xo_error_set(XO_ESYS, "shm connect: memfd_create: %s", strerror(errno));
+    else if (ftruncate(mfd, (off_t)len) < 0 || fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+        st = xo_error_set(XO_ESYS, "shm connect: sizing the segment: %s", strerror(errno));
+    else if ((seg = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0)) == MAP_FAILED)
+        st = xo_error_set(XO_ENOMEM, "shm connect: mmap: %s", strerror(errno));
+    if (st == XO_OK) {
+        hello_t hello = {.magic = SHM_MAGIC, .version = SHM_VERSION, .cap = cap};
+        st = xo__ctl_send(sock, &hello, sizeof hello, mfd, deadline, NULL);
+    }
+    if (mfd >= 0) close(mfd); /* the mapping keeps the memory; the server got its own fd */
+    if (st == XO_OK) {
+        ack_t ack;
+        int fds[1], nfds = 0;
+        long n = -1;
+        for (;;) {
+            n = xo__ctl_recv(sock, &ack, sizeof ack, fds, 1, &nfds);
+            for (int i = 0; i < nfds; i++) close(fds[i]);
+            if (n >= 0 || errno != EAGAIN) break;
+            int rev = xo__poll1(sock, POLLIN, deadline);
+            if (rev == 0) {
+                st = xo_error_set(XO_ETIMEDOUT, "shm connect %s: no handshake reply in %d ms", url->rest, timeout_ms);
+                break;
+            }
+        }
+        if (st == XO_OK && n == 0) st = xo_error_set(XO_ECLOSED, "shm connect %s: listener hung up", url->rest);
+        else if (st == XO_OK && (n != (long)sizeof ack || ack.magic != SHM_MAGIC || ack.status != 0))
+            st = xo_error_set(XO_EPROTO, "shm connect %s: handshake rejected", url->rest);
+    }
+    if (st != XO_OK) {
+        if (seg != MAP_FAILED) munmap(seg, len);
+        close(sock);
+        return st;
+    }
+    return chan_new(sock, seg, len, cap, true, opts, ch_p);
+}
+
+/* Validates a client's hello and maps its segment. Consumes seg_fd. */
+static xo_status_t take_segment(const hello_t *h, long n, int seg_fd, uint8_t **seg_p, size_t *len_p)
+{
+    xo_status_t st = XO_OK;
+    struct stat sb;
+    size_t len = 0;
+    int seals;
+    if (n != (long)sizeof *h || h->magic != SHM_MAGIC || h->version != SHM_VERSION)
+        st = xo_error_set(XO_EPROTO, "shm accept: bad hello (%ld bytes)", n);
+    else if (h->cap < 4096 || h->cap > ((uint64_t)1 << 30) || (h->cap & (h->cap - 1)))
+        st = xo_error_set(XO_EPROTO, "shm accept: bad ring size %llu", (unsigned long long)h->cap);
+    else if (seg_fd < 0)
+        st = xo_error_set(XO_EPROTO, "shm accept: hello without a segment");
+    else if (fstat(seg_fd, &sb) < 0 || (size_t)sb.st_size != (len = seg_size(h->cap)))
+        st = xo_error_set(XO_EPROTO, "shm accept: segment has the wrong size");
+    else if ((seals = fcntl(seg_fd, F_GET_SEALS)) < 0 || !(seals & F_SEAL_SHRINK))
+        st = xo_error_set(XO_EPROTO, "shm accept: segment is not sealed against shrinking");
+    if (st == XO_OK) {
+        void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, seg_fd, 0);
+        if (m == MAP_FAILED) st = xo_error_set(XO_ENOMEM, "shm accept: mmap: %s", strerror(errno));
+        else *seg_p = m;
+    }
+    if (seg_fd >= 0) close(seg_fd);
+    *len_p = len;
+    return st;
+}
+
+static xo_status_t lis_accept(xo_listener_t *l, int timeout_ms, xo_channel_t **ch_p)
+{
+    shm_listener_t *sl = (shm_listener_t *)l;
+    int sock;
+    xo_status_t st = xo__sock_accept(sl->fd, timeout_ms, &sock);
+    if (st != XO_OK) return st;
+    /* The client sends its hello right after connecting; one that does not is broken, not slow. */
+    int64_t deadline = xo__deadline(HELLO_WAIT_MS);
+    hello_t h;
+    int fds[1], nfds = 0;
+    long n;
+    for (;;) {
+        n = xo__ctl_recv(sock, &h, sizeof h, fds, 1, &nfds);
+        if (n >= 0 || errno != EAGAIN) break;
+        if (xo__poll1(sock, POLLIN, deadline) <= 0) break;
+    }
+    uint8_t *seg = NULL;
+    size_t len = 0;
+    if (n == 0) st = xo_error_set(XO_ECLOSED, "shm accept: client hung up before its hello");
+    else if (n < 0) st = xo_error_set(XO_EPROTO, "shm accept: no hello from the client");
+    if (st == XO_OK) st = take_segment(&h, n, nfds ? fds[0] : -1, &seg, &len);
+    else if (nfds) close(fds[0]);
+    if (st == XO_OK) {
+        ack_t ack = {.magic = SHM_MAGIC, .status = 0};
+        st = xo__ctl_send(sock, &ack, sizeof ack, -1, deadline, NULL);
+    }
+    if (st != XO_OK) {
+        xo_log_warn("%s: %s", l->url, xo_last_error());
+        if (seg) munmap(seg, len);
+        close(sock);
+        return st;
+    }
+    return chan_new(sock, seg, len, h.cap, false, &l->opts, ch_p);
+}
+
+static int lis_fd(xo_listener_t *l) { return ((shm_listener_t *)l)->fd; }
+
+static void lis_close(xo_listener_t *l)
+{
+    close(((shm_listener_t *)l)->fd);
+    free(l);
+}
+
+static const xo_listener_ops_t shm_listener_ops = {
+    .accept = lis_accept,
+    .close = lis_close,
+    .fd = lis_fd,
+};
+
+static xo_status_t shm_listen(const xo_url_t *url, const xo_chan_opts_t *opts, xo_listener_t **l_p)
+{
+    xo_sockaddr_t a;
+    xo_status_t st = xo__shm_sockaddr(url->rest, &a);
+    if (st != XO_OK) return st;
+    shm_listener_t *sl = calloc(1, sizeof *sl);
+    if (!sl) return xo_error_set(XO_ENOMEM, "shm: no memory for a listener");
+    st = xo__sock_listen(&a, SOCK_SEQPACKET, &sl->fd);
+    if (st != XO_OK) {
+        free(sl);
+        return st;
+    }
+    sl->base = (xo_listener_t){.ops = &shm_listener_ops, .tran = &xo__shm_transport, .opts = *opts};
+    snprintf(sl->base.url, sizeof sl->base.url, "shm://%.200s", url->rest); /* the name fits sun_path */
+    *l_p = &sl->base;
+    return XO_OK;
+}
+
+const xo_transport_ops_t xo__shm_transport = {
+    .scheme = "shm",
+    .same_host_only = true,
+    .listen = shm_listen,
+    .connect = shm_connect,
+    .listener_ops = &shm_listener_ops,
+    .channel_ops = &shm_channel_ops,
+};
