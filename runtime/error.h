@@ -2,6 +2,10 @@
 #ifndef XO_RUNTIME_ERROR_H
 #define XO_RUNTIME_ERROR_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include <stddef.h>
 
 #include "xoscar/status.h"
@@ -22,4 +26,7 @@ void xo_error_clear(void);
  * one. The scheduler installs the activation's buffer with this; NULL restores the thread's own. */
 void xo_error_bind(char *buf);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -2,6 +2,10 @@
 #ifndef XO_RUNTIME_LOG_H
 #define XO_RUNTIME_LOG_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum xo_log_level { XO_LOG_ERROR = 0, XO_LOG_WARN, XO_LOG_INFO, XO_LOG_DEBUG, XO_LOG_TRACE } xo_log_level_t;
 
 /* The threshold, read once from XO_LOG_LEVEL (error|warn|info|debug|trace, default warn) and settable. */
@@ -21,4 +25,7 @@ void xo_log_write(xo_log_level_t level, const char *file, int line, const char *
 #define xo_log_info(...) xo_log(XO_LOG_INFO, __VA_ARGS__)
 #define xo_log_debug(...) xo_log(XO_LOG_DEBUG, __VA_ARGS__)
 
+#ifdef __cplusplus
+}
+#endif
 #endif

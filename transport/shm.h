@@ -4,6 +4,10 @@
 
 #include "transport/sock.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Bytes of one ring (one direction); a power of two. */
 #define XO_SHM_RING_CAP ((uint64_t)1 << 20)
 /* Parts (header or segment) at least this large travel out of band, in a memfd, instead of through the ring. */
@@ -13,4 +17,7 @@
  * XO_EINVAL for an empty name, one with '/', or one too long. */
 xo_status_t xo__shm_sockaddr(const char *name, xo_sockaddr_t *out);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -10,6 +10,10 @@
 
 #include "xoscar/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define XO_CTL_DOORBELL 'D' /* one byte, no fd: "the ring has data" */
 #define XO_CTL_FD 'F'       /* one byte and one fd: the next out-of-band record's memfd */
 
@@ -23,4 +27,7 @@ xo_status_t xo__ctl_send(int sock, const void *buf, size_t len, int fd, int64_t 
  * caller owns them. Any beyond max_fds are closed here. */
 long xo__ctl_recv(int sock, void *buf, size_t cap, int *fds, int max_fds, int *nfds);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -8,6 +8,10 @@
 
 #include "xoscar/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct xo_sockaddr {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -48,4 +52,7 @@ int xo__remaining_ms(int64_t deadline);
  * Returns revents, 0 on timeout, -1 on error (errno set). */
 int xo__poll1(int fd, short events, int64_t deadline);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -13,6 +13,10 @@
 #include "transport/channel.h"
 #include "transport/sock.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define XO_STREAM_MAGIC 0x31464f58u /* "XOF1" read as a little-endian u32 */
 #define XO_STREAM_PREFIX_LEN 16u
 
@@ -35,4 +39,7 @@ xo_status_t xo__stream_listen(const xo_transport_ops_t *t, const xo_sockaddr_t *
 xo_status_t xo__stream_connect(const xo_transport_ops_t *t, const xo_sockaddr_t *a, const xo_chan_opts_t *opts,
                                bool nodelay, int timeout_ms, xo_channel_t **ch_p);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,0 +1,310 @@
+/* What a worker runs: one message (call, batch, create or destroy) on one actor, then the reply. Runs on the
+ * worker's fiber, so everything here may suspend (a method waiting on another actor). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/core.h"
+#include "runtime/log.h"
+
+struct xo_batch_out {
+    size_t n;
+    xo_buf_t *bufs;
+    msgpack_packer *pks;
+    xo_status_t *status;
+    char **errors;
+};
+
+static char *error_text(xo_worker_t *w, xo_status_t st)
+{
+    return strdup(w->error[0] ? w->error : xo_strerror(st));
+}
+
+static xo_status_t decode_args(xo_worker_t *w, const xo_args_t *args, msgpack_object *obj)
+{
+    size_t len;
+    const char *data = xo_args_data(args, &len);
+    xo_status_t st = xo_decode(data, len, &w->zone, obj);
+    if (st != XO_OK) return st;
+    if (obj->type != MSGPACK_OBJECT_ARRAY)
+        return xo_error_set(XO_EPROTO, "arguments must be a msgpack array, got type %d", (int)obj->type);
+    return XO_OK;
+}
+
+static const xo_method_t *method_of(const xo_actor_t *a, const xo_msg_t *m) { return &a->cls->methods[m->method]; }
+
+/* ---- calls --------------------------------------------------------------------------------------------------- */
+
+static xo_status_t run_single_as_batch(xo_worker_t *w, const xo_method_t *mt, const msgpack_object *args);
+
+static xo_status_t run_call(xo_worker_t *w, xo_actor_t *a, xo_msg_t *m)
+{
+    msgpack_object args;
+    xo_status_t st = decode_args(w, m->args, &args);
+    if (st != XO_OK) return st;
+    const xo_method_t *mt = method_of(a, m);
+    if (mt->fn) return mt->fn(w, a->state, &args, &w->out_pk);
+    return run_single_as_batch(w, mt, &args);
+}
+
+/* ---- batches ------------------------------------------------------------------------------------------------- */
+
+msgpack_packer *xo_batch_result(xo_batch_out_t *out, size_t i) { return i < out->n ? &out->pks[i] : NULL; }
+
+void xo_batch_error(xo_batch_out_t *out, size_t i, xo_status_t st, const char *fmt, ...)
+{
+    if (i >= out->n) return;
+    out->status[i] = st == XO_OK ? XO_EMETHOD : st;
+    free(out->errors[i]);
+    out->errors[i] = malloc(XO_ERROR_TEXT_MAX);
+    if (!out->errors[i]) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->errors[i], XO_ERROR_TEXT_MAX, fmt, ap);
+    va_end(ap);
+}
+
+static bool batch_out_init(xo_batch_out_t *out, size_t n)
+{
+    out->n = n;
+    out->bufs = calloc(n ? n : 1, sizeof *out->bufs);
+    out->pks = calloc(n ? n : 1, sizeof *out->pks);
+    out->status = calloc(n ? n : 1, sizeof *out->status);
+    out->errors = calloc(n ? n : 1, sizeof *out->errors);
+    if (!out->bufs || !out->pks || !out->status || !out->errors) return false;
+    for (size_t i = 0; i < n; i++) msgpack_packer_init(&out->pks[i], &out->bufs[i], xo_buf_write);
+    return true;
+}
+
+static void batch_out_free(xo_batch_out_t *out)
+{
+    for (size_t i = 0; i < out->n; i++) {
+        if (out->bufs) xo_buf_free(&out->bufs[i]);
+        if (out->errors) free(out->errors[i]);
+    }
+    free(out->bufs);
+    free(out->pks);
+    free(out->status);
+    free(out->errors);
+}
+
+/* Runs the batch handler over args[0..n); fills out. The handler's own failure fails every call. */
+static xo_status_t call_batch_handler(xo_worker_t *w, const xo_method_t *mt, size_t n,
+                                      const msgpack_object *const *args, xo_batch_out_t *out)
+{
+    xo_status_t st = mt->batch(w, w->actor->state, n, args, out);
+    if (st != XO_OK) {
+        for (size_t i = 0; i < n; i++) xo_batch_error(out, i, st, "%s", w->error[0] ? w->error : xo_strerror(st));
+    }
+    return st;
+}
+
+static xo_status_t run_single_as_batch(xo_worker_t *w, const xo_method_t *mt, const msgpack_object *args)
+{
+    xo_batch_out_t out;
+    if (!batch_out_init(&out, 1)) {
+        batch_out_free(&out);
+        return xo_error_set(XO_ENOMEM, "out of memory");
+    }
+    const msgpack_object *one[1] = {args};
+    call_batch_handler(w, mt, 1, one, &out);
+    xo_status_t st = out.status[0];
+    if (st == XO_OK) {
+        if (out.bufs[0].size) xo_buf_write(&w->out, out.bufs[0].data, out.bufs[0].size);
+    } else {
+        xo_error_set(st, "%s", out.errors[0] ? out.errors[0] : xo_strerror(st));
+    }
+    batch_out_free(&out);
+    return st;
+}
+
+static void run_batch(xo_worker_t *w, xo_actor_t *a, xo_msg_t *m)
+{
+    size_t n = m->n_calls;
+    const xo_method_t *mt = method_of(a, m);
+    xo_batch_out_t out;
+    msgpack_object *objs = msgpack_zone_malloc(&w->zone, (n ? n : 1) * sizeof *objs);
+    const msgpack_object **ptrs = msgpack_zone_malloc(&w->zone, (n ? n : 1) * sizeof *ptrs);
+    if (!batch_out_init(&out, n) || !objs || !ptrs) {
+        batch_out_free(&out);
+        if (m->reply) xo_future_complete(m->reply, XO_ENOMEM, strdup("out of memory for a batch"), NULL);
+        return;
+    }
+    size_t n_ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        xo_status_t st = decode_args(w, m->batch_args[i], &objs[i]);
+        if (st != XO_OK) xo_batch_error(&out, i, st, "%s", w->error);
+        ptrs[i] = &objs[i];
+        n_ok += st == XO_OK;
+    }
+    if (mt->batch && n_ok == n) {
+        call_batch_handler(w, mt, n, ptrs, &out);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if (out.status[i] != XO_OK) continue;
+            w->error[0] = '\0';
+            xo_status_t st = mt->fn ? mt->fn(w, a->state, ptrs[i], &out.pks[i])
+                                    : run_single_as_batch(w, mt, ptrs[i]);
+            if (st != XO_OK) xo_batch_error(&out, i, st, "%s", w->error[0] ? w->error : xo_strerror(st));
+            else if (!mt->fn && w->out.size) {
+                xo_buf_write(&out.bufs[i], w->out.data, w->out.size);
+                xo_buf_reset(&w->out);
+            }
+        }
+    }
+    if (!m->reply) {
+        batch_out_free(&out);
+        return;
+    }
+    xo_result_t **results = calloc(n ? n : 1, sizeof *results);
+    if (!results) {
+        batch_out_free(&out);
+        xo_future_complete(m->reply, XO_ENOMEM, strdup("out of memory for batch results"), NULL);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (out.status[i] != XO_OK) continue;
+        results[i] = xo_result_from_bytes(out.bufs[i].data, out.bufs[i].size);
+        if (!results[i]) {
+            out.status[i] = XO_ENOMEM;
+            out.errors[i] = strdup("out of memory for a result");
+        }
+    }
+    /* the arrays move into the future */
+    xo_status_t *status = out.status;
+    char **errors = out.errors;
+    out.status = NULL;
+    out.errors = NULL;
+    for (size_t i = 0; i < n; i++) xo_buf_free(&out.bufs[i]);
+    free(out.bufs);
+    free(out.pks);
+    xo_future_complete_batch(m->reply, n, status, results, errors);
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------------------------------- */
+
+static xo_status_t hook_failed(xo_worker_t *w, xo_actor_t *a, const char *hook, xo_status_t st)
+{
+    char text[XO_ERROR_TEXT_MAX];
+    snprintf(text, sizeof text, "%s", w->error[0] ? w->error : xo_strerror(st));
+    return xo_error_set(XO_EHOOK, "%s.%s of actor \"%s\" failed (%s): %s", a->cls->name, hook, a->uid,
+                        xo_status_name(st), text);
+}
+
+static xo_status_t run_create(xo_worker_t *w, xo_actor_t *a, xo_msg_t *m)
+{
+    xo_status_t st = XO_OK;
+    if (a->cls->init) {
+        msgpack_object args;
+        st = decode_args(w, m->args, &args);
+        if (st == XO_OK) st = a->cls->init(w, a->state, &args);
+        if (st != XO_OK) {
+            atomic_flag_test_and_set(&a->fini_done); /* init failed: it cleaned up after itself, no fini */
+            st = hook_failed(w, a, "init", st);
+            goto fail;
+        }
+    }
+    a->init_ok = true;
+    if (a->cls->after_create) {
+        st = a->cls->after_create(w, a->state);
+        if (st != XO_OK) {
+            st = hook_failed(w, a, "after_create", st);
+            goto fail;
+        }
+    }
+    atomic_store_explicit(&a->life, XO_LIFE_ALIVE, memory_order_release);
+    return XO_OK;
+fail:
+    atomic_store_explicit(&a->life, XO_LIFE_DEAD, memory_order_release);
+    xo_pool_table_remove(a->pool, a);
+    return st; /* fini, if due, runs when this activation ends */
+}
+
+static xo_status_t run_destroy(xo_worker_t *w, xo_actor_t *a)
+{
+    if (atomic_load(&a->life) == XO_LIFE_DEAD) return xo_error_set(XO_ENOACTOR, "actor \"%s\" was destroyed", a->uid);
+    xo_status_t st = XO_OK;
+    if (a->cls->before_destroy) {
+        st = a->cls->before_destroy(w, a->state);
+        if (st != XO_OK) st = hook_failed(w, a, "before_destroy", st);
+    }
+    atomic_store_explicit(&a->life, XO_LIFE_DEAD, memory_order_release);
+    xo_pool_table_remove(a->pool, a);
+    /* With no other activation (the common case), fini runs before the reply, so a caller of xo_destroy_actor
+     * finds the actor's resources released when it returns. Otherwise the last activation to end runs it. */
+    if (atomic_load(&a->activations) == 1) xo_actor_try_fini(a);
+    return st;
+}
+
+/* ---- the body ------------------------------------------------------------------------------------------------ */
+
+void xo_activation_body(xo_worker_t *w)
+{
+    xo_actor_t *a = w->actor;
+    xo_msg_t *m = w->msg;
+    xo_future_t *reply = m->reply;
+    xo_actor_retain(a); /* a suspended activation keeps its actor alive, whoever else lets go */
+    atomic_fetch_add(&a->activations, 1);
+    msgpack_zone_clear(&w->zone);
+    xo_buf_reset(&w->out);
+
+    if (reply && atomic_load(&reply->cancel_requested)) {
+        xo_future_complete(reply, XO_ECANCELED, strdup("call cancelled before it ran"), NULL);
+        goto done;
+    }
+    if (atomic_load(&a->life) == XO_LIFE_DEAD && m->kind != XO_MSG_DESTROY) {
+        if (reply) {
+            char *text = malloc(XO_ERROR_TEXT_MAX);
+            if (text) snprintf(text, XO_ERROR_TEXT_MAX, "actor \"%s\" was destroyed", a->uid);
+            xo_future_complete(reply, XO_ENOACTOR, text, NULL);
+        }
+        goto done;
+    }
+    if (reply) xo_future_set_runner(reply, w);
+
+    xo_status_t st = XO_OK;
+    switch (m->kind) {
+    case XO_MSG_CALL: st = run_call(w, a, m); break;
+    case XO_MSG_BATCH: run_batch(w, a, m); break;
+    case XO_MSG_CREATE: st = run_create(w, a, m); break;
+    case XO_MSG_DESTROY: st = run_destroy(w, a); break;
+    default: st = xo_error_set(XO_EPROTO, "unknown message kind %d", m->kind); break;
+    }
+
+    if (reply) {
+        xo_future_set_runner(reply, NULL);
+        if (m->kind != XO_MSG_BATCH) {
+            if (st == XO_OK) {
+                xo_result_t *r = xo_result_from_bytes(w->out.data, w->out.size);
+                if (r) xo_future_complete(reply, XO_OK, NULL, r);
+                else xo_future_complete(reply, XO_ENOMEM, strdup("out of memory for the result"), NULL);
+            } else {
+                xo_future_complete(reply, st, error_text(w, st), NULL);
+            }
+        }
+    } else if (st != XO_OK) {
+        /* a tell has nobody to report to: log it once, here */
+        xo_log_warn("told call on actor \"%s\" failed: %s: %s", a->uid, xo_status_name(st), w->error);
+    }
+done:
+    w->msg = NULL;
+    xo_msg_free(m);
+    xo_actor_activation_end(a);
+    xo_actor_release(a);
+}
+
+/* ---- ctx ----------------------------------------------------------------------------------------------------- */
+
+const char *xo_ctx_uid(const xo_ctx_t *ctx) { return ctx->actor->uid; }
+const char *xo_ctx_address(const xo_ctx_t *ctx) { return ctx->actor->pool->address; }
+bool xo_ctx_cancelled(const xo_ctx_t *ctx) { return atomic_load(&((xo_ctx_t *)ctx)->cancelled); }
+xo_ctx_t *xo_ctx_current(void) { return xo_worker_current(); }
+
+xo_status_t xo_ctx_error(xo_ctx_t *ctx, xo_status_t st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
+    va_end(ap);
+    return st;
+}

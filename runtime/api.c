@@ -1,0 +1,461 @@
+/* The public API over the in-process runtime: refs, actor lifecycle, calls, sends, tells, batches. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime/core.h"
+#include "runtime/log.h"
+
+struct xo_ref {
+    char *address;
+    char *uid;
+    xo_actor_t *actor; /* counted; may have died since, then calls look the uid up again */
+};
+
+struct xo_delayed {
+    char *method;
+    xo_args_t *args;
+};
+
+/* ---- refs ---------------------------------------------------------------------------------------------------- */
+
+static xo_ref_t *ref_new(const char *address, const char *uid, xo_actor_t *a)
+{
+    xo_ref_t *r = malloc(sizeof *r);
+    if (!r) return NULL;
+    r->address = strdup(address);
+    r->uid = strdup(uid);
+    if (!r->address || !r->uid) {
+        free(r->address);
+        free(r->uid);
+        free(r);
+        return NULL;
+    }
+    r->actor = a;
+    if (a) xo_actor_retain(a);
+    return r;
+}
+
+const char *xo_ref_address(const xo_ref_t *ref) { return ref->address; }
+const char *xo_ref_uid(const xo_ref_t *ref) { return ref->uid; }
+
+xo_ref_t *xo_ref_dup(const xo_ref_t *ref) { return ref ? ref_new(ref->address, ref->uid, ref->actor) : NULL; }
+
+void xo_ref_free(xo_ref_t *ref)
+{
+    if (!ref) return;
+    if (ref->actor) xo_actor_release(ref->actor);
+    free(ref->address);
+    free(ref->uid);
+    free(ref);
+}
+
+xo_ref_t *xo_ctx_self(const xo_ctx_t *ctx) { return ref_new(ctx->actor->pool->address, ctx->actor->uid, ctx->actor); }
+
+static xo_pool_t *pool_at(const char *address)
+{
+    return address ? xo_pool_find(address) : xo_pool_default();
+}
+
+static xo_status_t no_pool(const char *address)
+{
+    return xo_error_set(XO_EUNREACHABLE, "no pool at \"%s\" in this process (transports to other processes are not "
+                                         "built in this version)", address ? address : "(default)");
+}
+
+/* The live actor behind ref, with a ref the caller drops. */
+static xo_status_t resolve(const xo_ref_t *ref, xo_actor_t **a_p)
+{
+    if (!ref) return xo_error_set(XO_EINVAL, "NULL ref");
+    xo_actor_t *a = ref->actor;
+    if (a && atomic_load_explicit(&a->life, memory_order_acquire) != XO_LIFE_DEAD) {
+        xo_actor_retain(a);
+        *a_p = a;
+        return XO_OK;
+    }
+    xo_pool_t *pool = xo_pool_find(ref->address);
+    if (!pool) return no_pool(ref->address);
+    a = xo_pool_table_lookup(pool, ref->uid);
+    if (!a) return xo_error_set(XO_ENOACTOR, "no actor \"%s\" at %s", ref->uid, ref->address);
+    *a_p = a;
+    return XO_OK;
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------------------------------- */
+
+static void make_uid(xo_pool_t *pool, const xo_actor_class_t *cls, char *buf, size_t len)
+{
+    /* class name + a per-pool counter mixed with a random seed: readable, and unique across pools in practice */
+    uint64_t x = atomic_fetch_add(&pool->uid_counter, 1) + pool->uid_seed;
+    x ^= x >> 31;
+    x *= 0x7fb5d329728ea185ull;
+    x ^= x >> 27;
+    snprintf(buf, len, "%s-%016llx", cls->name, (unsigned long long)x);
+}
+
+static xo_msg_t *msg_new(xo_msg_kind_t kind, xo_future_t **reply_p)
+{
+    xo_msg_t *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->kind = (uint8_t)kind;
+    m->chain = xo_chain_current();
+    if (reply_p) {
+        xo_future_t *f = xo_future_new();
+        if (!f) {
+            free(m);
+            return NULL;
+        }
+        xo_future_ref(f); /* one for the message, one for the caller */
+        m->reply = f;
+        *reply_p = f;
+    }
+    return m;
+}
+
+xo_status_t xo_create_actor(const xo_actor_class_t *cls, xo_args_t *args, const char *address, const char *uid,
+                            xo_ref_t **ref_p)
+{
+    xo_status_t st = xo_register_class(cls);
+    if (st != XO_OK) {
+        xo_args_free(args);
+        return st;
+    }
+    xo_pool_t *pool = pool_at(address);
+    if (!pool) {
+        xo_args_free(args);
+        return no_pool(address);
+    }
+    char gen[160];
+    if (!uid) {
+        make_uid(pool, cls, gen, sizeof gen);
+        uid = gen;
+    }
+    xo_future_t *f = NULL;
+    xo_actor_t *a = xo_actor_new(pool, cls, uid);
+    xo_msg_t *m = a ? msg_new(XO_MSG_CREATE, &f) : NULL;
+    if (!m) {
+        if (a) xo_actor_release(a);
+        xo_args_free(args);
+        return xo_error_set(XO_ENOMEM, "out of memory creating actor \"%s\"", uid);
+    }
+    m->args = args;
+    /* The create message goes first in the mailbox before anyone can find the actor, so whatever others send
+     * once it is in the table runs after init and after_create. */
+    xo_mpsc_push(&a->mailbox, &m->run.node);
+    st = xo_pool_table_insert(pool, a);
+    if (st != XO_OK) {
+        xo_msg_t *back = (xo_msg_t *)xo_mpsc_pop(&a->mailbox);
+        xo_msg_free(back);
+        xo_future_unref(f);
+        xo_actor_release(a);
+        return st;
+    }
+    if (atomic_exchange(&a->scheduled, 1) == 0) {
+        xo_actor_retain(a);
+        xo_sched_post(pool, &a->run, -1);
+    }
+    st = xo_future_wait(f, XO_FOREVER, NULL);
+    xo_future_unref(f);
+    if (st != XO_OK) {
+        xo_actor_release(a);
+        return st;
+    }
+    xo_ref_t *ref = ref_new(pool->address, uid, a);
+    xo_actor_release(a);
+    if (!ref) return xo_error_set(XO_ENOMEM, "out of memory for a ref");
+    if (ref_p) *ref_p = ref;
+    else xo_ref_free(ref);
+    return XO_OK;
+}
+
+xo_status_t xo_actor_ref(const char *address, const char *uid, xo_ref_t **ref_p)
+{
+    if (!uid || !ref_p) return xo_error_set(XO_EINVAL, "uid and ref_p are required");
+    xo_pool_t *pool = pool_at(address);
+    if (!pool) return no_pool(address);
+    xo_actor_t *a = xo_pool_table_lookup(pool, uid);
+    if (!a) return xo_error_set(XO_ENOACTOR, "no actor \"%s\" at %s", uid, pool->address);
+    xo_ref_t *ref = ref_new(pool->address, uid, a);
+    xo_actor_release(a);
+    if (!ref) return xo_error_set(XO_ENOMEM, "out of memory for a ref");
+    *ref_p = ref;
+    return XO_OK;
+}
+
+bool xo_has_actor(const xo_ref_t *ref)
+{
+    xo_actor_t *a;
+    if (resolve(ref, &a) != XO_OK) return false;
+    bool alive = atomic_load(&a->life) != XO_LIFE_DEAD;
+    xo_actor_release(a);
+    return alive;
+}
+
+xo_status_t xo_destroy_actor(const xo_ref_t *ref)
+{
+    xo_actor_t *a;
+    xo_status_t st = resolve(ref, &a);
+    if (st != XO_OK) return st;
+    xo_future_t *f = NULL;
+    xo_msg_t *m = msg_new(XO_MSG_DESTROY, &f);
+    if (!m) {
+        xo_actor_release(a);
+        return xo_error_set(XO_ENOMEM, "out of memory");
+    }
+    xo_actor_post(a, m);
+    xo_actor_release(a);
+    st = xo_future_wait(f, XO_FOREVER, NULL);
+    xo_future_unref(f);
+    return st;
+}
+
+/* ---- calls --------------------------------------------------------------------------------------------------- */
+
+static xo_status_t find_method(xo_actor_t *a, const char *method, int *index_p)
+{
+    if (!method) return xo_error_set(XO_EINVAL, "NULL method name");
+    int i = xo_class_method_index(a->cls, method);
+    if (i < 0)
+        return xo_error_set(XO_ENOMETHOD, "actor \"%s\" (class %s) has no method \"%s\"", a->uid, a->cls->name,
+                            method);
+    *index_p = i;
+    return XO_OK;
+}
+
+/* Builds and posts a call. args is consumed. With future_p, the caller gets a future holding one ref. */
+static xo_status_t post_call(const xo_ref_t *ref, const char *method, xo_args_t *args, xo_future_t **future_p)
+{
+    xo_actor_t *a;
+    xo_status_t st = resolve(ref, &a);
+    int index = 0;
+    if (st == XO_OK) {
+        st = find_method(a, method, &index);
+        if (st != XO_OK) xo_actor_release(a);
+    }
+    if (st != XO_OK) {
+        xo_args_free(args);
+        return st;
+    }
+    xo_msg_t *m = msg_new(XO_MSG_CALL, future_p);
+    if (!m) {
+        xo_actor_release(a);
+        xo_args_free(args);
+        return xo_error_set(XO_ENOMEM, "out of memory for a message");
+    }
+    m->method = (uint32_t)index;
+    m->args = args;
+    xo_actor_post(a, m);
+    xo_actor_release(a);
+    return XO_OK;
+}
+
+xo_status_t xo_send(const xo_ref_t *ref, const char *method, xo_args_t *args, xo_future_t **future_p)
+{
+    if (!future_p) {
+        xo_args_free(args);
+        return xo_error_set(XO_EINVAL, "xo_send needs future_p (use xo_tell for no reply)");
+    }
+    return post_call(ref, method, args, future_p);
+}
+
+xo_status_t xo_tell(const xo_ref_t *ref, const char *method, xo_args_t *args)
+{
+    return post_call(ref, method, args, NULL);
+}
+
+xo_status_t xo_call(const xo_ref_t *ref, const char *method, xo_args_t *args, int64_t timeout_ms,
+                    xo_result_t **result_p)
+{
+    xo_future_t *f;
+    xo_status_t st = post_call(ref, method, args, &f);
+    if (st != XO_OK) return st;
+    st = xo_future_wait(f, timeout_ms, result_p);
+    if (st == XO_ETIMEDOUT) xo_future_request_cancel(f);
+    xo_future_unref(f);
+    return st;
+}
+
+/* ---- delayed tells and sleeping ------------------------------------------------------------------------------ */
+
+typedef struct {
+    xo_timer_t timer;
+    xo_ref_t *ref;
+    char *method;
+    xo_args_t *args;
+} delayed_tell_t;
+
+static void delayed_tell_free(delayed_tell_t *d)
+{
+    xo_ref_free(d->ref);
+    free(d->method);
+    xo_args_free(d->args);
+    free(d);
+}
+
+static void delayed_tell_fire(xo_timer_t *t)
+{
+    delayed_tell_t *d = (delayed_tell_t *)t;
+    xo_args_t *args = d->args;
+    d->args = NULL;
+    /* Runs on the timer thread: xo_tell only posts (no waiting, no timers), so it is safe under the timer lock. */
+    xo_status_t st = xo_tell(d->ref, d->method, args);
+    if (st != XO_OK) xo_log_debug("delayed tell %s.%s dropped: %s", d->ref->uid, d->method, xo_last_error());
+    delayed_tell_free(d);
+}
+
+static void delayed_tell_drop(xo_timer_t *t) { delayed_tell_free((delayed_tell_t *)t); }
+
+xo_status_t xo_tell_delay(const xo_ref_t *ref, const char *method, xo_args_t *args, int64_t delay_ms)
+{
+    if (!ref || !method) {
+        xo_args_free(args);
+        return xo_error_set(XO_EINVAL, "ref and method are required");
+    }
+    if (delay_ms <= 0) return xo_tell(ref, method, args);
+    xo_pool_t *pool = xo_pool_find(ref->address);
+    if (!pool) {
+        xo_args_free(args);
+        return no_pool(ref->address);
+    }
+    delayed_tell_t *d = calloc(1, sizeof *d);
+    if (d) {
+        d->ref = xo_ref_dup(ref);
+        d->method = strdup(method);
+    }
+    if (!d || !d->ref || !d->method) {
+        if (d) delayed_tell_free(d);
+        xo_args_free(args);
+        return xo_error_set(XO_ENOMEM, "out of memory");
+    }
+    d->args = args;
+    d->timer.heap_index = SIZE_MAX;
+    d->timer.fire = delayed_tell_fire;
+    d->timer.drop = delayed_tell_drop;
+    xo_timers_add(pool->timers, &d->timer, xo_now_ns() + (uint64_t)delay_ms * 1000000ull);
+    return XO_OK;
+}
+
+xo_status_t xo_sleep_ms(int64_t ms)
+{
+    if (ms < 0) ms = 0;
+    if (!xo_worker_current()) {
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+        return XO_OK;
+    }
+    /* A method sleeps by waiting, with a timeout, on a future nobody completes. */
+    xo_future_t *never = xo_future_new();
+    if (!never) return xo_error_set(XO_ENOMEM, "out of memory");
+    xo_status_t st = xo_future_await(never, ms);
+    xo_future_unref(never);
+    if (st == XO_ETIMEDOUT) {
+        xo_error_clear();
+        return XO_OK;
+    }
+    return st;
+}
+
+/* ---- batches ------------------------------------------------------------------------------------------------- */
+
+xo_delayed_t *xo_delay(const char *method, xo_args_t *args)
+{
+    xo_delayed_t *d = malloc(sizeof *d);
+    if (d) d->method = method ? strdup(method) : NULL;
+    if (!d || (method && !d->method)) {
+        free(d);
+        xo_args_free(args);
+        return NULL;
+    }
+    d->args = args;
+    return d;
+}
+
+void xo_delayed_free(xo_delayed_t *d)
+{
+    if (!d) return;
+    free(d->method);
+    xo_args_free(d->args);
+    free(d);
+}
+
+static void free_calls(xo_delayed_t **calls, size_t n)
+{
+    for (size_t i = 0; i < n; i++) xo_delayed_free(calls[i]);
+}
+
+xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_t timeout_ms, xo_status_t *statuses,
+                     xo_result_t **results, char **errors)
+{
+    if (n == 0) return XO_OK;
+    if (!calls || !statuses || !results) {
+        if (calls) free_calls(calls, n);
+        return xo_error_set(XO_EINVAL, "calls, statuses and results are required");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!calls[i] || !calls[i]->method) {
+            free_calls(calls, n);
+            return xo_error_set(XO_EINVAL, "batch call %zu is NULL or has no method", i);
+        }
+        if (strcmp(calls[i]->method, calls[0]->method) != 0) {
+            xo_status_t st = xo_error_set(XO_EBATCH, "a batch must call one method: call 0 is \"%s\", call %zu is \"%s\"",
+                                          calls[0]->method, i, calls[i]->method);
+            free_calls(calls, n);
+            return st;
+        }
+    }
+    xo_actor_t *a;
+    xo_status_t st = resolve(ref, &a);
+    int index = 0;
+    if (st == XO_OK) {
+        st = find_method(a, calls[0]->method, &index);
+        if (st == XO_OK && !(a->cls->methods[index].flags & XO_METHOD_EXTENSIBLE))
+            st = xo_error_set(XO_EBATCH, "method \"%s\" of class %s is not extensible (it cannot be batched)",
+                              calls[0]->method, a->cls->name);
+        if (st != XO_OK) xo_actor_release(a);
+    }
+    if (st != XO_OK) {
+        free_calls(calls, n);
+        return st;
+    }
+    xo_future_t *f = NULL;
+    xo_msg_t *m = msg_new(XO_MSG_BATCH, &f);
+    xo_args_t **batch_args = m ? calloc(n, sizeof *batch_args) : NULL;
+    if (!batch_args) {
+        if (m) xo_msg_free(m);
+        xo_future_unref(f);
+        xo_actor_release(a);
+        free_calls(calls, n);
+        return xo_error_set(XO_ENOMEM, "out of memory for a batch");
+    }
+    for (size_t i = 0; i < n; i++) {
+        batch_args[i] = calls[i]->args;
+        calls[i]->args = NULL;
+    }
+    free_calls(calls, n);
+    m->method = (uint32_t)index;
+    m->n_calls = n;
+    m->batch_args = batch_args;
+    xo_actor_post(a, m);
+    xo_actor_release(a);
+
+    st = xo_future_await(f, timeout_ms);
+    if (st == XO_OK && f->status != XO_OK) {
+        st = f->error ? xo_error_set(f->status, "%s", f->error) : xo_error_set(f->status, "%s", xo_strerror(f->status));
+    } else if (st == XO_OK) {
+        for (size_t i = 0; i < n; i++) {
+            statuses[i] = f->item_status[i];
+            results[i] = f->item_results[i];
+            f->item_results[i] = NULL;
+            if (errors) {
+                errors[i] = f->item_errors[i];
+                f->item_errors[i] = NULL;
+            }
+        }
+    } else if (st == XO_ETIMEDOUT) {
+        xo_future_request_cancel(f);
+    }
+    xo_future_unref(f);
+    return st;
+}

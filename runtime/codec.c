@@ -1,0 +1,479 @@
+#include "runtime/codec.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/error.h"
+
+/* ---- growable buffers ----------------------------------------------------------------------------------------- */
+
+static int grow(char **data, size_t *cap, size_t need, char *inline_buf)
+{
+    size_t ncap = *cap ? *cap : 64;
+    while (ncap < need) ncap *= 2;
+    char *nd;
+    if (*data == inline_buf) {
+        nd = malloc(ncap);
+        if (nd) memcpy(nd, inline_buf, *cap);
+    } else {
+        nd = realloc(*data, ncap);
+    }
+    if (!nd) return -1;
+    *data = nd;
+    *cap = ncap;
+    return 0;
+}
+
+int xo_buf_write(void *p, const char *data, size_t len)
+{
+    xo_buf_t *b = p;
+    if (b->size + len > b->cap && grow(&b->data, &b->cap, b->size + len, NULL) != 0) return -1;
+    memcpy(b->data + b->size, data, len);
+    b->size += len;
+    return 0;
+}
+
+void xo_buf_reset(xo_buf_t *b) { b->size = 0; }
+
+void xo_buf_free(xo_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->size = b->cap = 0;
+}
+
+/* ---- arguments ------------------------------------------------------------------------------------------------ */
+
+static int args_write(void *p, const char *data, size_t len)
+{
+    xo_args_t *a = p;
+    if (a->size + len > a->cap && grow(&a->data, &a->cap, a->size + len, a->inline_buf) != 0) return -1;
+    memcpy(a->data + a->size, data, len);
+    a->size += len;
+    return 0;
+}
+
+static xo_args_t *args_alloc(void)
+{
+    xo_args_t *a = malloc(sizeof *a);
+    if (!a) return NULL;
+    a->data = a->inline_buf;
+    a->size = 0;
+    a->cap = sizeof a->inline_buf;
+    msgpack_packer_init(&a->pk, a, args_write);
+    return a;
+}
+
+xo_args_t *xo_args_new(uint32_t n)
+{
+    xo_args_t *a = args_alloc();
+    if (a && msgpack_pack_array(&a->pk, n) != 0) {
+        xo_args_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+msgpack_packer *xo_args_packer(xo_args_t *args) { return args ? &args->pk : NULL; }
+
+void xo_args_free(xo_args_t *a)
+{
+    if (!a) return;
+    if (a->data != a->inline_buf) free(a->data);
+    free(a);
+}
+
+const char *xo_args_data(const xo_args_t *args, size_t *len_p)
+{
+    static const char empty_array[1] = {(char)0x90};
+    if (!args) {
+        *len_p = 1;
+        return empty_array;
+    }
+    *len_p = args->size;
+    return args->data;
+}
+
+/* ---- packing by format ---------------------------------------------------------------------------------------- */
+
+/* Counts the values of one level of fmt starting at fmt, up to the closing bracket (or the end at level 0). A
+ * bracketed group counts as one value. -1 on unbalanced brackets. */
+static long count_level(const char *fmt, char close)
+{
+    long n = 0;
+    int depth = 0;
+    for (const char *p = fmt; *p; p++) {
+        char c = *p;
+        if (c == ' ') continue;
+        if (c == '[' || c == '{') {
+            if (depth == 0) n++;
+            depth++;
+        } else if (c == ']' || c == '}') {
+            if (depth == 0) return c == close ? n : -1;
+            depth--;
+        } else if (depth == 0) {
+            n++;
+        }
+    }
+    return (depth == 0 && close == '\0') ? n : -1;
+}
+
+static xo_status_t pack_level(msgpack_packer *pk, const char **fmtp, char close, va_list *ap)
+{
+    const char *p = *fmtp;
+    int rc = 0;
+    for (; *p && *p != close; p++) {
+        switch (*p) {
+        case ' ': break;
+        case 'i': rc = msgpack_pack_int(pk, va_arg(*ap, int)); break;
+        case 'l': rc = msgpack_pack_int64(pk, va_arg(*ap, int64_t)); break;
+        case 'u': rc = msgpack_pack_uint64(pk, va_arg(*ap, uint64_t)); break;
+        case 'd': rc = msgpack_pack_double(pk, va_arg(*ap, double)); break;
+        case 't': rc = va_arg(*ap, int) ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+        case 'n': rc = msgpack_pack_nil(pk); break;
+        case 's': {
+            const char *s = va_arg(*ap, const char *);
+            rc = s ? msgpack_pack_str_with_body(pk, s, strlen(s)) : msgpack_pack_nil(pk);
+            break;
+        }
+        case 'S': {
+            xo_str_t s = va_arg(*ap, xo_str_t);
+            rc = msgpack_pack_str_with_body(pk, s.ptr, s.len);
+            break;
+        }
+        case 'b': {
+            const void *b = va_arg(*ap, const void *);
+            size_t len = va_arg(*ap, size_t);
+            rc = msgpack_pack_bin_with_body(pk, b, len);
+            break;
+        }
+        case 'o': rc = msgpack_pack_object(pk, *va_arg(*ap, const msgpack_object *)); break;
+        case '[':
+        case '{': {
+            char sub_close = *p == '[' ? ']' : '}';
+            long n = count_level(p + 1, sub_close);
+            if (n < 0 || (sub_close == '}' && n % 2)) return xo_error_set(XO_EINVAL, "bad pack format near '%s'", p);
+            rc = sub_close == ']' ? msgpack_pack_array(pk, (size_t)n) : msgpack_pack_map(pk, (size_t)n / 2);
+            if (rc) break;
+            const char *q = p + 1;
+            xo_status_t st = pack_level(pk, &q, sub_close, ap);
+            if (st != XO_OK) return st;
+            p = q; /* at the closing bracket */
+            break;
+        }
+        default: return xo_error_set(XO_EINVAL, "bad pack format character '%c'", *p);
+        }
+        if (rc != 0) return xo_error_set(XO_ENOMEM, "out of memory while packing");
+    }
+    if (*p != close) return xo_error_set(XO_EINVAL, "unbalanced brackets in pack format");
+    *fmtp = p;
+    return XO_OK;
+}
+
+xo_status_t xo_vpack(msgpack_packer *pk, const char *fmt, va_list *ap)
+{
+    if (count_level(fmt, '\0') < 0) return xo_error_set(XO_EINVAL, "unbalanced brackets in pack format \"%s\"", fmt);
+    const char *p = fmt;
+    return pack_level(pk, &p, '\0', ap);
+}
+
+xo_status_t xo_pack(msgpack_packer *pk, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    xo_status_t st = xo_vpack(pk, fmt, &ap);
+    va_end(ap);
+    return st;
+}
+
+xo_args_t *xo_args(const char *fmt, ...)
+{
+    long n = count_level(fmt, '\0');
+    if (n < 0) return NULL;
+    xo_args_t *a = xo_args_new((uint32_t)n);
+    if (!a) return NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    xo_status_t st = xo_vpack(&a->pk, fmt, &ap);
+    va_end(ap);
+    if (st != XO_OK) {
+        xo_args_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* ---- unpacking by format -------------------------------------------------------------------------------------- */
+
+static const char *type_name(msgpack_object_type t)
+{
+    switch (t) {
+    case MSGPACK_OBJECT_NIL: return "nil";
+    case MSGPACK_OBJECT_BOOLEAN: return "bool";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "int";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: return "float";
+    case MSGPACK_OBJECT_STR: return "string";
+    case MSGPACK_OBJECT_BIN: return "binary";
+    case MSGPACK_OBJECT_ARRAY: return "array";
+    case MSGPACK_OBJECT_MAP: return "map";
+    case MSGPACK_OBJECT_EXT: return "ext";
+    }
+    return "unknown";
+}
+
+static xo_status_t mismatch(const char *path, size_t i, const char *want, const msgpack_object *o)
+{
+    return xo_error_set(XO_EBADARGS, "argument %s%zu: expected %s, got %s", path, i + 1, want, type_name(o->type));
+}
+
+static bool as_int64(const msgpack_object *o, int64_t *v)
+{
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *v = o->via.i64;
+        return true;
+    }
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX) {
+        *v = (int64_t)o->via.u64;
+        return true;
+    }
+    return false;
+}
+
+/* Skips a bracketed group in fmt starting at its opening bracket; returns the pointer at its closing bracket. */
+static const char *skip_group(const char *p)
+{
+    int depth = 0;
+    for (; *p; p++) {
+        if (*p == '[' || *p == '{') depth++;
+        if (*p == ']' || *p == '}') {
+            if (--depth == 0) return p;
+        }
+    }
+    return p;
+}
+
+static xo_status_t unpack_level(const msgpack_object *arr, const char **fmtp, char close, va_list *ap,
+                                const char *path)
+{
+    if (arr->type != MSGPACK_OBJECT_ARRAY)
+        return xo_error_set(XO_EBADARGS, "arguments %s: expected an array, got %s", path, type_name(arr->type));
+    const msgpack_object *items = arr->via.array.ptr;
+    size_t n = arr->via.array.size, i = 0;
+    bool optional = false, extra_ok = false;
+    const char *p = *fmtp;
+    for (; *p && *p != close; p++) {
+        char c = *p;
+        if (c == ' ') continue;
+        if (c == '|') {
+            optional = true;
+            continue;
+        }
+        if (c == '*') {
+            extra_ok = true;
+            continue;
+        }
+        const msgpack_object *o = i < n ? &items[i] : NULL;
+        bool skip = !o || (optional && o->type == MSGPACK_OBJECT_NIL && c != 'n' && c != 'o');
+        if (!o && !optional) {
+            long want = count_level(*fmtp, close);
+            return xo_error_set(XO_EBADARGS, "arguments %s: expected %ld values, got %zu", path[0] ? path : "",
+                                want, n);
+        }
+        switch (c) {
+        case 'i': {
+            int *out = va_arg(*ap, int *);
+            if (skip) break;
+            int64_t v;
+            if (!as_int64(o, &v) || v < INT_MIN || v > INT_MAX) return mismatch(path, i, "int (32-bit)", o);
+            *out = (int)v;
+            break;
+        }
+        case 'l': {
+            int64_t *out = va_arg(*ap, int64_t *);
+            if (skip) break;
+            if (!as_int64(o, out)) return mismatch(path, i, "int (64-bit)", o);
+            break;
+        }
+        case 'u': {
+            uint64_t *out = va_arg(*ap, uint64_t *);
+            if (skip) break;
+            if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return mismatch(path, i, "unsigned int", o);
+            *out = o->via.u64;
+            break;
+        }
+        case 'd': {
+            double *out = va_arg(*ap, double *);
+            if (skip) break;
+            if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64) *out = o->via.f64;
+            else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) *out = (double)o->via.u64;
+            else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) *out = (double)o->via.i64;
+            else return mismatch(path, i, "number", o);
+            break;
+        }
+        case 't': {
+            bool *out = va_arg(*ap, bool *);
+            if (skip) break;
+            if (o->type != MSGPACK_OBJECT_BOOLEAN) return mismatch(path, i, "bool", o);
+            *out = o->via.boolean;
+            break;
+        }
+        case 's': {
+            xo_str_t *out = va_arg(*ap, xo_str_t *);
+            if (skip) break;
+            if (o->type != MSGPACK_OBJECT_STR) return mismatch(path, i, "string", o);
+            out->ptr = o->via.str.ptr;
+            out->len = o->via.str.size;
+            break;
+        }
+        case 'b': {
+            xo_bytes_t *out = va_arg(*ap, xo_bytes_t *);
+            if (skip) break;
+            if (o->type != MSGPACK_OBJECT_BIN && o->type != MSGPACK_OBJECT_STR) return mismatch(path, i, "binary", o);
+            out->ptr = o->via.bin.ptr;
+            out->len = o->via.bin.size;
+            break;
+        }
+        case 'o': {
+            const msgpack_object **out = va_arg(*ap, const msgpack_object **);
+            if (o) *out = o;
+            break;
+        }
+        case 'n':
+            if (o && o->type != MSGPACK_OBJECT_NIL) return mismatch(path, i, "nil", o);
+            break;
+        case '[': {
+            if (skip) {
+                /* consume the group's pointers without touching them */
+                const char *end = skip_group(p);
+                for (const char *q = p + 1; q < end; q++) {
+                    if (strchr("ilmudtsbo", *q)) (void)va_arg(*ap, void *);
+                }
+                p = end;
+                break;
+            }
+            char sub[64];
+            snprintf(sub, sizeof sub, "%s%zu.", path, i + 1);
+            const char *q = p + 1;
+            xo_status_t st = unpack_level(o, &q, ']', ap, sub);
+            if (st != XO_OK) return st;
+            p = q;
+            break;
+        }
+        default: return xo_error_set(XO_EINVAL, "bad unpack format character '%c'", c);
+        }
+        i++;
+    }
+    if (*p != close) return xo_error_set(XO_EINVAL, "unbalanced brackets in unpack format");
+    if (i < n && !extra_ok)
+        return xo_error_set(XO_EBADARGS, "arguments %s: expected at most %zu values, got %zu", path, i, n);
+    *fmtp = p;
+    return XO_OK;
+}
+
+xo_status_t xo_vunpack(const msgpack_object *args, const char *fmt, va_list *ap)
+{
+    const char *p = fmt;
+    return unpack_level(args, &p, '\0', ap, "");
+}
+
+xo_status_t xo_unpack(const msgpack_object *args, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    xo_status_t st = xo_vunpack(args, fmt, &ap);
+    va_end(ap);
+    return st;
+}
+
+bool xo_str_eq(xo_str_t s, const char *c) { return strlen(c) == s.len && memcmp(s.ptr, c, s.len) == 0; }
+
+/* ---- decoding and results ------------------------------------------------------------------------------------- */
+
+bool xo_encoded_is_container(const char *data, size_t len)
+{
+    if (len == 0) return false;
+    unsigned char b = (unsigned char)data[0];
+    return (b & 0xf0) == 0x90 || (b & 0xf0) == 0x80 || (b >= 0xdc && b <= 0xdf);
+}
+
+xo_status_t xo_decode(const char *data, size_t len, msgpack_zone *zone, msgpack_object *obj)
+{
+    size_t off = 0;
+    msgpack_unpack_return r = msgpack_unpack(data, len, &off, zone, obj);
+    if (r != MSGPACK_UNPACK_SUCCESS || off != len)
+        return xo_error_set(XO_EPROTO, "malformed msgpack value (%zu bytes, decoder said %d at %zu)", len, (int)r, off);
+    return XO_OK;
+}
+
+struct xo_result {
+    size_t len;
+    bool decoded;
+    bool has_zone;
+    msgpack_zone zone;
+    msgpack_object obj;
+    char data[];
+};
+
+xo_result_t *xo_result_from_bytes(const char *data, size_t len)
+{
+    static const char nil = (char)0xc0;
+    if (len == 0) {
+        data = &nil;
+        len = 1;
+    }
+    xo_result_t *r = malloc(sizeof *r + len);
+    if (!r) return NULL;
+    r->len = len;
+    r->decoded = false;
+    r->has_zone = false;
+    memcpy(r->data, data, len);
+    return r;
+}
+
+const char *xo_result_bytes(const xo_result_t *r, size_t *len_p)
+{
+    *len_p = r->len;
+    return r->data;
+}
+
+/* Decoding is lazy (a caller may only want to know that the call succeeded); a result is not shared between
+ * threads, so the const cast is a cache fill, not a visible mutation. */
+const msgpack_object *xo_result_value(const xo_result_t *cr)
+{
+    static const msgpack_object nil_obj = {.type = MSGPACK_OBJECT_NIL};
+    xo_result_t *r = (xo_result_t *)cr;
+    if (!r) return &nil_obj;
+    if (!r->decoded) {
+        msgpack_zone *zone = NULL;
+        if (xo_encoded_is_container(r->data, r->len)) {
+            if (!msgpack_zone_init(&r->zone, 256)) return &nil_obj;
+            r->has_zone = true;
+            zone = &r->zone;
+        }
+        if (xo_decode(r->data, r->len, zone, &r->obj) != XO_OK) r->obj = nil_obj;
+        r->decoded = true;
+    }
+    return &r->obj;
+}
+
+xo_status_t xo_result_unpack(const xo_result_t *r, const char *fmt, ...)
+{
+    msgpack_object one = {.type = MSGPACK_OBJECT_ARRAY};
+    one.via.array.size = 1;
+    one.via.array.ptr = (msgpack_object *)xo_result_value(r);
+    va_list ap;
+    va_start(ap, fmt);
+    xo_status_t st = xo_vunpack(&one, fmt, &ap);
+    va_end(ap);
+    return st;
+}
+
+void xo_result_free(xo_result_t *r)
+{
+    if (!r) return;
+    if (r->has_zone) msgpack_zone_destroy(&r->zone);
+    free(r);
+}

@@ -1,0 +1,316 @@
+/* The in-process runtime's internal objects and how they refer to each other. Private to runtime/.
+ *
+ *   pool ─┬─ sched[i] (one thread each: run queues, a loop fiber, a cache of workers)
+ *         ├─ actor table (uid → actor)
+ *         └─ timers (one thread: call timeouts, delayed tells, sleeps)
+ *   actor: mailbox (MPSC) + a "scheduled" token; at most one scheduler runs a stateful actor at a time.
+ *   worker: one activation (a message being run) on its own fiber; suspends when the method waits.
+ *   message: an intrusive node; travels mailbox → activation; owns its arguments and a ref on its reply future.
+ *   future: refcounted; the waiter (a thread or a worker) and the reply's producer each hold a ref.
+ *
+ * Reentrancy rule (why A→B→A does not deadlock): every message carries a call-chain id, inherited by every call a
+ * method makes and fresh for calls from plain threads. While a stateful actor has a suspended activation of chain
+ * c, it runs only messages of chain c (they are part of the same logical flow, which is waiting on itself); other
+ * messages are deferred, in arrival order, until no activation is suspended. */
+#ifndef XO_RUNTIME_CORE_H
+#define XO_RUNTIME_CORE_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/codec.h"
+#include "runtime/error.h"
+#include "runtime/fiber.h"
+#include "runtime/mpsc.h"
+#include "xoscar/xoscar.h"
+
+typedef struct xo_actor xo_actor_t;
+typedef struct xo_sched xo_sched_t;
+typedef struct xo_ctx xo_worker_t; /* the ctx a method sees is its worker */
+typedef struct xo_msg xo_msg_t;
+typedef struct xo_timers xo_timers_t;
+
+/* ---- runnables: what scheduler queues hold -------------------------------------------------------------------- */
+
+typedef enum {
+    XO_RUN_ACTOR = 1,   /* a stateful (or creating) actor with messages: run a batch of them */
+    XO_RUN_MESSAGE,     /* one message for a stateless actor: run it on a worker */
+    XO_RUN_RESUME,      /* a suspended worker of a stateless actor whose wait ended */
+} xo_run_kind_t;
+
+typedef struct xo_runnable {
+    xo_mpsc_node_t node; /* first: queues link through it */
+    uint8_t kind;
+} xo_runnable_t;
+
+/* ---- messages ------------------------------------------------------------------------------------------------- */
+
+typedef enum {
+    XO_MSG_CALL = 1, /* a call, send or tell (reply == NULL for tell) */
+    XO_MSG_BATCH,
+    XO_MSG_CREATE,
+    XO_MSG_DESTROY,
+    XO_MSG_RESUME,   /* not a message: a stateful actor's suspended worker to resume (embedded in the worker) */
+} xo_msg_kind_t;
+
+struct xo_msg {
+    xo_runnable_t run;     /* first: mailbox and run-queue link */
+    uint8_t kind;
+    uint32_t method;       /* index into the class's methods (CALL, BATCH) */
+    uint64_t chain;
+    xo_actor_t *actor;     /* set (with a ref) only while a stateless message sits in a run queue */
+    xo_future_t *reply;    /* holds a ref; NULL for tell */
+    xo_args_t *args;       /* owned; NULL = no arguments (CALL, CREATE) */
+    size_t n_calls;        /* BATCH: n_calls argument lists in batch_args (owned) */
+    xo_args_t **batch_args;
+};
+
+/* Frees m and what it owns, dropping its reply ref (without completing the reply). */
+void xo_msg_free(xo_msg_t *m);
+
+/* Completes m's reply (if any) with st and the current error text, then frees m. For messages that will not run. */
+void xo_msg_reject(xo_msg_t *m, xo_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- futures -------------------------------------------------------------------------------------------------- */
+
+enum { XO_FUT_PENDING = 0, XO_FUT_WAITING = 1, XO_FUT_DONE = 2 };
+
+struct xo_future {
+    _Atomic int state;          /* the futex word a waiting thread sleeps on */
+    _Atomic int refs;
+    _Atomic bool cancel_requested;
+    atomic_flag lock;           /* guards runner and runner->awaiting */
+    xo_worker_t *runner;        /* the activation running the call, while it runs */
+    xo_worker_t *waiter;        /* written before state becomes WAITING; NULL: a thread waits */
+    /* the reply, written before state becomes DONE */
+    xo_status_t status;
+    char *error;                /* malloc'd text or NULL */
+    xo_result_t *result;        /* owned until taken by a wait */
+    size_t n_items;             /* batch replies */
+    xo_status_t *item_status;
+    xo_result_t **item_results;
+    char **item_errors;
+    bool taken;
+};
+
+/* A new future with refs = 1 (the caller's). NULL when out of memory. */
+xo_future_t *xo_future_new(void);
+void xo_future_ref(xo_future_t *f);
+void xo_future_unref(xo_future_t *f);
+
+/* Publishes the reply and wakes the waiter. Consumes result and error (malloc'd text, may be NULL). Returns false
+ * (and frees them) when the future was already complete. */
+bool xo_future_complete(xo_future_t *f, xo_status_t st, char *error, xo_result_t *result);
+
+/* Same for a batch reply: consumes the three arrays of n entries. */
+bool xo_future_complete_batch(xo_future_t *f, size_t n, xo_status_t *st, xo_result_t **results, char **errors);
+
+/* Waits for f (thread or worker), up to timeout_ms. XO_OK when f is complete; XO_ETIMEDOUT; XO_ECANCELED when the
+ * waiting activation was cancelled. Does not take the reply. */
+xo_status_t xo_future_await(xo_future_t *f, int64_t timeout_ms);
+
+/* Requests cancellation of the call behind f and of whatever its running activation is waiting on. */
+void xo_future_request_cancel(xo_future_t *f);
+
+/* ---- workers (activations) ------------------------------------------------------------------------------------ */
+
+enum { XO_W_IDLE = 0, XO_W_RUNNING, XO_W_SUSPENDED, XO_W_DONE };
+
+struct xo_ctx {
+    xo_runnable_t run;          /* resume link for stateless activations (kind XO_RUN_RESUME) */
+    xo_msg_t resume_msg;        /* resume link for stateful ones (kind XO_MSG_RESUME, into the mailbox) */
+    xo_fiber_t *fiber;
+    xo_sched_t *home;
+    xo_worker_t *next_free;
+    /* the activation */
+    xo_actor_t *actor;
+    xo_msg_t *msg;
+    uint64_t chain;
+    int state;
+    bool via_mailbox;           /* resume through the actor's mailbox (stateful or creating) */
+    bool counted;               /* counted in actor->depth while suspended */
+    xo_status_t wake_status;    /* why the last wait ended: XO_OK, XO_ETIMEDOUT, XO_ECANCELED */
+    xo_future_t *awaiting;      /* guarded by msg->reply->lock */
+    _Atomic bool cancelled;
+    msgpack_zone zone;          /* decodes the arguments, cleared per activation */
+    xo_buf_t out;               /* result packing */
+    msgpack_packer out_pk;
+    char error[XO_ERROR_TEXT_MAX];
+};
+
+/* The worker running on this thread, or NULL (a plain thread, or a scheduler's loop). */
+xo_worker_t *xo_worker_current(void);
+
+/* Suspends the current worker until xo_worker_wake. Only from a worker. Returns its wake_status. */
+xo_status_t xo_worker_suspend(xo_worker_t *w);
+
+/* Makes a suspended worker runnable again, with why its wait ended. Thread-safe; exactly one party may wake a given
+ * suspension (the one that won the future's state CAS). */
+void xo_worker_wake(xo_worker_t *w, xo_status_t why);
+
+/* ---- schedulers ----------------------------------------------------------------------------------------------- */
+
+struct xo_sched {
+    xo_pool_t *pool;
+    unsigned index;
+    pthread_t thread;
+    alignas(64) xo_mpsc_t inbox;        /* pushes from other threads */
+    alignas(64) _Atomic int sleeping;   /* futex word: 1 while the thread sleeps or is about to */
+    alignas(64) xo_runnable_t *local_head; /* thread-private FIFO of runnables it scheduled itself */
+    xo_runnable_t *local_tail;
+    xo_fiber_t *loop_fiber;
+    xo_worker_t *free_workers;
+    xo_worker_t **workers;              /* all of them, for cleanup */
+    size_t n_workers, cap_workers;
+    uint64_t spin_ns;
+};
+
+/* The scheduler running on this thread, or NULL. */
+xo_sched_t *xo_sched_current(void);
+
+/* Queues r on pool. home >= 0 pins it to that scheduler; -1 lets the runtime choose (the calling scheduler when it
+ * is one of pool's, for locality). Wakes the chosen thread when it sleeps. */
+void xo_sched_post(xo_pool_t *pool, xo_runnable_t *r, int home);
+
+/* A worker of s ready for a new activation (cached, or new). NULL when out of memory. */
+xo_worker_t *xo_sched_worker_get(xo_sched_t *s);
+
+/* Returns a finished worker to s's cache. */
+void xo_sched_worker_put(xo_sched_t *s, xo_worker_t *w);
+
+/* Runs w on s's thread until it finishes or suspends (w->state tells which). w->home must be s. */
+void xo_sched_switch_in(xo_sched_t *s, xo_worker_t *w);
+
+/* The body of every activation: runs w->msg on w->actor and replies. Defined in actor.c. */
+void xo_activation_body(xo_worker_t *w);
+
+/* Marks the start and end of f's call being run by w (for cancellation). */
+void xo_future_set_runner(xo_future_t *f, xo_worker_t *w);
+
+/* Starts and stops the pool's scheduler threads. */
+xo_status_t xo_sched_start_all(xo_pool_t *pool);
+void xo_sched_stop_all(xo_pool_t *pool);
+
+/* ---- actors --------------------------------------------------------------------------------------------------- */
+
+enum { XO_LIFE_CREATING = 0, XO_LIFE_ALIVE, XO_LIFE_DEAD };
+
+struct xo_actor {
+    xo_runnable_t run;                  /* the run-queue link (kind XO_RUN_ACTOR) */
+    xo_mpsc_t mailbox;
+    _Atomic int scheduled;              /* the token: 1 while queued or running */
+    _Atomic int home;                   /* -1: any scheduler; else pinned (it has suspended activations there) */
+    _Atomic int refs;
+    _Atomic int life;
+    _Atomic int activations;            /* running or suspended; fini runs when DEAD and this reaches 0 */
+    atomic_flag fini_done;
+    /* fields of the token holder (the scheduler running a stateful actor) */
+    int depth;                          /* suspended activations */
+    uint64_t chain;                     /* their chain */
+    xo_msg_t *deferred_head, *deferred_tail;
+    /* constant after creation */
+    const xo_actor_class_t *cls;
+    xo_pool_t *pool;                    /* valid while life != DEAD */
+    void *state;
+    bool init_ok;
+    xo_actor_t *table_next;
+    char uid[];
+};
+
+/* A new actor (refs = 1, the caller's), state zeroed. NULL when out of memory. */
+xo_actor_t *xo_actor_new(xo_pool_t *pool, const xo_actor_class_t *cls, const char *uid);
+void xo_actor_retain(xo_actor_t *a);
+void xo_actor_release(xo_actor_t *a);
+
+/* Delivers m to a (consumes m) and schedules a when needed. Thread-safe. */
+void xo_actor_post(xo_actor_t *a, xo_msg_t *m);
+
+/* Runs up to a batch of a's mailbox; called by a scheduler holding a's token. */
+void xo_actor_run(xo_sched_t *s, xo_actor_t *a);
+
+/* Runs one stateless message on a worker (scheduler only). */
+void xo_actor_run_stateless(xo_sched_t *s, xo_msg_t *m);
+
+/* Resumes a stateless actor's suspended worker (scheduler only). */
+void xo_actor_resume_stateless(xo_sched_t *s, xo_worker_t *w);
+
+/* Ends an activation's count; the last one of a dead actor runs fini. */
+void xo_actor_activation_end(xo_actor_t *a);
+
+/* Runs fini once, when the actor is dead and no activation remains. */
+void xo_actor_try_fini(xo_actor_t *a);
+
+/* Index of the method called name in cls, or -1. */
+int xo_class_method_index(const xo_actor_class_t *cls, const char *name);
+
+/* ---- pools ---------------------------------------------------------------------------------------------------- */
+
+struct xo_pool {
+    char *address;
+    unsigned n_sched;
+    xo_sched_t *sched;
+    size_t fiber_stack_size;
+    _Atomic unsigned rr;                /* round robin for posts from plain threads */
+    _Atomic bool stopping;
+    _Atomic bool threads_stop;
+    pthread_mutex_t table_lock;
+    xo_actor_t **table;                 /* open hashing on uid */
+    size_t table_cap, n_actors;
+    xo_timers_t *timers;
+    _Atomic uint64_t uid_counter;
+    uint64_t uid_seed;
+    xo_pool_t *registry_next;
+};
+
+/* The pool of this process at address, or NULL. The pointer stays valid until that pool is stopped: stopping a
+ * pool must not race with other threads' calls into it (see xo_pool_stop). */
+xo_pool_t *xo_pool_find(const char *address);
+
+/* The pool a NULL address means: the running actor's pool, else the first pool started in this process. */
+xo_pool_t *xo_pool_default(void);
+
+/* Table operations (take the table lock). insert: XO_EEXIST when taken; takes a ref. remove drops it (only if
+ * the entry is a). lookup returns a new ref or NULL. */
+xo_status_t xo_pool_table_insert(xo_pool_t *pool, xo_actor_t *a);
+void xo_pool_table_remove(xo_pool_t *pool, xo_actor_t *a);
+xo_actor_t *xo_pool_table_lookup(xo_pool_t *pool, const char *uid);
+
+/* The process registry (process.c). register: XO_EEXIST when the address is taken. */
+xo_status_t xo_process_register_pool(xo_pool_t *pool);
+void xo_process_unregister_pool(xo_pool_t *pool);
+
+/* The registered class called name, or NULL. */
+const xo_actor_class_t *xo_class_find(const char *name);
+
+/* A new call-chain id, unique in the process. */
+uint64_t xo_chain_new(void);
+
+/* The chain of the current activation, or a new one on a plain thread. */
+uint64_t xo_chain_current(void);
+
+/* ---- timers --------------------------------------------------------------------------------------------------- */
+
+typedef struct xo_timer xo_timer_t;
+typedef void (*xo_timer_fn)(xo_timer_t *t);
+
+struct xo_timer {
+    uint64_t deadline_ns;
+    size_t heap_index;          /* position in the heap; SIZE_MAX when not queued */
+    xo_timer_fn fire;           /* runs on the timer thread with the timers' lock held: must not block or re-enter */
+    xo_timer_fn drop;           /* optional: frees a timer still queued when the timers stop */
+};
+
+xo_status_t xo_timers_start(xo_timers_t **timers_p, const char *thread_name);
+/* Stops the thread; timers still queued are not fired but handed to their drop function, if any. */
+void xo_timers_stop(xo_timers_t *timers);
+/* t stays owned by the caller and must stay valid until it fires or xo_timers_remove returns. */
+void xo_timers_add(xo_timers_t *timers, xo_timer_t *t, uint64_t deadline_ns);
+/* True when t was removed before firing; false when it had fired (or was never added). Never returns while t fires. */
+bool xo_timers_remove(xo_timers_t *timers, xo_timer_t *t);
+
+uint64_t xo_now_ns(void);
+
+#endif

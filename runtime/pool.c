@@ -1,0 +1,342 @@
+/* A pool in this process: its scheduler threads, its actor table and its timers; start and stop. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "runtime/core.h"
+#include "runtime/log.h"
+
+#define DEFAULT_STACK (256u * 1024u)
+#define DEFAULT_SPIN_US 50u
+#define STOP_DESTROY_BUDGET_MS 2000
+
+static _Atomic unsigned pool_counter;
+
+/* ---- the actor table ----------------------------------------------------------------------------------------- */
+
+static size_t uid_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)h;
+}
+
+static xo_status_t table_grow(xo_pool_t *p)
+{
+    size_t ncap = p->table_cap ? p->table_cap * 2 : 64;
+    xo_actor_t **nt = calloc(ncap, sizeof *nt);
+    if (!nt) return xo_error_set(XO_ENOMEM, "out of memory for the actor table");
+    for (size_t i = 0; i < p->table_cap; i++) {
+        xo_actor_t *a = p->table[i];
+        while (a) {
+            xo_actor_t *next = a->table_next;
+            size_t b = uid_hash(a->uid) & (ncap - 1);
+            a->table_next = nt[b];
+            nt[b] = a;
+            a = next;
+        }
+    }
+    free(p->table);
+    p->table = nt;
+    p->table_cap = ncap;
+    return XO_OK;
+}
+
+xo_status_t xo_pool_table_insert(xo_pool_t *p, xo_actor_t *a)
+{
+    pthread_mutex_lock(&p->table_lock);
+    if (atomic_load(&p->stopping)) {
+        pthread_mutex_unlock(&p->table_lock);
+        return xo_error_set(XO_ECLOSED, "pool %s is stopping", p->address);
+    }
+    if (p->n_actors + 1 > p->table_cap * 3 / 4) {
+        xo_status_t st = table_grow(p);
+        if (st != XO_OK) {
+            pthread_mutex_unlock(&p->table_lock);
+            return st;
+        }
+    }
+    size_t b = uid_hash(a->uid) & (p->table_cap - 1);
+    for (xo_actor_t *e = p->table[b]; e; e = e->table_next) {
+        if (strcmp(e->uid, a->uid) == 0) {
+            pthread_mutex_unlock(&p->table_lock);
+            return xo_error_set(XO_EEXIST, "actor \"%s\" already exists at %s", a->uid, p->address);
+        }
+    }
+    xo_actor_retain(a);
+    a->table_next = p->table[b];
+    p->table[b] = a;
+    p->n_actors++;
+    pthread_mutex_unlock(&p->table_lock);
+    return XO_OK;
+}
+
+void xo_pool_table_remove(xo_pool_t *p, xo_actor_t *a)
+{
+    bool found = false;
+    pthread_mutex_lock(&p->table_lock);
+    if (p->table_cap) {
+        size_t b = uid_hash(a->uid) & (p->table_cap - 1);
+        for (xo_actor_t **pp = &p->table[b]; *pp; pp = &(*pp)->table_next) {
+            if (*pp == a) {
+                *pp = a->table_next;
+                p->n_actors--;
+                found = true;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&p->table_lock);
+    if (found) xo_actor_release(a);
+}
+
+xo_actor_t *xo_pool_table_lookup(xo_pool_t *p, const char *uid)
+{
+    xo_actor_t *found = NULL;
+    pthread_mutex_lock(&p->table_lock);
+    if (p->table_cap) {
+        size_t b = uid_hash(uid) & (p->table_cap - 1);
+        for (xo_actor_t *e = p->table[b]; e; e = e->table_next) {
+            if (strcmp(e->uid, uid) == 0) {
+                found = e;
+                xo_actor_retain(e);
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&p->table_lock);
+    return found;
+}
+
+size_t xo_pool_actor_count(const xo_pool_t *cp)
+{
+    xo_pool_t *p = (xo_pool_t *)cp;
+    pthread_mutex_lock(&p->table_lock);
+    size_t n = p->n_actors;
+    pthread_mutex_unlock(&p->table_lock);
+    return n;
+}
+
+const char *xo_pool_address(const xo_pool_t *p) { return p->address; }
+
+/* ---- start --------------------------------------------------------------------------------------------------- */
+
+xo_status_t xo_pool_start(const xo_pool_config_t *cfg, xo_pool_t **pool_p)
+{
+    xo_pool_config_t def = {0};
+    if (!cfg) cfg = &def;
+    if (!pool_p) return xo_error_set(XO_EINVAL, "pool_p is NULL");
+    xo_pool_t *p = calloc(1, sizeof *p);
+    if (!p) return xo_error_set(XO_ENOMEM, "out of memory for a pool");
+    if (cfg->address) {
+        p->address = strdup(cfg->address);
+    } else {
+        char buf[64];
+        snprintf(buf, sizeof buf, "inproc://%d.%u", (int)getpid(), atomic_fetch_add(&pool_counter, 1));
+        p->address = strdup(buf);
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    p->n_sched = cfg->n_threads ? cfg->n_threads : (unsigned)(ncpu > 0 ? ncpu : 1);
+    p->fiber_stack_size = cfg->fiber_stack_size ? cfg->fiber_stack_size : DEFAULT_STACK;
+    p->sched = calloc(p->n_sched, sizeof *p->sched);
+    pthread_mutex_init(&p->table_lock, NULL);
+    if (getrandom(&p->uid_seed, sizeof p->uid_seed, 0) != sizeof p->uid_seed)
+        p->uid_seed = (uint64_t)getpid() ^ xo_now_ns();
+    if (!p->address || !p->sched) {
+        free(p->address);
+        free(p->sched);
+        free(p);
+        return xo_error_set(XO_ENOMEM, "out of memory for a pool");
+    }
+    unsigned spin = cfg->spin_us ? cfg->spin_us : DEFAULT_SPIN_US;
+    for (unsigned i = 0; i < p->n_sched; i++) p->sched[i].spin_ns = (uint64_t)spin * 1000u;
+
+    xo_status_t st = xo_process_register_pool(p);
+    if (st != XO_OK) goto fail_free;
+    st = xo_timers_start(&p->timers, "xo-timer");
+    if (st != XO_OK) goto fail_unregister;
+    st = xo_sched_start_all(p);
+    if (st != XO_OK) goto fail_timers;
+    xo_log_debug("pool %s started with %u scheduler threads", p->address, p->n_sched);
+    *pool_p = p;
+    return XO_OK;
+
+fail_timers:
+    xo_timers_stop(p->timers);
+fail_unregister:
+    xo_process_unregister_pool(p);
+fail_free:
+    pthread_mutex_destroy(&p->table_lock);
+    free(p->sched);
+    free(p->address);
+    free(p);
+    return st;
+}
+
+/* ---- stop ---------------------------------------------------------------------------------------------------- */
+
+/* Destroys the actors still in the table through the normal path (before_destroy runs), within a time budget. */
+static void destroy_remaining(xo_pool_t *p)
+{
+    uint64_t deadline = xo_now_ns() + (uint64_t)STOP_DESTROY_BUDGET_MS * 1000000ull;
+    for (;;) {
+        xo_actor_t *a = NULL;
+        pthread_mutex_lock(&p->table_lock);
+        for (size_t i = 0; i < p->table_cap && !a; i++) {
+            if (p->table[i]) {
+                a = p->table[i];
+                xo_actor_retain(a);
+            }
+        }
+        pthread_mutex_unlock(&p->table_lock);
+        if (!a) return;
+        xo_future_t *f = xo_future_new();
+        xo_msg_t *m = calloc(1, sizeof *m);
+        uint64_t now = xo_now_ns();
+        if (!f || !m || now >= deadline) {
+            free(m);
+            xo_future_unref(f);
+            xo_actor_release(a);
+            return; /* out of time or memory: the cleanup below finalises the rest */
+        }
+        m->kind = XO_MSG_DESTROY;
+        m->chain = xo_chain_new();
+        m->reply = f;
+        xo_future_ref(f);
+        xo_actor_post(a, m);
+        if (xo_future_await(f, (int64_t)((deadline - now) / 1000000ull)) != XO_OK) {
+            xo_log_warn("pool %s stop: actor \"%s\" did not finish before_destroy in time", p->address, a->uid);
+            xo_pool_table_remove(p, a); /* so the loop moves on; cleanup finalises it */
+        }
+        xo_future_unref(f);
+        xo_actor_release(a);
+    }
+}
+
+typedef struct actor_set {
+    xo_actor_t **v;
+    size_t n, cap;
+} actor_set_t;
+
+static void set_add(actor_set_t *s, xo_actor_t *a)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i] == a) return;
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 16;
+        xo_actor_t **nv = realloc(s->v, ncap * sizeof *nv);
+        if (!nv) return; /* leak rather than crash at shutdown */
+        s->v = nv;
+        s->cap = ncap;
+    }
+    xo_actor_retain(a);
+    s->v[s->n++] = a;
+}
+
+static void reject_closed(xo_pool_t *p, xo_msg_t *m)
+{
+    xo_msg_reject(m, XO_ECLOSED, "pool %s stopped", p->address);
+}
+
+/* With every thread of the pool stopped: answer every queued message with XO_ECLOSED, abandon suspended
+ * activations, finalise the actors, free the workers. Single-threaded from here on. */
+static void cleanup(xo_pool_t *p)
+{
+    actor_set_t actors = {0};
+    for (unsigned i = 0; i < p->n_sched; i++) {
+        xo_sched_t *s = &p->sched[i];
+        for (;;) {
+            xo_runnable_t *r = s->local_head;
+            if (r) {
+                s->local_head = (xo_runnable_t *)atomic_load(&r->node.next);
+                if (!s->local_head) s->local_tail = NULL;
+            } else {
+                r = (xo_runnable_t *)xo_mpsc_pop(&s->inbox);
+            }
+            if (!r) break;
+            if (r->kind == XO_RUN_ACTOR) {
+                xo_actor_t *a = (xo_actor_t *)r;
+                set_add(&actors, a);
+                atomic_store(&a->scheduled, 0);
+                xo_actor_release(a); /* the token's ref */
+            } else if (r->kind == XO_RUN_MESSAGE) {
+                xo_msg_t *m = (xo_msg_t *)r;
+                xo_actor_t *a = m->actor;
+                reject_closed(p, m);
+                xo_actor_release(a);
+            }
+            /* XO_RUN_RESUME: the worker is handled below */
+        }
+    }
+    for (unsigned i = 0; i < p->n_sched; i++) {
+        xo_sched_t *s = &p->sched[i];
+        for (size_t k = 0; k < s->n_workers; k++) {
+            xo_worker_t *w = s->workers[k];
+            if (w->state == XO_W_SUSPENDED && w->msg) {
+                xo_actor_t *a = w->actor;
+                set_add(&actors, a);
+                reject_closed(p, w->msg);
+                w->msg = NULL;
+                atomic_fetch_sub(&a->activations, 1);
+                if (!w->via_mailbox) xo_actor_release(a); /* the stateless message's ref */
+                xo_actor_release(a);                      /* the activation's ref */
+            }
+        }
+    }
+    pthread_mutex_lock(&p->table_lock);
+    for (size_t i = 0; i < p->table_cap; i++)
+        for (xo_actor_t *a = p->table[i]; a; a = a->table_next) set_add(&actors, a);
+    pthread_mutex_unlock(&p->table_lock);
+    for (size_t i = 0; i < actors.n; i++) {
+        xo_actor_t *a = actors.v[i];
+        xo_msg_t *m;
+        while ((m = (xo_msg_t *)xo_mpsc_pop(&a->mailbox)))
+            if (m->kind != XO_MSG_RESUME) reject_closed(p, m);
+        while (a->deferred_head) reject_closed(p, (m = a->deferred_head, a->deferred_head =
+                                                       (xo_msg_t *)atomic_load(&m->run.node.next), m));
+        a->deferred_tail = NULL;
+        atomic_store(&a->life, XO_LIFE_DEAD);
+        xo_pool_table_remove(p, a);
+        atomic_store(&a->activations, 0);
+        xo_actor_try_fini(a);
+        xo_actor_release(a);
+    }
+    free(actors.v);
+    for (unsigned i = 0; i < p->n_sched; i++) {
+        xo_sched_t *s = &p->sched[i];
+        for (size_t k = 0; k < s->n_workers; k++) {
+            xo_worker_t *w = s->workers[k];
+            xo_fiber_destroy(w->fiber);
+            msgpack_zone_destroy(&w->zone);
+            xo_buf_free(&w->out);
+            free(w);
+        }
+        free(s->workers);
+        xo_fiber_destroy(s->loop_fiber);
+    }
+}
+
+void xo_pool_stop(xo_pool_t *p)
+{
+    if (!p) return;
+    if (xo_sched_current() && xo_sched_current()->pool == p) {
+        xo_log_error("xo_pool_stop called from pool %s's own thread: refused (it would join itself)", p->address);
+        return;
+    }
+    destroy_remaining(p);
+    pthread_mutex_lock(&p->table_lock);
+    atomic_store(&p->stopping, true);
+    pthread_mutex_unlock(&p->table_lock);
+    xo_process_unregister_pool(p);
+    xo_sched_stop_all(p);
+    xo_timers_stop(p->timers);
+    cleanup(p);
+    pthread_mutex_destroy(&p->table_lock);
+    free(p->table);
+    free(p->sched);
+    xo_log_debug("pool %s stopped", p->address);
+    free(p->address);
+    free(p);
+}

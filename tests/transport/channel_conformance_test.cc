@@ -1,0 +1,802 @@
+// One conformance suite for every channel backend (unix path, unix abstract, tcp over IPv4 and IPv6, shm):
+// each TEST_P runs once per backend, as UCX's UCT_INSTANTIATE_TEST_CASE and nng's transport tests do.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "transport/channel.h"
+#include "transport/shm.h"
+#include "transport/sock.h"
+#include "xoscar/status.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t MsSince(Clock::time_point t0)
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+}
+
+std::string Unique(const char *what)
+{
+    static std::atomic<int> n{0};
+    return std::string("xo-test-") + what + "-" + std::to_string(getpid()) + "-" + std::to_string(n++);
+}
+
+bool HaveIPv6Loopback()
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd < 0) return false;
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    bool ok = bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+struct Backend {
+    const char *name;
+    std::string (*url)(); // a fresh address to listen on
+    bool stream;          // raw bytes on the socket are frames (unix, tcp); shm's socket carries the handshake
+};
+
+const Backend kBackends[] = {
+    {"unix_path", [] { return "unix:///tmp/" + Unique("u") + ".sock"; }, true},
+    {"unix_abstract", [] { return "unix://@" + Unique("ua"); }, true},
+    {"tcp4", [] { return std::string("tcp://127.0.0.1:0"); }, true},
+    {"tcp6", [] { return std::string("tcp://[::1]:0"); }, true},
+    {"shm", [] { return "shm://" + Unique("s"); }, false},
+};
+
+// A frame the test owns, for sending and for comparing.
+struct TestFrame {
+    std::vector<uint8_t> header;
+    std::vector<std::vector<uint8_t>> segs;
+    std::vector<xo_seg_t> segv;
+    xo_frame_t f{};
+
+    const xo_frame_t *get()
+    {
+        segv.clear();
+        for (auto &s : segs) segv.push_back({s.data(), s.size()});
+        f = xo_frame_t{};
+        f.header = header.data();
+        f.header_len = header.size();
+        f.segs = segv.data();
+        f.nsegs = segv.size();
+        return &f;
+    }
+};
+
+uint8_t PatternByte(uint64_t seed, size_t i) { return static_cast<uint8_t>((seed * 0x9E3779B97F4A7C15ull + i * 2654435761u) >> 29); }
+
+std::vector<uint8_t> Pattern(uint64_t seed, size_t n)
+{
+    std::vector<uint8_t> v(n);
+    for (size_t i = 0; i < n; i++) v[i] = PatternByte(seed, i);
+    return v;
+}
+
+TestFrame MakeFrame(uint64_t seed, size_t header_len, std::vector<size_t> seg_lens)
+{
+    TestFrame t;
+    t.header = Pattern(seed, header_len);
+    for (size_t k = 0; k < seg_lens.size(); k++) t.segs.push_back(Pattern(seed * 31 + k + 1, seg_lens[k]));
+    return t;
+}
+
+// A received frame, released on scope exit.
+struct RxFrame {
+    xo_frame_t f{};
+    ~RxFrame() { xo_frame_release(&f); }
+};
+
+::testing::AssertionResult SameFrame(const TestFrame &want, const xo_frame_t &got)
+{
+    if (got.header_len != want.header.size())
+        return ::testing::AssertionFailure() << "header " << got.header_len << " bytes, want " << want.header.size();
+    if (got.header_len && memcmp(got.header, want.header.data(), got.header_len) != 0)
+        return ::testing::AssertionFailure() << "header bytes differ";
+    if (got.nsegs != want.segs.size())
+        return ::testing::AssertionFailure() << got.nsegs << " segments, want " << want.segs.size();
+    for (size_t i = 0; i < got.nsegs; i++) {
+        if (got.segs[i].len != want.segs[i].size())
+            return ::testing::AssertionFailure() << "segment " << i << ": " << got.segs[i].len << " bytes, want "
+                                                 << want.segs[i].size();
+        if (got.segs[i].len && memcmp(got.segs[i].data, want.segs[i].data(), got.segs[i].len) != 0)
+            return ::testing::AssertionFailure() << "segment " << i << " bytes differ";
+        if (reinterpret_cast<uintptr_t>(got.segs[i].data) % 64 != 0)
+            return ::testing::AssertionFailure() << "segment " << i << " not 64-byte aligned";
+    }
+    return ::testing::AssertionSuccess();
+}
+
+uint64_t Checksum(const void *p, size_t n)
+{
+    const uint8_t *b = static_cast<const uint8_t *>(p);
+    uint64_t h = 1469598103934665603ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = (h ^ w) * 1099511628211ull;
+    }
+    for (; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+int CountDir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    int n = 0;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n;
+}
+
+struct ChanCloser {
+    void operator()(xo_channel_t *c) const { xo_channel_close(c); }
+};
+using Chan = std::unique_ptr<xo_channel_t, ChanCloser>;
+
+class ChannelConformance : public ::testing::TestWithParam<Backend> {
+protected:
+    xo_listener_t *lis_ = nullptr;
+    std::string url_;
+
+    void SetUp() override
+    {
+        if (std::string(GetParam().name) == "tcp6" && !HaveIPv6Loopback()) GTEST_SKIP() << "no IPv6 loopback";
+    }
+
+    void TearDown() override { xo_listener_close(lis_); }
+
+    void Listen(const xo_chan_opts_t *opts = nullptr)
+    {
+        std::string u = GetParam().url();
+        ASSERT_EQ(XO_OK, xo_listen(u.c_str(), opts, &lis_)) << u << ": " << xo_last_error();
+        url_ = xo_listener_url(lis_);
+    }
+
+    // Connects a client and accepts it (accept runs on a thread: shm's connect waits for the accept's reply).
+    void Pair(Chan *client, Chan *server, const xo_chan_opts_t *copts = nullptr)
+    {
+        xo_channel_t *s = nullptr, *c = nullptr;
+        xo_status_t ast = XO_EINVAL;
+        std::string aerr;
+        std::thread t([&] {
+            ast = xo_listener_accept(lis_, 5000, &s);
+            aerr = xo_last_error();
+        });
+        xo_status_t cst = xo_connect(url_.c_str(), copts, 5000, &c);
+        std::string cerr = xo_last_error();
+        t.join();
+        ASSERT_EQ(XO_OK, cst) << url_ << ": " << cerr;
+        ASSERT_EQ(XO_OK, ast) << aerr;
+        client->reset(c);
+        server->reset(s);
+    }
+
+    // A raw socket connected to the listener, for writing bytes no channel would send.
+    int RawConnect()
+    {
+        xo_url_t u;
+        EXPECT_EQ(XO_OK, xo_url_parse(url_.c_str(), &u));
+        xo_sockaddr_t a;
+        int type = SOCK_STREAM;
+        if (strcmp(u.scheme, "unix") == 0) {
+            EXPECT_EQ(XO_OK, xo__sockaddr_unix(u.rest, &a));
+        } else if (strcmp(u.scheme, "tcp") == 0) {
+            EXPECT_EQ(XO_OK, xo__sockaddr_tcp(u.rest, &a));
+        } else {
+            EXPECT_EQ(XO_OK, xo__shm_sockaddr(u.rest, &a));
+            type = SOCK_SEQPACKET;
+        }
+        int fd = -1;
+        EXPECT_EQ(XO_OK, xo__sock_connect(&a, type, 2000, &fd)) << xo_last_error();
+        return fd;
+    }
+
+    static void Exchange(xo_channel_t *from, xo_channel_t *to, TestFrame &tf)
+    {
+        xo_status_t sst = XO_OK;
+        std::string serr;
+        // A large frame fills the socket buffer before it is read: send from a thread.
+        std::thread t([&] {
+            sst = xo_channel_send(from, tf.get());
+            serr = xo_last_error();
+        });
+        RxFrame rx;
+        xo_status_t rst = xo_channel_recv(to, 10000, &rx.f);
+        std::string rerr = xo_last_error();
+        t.join();
+        ASSERT_EQ(XO_OK, sst) << serr;
+        ASSERT_EQ(XO_OK, rst) << rerr;
+        EXPECT_TRUE(SameFrame(tf, rx.f));
+    }
+};
+
+TEST_P(ChannelConformance, ConnectRefusedFast)
+{
+    Listen();
+    std::string url = url_; // a real address of this backend, with nobody behind it once closed
+    xo_listener_close(lis_);
+    lis_ = nullptr;
+    xo_channel_t *c = nullptr;
+    auto t0 = Clock::now();
+    EXPECT_EQ(XO_EREFUSED, xo_connect(url.c_str(), nullptr, 5000, &c)) << xo_last_error();
+    EXPECT_LT(MsSince(t0), 1000);
+    EXPECT_EQ(nullptr, c);
+}
+
+TEST_P(ChannelConformance, BadUrls)
+{
+    xo_channel_t *c = nullptr;
+    xo_listener_t *l = nullptr;
+    EXPECT_EQ(XO_EINVAL, xo_connect("nourl", nullptr, 100, &c));
+    EXPECT_EQ(XO_EINVAL, xo_connect("bogus://x", nullptr, 100, &c));
+    EXPECT_NE(std::string(xo_last_error()).find("bogus"), std::string::npos) << xo_last_error();
+    EXPECT_EQ(XO_EINVAL, xo_listen("tcp://127.0.0.1", nullptr, &l));
+    EXPECT_EQ(XO_EINVAL, xo_listen("tcp://127.0.0.1:99999", nullptr, &l));
+    EXPECT_EQ(XO_EINVAL, xo_listen("shm://a/b", nullptr, &l));
+    EXPECT_EQ(XO_EINVAL, xo_listen("unix://", nullptr, &l));
+    EXPECT_EQ(nullptr, c);
+    EXPECT_EQ(nullptr, l);
+}
+
+TEST_P(ChannelConformance, ListenerReportsUsableUrl)
+{
+    Listen();
+    std::string want = GetParam().url();
+    EXPECT_EQ(want.substr(0, want.find("://")), url_.substr(0, url_.find("://"))) << url_;
+    if (url_.rfind("tcp://", 0) == 0) {
+        EXPECT_NE(":0", url_.substr(url_.size() - 2)) << url_; // the ephemeral port, resolved
+    }
+    Chan c, s;
+    Pair(&c, &s);
+    EXPECT_STREQ(xo_channel_scheme(c.get()), xo_channel_scheme(s.get()));
+}
+
+TEST_P(ChannelConformance, AcceptTimesOut)
+{
+    Listen();
+    xo_channel_t *s = nullptr;
+    auto t0 = Clock::now();
+    EXPECT_EQ(XO_ETIMEDOUT, xo_listener_accept(lis_, 50, &s));
+    EXPECT_GE(MsSince(t0), 40);
+    EXPECT_EQ(nullptr, s);
+}
+
+TEST_P(ChannelConformance, ExchangeBothWays)
+{
+    Listen();
+    Chan c, s;
+    Pair(&c, &s);
+    const size_t sizes[] = {0, 1, 7, 100, 4096, 65535, 65536, 65537, 300000, 1 << 20, 3 << 20};
+    uint64_t seed = 1;
+    for (size_t n : sizes) {
+        for (int dir = 0; dir < 2; dir++) {
+            TestFrame tf = MakeFrame(seed++, 1 + n % 300, {n, n / 3});
+            xo_channel_t *from = dir ? s.get() : c.get(), *to = dir ? c.get() : s.get();
+            ASSERT_NO_FATAL_FAILURE(Exchange(from, to, tf)) << "size " << n << " dir " << dir;
+        }
+    }
+    // Many small frames in flight at once, in both directions, arrive in order.
+    std::vector<TestFrame> frames;
+    for (int i = 0; i < 200; i++) frames.push_back(MakeFrame(1000 + i, 16, {static_cast<size_t>(i * 7)}));
+    for (auto &f : frames) {
+        ASSERT_EQ(XO_OK, xo_channel_send(c.get(), f.get())) << xo_last_error();
+        ASSERT_EQ(XO_OK, xo_channel_send(s.get(), f.get())) << xo_last_error();
+    }
+    for (auto &f : frames) {
+        RxFrame a, b;
+        ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 5000, &a.f)) << xo_last_error();
+        ASSERT_EQ(XO_OK, xo_channel_recv(c.get(), 5000, &b.f)) << xo_last_error();
+        EXPECT_TRUE(SameFrame(f, a.f));
+        EXPECT_TRUE(SameFrame(f, b.f));
+    }
+}
+
+TEST_P(ChannelConformance, EmptyHeaderAndEmptyFrame)
+{
+    Listen();
+    Chan c, s;
+    Pair(&c, &s);
+    TestFrame empty;
+    ASSERT_NO_FATAL_FAILURE(Exchange(c.get(), s.get(), empty));
+    TestFrame no_header = MakeFrame(5, 0, {10, 0, 70000});
+    ASSERT_NO_FATAL_FAILURE(Exchange(s.get(), c.get(), no_header));
+    TestFrame empty_segs = MakeFrame(6, 12, {0, 0, 0});
+    ASSERT_NO_FATAL_FAILURE(Exchange(c.get(), s.get(), empty_segs));
+}
+
+TEST_P(ChannelConformance, ManySegments)
+{
+    Listen();
+    Chan c, s;
+    Pair(&c, &s);
+    std::vector<size_t> lens;
+    for (size_t i = 0; i < XO_FRAME_MAX_SEGS; i++) lens.push_back(i % 5 == 0 ? 0 : (i * 37) % 3000);
+    lens[500] = 200000; // one out-of-band part among many inline ones (shm)
+    TestFrame tf = MakeFrame(7, 64, lens);
+    ASSERT_NO_FATAL_FAILURE(Exchange(c.get(), s.get(), tf));
+    // Enough medium segments that the inline record would hog the ring: shm moves them all out of band.
+    std::vector<size_t> medium(200, 60000);
+    TestFrame tm = MakeFrame(8, 64, medium);
+    ASSERT_NO_FATAL_FAILURE(Exchange(s.get(), c.get(), tm));
+
+    TestFrame too_many = MakeFrame(9, 4, std::vector<size_t>(XO_FRAME_MAX_SEGS + 1, 1));
+    EXPECT_EQ(XO_EINVAL, xo_channel_send(c.get(), too_many.get()));
+    ASSERT_NO_FATAL_FAILURE(Exchange(c.get(), s.get(), tf)); // still usable
+}
+
+TEST_P(ChannelConformance, HugeMessage)
+{
+    Listen();
+    Chan c, s;
+    Pair(&c, &s);
+    const size_t n = 64u << 20;
+    std::vector<uint64_t> big(n / 8);
+    uint64_t x = 88172645463325252ull;
+    for (auto &w : big) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        w = x;
+    }
+    uint64_t sum = Checksum(big.data(), n);
+    std::string hdr = "huge";
+    xo_seg_t seg = {big.data(), n};
+    xo_frame_t f{};
+    f.header = hdr.data();
+    f.header_len = hdr.size();
+    f.segs = &seg;
+    f.nsegs = 1;
+    xo_status_t sst = XO_OK;
+    std::thread t([&] { sst = xo_channel_send(c.get(), &f); });
+    RxFrame rx;
+    ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 30000, &rx.f)) << xo_last_error();
+    t.join();
+    ASSERT_EQ(XO_OK, sst);
+    ASSERT_EQ(1u, rx.f.nsegs);
+    ASSERT_EQ(n, rx.f.segs[0].len);
+    EXPECT_EQ(sum, Checksum(rx.f.segs[0].data, n));
+    EXPECT_EQ(hdr, std::string(static_cast<char *>(rx.f.header), rx.f.header_len));
+}
+
+TEST_P(ChannelConformance, OversizeFrameRejectedListenerKeepsServing)
+{
+    xo_chan_opts_t small{};
+    small.max_frame = 1 << 20;
+    Listen(&small);
+    Chan c, s;
+    Pair(&c, &s); // the client keeps the default, larger limit
+    TestFrame ok = MakeFrame(10, 100, {(1 << 20) - 100});
+    ASSERT_NO_FATAL_FAILURE(Exchange(c.get(), s.get(), ok)); // exactly max_frame passes
+
+    TestFrame big = MakeFrame(11, 10, {2 << 20});
+    std::thread t([&] { xo_channel_send(c.get(), big.get()); }); // may fail once the server hangs up
+    RxFrame rx;
+    EXPECT_EQ(XO_EMSGSIZE, xo_channel_recv(s.get(), 10000, &rx.f));
+    EXPECT_NE(std::string(xo_last_error()).find("max_frame"), std::string::npos) << xo_last_error();
+    EXPECT_EQ(XO_ECLOSED, xo_channel_recv(s.get(), 1000, &rx.f));
+    t.join();
+    auto t0 = Clock::now();
+    EXPECT_EQ(XO_ECLOSED, xo_channel_recv(c.get(), 2000, &rx.f)); // the client learns at once
+    EXPECT_LT(MsSince(t0), 1500);
+
+    // The sender's own limit: refused locally, nothing sent, the channel lives on.
+    Chan c2, s2;
+    Pair(&c2, &s2, &small);
+    EXPECT_EQ(XO_EMSGSIZE, xo_channel_send(c2.get(), big.get()));
+    ASSERT_NO_FATAL_FAILURE(Exchange(c2.get(), s2.get(), ok));
+    ASSERT_NO_FATAL_FAILURE(Exchange(s2.get(), c2.get(), ok));
+}
+
+TEST_P(ChannelConformance, GarbageClosesOnlyThatChannel)
+{
+    Listen();
+    Chan good_c, good_s;
+    Pair(&good_c, &good_s);
+
+    // Each kind of bad bytes, on its own connection.
+    struct Bad {
+        const char *what;
+        std::vector<uint8_t> bytes;
+        xo_status_t want;
+    };
+    std::vector<Bad> bads;
+    bads.push_back({"garbage", Pattern(99, 64), XO_EPROTO});
+    if (GetParam().stream) {
+        auto prefix = [](uint32_t hl, uint32_t ns, uint32_t flags) {
+            std::vector<uint8_t> v(16);
+            uint32_t w[4] = {0x31464f58u, hl, ns, flags};
+            memcpy(v.data(), w, 16);
+            return v;
+        };
+        bads.push_back({"huge header", prefix(0xffffffffu, 0, 0), XO_EMSGSIZE});
+        bads.push_back({"too many segments", prefix(4, 0xffffffffu, 0), XO_EPROTO});
+        bads.push_back({"bad flags", prefix(4, 0, 7), XO_EPROTO});
+        auto huge_seg = prefix(0, 1, 0);
+        uint64_t len = 1ull << 62;
+        huge_seg.insert(huge_seg.end(), reinterpret_cast<uint8_t *>(&len), reinterpret_cast<uint8_t *>(&len) + 8);
+        bads.push_back({"huge segment", huge_seg, XO_EMSGSIZE});
+    }
+    for (auto &bad : bads) {
+        int raw = RawConnect();
+        ASSERT_GE(raw, 0);
+        ASSERT_EQ((ssize_t)bad.bytes.size(), send(raw, bad.bytes.data(), bad.bytes.size(), MSG_NOSIGNAL));
+        xo_channel_t *s = nullptr;
+        xo_status_t st = xo_listener_accept(lis_, 5000, &s);
+        if (GetParam().stream) {
+            ASSERT_EQ(XO_OK, st) << xo_last_error();
+            RxFrame rx;
+            EXPECT_EQ(bad.want, xo_channel_recv(s, 5000, &rx.f)) << bad.what;
+            EXPECT_EQ(XO_ECLOSED, xo_channel_recv(s, 100, &rx.f)) << bad.what;
+            // The server hung up on the raw peer.
+            char b;
+            pollfd p = {raw, POLLIN, 0};
+            EXPECT_EQ(1, poll(&p, 1, 2000));
+            EXPECT_LE(recv(raw, &b, 1, MSG_DONTWAIT), 0);
+            xo_channel_close(s);
+        } else {
+            EXPECT_EQ(XO_EPROTO, st) << bad.what << ": " << xo_last_error(); // the handshake is refused
+            EXPECT_EQ(nullptr, s);
+        }
+        close(raw);
+    }
+    // The other channel and the listener carry on.
+    TestFrame tf = MakeFrame(12, 30, {100, 100000});
+    ASSERT_NO_FATAL_FAILURE(Exchange(good_c.get(), good_s.get(), tf));
+    ASSERT_NO_FATAL_FAILURE(Exchange(good_s.get(), good_c.get(), tf));
+    Chan c2, s2;
+    Pair(&c2, &s2);
+    ASSERT_NO_FATAL_FAILURE(Exchange(c2.get(), s2.get(), tf));
+}
+
+TEST_P(ChannelConformance, ConcurrentSendersNeverInterleave)
+{
+    Listen();
+    Chan c, s;
+    Pair(&c, &s);
+    const int kThreads = 8, kFrames = 1000;
+    auto seg_len = [](int tid, int seq) -> size_t {
+        if (seq % 97 == 0) return 70000 + tid; // out of band on shm
+        return static_cast<size_t>((tid * 131 + seq * 17) % 2000);
+    };
+    std::vector<std::thread> senders;
+    std::atomic<int> failures{0};
+    for (int tid = 0; tid < kThreads; tid++) {
+        senders.emplace_back([&, tid] {
+            for (int seq = 0; seq < kFrames; seq++) {
+                uint32_t hdr[2] = {static_cast<uint32_t>(tid), static_cast<uint32_t>(seq)};
+                std::vector<uint8_t> a = Pattern(tid * 100000 + seq, seg_len(tid, seq));
+                std::vector<uint8_t> b = Pattern(~(uint64_t)(tid * 100000 + seq), seq % 3);
+                xo_seg_t segs[2] = {{a.data(), a.size()}, {b.data(), b.size()}};
+                xo_frame_t f{};
+                f.header = hdr;
+                f.header_len = sizeof hdr;
+                f.segs = segs;
+                f.nsegs = 2;
+                if (xo_channel_send(c.get(), &f) != XO_OK) failures++;
+            }
+        });
+    }
+    std::vector<int> next(kThreads, 0);
+    int bad = 0;
+    for (int i = 0; i < kThreads * kFrames; i++) {
+        RxFrame rx;
+        ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 10000, &rx.f)) << "frame " << i << ": " << xo_last_error();
+        ASSERT_EQ(8u, rx.f.header_len);
+        uint32_t hdr[2];
+        memcpy(hdr, rx.f.header, 8);
+        int tid = static_cast<int>(hdr[0]), seq = static_cast<int>(hdr[1]);
+        ASSERT_LT(tid, kThreads);
+        ASSERT_EQ(next[tid], seq) << "thread " << tid << " out of order";
+        next[tid]++;
+        ASSERT_EQ(2u, rx.f.nsegs);
+        std::vector<uint8_t> a = Pattern(tid * 100000 + seq, seg_len(tid, seq));
+        std::vector<uint8_t> b = Pattern(~(uint64_t)(tid * 100000 + seq), seq % 3);
+        if (rx.f.segs[0].len != a.size() || memcmp(rx.f.segs[0].data, a.data(), a.size()) != 0) bad++;
+        if (rx.f.segs[1].len != b.size() || (b.size() && memcmp(rx.f.segs[1].data, b.data(), b.size()) != 0)) bad++;
+    }
+    for (auto &t : senders) t.join();
+    EXPECT_EQ(0, failures.load());
+    EXPECT_EQ(0, bad);
+    RxFrame extra;
+    EXPECT_EQ(XO_ETIMEDOUT, xo_channel_recv(s.get(), 0, &extra.f));
+}
+
+// Fills the channel from a thread while nobody reads, then ends it with `end`; the sender must get an error.
+static void SendUntilError(xo_channel_t *c, std::atomic<xo_status_t> *result, std::atomic<int> *sent)
+{
+    std::vector<uint8_t> payload(32 << 10, 0xab); // inline on shm: fills the ring, not the socket
+    xo_seg_t seg = {payload.data(), payload.size()};
+    xo_frame_t f{};
+    f.segs = &seg;
+    f.nsegs = 1;
+    for (;;) {
+        xo_status_t st = xo_channel_send(c, &f);
+        if (st != XO_OK) {
+            result->store(st);
+            return;
+        }
+        (*sent)++;
+    }
+}
+
+TEST_P(ChannelConformance, ShutdownWhileSendingWakesSender)
+{
+    Listen();
+    Chan c, s;
+    Pair(&c, &s);
+    std::atomic<xo_status_t> result{XO_OK};
+    std::atomic<int> sent{0};
+    std::thread t(SendUntilError, c.get(), &result, &sent);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200)); // long enough to block on a full pipe
+    auto t0 = Clock::now();
+    xo_channel_shutdown(c.get());
+    t.join();
+    EXPECT_LT(MsSince(t0), 1000);
+    EXPECT_EQ(XO_ECLOSED, result.load());
+    EXPECT_GT(sent.load(), 0);
+    RxFrame rx;
+    EXPECT_EQ(XO_ECLOSED, xo_channel_recv(c.get(), 1000, &rx.f));
+    xo_channel_shutdown(c.get()); // idempotent
+    // The peer drains what was sent, then sees the end.
+    xo_status_t st;
+    int got = 0;
+    while ((st = xo_channel_recv(s.get(), 2000, &rx.f)) == XO_OK) {
+        xo_frame_release(&rx.f);
+        got++;
+    }
+    EXPECT_EQ(XO_ECLOSED, st) << xo_last_error();
+    EXPECT_LE(got, sent.load());
+}
+
+TEST_P(ChannelConformance, PeerCloseWhileSendingFailsSender)
+{
+    Listen();
+    Chan c, s;
+    Pair(&c, &s);
+    std::atomic<xo_status_t> result{XO_OK};
+    std::atomic<int> sent{0};
+    std::thread t(SendUntilError, c.get(), &result, &sent);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto t0 = Clock::now();
+    s.reset(); // the peer closes its end
+    t.join();
+    EXPECT_LT(MsSince(t0), 1000);
+    EXPECT_EQ(XO_ECLOSED, result.load());
+}
+
+TEST_P(ChannelConformance, ShutdownWakesBlockedReceiver)
+{
+    Listen();
+    Chan c, s;
+    Pair(&c, &s);
+    xo_status_t st = XO_OK;
+    std::thread t([&] {
+        RxFrame rx;
+        st = xo_channel_recv(s.get(), -1, &rx.f);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto t0 = Clock::now();
+    xo_channel_shutdown(s.get());
+    t.join();
+    EXPECT_LT(MsSince(t0), 1000);
+    EXPECT_EQ(XO_ECLOSED, st);
+}
+
+TEST_P(ChannelConformance, PeerDeathEndsRecvWithinOneSecond)
+{
+    Listen();
+    std::string url = url_;
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        // The child: connect, say hello, wait for the reply, send a second frame, then wait to be killed.
+        xo_channel_t *c = nullptr;
+        if (xo_connect(url.c_str(), nullptr, 5000, &c) != XO_OK) _exit(2);
+        char hello[] = "hello";
+        xo_frame_t f{};
+        f.header = hello;
+        f.header_len = 5;
+        if (xo_channel_send(c, &f) != XO_OK) _exit(3);
+        xo_frame_t r{};
+        if (xo_channel_recv(c, 5000, &r) != XO_OK) _exit(4);
+        xo_frame_release(&r);
+        std::vector<uint8_t> big(200000, 7);
+        xo_seg_t seg = {big.data(), big.size()};
+        f.segs = &seg;
+        f.nsegs = 1;
+        if (xo_channel_send(c, &f) != XO_OK) _exit(5);
+        for (;;) pause();
+    }
+    xo_channel_t *raw = nullptr;
+    ASSERT_EQ(XO_OK, xo_listener_accept(lis_, 5000, &raw)) << xo_last_error();
+    Chan s(raw);
+    RxFrame a;
+    ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 5000, &a.f)) << xo_last_error();
+    ASSERT_EQ(5u, a.f.header_len);
+    TestFrame reply = MakeFrame(13, 10, {1000});
+    ASSERT_EQ(XO_OK, xo_channel_send(s.get(), reply.get()));
+    RxFrame b;
+    ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 5000, &b.f)) << xo_last_error();
+    ASSERT_EQ(1u, b.f.nsegs);
+    EXPECT_EQ(200000u, b.f.segs[0].len);
+
+    // Mid-conversation: the parent waits for more when the child dies.
+    std::thread killer([child] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        kill(child, SIGKILL);
+    });
+    auto t0 = Clock::now();
+    RxFrame c;
+    EXPECT_EQ(XO_ECLOSED, xo_channel_recv(s.get(), 10000, &c.f)) << xo_last_error();
+    EXPECT_LT(MsSince(t0), 1100);
+    killer.join();
+    int status = 0;
+    ASSERT_EQ(child, waitpid(child, &status, 0));
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "child exit " << status;
+    // Sending to the dead peer fails too, and soon (TCP may accept one write before the reset comes back).
+    xo_status_t st = XO_OK;
+    for (int i = 0; i < 100 && st == XO_OK; i++) {
+        st = xo_channel_send(s.get(), reply.get());
+        if (st == XO_OK) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(XO_ECLOSED, st);
+}
+
+TEST_P(ChannelConformance, RecvTimeout)
+{
+    Listen();
+    Chan c, s;
+    Pair(&c, &s);
+    RxFrame rx;
+    auto t0 = Clock::now();
+    EXPECT_EQ(XO_ETIMEDOUT, xo_channel_recv(s.get(), 0, &rx.f));
+    EXPECT_LT(MsSince(t0), 50);
+    t0 = Clock::now();
+    EXPECT_EQ(XO_ETIMEDOUT, xo_channel_recv(s.get(), 150, &rx.f));
+    int64_t ms = MsSince(t0);
+    EXPECT_GE(ms, 140);
+    EXPECT_LT(ms, 1000);
+    EXPECT_EQ(nullptr, rx.f.mem);
+    // A frame sent later is still received whole.
+    TestFrame tf = MakeFrame(14, 20, {5000});
+    std::thread t([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        xo_channel_send(c.get(), tf.get());
+    });
+    ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 5000, &rx.f)) << xo_last_error();
+    t.join();
+    EXPECT_TRUE(SameFrame(tf, rx.f));
+}
+
+TEST_P(ChannelConformance, PollableFds)
+{
+    Listen();
+    pollfd lp = {xo_listener_fd(lis_), POLLIN, 0};
+    EXPECT_EQ(0, poll(&lp, 1, 0));
+    Chan c, s;
+    Pair(&c, &s);
+    RxFrame rx;
+    ASSERT_EQ(XO_ETIMEDOUT, xo_channel_recv(s.get(), 0, &rx.f));
+    pollfd p = {xo_channel_fd(s.get()), POLLIN, 0};
+    EXPECT_EQ(0, poll(&p, 1, 50));
+    TestFrame tf = MakeFrame(15, 10, {10, 100000});
+    std::thread t([&] { xo_channel_send(c.get(), tf.get()); });
+    EXPECT_EQ(1, poll(&p, 1, 5000));
+    // Drain with recv(0) as an epoll loop would: the whole frame arrives, possibly over several wakeups.
+    xo_status_t st;
+    int64_t deadline_ms = 5000;
+    auto t0 = Clock::now();
+    while ((st = xo_channel_recv(s.get(), 0, &rx.f)) == XO_ETIMEDOUT && MsSince(t0) < deadline_ms) poll(&p, 1, 100);
+    t.join();
+    ASSERT_EQ(XO_OK, st) << xo_last_error();
+    EXPECT_TRUE(SameFrame(tf, rx.f));
+}
+
+TEST_P(ChannelConformance, FramesOutliveTheirChannel)
+{
+    Listen();
+    Chan c, s;
+    Pair(&c, &s);
+    TestFrame tf = MakeFrame(16, 10, {10, 200000});
+    ASSERT_EQ(XO_OK, xo_channel_send(c.get(), tf.get()));
+    RxFrame rx;
+    ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 5000, &rx.f));
+    s.reset();
+    c.reset();
+    EXPECT_TRUE(SameFrame(tf, rx.f));
+    xo_frame_release(&rx.f);
+    xo_frame_release(&rx.f); // twice is harmless
+}
+
+TEST_P(ChannelConformance, NoFdLeakNothingInDevShm)
+{
+    int fds0 = CountDir("/proc/self/fd"), shm0 = CountDir("/dev/shm");
+    for (int i = 0; i < 10; i++) {
+        Listen();
+        Chan c, s;
+        Pair(&c, &s);
+        TestFrame tf = MakeFrame(17 + i, 50, {100, 1 << 20, 70000});
+        ASSERT_NO_FATAL_FAILURE(Exchange(c.get(), s.get(), tf));
+        ASSERT_NO_FATAL_FAILURE(Exchange(s.get(), c.get(), tf));
+        // One frame left unread in each direction: its memory must go with the channel.
+        ASSERT_EQ(XO_OK, xo_channel_send(c.get(), tf.get()));
+        c.reset();
+        s.reset();
+        xo_listener_close(lis_);
+        lis_ = nullptr;
+    }
+    EXPECT_EQ(fds0, CountDir("/proc/self/fd"));
+    EXPECT_EQ(shm0, CountDir("/dev/shm"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ChannelConformance, ::testing::ValuesIn(kBackends),
+                         [](const ::testing::TestParamInfo<Backend> &i) { return std::string(i.param.name); });
+
+TEST(TransportRegistry, EveryBackendIsRegisteredWithAllOps)
+{
+    for (const char *scheme : {"unix", "tcp", "shm"}) {
+        const xo_transport_ops_t *t = xo_transport_find(scheme);
+        ASSERT_NE(nullptr, t) << scheme;
+        EXPECT_STREQ(scheme, t->scheme);
+    }
+    EXPECT_EQ(nullptr, xo_transport_find("inproc-nope"));
+    size_t n = 0;
+    xo_transport_list(&n);
+    EXPECT_EQ(3u, n);
+}
+
+TEST(TransportUrl, Parse)
+{
+    xo_url_t u;
+    ASSERT_EQ(XO_OK, xo_url_parse("tcp://[::1]:80", &u));
+    EXPECT_STREQ("tcp", u.scheme);
+    EXPECT_STREQ("[::1]:80", u.rest);
+    EXPECT_EQ(XO_EINVAL, xo_url_parse("://x", &u));
+    EXPECT_EQ(XO_EINVAL, xo_url_parse("tcp://", &u));
+    EXPECT_EQ(XO_EINVAL, xo_url_parse("averyveryverylongscheme://x", &u));
+    EXPECT_EQ(XO_EINVAL, xo_url_parse(("unix:///" + std::string(300, 'a')).c_str(), &u));
+}
+
+TEST(UnixTransport, StaleSocketFileIsReplaced)
+{
+    std::string path = "/tmp/" + Unique("stale") + ".sock";
+    // A socket file with nobody behind it, as a killed process leaves.
+    xo_sockaddr_t a;
+    ASSERT_EQ(XO_OK, xo__sockaddr_unix(path.c_str(), &a));
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_EQ(0, bind(fd, reinterpret_cast<sockaddr *>(&a.ss), a.len));
+    close(fd);
+    ASSERT_EQ(0, access(path.c_str(), F_OK));
+    xo_listener_t *l = nullptr;
+    ASSERT_EQ(XO_OK, xo_listen(("unix://" + path).c_str(), nullptr, &l)) << xo_last_error();
+    // A live one is not taken over.
+    xo_listener_t *l2 = nullptr;
+    EXPECT_EQ(XO_ESYS, xo_listen(("unix://" + path).c_str(), nullptr, &l2));
+    EXPECT_EQ(nullptr, l2);
+    xo_listener_close(l);
+    EXPECT_NE(0, access(path.c_str(), F_OK)); // removed on close
+}
+
+} // namespace
