@@ -185,11 +185,13 @@ static xo_status_t worker_wait(xo_worker_t *w, xo_future_t *f, int64_t timeout_m
     f->waiter = w;
     wait_timer_t wt = {.timer = {.heap_index = SIZE_MAX, .fire = wait_timer_fire}, .f = f, .w = w};
     xo_timers_t *timers = w->home->pool->timers;
-    if (timeout_ms >= 0) xo_timers_add(timers, &wt.timer, xo_now_ns() + (uint64_t)timeout_ms * 1000000ull);
 
     xo_status_t why = XO_OK;
     int expected = XO_FUT_PENDING;
     if (atomic_compare_exchange_strong(&f->state, &expected, XO_FUT_WAITING)) {
+        /* The timer starts only once we are registered as WAITING: a timer that fired before would find nobody to
+         * wake and we would sleep for good. */
+        if (timeout_ms >= 0) xo_timers_add(timers, &wt.timer, xo_now_ns() + (uint64_t)timeout_ms * 1000000ull);
         /* seq_cst CAS above, seq_cst load here, against the canceller's seq_cst store of cancelled and its CAS of
          * our state: either it sees WAITING and wakes us, or we see cancelled and withdraw ourselves. */
         if (atomic_load(&w->cancelled)) {
@@ -199,8 +201,8 @@ static xo_status_t worker_wait(xo_worker_t *w, xo_future_t *f, int64_t timeout_m
         } else {
             why = xo_worker_suspend(w);
         }
+        if (timeout_ms >= 0) xo_timers_remove(timers, &wt.timer);
     }
-    if (timeout_ms >= 0) xo_timers_remove(timers, &wt.timer);
     set_awaiting(w, NULL);
     if (why == XO_ETIMEDOUT) return xo_error_set(XO_ETIMEDOUT, "no reply within %lld ms", (long long)timeout_ms);
     if (why == XO_ECANCELED) return xo_error_set(XO_ECANCELED, "the calling method was cancelled");
@@ -282,8 +284,16 @@ xo_status_t xo_promise_resolve(xo_future_t *p, xo_args_t *value)
     size_t len = 0;
     const char *data = NULL;
     static const char nil = (char)0xc0;
-    if (value) data = xo_args_data(value, &len);
-    else {
+    if (value) {
+        /* value is an argument list of one: the promise's value is that one element */
+        data = xo_args_data(value, &len);
+        if (len < 2 || (unsigned char)data[0] != 0x91) {
+            xo_args_free(value);
+            return xo_error_set(XO_EINVAL, "a promise value must be exactly one value, e.g. xo_args(\"i\", 1)");
+        }
+        data++;
+        len--;
+    } else {
         data = &nil;
         len = 1;
     }

@@ -243,8 +243,8 @@ XO_API void xo_future_cancel(xo_future_t *future);
 XO_API void xo_future_free(xo_future_t *future);
 
 /* A promise: a future that user code completes, e.g. a method that answers later. The caller owns it (free with
- * xo_future_free). xo_promise_resolve takes the value from args-like packing: value is consumed (may be NULL for
- * nil). Completing twice is XO_EINVAL. */
+ * xo_future_free). xo_promise_resolve's value is an argument list of exactly one value (xo_args("i", 1)), consumed;
+ * NULL resolves to nil. Completing twice is XO_EINVAL. */
 XO_API xo_future_t *xo_promise_new(void);
 XO_API xo_status_t xo_promise_resolve(xo_future_t *promise, xo_args_t *value);
 XO_API xo_status_t xo_promise_reject(xo_future_t *promise, xo_status_t st, const char *fmt, ...);

@@ -1,0 +1,160 @@
+// The format-string codec over msgpack: packing, unpacking, and the errors a method's caller sees.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+
+extern "C" {
+#include "runtime/codec.h"
+}
+
+namespace {
+
+struct Decoded {
+    msgpack_zone zone;
+    msgpack_object obj;
+    explicit Decoded(xo_args_t *a)
+    {
+        msgpack_zone_init(&zone, 256);
+        size_t len;
+        const char *data = xo_args_data(a, &len);
+        EXPECT_EQ(xo_decode(data, len, &zone, &obj), XO_OK);
+    }
+    ~Decoded() { msgpack_zone_destroy(&zone); }
+};
+
+TEST(Codec, ScalarsRoundTrip)
+{
+    xo_args_t *a = xo_args("ilud tns", -3, (int64_t)1 << 40, (uint64_t)UINT64_MAX, 0.25, 1, "hi");
+    ASSERT_NE(a, nullptr);
+    Decoded d(a);
+    int i;
+    int64_t l;
+    uint64_t u;
+    double dd;
+    bool t;
+    xo_str_t s;
+    ASSERT_EQ(xo_unpack(&d.obj, "ilud tns", &i, &l, &u, &dd, &t, &s), XO_OK) << xo_last_error();
+    EXPECT_EQ(i, -3);
+    EXPECT_EQ(l, (int64_t)1 << 40);
+    EXPECT_EQ(u, UINT64_MAX);
+    EXPECT_EQ(dd, 0.25);
+    EXPECT_TRUE(t);
+    EXPECT_EQ(std::string(s.ptr, s.len), "hi");
+    xo_args_free(a);
+}
+
+TEST(Codec, NestedArraysAndMaps)
+{
+    xo_args_t *a = xo_args("[i[ii]]{sisi}", 1, 2, 3, "a", 4, "b", 5);
+    ASSERT_NE(a, nullptr);
+    Decoded d(a);
+    int x, y, z;
+    const msgpack_object *m = nullptr;
+    ASSERT_EQ(xo_unpack(&d.obj, "[i[ii]]o", &x, &y, &z, &m), XO_OK) << xo_last_error();
+    EXPECT_EQ(x + y + z, 6);
+    ASSERT_EQ(m->type, MSGPACK_OBJECT_MAP);
+    EXPECT_EQ(m->via.map.size, 2u);
+    xo_args_free(a);
+}
+
+TEST(Codec, TypeMismatchNamesTheArgument)
+{
+    xo_args_t *a = xo_args("is", 1, "x");
+    Decoded d(a);
+    int i, j;
+    EXPECT_EQ(xo_unpack(&d.obj, "ii", &i, &j), XO_EBADARGS);
+    EXPECT_STREQ(xo_last_error(), "argument 2: expected int (32-bit), got string");
+    EXPECT_EQ(xo_unpack(&d.obj, "i", &i), XO_EBADARGS); // too many values
+    EXPECT_EQ(xo_unpack(&d.obj, "i*", &i), XO_OK);      // extra allowed
+    xo_str_t str;
+    EXPECT_EQ(xo_unpack(&d.obj, "isi", &i, &str, &j), XO_EBADARGS); // one value missing
+    EXPECT_NE(std::string(xo_last_error()).find("expected 3 values, got 2"), std::string::npos) << xo_last_error();
+    xo_args_free(a);
+}
+
+TEST(Codec, IntRangeIsChecked)
+{
+    xo_args_t *a = xo_args("l", (int64_t)1 << 40);
+    Decoded d(a);
+    int i;
+    EXPECT_EQ(xo_unpack(&d.obj, "i", &i), XO_EBADARGS);
+    xo_args_free(a);
+}
+
+TEST(Codec, OptionalValuesKeepDefaults)
+{
+    xo_args_t *a = xo_args("in", 1);
+    Decoded d(a);
+    int i = 0, j = 77, k = 88;
+    ASSERT_EQ(xo_unpack(&d.obj, "i|ii", &i, &j, &k), XO_OK) << xo_last_error();
+    EXPECT_EQ(i, 1);
+    EXPECT_EQ(j, 77); // nil in an optional slot
+    EXPECT_EQ(k, 88); // missing
+    xo_args_free(a);
+}
+
+TEST(Codec, BadFormatsAreRefused)
+{
+    EXPECT_EQ(xo_args("[i"), nullptr);
+    EXPECT_EQ(xo_args("i]", 1), nullptr);
+    EXPECT_EQ(xo_args("{s}", "odd"), nullptr);
+    EXPECT_EQ(xo_args("q"), nullptr);
+}
+
+TEST(Codec, LargeArgumentsLeaveTheInlineBuffer)
+{
+    std::string big(100000, 'z');
+    xo_args_t *a = xo_args("sb", big.c_str(), big.data(), big.size());
+    ASSERT_NE(a, nullptr);
+    Decoded d(a);
+    xo_str_t s;
+    xo_bytes_t b;
+    ASSERT_EQ(xo_unpack(&d.obj, "sb", &s, &b), XO_OK);
+    EXPECT_EQ(s.len, big.size());
+    EXPECT_EQ(b.len, big.size());
+    xo_args_free(a);
+}
+
+TEST(Codec, MalformedBytesAreAProtocolError)
+{
+    const char truncated[] = {(char)0x92, 0x01}; // array of 2 with one element
+    msgpack_zone z;
+    msgpack_zone_init(&z, 64);
+    msgpack_object o;
+    EXPECT_EQ(xo_decode(truncated, sizeof truncated, &z, &o), XO_EPROTO);
+    const char trailing[] = {0x01, 0x02};
+    EXPECT_EQ(xo_decode(trailing, sizeof trailing, &z, &o), XO_EPROTO);
+    msgpack_zone_destroy(&z);
+}
+
+TEST(Codec, ResultsDecodeLazily)
+{
+    xo_args_t *a = xo_args("[is]", 3, "x"); // an array with one value: the array
+    size_t len;
+    const char *data = xo_args_data(a, &len);
+    // skip the outer 1-element array header (0x91) to get the value itself
+    xo_result_t *r = xo_result_from_bytes(data + 1, len - 1);
+    int i;
+    xo_str_t s;
+    ASSERT_EQ(xo_result_unpack(r, "[is]", &i, &s), XO_OK) << xo_last_error();
+    EXPECT_EQ(i, 3);
+    xo_result_free(r);
+    xo_args_free(a);
+    xo_result_t *nil = xo_result_from_bytes(nullptr, 0);
+    EXPECT_EQ(xo_result_value(nil)->type, MSGPACK_OBJECT_NIL);
+    xo_result_free(nil);
+}
+
+TEST(Status, EveryStatusHasANameAndAMessage)
+{
+#define CHECK_STATUS(name, value, msg)                                     \
+    EXPECT_STREQ(xo_status_name(XO_##name), "XO_" #name);                 \
+    EXPECT_STREQ(xo_strerror(XO_##name), msg);
+    XO_STATUS_MAP(CHECK_STATUS)
+#undef CHECK_STATUS
+    EXPECT_STREQ(xo_status_name((xo_status_t)12345), "XO_UNKNOWN");
+    EXPECT_STREQ(xo_strerror((xo_status_t)12345), "unknown status");
+}
+
+} // namespace
