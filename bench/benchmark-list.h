@@ -1,0 +1,26 @@
+/* The suite, in the order it runs. The bare queue comes first: later ratios divide by its median.
+ * To add a benchmark: write bench_<name>.c with one `int bench_<name>(const bench_opts_t *)`, declare it here and
+ * add a row to the table. */
+#ifndef XO_BENCHMARK_LIST_H
+#define XO_BENCHMARK_LIST_H
+
+#include "bench.h"
+
+int bench_mpsc(const bench_opts_t *opts);
+int bench_tell(const bench_opts_t *opts);
+int bench_call(const bench_opts_t *opts);
+int bench_pingpong(const bench_opts_t *opts);
+int bench_batch(const bench_opts_t *opts);
+int bench_create(const bench_opts_t *opts);
+int bench_async(const bench_opts_t *opts);
+
+#define BENCHMARK_LIST(XX)                                                                              \
+    XX(mpsc, "bare intrusive Vyukov MPSC queue, 1 producer + 1 consumer thread (the limit)")           \
+    XX(tell, "xo_tell throughput into one stateful actor from 1 and 8 plain threads")                   \
+    XX(call, "xo_call round trip from a plain thread")                                                  \
+    XX(pingpong, "actor A's method xo_calls actor B's method (fiber suspend/resume)")                   \
+    XX(batch, "xo_delay x100 + xo_batch vs 100 xo_call")                                                \
+    XX(create, "xo_create_actor from a plain thread and from a method; RSS per idle actor")             \
+    XX(async, "cost of the suspend/resume path: xo_call vs xo_tell vs a direct C call, inside a method")
+
+#endif
