@@ -271,16 +271,26 @@ void xo_activation_body(xo_worker_t *w)
     default: st = xo_error_set(XO_EPROTO, "unknown message kind %d", m->kind); break;
     }
 
+    bool ended = false;
     if (reply) {
         xo_future_set_runner(reply, NULL);
         if (m->kind != XO_MSG_BATCH) {
+            xo_result_t *r = NULL;
+            char *text = NULL;
             if (st == XO_OK) {
-                xo_result_t *r = xo_result_from_bytes(w->out.data, w->out.size);
-                if (r) xo_future_complete(reply, XO_OK, NULL, r);
-                else xo_future_complete(reply, XO_ENOMEM, strdup("out of memory for the result"), NULL);
+                r = xo_result_from_bytes(w->out.data, w->out.size);
+                if (!r) {
+                    st = XO_ENOMEM;
+                    text = strdup("out of memory for the result");
+                }
             } else {
-                xo_future_complete(reply, st, error_text(w, st), NULL);
+                text = error_text(w, st);
             }
+            /* End the activation before answering: a caller that sees the reply of a method that destroyed its own
+             * actor must also see fini done. */
+            ended = true;
+            xo_actor_activation_end(a);
+            xo_future_complete(reply, st, text, r);
         }
     } else if (st != XO_OK) {
         /* a tell has nobody to report to: log it once, here */
@@ -289,7 +299,7 @@ void xo_activation_body(xo_worker_t *w)
 done:
     w->msg = NULL;
     xo_msg_free(m);
-    xo_actor_activation_end(a);
+    if (!ended) xo_actor_activation_end(a);
     xo_actor_release(a);
 }
 

@@ -13,7 +13,7 @@ static int grow(char **data, size_t *cap, size_t need, char *inline_buf)
     size_t ncap = *cap ? *cap : 64;
     while (ncap < need) ncap *= 2;
     char *nd;
-    if (*data == inline_buf) {
+    if (inline_buf && *data == inline_buf) {
         nd = malloc(ncap);
         if (nd) memcpy(nd, inline_buf, *cap);
     } else {
@@ -399,8 +399,86 @@ bool xo_encoded_is_container(const char *data, size_t len)
     return (b & 0xf0) == 0x90 || (b & 0xf0) == 0x80 || (b >= 0xdc && b <= 0xdf);
 }
 
+/* Big-endian reads for the scalar decoder below. */
+static uint64_t be(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+/* Decodes a top-level scalar without a zone. msgpack-c's msgpack_unpack allocates a zone of its own when given
+ * none (and leaks it), and a zone costs a malloc; a call's result is most often one scalar, so this path keeps
+ * result decoding allocation-free. Returns false for anything it does not handle (the caller then uses msgpack-c). */
+static bool decode_scalar(const char *data, size_t len, msgpack_object *o)
+{
+    const unsigned char *p = (const unsigned char *)data;
+    unsigned char b = p[0];
+    size_t need = 1, body = 0;
+    memset(o, 0, sizeof *o);
+    if (b <= 0x7f) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = b;
+    } else if (b >= 0xe0) {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = (int8_t)b;
+    } else if (b == 0xc0) {
+        o->type = MSGPACK_OBJECT_NIL;
+    } else if (b == 0xc2 || b == 0xc3) {
+        o->type = MSGPACK_OBJECT_BOOLEAN;
+        o->via.boolean = b == 0xc3;
+    } else if (b >= 0xcc && b <= 0xcf) { /* uint 8..64 */
+        int n = 1 << (b - 0xcc);
+        need = 1 + (size_t)n;
+        if (len < need) return false;
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = be(p + 1, n);
+    } else if (b >= 0xd0 && b <= 0xd3) { /* int 8..64 */
+        int n = 1 << (b - 0xd0);
+        need = 1 + (size_t)n;
+        if (len < need) return false;
+        uint64_t u = be(p + 1, n);
+        int64_t v = n == 1 ? (int8_t)u : n == 2 ? (int16_t)u : n == 4 ? (int32_t)u : (int64_t)u;
+        o->type = v < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
+        if (v < 0) o->via.i64 = v;
+        else o->via.u64 = (uint64_t)v;
+    } else if (b == 0xca || b == 0xcb) {
+        need = b == 0xca ? 5 : 9;
+        if (len < need) return false;
+        uint64_t u = be(p + 1, (int)need - 1);
+        if (b == 0xca) {
+            uint32_t u32 = (uint32_t)u;
+            float f;
+            memcpy(&f, &u32, sizeof f);
+            o->type = MSGPACK_OBJECT_FLOAT32;
+            o->via.f64 = f;
+        } else {
+            double d;
+            memcpy(&d, &u, sizeof d);
+            o->type = MSGPACK_OBJECT_FLOAT64;
+            o->via.f64 = d;
+        }
+    } else if ((b & 0xe0) == 0xa0 || b == 0xd9 || b == 0xda || b == 0xdb || b == 0xc4 || b == 0xc5 || b == 0xc6) {
+        int lenbytes = (b & 0xe0) == 0xa0 ? 0 : (b == 0xd9 || b == 0xc4) ? 1 : (b == 0xda || b == 0xc5) ? 2 : 4;
+        if (len < 1 + (size_t)lenbytes) return false;
+        body = lenbytes ? (size_t)be(p + 1, lenbytes) : (size_t)(b & 0x1f);
+        need = 1 + (size_t)lenbytes + body;
+        if (len < need) return false;
+        bool is_bin = b >= 0xc4 && b <= 0xc6;
+        o->type = is_bin ? MSGPACK_OBJECT_BIN : MSGPACK_OBJECT_STR;
+        o->via.str.size = (uint32_t)body;
+        o->via.str.ptr = data + 1 + lenbytes;
+    } else {
+        return false; /* ext types */
+    }
+    return need == len;
+}
+
 xo_status_t xo_decode(const char *data, size_t len, msgpack_zone *zone, msgpack_object *obj)
 {
+    if (len == 0) return xo_error_set(XO_EPROTO, "empty msgpack value");
+    if (!xo_encoded_is_container(data, len) && decode_scalar(data, len, obj)) return XO_OK;
+    if (!zone) return xo_error_set(XO_EPROTO, "malformed msgpack scalar (%zu bytes)", len);
     size_t off = 0;
     msgpack_unpack_return r = msgpack_unpack(data, len, &off, zone, obj);
     if (r != MSGPACK_UNPACK_SUCCESS || off != len)
@@ -408,6 +486,8 @@ xo_status_t xo_decode(const char *data, size_t len, msgpack_zone *zone, msgpack_
     return XO_OK;
 }
 
+/* Decoding is lazy (a caller may only want to know that the call succeeded); a result is not shared between
+ * threads, so the const cast in xo_result_value is a cache fill, not a visible mutation. */
 struct xo_result {
     size_t len;
     bool decoded;
@@ -439,8 +519,6 @@ const char *xo_result_bytes(const xo_result_t *r, size_t *len_p)
     return r->data;
 }
 
-/* Decoding is lazy (a caller may only want to know that the call succeeded); a result is not shared between
- * threads, so the const cast is a cache fill, not a visible mutation. */
 const msgpack_object *xo_result_value(const xo_result_t *cr)
 {
     static const msgpack_object nil_obj = {.type = MSGPACK_OBJECT_NIL};
@@ -448,12 +526,12 @@ const msgpack_object *xo_result_value(const xo_result_t *cr)
     if (!r) return &nil_obj;
     if (!r->decoded) {
         msgpack_zone *zone = NULL;
-        if (xo_encoded_is_container(r->data, r->len)) {
+        if (xo_encoded_is_container(r->data, r->len) || !decode_scalar(r->data, r->len, &r->obj)) {
             if (!msgpack_zone_init(&r->zone, 256)) return &nil_obj;
             r->has_zone = true;
             zone = &r->zone;
+            if (xo_decode(r->data, r->len, zone, &r->obj) != XO_OK) r->obj = nil_obj;
         }
-        if (xo_decode(r->data, r->len, zone, &r->obj) != XO_OK) r->obj = nil_obj;
         r->decoded = true;
     }
     return &r->obj;
