@@ -243,6 +243,7 @@ void xo_activation_body(xo_worker_t *w)
     xo_actor_t *a = w->actor;
     xo_msg_t *m = w->msg;
     xo_future_t *reply = m->reply;
+    bool ended = false;
     xo_actor_retain(a); /* a suspended activation keeps its actor alive, whoever else lets go */
     atomic_fetch_add(&a->activations, 1);
     msgpack_zone_clear(&w->zone);
@@ -271,7 +272,6 @@ void xo_activation_body(xo_worker_t *w)
     default: st = xo_error_set(XO_EPROTO, "unknown message kind %d", m->kind); break;
     }
 
-    bool ended = false;
     if (reply) {
         xo_future_set_runner(reply, NULL);
         if (m->kind != XO_MSG_BATCH) {

@@ -18,13 +18,16 @@ xo_actor_t *xo_actor_new(xo_pool_t *pool, const xo_actor_class_t *cls, const cha
 {
     size_t ulen = strlen(uid) + 1;
     size_t state_off = (sizeof(xo_actor_t) + ulen + 15) & ~(size_t)15;
-    /* One allocation: header, uid, then the state (16-byte aligned). */
-    xo_actor_t *a = calloc(1, state_off + cls->state_size);
+    /* One allocation: header, uid, then the state (16-byte aligned); cache-line aligned for the layout above. */
+    size_t size = (state_off + cls->state_size + 63) & ~(size_t)63;
+    xo_actor_t *a = aligned_alloc(64, size);
     if (!a) return NULL;
+    memset(a, 0, size);
     a->run.kind = XO_RUN_ACTOR;
     xo_mpsc_init(&a->mailbox);
     atomic_init(&a->scheduled, 0);
     atomic_init(&a->home, -1);
+    atomic_init(&a->last, -1);
     atomic_init(&a->refs, 1);
     atomic_init(&a->life, XO_LIFE_CREATING);
     atomic_init(&a->activations, 0);
@@ -108,7 +111,11 @@ void xo_actor_post(xo_actor_t *a, xo_msg_t *m)
      * is already scheduled) to a read of a shared line instead of a write. */
     if (atomic_load_explicit(&a->scheduled, memory_order_seq_cst) == 0 && atomic_exchange(&a->scheduled, 1) == 0) {
         xo_actor_retain(a); /* the token holds a ref until it is given back */
-        xo_sched_post(a->pool, &a->run, atomic_load(&a->home));
+        int home = atomic_load(&a->home);
+        /* From a plain thread, go back to the scheduler that ran the actor last: bouncing an idle actor between
+         * schedulers costs a sleeping thread's wake-up per call (measured: 27 us vs 0.5 us per call on 2 CPUs). */
+        if (home < 0 && !xo_sched_current()) home = atomic_load_explicit(&a->last, memory_order_relaxed);
+        xo_sched_post(a->pool, &a->run, home);
     }
 }
 
@@ -172,6 +179,8 @@ static void start_activation(xo_sched_t *s, xo_actor_t *a, xo_msg_t *m, bool via
 
 void xo_actor_run(xo_sched_t *s, xo_actor_t *a)
 {
+    if (atomic_load_explicit(&a->last, memory_order_relaxed) != (int)s->index)
+        atomic_store_explicit(&a->last, (int)s->index, memory_order_relaxed);
     for (int budget = ACTOR_BATCH; budget > 0; budget--) {
         xo_msg_t *m;
         if (a->depth == 0 && a->deferred_head) m = pop_deferred(a);

@@ -64,14 +64,15 @@ static xo_status_t no_pool(const char *address)
                                          "built in this version)", address ? address : "(default)");
 }
 
-/* The live actor behind ref, with a ref the caller drops. */
-static xo_status_t resolve(const xo_ref_t *ref, xo_actor_t **a_p)
+/* The live actor behind ref. *held says whether the caller must drop a ref with xo_actor_release: not when the
+ * ref's own cached actor is used (the ref keeps it alive for the call, and a send then touches no refcount). */
+static xo_status_t resolve(const xo_ref_t *ref, xo_actor_t **a_p, bool *held)
 {
     if (!ref) return xo_error_set(XO_EINVAL, "NULL ref");
     xo_actor_t *a = ref->actor;
     if (a && atomic_load_explicit(&a->life, memory_order_acquire) != XO_LIFE_DEAD) {
-        xo_actor_retain(a);
         *a_p = a;
+        *held = false;
         return XO_OK;
     }
     xo_pool_t *pool = xo_pool_find(ref->address);
@@ -79,7 +80,13 @@ static xo_status_t resolve(const xo_ref_t *ref, xo_actor_t **a_p)
     a = xo_pool_table_lookup(pool, ref->uid);
     if (!a) return xo_error_set(XO_ENOACTOR, "no actor \"%s\" at %s", ref->uid, ref->address);
     *a_p = a;
+    *held = true;
     return XO_OK;
+}
+
+static void unhold(xo_actor_t *a, bool held)
+{
+    if (held) xo_actor_release(a);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------------------------- */
@@ -186,25 +193,27 @@ xo_status_t xo_actor_ref(const char *address, const char *uid, xo_ref_t **ref_p)
 bool xo_has_actor(const xo_ref_t *ref)
 {
     xo_actor_t *a;
-    if (resolve(ref, &a) != XO_OK) return false;
+    bool held;
+    if (resolve(ref, &a, &held) != XO_OK) return false;
     bool alive = atomic_load(&a->life) != XO_LIFE_DEAD;
-    xo_actor_release(a);
+    unhold(a, held);
     return alive;
 }
 
 xo_status_t xo_destroy_actor(const xo_ref_t *ref)
 {
     xo_actor_t *a;
-    xo_status_t st = resolve(ref, &a);
+    bool held;
+    xo_status_t st = resolve(ref, &a, &held);
     if (st != XO_OK) return st;
     xo_future_t *f = NULL;
     xo_msg_t *m = msg_new(XO_MSG_DESTROY, &f);
     if (!m) {
-        xo_actor_release(a);
+        unhold(a, held);
         return xo_error_set(XO_ENOMEM, "out of memory");
     }
     xo_actor_post(a, m);
-    xo_actor_release(a);
+    unhold(a, held);
     st = xo_future_wait(f, XO_FOREVER, NULL);
     xo_future_unref(f);
     return st;
@@ -227,11 +236,12 @@ static xo_status_t find_method(xo_actor_t *a, const char *method, int *index_p)
 static xo_status_t post_call(const xo_ref_t *ref, const char *method, xo_args_t *args, xo_future_t **future_p)
 {
     xo_actor_t *a;
-    xo_status_t st = resolve(ref, &a);
+    bool held = false;
+    xo_status_t st = resolve(ref, &a, &held);
     int index = 0;
     if (st == XO_OK) {
         st = find_method(a, method, &index);
-        if (st != XO_OK) xo_actor_release(a);
+        if (st != XO_OK) unhold(a, held);
     }
     if (st != XO_OK) {
         xo_args_free(args);
@@ -239,14 +249,14 @@ static xo_status_t post_call(const xo_ref_t *ref, const char *method, xo_args_t 
     }
     xo_msg_t *m = msg_new(XO_MSG_CALL, future_p);
     if (!m) {
-        xo_actor_release(a);
+        unhold(a, held);
         xo_args_free(args);
         return xo_error_set(XO_ENOMEM, "out of memory for a message");
     }
     m->method = (uint32_t)index;
     m->args = args;
     xo_actor_post(a, m);
-    xo_actor_release(a);
+    unhold(a, held);
     return XO_OK;
 }
 
@@ -406,14 +416,15 @@ xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_
         }
     }
     xo_actor_t *a;
-    xo_status_t st = resolve(ref, &a);
+    bool held = false;
+    xo_status_t st = resolve(ref, &a, &held);
     int index = 0;
     if (st == XO_OK) {
         st = find_method(a, calls[0]->method, &index);
         if (st == XO_OK && !(a->cls->methods[index].flags & XO_METHOD_EXTENSIBLE))
             st = xo_error_set(XO_EBATCH, "method \"%s\" of class %s is not extensible (it cannot be batched)",
                               calls[0]->method, a->cls->name);
-        if (st != XO_OK) xo_actor_release(a);
+        if (st != XO_OK) unhold(a, held);
     }
     if (st != XO_OK) {
         free_calls(calls, n);
@@ -425,7 +436,7 @@ xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_
     if (!batch_args) {
         if (m) xo_msg_free(m);
         xo_future_unref(f);
-        xo_actor_release(a);
+        unhold(a, held);
         free_calls(calls, n);
         return xo_error_set(XO_ENOMEM, "out of memory for a batch");
     }
@@ -438,7 +449,7 @@ xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_
     m->n_calls = n;
     m->batch_args = batch_args;
     xo_actor_post(a, m);
-    xo_actor_release(a);
+    unhold(a, held);
 
     st = xo_future_await(f, timeout_ms);
     if (st == XO_OK && f->status != XO_OK) {

@@ -198,24 +198,28 @@ void xo_sched_stop_all(xo_pool_t *pool);
 
 enum { XO_LIFE_CREATING = 0, XO_LIFE_ALIVE, XO_LIFE_DEAD };
 
+/* Field order follows who touches what per message (see xo_actor_post and xo_actor_run): senders read the first
+ * line and write the mailbox head (its own line); the scheduler running the actor owns the lines after it. */
 struct xo_actor {
+    /* read by senders */
     xo_runnable_t run;                  /* the run-queue link (kind XO_RUN_ACTOR) */
-    xo_mpsc_t mailbox;
     _Atomic int scheduled;              /* the token: 1 while queued or running */
     _Atomic int home;                   /* -1: any scheduler; else pinned (it has suspended activations there) */
-    _Atomic int refs;
+    _Atomic int last;                   /* the scheduler that ran it last: plain-thread posts go there */
     _Atomic int life;
-    _Atomic int activations;            /* running or suspended; fini runs when DEAD and this reaches 0 */
-    atomic_flag fini_done;
-    /* fields of the token holder (the scheduler running a stateful actor) */
-    int depth;                          /* suspended activations */
-    uint64_t chain;                     /* their chain */
-    xo_msg_t *deferred_head, *deferred_tail;
-    /* constant after creation */
-    const xo_actor_class_t *cls;
+    const xo_actor_class_t *cls;        /* constant after creation */
     xo_pool_t *pool;                    /* valid while life != DEAD */
     void *state;
+    xo_mpsc_t mailbox;                  /* head on its own line, tail on the next */
+    /* the scheduler's */
+    int depth;                          /* suspended activations (token holder only) */
+    uint64_t chain;                     /* their chain (token holder only) */
+    xo_msg_t *deferred_head, *deferred_tail;
+    _Atomic int refs;
+    _Atomic int activations;            /* running or suspended; fini runs when DEAD and this reaches 0 */
+    atomic_flag fini_done;
     bool init_ok;
+    bool stop_mark;                     /* pool stop: already collected */
     xo_actor_t *table_next;
     char uid[];
 };

@@ -16,9 +16,11 @@ typedef struct xo_mpsc_node {
     _Atomic(struct xo_mpsc_node *) next;
 } xo_mpsc_node_t;
 
+/* head and tail live on separate cache lines: producers write head, the consumer writes tail, and a shared line
+ * would bounce between their cores on every message. */
 typedef struct xo_mpsc {
-    _Atomic(xo_mpsc_node_t *) head; /* producers: the last node pushed */
-    xo_mpsc_node_t *tail;           /* consumer: the next node to pop (or the stub) */
+    _Atomic(xo_mpsc_node_t *) head;    /* producers: the last node pushed */
+    alignas(64) xo_mpsc_node_t *tail;  /* consumer: the next node to pop (or the stub) */
     xo_mpsc_node_t stub;
 } xo_mpsc_t;
 

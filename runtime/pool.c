@@ -177,42 +177,50 @@ fail_free:
 
 /* ---- stop ---------------------------------------------------------------------------------------------------- */
 
-/* Destroys the actors still in the table through the normal path (before_destroy runs), within a time budget. */
+/* Destroys the actors still in the table through the normal path (before_destroy runs), all at once (they run in
+ * parallel on the pool's threads), within a time budget. */
 static void destroy_remaining(xo_pool_t *p)
 {
-    uint64_t deadline = xo_now_ns() + (uint64_t)STOP_DESTROY_BUDGET_MS * 1000000ull;
-    for (;;) {
-        xo_actor_t *a = NULL;
-        pthread_mutex_lock(&p->table_lock);
-        for (size_t i = 0; i < p->table_cap && !a; i++) {
-            if (p->table[i]) {
-                a = p->table[i];
-                xo_actor_retain(a);
-            }
+    size_t n = 0;
+    pthread_mutex_lock(&p->table_lock);
+    xo_actor_t **v = malloc((p->n_actors ? p->n_actors : 1) * sizeof *v);
+    for (size_t i = 0; v && i < p->table_cap; i++)
+        for (xo_actor_t *a = p->table[i]; a; a = a->table_next) {
+            xo_actor_retain(a);
+            v[n++] = a;
         }
-        pthread_mutex_unlock(&p->table_lock);
-        if (!a) return;
-        xo_future_t *f = xo_future_new();
+    pthread_mutex_unlock(&p->table_lock);
+    if (!v) return; /* out of memory: the cleanup below finalises them without before_destroy */
+    xo_future_t **fs = calloc(n ? n : 1, sizeof *fs);
+    for (size_t i = 0; fs && i < n; i++) {
         xo_msg_t *m = calloc(1, sizeof *m);
-        uint64_t now = xo_now_ns();
-        if (!f || !m || now >= deadline) {
+        xo_future_t *f = m ? xo_future_new() : NULL;
+        if (!f) {
             free(m);
-            xo_future_unref(f);
-            xo_actor_release(a);
-            return; /* out of time or memory: the cleanup below finalises the rest */
+            continue;
         }
         m->kind = XO_MSG_DESTROY;
         m->chain = xo_chain_new();
         m->reply = f;
         xo_future_ref(f);
-        xo_actor_post(a, m);
-        if (xo_future_await(f, (int64_t)((deadline - now) / 1000000ull)) != XO_OK) {
-            xo_log_warn("pool %s stop: actor \"%s\" did not finish before_destroy in time", p->address, a->uid);
-            xo_pool_table_remove(p, a); /* so the loop moves on; cleanup finalises it */
-        }
-        xo_future_unref(f);
-        xo_actor_release(a);
+        fs[i] = f;
+        xo_actor_post(v[i], m);
     }
+    uint64_t deadline = xo_now_ns() + (uint64_t)STOP_DESTROY_BUDGET_MS * 1000000ull;
+    for (size_t i = 0; i < n; i++) {
+        if (fs && fs[i]) {
+            uint64_t now = xo_now_ns();
+            int64_t left = now < deadline ? (int64_t)((deadline - now) / 1000000ull) : 0;
+            if (xo_future_await(fs[i], left) != XO_OK)
+                xo_log_warn("pool %s stop: actor \"%s\" was not destroyed in time (before_destroy still running, "
+                            "or the actor is waiting); finalising it without before_destroy",
+                            p->address, v[i]->uid);
+            xo_future_unref(fs[i]);
+        }
+        xo_actor_release(v[i]);
+    }
+    free(fs);
+    free(v);
 }
 
 typedef struct actor_set {
@@ -222,8 +230,8 @@ typedef struct actor_set {
 
 static void set_add(actor_set_t *s, xo_actor_t *a)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (s->v[i] == a) return;
+    if (a->stop_mark) return; /* single-threaded by now: a plain flag dedupes in O(1) */
+    a->stop_mark = true;
     if (s->n == s->cap) {
         size_t ncap = s->cap ? s->cap * 2 : 16;
         xo_actor_t **nv = realloc(s->v, ncap * sizeof *nv);

@@ -119,10 +119,18 @@ static void chain_init(void)
     chain_base = r & ~0xFFFFFFFFull;
 }
 
+/* Threads take ids in blocks, so a thread that calls often does not hit the shared counter per call. */
+#define CHAIN_BLOCK 4096u
+static _Thread_local uint64_t chain_next, chain_end;
+
 uint64_t xo_chain_new(void)
 {
-    pthread_once(&chain_once, chain_init);
-    return chain_base + atomic_fetch_add_explicit(&chain_counter, 1, memory_order_relaxed) + 1;
+    if (chain_next == chain_end) {
+        pthread_once(&chain_once, chain_init);
+        chain_next = chain_base + atomic_fetch_add_explicit(&chain_counter, CHAIN_BLOCK, memory_order_relaxed) + 1;
+        chain_end = chain_next + CHAIN_BLOCK;
+    }
+    return chain_next++;
 }
 
 uint64_t xo_chain_current(void)
