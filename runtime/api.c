@@ -140,6 +140,20 @@ xo_status_t xo_create_actor(const xo_actor_class_t *cls, xo_args_t *args, const 
     }
     xo_future_t *f = NULL;
     xo_actor_t *a = xo_actor_new(pool, cls, uid);
+    if (a && !cls->init && !cls->after_create) {
+        /* Nothing to run: the actor is alive as soon as it is in the table, no round trip through a scheduler. */
+        xo_args_free(args);
+        a->init_ok = true;
+        atomic_store_explicit(&a->life, XO_LIFE_ALIVE, memory_order_release);
+        st = xo_pool_table_insert(pool, a);
+        xo_ref_t *ref = st == XO_OK ? ref_new(pool->address, uid, a) : NULL;
+        xo_actor_release(a);
+        if (st != XO_OK) return st;
+        if (!ref) return xo_error_set(XO_ENOMEM, "out of memory for a ref");
+        if (ref_p) *ref_p = ref;
+        else xo_ref_free(ref);
+        return XO_OK;
+    }
     xo_msg_t *m = a ? msg_new(XO_MSG_CREATE, &f) : NULL;
     if (!m) {
         if (a) xo_actor_release(a);
