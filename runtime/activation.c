@@ -213,7 +213,8 @@ static xo_status_t run_create(xo_worker_t *w, xo_actor_t *a, xo_msg_t *m)
         }
     }
     atomic_store_explicit(&a->life, XO_LIFE_ALIVE, memory_order_release);
-    return XO_OK;
+    xo_pool_report_actor(a->pool, a->uid, true);
+    return xo_pack(&w->out_pk, "s", a->uid); /* the creator learns the uid (it may have been generated) */
 fail:
     atomic_store_explicit(&a->life, XO_LIFE_DEAD, memory_order_release);
     xo_pool_table_remove(a->pool, a);
@@ -230,6 +231,7 @@ static xo_status_t run_destroy(xo_worker_t *w, xo_actor_t *a)
     }
     atomic_store_explicit(&a->life, XO_LIFE_DEAD, memory_order_release);
     xo_pool_table_remove(a->pool, a);
+    xo_pool_report_actor(a->pool, a->uid, false);
     /* With no other activation (the common case), fini runs before the reply, so a caller of xo_destroy_actor
      * finds the actor's resources released when it returns. Otherwise the last activation to end runs it. */
     if (atomic_load(&a->activations) == 1) xo_actor_try_fini(a);

@@ -6,6 +6,7 @@
 
 #include "runtime/core.h"
 #include "runtime/log.h"
+#include "runtime/remote.h"
 
 struct xo_ref {
     char *address;
@@ -60,8 +61,8 @@ static xo_pool_t *pool_at(const char *address)
 
 static xo_status_t no_pool(const char *address)
 {
-    return xo_error_set(XO_EUNREACHABLE, "no pool at \"%s\" in this process (transports to other processes are not "
-                                         "built in this version)", address ? address : "(default)");
+    return xo_error_set(XO_EUNREACHABLE, "no pool at \"%s\" in this process, and it is not a process pool address "
+                                         "(host:port or host:port/N)", address ? address : "(default)");
 }
 
 /* The live actor behind ref. *held says whether the caller must drop a ref with xo_actor_release: not when the
@@ -120,6 +121,121 @@ static xo_msg_t *msg_new(xo_msg_kind_t kind, xo_future_t **reply_p)
     return m;
 }
 
+/* ---- pools in other processes ----------------------------------------------------------------------------- */
+
+/* A ref that no pool of this process serves, with the address of a process pool: calls go through remote.c. */
+static bool is_remote(const xo_ref_t *ref)
+{
+    return ref && !ref->actor && !xo_pool_find(ref->address) && xo_remote_address_ok(ref->address);
+}
+
+/* Waits for a remote reply that carries a string (a uid or an address) into buf. */
+static xo_status_t wait_string(xo_future_t *f, char *buf, size_t len)
+{
+    xo_result_t *r = NULL;
+    xo_status_t st = xo_future_wait(f, XO_FOREVER, &r);
+    xo_future_unref(f);
+    if (st != XO_OK) return st;
+    xo_str_t s;
+    if (xo_result_unpack(r, "s", &s) != XO_OK || s.len >= len) {
+        xo_result_free(r);
+        return xo_error_set(XO_EPROTO, "the remote pool answered without the expected string");
+    }
+    memcpy(buf, s.ptr, s.len);
+    buf[s.len] = '\0';
+    xo_result_free(r);
+    return XO_OK;
+}
+
+static xo_status_t remote_create(const char *address, const char *class_name, xo_args_t *args, const char *uid,
+                                 xo_ref_t **ref_p)
+{
+    xo_future_t *f = NULL;
+    xo_status_t st = xo_remote_send(address, XO_WIRE_CREATE, xo_chain_current(), uid, class_name, args, true, &f);
+    if (st != XO_OK) return st;
+    char created[512];
+    st = wait_string(f, created, sizeof created);
+    if (st != XO_OK) return st;
+    xo_ref_t *ref = ref_new(address, created, NULL);
+    if (!ref) return xo_error_set(XO_ENOMEM, "out of memory for a ref");
+    if (ref_p) *ref_p = ref;
+    else xo_ref_free(ref);
+    return XO_OK;
+}
+
+/* Sends a request that answers with a status only (destroy) or a bool (has). */
+static xo_status_t remote_simple(const xo_ref_t *ref, int type, xo_result_t **r_p)
+{
+    xo_future_t *f = NULL;
+    xo_status_t st = xo_remote_send(ref->address, type, xo_chain_current(), ref->uid, NULL, NULL, true, &f);
+    if (st != XO_OK) return st;
+    st = xo_future_wait(f, XO_FOREVER, r_p);
+    xo_future_unref(f);
+    return st;
+}
+
+xo_status_t xo_create_start(xo_pool_t *pool, const xo_actor_class_t *cls, xo_args_t *args, const char *uid,
+                            xo_future_t *f)
+{
+    char gen[160];
+    if (!uid || !uid[0]) {
+        make_uid(pool, cls, gen, sizeof gen);
+        uid = gen;
+    }
+    xo_actor_t *a = xo_actor_new(pool, cls, uid);
+    xo_args_t *uid_value = a ? xo_args("s", uid) : NULL;
+    if (!uid_value) {
+        if (a) xo_actor_release(a);
+        xo_args_free(args);
+        return xo_error_set(XO_ENOMEM, "out of memory creating actor \"%s\"", uid);
+    }
+    if (!cls->init && !cls->after_create && !pool->main_address) {
+        /* Nothing to run: the actor is alive as soon as it is in the table, no round trip through a scheduler. (A
+         * sub pool's creates go through an activation: it reports the actor to its main pool and waits.) */
+        xo_args_free(args);
+        a->init_ok = true;
+        atomic_store_explicit(&a->life, XO_LIFE_ALIVE, memory_order_release);
+        xo_status_t st = xo_pool_table_insert(pool, a);
+        xo_actor_release(a);
+        if (st != XO_OK) {
+            xo_args_free(uid_value);
+            return st;
+        }
+        xo_promise_resolve(f, uid_value);
+        return XO_OK;
+    }
+    xo_msg_t *m = calloc(1, sizeof *m);
+    if (!m) {
+        xo_args_free(uid_value);
+        xo_actor_release(a);
+        xo_args_free(args);
+        return xo_error_set(XO_ENOMEM, "out of memory creating actor \"%s\"", uid);
+    }
+    m->kind = XO_MSG_CREATE;
+    m->chain = xo_chain_current();
+    m->args = args;
+    m->reply = f;
+    xo_future_ref(f);
+    /* The create message goes first in the mailbox before anyone can find the actor, so whatever others send
+     * once it is in the table runs after init and after_create. */
+    xo_mpsc_push(&a->mailbox, &m->run.node);
+    xo_status_t st = xo_pool_table_insert(pool, a);
+    if (st != XO_OK) {
+        xo_msg_t *back = (xo_msg_t *)xo_mpsc_pop(&a->mailbox);
+        xo_msg_free(back); /* drops the message's ref on f */
+        xo_args_free(uid_value);
+        xo_actor_release(a);
+        return st;
+    }
+    xo_args_free(uid_value); /* run_create answers with the uid itself */
+    if (atomic_exchange(&a->scheduled, 1) == 0) {
+        xo_actor_retain(a);
+        xo_sched_post(pool, &a->run, -1);
+    }
+    xo_actor_release(a);
+    return XO_OK;
+}
+
 xo_status_t xo_create_actor(const xo_actor_class_t *cls, xo_args_t *args, const char *address, const char *uid,
                             xo_ref_t **ref_p)
 {
@@ -130,60 +246,36 @@ xo_status_t xo_create_actor(const xo_actor_class_t *cls, xo_args_t *args, const 
     }
     xo_pool_t *pool = pool_at(address);
     if (!pool) {
+        if (address && xo_remote_address_ok(address)) return remote_create(address, cls->name, args, uid, ref_p);
         xo_args_free(args);
         return no_pool(address);
     }
-    char gen[160];
-    if (!uid) {
-        make_uid(pool, cls, gen, sizeof gen);
-        uid = gen;
-    }
-    xo_future_t *f = NULL;
-    xo_actor_t *a = xo_actor_new(pool, cls, uid);
-    if (a && !cls->init && !cls->after_create) {
-        /* Nothing to run: the actor is alive as soon as it is in the table, no round trip through a scheduler. */
+    xo_future_t *f = xo_future_new();
+    if (!f) {
         xo_args_free(args);
-        a->init_ok = true;
-        atomic_store_explicit(&a->life, XO_LIFE_ALIVE, memory_order_release);
-        st = xo_pool_table_insert(pool, a);
-        xo_ref_t *ref = st == XO_OK ? ref_new(pool->address, uid, a) : NULL;
-        xo_actor_release(a);
-        if (st != XO_OK) return st;
-        if (!ref) return xo_error_set(XO_ENOMEM, "out of memory for a ref");
-        if (ref_p) *ref_p = ref;
-        else xo_ref_free(ref);
-        return XO_OK;
+        return xo_error_set(XO_ENOMEM, "out of memory");
     }
-    xo_msg_t *m = a ? msg_new(XO_MSG_CREATE, &f) : NULL;
-    if (!m) {
-        if (a) xo_actor_release(a);
-        xo_args_free(args);
-        return xo_error_set(XO_ENOMEM, "out of memory creating actor \"%s\"", uid);
-    }
-    m->args = args;
-    /* The create message goes first in the mailbox before anyone can find the actor, so whatever others send
-     * once it is in the table runs after init and after_create. */
-    xo_mpsc_push(&a->mailbox, &m->run.node);
-    st = xo_pool_table_insert(pool, a);
+    st = xo_create_start(pool, cls, args, uid, f);
     if (st != XO_OK) {
-        xo_msg_t *back = (xo_msg_t *)xo_mpsc_pop(&a->mailbox);
-        xo_msg_free(back);
         xo_future_unref(f);
-        xo_actor_release(a);
         return st;
     }
-    if (atomic_exchange(&a->scheduled, 1) == 0) {
-        xo_actor_retain(a);
-        xo_sched_post(pool, &a->run, -1);
-    }
-    st = xo_future_wait(f, XO_FOREVER, NULL);
+    xo_result_t *r = NULL;
+    st = xo_future_wait(f, XO_FOREVER, &r);
     xo_future_unref(f);
-    if (st != XO_OK) {
-        xo_actor_release(a);
-        return st;
+    if (st != XO_OK) return st;
+    xo_str_t created;
+    char uidbuf[256];
+    if (xo_result_unpack(r, "s", &created) != XO_OK || created.len >= sizeof uidbuf) {
+        xo_result_free(r);
+        return xo_error_set(XO_EPROTO, "create answered without a uid");
     }
-    xo_ref_t *ref = ref_new(pool->address, uid, a);
-    xo_actor_release(a);
+    memcpy(uidbuf, created.ptr, created.len);
+    uidbuf[created.len] = '\0';
+    xo_result_free(r);
+    xo_actor_t *a = xo_pool_table_lookup(pool, uidbuf); /* to cache it in the ref; NULL if already destroyed */
+    xo_ref_t *ref = ref_new(pool->address, uidbuf, a);
+    if (a) xo_actor_release(a);
     if (!ref) return xo_error_set(XO_ENOMEM, "out of memory for a ref");
     if (ref_p) *ref_p = ref;
     else xo_ref_free(ref);
@@ -194,8 +286,23 @@ xo_status_t xo_actor_ref(const char *address, const char *uid, xo_ref_t **ref_p)
 {
     if (!uid || !ref_p) return xo_error_set(XO_EINVAL, "uid and ref_p are required");
     xo_pool_t *pool = pool_at(address);
+    if (!pool && address && xo_remote_address_ok(address)) {
+        /* The pool answers with the address that holds the actor (a main pool may point into a sub pool). */
+        xo_future_t *f = NULL;
+        xo_status_t st = xo_remote_send(address, XO_WIRE_LOOKUP, 0, uid, NULL, NULL, true, &f);
+        char where[256];
+        if (st == XO_OK) st = wait_string(f, where, sizeof where);
+        if (st != XO_OK) return st;
+        xo_ref_t *ref = ref_new(where, uid, NULL);
+        if (!ref) return xo_error_set(XO_ENOMEM, "out of memory for a ref");
+        *ref_p = ref;
+        return XO_OK;
+    }
     if (!pool) return no_pool(address);
     xo_actor_t *a = xo_pool_table_lookup(pool, uid);
+    char elsewhere[256];
+    if (!a && pool->locate && pool->locate(pool->locate_arg, uid, elsewhere, sizeof elsewhere))
+        return xo_actor_ref(elsewhere, uid, ref_p); /* in one of this main pool's sub pools */
     if (!a) return xo_error_set(XO_ENOACTOR, "no actor \"%s\" at %s", uid, pool->address);
     xo_ref_t *ref = ref_new(pool->address, uid, a);
     xo_actor_release(a);
@@ -206,6 +313,13 @@ xo_status_t xo_actor_ref(const char *address, const char *uid, xo_ref_t **ref_p)
 
 bool xo_has_actor(const xo_ref_t *ref)
 {
+    if (is_remote(ref)) {
+        xo_result_t *r = NULL;
+        bool alive = false;
+        if (remote_simple(ref, XO_WIRE_HAS, &r) == XO_OK) xo_result_unpack(r, "t", &alive);
+        xo_result_free(r);
+        return alive;
+    }
     xo_actor_t *a;
     bool held;
     if (resolve(ref, &a, &held) != XO_OK) return false;
@@ -216,6 +330,7 @@ bool xo_has_actor(const xo_ref_t *ref)
 
 xo_status_t xo_destroy_actor(const xo_ref_t *ref)
 {
+    if (is_remote(ref)) return remote_simple(ref, XO_WIRE_DESTROY, NULL);
     xo_actor_t *a;
     bool held;
     xo_status_t st = resolve(ref, &a, &held);
@@ -249,6 +364,14 @@ static xo_status_t find_method(xo_actor_t *a, const char *method, int *index_p)
 /* Builds and posts a call. args is consumed. With future_p, the caller gets a future holding one ref. */
 static xo_status_t post_call(const xo_ref_t *ref, const char *method, xo_args_t *args, xo_future_t **future_p)
 {
+    if (is_remote(ref)) {
+        if (!method) {
+            xo_args_free(args);
+            return xo_error_set(XO_EINVAL, "NULL method name");
+        }
+        return xo_remote_send(ref->address, XO_WIRE_CALL, xo_chain_current(), ref->uid, method, args,
+                              future_p != NULL, future_p);
+    }
     xo_actor_t *a;
     bool held = false;
     xo_status_t st = resolve(ref, &a, &held);
@@ -338,7 +461,8 @@ xo_status_t xo_tell_delay(const xo_ref_t *ref, const char *method, xo_args_t *ar
     }
     if (delay_ms <= 0) return xo_tell(ref, method, args);
     xo_pool_t *pool = xo_pool_find(ref->address);
-    if (!pool) {
+    xo_timers_t *timers = pool ? pool->timers : is_remote(ref) ? xo_remote_timers() : NULL;
+    if (!timers) {
         xo_args_free(args);
         return no_pool(ref->address);
     }
@@ -356,7 +480,7 @@ xo_status_t xo_tell_delay(const xo_ref_t *ref, const char *method, xo_args_t *ar
     d->timer.heap_index = SIZE_MAX;
     d->timer.fire = delayed_tell_fire;
     d->timer.drop = delayed_tell_drop;
-    xo_timers_add(pool->timers, &d->timer, xo_now_ns() + (uint64_t)delay_ms * 1000000ull);
+    xo_timers_add(timers, &d->timer, xo_now_ns() + (uint64_t)delay_ms * 1000000ull);
     return XO_OK;
 }
 
@@ -431,7 +555,25 @@ xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_
     }
     xo_actor_t *a;
     bool held = false;
-    xo_status_t st = resolve(ref, &a, &held);
+    xo_status_t st;
+    xo_future_t *f = NULL;
+    if (is_remote(ref)) {
+        xo_args_t **args = calloc(n, sizeof *args);
+        if (!args) {
+            free_calls(calls, n);
+            return xo_error_set(XO_ENOMEM, "out of memory for a batch");
+        }
+        for (size_t i = 0; i < n; i++) {
+            args[i] = calls[i]->args;
+            calls[i]->args = NULL;
+        }
+        st = xo_remote_send_batch(ref->address, xo_chain_current(), ref->uid, calls[0]->method, n, args, &f);
+        free(args);
+        free_calls(calls, n);
+        if (st != XO_OK) return st;
+        goto wait;
+    }
+    st = resolve(ref, &a, &held);
     int index = 0;
     if (st == XO_OK) {
         st = find_method(a, calls[0]->method, &index);
@@ -444,7 +586,6 @@ xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_
         free_calls(calls, n);
         return st;
     }
-    xo_future_t *f = NULL;
     xo_msg_t *m = msg_new(XO_MSG_BATCH, &f);
     xo_args_t **batch_args = m ? calloc(n, sizeof *batch_args) : NULL;
     if (!batch_args) {
@@ -464,7 +605,7 @@ xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_
     m->batch_args = batch_args;
     xo_actor_post(a, m);
     unhold(a, held);
-
+wait:
     st = xo_future_await(f, timeout_ms);
     if (st == XO_OK && f->status != XO_OK) {
         st = f->error ? xo_error_set(f->status, "%s", f->error) : xo_error_set(f->status, "%s", xo_strerror(f->status));

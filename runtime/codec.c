@@ -75,6 +75,16 @@ xo_args_t *xo_args_new(uint32_t n)
     return a;
 }
 
+xo_args_t *xo_args_from_bytes(const void *data, size_t len)
+{
+    xo_args_t *a = args_alloc();
+    if (a && args_write(a, data, len) != 0) {
+        xo_args_free(a);
+        return NULL;
+    }
+    return a;
+}
+
 msgpack_packer *xo_args_packer(xo_args_t *args) { return args ? &args->pk : NULL; }
 
 void xo_args_free(xo_args_t *a)

@@ -18,6 +18,10 @@ struct xo_args {
     char inline_buf[XO_ARGS_INLINE];
 };
 
+/* An argument list holding a copy of data[0..len) (already encoded, e.g. received from another pool). The caller
+ * owns it. NULL when out of memory. */
+xo_args_t *xo_args_from_bytes(const void *data, size_t len);
+
 /* The encoded bytes of args (a msgpack array). An empty array when args is NULL. */
 const char *xo_args_data(const xo_args_t *args, size_t *len_p);
 

@@ -89,6 +89,12 @@ struct xo_future {
     xo_status_t status;
     char *error;                /* malloc'd text or NULL */
     xo_result_t *result;        /* owned until taken by a wait */
+    /* Optional hooks, set before the future is shared: on_done runs on the completing thread instead of a wake-up
+     * (a remote call's reply is sent from there); on_cancel forwards a cancel request (to a remote pool). */
+    void (*on_done)(xo_future_t *f, void *arg);
+    void (*on_cancel)(xo_future_t *f, void *arg);
+    void (*on_free)(void *arg);     /* frees hook_arg when the future is freed */
+    void *hook_arg;
     size_t n_items;             /* batch replies */
     xo_status_t *item_status;
     xo_result_t **item_results;
@@ -114,6 +120,16 @@ xo_status_t xo_future_await(xo_future_t *f, int64_t timeout_ms);
 
 /* Requests cancellation of the call behind f and of whatever its running activation is waiting on. */
 void xo_future_request_cancel(xo_future_t *f);
+
+/* Starts creating an actor in a pool of this process; f (the caller's, which keeps its ref) completes when init and
+ * after_create have run, with the uid (a string) as its value. Consumes args. Never blocks. On an error return f
+ * is left untouched (not completed). */
+xo_status_t xo_create_start(xo_pool_t *pool, const xo_actor_class_t *cls, xo_args_t *args, const char *uid,
+                            xo_future_t *f);
+
+/* A sub pool tells its main pool's host service that an actor now lives here (add) or is gone, so that lookups
+ * through the main address find actors created directly in the sub pool. Fire and forget. */
+void xo_pool_report_actor(xo_pool_t *pool, const char *uid, bool add);
 
 /* ---- workers (activations) ------------------------------------------------------------------------------------ */
 
@@ -260,6 +276,11 @@ struct xo_pool {
     _Atomic unsigned rr;                /* round robin for posts from plain threads */
     _Atomic bool stopping;
     _Atomic bool threads_stop;
+    bool listening;                     /* served to other processes (a host:port address) */
+    char *main_address;                 /* a sub pool's main pool ("host:port" of "host:port/N"), else NULL */
+    /* Set by a host on its main pool: finds an actor that lives in one of its sub pools (address into addr). */
+    bool (*locate)(void *arg, const char *uid, char *addr, size_t len);
+    void *locate_arg;
     pthread_mutex_t table_lock;
     xo_actor_t **table;                 /* open hashing on uid */
     size_t table_cap, n_actors;

@@ -45,6 +45,7 @@ void xo_future_unref(xo_future_t *f)
     if (!f) return;
     /* acq_rel: the last holder must see every write the others made (the reply, the taken flag). */
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1) return;
+    if (f->on_free) f->on_free(f->hook_arg);
     free(f->error);
     xo_result_free(f->result);
     free_items(f);
@@ -62,6 +63,7 @@ static void publish(xo_future_t *f)
 {
     /* acq_rel exchange: releases the reply written above to the waiter; acquires the waiter's registration. */
     int prev = atomic_exchange_explicit(&f->state, XO_FUT_DONE, memory_order_acq_rel);
+    if (f->on_done) f->on_done(f, f->hook_arg);
     if (prev != XO_FUT_WAITING) return;
     xo_worker_t *w = f->waiter;
     if (w) xo_worker_wake(w, XO_OK);
@@ -220,7 +222,8 @@ xo_status_t xo_future_await(xo_future_t *f, int64_t timeout_ms)
 
 void xo_future_request_cancel(xo_future_t *f)
 {
-    atomic_store(&f->cancel_requested, true);
+    if (atomic_exchange(&f->cancel_requested, true)) return; /* once is enough */
+    if (f->on_cancel && !xo_future_done(f)) f->on_cancel(f, f->hook_arg);
     lock(f);
     xo_worker_t *w = f->runner;
     xo_future_t *g = NULL;

@@ -7,6 +7,8 @@
 
 #include "runtime/core.h"
 #include "runtime/log.h"
+#include "runtime/remote.h"
+#include "xoscar/host.h"
 
 #define DEFAULT_STACK (256u * 1024u)
 #define DEFAULT_SPIN_US 50u
@@ -110,6 +112,22 @@ xo_actor_t *xo_pool_table_lookup(xo_pool_t *p, const char *uid)
     return found;
 }
 
+void xo_pool_report_actor(xo_pool_t *pool, const char *uid, bool add)
+{
+    if (!pool->main_address || strcmp(uid, XO_HOST_SERVICE_UID) == 0) return;
+    /* Waited for (from the create or destroy activation, so only that fiber waits): once the creator has its reply,
+     * a lookup through the main address finds the actor. A main pool without a host service answers ENOACTOR. */
+    xo_future_t *f = NULL;
+    xo_status_t st = xo_remote_send(pool->main_address, XO_WIRE_CALL, xo_chain_new(), XO_HOST_SERVICE_UID,
+                                    "register", xo_args("sst", uid, pool->address, (int)add), true, &f);
+    if (st == XO_OK) {
+        st = xo_future_wait(f, 2000, NULL);
+        xo_future_unref(f);
+    }
+    if (st != XO_OK) xo_log_debug("cannot report actor %s to %s: %s", uid, pool->main_address, xo_last_error());
+    xo_error_clear();
+}
+
 size_t xo_pool_actor_count(const xo_pool_t *cp)
 {
     xo_pool_t *p = (xo_pool_t *)cp;
@@ -120,6 +138,8 @@ size_t xo_pool_actor_count(const xo_pool_t *cp)
 }
 
 const char *xo_pool_address(const xo_pool_t *p) { return p->address; }
+
+static void cleanup(xo_pool_t *p);
 
 /* ---- start --------------------------------------------------------------------------------------------------- */
 
@@ -153,21 +173,33 @@ xo_status_t xo_pool_start(const xo_pool_config_t *cfg, xo_pool_t **pool_p)
     unsigned spin = cfg->spin_us ? cfg->spin_us : DEFAULT_SPIN_US;
     for (unsigned i = 0; i < p->n_sched; i++) p->sched[i].spin_ns = (uint64_t)spin * 1000u;
 
-    xo_status_t st = xo_process_register_pool(p);
+    xo_status_t st = xo_timers_start(&p->timers, "xo-timer");
     if (st != XO_OK) goto fail_free;
-    st = xo_timers_start(&p->timers, "xo-timer");
-    if (st != XO_OK) goto fail_unregister;
     st = xo_sched_start_all(p);
     if (st != XO_OK) goto fail_timers;
+    /* A process pool address ("host:port[/N]") is served to other processes; listening may fix a port 0. */
+    p->listening = xo_remote_address_ok(p->address);
+    const char *slash = p->listening ? strrchr(p->address, '/') : NULL;
+    if (slash && atoi(slash + 1) > 0) p->main_address = strndup(p->address, (size_t)(slash - p->address));
+    if (p->listening) {
+        st = xo_remote_listen(p);
+        if (st != XO_OK) goto fail_sched;
+    }
+    st = xo_process_register_pool(p);
+    if (st != XO_OK) goto fail_unlisten;
     xo_log_debug("pool %s started with %u scheduler threads", p->address, p->n_sched);
     *pool_p = p;
     return XO_OK;
 
+fail_unlisten:
+    if (p->listening) xo_remote_unlisten(p);
+fail_sched:
+    xo_sched_stop_all(p);
+    cleanup(p);
 fail_timers:
     xo_timers_stop(p->timers);
-fail_unregister:
-    xo_process_unregister_pool(p);
 fail_free:
+    free(p->main_address);
     pthread_mutex_destroy(&p->table_lock);
     free(p->sched);
     free(p->address);
@@ -333,6 +365,7 @@ void xo_pool_stop(xo_pool_t *p)
         xo_log_error("xo_pool_stop called from pool %s's own thread: refused (it would join itself)", p->address);
         return;
     }
+    if (p->listening) xo_remote_unlisten(p); /* no new requests from other processes */
     destroy_remaining(p);
     pthread_mutex_lock(&p->table_lock);
     atomic_store(&p->stopping, true);
@@ -344,6 +377,7 @@ void xo_pool_stop(xo_pool_t *p)
     pthread_mutex_destroy(&p->table_lock);
     free(p->table);
     free(p->sched);
+    free(p->main_address);
     xo_log_debug("pool %s stopped", p->address);
     free(p->address);
     free(p);

@@ -1,0 +1,102 @@
+/* A host: this process's main pool plus sub pools, each its own process (xoscar-pool), bound to its CPUs,
+ * supervised, with placement policies choosing where a new actor goes.
+ *
+ * Addresses: the main pool is "host:port" (port 0 picks one); sub pool i is "host:port/i" (i from 1). Any process
+ * on the machine reaches them by address; calls between pools of one host go over shared memory. */
+#ifndef XOSCAR_HOST_H
+#define XOSCAR_HOST_H
+
+#include "xoscar/xoscar.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct xo_host xo_host_t;
+
+/* What the main pool does when a sub pool's process dies. Calls in flight to it always fail with XO_EPOOLDIED. */
+typedef enum xo_restart {
+    XO_RESTART_NONE = 0,    /* leave it dead */
+    XO_RESTART_PROCESS = 1, /* start a new process at the same address, empty */
+    XO_RESTART_ACTORS = 2,  /* and re-create the actors placed there through the host, from their create
+                             * arguments (their state is lost; Xoscar's auto_recover="actor") */
+} xo_restart_t;
+
+typedef enum xo_pool_event {
+    XO_POOL_DOWN = 1,      /* a sub pool's process died */
+    XO_POOL_RECOVERED = 2, /* it was restarted (and its actors re-created, per the policy) */
+} xo_pool_event_t;
+
+typedef struct xo_sub_pool_config {
+    const char *cpus;      /* "2-3,6"; NULL: cores from the host's topology, split between the sub pools */
+    const char *labels;    /* comma-separated, e.g. "gpu,fast"; NULL: none */
+    unsigned n_threads;    /* scheduler threads; 0: one per CPU it is bound to */
+} xo_sub_pool_config_t;
+
+typedef struct xo_host_config {
+    const char *address;                  /* the main pool's address; NULL: "127.0.0.1:0" */
+    unsigned n_sub_pools;
+    const xo_sub_pool_config_t *sub_pools; /* n_sub_pools entries, or NULL for defaults */
+    const char *const *modules;           /* actor modules every pool loads (the main pool too) */
+    size_t n_modules;
+    xo_restart_t restart;
+    unsigned main_threads;                /* the main pool's scheduler threads; 0: 1 */
+    const char *pool_binary;              /* NULL: $XO_POOL_BINARY, else xoscar-pool beside this executable or
+                                           * in the build tree, else from PATH */
+    /* Called on the supervisor thread for every pool event; must not block for long. */
+    void (*on_event)(const char *address, xo_pool_event_t event, void *arg);
+    void *event_arg;
+} xo_host_config_t;
+
+/* Starts the main pool in this process and the sub pools as processes, and waits until every one is ready.
+ * On failure nothing is left running; the error text says which pool failed and why. The caller owns *host_p. */
+XO_API xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p);
+
+/* Stops the sub pools (SIGTERM, then SIGKILL after 2 s) and the main pool. Leaves no process behind. */
+XO_API void xo_host_stop(xo_host_t *host);
+
+/* The main pool's address (owned by the host). */
+XO_API const char *xo_host_address(const xo_host_t *host);
+
+/* The number of sub pool slots (removed ones included), and one's address and current pid (0 when not running). */
+XO_API size_t xo_host_sub_pool_count(const xo_host_t *host);
+XO_API const char *xo_host_sub_pool_address(const xo_host_t *host, size_t index);
+XO_API int xo_host_sub_pool_pid(const xo_host_t *host, size_t index);
+
+/* Adds a sub pool while running; *index_p (may be NULL) gets its index (its address ends in "/<index>"). */
+XO_API xo_status_t xo_host_add_sub_pool(xo_host_t *host, const xo_sub_pool_config_t *cfg, size_t *index_p);
+
+/* Stops sub pool index (its actors go with it) and keeps it from being restarted. */
+XO_API xo_status_t xo_host_remove_sub_pool(xo_host_t *host, size_t index);
+
+/* Where an actor created through the host goes. strategy names a policy: "address", "main_pool", "random",
+ * "random_sub_pool", "process_index", "random_label", "idle_label", "round_robin", "least_loaded" (also Xoscar's
+ * names: "IdleLabel", ...). NULL strategy: "round_robin" over the sub pools. */
+typedef struct xo_placement {
+    const char *strategy;
+    const char *address;   /* "address" */
+    size_t process_index;  /* "process_index": 0 is the main pool */
+    const char *label;     /* label strategies; also restricts the load-based ones */
+    const char *mark;      /* "idle_label": one actor per (label, mark) per pool */
+} xo_placement_t;
+
+/* Creates an actor of the class named class_name (registered in every pool, e.g. by a module) in the pool the
+ * placement chooses, and records it so that xo_actor_ref(host address, uid) finds it and XO_RESTART_ACTORS can
+ * re-create it. args is consumed. Errors of the policy (XO_ENOIDLESLOT...) and of the create itself. */
+XO_API xo_status_t xo_host_create_actor(xo_host_t *host, const char *class_name, xo_args_t *args, const char *uid,
+                                        const xo_placement_t *placement, xo_ref_t **ref_p);
+
+/* The same placement from any process, through the host's main pool at main_address (its placement service,
+ * the actor XO_HOST_SERVICE_UID). The class must be known to the pools (its module loaded there). args is
+ * consumed. On XO_OK *ref_p is a ref to the actor in the pool chosen. XO_EINVAL when main_address is not a host's
+ * main pool. */
+XO_API xo_status_t xo_create_actor_placed(const char *class_name, xo_args_t *args, const char *main_address,
+                                          const char *uid, const xo_placement_t *placement, xo_ref_t **ref_p);
+
+/* The uid of the placement and registration service actor in a host's main pool. */
+#define XO_HOST_SERVICE_UID "xo.host"
+
+#ifdef __cplusplus
+}
+#endif
+#endif

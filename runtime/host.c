@@ -1,0 +1,863 @@
+/* A host: the main pool in this process, sub pools as xoscar-pool processes, their supervision and placement.
+ *
+ * Every sub pool process is started by the supervisor thread: PR_SET_PDEATHSIG (which the sub pool sets) fires
+ * when the *thread* that started it exits, so the starter must live as long as the host. The supervisor watches
+ * each child through a pidfd, so a death is seen at once (no polling), fails the calls in flight to it and applies
+ * the restart policy. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "policies/policy.h"
+#include "runtime/core.h"
+#include "runtime/log.h"
+#include "runtime/remote.h"
+#include "runtime/topology.h"
+#include "xoscar/host.h"
+#include "xoscar/module.h"
+
+extern char **environ;
+
+#define READY_TIMEOUT_MS 10000
+#define STOP_GRACE_MS 2000
+#define MAX_SUBS 256
+#define MAX_LABELS 16
+
+typedef struct placed {
+    char *uid;
+    char *class_name;
+    char *label, *mark;   /* the IdleLabel pair it was created with, or NULL */
+    void *args;           /* the encoded create arguments, for XO_RESTART_ACTORS */
+    size_t args_len;
+} placed_t;
+
+typedef struct sub_pool {
+    char address[160];
+    char cpus[256];
+    char *labels_buf;
+    const char *labels[MAX_LABELS];
+    size_t n_labels;
+    unsigned n_threads;
+    pid_t pid;
+    int pidfd;
+    bool removed;
+    placed_t *placed;
+    size_t n_placed, cap_placed;
+    xo_idle_mark_t *marks; /* built for the policy views */
+} sub_pool_t;
+
+typedef enum { CMD_NONE, CMD_SPAWN, CMD_REMOVE, CMD_STOP } cmd_kind_t;
+
+struct xo_host {
+    xo_pool_t *main;
+    char *binary;
+    char **modules;
+    size_t n_modules;
+    xo_restart_t restart;
+    void (*on_event)(const char *, xo_pool_event_t, void *);
+    void *event_arg;
+    pthread_mutex_t lock;        /* subs, placement state, commands */
+    pthread_cond_t cond;
+    sub_pool_t *subs[MAX_SUBS];
+    size_t n_subs;
+    uint64_t rng, cursor;
+    xo_topology_t *topo;
+    /* actors created directly in a sub pool (not through placement), as the sub pools report them */
+    char **ext_uid, **ext_addr;
+    size_t n_ext, cap_ext;
+    pthread_t supervisor;
+    int wakefd;
+    /* one command at a time, handed to the supervisor */
+    cmd_kind_t cmd;
+    sub_pool_t *cmd_sub;
+    xo_status_t cmd_st;
+    char cmd_err[XO_ERROR_TEXT_MAX];
+    bool cmd_done;
+};
+
+static void ext_forget_pool(xo_host_t *h, const char *address);
+
+static int pidfd_open_(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+/* ---- finding the pool binary ---------------------------------------------------------------------------------- */
+
+static char *find_binary(const char *configured)
+{
+    if (configured) return strdup(configured);
+    const char *env = getenv("XO_POOL_BINARY");
+    if (env && *env) return strdup(env);
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            /* beside the executable, or in the build tree's runtime/ seen from tests/<dir>/, bench/, examples/ */
+            const char *tries[] = {"%s/xoscar-pool", "%s/../runtime/xoscar-pool", "%s/../../runtime/xoscar-pool"};
+            for (size_t i = 0; i < 3; i++) {
+                char path[PATH_MAX + 64];
+                snprintf(path, sizeof path, tries[i], self);
+                if (access(path, X_OK) == 0) return realpath(path, NULL);
+            }
+        }
+    }
+    return strdup("xoscar-pool"); /* from PATH */
+}
+
+/* ---- spawning (supervisor thread) ----------------------------------------------------------------------------- */
+
+static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err_len)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        snprintf(err, err_len, "pipe: %s", strerror(errno));
+        return XO_ESYS;
+    }
+    char parent[32], threads[32];
+    snprintf(parent, sizeof parent, "%d", (int)getpid());
+    snprintf(threads, sizeof threads, "%u", sp->n_threads);
+    const char *argv[16 + 2 * 64];
+    size_t k = 0;
+    argv[k++] = h->binary;
+    argv[k++] = "--address";
+    argv[k++] = sp->address;
+    argv[k++] = "--ready-fd";
+    argv[k++] = "3";
+    argv[k++] = "--parent-pid";
+    argv[k++] = parent;
+    if (sp->n_threads) {
+        argv[k++] = "--threads";
+        argv[k++] = threads;
+    }
+    if (sp->cpus[0]) {
+        argv[k++] = "--cpus";
+        argv[k++] = sp->cpus;
+    }
+    for (size_t i = 0; i < h->n_modules && i < 64; i++) {
+        argv[k++] = "--module";
+        argv[k++] = h->modules[i];
+    }
+    argv[k] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 3); /* dup2 clears CLOEXEC on the child's fd 3 */
+    pid_t pid;
+    int rc = posix_spawnp(&pid, h->binary, &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    if (rc != 0) {
+        close(fds[0]);
+        snprintf(err, err_len, "cannot start %s: %s", h->binary, strerror(rc));
+        return XO_ESYS;
+    }
+    /* Wait for its "ready" line: the address it serves. EOF means it died first. */
+    char line[256];
+    size_t got = 0;
+    struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+    uint64_t deadline = xo_now_ns() + (uint64_t)READY_TIMEOUT_MS * 1000000ull;
+    xo_status_t st = XO_OK;
+    while (got < sizeof line - 1 && !memchr(line, '\n', got)) {
+        uint64_t now = xo_now_ns();
+        if (now >= deadline || poll(&pfd, 1, (int)((deadline - now) / 1000000ull) + 1) <= 0) {
+            snprintf(err, err_len, "sub pool %s was not ready within %d ms", sp->address, READY_TIMEOUT_MS);
+            st = XO_ETIMEDOUT;
+            break;
+        }
+        ssize_t n = read(fds[0], line + got, sizeof line - 1 - got);
+        if (n <= 0) {
+            int status = 0;
+            waitpid(pid, &status, 0);
+            pid = 0;
+            snprintf(err, err_len, "sub pool %s exited before it was ready (%s %d; see its log above)", sp->address,
+                     WIFSIGNALED(status) ? "signal" : "exit code",
+                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+            st = XO_EPOOLDIED;
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fds[0]);
+    if (st != XO_OK) {
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+        }
+        return st;
+    }
+    int pidfd = pidfd_open_(pid);
+    pthread_mutex_lock(&h->lock); /* pid and pidfd are read by other threads (xo_host_sub_pool_pid, placement) */
+    sp->pid = pid;
+    sp->pidfd = pidfd;
+    pthread_mutex_unlock(&h->lock);
+    return XO_OK;
+}
+
+/* Supervisor thread only (the one writer of pid and pidfd; it reads them without the lock). */
+static void stop_sub(xo_host_t *h, sub_pool_t *sp)
+{
+    if (sp->pid <= 0) return;
+    kill(sp->pid, SIGTERM);
+    struct pollfd pfd = {.fd = sp->pidfd, .events = POLLIN};
+    if (sp->pidfd < 0 || poll(&pfd, 1, STOP_GRACE_MS) <= 0) kill(sp->pid, SIGKILL);
+    waitpid(sp->pid, NULL, 0);
+    if (sp->pidfd >= 0) close(sp->pidfd);
+    pthread_mutex_lock(&h->lock);
+    sp->pid = 0;
+    sp->pidfd = -1;
+    pthread_mutex_unlock(&h->lock);
+    xo_remote_peer_died(sp->address, "the sub pool was stopped");
+}
+
+static void emit(xo_host_t *h, const char *address, xo_pool_event_t ev)
+{
+    if (h->on_event) h->on_event(address, ev, h->event_arg);
+}
+
+/* Re-creates the actors placed on sp (XO_RESTART_ACTORS), from their recorded create messages. */
+static void replay(xo_host_t *h, sub_pool_t *sp)
+{
+    pthread_mutex_lock(&h->lock);
+    size_t n = sp->n_placed;
+    placed_t *copy = malloc((n ? n : 1) * sizeof *copy);
+    if (copy) memcpy(copy, sp->placed, n * sizeof *copy);
+    pthread_mutex_unlock(&h->lock);
+    for (size_t i = 0; copy && i < n; i++) {
+        xo_args_t *args = copy[i].args ? xo_args_from_bytes(copy[i].args, copy[i].args_len) : NULL;
+        xo_future_t *f = NULL;
+        xo_status_t st = xo_remote_send(sp->address, XO_WIRE_CREATE, xo_chain_new(), copy[i].uid,
+                                        copy[i].class_name, args, true, &f);
+        if (st == XO_OK) {
+            st = xo_future_wait(f, READY_TIMEOUT_MS, NULL);
+            xo_future_unref(f);
+        }
+        if (st != XO_OK) xo_log_error("recovering actor %s on %s: %s", copy[i].uid, sp->address, xo_last_error());
+    }
+    free(copy);
+}
+
+static void on_death(xo_host_t *h, sub_pool_t *sp)
+{
+    int status = 0;
+    waitpid(sp->pid, &status, 0);
+    char why[128];
+    snprintf(why, sizeof why, "its process %d %s %d", (int)sp->pid, WIFSIGNALED(status) ? "was killed by signal" :
+             "exited with code", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    xo_log_warn("sub pool %s died: %s", sp->address, why);
+    close(sp->pidfd);
+    pthread_mutex_lock(&h->lock);
+    sp->pidfd = -1;
+    sp->pid = 0;
+    bool removed = sp->removed;
+    ext_forget_pool(h, sp->address); /* actors created there directly died with it (only placed ones are replayed) */
+    pthread_mutex_unlock(&h->lock);
+    xo_remote_peer_died(sp->address, why);
+    emit(h, sp->address, XO_POOL_DOWN);
+    if (h->restart == XO_RESTART_NONE || removed) {
+        if (h->restart == XO_RESTART_NONE) {
+            pthread_mutex_lock(&h->lock);
+            for (size_t i = 0; i < sp->n_placed; i++) { /* its actors are gone for good */
+                free(sp->placed[i].uid);
+                free(sp->placed[i].class_name);
+                free(sp->placed[i].label);
+                free(sp->placed[i].mark);
+                free(sp->placed[i].args);
+            }
+            sp->n_placed = 0;
+            pthread_mutex_unlock(&h->lock);
+        }
+        return;
+    }
+    char err[XO_ERROR_TEXT_MAX];
+    if (spawn_sub(h, sp, err, sizeof err) != XO_OK) {
+        xo_log_error("cannot restart sub pool %s: %s", sp->address, err);
+        return;
+    }
+    if (h->restart == XO_RESTART_ACTORS) replay(h, sp);
+    emit(h, sp->address, XO_POOL_RECOVERED);
+}
+
+static void *supervise(void *arg)
+{
+    xo_host_t *h = arg;
+    pthread_setname_np(pthread_self(), "xo-supervisor");
+    for (;;) {
+        struct pollfd pfds[MAX_SUBS + 1];
+        sub_pool_t *who[MAX_SUBS + 1];
+        size_t n = 0;
+        pfds[n].fd = h->wakefd;
+        pfds[n].events = POLLIN;
+        who[n++] = NULL;
+        pthread_mutex_lock(&h->lock);
+        for (size_t i = 0; i < h->n_subs; i++)
+            if (h->subs[i]->pid > 0 && h->subs[i]->pidfd >= 0) {
+                pfds[n].fd = h->subs[i]->pidfd;
+                pfds[n].events = POLLIN;
+                who[n++] = h->subs[i];
+            }
+        pthread_mutex_unlock(&h->lock);
+        if (poll(pfds, n, -1) < 0) continue;
+        for (size_t i = 1; i < n; i++)
+            if (pfds[i].revents) on_death(h, who[i]);
+        if (!pfds[0].revents) continue;
+        uint64_t v;
+        ssize_t r = read(h->wakefd, &v, sizeof v);
+        (void)r;
+        pthread_mutex_lock(&h->lock);
+        cmd_kind_t cmd = h->cmd;
+        sub_pool_t *sp = h->cmd_sub;
+        pthread_mutex_unlock(&h->lock);
+        xo_status_t st = XO_OK;
+        char err[XO_ERROR_TEXT_MAX] = "";
+        if (cmd == CMD_SPAWN) st = spawn_sub(h, sp, err, sizeof err);
+        else if (cmd == CMD_REMOVE) stop_sub(h, sp);
+        else if (cmd == CMD_STOP) {
+            pthread_mutex_lock(&h->lock);
+            size_t n_subs = h->n_subs;
+            for (size_t i = 0; i < n_subs; i++) h->subs[i]->removed = true;
+            pthread_mutex_unlock(&h->lock);
+            for (size_t i = 0; i < n_subs; i++) stop_sub(h, h->subs[i]);
+        }
+        if (cmd == CMD_NONE) continue;
+        pthread_mutex_lock(&h->lock);
+        h->cmd = CMD_NONE;
+        h->cmd_st = st;
+        snprintf(h->cmd_err, sizeof h->cmd_err, "%s", err);
+        h->cmd_done = true;
+        pthread_cond_broadcast(&h->cond);
+        pthread_mutex_unlock(&h->lock);
+        if (cmd == CMD_STOP) return NULL;
+    }
+}
+
+/* Runs one command on the supervisor thread and waits for it. */
+static xo_status_t command(xo_host_t *h, cmd_kind_t cmd, sub_pool_t *sp)
+{
+    pthread_mutex_lock(&h->lock);
+    while (h->cmd != CMD_NONE) pthread_cond_wait(&h->cond, &h->lock);
+    h->cmd = cmd;
+    h->cmd_sub = sp;
+    h->cmd_done = false;
+    uint64_t one = 1;
+    ssize_t w = write(h->wakefd, &one, sizeof one);
+    (void)w;
+    while (!h->cmd_done) pthread_cond_wait(&h->cond, &h->lock);
+    xo_status_t st = h->cmd_st;
+    if (st != XO_OK) xo_error_set(st, "%s", h->cmd_err);
+    pthread_mutex_unlock(&h->lock);
+    return st;
+}
+
+/* ---- sub pools ------------------------------------------------------------------------------------------------ */
+
+static void free_sub(sub_pool_t *sp)
+{
+    for (size_t i = 0; i < sp->n_placed; i++) {
+        free(sp->placed[i].uid);
+        free(sp->placed[i].class_name);
+        free(sp->placed[i].label);
+        free(sp->placed[i].mark);
+        free(sp->placed[i].args);
+    }
+    free(sp->placed);
+    free(sp->marks);
+    free(sp->labels_buf);
+    free(sp);
+}
+
+static xo_status_t new_sub(xo_host_t *h, const xo_sub_pool_config_t *cfg, const xo_cpuset_t *default_cpus,
+                           sub_pool_t **sp_p)
+{
+    if (h->n_subs + 1 >= MAX_SUBS) return xo_error_set(XO_EINVAL, "at most %d sub pools", MAX_SUBS - 1);
+    sub_pool_t *sp = calloc(1, sizeof *sp);
+    if (!sp) return xo_error_set(XO_ENOMEM, "out of memory");
+    sp->pidfd = -1;
+    snprintf(sp->address, sizeof sp->address, "%s/%zu", h->main->address, h->n_subs + 1);
+    if (cfg && cfg->cpus) {
+        xo_cpuset_t set;
+        char err[256];
+        if (xo_cpuset_parse(cfg->cpus, &set, err, sizeof err) != XO_OK ||
+            (h->topo && xo_topology_check_cpuset(h->topo, &set, err, sizeof err) != XO_OK)) {
+            free_sub(sp);
+            return xo_error_set(XO_ECONFIG, "sub pool %s: cpus \"%s\": %s", sp->address, cfg->cpus, err);
+        }
+        snprintf(sp->cpus, sizeof sp->cpus, "%s", cfg->cpus);
+    } else if (default_cpus) {
+        xo_cpuset_format(default_cpus, sp->cpus, sizeof sp->cpus);
+    }
+    sp->n_threads = cfg ? cfg->n_threads : 0;
+    if (cfg && cfg->labels) {
+        sp->labels_buf = strdup(cfg->labels);
+        for (char *save = NULL, *tok = strtok_r(sp->labels_buf, ",", &save); tok && sp->n_labels < MAX_LABELS;
+             tok = strtok_r(NULL, ",", &save))
+            sp->labels[sp->n_labels++] = tok;
+    }
+    *sp_p = sp;
+    return XO_OK;
+}
+
+/* ---- lookup through the main pool ----------------------------------------------------------------------------- */
+
+static void ext_remove_at(xo_host_t *h, size_t i)
+{
+    free(h->ext_uid[i]);
+    free(h->ext_addr[i]);
+    h->n_ext--;
+    h->ext_uid[i] = h->ext_uid[h->n_ext];
+    h->ext_addr[i] = h->ext_addr[h->n_ext];
+}
+
+/* Called with h->lock held. */
+static void ext_set(xo_host_t *h, const char *uid, const char *address, bool add)
+{
+    for (size_t i = 0; i < h->n_ext; i++)
+        if (strcmp(h->ext_uid[i], uid) == 0) {
+            ext_remove_at(h, i);
+            break;
+        }
+    if (!add) return;
+    if (h->n_ext == h->cap_ext) {
+        size_t ncap = h->cap_ext ? h->cap_ext * 2 : 16;
+        char **nu = realloc(h->ext_uid, ncap * sizeof *nu);
+        if (nu) h->ext_uid = nu;
+        char **na = nu ? realloc(h->ext_addr, ncap * sizeof *na) : NULL;
+        if (!na) return;
+        h->ext_addr = na;
+        h->cap_ext = ncap;
+    }
+    h->ext_uid[h->n_ext] = strdup(uid);
+    h->ext_addr[h->n_ext] = strdup(address);
+    h->n_ext++;
+}
+
+/* A sub pool died for good: forget what it reported. Called with h->lock held. */
+static void ext_forget_pool(xo_host_t *h, const char *address)
+{
+    for (size_t i = 0; i < h->n_ext;)
+        if (strcmp(h->ext_addr[i], address) == 0) ext_remove_at(h, i);
+        else i++;
+}
+
+static bool host_locate(void *arg, const char *uid, char *addr, size_t len)
+{
+    xo_host_t *h = arg;
+    bool found = false;
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < h->n_ext && !found; i++)
+        if (strcmp(h->ext_uid[i], uid) == 0) {
+            snprintf(addr, len, "%s", h->ext_addr[i]);
+            found = true;
+        }
+    for (size_t i = 0; i < h->n_subs && !found; i++) {
+        sub_pool_t *sp = h->subs[i];
+        if (sp->removed) continue;
+        for (size_t k = 0; k < sp->n_placed; k++)
+            if (strcmp(sp->placed[k].uid, uid) == 0) {
+                snprintf(addr, len, "%s", sp->address);
+                found = true;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&h->lock);
+    return found;
+}
+
+/* ---- the host's service actor ---------------------------------------------------------------------------------
+ *
+ * "xo.host" lives in the main pool. Sub pools tell it about actors created in them directly (register,
+ * unregister), and any process places actors through it (create): its methods run on fibers, so a create that
+ * waits on a sub pool does not block the main pool's I/O thread. */
+
+typedef struct {
+    xo_host_t *host;
+} service_t;
+
+static xo_host_t *service_host(void *state) { return ((service_t *)state)->host; }
+
+static void copy_opt(xo_str_t s, char *buf, size_t len, const char **out)
+{
+    if (!s.ptr || s.len >= len) {
+        *out = NULL;
+        return;
+    }
+    memcpy(buf, s.ptr, s.len);
+    buf[s.len] = '\0';
+    *out = buf;
+}
+
+static xo_status_t service_register(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    xo_str_t uid = {0}, address = {0};
+    bool add = true;
+    xo_status_t st = xo_unpack(args, "ss|t", &uid, &address, &add);
+    if (st != XO_OK) return st;
+    char u[512], a[256];
+    const char *up, *ap;
+    copy_opt(uid, u, sizeof u, &up);
+    copy_opt(address, a, sizeof a, &ap);
+    if (!up || !ap) return xo_ctx_error(ctx, XO_EINVAL, "register: bad uid or address");
+    xo_host_t *h = service_host(state);
+    pthread_mutex_lock(&h->lock);
+    ext_set(h, up, ap, add);
+    pthread_mutex_unlock(&h->lock);
+    return XO_OK;
+}
+
+/* create(class, args (bin, encoded list) | nil, uid | nil, strategy | nil, label | nil, mark | nil, index)
+ * → [address, uid] */
+static xo_status_t service_create(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    xo_str_t cls = {0}, uid = {0}, strategy = {0}, label = {0}, mark = {0};
+    xo_bytes_t cargs = {0};
+    int64_t index = 0;
+    xo_status_t st = xo_unpack(args, "s|bssssl", &cls, &cargs, &uid, &strategy, &label, &mark, &index);
+    if (st != XO_OK) return st;
+    char cb[256], ub[512], sb[64], lb[128], mb[128];
+    const char *c, *u, *sname, *l, *m;
+    copy_opt(cls, cb, sizeof cb, &c);
+    copy_opt(uid, ub, sizeof ub, &u);
+    copy_opt(strategy, sb, sizeof sb, &sname);
+    copy_opt(label, lb, sizeof lb, &l);
+    copy_opt(mark, mb, sizeof mb, &m);
+    if (!c) return xo_ctx_error(ctx, XO_EINVAL, "create: a class name is required");
+    xo_placement_t p = {.strategy = sname, .process_index = (size_t)(index < 0 ? 0 : index), .label = l, .mark = m};
+    xo_args_t *a = cargs.ptr ? xo_args_from_bytes(cargs.ptr, cargs.len) : NULL;
+    xo_ref_t *ref = NULL;
+    st = xo_host_create_actor(service_host(state), c, a, u, &p, &ref);
+    if (st != XO_OK) return xo_ctx_error(ctx, st, "%s", xo_last_error());
+    st = xo_pack(out, "[ss]", xo_ref_address(ref), xo_ref_uid(ref));
+    xo_ref_free(ref);
+    return st;
+}
+
+static const xo_method_t service_methods[] = {
+    {.name = "register", .fn = service_register},
+    {.name = "create", .fn = service_create},
+};
+
+static const xo_actor_class_t service_class = {
+    .abi_version = XO_CLASS_ABI_V1,
+    .flags = XO_ACTOR_STATELESS,
+    .name = "xo.host",
+    .state_size = sizeof(service_t),
+    .methods = service_methods,
+    .n_methods = sizeof service_methods / sizeof service_methods[0],
+};
+
+static xo_status_t start_service(xo_host_t *h)
+{
+    xo_ref_t *ref = NULL;
+    xo_status_t st = xo_create_actor(&service_class, NULL, h->main->address, XO_HOST_SERVICE_UID, &ref);
+    if (st != XO_OK) return st;
+    /* No init hook (so no round trip): set the state through the pool's table, before anyone can call it. */
+    xo_actor_t *a = xo_pool_table_lookup(h->main, XO_HOST_SERVICE_UID);
+    if (a) {
+        ((service_t *)a->state)->host = h;
+        xo_actor_release(a);
+    }
+    xo_ref_free(ref);
+    return a ? XO_OK : xo_error_set(XO_ENOACTOR, "the host service actor vanished");
+}
+
+xo_status_t xo_create_actor_placed(const char *class_name, xo_args_t *args, const char *main_address,
+                                   const char *uid, const xo_placement_t *placement, xo_ref_t **ref_p)
+{
+    xo_ref_t *service = NULL;
+    xo_status_t st = class_name ? xo_actor_ref(main_address, XO_HOST_SERVICE_UID, &service)
+                                : xo_error_set(XO_EINVAL, "class_name is required");
+    if (st != XO_OK) {
+        xo_args_free(args);
+        return st == XO_ENOACTOR ? xo_error_set(XO_EINVAL, "%s is not a host's main pool (no placement service)",
+                                                main_address)
+                                 : st;
+    }
+    size_t len = 0;
+    const char *data = args ? xo_args_data(args, &len) : NULL;
+    xo_placement_t none = {0};
+    if (!placement) placement = &none;
+    xo_args_t *req = xo_args_new(7);
+    msgpack_packer *pk = xo_args_packer(req);
+    xo_pack(pk, "s", class_name);
+    if (data) msgpack_pack_bin_with_body(pk, data, len);
+    else msgpack_pack_nil(pk);
+    xo_pack(pk, "ssssl", uid, placement->strategy, placement->label, placement->mark,
+            (int64_t)placement->process_index);
+    xo_args_free(args);
+    xo_result_t *r = NULL;
+    st = xo_call(service, "create", req, XO_FOREVER, &r);
+    xo_ref_free(service);
+    if (st != XO_OK) return st;
+    xo_str_t where, created;
+    st = xo_result_unpack(r, "[ss]", &where, &created);
+    if (st == XO_OK) {
+        char a[256], u[512];
+        snprintf(a, sizeof a, "%.*s", (int)where.len, where.ptr);
+        snprintf(u, sizeof u, "%.*s", (int)created.len, created.ptr);
+        st = xo_actor_ref(a, u, ref_p);
+    }
+    xo_result_free(r);
+    return st;
+}
+
+/* ---- start and stop ------------------------------------------------------------------------------------------- */
+
+xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
+{
+    if (!cfg || !host_p) return xo_error_set(XO_EINVAL, "cfg and host_p are required");
+    xo_host_t *h = calloc(1, sizeof *h);
+    if (!h) return xo_error_set(XO_ENOMEM, "out of memory");
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->cond, NULL);
+    h->restart = cfg->restart;
+    h->on_event = cfg->on_event;
+    h->event_arg = cfg->event_arg;
+    h->rng = xo_now_ns() ^ (uint64_t)getpid();
+    h->binary = find_binary(cfg->pool_binary);
+    h->wakefd = eventfd(0, EFD_CLOEXEC);
+    h->modules = calloc(cfg->n_modules ? cfg->n_modules : 1, sizeof *h->modules);
+    xo_status_t st = XO_OK;
+    for (size_t i = 0; h->modules && i < cfg->n_modules && st == XO_OK; i++) {
+        const xo_module_v1_t *mod;
+        h->modules[h->n_modules++] = realpath(cfg->modules[i], NULL);
+        if (!h->modules[i]) st = xo_error_set(XO_ECONFIG, "module %s: %s", cfg->modules[i], strerror(errno));
+        else st = xo_module_load(h->modules[i], &mod); /* the main pool loads them too */
+    }
+    if (st == XO_OK && xo_topology_load(&h->topo) != XO_OK) h->topo = NULL; /* binding is best effort then */
+    xo_pool_config_t pc = {.address = cfg->address ? cfg->address : "127.0.0.1:0",
+                           .n_threads = cfg->main_threads ? cfg->main_threads : 1};
+    if (st == XO_OK) st = xo_pool_start(&pc, &h->main);
+    if (st == XO_OK) {
+        h->main->locate = host_locate;
+        h->main->locate_arg = h;
+        st = start_service(h);
+    }
+    if (st == XO_OK) {
+        int rc = pthread_create(&h->supervisor, NULL, supervise, h);
+        if (rc != 0) st = xo_error_set(XO_ESYS, "cannot start the supervisor: %s", strerror(rc));
+    }
+    xo_cpuset_t defaults[MAX_SUBS];
+    bool have_defaults = st == XO_OK && h->topo && cfg->n_sub_pools &&
+                         xo_topology_partition(h->topo, NULL, cfg->n_sub_pools, defaults) == XO_OK;
+    for (unsigned i = 0; st == XO_OK && i < cfg->n_sub_pools; i++) {
+        sub_pool_t *sp;
+        st = new_sub(h, cfg->sub_pools ? &cfg->sub_pools[i] : NULL, have_defaults ? &defaults[i] : NULL, &sp);
+        if (st != XO_OK) break;
+        pthread_mutex_lock(&h->lock);
+        h->subs[h->n_subs++] = sp;
+        pthread_mutex_unlock(&h->lock);
+        st = command(h, CMD_SPAWN, sp);
+    }
+    if (st != XO_OK) {
+        char text[XO_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text, "%s", xo_last_error());
+        xo_host_stop(h);
+        return xo_error_set(st, "%s", text);
+    }
+    *host_p = h;
+    return XO_OK;
+}
+
+void xo_host_stop(xo_host_t *h)
+{
+    if (!h) return;
+    if (h->supervisor) {
+        command(h, CMD_STOP, NULL);
+        pthread_join(h->supervisor, NULL);
+    }
+    if (h->main) xo_pool_stop(h->main);
+    for (size_t i = 0; i < h->n_subs; i++) free_sub(h->subs[i]);
+    for (size_t i = 0; i < h->n_modules; i++) free(h->modules[i]);
+    free(h->modules);
+    while (h->n_ext) ext_remove_at(h, h->n_ext - 1);
+    free(h->ext_uid);
+    free(h->ext_addr);
+    if (h->topo) xo_topology_free(h->topo);
+    if (h->wakefd >= 0) close(h->wakefd);
+    free(h->binary);
+    pthread_cond_destroy(&h->cond);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+const char *xo_host_address(const xo_host_t *h) { return h->main->address; }
+size_t xo_host_sub_pool_count(const xo_host_t *h) { return h->n_subs; }
+
+const char *xo_host_sub_pool_address(const xo_host_t *h, size_t i) { return i < h->n_subs ? h->subs[i]->address : NULL; }
+
+int xo_host_sub_pool_pid(const xo_host_t *ch, size_t i)
+{
+    xo_host_t *h = (xo_host_t *)ch;
+    pthread_mutex_lock(&h->lock);
+    int pid = i < h->n_subs ? (int)h->subs[i]->pid : 0;
+    pthread_mutex_unlock(&h->lock);
+    return pid;
+}
+
+xo_status_t xo_host_add_sub_pool(xo_host_t *h, const xo_sub_pool_config_t *cfg, size_t *index_p)
+{
+    sub_pool_t *sp;
+    xo_status_t st = new_sub(h, cfg, NULL, &sp);
+    if (st != XO_OK) return st;
+    pthread_mutex_lock(&h->lock);
+    size_t index = h->n_subs;
+    h->subs[h->n_subs++] = sp;
+    pthread_mutex_unlock(&h->lock);
+    st = command(h, CMD_SPAWN, sp);
+    if (st != XO_OK) {
+        pthread_mutex_lock(&h->lock);
+        sp->removed = true;
+        pthread_mutex_unlock(&h->lock);
+        return st;
+    }
+    if (index_p) *index_p = index + 1;
+    return XO_OK;
+}
+
+xo_status_t xo_host_remove_sub_pool(xo_host_t *h, size_t index)
+{
+    if (index == 0 || index > h->n_subs || h->subs[index - 1]->removed)
+        return xo_error_set(XO_EINVAL, "no sub pool %zu to remove", index);
+    sub_pool_t *sp = h->subs[index - 1];
+    pthread_mutex_lock(&h->lock);
+    sp->removed = true;
+    pthread_mutex_unlock(&h->lock);
+    return command(h, CMD_REMOVE, sp);
+}
+
+/* ---- placement ------------------------------------------------------------------------------------------------ */
+
+static void record(sub_pool_t *sp, const char *uid, const char *class_name, const char *label, const char *mark,
+                   const void *args, size_t args_len)
+{
+    if (sp->n_placed == sp->cap_placed) {
+        size_t ncap = sp->cap_placed ? sp->cap_placed * 2 : 16;
+        placed_t *np = realloc(sp->placed, ncap * sizeof *np);
+        if (!np) return;
+        sp->placed = np;
+        sp->cap_placed = ncap;
+    }
+    placed_t *p = &sp->placed[sp->n_placed++];
+    p->uid = strdup(uid);
+    p->class_name = strdup(class_name);
+    p->label = label ? strdup(label) : NULL;
+    p->mark = label ? strdup(mark ? mark : "") : NULL;
+    p->args = args_len ? malloc(args_len) : NULL;
+    if (p->args) memcpy(p->args, args, args_len);
+    p->args_len = p->args ? args_len : 0;
+}
+
+static void unrecord(sub_pool_t *sp, const char *uid)
+{
+    for (size_t i = 0; i < sp->n_placed; i++)
+        if (strcmp(sp->placed[i].uid, uid) == 0) {
+            placed_t p = sp->placed[i];
+            free(p.uid);
+            free(p.class_name);
+            free(p.label);
+            free(p.mark);
+            free(p.args);
+            sp->placed[i] = sp->placed[--sp->n_placed];
+            return;
+        }
+}
+
+xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t *args, const char *uid,
+                                 const xo_placement_t *placement, xo_ref_t **ref_p)
+{
+    xo_placement_t def = {.strategy = "round_robin"};
+    if (!placement) placement = &def;
+    const xo_policy_ops_t *ops = xo_policy_find(placement->strategy ? placement->strategy : "round_robin");
+    if (!h || !class_name || !ops) {
+        xo_args_free(args);
+        return xo_error_set(XO_EINVAL, "unknown placement strategy \"%s\"", placement->strategy);
+    }
+    char gen[256];
+    if (!uid) {
+        h->rng = h->rng * 6364136223846793005ull + 1442695040888963407ull;
+        snprintf(gen, sizeof gen, "%s-%016llx", class_name, (unsigned long long)(h->rng ^ (h->rng >> 29)));
+        uid = gen;
+    }
+    /* Views: index 0 the main pool, then the live sub pools. The IdleLabel pair is reserved before the create
+     * (record below), so concurrent creates never pick the same slot. */
+    xo_pool_view_t views[MAX_SUBS];
+    sub_pool_t *owner[MAX_SUBS];
+    size_t n = 0;
+    /* The main pool is a candidate only for the strategies that can name it; the others spread over sub pools. */
+    bool include_main = ops->kind == XO_PLACE_ADDRESS || ops->kind == XO_PLACE_MAIN_POOL ||
+                        ops->kind == XO_PLACE_PROCESS_INDEX || ops->kind == XO_PLACE_RANDOM;
+    pthread_mutex_lock(&h->lock);
+    if (include_main) {
+        views[n] = (xo_pool_view_t){.address = h->main->address, .process_index = 0, .device_index = -1,
+                                    .n_actors = h->main->n_actors};
+        owner[n++] = NULL;
+    }
+    for (size_t i = 0; i < h->n_subs; i++) {
+        sub_pool_t *sp = h->subs[i];
+        if (sp->removed || sp->pid <= 0) continue;
+        free(sp->marks);
+        sp->marks = calloc(sp->n_placed ? sp->n_placed : 1, sizeof *sp->marks);
+        size_t nm = 0;
+        for (size_t k = 0; sp->marks && k < sp->n_placed; k++)
+            if (sp->placed[k].label) sp->marks[nm++] = (xo_idle_mark_t){sp->placed[k].label, sp->placed[k].mark};
+        views[n] = (xo_pool_view_t){.address = sp->address, .process_index = i + 1, .labels = sp->labels,
+                                    .n_labels = sp->n_labels, .device_index = -1, .n_actors = sp->n_placed,
+                                    .idle_marks = sp->marks, .n_idle_marks = nm};
+        owner[n++] = sp;
+    }
+    xo_place_request_t req = {.kind = ops->kind, .address = placement->address,
+                              .process_index = placement->process_index, .label = placement->label,
+                              .mark = placement->mark, .seed = xo_place_seed_next(&h->rng), .cursor = h->cursor};
+    size_t chosen = 0;
+    xo_status_t st = xo_place(views, n, &req, &chosen);
+    if (st == XO_OK && ops->kind == XO_PLACE_ROUND_ROBIN) h->cursor = chosen + 1;
+    sub_pool_t *sp = st == XO_OK ? owner[chosen] : NULL;
+    char address[160];
+    if (st == XO_OK) snprintf(address, sizeof address, "%s", views[chosen].address);
+    size_t args_len = 0;
+    const char *args_data = args ? xo_args_data(args, &args_len) : NULL;
+    bool idle = ops->kind == XO_PLACE_IDLE_LABEL;
+    if (sp) record(sp, uid, class_name, idle ? placement->label : NULL, placement->mark, args_data, args_len);
+    pthread_mutex_unlock(&h->lock);
+    if (st != XO_OK) {
+        xo_args_free(args);
+        return st;
+    }
+    if (!sp) { /* the main pool, in this process */
+        const xo_actor_class_t *cls = xo_class_find(class_name);
+        if (!cls) {
+            xo_args_free(args);
+            return xo_error_set(XO_ENOCLASS, "no class \"%s\" in the main pool (is its module loaded?)", class_name);
+        }
+        return xo_create_actor(cls, args, address, uid, ref_p);
+    }
+    xo_ref_t *ref = NULL;
+    xo_future_t *f = NULL;
+    st = xo_remote_send(address, XO_WIRE_CREATE, xo_chain_current(), uid, class_name, args, true, &f);
+    if (st == XO_OK) {
+        st = xo_future_wait(f, XO_FOREVER, NULL);
+        xo_future_unref(f);
+    }
+    if (st == XO_OK) st = xo_actor_ref(address, uid, &ref);
+    if (st != XO_OK) {
+        char text[XO_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text, "%s", xo_last_error());
+        pthread_mutex_lock(&h->lock);
+        unrecord(sp, uid);
+        pthread_mutex_unlock(&h->lock);
+        return xo_error_set(st, "%s", text);
+    }
+    if (ref_p) *ref_p = ref;
+    else xo_ref_free(ref);
+    return XO_OK;
+}

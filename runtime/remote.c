@@ -1,0 +1,1012 @@
+/* The process's I/O thread and its connections to pools in other processes. See remote.h. */
+#include "runtime/remote.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "runtime/idmap.h"
+#include "runtime/log.h"
+
+#define CONNECT_TIMEOUT_MS 3000
+#define DRAIN_BUDGET 256
+#define UID_MAX 512
+
+typedef enum { CONN_LISTENER = 1, CONN_INBOUND, CONN_OUTBOUND } conn_kind_t;
+
+typedef struct conn {
+    conn_kind_t kind;
+    _Atomic int refs;
+    xo_channel_t *ch;
+    xo_listener_t *listener;
+    xo_pool_t *pool;         /* the local pool a listener or an inbound connection serves */
+    char *address;           /* outbound: the peer pool's address */
+    pthread_mutex_t lock;    /* guards calls */
+    xo_idmap_t calls;        /* outbound: pending replies; inbound: calls in flight (for cancel) */
+    _Atomic bool dead;
+    bool closing;            /* asked to close (io.lock) */
+    bool in_epoll;           /* I/O thread only */
+    bool ready;              /* I/O thread only: on the ready list (not fully drained) */
+    struct conn *next;       /* io.conns (io.lock) */
+    struct conn *next_ready; /* I/O thread only */
+} conn_t;
+
+static struct {
+    pthread_once_t once;
+    xo_status_t init_st;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int epfd, wakefd;
+    pthread_t thread;
+    conn_t *conns;           /* every connection and listener not yet closed */
+    uint64_t close_gen;      /* bumped each time the I/O thread has processed close requests */
+    _Atomic uint64_t next_call_id;
+    pthread_mutex_t connect_lock;
+    pthread_once_t timers_once;
+    xo_timers_t *timers;
+    msgpack_zone zone;       /* I/O thread only */
+} io = {.once = PTHREAD_ONCE_INIT, .timers_once = PTHREAD_ONCE_INIT, .connect_lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* ---- addresses ------------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    char host[128];
+    unsigned port;
+    unsigned index;
+} addr_t;
+
+static bool parse_address(const char *address, addr_t *a)
+{
+    if (!address || strstr(address, "://")) return false;
+    const char *colon = strrchr(address, ':');
+    if (address[0] == '[') colon = strstr(address, "]:") ? strstr(address, "]:") + 1 : NULL;
+    if (!colon || colon == address) return false;
+    size_t hlen = (size_t)(colon - address);
+    if (hlen >= sizeof a->host) return false;
+    memcpy(a->host, address, hlen);
+    a->host[hlen] = '\0';
+    char *end;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (end == colon + 1 || port > 65535) return false;
+    a->port = (unsigned)port;
+    a->index = 0;
+    if (*end == '/') {
+        char *end2;
+        unsigned long idx = strtoul(end + 1, &end2, 10);
+        if (end2 == end + 1 || *end2 || idx > 1000000) return false;
+        a->index = (unsigned)idx;
+    } else if (*end) {
+        return false;
+    }
+    return true;
+}
+
+bool xo_remote_address_ok(const char *address)
+{
+    addr_t a;
+    return parse_address(address, &a);
+}
+
+/* Same host: a loopback address, this machine's name, or the host part of a pool of this process. */
+static bool is_local_host(const char *host)
+{
+    if (strncmp(host, "127.", 4) == 0 || strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
+        strcmp(host, "::1") == 0)
+        return true;
+    char me[256];
+    if (gethostname(me, sizeof me) == 0 && strcmp(me, host) == 0) return true;
+    return false;
+}
+
+/* The name shared by a pool's shm and unix listeners: derived from its address, unique per host. */
+static void local_name(const addr_t *a, char *buf, size_t len)
+{
+    snprintf(buf, len, "xo-%s-%u-%u", a->host, a->port, a->index);
+    for (char *p = buf; *p; p++)
+        if (*p == '/' || *p == '[' || *p == ']' || *p == ':') *p = '_';
+}
+
+/* The URLs to try for a peer, in order. XO_TRANSPORT=shm|unix|tcp picks one. */
+static size_t peer_urls(const addr_t *a, char urls[3][XO_URL_MAX])
+{
+    const char *force = getenv("XO_TRANSPORT");
+    char name[200];
+    local_name(a, name, sizeof name);
+    size_t n = 0;
+    bool local = is_local_host(a->host);
+    if (local && (!force || strcmp(force, "shm") == 0)) snprintf(urls[n++], XO_URL_MAX, "shm://%s", name);
+    if (local && (!force || strcmp(force, "unix") == 0)) snprintf(urls[n++], XO_URL_MAX, "unix://@%s.u", name);
+    if (a->index == 0 && (!force || strcmp(force, "tcp") == 0 || !local))
+        snprintf(urls[n++], XO_URL_MAX, "tcp://%s:%u", a->host, a->port);
+    return n;
+}
+
+/* ---- connections ---------------------------------------------------------------------------------------------- */
+
+static conn_t *conn_new(conn_kind_t kind)
+{
+    conn_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->kind = kind;
+    atomic_init(&c->refs, 1);
+    pthread_mutex_init(&c->lock, NULL);
+    xo_idmap_init(&c->calls);
+    return c;
+}
+
+static void conn_retain(conn_t *c) { atomic_fetch_add(&c->refs, 1); }
+
+static void conn_release(conn_t *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) != 1) return;
+    if (c->ch) xo_channel_close(c->ch);
+    if (c->listener) xo_listener_close(c->listener);
+    xo_idmap_free(&c->calls);
+    pthread_mutex_destroy(&c->lock);
+    free(c->address);
+    free(c);
+}
+
+static void wake_io(void)
+{
+    uint64_t one = 1;
+    ssize_t n = write(io.wakefd, &one, sizeof one);
+    (void)n;
+}
+
+/* Hands c (and one ref) to the I/O thread. */
+static void io_adopt(conn_t *c)
+{
+    pthread_mutex_lock(&io.lock);
+    c->next = io.conns;
+    io.conns = c;
+    pthread_mutex_unlock(&io.lock);
+    wake_io();
+}
+
+/* ---- replies to requests we serve --------------------------------------------------------------------------- */
+
+typedef struct {
+    conn_t *conn;
+    uint64_t call_id;
+} inflight_t;
+
+static void send_frame(conn_t *c, xo_wire_out_t *w)
+{
+    xo_frame_t fr = xo_wire_frame(w);
+    xo_status_t st = xo_channel_send(c->ch, &fr);
+    if (st != XO_OK) xo_log_debug("reply on a closed connection dropped: %s", xo_last_error());
+}
+
+static void send_error(conn_t *c, uint64_t call_id, xo_status_t st, const char *text)
+{
+    xo_wire_out_t w;
+    xo_wire_out_init(&w);
+    xo_wire_reply(&w, call_id, st, text, NULL, 0);
+    send_frame(c, &w);
+    xo_wire_out_free(&w);
+}
+
+/* on_done of a future standing for a remote caller: runs on the thread that completed it. */
+static void reply_done(xo_future_t *f, void *arg)
+{
+    inflight_t *in = arg;
+    conn_t *c = in->conn;
+    pthread_mutex_lock(&c->lock);
+    xo_idmap_take(&c->calls, in->call_id);
+    pthread_mutex_unlock(&c->lock);
+    xo_wire_out_t w;
+    xo_wire_out_init(&w);
+    if (f->n_items || f->item_status) {
+        xo_wire_reply_batch(&w, in->call_id, f->status, f->error, f->n_items, f->item_status, f->item_errors,
+                            f->item_results);
+    } else {
+        size_t len = 0;
+        const char *bytes = f->result ? xo_result_bytes(f->result, &len) : NULL;
+        xo_wire_reply(&w, in->call_id, f->status, f->error, bytes, len);
+    }
+    send_frame(c, &w);
+    xo_wire_out_free(&w);
+}
+
+static void inflight_free(void *arg)
+{
+    inflight_t *in = arg;
+    conn_release(in->conn);
+    free(in);
+}
+
+/* A future whose completion goes back over c as the reply to call_id. The caller owns one ref. */
+static xo_future_t *reply_future(conn_t *c, uint64_t call_id)
+{
+    xo_future_t *f = xo_future_new();
+    inflight_t *in = f ? malloc(sizeof *in) : NULL;
+    if (!in) {
+        xo_future_unref(f);
+        return NULL;
+    }
+    conn_retain(c);
+    in->conn = c;
+    in->call_id = call_id;
+    f->on_done = reply_done;
+    f->on_free = inflight_free;
+    f->hook_arg = in;
+    pthread_mutex_lock(&c->lock);
+    xo_idmap_put(&c->calls, call_id, f); /* no ref: reply_done removes it before the message drops its ref */
+    pthread_mutex_unlock(&c->lock);
+    return f;
+}
+
+/* ---- serving requests (I/O thread) -------------------------------------------------------------------------- */
+
+static bool copy_str(xo_str_t s, char *buf, size_t len)
+{
+    if (!s.ptr || s.len >= len) return false;
+    memcpy(buf, s.ptr, s.len);
+    buf[s.len] = '\0';
+    return true;
+}
+
+static xo_actor_t *find_actor(conn_t *c, const xo_wire_msg_t *m, char *uid)
+{
+    if (!copy_str(m->uid, uid, UID_MAX)) {
+        send_error(c, m->call_id, XO_EINVAL, "bad or too long uid");
+        return NULL;
+    }
+    xo_actor_t *a = xo_pool_table_lookup(c->pool, uid);
+    if (!a) {
+        char text[XO_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text, "no actor \"%s\" at %s", uid, c->pool->address);
+        send_error(c, m->call_id, XO_ENOACTOR, text);
+    }
+    return a;
+}
+
+static void serve_call(conn_t *c, const xo_wire_msg_t *m)
+{
+    char uid[UID_MAX], method[256];
+    xo_actor_t *a = find_actor(c, m, uid);
+    if (!a) return;
+    int index = copy_str(m->method, method, sizeof method) ? xo_class_method_index(a->cls, method) : -1;
+    if (index < 0) {
+        char text[XO_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text, "actor \"%s\" (class %s) has no method \"%.*s\"", uid, a->cls->name,
+                 (int)m->method.len, m->method.ptr ? m->method.ptr : "");
+        if (m->want_reply) send_error(c, m->call_id, XO_ENOMETHOD, text);
+        xo_actor_release(a);
+        return;
+    }
+    xo_msg_t *msg = calloc(1, sizeof *msg);
+    if (msg && m->type == XO_WIRE_BATCH) {
+        if (!(a->cls->methods[index].flags & XO_METHOD_EXTENSIBLE)) {
+            free(msg);
+            send_error(c, m->call_id, XO_EBATCH, "method is not extensible (it cannot be batched)");
+            xo_actor_release(a);
+            return;
+        }
+        msg->kind = XO_MSG_BATCH;
+        msg->n_calls = m->n_items;
+        msg->batch_args = calloc(m->n_items ? m->n_items : 1, sizeof *msg->batch_args);
+        for (size_t i = 0; msg->batch_args && i < m->n_items; i++)
+            msg->batch_args[i] = xo_args_from_bytes(m->items[i].ptr, m->items[i].len);
+    } else if (msg) {
+        msg->kind = XO_MSG_CALL;
+        msg->args = m->has_payload ? xo_args_from_bytes(m->payload.ptr, m->payload.len) : NULL;
+    }
+    if (msg) {
+        msg->method = (uint32_t)index;
+        msg->chain = m->chain;
+        if (m->want_reply) msg->reply = reply_future(c, m->call_id);
+    }
+    if (!msg || (m->want_reply && !msg->reply)) {
+        if (msg) xo_msg_free(msg);
+        send_error(c, m->call_id, XO_ENOMEM, "out of memory in the target pool");
+        xo_actor_release(a);
+        return;
+    }
+    xo_actor_post(a, msg);
+    xo_actor_release(a);
+}
+
+static void serve_create(conn_t *c, const xo_wire_msg_t *m)
+{
+    char uid[UID_MAX], cls_name[256];
+    if ((m->uid.ptr && !copy_str(m->uid, uid, sizeof uid)) || !copy_str(m->class_name, cls_name, sizeof cls_name)) {
+        send_error(c, m->call_id, XO_EINVAL, "bad uid or class name");
+        return;
+    }
+    const xo_actor_class_t *cls = xo_class_find(cls_name);
+    if (!cls) {
+        char text[XO_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text, "no class \"%s\" in pool %s (is its module loaded there?)", cls_name,
+                 c->pool->address);
+        send_error(c, m->call_id, XO_ENOCLASS, text);
+        return;
+    }
+    xo_future_t *f = reply_future(c, m->call_id);
+    xo_args_t *args = m->has_payload ? xo_args_from_bytes(m->payload.ptr, m->payload.len) : NULL;
+    if (!f) {
+        xo_args_free(args);
+        send_error(c, m->call_id, XO_ENOMEM, "out of memory in the target pool");
+        return;
+    }
+    /* Created under the requester's chain, so its after_create may call back into the requester. */
+    xo_status_t st = xo_create_start(c->pool, cls, args, m->uid.ptr ? uid : NULL, f);
+    if (st != XO_OK) xo_future_complete(f, st, strdup(xo_last_error()), NULL);
+    xo_future_unref(f);
+}
+
+static void serve_destroy(conn_t *c, const xo_wire_msg_t *m)
+{
+    char uid[UID_MAX];
+    xo_actor_t *a = find_actor(c, m, uid);
+    if (!a) return;
+    xo_msg_t *msg = calloc(1, sizeof *msg);
+    if (msg) {
+        msg->kind = XO_MSG_DESTROY;
+        msg->chain = m->chain;
+        msg->reply = reply_future(c, m->call_id);
+    }
+    if (!msg || !msg->reply) {
+        free(msg);
+        send_error(c, m->call_id, XO_ENOMEM, "out of memory in the target pool");
+    } else {
+        xo_actor_post(a, msg);
+    }
+    xo_actor_release(a);
+}
+
+static void serve_value(conn_t *c, uint64_t call_id, xo_args_t *value)
+{
+    size_t len;
+    const char *data = xo_args_data(value, &len); /* an array of one: skip its header byte */
+    xo_wire_out_t w;
+    xo_wire_out_init(&w);
+    xo_wire_reply(&w, call_id, XO_OK, NULL, data + 1, len - 1);
+    send_frame(c, &w);
+    xo_wire_out_free(&w);
+    xo_args_free(value);
+}
+
+static void serve_query(conn_t *c, const xo_wire_msg_t *m)
+{
+    char uid[UID_MAX];
+    if (m->type == XO_WIRE_INFO) {
+        serve_value(c, m->call_id, xo_args("[iu]", (int)getpid(), (uint64_t)xo_pool_actor_count(c->pool)));
+        return;
+    }
+    if (!copy_str(m->uid, uid, sizeof uid)) {
+        send_error(c, m->call_id, XO_EINVAL, "bad or too long uid");
+        return;
+    }
+    xo_actor_t *a = xo_pool_table_lookup(c->pool, uid);
+    bool alive = a && atomic_load(&a->life) != XO_LIFE_DEAD;
+    if (a) xo_actor_release(a);
+    char elsewhere[256];
+    if (m->type == XO_WIRE_HAS) {
+        serve_value(c, m->call_id, xo_args("t", (int)alive));
+    } else if (alive) {
+        serve_value(c, m->call_id, xo_args("s", c->pool->address));
+    } else if (c->pool->locate && c->pool->locate(c->pool->locate_arg, uid, elsewhere, sizeof elsewhere)) {
+        serve_value(c, m->call_id, xo_args("s", elsewhere)); /* a main pool points into its sub pool */
+    } else {
+        char text[XO_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text, "no actor \"%s\" at %s", uid, c->pool->address);
+        send_error(c, m->call_id, XO_ENOACTOR, text);
+    }
+}
+
+static void serve_cancel(conn_t *c, const xo_wire_msg_t *m)
+{
+    pthread_mutex_lock(&c->lock);
+    xo_future_t *f = xo_idmap_get(&c->calls, m->call_id);
+    if (f) xo_future_ref(f);
+    pthread_mutex_unlock(&c->lock);
+    if (!f) return; /* already answered */
+    xo_future_request_cancel(f);
+    xo_future_unref(f);
+}
+
+static void handle_request(conn_t *c, const xo_wire_msg_t *m)
+{
+    switch (m->type) {
+    case XO_WIRE_CALL:
+    case XO_WIRE_BATCH: serve_call(c, m); break;
+    case XO_WIRE_CREATE: serve_create(c, m); break;
+    case XO_WIRE_DESTROY: serve_destroy(c, m); break;
+    case XO_WIRE_HAS:
+    case XO_WIRE_LOOKUP:
+    case XO_WIRE_INFO: serve_query(c, m); break;
+    case XO_WIRE_CANCEL: serve_cancel(c, m); break;
+    default: send_error(c, m->call_id, XO_EPROTO, "a reply sent as a request"); break;
+    }
+}
+
+/* ---- replies to our requests (I/O thread) ------------------------------------------------------------------- */
+
+static char *dup_text(xo_str_t s) { return s.ptr ? strndup(s.ptr, s.len) : NULL; }
+
+static void handle_reply(conn_t *c, const xo_wire_msg_t *m)
+{
+    pthread_mutex_lock(&c->lock);
+    xo_future_t *f = xo_idmap_take(&c->calls, m->call_id);
+    pthread_mutex_unlock(&c->lock);
+    if (!f) return; /* nobody waits any more (a told call, or the connection was failed) */
+    if (m->type == XO_WIRE_REPLY) {
+        xo_result_t *r = NULL;
+        if (m->status == XO_OK) r = xo_result_from_bytes(m->has_payload ? m->payload.ptr : NULL, m->payload.len);
+        xo_future_complete(f, (xo_status_t)m->status, dup_text(m->error), r);
+    } else if (m->status != XO_OK) {
+        xo_future_complete(f, (xo_status_t)m->status, dup_text(m->error), NULL);
+    } else {
+        size_t n = m->n_items, nn = n ? n : 1;
+        xo_status_t *st = calloc(nn, sizeof *st);
+        xo_result_t **rs = calloc(nn, sizeof *rs);
+        char **errs = calloc(nn, sizeof *errs);
+        if (!st || !rs || !errs) {
+            free(st);
+            free(rs);
+            free(errs);
+            xo_future_complete(f, XO_ENOMEM, strdup("out of memory for a batch reply"), NULL);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                st[i] = (xo_status_t)m->item_status[i];
+                errs[i] = dup_text(m->item_error[i]);
+                if (st[i] == XO_OK) rs[i] = xo_result_from_bytes(m->item_has[i] ? m->items[i].ptr : NULL,
+                                                                 m->items[i].len);
+            }
+            xo_future_complete_batch(f, n, st, rs, errs);
+        }
+    }
+    xo_future_unref(f); /* the pending map's ref */
+}
+
+/* ---- the I/O loop --------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *why;
+} fail_ctx_t;
+
+static void fail_pending(void *val, void *arg)
+{
+    xo_future_t *f = val;
+    const char *why = arg;
+    xo_future_complete(f, XO_EPOOLDIED, strdup(why), NULL);
+    xo_future_unref(f);
+}
+
+static void cancel_inflight(void *val, void *arg)
+{
+    (void)arg;
+    xo_future_request_cancel((xo_future_t *)val); /* the caller is gone: do not run what has not started */
+}
+
+/* The connection is gone: fail what waits on it, and let it go. I/O thread, or a supervisor via peer_died. */
+static void conn_lost(conn_t *c, const char *why)
+{
+    if (atomic_exchange(&c->dead, true)) return;
+    if (c->ch) xo_channel_shutdown(c->ch);
+    pthread_mutex_lock(&c->lock);
+    xo_idmap_t calls = c->calls;
+    xo_idmap_init(&c->calls);
+    pthread_mutex_unlock(&c->lock);
+    if (c->kind == CONN_OUTBOUND) {
+        char text[XO_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text, "pool %s died: %s", c->address, why);
+        xo_idmap_drain(&calls, fail_pending, text);
+        if (calls.cap) xo_log_debug("%s", text);
+    } else {
+        xo_idmap_drain(&calls, cancel_inflight, NULL);
+    }
+    xo_idmap_free(&calls);
+}
+
+static void handle_frame(conn_t *c, xo_frame_t *fr)
+{
+    xo_wire_msg_t m;
+    msgpack_zone_clear(&io.zone);
+    if (xo_wire_decode(fr, &io.zone, &m) != XO_OK) {
+        xo_log_error("dropping a connection that sent a malformed message: %s", xo_last_error());
+        conn_lost(c, "malformed message");
+    } else if (c->kind == CONN_OUTBOUND) {
+        if (m.type == XO_WIRE_REPLY || m.type == XO_WIRE_REPLY_BATCH) handle_reply(c, &m);
+        else xo_log_warn("ignoring a request on an outbound connection to %s", c->address);
+    } else {
+        handle_request(c, &m);
+    }
+    xo_frame_release(fr);
+}
+
+/* Receives what is there, up to a budget. True when the channel is drained (its fd may be waited on again). */
+static bool drain(conn_t *c)
+{
+    for (int i = 0; i < DRAIN_BUDGET; i++) {
+        if (atomic_load(&c->dead)) return true;
+        xo_frame_t fr = {0};
+        xo_status_t st = xo_channel_recv(c->ch, 0, &fr);
+        if (st == XO_ETIMEDOUT) return true;
+        if (st != XO_OK) {
+            conn_lost(c, st == XO_ECLOSED ? "connection closed" : xo_last_error());
+            return true;
+        }
+        handle_frame(c, &fr);
+    }
+    return false;
+}
+
+static void accept_all(conn_t *l)
+{
+    for (;;) {
+        xo_channel_t *ch = NULL;
+        xo_status_t st = xo_listener_accept(l->listener, 0, &ch);
+        if (st == XO_ETIMEDOUT) return;
+        if (st != XO_OK) {
+            xo_log_debug("accept on %s failed: %s", xo_listener_url(l->listener), xo_last_error());
+            continue; /* a failed handshake; the listener goes on */
+        }
+        conn_t *c = conn_new(CONN_INBOUND);
+        if (!c) {
+            xo_channel_close(ch);
+            continue;
+        }
+        c->ch = ch;
+        c->pool = l->pool;
+        pthread_mutex_lock(&io.lock);
+        c->next = io.conns;
+        io.conns = c;
+        pthread_mutex_unlock(&io.lock);
+        /* registered by the caller's next scan of io.conns */
+    }
+}
+
+static void unlink_conn(conn_t *c)
+{
+    for (conn_t **pp = &io.conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            return;
+        }
+}
+
+/* Registers new connections with epoll, and closes the ones asked to close or found dead. */
+static void sync_conns(conn_t **ready)
+{
+    pthread_mutex_lock(&io.lock);
+    conn_t *c = io.conns, *gone = NULL;
+    while (c) {
+        conn_t *next = c->next;
+        if (c->closing || atomic_load(&c->dead)) {
+            if (c->in_epoll) epoll_ctl(io.epfd, EPOLL_CTL_DEL, c->listener ? xo_listener_fd(c->listener)
+                                                                           : xo_channel_fd(c->ch), NULL);
+            c->in_epoll = false;
+            if (!c->ready) {
+                unlink_conn(c);
+                c->next = gone;
+                gone = c;
+            }
+        } else if (!c->in_epoll) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+            int fd = c->listener ? xo_listener_fd(c->listener) : xo_channel_fd(c->ch);
+            if (epoll_ctl(io.epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+                c->in_epoll = true;
+                if (!c->ready && c->kind != CONN_LISTENER) { /* drain once: the fd only signals after a recv said
+                                                              * "nothing more" */
+                    c->ready = true;
+                    c->next_ready = *ready;
+                    *ready = c;
+                }
+            } else {
+                xo_log_error("epoll_ctl add: %s", strerror(errno));
+            }
+        }
+        c = next;
+    }
+    io.close_gen++;
+    pthread_cond_broadcast(&io.cond);
+    pthread_mutex_unlock(&io.lock);
+    while (gone) {
+        conn_t *next = gone->next;
+        if (gone->kind != CONN_LISTENER) conn_lost(gone, "closed");
+        conn_release(gone); /* the I/O thread's ref */
+        gone = next;
+    }
+}
+
+static void *io_main(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "xo-io");
+    struct epoll_event evs[64];
+    conn_t *ready = NULL;
+    for (;;) {
+        int n = epoll_wait(io.epfd, evs, 64, ready ? 0 : -1);
+        if (n < 0 && errno != EINTR) {
+            xo_log_error("epoll_wait: %s", strerror(errno));
+            continue;
+        }
+        bool sync = false;
+        for (int i = 0; i < n; i++) {
+            conn_t *c = evs[i].data.ptr;
+            if (!c) {
+                uint64_t v;
+                ssize_t r = read(io.wakefd, &v, sizeof v);
+                (void)r;
+                sync = true;
+                continue;
+            }
+            if (c->kind == CONN_LISTENER) {
+                accept_all(c);
+                sync = true;
+            } else if (!c->ready) {
+                c->ready = true;
+                c->next_ready = ready;
+                ready = c;
+            }
+        }
+        if (sync) sync_conns(&ready);
+        /* Drain every ready connection once per round: fair between busy peers. */
+        conn_t *again = NULL;
+        bool any_dead = false;
+        while (ready) {
+            conn_t *c = ready;
+            ready = c->next_ready;
+            bool drained = atomic_load(&c->dead) || drain(c);
+            if (atomic_load(&c->dead)) any_dead = true;
+            if (drained) {
+                c->ready = false;
+            } else {
+                c->next_ready = again;
+                again = c;
+            }
+        }
+        ready = again;
+        if (any_dead) sync_conns(&ready);
+    }
+    return NULL;
+}
+
+static void io_init(void)
+{
+    pthread_mutex_init(&io.lock, NULL);
+    pthread_cond_init(&io.cond, NULL);
+    msgpack_zone_init(&io.zone, 4096);
+    io.epfd = epoll_create1(EPOLL_CLOEXEC);
+    io.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (io.epfd < 0 || io.wakefd < 0) {
+        io.init_st = xo_error_set(XO_ESYS, "cannot create the I/O thread's epoll: %s", strerror(errno));
+        return;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    epoll_ctl(io.epfd, EPOLL_CTL_ADD, io.wakefd, &ev);
+    uint64_t seed = (uint64_t)getpid() << 40;
+    atomic_store(&io.next_call_id, seed);
+    int rc = pthread_create(&io.thread, NULL, io_main, NULL);
+    if (rc != 0) {
+        io.init_st = xo_error_set(XO_ESYS, "cannot start the I/O thread: %s", strerror(rc));
+        return;
+    }
+    pthread_detach(io.thread); /* lives as long as the process */
+    io.init_st = XO_OK;
+}
+
+static xo_status_t io_start(void)
+{
+    pthread_once(&io.once, io_init);
+    return io.init_st;
+}
+
+static void timers_init(void)
+{
+    if (xo_timers_start(&io.timers, "xo-rtimer") != XO_OK) io.timers = NULL;
+}
+
+xo_timers_t *xo_remote_timers(void)
+{
+    pthread_once(&io.timers_once, timers_init);
+    return io.timers;
+}
+
+/* ---- listening ------------------------------------------------------------------------------------------------ */
+
+static xo_status_t add_listener(xo_pool_t *pool, const char *url)
+{
+    xo_listener_t *l = NULL;
+    xo_status_t st = xo_listen(url, NULL, &l);
+    if (st != XO_OK) return st;
+    conn_t *c = conn_new(CONN_LISTENER);
+    if (!c) {
+        xo_listener_close(l);
+        return xo_error_set(XO_ENOMEM, "out of memory");
+    }
+    c->listener = l;
+    c->pool = pool;
+    io_adopt(c);
+    return XO_OK;
+}
+
+xo_status_t xo_remote_listen(xo_pool_t *pool)
+{
+    addr_t a;
+    if (!parse_address(pool->address, &a))
+        return xo_error_set(XO_EINVAL, "bad pool address \"%s\" (expected host:port or host:port/N)", pool->address);
+    xo_status_t st = io_start();
+    if (st != XO_OK) return st;
+    char url[XO_URL_MAX];
+    if (a.index == 0) {
+        snprintf(url, sizeof url, "tcp://%s:%u", a.host, a.port);
+        xo_listener_t *l = NULL;
+        st = xo_listen(url, NULL, &l);
+        if (st != XO_OK) return st;
+        if (a.port == 0) { /* learn the port, and name the pool by it */
+            const char *bound = xo_listener_url(l);
+            const char *colon = strrchr(bound, ':');
+            a.port = (unsigned)atoi(colon + 1);
+            char addr[200];
+            snprintf(addr, sizeof addr, "%s:%u", a.host, a.port);
+            char *na = strdup(addr);
+            if (!na) {
+                xo_listener_close(l);
+                return xo_error_set(XO_ENOMEM, "out of memory");
+            }
+            free(pool->address);
+            pool->address = na;
+        }
+        conn_t *c = conn_new(CONN_LISTENER);
+        if (!c) {
+            xo_listener_close(l);
+            return xo_error_set(XO_ENOMEM, "out of memory");
+        }
+        c->listener = l;
+        c->pool = pool;
+        io_adopt(c);
+    }
+    char name[200];
+    local_name(&a, name, sizeof name);
+    snprintf(url, sizeof url, "shm://%s", name);
+    st = add_listener(pool, url);
+    if (st == XO_OK) {
+        snprintf(url, sizeof url, "unix://@%s.u", name);
+        st = add_listener(pool, url);
+    }
+    if (st != XO_OK) xo_remote_unlisten(pool);
+    return st;
+}
+
+void xo_remote_unlisten(xo_pool_t *pool)
+{
+    if (io_start() != XO_OK) return;
+    pthread_mutex_lock(&io.lock);
+    bool any = false;
+    for (conn_t *c = io.conns; c; c = c->next)
+        if (c->pool == pool && (c->kind == CONN_LISTENER || c->kind == CONN_INBOUND)) {
+            c->closing = true;
+            any = true;
+        }
+    if (any) {
+        uint64_t gen = io.close_gen;
+        wake_io();
+        while (io.close_gen == gen) pthread_cond_wait(&io.cond, &io.lock);
+    }
+    pthread_mutex_unlock(&io.lock);
+}
+
+/* ---- sending requests ----------------------------------------------------------------------------------------- */
+
+static conn_t *find_peer(const char *address)
+{
+    for (conn_t *c = io.conns; c; c = c->next)
+        if (c->kind == CONN_OUTBOUND && !c->closing && !atomic_load(&c->dead) && strcmp(c->address, address) == 0) {
+            conn_retain(c);
+            return c;
+        }
+    return NULL;
+}
+
+static xo_status_t peer_get(const char *address, conn_t **c_p)
+{
+    addr_t a;
+    if (!parse_address(address, &a))
+        return xo_error_set(XO_EUNREACHABLE, "\"%s\" is not a pool address (host:port or host:port/N)", address);
+    xo_status_t st = io_start();
+    if (st != XO_OK) return st;
+    pthread_mutex_lock(&io.lock);
+    conn_t *c = find_peer(address);
+    pthread_mutex_unlock(&io.lock);
+    if (c) {
+        *c_p = c;
+        return XO_OK;
+    }
+    /* One connect at a time per process: two callers of a new peer share one connection. */
+    pthread_mutex_lock(&io.connect_lock);
+    pthread_mutex_lock(&io.lock);
+    c = find_peer(address);
+    pthread_mutex_unlock(&io.lock);
+    if (c) {
+        pthread_mutex_unlock(&io.connect_lock);
+        *c_p = c;
+        return XO_OK;
+    }
+    char urls[3][XO_URL_MAX];
+    size_t n = peer_urls(&a, urls);
+    xo_channel_t *ch = NULL;
+    char last[XO_ERROR_TEXT_MAX] = "no transport reaches it from here";
+    for (size_t i = 0; i < n && !ch; i++) {
+        if (xo_connect(urls[i], NULL, CONNECT_TIMEOUT_MS, &ch) != XO_OK) {
+            snprintf(last, sizeof last, "%s: %s", urls[i], xo_last_error());
+            ch = NULL;
+        }
+    }
+    if (!ch) {
+        pthread_mutex_unlock(&io.connect_lock);
+        return xo_error_set(XO_EUNREACHABLE, "cannot reach pool %s (%s)", address, last);
+    }
+    c = conn_new(CONN_OUTBOUND);
+    char *addr_copy = c ? strdup(address) : NULL;
+    if (!addr_copy) {
+        if (c) conn_release(c);
+        xo_channel_close(ch);
+        pthread_mutex_unlock(&io.connect_lock);
+        return xo_error_set(XO_ENOMEM, "out of memory");
+    }
+    c->ch = ch;
+    c->address = addr_copy;
+    conn_retain(c); /* one for the I/O thread, one for the caller */
+    io_adopt(c);
+    pthread_mutex_unlock(&io.connect_lock);
+    *c_p = c;
+    return XO_OK;
+}
+
+typedef struct {
+    conn_t *conn;
+    uint64_t call_id;
+} pending_t;
+
+static void cancel_remote(xo_future_t *f, void *arg)
+{
+    pending_t *p = arg;
+    xo_wire_out_t w;
+    xo_wire_out_init(&w);
+    xo_wire_simple(&w, XO_WIRE_CANCEL, p->call_id, 0, NULL);
+    if (!atomic_load(&p->conn->dead)) send_frame(p->conn, &w);
+    xo_wire_out_free(&w);
+}
+
+static void pending_free(void *arg)
+{
+    pending_t *p = arg;
+    conn_release(p->conn);
+    free(p);
+}
+
+/* Registers a pending reply for call_id on c: a future with one ref for the caller and one for the map. */
+static xo_status_t pending_new(conn_t *c, uint64_t call_id, xo_future_t **f_p)
+{
+    xo_future_t *f = xo_future_new();
+    pending_t *p = f ? malloc(sizeof *p) : NULL;
+    if (!p) {
+        xo_future_unref(f);
+        return xo_error_set(XO_ENOMEM, "out of memory");
+    }
+    conn_retain(c);
+    p->conn = c;
+    p->call_id = call_id;
+    f->on_cancel = cancel_remote;
+    f->on_free = pending_free;
+    f->hook_arg = p;
+    xo_future_ref(f);
+    pthread_mutex_lock(&c->lock);
+    bool ok = !atomic_load(&c->dead) && xo_idmap_put(&c->calls, call_id, f);
+    pthread_mutex_unlock(&c->lock);
+    if (!ok) {
+        xo_future_unref(f);
+        xo_future_unref(f);
+        return xo_error_set(XO_EPOOLDIED, "pool %s died: connection lost", c->address);
+    }
+    *f_p = f;
+    return XO_OK;
+}
+
+static xo_status_t send_request(conn_t *c, xo_wire_out_t *w, uint64_t call_id, xo_future_t *f)
+{
+    xo_frame_t fr = xo_wire_frame(w);
+    xo_status_t st = xo_channel_send(c->ch, &fr);
+    if (st == XO_OK) return XO_OK;
+    st = xo_error_set(st == XO_EMSGSIZE ? XO_EMSGSIZE : XO_EPOOLDIED, "cannot send to pool %s: %s", c->address,
+                      xo_last_error());
+    if (f) {
+        pthread_mutex_lock(&c->lock);
+        xo_future_t *mine = xo_idmap_take(&c->calls, call_id);
+        pthread_mutex_unlock(&c->lock);
+        if (mine) xo_future_unref(mine);
+    }
+    return st;
+}
+
+xo_status_t xo_remote_send(const char *address, int type, uint64_t chain, const char *uid, const char *name,
+                           xo_args_t *args, bool want_reply, xo_future_t **f_p)
+{
+    conn_t *c = NULL;
+    xo_status_t st = peer_get(address, &c);
+    if (st != XO_OK) {
+        xo_args_free(args);
+        return st;
+    }
+    uint64_t id = atomic_fetch_add(&io.next_call_id, 1) + 1;
+    xo_future_t *f = NULL;
+    if (want_reply) {
+        st = pending_new(c, id, &f);
+        if (st != XO_OK) {
+            xo_args_free(args);
+            conn_release(c);
+            return st;
+        }
+    }
+    size_t len = 0;
+    const char *data = args ? xo_args_data(args, &len) : NULL;
+    xo_wire_out_t w;
+    xo_wire_out_init(&w);
+    switch (type) {
+    case XO_WIRE_CALL: st = xo_wire_call(&w, id, chain, want_reply, uid, name, data, len); break;
+    case XO_WIRE_CREATE: st = xo_wire_create(&w, id, chain, uid, name, data, len); break;
+    default: st = xo_wire_simple(&w, type, id, chain, uid); break;
+    }
+    if (st == XO_OK) st = send_request(c, &w, id, f);
+    xo_wire_out_free(&w);
+    xo_args_free(args);
+    conn_release(c);
+    if (st != XO_OK) {
+        xo_future_unref(f);
+        return st;
+    }
+    if (f_p) *f_p = f;
+    else xo_future_unref(f);
+    return XO_OK;
+}
+
+xo_status_t xo_remote_send_batch(const char *address, uint64_t chain, const char *uid, const char *method, size_t n,
+                                 xo_args_t **args, xo_future_t **f_p)
+{
+    conn_t *c = NULL;
+    const void **data = calloc(n ? n : 1, sizeof *data);
+    size_t *lens = calloc(n ? n : 1, sizeof *lens);
+    xo_status_t st = (data && lens) ? peer_get(address, &c) : xo_error_set(XO_ENOMEM, "out of memory");
+    uint64_t id = atomic_fetch_add(&io.next_call_id, 1) + 1;
+    xo_future_t *f = NULL;
+    if (st == XO_OK) st = pending_new(c, id, &f);
+    if (st == XO_OK) {
+        for (size_t i = 0; i < n; i++) data[i] = xo_args_data(args[i], &lens[i]);
+        xo_wire_out_t w;
+        xo_wire_out_init(&w);
+        st = xo_wire_batch(&w, id, chain, uid, method, n, data, lens);
+        if (st == XO_OK) st = send_request(c, &w, id, f);
+        xo_wire_out_free(&w);
+    }
+    for (size_t i = 0; i < n; i++) xo_args_free(args[i]);
+    free(data);
+    free(lens);
+    if (c) conn_release(c);
+    if (st != XO_OK) {
+        xo_future_unref(f);
+        return st;
+    }
+    *f_p = f;
+    return XO_OK;
+}
+
+void xo_remote_peer_died(const char *address, const char *why)
+{
+    if (io_start() != XO_OK) return;
+    pthread_mutex_lock(&io.lock);
+    conn_t *c = find_peer(address);
+    pthread_mutex_unlock(&io.lock);
+    if (!c) return;
+    conn_lost(c, why);
+    conn_release(c);
+    wake_io(); /* the I/O thread unregisters it */
+}

@@ -1,0 +1,43 @@
+/* Pools in other processes: the process's I/O thread, its listeners, and the connections to peer pools.
+ *
+ * A process pool's address is "host:port" (a main pool) or "host:port/N" (its sub pool N). On the same host a peer
+ * is reached over shared memory (shm://, names derived from the address), with a unix socket as the fallback;
+ * XO_TRANSPORT=shm|unix|tcp forces one. A main pool also listens on TCP at host:port.
+ *
+ * One I/O thread per process (started on first use) receives every frame: requests for local actors become
+ * messages posted to their pool; replies complete the caller's future. Replies to requests are sent by whichever
+ * thread completes the call. */
+#ifndef XO_RUNTIME_REMOTE_H
+#define XO_RUNTIME_REMOTE_H
+
+#include "runtime/core.h"
+#include "runtime/wire.h"
+
+/* True when address has the form of a process pool's address ("host:port" or "host:port/N"). */
+bool xo_remote_address_ok(const char *address);
+
+/* Starts pool's listeners (shm and unix, plus TCP for a main pool). With port 0 in the address, the TCP listener
+ * picks a port and pool->address is rewritten with it. */
+xo_status_t xo_remote_listen(xo_pool_t *pool);
+
+/* Stops pool's listeners and closes the channels of requests to it (before its threads stop). */
+void xo_remote_unlisten(xo_pool_t *pool);
+
+/* Sends a request (XO_WIRE_CALL, CREATE, DESTROY, HAS, LOOKUP, INFO) to the pool at address. args is consumed
+ * (may be NULL). With want_reply, *f_p gets a future (one ref, the caller's) completed by the reply, or by
+ * XO_EPOOLDIED when the connection is lost first. name is the method or the class name. */
+xo_status_t xo_remote_send(const char *address, int type, uint64_t chain, const char *uid, const char *name,
+                           xo_args_t *args, bool want_reply, xo_future_t **f_p);
+
+/* A batch of n calls (args consumed) as one message. */
+xo_status_t xo_remote_send_batch(const char *address, uint64_t chain, const char *uid, const char *method, size_t n,
+                                 xo_args_t **args, xo_future_t **f_p);
+
+/* The process's timers (for delayed tells to remote actors), started on first use. */
+xo_timers_t *xo_remote_timers(void);
+
+/* Closes the connection to address, failing its pending calls with XO_EPOOLDIED and text why (for supervision:
+ * the main pool learns of a sub pool's death from its pidfd, possibly before the socket says so). */
+void xo_remote_peer_died(const char *address, const char *why);
+
+#endif

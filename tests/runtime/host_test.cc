@@ -1,0 +1,403 @@
+// A host with sub pools as real processes: placement, calls across processes, lookup through the main pool,
+// supervision (kill -9 with calls in flight, restart policies, fate sharing), adding and removing sub pools, and no
+// fd or shared-memory leak. Uses the test actor module (tests/modules) and the xoscar-pool binary.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pool_fixture.h"
+#include "xoscar/host.h"
+#include "xoscar/module.h"
+
+namespace {
+
+const char *kModules[] = {XO_TEST_MODULE_PATH};
+
+size_t count_dir(const char *path)
+{
+    size_t n = 0;
+    if (DIR *d = opendir(path)) {
+        while (struct dirent *e = readdir(d))
+            if (e->d_name[0] != '.') n++;
+        closedir(d);
+    }
+    return n;
+}
+
+// Alive and not a zombie (an orphan's zombie may linger where PID 1 does not reap, e.g. in containers).
+bool process_alive(int pid)
+{
+    if (pid <= 0 || kill(pid, 0) != 0) return false;
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat;
+    std::getline(f, stat);
+    size_t paren = stat.rfind(')');
+    return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+}
+
+std::string cpus_allowed(int pid)
+{
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind("Cpus_allowed_list:", 0) == 0) return line.substr(line.find_first_not_of(" \t", 18));
+    return "";
+}
+
+struct Events {
+    std::atomic<int> down{0}, recovered{0};
+};
+
+void on_event(const char *, xo_pool_event_t ev, void *arg)
+{
+    auto *e = static_cast<Events *>(arg);
+    if (ev == XO_POOL_DOWN) e->down++;
+    if (ev == XO_POOL_RECOVERED) e->recovered++;
+}
+
+class Host : public ::testing::Test {
+  protected:
+    void start(unsigned n_subs, xo_restart_t restart = XO_RESTART_NONE, const xo_sub_pool_config_t *subs = nullptr)
+    {
+        xo_host_config_t cfg{};
+        cfg.n_sub_pools = n_subs;
+        cfg.sub_pools = subs;
+        cfg.modules = kModules;
+        cfg.n_modules = 1;
+        cfg.restart = restart;
+        cfg.pool_binary = XO_POOL_BINARY;
+        cfg.on_event = on_event;
+        cfg.event_arg = &events;
+        ASSERT_EQ(xo_host_start(&cfg, &host), XO_OK) << xo_last_error();
+    }
+    void TearDown() override
+    {
+        if (host) xo_host_stop(host);
+    }
+    xo_ref_t *place(const char *cls, const char *strategy, size_t index = 0, const char *label = nullptr,
+                    const char *mark = nullptr, const char *uid = nullptr)
+    {
+        xo_placement_t p{};
+        p.strategy = strategy;
+        p.process_index = index;
+        p.label = label;
+        p.mark = mark;
+        xo_ref_t *ref = nullptr;
+        xo_status_t st = xo_host_create_actor(host, cls, nullptr, uid, &p, &ref);
+        EXPECT_EQ(st, XO_OK) << xo_last_error();
+        return ref;
+    }
+    int pid_of(const xo_ref_t *ref) { return (int)call_i64(ref, "pid"); }
+
+    xo_host_t *host = nullptr;
+    Events events;
+};
+
+TEST_F(Host, SubPoolsAreSeparateProcessesBoundToTheirCpus)
+{
+    xo_sub_pool_config_t subs[2] = {{"0", nullptr, 0}, {"1", nullptr, 0}};
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) subs[1].cpus = "0";
+    start(2, XO_RESTART_NONE, subs);
+    std::set<int> pids{getpid()};
+    for (size_t i = 0; i < 2; i++) {
+        int pid = xo_host_sub_pool_pid(host, i);
+        EXPECT_TRUE(process_alive(pid));
+        pids.insert(pid);
+        EXPECT_EQ(cpus_allowed(pid), subs[i].cpus) << "sub pool " << i;
+    }
+    EXPECT_EQ(pids.size(), 3u);
+    EXPECT_EQ(std::string(xo_host_sub_pool_address(host, 1)), std::string(xo_host_address(host)) + "/2");
+}
+
+TEST_F(Host, CallsTellsAndBatchesAcrossProcesses)
+{
+    start(2);
+    xo_ref_t *counter = place("Counter", "process_index", 1);
+    ASSERT_NE(counter, nullptr);
+    EXPECT_EQ(std::string(xo_ref_address(counter)), xo_host_sub_pool_address(host, 0));
+    EXPECT_EQ(call_i64(counter, "add", xo_args("l", (int64_t)5)), 5);
+    for (int i = 0; i < 100; i++) ASSERT_EQ(xo_tell(counter, "add", xo_args("l", (int64_t)1)), XO_OK);
+    EXPECT_EQ(call_i64(counter, "get"), 105); // tells then a call: in order, across the process boundary
+
+    xo_ref_t *sum = place("Sum", "process_index", 2);
+    xo_delayed_t *calls[10];
+    for (int i = 0; i < 10; i++) calls[i] = xo_delay("add", xo_args("l", (int64_t)(i + 1)));
+    xo_status_t st[10];
+    xo_result_t *res[10];
+    ASSERT_EQ(xo_batch(sum, calls, 10, 5000, st, res, nullptr), XO_OK) << xo_last_error();
+    int64_t last = 0;
+    xo_result_unpack(res[9], "l", &last);
+    EXPECT_EQ(last, 55);
+    for (auto *r : res) xo_result_free(r);
+    EXPECT_EQ(call_i64(sum, "batches"), 1);
+
+    xo_ref_t *echo = place("Echo", "process_index", 2);
+    EXPECT_EQ(pid_of(echo), xo_host_sub_pool_pid(host, 1));
+    // a 4 MiB payload travels out of band and comes back intact
+    std::string big(4 << 20, 'x');
+    for (size_t i = 0; i < big.size(); i += 4096) big[i] = (char)('a' + (i / 4096) % 26);
+    xo_result_t *r = nullptr;
+    ASSERT_EQ(xo_call(echo, "echo", xo_args("b", big.data(), big.size()), 10000, &r), XO_OK) << xo_last_error();
+    xo_bytes_t back{};
+    ASSERT_EQ(xo_result_unpack(r, "b", &back), XO_OK);
+    ASSERT_EQ(back.len, big.size());
+    EXPECT_EQ(memcmp(back.ptr, big.data(), big.size()), 0);
+    xo_result_free(r);
+
+    EXPECT_EQ(xo_call(counter, "nope", nullptr, 2000, nullptr), XO_ENOMETHOD);
+    EXPECT_NE(std::string(xo_last_error()).find("nope"), std::string::npos) << xo_last_error();
+    EXPECT_EQ(xo_call(counter, "add", xo_args("s", "x"), 2000, nullptr), XO_EBADARGS);
+    EXPECT_NE(std::string(xo_last_error()).find("expected int"), std::string::npos) << xo_last_error();
+    xo_ref_free(counter);
+    xo_ref_free(sum);
+    xo_ref_free(echo);
+}
+
+TEST_F(Host, ActorsAreFoundThroughTheMainAddress)
+{
+    start(2);
+    xo_ref_t *c = place("Counter", "process_index", 2, nullptr, nullptr, "findme");
+    ASSERT_NE(c, nullptr);
+    xo_ref_t *found = nullptr;
+    ASSERT_EQ(xo_actor_ref(xo_host_address(host), "findme", &found), XO_OK) << xo_last_error();
+    EXPECT_STREQ(xo_ref_address(found), xo_host_sub_pool_address(host, 1));
+    EXPECT_EQ(call_i64(found, "add", xo_args("l", (int64_t)2)), 2);
+    EXPECT_TRUE(xo_has_actor(found));
+    ASSERT_EQ(xo_destroy_actor(found), XO_OK) << xo_last_error();
+    EXPECT_FALSE(xo_has_actor(found));
+    EXPECT_EQ(xo_call(found, "get", nullptr, 2000, nullptr), XO_ENOACTOR);
+    xo_ref_t *none = nullptr;
+    EXPECT_EQ(xo_actor_ref(xo_host_address(host), "nobody", &none), XO_ENOACTOR);
+    xo_ref_free(c);
+    xo_ref_free(found);
+}
+
+TEST_F(Host, PlacementStrategies)
+{
+    xo_sub_pool_config_t subs[3] = {{nullptr, "w", 0}, {nullptr, "w", 0}, {nullptr, "x", 0}};
+    start(3, XO_RESTART_NONE, subs);
+    // idle label: one actor per labelled slot; two distinct processes, then no slot left
+    xo_ref_t *a = place("Echo", "idle_label", 0, "w", "m");
+    xo_ref_t *b = place("Echo", "idle_label", 0, "w", "m");
+    ASSERT_TRUE(a && b);
+    EXPECT_NE(pid_of(a), pid_of(b));
+    xo_placement_t p{};
+    p.strategy = "IdleLabel";
+    p.label = "w";
+    p.mark = "m";
+    xo_ref_t *c = nullptr;
+    EXPECT_EQ(xo_host_create_actor(host, "Echo", nullptr, nullptr, &p, &c), XO_ENOIDLESLOT);
+    EXPECT_NE(std::string(xo_last_error()).find("\"w\""), std::string::npos) << xo_last_error();
+    // round robin over the sub pools
+    std::vector<int> rr;
+    for (int i = 0; i < 3; i++) {
+        xo_ref_t *r = place("Echo", "round_robin");
+        rr.push_back(pid_of(r));
+        xo_ref_free(r);
+    }
+    EXPECT_EQ(std::set<int>(rr.begin(), rr.end()).size(), 3u);
+    // random label stays within the label; main pool is this process
+    for (int i = 0; i < 5; i++) {
+        xo_ref_t *r = place("Echo", "random_label", 0, "x");
+        EXPECT_EQ(pid_of(r), xo_host_sub_pool_pid(host, 2));
+        xo_ref_free(r);
+    }
+    xo_ref_t *m = place("Echo", "main_pool");
+    EXPECT_EQ(pid_of(m), getpid());
+    xo_placement_t bad{};
+    bad.strategy = "no_such_policy";
+    EXPECT_EQ(xo_host_create_actor(host, "Echo", nullptr, nullptr, &bad, &c), XO_EINVAL);
+    EXPECT_EQ(xo_host_create_actor(host, "NoSuchClass", nullptr, nullptr, nullptr, &c), XO_ENOCLASS);
+    xo_ref_free(a);
+    xo_ref_free(b);
+    xo_ref_free(m);
+}
+
+TEST_F(Host, KillNineFailsEveryCallInFlightAtOnce)
+{
+    start(1);
+    xo_ref_t *echo = place("Echo", "process_index", 1);
+    std::vector<xo_future_t *> fs(200);
+    for (auto &f : fs) ASSERT_EQ(xo_send(echo, "sleep_ms", xo_args("i", 20000), &f), XO_OK);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    double t0 = now_ms();
+    kill(xo_host_sub_pool_pid(host, 0), SIGKILL);
+    int died = 0;
+    for (auto *f : fs) {
+        if (xo_future_wait(f, 2000, nullptr) == XO_EPOOLDIED) died++;
+        xo_future_free(f);
+    }
+    double elapsed = now_ms() - t0;
+    EXPECT_EQ(died, 200);
+    EXPECT_LT(elapsed, 1000.0);
+    // The socket's EOF may beat the supervisor's pidfd: give the DOWN event a moment.
+    for (int i = 0; i < 200 && events.down.load() == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(events.down.load(), 1);
+    EXPECT_EQ(xo_call(echo, "pid", nullptr, 2000, nullptr), XO_EUNREACHABLE); // restart: none
+    xo_ref_free(echo);
+}
+
+TEST_F(Host, RestartProcessGivesAFreshEmptyPool)
+{
+    start(1, XO_RESTART_PROCESS);
+    xo_ref_t *c = place("Counter", "process_index", 1, nullptr, nullptr, "c");
+    EXPECT_EQ(call_i64(c, "add", xo_args("l", (int64_t)7)), 7);
+    int old = xo_host_sub_pool_pid(host, 0);
+    kill(old, SIGKILL);
+    for (int i = 0; i < 500 && events.recovered.load() == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(events.recovered.load(), 1);
+    int now = xo_host_sub_pool_pid(host, 0);
+    EXPECT_NE(now, old);
+    EXPECT_TRUE(process_alive(now));
+    EXPECT_EQ(xo_call(c, "get", nullptr, 2000, nullptr), XO_ENOACTOR);
+    xo_ref_t *d = place("Counter", "process_index", 1);
+    EXPECT_EQ(call_i64(d, "add", xo_args("l", (int64_t)1)), 1);
+    xo_ref_free(c);
+    xo_ref_free(d);
+}
+
+TEST_F(Host, RestartActorsRecreatesThemFromTheirCreateArguments)
+{
+    start(1, XO_RESTART_ACTORS);
+    xo_placement_t p{};
+    p.strategy = "process_index";
+    p.process_index = 1;
+    xo_ref_t *c = nullptr;
+    ASSERT_EQ(xo_host_create_actor(host, "Counter", xo_args("l", (int64_t)100), "phoenix", &p, &c), XO_OK);
+    EXPECT_EQ(call_i64(c, "add", xo_args("l", (int64_t)5)), 105);
+    kill(xo_host_sub_pool_pid(host, 0), SIGKILL);
+    for (int i = 0; i < 500 && events.recovered.load() == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(events.recovered.load(), 1);
+    EXPECT_EQ(call_i64(c, "get"), 100); // re-created from its create arguments; its state was lost
+    xo_ref_free(c);
+}
+
+TEST_F(Host, AddAndRemoveSubPools)
+{
+    start(1);
+    size_t index = 0;
+    xo_sub_pool_config_t extra{nullptr, "late", 0};
+    ASSERT_EQ(xo_host_add_sub_pool(host, &extra, &index), XO_OK) << xo_last_error();
+    EXPECT_EQ(index, 2u);
+    xo_ref_t *r = place("Echo", "random_label", 0, "late");
+    int pid = xo_host_sub_pool_pid(host, 1);
+    EXPECT_EQ(pid_of(r), pid);
+    ASSERT_EQ(xo_host_remove_sub_pool(host, 2), XO_OK);
+    EXPECT_FALSE(process_alive(pid) && waitpid(pid, nullptr, WNOHANG) == 0);
+    EXPECT_EQ(xo_call(r, "pid", nullptr, 2000, nullptr), XO_EUNREACHABLE);
+    EXPECT_EQ(events.recovered.load(), 0);
+    EXPECT_EQ(xo_host_remove_sub_pool(host, 2), XO_EINVAL);
+    xo_ref_free(r);
+}
+
+TEST_F(Host, NothingLeftBehindAfterStop)
+{
+    size_t fds_before = count_dir("/proc/self/fd"), shm_before = count_dir("/dev/shm");
+    start(2);
+    xo_ref_t *e = place("Echo", "round_robin");
+    std::string big(1 << 20, 'y');
+    ASSERT_EQ(xo_call(e, "echo", xo_args("b", big.data(), big.size()), 5000, nullptr), XO_OK);
+    int p1 = xo_host_sub_pool_pid(host, 0), p2 = xo_host_sub_pool_pid(host, 1);
+    xo_ref_free(e);
+    xo_host_stop(host);
+    host = nullptr;
+    EXPECT_FALSE(process_alive(p1));
+    EXPECT_FALSE(process_alive(p2));
+    EXPECT_EQ(count_dir("/dev/shm"), shm_before);
+    // The process keeps its I/O thread's epoll and eventfd (and timers) once started: allow those, nothing else.
+    EXPECT_LE(count_dir("/proc/self/fd"), fds_before + 2);
+}
+
+TEST(HostFateSharing, SubPoolsDieWithTheirMainPool)
+{
+    int out[2];
+    ASSERT_EQ(pipe(out), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        // A fresh process (nothing started yet in this test process before fork in this case) runs a host.
+        dup2(out[1], 1);
+        xo_host_config_t cfg{};
+        cfg.n_sub_pools = 2;
+        cfg.modules = kModules;
+        cfg.n_modules = 1;
+        cfg.pool_binary = XO_POOL_BINARY;
+        xo_host_t *h = nullptr;
+        if (xo_host_start(&cfg, &h) != XO_OK) _exit(3);
+        printf("%d %d\n", xo_host_sub_pool_pid(h, 0), xo_host_sub_pool_pid(h, 1));
+        fflush(stdout);
+        pause();
+        _exit(0);
+    }
+    close(out[1]);
+    char buf[64] = {0};
+    ssize_t n = read(out[0], buf, sizeof buf - 1);
+    close(out[0]);
+    ASSERT_GT(n, 0);
+    int p1 = 0, p2 = 0;
+    ASSERT_EQ(sscanf(buf, "%d %d", &p1, &p2), 2);
+    ASSERT_TRUE(process_alive(p1) && process_alive(p2));
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    double t0 = now_ms();
+    while ((process_alive(p1) || process_alive(p2)) && now_ms() - t0 < 1000)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_FALSE(process_alive(p1));
+    EXPECT_FALSE(process_alive(p2));
+}
+
+} // namespace
+
+namespace {
+
+TEST_F(Host, CreatedDirectlyInASubPoolIsVisibleThroughTheMainAddress)
+{
+    start(2);
+    xo_ref_t *direct = nullptr;
+    ASSERT_EQ(xo_create_actor_by_name("Counter", xo_args("l", (int64_t)3), xo_host_sub_pool_address(host, 1),
+                                      "direct", &direct),
+              XO_OK)
+        << xo_last_error();
+    xo_ref_t *found = nullptr;
+    ASSERT_EQ(xo_actor_ref(xo_host_address(host), "direct", &found), XO_OK) << xo_last_error();
+    EXPECT_STREQ(xo_ref_address(found), xo_host_sub_pool_address(host, 1));
+    EXPECT_EQ(call_i64(found, "get"), 3);
+    ASSERT_EQ(xo_destroy_actor(direct), XO_OK);
+    xo_ref_t *gone = nullptr;
+    EXPECT_EQ(xo_actor_ref(xo_host_address(host), "direct", &gone), XO_ENOACTOR);
+    xo_ref_free(direct);
+    xo_ref_free(found);
+}
+
+TEST_F(Host, PlacementThroughTheMainAddressFromAnyCaller)
+{
+    start(2);
+    xo_placement_t p{};
+    p.strategy = "random_sub_pool";
+    std::set<std::string> where;
+    for (int i = 0; i < 12; i++) {
+        xo_ref_t *r = nullptr;
+        ASSERT_EQ(xo_create_actor_placed("Counter", nullptr, xo_host_address(host), nullptr, &p, &r), XO_OK)
+            << xo_last_error();
+        where.insert(xo_ref_address(r));
+        EXPECT_EQ(call_i64(r, "add", xo_args("l", (int64_t)1)), 1);
+        xo_ref_free(r);
+    }
+    EXPECT_EQ(where.size(), 2u) << "random_sub_pool over 12 creates should have used both sub pools";
+    EXPECT_EQ(where.count(xo_host_address(host)), 0u);
+    p.strategy = "least_loaded";
+    xo_ref_t *r = nullptr;
+    ASSERT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(host), "ll", &p, &r), XO_OK);
+    xo_ref_free(r);
+    xo_ref_t *x = nullptr;
+    EXPECT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(host), "ll", &p, &x), XO_EEXIST);
+}
+
+} // namespace
