@@ -238,6 +238,37 @@ static xo_status_t run_destroy(xo_worker_t *w, xo_actor_t *a)
     return st;
 }
 
+/* ---- slow calls ---------------------------------------------------------------------------------------------- */
+
+/* XO_SLOW_CALL_MS=N logs every message that takes longer than N ms from start to reply (waits included), with its
+ * actor and method: the debugging aid for "who is holding this actor". Read once; 0 or unset: off, no clock read. */
+static _Atomic int64_t cached = -1;
+
+void xo_set_slow_call_ms(double ms) { atomic_store(&cached, ms > 0 ? (int64_t)(ms * 1e6) : 0); }
+
+static int64_t slow_call_ns(void)
+{
+    int64_t v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (v < 0) {
+        const char *env = getenv("XO_SLOW_CALL_MS");
+        v = env ? (int64_t)(atof(env) * 1e6) : 0;
+        if (v < 0) v = 0;
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+static const char *message_name(const xo_actor_t *a, const xo_msg_t *m)
+{
+    switch (m->kind) {
+    case XO_MSG_CALL:
+    case XO_MSG_BATCH: return a->cls->methods[m->method].name;
+    case XO_MSG_CREATE: return "(create)";
+    case XO_MSG_DESTROY: return "(destroy)";
+    default: return "?";
+    }
+}
+
 /* ---- the body ------------------------------------------------------------------------------------------------ */
 
 void xo_activation_body(xo_worker_t *w)
@@ -246,6 +277,8 @@ void xo_activation_body(xo_worker_t *w)
     xo_msg_t *m = w->msg;
     xo_future_t *reply = m->reply;
     bool ended = false;
+    int64_t slow_ns = 0;
+    uint64_t started = 0;
     xo_actor_retain(a); /* a suspended activation keeps its actor alive, whoever else lets go */
     atomic_fetch_add(&a->activations, 1);
     msgpack_zone_clear(&w->zone);
@@ -265,6 +298,8 @@ void xo_activation_body(xo_worker_t *w)
     }
     if (reply) xo_future_set_runner(reply, w);
 
+    slow_ns = slow_call_ns();
+    started = slow_ns ? xo_now_ns() : 0;
     xo_status_t st = XO_OK;
     switch (m->kind) {
     case XO_MSG_CALL: st = run_call(w, a, m); break;
@@ -272,6 +307,12 @@ void xo_activation_body(xo_worker_t *w)
     case XO_MSG_CREATE: st = run_create(w, a, m); break;
     case XO_MSG_DESTROY: st = run_destroy(w, a); break;
     default: st = xo_error_set(XO_EPROTO, "unknown message kind %d", m->kind); break;
+    }
+    if (slow_ns) {
+        uint64_t took = xo_now_ns() - started;
+        if ((int64_t)took > slow_ns)
+            xo_log_warn("slow call: actor \"%s\" (class %s) %s took %.3f ms (threshold %.3f ms, XO_SLOW_CALL_MS)",
+                        a->uid, a->cls->name, message_name(a, m), (double)took / 1e6, (double)slow_ns / 1e6);
     }
 
     if (reply) {

@@ -396,7 +396,7 @@ static void serve_query(conn_t *c, const xo_wire_msg_t *m)
         serve_value(c, m->call_id, xo_args("s", elsewhere)); /* a main pool points into its sub pool */
     } else {
         char text[XO_ERROR_TEXT_MAX];
-        snprintf(text, sizeof text, "no actor \"%s\" at %s", uid, c->pool->address);
+        snprintf(text, sizeof text, "no actor \"%.200s\" at %s", uid, c->pool->address);
         send_error(c, m->call_id, XO_ENOACTOR, text);
     }
 }

@@ -305,6 +305,13 @@ XO_API xo_status_t xo_ctx_error(xo_ctx_t *ctx, xo_status_t st, const char *fmt, 
 /* The ctx of the method running on this thread, or NULL outside actor methods. */
 XO_API xo_ctx_t *xo_ctx_current(void);
 
+/* ---------------------------------------------------------------------------------------------------------------- */
+/* Debugging                                                                                                          */
+
+/* Logs (warning level, stderr) every message that takes longer than ms to run, waits included, naming its actor,
+ * class and method. 0 turns it off (the default, unless XO_SLOW_CALL_MS is set in the environment). */
+XO_API void xo_set_slow_call_ms(double ms);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,8 @@
 #include <string>
 #include <thread>
 
+#include <unistd.h>
+
 #include "pool_fixture.h"
 
 namespace {
@@ -187,6 +189,30 @@ TEST_F(Cancel, TimeoutInsideAMethodOnlyEndsThatWait)
     EXPECT_EQ(call_i64(outer, "forward", xo_args("ii", 100, 4)), 40);
     xo_ref_free(outer);
     xo_ref_free(inner);
+}
+
+TEST_F(Cancel, SlowCallsAreLoggedWithTheirActorAndMethod)
+{
+    xo_ref_t *a = create(&sl_class, "slowpoke");
+    char path[] = "/tmp/xo-slow-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    int saved = dup(2);
+    dup2(fd, 2);
+    xo_set_slow_call_ms(10);
+    EXPECT_EQ(call_i64(a, "sleep", xo_args("ii", 30, 1)), 1);
+    EXPECT_EQ(call_i64(a, "sleep", xo_args("ii", 0, 2)), 2); // fast: not logged
+    xo_set_slow_call_ms(0);
+    dup2(saved, 2);
+    close(saved);
+    std::string log(4096, '\0');
+    ssize_t n = pread(fd, &log[0], log.size(), 0);
+    close(fd);
+    unlink(path);
+    log.resize(n > 0 ? (size_t)n : 0);
+    EXPECT_NE(log.find("slow call: actor \"slowpoke\" (class Sleeper) sleep took"), std::string::npos) << log;
+    EXPECT_EQ(log.find("slow call", log.find("slow call") + 1), std::string::npos) << "the fast call was logged too";
+    xo_ref_free(a);
 }
 
 TEST(Promise, ResolveRejectAndDoubleCompletion)
