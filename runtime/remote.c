@@ -275,7 +275,7 @@ static void serve_call(conn_t *c, const xo_wire_msg_t *m)
     int index = copy_str(m->method, method, sizeof method) ? xo_class_method_index(a->cls, method) : -1;
     if (index < 0) {
         char text[XO_ERROR_TEXT_MAX];
-        snprintf(text, sizeof text, "actor \"%s\" (class %s) has no method \"%.*s\"", uid, a->cls->name,
+        snprintf(text, sizeof text, "actor \"%.200s\" (class %s) has no method \"%.*s\"", uid, a->cls->name,
                  (int)m->method.len, m->method.ptr ? m->method.ptr : "");
         if (m->want_reply) send_error(c, m->call_id, XO_ENOMETHOD, text);
         xo_actor_release(a);

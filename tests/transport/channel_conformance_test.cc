@@ -302,10 +302,16 @@ TEST_P(ChannelConformance, ExchangeBothWays)
     // Many small frames in flight at once, in both directions, arrive in order.
     std::vector<TestFrame> frames;
     for (int i = 0; i < 200; i++) frames.push_back(MakeFrame(1000 + i, 16, {static_cast<size_t>(i * 7)}));
-    for (auto &f : frames) {
-        ASSERT_EQ(XO_OK, xo_channel_send(c.get(), f.get())) << xo_last_error();
-        ASSERT_EQ(XO_OK, xo_channel_send(s.get(), f.get())) << xo_last_error();
-    }
+    std::vector<TestFrame> frames2 = frames; // each sender builds its own iovecs
+    std::atomic<int> send_failures{0};
+    std::thread tc([&] {
+        for (auto &f : frames)
+            if (xo_channel_send(c.get(), f.get()) != XO_OK) send_failures++;
+    });
+    std::thread ts([&] {
+        for (auto &f : frames2)
+            if (xo_channel_send(s.get(), f.get()) != XO_OK) send_failures++;
+    });
     for (auto &f : frames) {
         RxFrame a, b;
         ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 5000, &a.f)) << xo_last_error();
@@ -313,6 +319,9 @@ TEST_P(ChannelConformance, ExchangeBothWays)
         EXPECT_TRUE(SameFrame(f, a.f));
         EXPECT_TRUE(SameFrame(f, b.f));
     }
+    tc.join();
+    ts.join();
+    EXPECT_EQ(0, send_failures.load());
 }
 
 TEST_P(ChannelConformance, EmptyHeaderAndEmptyFrame)
