@@ -147,8 +147,8 @@ static xo_status_t wait_string(xo_future_t *f, char *buf, size_t len)
     return XO_OK;
 }
 
-static xo_status_t remote_create(const char *address, const char *class_name, xo_args_t *args, const char *uid,
-                                 xo_ref_t **ref_p)
+xo_status_t xo_create_remote(const char *address, const char *class_name, xo_args_t *args, const char *uid,
+                             xo_ref_t **ref_p)
 {
     xo_future_t *f = NULL;
     xo_status_t st = xo_remote_send(address, XO_WIRE_CREATE, xo_chain_current(), uid, class_name, args, true, &f);
@@ -246,7 +246,7 @@ xo_status_t xo_create_actor(const xo_actor_class_t *cls, xo_args_t *args, const 
     }
     xo_pool_t *pool = pool_at(address);
     if (!pool) {
-        if (address && xo_remote_address_ok(address)) return remote_create(address, cls->name, args, uid, ref_p);
+        if (address && xo_remote_address_ok(address)) return xo_create_remote(address, cls->name, args, uid, ref_p);
         xo_args_free(args);
         return no_pool(address);
     }

@@ -127,6 +127,11 @@ void xo_future_request_cancel(xo_future_t *f);
 xo_status_t xo_create_start(xo_pool_t *pool, const xo_actor_class_t *cls, xo_args_t *args, const char *uid,
                             xo_future_t *f);
 
+/* Creates an actor of the class called class_name in the process pool at address (which must know the class,
+ * e.g. from a module); this process need not. Consumes args. Waits for the reply. */
+xo_status_t xo_create_remote(const char *address, const char *class_name, xo_args_t *args, const char *uid,
+                             xo_ref_t **ref_p);
+
 /* A sub pool tells its main pool's host service that an actor now lives here (add) or is gone, so that lookups
  * through the main address find actors created directly in the sub pool. Fire and forget. */
 void xo_pool_report_actor(xo_pool_t *pool, const char *uid, bool add);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "runtime/core.h"
+#include "runtime/remote.h"
 
 typedef struct module_entry {
     void *handle;                   /* from dlopen; never closed */
@@ -182,6 +183,8 @@ xo_status_t xo_create_actor_by_name(const char *class_name, xo_args_t *args, con
                                     xo_ref_t **ref_p)
 {
     const xo_actor_class_t *cls = class_name ? xo_class_find(class_name) : NULL;
+    if (!cls && class_name && address && !xo_pool_find(address) && xo_remote_address_ok(address))
+        return xo_create_remote(address, class_name, args, uid, ref_p); /* the remote pool knows the class */
     if (!cls) {
         xo_args_free(args); /* consumed, whatever the result */
         return xo_error_set(XO_ENOCLASS, "no actor class named %s is registered", class_name ? class_name : "(null)");
