@@ -121,8 +121,9 @@ static size_t peer_urls(const addr_t *a, char urls[3][XO_URL_MAX])
     bool local = is_local_host(a->host);
     if (local && (!force || strcmp(force, "shm") == 0)) snprintf(urls[n++], XO_URL_MAX, "shm://%s", name);
     if (local && (!force || strcmp(force, "unix") == 0)) snprintf(urls[n++], XO_URL_MAX, "unix://@%s.u", name);
-    if (a->index == 0 && (!force || strcmp(force, "tcp") == 0 || !local))
-        snprintf(urls[n++], XO_URL_MAX, "tcp://%s:%u", a->host, a->port);
+    /* Sub pool N of a main pool at port P listens on TCP port P + N (when P is not 0). */
+    if ((a->index == 0 || a->port != 0) && (!force || strcmp(force, "tcp") == 0 || !local))
+        snprintf(urls[n++], XO_URL_MAX, "tcp://%s:%u", a->host, a->port + a->index);
     return n;
 }
 
@@ -764,6 +765,13 @@ xo_status_t xo_remote_listen(xo_pool_t *pool)
         c->listener = l;
         c->pool = pool;
         io_adopt(c);
+    }
+    if (a.index > 0 && a.port != 0) {
+        /* Best effort: other hosts reach this sub pool over TCP at port + index; on this host shm and unix do. */
+        snprintf(url, sizeof url, "tcp://%s:%u", a.host, a.port + a.index);
+        if (add_listener(pool, url) != XO_OK)
+            xo_log_warn("sub pool %s: no TCP listener (%s); only this host can reach it", pool->address,
+                        xo_last_error());
     }
     char name[200];
     local_name(&a, name, sizeof name);
