@@ -66,7 +66,7 @@ typedef struct xo_module_v1 {
 
 /* Loads the module at path (a file name as dlopen takes it; a name without a slash is searched on the library
  * path) and registers every class it holds. Blocking (dlopen runs the library's constructors); thread-safe
- * (loads are serialised).
+ * (loads are serialised by a lock held across dlopen, so a module's constructor must not call xo_module_load).
  *
  * On XO_OK *mod_p (may be NULL) points to the module's descriptor, valid for the life of the process. Loading a
  * library already loaded (by any path naming the same file) returns the same descriptor and XO_OK.
