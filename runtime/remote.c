@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "runtime/auth.h"
 #include "runtime/idmap.h"
 #include "runtime/log.h"
 
@@ -30,6 +31,8 @@ typedef struct conn {
     xo_idmap_t calls;        /* outbound: pending replies; inbound: calls in flight (for cancel) */
     _Atomic bool dead;
     bool closing;            /* asked to close (io.lock) */
+    bool authed;             /* inbound: the peer proved the secret (I/O thread only) */
+    unsigned char nonce[32]; /* inbound: the challenge sent */
     bool in_epoll;           /* I/O thread only */
     bool ready;              /* I/O thread only: on the ready list (not fully drained) */
     struct conn *next;       /* io.conns (io.lock) */
@@ -509,6 +512,17 @@ static void conn_lost(conn_t *c, const char *why)
 
 static void handle_frame(conn_t *c, xo_frame_t *fr)
 {
+    if (c->kind == CONN_INBOUND && !c->authed) {
+        /* Nothing is decoded before the peer has proved the secret. */
+        if (xo_auth_check(c->ch, fr, c->nonce) == XO_OK) {
+            c->authed = true;
+        } else {
+            xo_log_warn("pool %s: refusing a connection: %s", c->pool->address, xo_last_error());
+            conn_lost(c, "authentication failed");
+        }
+        xo_frame_release(fr);
+        return;
+    }
     xo_wire_msg_t m;
     msgpack_zone_clear(&io.zone);
     if (xo_wire_decode(fr, &io.zone, &m) != XO_OK) {
@@ -557,6 +571,11 @@ static void accept_all(conn_t *l)
         }
         c->ch = ch;
         c->pool = l->pool;
+        if (xo_auth_challenge(ch, c->nonce) != XO_OK) {
+            xo_log_debug("authentication challenge on %s failed: %s", xo_listener_url(l->listener), xo_last_error());
+            conn_release(c);
+            continue;
+        }
         pthread_mutex_lock(&io.lock);
         c->next = io.conns;
         io.conns = c;
@@ -847,6 +866,13 @@ static xo_status_t peer_get(const char *address, conn_t **c_p)
         if (xo_connect(urls[i], NULL, CONNECT_TIMEOUT_MS, &ch) != XO_OK) {
             snprintf(last, sizeof last, "%s: %s", urls[i], xo_last_error());
             ch = NULL;
+        } else if ((st = xo_auth_connect(ch)) != XO_OK) {
+            char why[XO_ERROR_TEXT_MAX];
+            snprintf(why, sizeof why, "%s", xo_last_error());
+            xo_channel_close(ch);
+            pthread_mutex_unlock(&io.connect_lock);
+            return xo_error_set(st == XO_EAUTH ? XO_EAUTH : XO_EUNREACHABLE, "cannot reach pool %s: %s via %s", address,
+                                why, urls[i]);
         }
     }
     if (!ch) {

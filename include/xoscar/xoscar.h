@@ -306,6 +306,14 @@ XO_API xo_status_t xo_ctx_error(xo_ctx_t *ctx, xo_status_t st, const char *fmt, 
 XO_API xo_ctx_t *xo_ctx_current(void);
 
 /* ---------------------------------------------------------------------------------------------------------------- */
+/* Security                                                                                                           */
+
+/* Sets this process's cluster secret: every connection between pools starts with a challenge-response on it
+ * (HMAC-SHA256), and a peer that fails it is disconnected before any message is read. Default: the XO_SECRET
+ * environment variable, else empty. Set it before the first connection. */
+XO_API void xo_set_secret(const char *secret);
+
+/* ---------------------------------------------------------------------------------------------------------------- */
 /* Debugging                                                                                                          */
 
 /* Logs (warning level, stderr) every message that takes longer than ms to run, waits included, naming its actor,
