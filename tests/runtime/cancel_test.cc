@@ -11,6 +11,13 @@ namespace {
 
 std::atomic<int> slept_through{0};
 std::atomic<int> sleeps_cancelled{0};
+std::atomic<int> started{0}; // methods that began running: tests cancel only once the target is really running
+
+// Waits (up to 5 s) until n methods have started: a loaded machine may take longer than any fixed sleep.
+void wait_started(int n)
+{
+    for (int i = 0; i < 5000 && started.load() < n; i++) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
 
 // sleep(ms, value): sleeps (suspending); when cancelled returns value + 1, as Xoscar's tested semantics do.
 xo_status_t sl_sleep(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
@@ -18,6 +25,7 @@ xo_status_t sl_sleep(xo_ctx_t *ctx, void *state, const msgpack_object *args, msg
     int ms, value;
     xo_status_t st = xo_unpack(args, "ii", &ms, &value);
     if (st != XO_OK) return st;
+    started++;
     st = xo_sleep_ms(ms);
     if (st == XO_ECANCELED) {
         sleeps_cancelled++;
@@ -52,6 +60,7 @@ xo_status_t sl_spin(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgp
     int ms;
     xo_status_t st = xo_unpack(args, "i", &ms);
     if (st != XO_OK) return st;
+    started++;
     double until = now_ms() + ms;
     while (now_ms() < until) {
     }
@@ -70,6 +79,7 @@ class Cancel : public PoolTest {
         PoolTest::SetUp();
         slept_through = 0;
         sleeps_cancelled = 0;
+        started = 0;
     }
 };
 
@@ -94,7 +104,8 @@ TEST_F(Cancel, RunningMethodSeesTheCancelAndItsValueReachesTheCaller)
     xo_future_t *f = nullptr;
     double t0 = now_ms();
     ASSERT_EQ(xo_send(a, "sleep", xo_args("ii", 5000, 41), &f), XO_OK);
-    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    wait_started(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5)); /* into its sleep */
     xo_future_cancel(f);
     xo_result_t *r = nullptr;
     ASSERT_EQ(xo_future_wait(f, 5000, &r), XO_OK) << xo_last_error();
@@ -114,7 +125,8 @@ TEST_F(Cancel, CancelReachesDownTheCallChain)
     xo_ref_t *inner = create(&sl_class, "inner");
     xo_future_t *f = nullptr;
     ASSERT_EQ(xo_send(outer, "forward", xo_args("ii", 5000, 1), &f), XO_OK);
-    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    wait_started(1); /* the inner sleep began: the outer method is waiting on it */
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
     xo_future_cancel(f);
     xo_result_t *r = nullptr;
     // The outer wait is cancelled at once, so forward reports the cancelled inner call; the inner sleep is cancelled
@@ -134,7 +146,7 @@ TEST_F(Cancel, BusyMethodFinishesAndCanSeeTheFlag)
     xo_ref_t *a = create(&sl_class, "a");
     xo_future_t *f = nullptr;
     ASSERT_EQ(xo_send(a, "spin", xo_args("i", 80), &f), XO_OK);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    wait_started(1);
     xo_future_cancel(f);
     xo_result_t *r = nullptr;
     ASSERT_EQ(xo_future_wait(f, 5000, &r), XO_OK);
