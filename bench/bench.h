@@ -28,6 +28,7 @@ typedef enum {
     BENCH_GOAL_RATIO_MIN,   /* the ratio to ref must be >= target */
     BENCH_GOAL_RATIO_MAX,   /* the ratio to ref must be <= target */
     BENCH_GOAL_VALUE_MAX,   /* the value itself must be <= target (latencies, bytes) */
+    BENCH_GOAL_VALUE_MIN,   /* the value itself must be >= target (rates); ratio = value / target, >= 1 is met */
 } bench_goal_t;
 
 typedef struct bench_metric_spec {
@@ -79,6 +80,11 @@ xo_pool_t *bench_pool_start(const bench_opts_t *opts);
             return -1;                                                                                      \
         }                                                                                                   \
     } while (0)
+
+/* The payload sizes of the cross-process suite (and of the memcpy limit): 8 B, 1 KiB, 64 KiB, 1 MiB, 64 MiB. */
+#define BENCH_N_SIZES 5
+extern const size_t bench_sizes[BENCH_N_SIZES];
+extern const char *const bench_size_names[BENCH_N_SIZES];
 
 /* A stateful counter: "inc" (no arguments, extensible, replies nil) and "get" (replies the count). */
 extern const xo_actor_class_t bench_counter_class;

@@ -4,6 +4,9 @@
 
 #include "bench.h"
 
+const size_t bench_sizes[BENCH_N_SIZES] = {8, 1024, 64 * 1024, 1024 * 1024, 64 * 1024 * 1024};
+const char *const bench_size_names[BENCH_N_SIZES] = {"8B", "1KiB", "64KiB", "1MiB", "64MiB"};
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;

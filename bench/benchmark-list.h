@@ -13,6 +13,11 @@ int bench_pingpong(const bench_opts_t *opts);
 int bench_batch(const bench_opts_t *opts);
 int bench_create(const bench_opts_t *opts);
 int bench_async(const bench_opts_t *opts);
+int bench_shmraw(const bench_opts_t *opts);
+int bench_remote_direct(const bench_opts_t *opts);
+int bench_remote_shm(const bench_opts_t *opts);
+int bench_remote_unix(const bench_opts_t *opts);
+int bench_remote_tcp(const bench_opts_t *opts);
 
 #define BENCHMARK_LIST(XX)                                                                              \
     XX(mpsc, "bare intrusive Vyukov MPSC queue, 1 producer + 1 consumer thread (the limit)")           \
@@ -21,6 +26,11 @@ int bench_async(const bench_opts_t *opts);
     XX(pingpong, "actor A's method xo_calls actor B's method (fiber suspend/resume)")                   \
     XX(batch, "xo_delay x100 + xo_batch vs 100 xo_call")                                                \
     XX(create, "xo_create_actor from a plain thread and from a method; RSS per idle actor")             \
-    XX(async, "cost of the suspend/resume path: xo_call vs xo_tell vs a direct C call, inside a method")
+    XX(async, "cost of the suspend/resume path: xo_call vs xo_tell vs a direct C call, inside a method")     \
+    XX(shmraw, "raw shm ping-pong between two processes (busy-poll) and memcpy bandwidth (the limits)")     \
+    XX(remote_direct, "host main pool: calls/tells to an actor of the same pool (reference)")              \
+    XX(remote_shm, "calls/tells from the main pool's process to a sub pool over shm")                      \
+    XX(remote_unix, "calls/tells from the main pool's process to a sub pool over a unix socket")           \
+    XX(remote_tcp, "calls/tells to a stand-alone xoscar-pool over TCP loopback")
 
 #endif

@@ -20,7 +20,7 @@
 #define XO_BENCH_GIT "unknown"
 #endif
 
-#define MAX_METRICS 64
+#define MAX_METRICS 256
 #define MAX_RUNS 64
 #define MAX_SKIPS 16
 
@@ -212,7 +212,7 @@ static void summarise(void)
                 m->ratio = m->median / r->median;
                 m->has_ratio = true;
             }
-        } else if (sp->goal == BENCH_GOAL_VALUE_MAX && sp->target > 0) {
+        } else if ((sp->goal == BENCH_GOAL_VALUE_MAX || sp->goal == BENCH_GOAL_VALUE_MIN) && sp->target > 0) {
             m->ratio = m->median / sp->target;
             m->has_ratio = true;
         }
@@ -226,6 +226,7 @@ static const char *verdict(const metric_t *m)
     case BENCH_GOAL_RATIO_MIN: return !m->has_ratio ? "" : m->ratio >= m->spec->target ? "yes" : "NO";
     case BENCH_GOAL_RATIO_MAX: return !m->has_ratio ? "" : m->ratio <= m->spec->target ? "yes" : "NO";
     case BENCH_GOAL_VALUE_MAX: return m->median <= m->spec->target ? "yes" : "NO";
+    case BENCH_GOAL_VALUE_MIN: return m->median >= m->spec->target ? "yes" : "NO";
     default: return "";
     }
 }
@@ -236,6 +237,7 @@ static void target_text(const bench_metric_spec_t *sp, char *buf, size_t len)
     case BENCH_GOAL_RATIO_MIN: snprintf(buf, len, ">= %gx %s", sp->target, sp->ref); break;
     case BENCH_GOAL_RATIO_MAX: snprintf(buf, len, "<= %gx %s", sp->target, sp->ref); break;
     case BENCH_GOAL_VALUE_MAX: snprintf(buf, len, "<= %g %s", sp->target, sp->unit); break;
+    case BENCH_GOAL_VALUE_MIN: snprintf(buf, len, ">= %g %s", sp->target, sp->unit); break;
     default: buf[0] = '\0'; break;
     }
 }

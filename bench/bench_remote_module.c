@@ -1,0 +1,67 @@
+/* xo_bench_actors: the actor module the cross-process benchmarks load into every pool (the host's main pool, its
+ * sub pools and the stand-alone xoscar-pool of the TCP case). Like any module it does not link the runtime: its xo_*
+ * references bind to the runtime of the process that loads it (include/xoscar/module.h).
+ *
+ * BenchEcho (stateful):
+ *   "len"  (bytes b)      -> the length of b: the payload travels one way, the reply is one small int
+ *   "echo" (bytes b)      -> b itself: the payload travels both ways
+ *   "ping" ()             -> nil
+ *   "add"  (| bytes b)    -> nil; counts the call (the target of tells)
+ *   "get"  ()             -> the count of "add"s so far
+ *   "pid"  ()             -> the process id (to check which process the actor lives in) */
+#include <unistd.h>
+
+#include <xoscar/module.h>
+#include <xoscar/xoscar.h>
+
+static xo_status_t echo_len(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    xo_bytes_t b;
+    xo_status_t st = xo_unpack(args, "b", &b);
+    if (st != XO_OK) return st;
+    return xo_pack(out, "u", (uint64_t)b.len);
+}
+
+static xo_status_t echo_echo(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    xo_bytes_t b;
+    xo_status_t st = xo_unpack(args, "b", &b);
+    if (st != XO_OK) return st;
+    return xo_pack(out, "b", b.ptr, b.len);
+}
+
+static xo_status_t echo_ping(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    return XO_OK;
+}
+
+static xo_status_t echo_add(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    ++*(int64_t *)state;
+    return XO_OK;
+}
+
+static xo_status_t echo_get(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    return xo_pack(out, "l", *(int64_t *)state);
+}
+
+static xo_status_t echo_pid(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    return xo_pack(out, "l", (int64_t)getpid());
+}
+
+static const xo_method_t echo_methods[] = {
+    {.name = "len", .fn = echo_len},  {.name = "echo", .fn = echo_echo}, {.name = "ping", .fn = echo_ping},
+    {.name = "add", .fn = echo_add},  {.name = "get", .fn = echo_get},   {.name = "pid", .fn = echo_pid},
+};
+
+static const xo_actor_class_t bench_echo_class = {
+    .abi_version = XO_CLASS_ABI_V1,
+    .name = "BenchEcho",
+    .state_size = sizeof(int64_t),
+    .methods = echo_methods,
+    .n_methods = sizeof echo_methods / sizeof echo_methods[0],
+};
+
+XO_MODULE_DEFINE("xo_bench_actors", &bench_echo_class);
