@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "transport/channel.h"
+#include "transport/pingpong.h"
 #include "transport/shm.h"
 #include "transport/sock.h"
 #include "xoscar/status.h"
@@ -760,6 +761,25 @@ TEST_P(ChannelConformance, NoFdLeakNothingInDevShm)
     }
     EXPECT_EQ(fds0, CountDir("/proc/self/fd"));
     EXPECT_EQ(shm0, CountDir("/dev/shm"));
+}
+
+TEST_P(ChannelConformance, PingPongHelperMeasuresRoundTrips)
+{
+    Listen();
+    Chan c, s;
+    Pair(&c, &s);
+    xo_status_t echo_st = XO_EINVAL;
+    std::thread echo([&] { echo_st = xo__pingpong_echo(s.get()); });
+    xo_pingpong_result_t r{};
+    ASSERT_EQ(XO_OK, xo__pingpong_run(c.get(), 64, 100000, 10, 200, 5000, &r)) << xo_last_error();
+    xo_channel_shutdown(c.get()); // the echo thread sees the channel close and returns
+    echo.join();
+    EXPECT_EQ(XO_OK, echo_st);
+    EXPECT_EQ(200, r.iters);
+    EXPECT_GT(r.min_us, 0);
+    EXPECT_LE(r.min_us, r.p50_us);
+    EXPECT_LE(r.p50_us, r.p99_us);
+    EXPECT_GT(r.mbytes_per_s, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ChannelConformance, ::testing::ValuesIn(kBackends),
