@@ -94,6 +94,9 @@ static xo_status_t recv_auth(xo_channel_t *ch, int type, unsigned char out[32], 
 {
     xo_frame_t f = {0};
     xo_status_t st = xo_channel_recv(ch, XO_AUTH_TIMEOUT_MS, &f);
+    /* A hang-up before the challenge is a pool going away (or not a pool), not a refusal of our secret. */
+    if (st == XO_ECLOSED && type == AUTH_CHALLENGE)
+        return xo_error_set(XO_ECLOSED, "the connection closed before authentication began");
     if (st == XO_ECLOSED) return xo_error_set(XO_EAUTH, "the pool hung up during authentication (%s)", what);
     if (st != XO_OK) return st;
     bool ok = parse_auth(&f, type, out);

@@ -449,11 +449,10 @@ static void ext_forget_pool(xo_host_t *h, const char *address)
         else i++;
 }
 
-static bool host_locate(void *arg, const char *uid, char *addr, size_t len)
+/* Called with h->lock held. */
+static bool locate_locked(xo_host_t *h, const char *uid, char *addr, size_t len)
 {
-    xo_host_t *h = arg;
     bool found = false;
-    pthread_mutex_lock(&h->lock);
     for (size_t i = 0; i < h->n_ext && !found; i++)
         if (strcmp(h->ext_uid[i], uid) == 0) {
             snprintf(addr, len, "%s", h->ext_addr[i]);
@@ -469,6 +468,14 @@ static bool host_locate(void *arg, const char *uid, char *addr, size_t len)
                 break;
             }
     }
+    return found;
+}
+
+static bool host_locate(void *arg, const char *uid, char *addr, size_t len)
+{
+    xo_host_t *h = arg;
+    pthread_mutex_lock(&h->lock);
+    bool found = locate_locked(h, uid, addr, len);
     pthread_mutex_unlock(&h->lock);
     return found;
 }
@@ -797,6 +804,14 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
     bool include_main = ops->kind == XO_PLACE_ADDRESS || ops->kind == XO_PLACE_MAIN_POOL ||
                         ops->kind == XO_PLACE_PROCESS_INDEX || ops->kind == XO_PLACE_RANDOM;
     pthread_mutex_lock(&h->lock);
+    /* A uid names one actor in the whole host (so the main address finds it unambiguously); checked and reserved
+     * (record below) in one critical section, so two concurrent creates of one uid cannot both pass. */
+    char already[256];
+    if (locate_locked(h, uid, already, sizeof already)) {
+        pthread_mutex_unlock(&h->lock);
+        xo_args_free(args);
+        return xo_error_set(XO_EEXIST, "actor \"%s\" already exists at %s", uid, already);
+    }
     if (include_main) {
         views[n] = (xo_pool_view_t){.address = h->main->address, .process_index = 0, .device_index = -1,
                                     .n_actors = h->main->n_actors};
