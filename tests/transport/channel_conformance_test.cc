@@ -332,7 +332,7 @@ TEST_P(ChannelConformance, EmptyHeaderAndEmptyFrame)
     Pair(&c, &s);
     TestFrame empty;
     ASSERT_NO_FATAL_FAILURE(Exchange(c.get(), s.get(), empty));
-    TestFrame no_header = MakeFrame(5, 0, {10, 0, 70000});
+    TestFrame no_header = MakeFrame(5, 0, {10, 0, XO_SHM_OOB_MIN});
     ASSERT_NO_FATAL_FAILURE(Exchange(s.get(), c.get(), no_header));
     TestFrame empty_segs = MakeFrame(6, 12, {0, 0, 0});
     ASSERT_NO_FATAL_FAILURE(Exchange(c.get(), s.get(), empty_segs));
@@ -345,7 +345,7 @@ TEST_P(ChannelConformance, ManySegments)
     Pair(&c, &s);
     std::vector<size_t> lens;
     for (size_t i = 0; i < XO_FRAME_MAX_SEGS; i++) lens.push_back(i % 5 == 0 ? 0 : (i * 37) % 3000);
-    lens[500] = 200000; // one out-of-band part among many inline ones (shm)
+    lens[500] = XO_SHM_OOB_MIN + 1; // one out-of-band part among many inline ones (shm)
     TestFrame tf = MakeFrame(7, 64, lens);
     ASSERT_NO_FATAL_FAILURE(Exchange(c.get(), s.get(), tf));
     // Enough medium segments that the inline record would hog the ring: shm moves them all out of band.
@@ -472,7 +472,7 @@ TEST_P(ChannelConformance, GarbageClosesOnlyThatChannel)
         close(raw);
     }
     // The other channel and the listener carry on.
-    TestFrame tf = MakeFrame(12, 30, {100, 100000});
+    TestFrame tf = MakeFrame(12, 30, {100, XO_SHM_OOB_MIN});
     ASSERT_NO_FATAL_FAILURE(Exchange(good_c.get(), good_s.get(), tf));
     ASSERT_NO_FATAL_FAILURE(Exchange(good_s.get(), good_c.get(), tf));
     Chan c2, s2;
@@ -487,7 +487,7 @@ TEST_P(ChannelConformance, ConcurrentSendersNeverInterleave)
     Pair(&c, &s);
     const int kThreads = 8, kFrames = 1000;
     auto seg_len = [](int tid, int seq) -> size_t {
-        if (seq % 97 == 0) return 70000 + tid; // out of band on shm
+        if (seq % 97 == 0) return XO_SHM_OOB_MIN + tid; // out of band on shm
         return static_cast<size_t>((tid * 131 + seq * 17) % 2000);
     };
     std::vector<std::thread> senders;
@@ -632,7 +632,7 @@ TEST_P(ChannelConformance, PeerDeathEndsRecvWithinOneSecond)
         xo_frame_t r{};
         if (xo_channel_recv(c, 5000, &r) != XO_OK) _exit(4);
         xo_frame_release(&r);
-        std::vector<uint8_t> big(200000, 7);
+        std::vector<uint8_t> big(XO_SHM_OOB_MIN, 7); // out of band on shm
         xo_seg_t seg = {big.data(), big.size()};
         f.segs = &seg;
         f.nsegs = 1;
@@ -650,7 +650,7 @@ TEST_P(ChannelConformance, PeerDeathEndsRecvWithinOneSecond)
     RxFrame b;
     ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 5000, &b.f)) << xo_last_error();
     ASSERT_EQ(1u, b.f.nsegs);
-    EXPECT_EQ(200000u, b.f.segs[0].len);
+    EXPECT_EQ(XO_SHM_OOB_MIN, b.f.segs[0].len);
 
     // Mid-conversation: the parent waits for more when the child dies.
     std::thread killer([child] {
@@ -711,7 +711,7 @@ TEST_P(ChannelConformance, PollableFds)
     ASSERT_EQ(XO_ETIMEDOUT, xo_channel_recv(s.get(), 0, &rx.f));
     pollfd p = {xo_channel_fd(s.get()), POLLIN, 0};
     EXPECT_EQ(0, poll(&p, 1, 50));
-    TestFrame tf = MakeFrame(15, 10, {10, 100000});
+    TestFrame tf = MakeFrame(15, 10, {10, XO_SHM_OOB_MIN});
     std::thread t([&] { xo_channel_send(c.get(), tf.get()); });
     EXPECT_EQ(1, poll(&p, 1, 5000));
     // Drain with recv(0) as an epoll loop would: the whole frame arrives, possibly over several wakeups.
@@ -729,10 +729,11 @@ TEST_P(ChannelConformance, FramesOutliveTheirChannel)
     Listen();
     Chan c, s;
     Pair(&c, &s);
-    TestFrame tf = MakeFrame(16, 10, {10, 200000});
-    ASSERT_EQ(XO_OK, xo_channel_send(c.get(), tf.get()));
+    TestFrame tf = MakeFrame(16, 10, {10, XO_SHM_OOB_MIN}); // the mapping outlives the channel
+    std::thread t([&] { xo_channel_send(c.get(), tf.get()); });
     RxFrame rx;
     ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 5000, &rx.f));
+    t.join();
     s.reset();
     c.reset();
     EXPECT_TRUE(SameFrame(tf, rx.f));
@@ -750,12 +751,18 @@ TEST_P(ChannelConformance, NoFdLeakNothingInDevShm)
         TestFrame tf = MakeFrame(17 + i, 50, {100, 1 << 20, 70000});
         ASSERT_NO_FATAL_FAILURE(Exchange(c.get(), s.get(), tf));
         ASSERT_NO_FATAL_FAILURE(Exchange(s.get(), c.get(), tf));
-        // One frame left unread (small enough for any socket buffer; out of band on shm): its memory and its
-        // memfd must go with the channel.
-        TestFrame unread = MakeFrame(40 + i, 50, {100, 70000});
-        ASSERT_EQ(XO_OK, xo_channel_send(c.get(), unread.get()));
-        c.reset();
+        // One frame left unread (out of band on shm): its memory and its memfd must go with the channel. It may
+        // not fit a socket buffer, so it is sent from a thread that the receiver's close releases.
+        TestFrame unread = MakeFrame(40 + i, 50, {100, XO_SHM_OOB_MIN});
+        std::atomic<bool> sent{false};
+        std::thread t([&] {
+            xo_channel_send(c.get(), unread.get());
+            sent = true;
+        });
+        for (auto t0 = Clock::now(); !sent && MsSince(t0) < 500;) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         s.reset();
+        t.join();
+        c.reset();
         xo_listener_close(lis_);
         lis_ = nullptr;
     }
