@@ -1,0 +1,242 @@
+/* The cluster file, per host: is a host this machine, do its CPUs exist here, and its xo_host_config_t. See
+ * runtime/cluster_file.h. */
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "runtime/cluster_file.h"
+
+/* ---- is this host this machine? ------------------------------------------------------------------------------- */
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+static bool same_ip(const struct sockaddr *a, const struct sockaddr *b)
+{
+    if (a->sa_family != b->sa_family) return false;
+    if (a->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->sa_family == AF_INET6)
+        return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr,
+                       sizeof(struct in6_addr));
+    return false;
+}
+
+bool xo_cluster_host_is_local(const xo_cluster_t *c, size_t i)
+{
+    if (!c || i >= c->n_hosts) return false;
+    const char *a = c->hosts[i].address;
+    if (!strcasecmp(a, "localhost")) return true;
+    char me[256];
+    if (gethostname(me, sizeof me) == 0) {
+        me[sizeof me - 1] = '\0';
+        if (!strcasecmp(a, me)) return true;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(a, NULL, &hints, &res) != 0) return false;
+    struct ifaddrs *ifs = NULL;
+    if (getifaddrs(&ifs) != 0) ifs = NULL;
+    bool local = false;
+    for (const struct addrinfo *r = res; r && !local; r = r->ai_next) {
+        if (is_loopback(r->ai_addr)) local = true;
+        for (const struct ifaddrs *f = ifs; f && !local; f = f->ifa_next)
+            if (f->ifa_addr && same_ip(r->ai_addr, f->ifa_addr)) local = true;
+    }
+    if (ifs) freeifaddrs(ifs);
+    freeaddrinfo(res);
+    return local;
+}
+
+/* ---- CPUs ---------------------------------------------------------------------------------------------------- */
+
+/* Where to point at for pool entry j of host h: its cpus value, else the entry, else the host (an entry that is
+ * the default has no place in the file). */
+static xo_cluster_mark_t pool_mark(const xo_cluster_host_t *h, size_t j, bool cpus)
+{
+    const xo_cluster_pool_t *p = &h->pools[j];
+    if (cpus && p->cpus_mark.line) return p->cpus_mark;
+    return p->mark.line ? p->mark : h->mark;
+}
+
+xo_status_t xo_cluster_check_host(const xo_cluster_t *c, size_t i, const xo_topology_t *topo,
+                                  xo_cluster_error_t *err)
+{
+    if (!c || i >= c->n_hosts || !topo)
+        return xo__cluster_error(err, XO_EINVAL, c ? c->path : "(null)", 0, 0,
+                                 "xo_cluster_check_host: no cluster, no topology or host %zu out of range", i);
+    const xo_cluster_host_t *h = &c->hosts[i];
+    for (size_t j = 0; j < h->n_pools; j++) {
+        if (!h->pools[j].cpus) continue;
+        xo_cpuset_t set;
+        char why[XO_ERROR_TEXT_MAX];
+        xo_cluster_mark_t m = pool_mark(h, j, true);
+        if (xo_cpuset_parse(h->pools[j].cpus, &set, why, sizeof why) != XO_OK ||
+            xo_topology_check_cpuset(topo, &set, why, sizeof why) != XO_OK)
+            return xo__cluster_error(err, XO_ECONFIG, c->path, m.line, m.column, "hosts[%zu].pools[%zu].cpus: %s", i,
+                                     j, why);
+    }
+    return XO_OK;
+}
+
+/* ---- the host config -------------------------------------------------------------------------------------------- */
+
+/* The cores of t having a PU in within (NULL: all). */
+static size_t cores_within(const xo_topology_t *t, const xo_cpuset_t *within)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < t->n_cores; k++)
+        if (!within || xo_cpuset_intersects(&t->cores[k].pus, within)) n++;
+    return n;
+}
+
+/* "a,b,c" in the arena, or NULL for no labels. */
+static char *join_labels(void **arena, char *const *labels, size_t n)
+{
+    if (!n) return NULL;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) len += strlen(labels[i]) + 1;
+    char *s = xo__cluster_alloc(arena, len);
+    if (!s) return NULL;
+    for (size_t i = 0, k = 0; i < n; i++) {
+        size_t l = strlen(labels[i]);
+        memcpy(s + k, labels[i], l);
+        k += l;
+        s[k++] = i + 1 < n ? ',' : '\0';
+    }
+    return s;
+}
+
+static xo_status_t build(const xo_cluster_t *c, size_t i, const xo_topology_t *topo, void **arena,
+                         xo_cluster_host_config_t **hc_p, xo_cluster_error_t *err)
+{
+    const xo_cluster_host_t *h = &c->hosts[i];
+    xo_status_t st = xo_cluster_check_host(c, i, topo, err);
+    if (st != XO_OK) return st;
+
+    /* How many sub pools each entry makes. */
+    size_t total = 0;
+    size_t *counts = xo__cluster_alloc(arena, (h->n_pools ? h->n_pools : 1) * sizeof *counts);
+    xo_cpuset_t *within = xo__cluster_alloc(arena, (h->n_pools ? h->n_pools : 1) * sizeof *within);
+    if (!counts || !within) return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
+    for (size_t j = 0; j < h->n_pools; j++) {
+        const xo_cluster_pool_t *p = &h->pools[j];
+        if (p->cpus) xo_cpuset_parse(p->cpus, &within[j], NULL, 0); /* checked above */
+        counts[j] = p->count >= 0 ? (size_t)p->count : cores_within(topo, p->cpus ? &within[j] : NULL);
+        total += counts[j];
+        if (total > XO_CLUSTER_MAX_SUB_POOLS) {
+            xo_cluster_mark_t m = pool_mark(h, j, false);
+            return xo__cluster_error(err, XO_ECONFIG, c->path, m.line, m.column,
+                                     "hosts[%zu].pools: %zu or more sub pools on this host (counts resolved with "
+                                     "its %zu cores); a host has at most %d",
+                                     i, total, topo->n_cores, XO_CLUSTER_MAX_SUB_POOLS);
+        }
+    }
+
+    xo_cluster_host_config_t *hc = xo__cluster_alloc(arena, sizeof *hc);
+    xo_sub_pool_config_t *subs = xo__cluster_alloc(arena, (total ? total : 1) * sizeof *subs);
+    int *gpus = xo__cluster_alloc(arena, (total ? total : 1) * sizeof *gpus);
+    const char **modules = xo__cluster_alloc(arena, (c->n_modules ? c->n_modules : 1) * sizeof *modules);
+    size_t alen = strlen(h->address) + 16;
+    char *address = xo__cluster_alloc(arena, alen);
+    if (!hc || !subs || !gpus || !modules || !address)
+        return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
+    snprintf(address, alen, strchr(h->address, ':') ? "[%s]:%u" : "%s:%u", h->address, h->port);
+
+    size_t k = 0;
+    for (size_t j = 0; j < h->n_pools; j++) {
+        const xo_cluster_pool_t *p = &h->pools[j];
+        if (!counts[j]) continue;
+        char *labels = join_labels(arena, p->labels, p->n_labels);
+        if (p->n_labels && !labels) return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
+        xo_cpuset_t *sets = NULL;
+        if (!(p->cpus && counts[j] == 1)) {
+            sets = malloc(counts[j] * sizeof *sets);
+            if (!sets) return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
+            if (xo_topology_partition(topo, p->cpus ? &within[j] : NULL, counts[j], sets) != XO_OK) {
+                free(sets);
+                xo_cluster_mark_t m = pool_mark(h, j, true);
+                return xo__cluster_error(err, XO_ECONFIG, c->path, m.line, m.column, "hosts[%zu].pools[%zu]: %s", i,
+                                         j, xo_last_error());
+            }
+        }
+        for (size_t n = 0; n < counts[j]; n++, k++) {
+            char *cpus;
+            if (sets) {
+                size_t need = xo_cpuset_format(&sets[n], NULL, 0) + 1;
+                cpus = xo__cluster_alloc(arena, need);
+                if (cpus) xo_cpuset_format(&sets[n], cpus, need);
+            } else {
+                cpus = xo__cluster_strndup(arena, p->cpus, strlen(p->cpus));
+            }
+            if (!cpus) {
+                free(sets);
+                return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
+            }
+            subs[k] = (xo_sub_pool_config_t){.cpus = cpus, .labels = labels, .n_threads = p->threads};
+            gpus[k] = p->gpu;
+        }
+        free(sets);
+    }
+    for (size_t m = 0; m < c->n_modules; m++)
+        if (!(modules[m] = xo__cluster_strndup(arena, c->modules[m], strlen(c->modules[m]))))
+            return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
+    hc->main_labels = join_labels(arena, h->main.labels, h->main.n_labels);
+    if (h->main.n_labels && !hc->main_labels) return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
+    hc->sub_pools = subs;
+    hc->sub_pool_gpu = gpus;
+    hc->cfg = (xo_host_config_t){
+        .address = address,
+        .n_sub_pools = (unsigned)total,
+        .sub_pools = subs,
+        .modules = modules,
+        .n_modules = c->n_modules,
+        .restart = c->restart,
+        .main_threads = h->main.threads,
+    };
+    *hc_p = hc;
+    return XO_OK;
+}
+
+xo_status_t xo_cluster_host_config(const xo_cluster_t *c, size_t i, const xo_topology_t *topo,
+                                   xo_cluster_host_config_t **hc_p, xo_cluster_error_t *err)
+{
+    if (!c || i >= c->n_hosts || !hc_p)
+        return xo__cluster_error(err, XO_EINVAL, c ? c->path : "(null)", 0, 0,
+                                 "xo_cluster_host_config: no cluster, no hc_p or host %zu out of range", i);
+    xo_topology_t *own = NULL;
+    if (!topo) {
+        if (xo_topology_load(&own) != XO_OK)
+            return xo__cluster_error(err, XO_ESYS, c->path, 0, 0, "cannot load this host's topology: %s",
+                                     xo_last_error());
+        topo = own;
+    }
+    void *arena = NULL;
+    xo_cluster_host_config_t *hc = NULL;
+    xo_status_t st = build(c, i, topo, &arena, &hc, err);
+    if (own) xo_topology_free(own);
+    if (st != XO_OK) {
+        xo__cluster_arena_free(arena);
+        return st;
+    }
+    hc->storage = arena; /* hc lives in its arena */
+    *hc_p = hc;
+    return XO_OK;
+}
+
+void xo_cluster_host_config_free(xo_cluster_host_config_t *hc)
+{
+    if (hc) xo__cluster_arena_free(hc->storage);
+}
