@@ -1,0 +1,714 @@
+/* The host device backend: a device whose memory is host memory, for machines without a GPU and for tests.
+ *
+ * It is a real device, not a mock: memory is limited by a capacity and handed out by an allocator, copies queued on
+ * a stream really run later on another thread, in order, and events complete when that thread reaches them.
+ *
+ * Memory. Each opened device owns one memfd of its capacity (sparse: pages exist only once touched), mapped shared.
+ * Allocations are first-fit ranges of it, 256-byte aligned; a free gives whole pages back to the kernel (punching a
+ * hole), so the process's memory follows what is allocated. Living in a memfd is what lets another process import an
+ * allocation: it reopens the same file through /proc/<pid>/fd/<n> and maps it (see host_ipc_import).
+ *
+ * Streams. One worker thread per stream pops operations from a FIFO and runs them: copies and sets with memcpy and
+ * memset, host functions (the host "kernels"), event records and waits. The stream's lock orders every enqueue
+ * before the worker's dequeue, so the worker sees what the caller wrote before it queued the work, and
+ * synchronize (which takes the same lock after the worker counted the operation done) sees what the worker wrote. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "gpu/device.h"
+#include "runtime/error.h"
+#include "runtime/log.h"
+
+/* ---- discovery ------------------------------------------------------------------------------------------------ */
+
+/* XO_HOST_DEVICES=n shows n host devices (each with an equal share of memory), to try multi-device code without
+ * GPUs. Default 1. */
+static int host_device_count(void)
+{
+    const char *s = getenv("XO_HOST_DEVICES");
+    if (!s || !*s) return 1;
+    char *end;
+    long n = strtol(s, &end, 10);
+    if (*end || n < 1 || n > 64) {
+        xo_log_warn("XO_HOST_DEVICES=\"%s\" is not a number from 1 to 64; using 1", s);
+        return 1;
+    }
+    return (int)n;
+}
+
+static uint64_t physical_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return (pages > 0 && page > 0) ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
+static xo_status_t host_discover(xo_device_info_t *infos, size_t cap, size_t *n_p)
+{
+    int n = host_device_count();
+    char cpus[XO_DEVICE_CPULIST_MAX];
+    if (!xo__read_cpulist("/sys/devices/system/cpu/online", cpus, sizeof cpus)) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        if (ncpu > 1) snprintf(cpus, sizeof cpus, "0-%ld", ncpu - 1);
+        else snprintf(cpus, sizeof cpus, "0");
+    }
+    for (int i = 0; i < n && (size_t)i < cap; i++) {
+        xo_device_info_t *d = &infos[i];
+        d->index = i;
+        snprintf(d->name, sizeof d->name, "host memory (%d of %d)", i, n);
+        d->mem_total = physical_memory() / (uint64_t)n;
+        d->pci_bus_id[0] = '\0';
+        snprintf(d->local_cpulist, sizeof d->local_cpulist, "%s", cpus);
+    }
+    *n_p = (size_t)n;
+    return XO_OK;
+}
+
+/* ---- device state --------------------------------------------------------------------------------------------- */
+
+typedef struct extent {
+    size_t off, len;
+} extent_t;
+
+/* An imported memfd of some process, mapped once and shared by every import of it. */
+typedef struct import_map {
+    struct import_map *next;
+    int32_t pid;
+    uint64_t ino, devno;
+    uint8_t *base;
+    size_t size;
+    uint32_t refs;
+} import_map_t;
+
+typedef struct host_dev {
+    int fd;
+    uint8_t *base;
+    size_t size;       /* the memfd's size: capacity rounded up to a page */
+    uint64_t ino, devno;
+    size_t page;
+
+    pthread_mutex_t lock; /* free, n_free, cap_free, free_bytes, imports */
+    extent_t *free;       /* free ranges, sorted by offset, never adjacent (merged on free) */
+    size_t n_free, cap_free;
+    size_t free_bytes;
+    import_map_t *imports;
+} host_dev_t;
+
+static xo_status_t host_open(xo_device_t *dev, const xo_device_config_t *cfg)
+{
+    int n = host_device_count();
+    if (dev->index >= n)
+        return xo_error_set(XO_EINVAL, "host device %d does not exist: there %s %d (XO_HOST_DEVICES sets how many)",
+                            dev->index, n == 1 ? "is" : "are", n);
+    uint64_t capacity = cfg->capacity ? cfg->capacity : physical_memory() / (uint64_t)n;
+    if (capacity == 0) return xo_error_set(XO_ECONFIG, "host device %d: cannot tell the memory size", dev->index);
+    long page = sysconf(_SC_PAGESIZE);
+    host_dev_t *h = calloc(1, sizeof *h);
+    if (!h) return xo_error_set(XO_ENOMEM, "out of memory");
+    h->page = page > 0 ? (size_t)page : 4096;
+    h->size = (size_t)((capacity + h->page - 1) / h->page * h->page);
+    h->fd = -1;
+    char name[32];
+    snprintf(name, sizeof name, "xo-host-device-%d", dev->index);
+    h->fd = memfd_create(name, MFD_CLOEXEC);
+    xo_status_t st = XO_OK;
+    struct stat sb;
+    if (h->fd < 0) {
+        st = xo_error_set(XO_ESYS, "host device %d: memfd_create: %s", dev->index, strerror(errno));
+        goto fail;
+    }
+    if (ftruncate(h->fd, (off_t)h->size) != 0) {
+        st = xo_error_set(XO_ESYS, "host device %d: ftruncate to %zu bytes: %s", dev->index, h->size, strerror(errno));
+        goto fail;
+    }
+    /* MAP_NORESERVE: the capacity is a limit, not a commitment; pages are allocated when first touched. */
+    void *base = mmap(NULL, h->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, h->fd, 0);
+    if (base == MAP_FAILED) {
+        st = xo_error_set(XO_ESYS, "host device %d: mmap of %zu bytes: %s", dev->index, h->size, strerror(errno));
+        goto fail;
+    }
+    h->base = base;
+    if (fstat(h->fd, &sb) != 0) {
+        st = xo_error_set(XO_ESYS, "host device %d: fstat: %s", dev->index, strerror(errno));
+        munmap(h->base, h->size);
+        goto fail;
+    }
+    h->ino = (uint64_t)sb.st_ino;
+    h->devno = (uint64_t)sb.st_dev;
+    h->free = malloc(16 * sizeof *h->free);
+    if (!h->free) {
+        munmap(h->base, h->size);
+        st = xo_error_set(XO_ENOMEM, "out of memory");
+        goto fail;
+    }
+    h->cap_free = 16;
+    h->free[0] = (extent_t){.off = 0, .len = h->size};
+    h->n_free = 1;
+    h->free_bytes = h->size;
+    pthread_mutex_init(&h->lock, NULL);
+    dev->capacity = capacity;
+    dev->impl = h;
+    return XO_OK;
+fail:
+    if (h->fd >= 0) close(h->fd);
+    free(h);
+    return st;
+}
+
+static void host_close(xo_device_t *dev)
+{
+    host_dev_t *h = dev->impl;
+    /* Imports were closed by device.c; a mapping left here would be a refcount bug, so say so. */
+    for (import_map_t *m = h->imports, *next; m; m = next) {
+        next = m->next;
+        xo_log_warn("host device %d: import of process %d still mapped at close", dev->index, (int)m->pid);
+        munmap(m->base, m->size);
+        free(m);
+    }
+    munmap(h->base, h->size);
+    close(h->fd);
+    free(h->free);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+/* ---- allocator ------------------------------------------------------------------------------------------------ */
+
+static xo_status_t host_alloc(xo_device_t *dev, size_t size, void **ptr_p)
+{
+    host_dev_t *h = dev->impl;
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < h->n_free; i++) {
+        extent_t *e = &h->free[i];
+        if (e->len < size) continue;
+        size_t off = e->off;
+        e->off += size;
+        e->len -= size;
+        if (e->len == 0) {
+            memmove(e, e + 1, (h->n_free - i - 1) * sizeof *e);
+            h->n_free--;
+        }
+        h->free_bytes -= size;
+        pthread_mutex_unlock(&h->lock);
+        *ptr_p = h->base + off;
+        return XO_OK;
+    }
+    size_t free_bytes = h->free_bytes, n_free = h->n_free;
+    pthread_mutex_unlock(&h->lock);
+    return xo_error_set(XO_ENOMEM, "device %s: cannot allocate %zu bytes: %zu of %zu bytes free, but in %zu ranges "
+                        "none of which is that large (fragmented)", xo__device_label(dev), size, free_bytes, h->size,
+                        n_free);
+}
+
+static void host_free(xo_device_t *dev, void *ptr, size_t size)
+{
+    host_dev_t *h = dev->impl;
+    size_t off = (size_t)((uint8_t *)ptr - h->base);
+
+    /* Give the whole pages inside the range back to the kernel; the partial pages at its ends may hold neighbours. */
+    size_t first = (off + h->page - 1) / h->page * h->page, last = (off + size) / h->page * h->page;
+    if (last > first && fallocate(h->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)first,
+                                  (off_t)(last - first)) != 0)
+        xo_log_debug("host device %d: punching %zu bytes: %s", dev->index, last - first, strerror(errno));
+
+    pthread_mutex_lock(&h->lock);
+    size_t i = 0; /* the first free range after off */
+    size_t lo = 0, hi = h->n_free;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (h->free[mid].off < off) lo = mid + 1;
+        else hi = mid;
+    }
+    i = lo;
+    bool merge_prev = i > 0 && h->free[i - 1].off + h->free[i - 1].len == off;
+    bool merge_next = i < h->n_free && off + size == h->free[i].off;
+    if (merge_prev && merge_next) {
+        h->free[i - 1].len += size + h->free[i].len;
+        memmove(&h->free[i], &h->free[i + 1], (h->n_free - i - 1) * sizeof *h->free);
+        h->n_free--;
+    } else if (merge_prev) {
+        h->free[i - 1].len += size;
+    } else if (merge_next) {
+        h->free[i].off = off;
+        h->free[i].len += size;
+    } else {
+        if (h->n_free == h->cap_free) {
+            extent_t *v = realloc(h->free, 2 * h->cap_free * sizeof *v);
+            if (!v) {
+                /* The range is lost to this device until it closes; accounting in device.c stays right. */
+                pthread_mutex_unlock(&h->lock);
+                xo_log_error("host device %d: out of memory for the free list; %zu bytes leak", dev->index, size);
+                return;
+            }
+            h->free = v;
+            h->cap_free *= 2;
+        }
+        memmove(&h->free[i + 1], &h->free[i], (h->n_free - i) * sizeof *h->free);
+        h->free[i] = (extent_t){.off = off, .len = size};
+        h->n_free++;
+    }
+    h->free_bytes += size;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static xo_status_t host_mem_info(xo_device_t *dev, uint64_t *free_p, uint64_t *total_p)
+{
+    host_dev_t *h = dev->impl;
+    pthread_mutex_lock(&h->lock);
+    *free_p = h->free_bytes;
+    pthread_mutex_unlock(&h->lock);
+    *total_p = h->size;
+    return XO_OK;
+}
+
+/* ---- events --------------------------------------------------------------------------------------------------- */
+
+/* An event counts its records: a record gets the next number, and the stream that reaches it raises `completed` to
+ * at least that number. The latest record is complete when completed >= recorded. Queued operations hold a reference,
+ * so an event destroyed with a record still queued lives until the stream drops it. */
+typedef struct host_event {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    uint64_t recorded, completed;
+    atomic_int refs;
+} host_event_t;
+
+static void event_unref(host_event_t *e)
+{
+    /* acq_rel: the last owner must see every other owner's writes before it frees the event. */
+    if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1) {
+        pthread_mutex_destroy(&e->lock);
+        pthread_cond_destroy(&e->cv);
+        free(e);
+    }
+}
+
+static xo_status_t host_event_create(xo_device_t *dev, void **event_p)
+{
+    host_event_t *e = calloc(1, sizeof *e);
+    if (!e) return xo_error_set(XO_ENOMEM, "out of memory");
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    atomic_init(&e->refs, 1);
+    *event_p = e;
+    return XO_OK;
+}
+
+static void host_event_destroy(xo_device_t *dev, void *event) { event_unref(event); }
+
+static xo_status_t host_event_synchronize(xo_device_t *dev, void *event)
+{
+    host_event_t *e = event;
+    pthread_mutex_lock(&e->lock);
+    uint64_t target = e->recorded;
+    while (e->completed < target) pthread_cond_wait(&e->cv, &e->lock);
+    pthread_mutex_unlock(&e->lock);
+    return XO_OK;
+}
+
+static xo_status_t host_event_query(xo_device_t *dev, void *event)
+{
+    host_event_t *e = event;
+    pthread_mutex_lock(&e->lock);
+    bool done = e->completed >= e->recorded;
+    pthread_mutex_unlock(&e->lock);
+    return done ? XO_OK : XO_EAGAIN;
+}
+
+/* ---- streams -------------------------------------------------------------------------------------------------- */
+
+typedef enum op_kind { OP_COPY, OP_SET, OP_HOSTFN, OP_RECORD, OP_WAIT } op_kind_t;
+
+typedef struct op {
+    struct op *next;
+    op_kind_t kind;
+    union {
+        struct {
+            void *dst;
+            const void *src;
+            size_t n;
+        } copy;
+        struct {
+            void *dst;
+            int value;
+            size_t n;
+        } set;
+        struct {
+            void (*fn)(void *);
+            void *arg;
+        } hostfn;
+        struct {
+            host_event_t *event;
+            uint64_t gen; /* record: the record's number; wait: the record to wait for */
+        } ev;
+    } u;
+} op_t;
+
+typedef struct host_stream {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t work_cv; /* the worker waits for work or stop */
+    pthread_cond_t done_cv; /* synchronize waits for done to reach its target */
+    op_t *head, *tail;
+    uint64_t queued, done;
+    bool stop;
+} host_stream_t;
+
+static void run_op(op_t *op)
+{
+    switch (op->kind) {
+    case OP_COPY:
+        memmove(op->u.copy.dst, op->u.copy.src, op->u.copy.n);
+        break;
+    case OP_SET:
+        memset(op->u.set.dst, op->u.set.value, op->u.set.n);
+        break;
+    case OP_HOSTFN:
+        op->u.hostfn.fn(op->u.hostfn.arg);
+        break;
+    case OP_RECORD: {
+        host_event_t *e = op->u.ev.event;
+        pthread_mutex_lock(&e->lock);
+        if (e->completed < op->u.ev.gen) e->completed = op->u.ev.gen;
+        pthread_cond_broadcast(&e->cv);
+        pthread_mutex_unlock(&e->lock);
+        event_unref(e);
+        break;
+    }
+    case OP_WAIT: {
+        host_event_t *e = op->u.ev.event;
+        pthread_mutex_lock(&e->lock);
+        while (e->completed < op->u.ev.gen) pthread_cond_wait(&e->cv, &e->lock);
+        pthread_mutex_unlock(&e->lock);
+        event_unref(e);
+        break;
+    }
+    }
+}
+
+static void *stream_main(void *arg)
+{
+    host_stream_t *s = arg;
+    pthread_setname_np(pthread_self(), "xo-dstream");
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->head && !s->stop) pthread_cond_wait(&s->work_cv, &s->lock);
+        if (!s->head) break; /* stop, and nothing left: destroy drains the queue first */
+        op_t *op = s->head;
+        s->head = op->next;
+        if (!s->head) s->tail = NULL;
+        pthread_mutex_unlock(&s->lock);
+        run_op(op);
+        free(op);
+        pthread_mutex_lock(&s->lock);
+        s->done++;
+        pthread_cond_broadcast(&s->done_cv);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static xo_status_t enqueue(host_stream_t *s, const op_t *tmpl)
+{
+    op_t *op = malloc(sizeof *op);
+    if (!op) return xo_error_set(XO_ENOMEM, "out of memory for a stream operation");
+    *op = *tmpl;
+    op->next = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (s->tail) s->tail->next = op;
+    else s->head = op;
+    s->tail = op;
+    s->queued++;
+    pthread_cond_signal(&s->work_cv);
+    pthread_mutex_unlock(&s->lock);
+    return XO_OK;
+}
+
+static xo_status_t host_stream_create(xo_device_t *dev, void **stream_p)
+{
+    host_stream_t *s = calloc(1, sizeof *s);
+    if (!s) return xo_error_set(XO_ENOMEM, "out of memory");
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->done_cv, NULL);
+    int rc = pthread_create(&s->thread, NULL, stream_main, s);
+    if (rc != 0) {
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->work_cv);
+        pthread_cond_destroy(&s->done_cv);
+        free(s);
+        return xo_error_set(XO_ESYS, "device %s: cannot start a stream thread: %s", xo__device_label(dev),
+                            strerror(rc));
+    }
+    *stream_p = s;
+    return XO_OK;
+}
+
+static void host_stream_destroy(xo_device_t *dev, void *stream)
+{
+    host_stream_t *s = stream;
+    pthread_mutex_lock(&s->lock);
+    s->stop = true;
+    pthread_cond_signal(&s->work_cv);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->thread, NULL);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->done_cv);
+    free(s);
+}
+
+static xo_status_t host_stream_synchronize(xo_device_t *dev, void *stream)
+{
+    host_stream_t *s = stream;
+    pthread_mutex_lock(&s->lock);
+    uint64_t target = s->queued;
+    while (s->done < target) pthread_cond_wait(&s->done_cv, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+    return XO_OK;
+}
+
+static xo_status_t host_memcpy(xo_device_t *dev, void *dst, const void *src, size_t n, xo_memcpy_kind_t kind,
+                               void *stream)
+{
+    /* Every side is memory of this process, so the kind only mattered for the range checks in device.c. memmove:
+     * a device-to-device copy may overlap. */
+    if (!stream) {
+        memmove(dst, src, n);
+        return XO_OK;
+    }
+    return enqueue(stream, &(op_t){.kind = OP_COPY, .u.copy = {.dst = dst, .src = src, .n = n}});
+}
+
+static xo_status_t host_memset(xo_device_t *dev, void *dst, int value, size_t n, void *stream)
+{
+    if (!stream) {
+        memset(dst, value, n);
+        return XO_OK;
+    }
+    return enqueue(stream, &(op_t){.kind = OP_SET, .u.set = {.dst = dst, .value = value, .n = n}});
+}
+
+static xo_status_t host_launch_host(xo_device_t *dev, void *stream, void (*fn)(void *), void *arg)
+{
+    return enqueue(stream, &(op_t){.kind = OP_HOSTFN, .u.hostfn = {.fn = fn, .arg = arg}});
+}
+
+static xo_status_t host_event_record(xo_device_t *dev, void *event, void *stream)
+{
+    host_event_t *e = event;
+    pthread_mutex_lock(&e->lock);
+    uint64_t gen = ++e->recorded;
+    pthread_mutex_unlock(&e->lock);
+    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed); /* the caller holds a reference: relaxed is enough */
+    xo_status_t st = enqueue(stream, &(op_t){.kind = OP_RECORD, .u.ev = {.event = e, .gen = gen}});
+    if (st != XO_OK) {
+        /* The record never happens: count it complete, so that waiters are not stuck on it. */
+        pthread_mutex_lock(&e->lock);
+        if (e->completed < gen) e->completed = gen;
+        pthread_cond_broadcast(&e->cv);
+        pthread_mutex_unlock(&e->lock);
+        event_unref(e);
+    }
+    return st;
+}
+
+static xo_status_t host_stream_wait_event(xo_device_t *dev, void *stream, void *event)
+{
+    host_event_t *e = event;
+    pthread_mutex_lock(&e->lock);
+    uint64_t gen = e->recorded;
+    pthread_mutex_unlock(&e->lock);
+    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+    xo_status_t st = enqueue(stream, &(op_t){.kind = OP_WAIT, .u.ev = {.event = e, .gen = gen}});
+    if (st != XO_OK) event_unref(e);
+    return st;
+}
+
+/* ---- IPC ------------------------------------------------------------------------------------------------------ */
+
+typedef struct host_ipc {
+    int32_t pid;
+    int32_t fd;
+    uint64_t ino, devno;
+    uint64_t file_size; /* the memfd's size */
+    uint64_t offset;    /* of the exported pointer in the memfd */
+    uint64_t len;       /* bytes from there to the end of the allocation */
+} host_ipc_t;
+
+static xo_status_t host_ipc_export(xo_device_t *dev, void *base, size_t size, size_t offset, void *payload,
+                                   size_t *len_p)
+{
+    host_dev_t *h = dev->impl;
+    host_ipc_t m = {.pid = (int32_t)getpid(),
+                    .fd = h->fd,
+                    .ino = h->ino,
+                    .devno = h->devno,
+                    .file_size = h->size,
+                    .offset = (uint64_t)((uint8_t *)base - h->base) + offset,
+                    .len = size - offset};
+    _Static_assert(sizeof m <= XO_DEVICE_IPC_PAYLOAD_MAX, "host IPC payload too large");
+    memcpy(payload, &m, sizeof m);
+    *len_p = sizeof m;
+    return XO_OK;
+}
+
+/* A descriptor for the exporter's memfd. /proc/<pid>/fd/<n> reopens the file itself and needs only "read" ptrace
+ * access (same user), which Yama's ptrace_scope 1 still allows towards any process; pidfd_getfd needs "attach"
+ * access, which ptrace_scope 1 grants only towards descendants, so a child could not import from its parent. Hence
+ * /proc first, pidfd_getfd when /proc is not mounted. */
+static int open_exporter_fd(const host_ipc_t *m, int *err_p)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)m->pid, (int)m->fd);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd >= 0) return fd;
+    *err_p = errno;
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+    if (errno != ENOENT || access("/proc/self", F_OK) != 0) {
+        int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)m->pid, 0);
+        if (pidfd >= 0) {
+            fd = (int)syscall(SYS_pidfd_getfd, pidfd, m->fd, 0);
+            if (fd < 0) *err_p = errno;
+            close(pidfd);
+            if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+            return fd;
+        }
+    }
+#endif
+    return -1;
+}
+
+static xo_status_t host_ipc_import(xo_device_t *dev, const void *payload, size_t len, void **ptr_p, size_t *size_p)
+{
+    host_dev_t *h = dev->impl;
+    host_ipc_t m;
+    if (len != sizeof m) return xo_error_set(XO_EINVAL, "device %s: malformed host IPC handle", xo__device_label(dev));
+    memcpy(&m, payload, sizeof m);
+    if (m.pid <= 0 || m.fd < 0 || m.offset > m.file_size || m.len > m.file_size - m.offset || m.len == 0)
+        return xo_error_set(XO_EINVAL, "device %s: malformed host IPC handle", xo__device_label(dev));
+
+    /* A mapping of that memfd already here is the same file: we hold it, so its inode cannot have been reused. */
+    pthread_mutex_lock(&h->lock);
+    for (import_map_t *im = h->imports; im; im = im->next) {
+        if (im->pid == m.pid && im->ino == m.ino && im->devno == m.devno && m.offset + m.len <= im->size) {
+            im->refs++;
+            pthread_mutex_unlock(&h->lock);
+            *ptr_p = im->base + m.offset;
+            *size_p = m.len;
+            return XO_OK;
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+
+    int err = 0;
+    int fd = open_exporter_fd(&m, &err);
+    if (fd < 0) {
+        if (kill((pid_t)m.pid, 0) != 0 && errno == ESRCH)
+            return xo_error_set(XO_EINVAL, "device %s: stale IPC handle: process %d that exported it is gone",
+                                xo__device_label(dev), (int)m.pid);
+        if (err == ENOENT)
+            return xo_error_set(XO_EINVAL, "device %s: stale IPC handle: process %d has no fd %d any more (its device "
+                                "was closed)", xo__device_label(dev), (int)m.pid, (int)m.fd);
+        return xo_error_set(XO_ESYS, "device %s: cannot open fd %d of process %d: %s", xo__device_label(dev),
+                            (int)m.fd, (int)m.pid, strerror(err));
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return xo_error_set(XO_ESYS, "device %s: fstat of the imported memory: %s", xo__device_label(dev), strerror(e));
+    }
+    if ((uint64_t)sb.st_ino != m.ino || (uint64_t)sb.st_dev != m.devno || (uint64_t)sb.st_size < m.file_size) {
+        close(fd);
+        return xo_error_set(XO_EINVAL, "device %s: stale IPC handle: fd %d of process %d is no longer the device memory "
+                            "it exported (inode %" PRIu64 ", the handle names %" PRIu64 ")", xo__device_label(dev),
+                            (int)m.fd, (int)m.pid, (uint64_t)sb.st_ino, m.ino);
+    }
+    void *base = mmap(NULL, m.file_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    int map_errno = errno;
+    close(fd); /* the mapping keeps the file */
+    if (base == MAP_FAILED)
+        return xo_error_set(XO_ESYS, "device %s: mmap of %" PRIu64 " imported bytes: %s", xo__device_label(dev),
+                            m.file_size, strerror(map_errno));
+    import_map_t *im = calloc(1, sizeof *im);
+    if (!im) {
+        munmap(base, m.file_size);
+        return xo_error_set(XO_ENOMEM, "out of memory");
+    }
+    *im = (import_map_t){.pid = m.pid, .ino = m.ino, .devno = m.devno, .base = base, .size = m.file_size, .refs = 1};
+    pthread_mutex_lock(&h->lock);
+    /* Another thread may have mapped the same file meanwhile: then use its mapping and drop ours. */
+    for (import_map_t *o = h->imports; o; o = o->next) {
+        if (o->pid == m.pid && o->ino == m.ino && o->devno == m.devno) {
+            o->refs++;
+            pthread_mutex_unlock(&h->lock);
+            munmap(base, m.file_size);
+            free(im);
+            *ptr_p = o->base + m.offset;
+            *size_p = m.len;
+            return XO_OK;
+        }
+    }
+    im->next = h->imports;
+    h->imports = im;
+    pthread_mutex_unlock(&h->lock);
+    *ptr_p = im->base + m.offset;
+    *size_p = m.len;
+    return XO_OK;
+}
+
+static void host_ipc_close(xo_device_t *dev, void *ptr)
+{
+    host_dev_t *h = dev->impl;
+    pthread_mutex_lock(&h->lock);
+    for (import_map_t **pp = &h->imports; *pp; pp = &(*pp)->next) {
+        import_map_t *im = *pp;
+        if ((uint8_t *)ptr < im->base || (uint8_t *)ptr >= im->base + im->size) continue;
+        if (--im->refs == 0) {
+            *pp = im->next;
+            pthread_mutex_unlock(&h->lock);
+            munmap(im->base, im->size);
+            free(im);
+            return;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+const xo_device_ops_t xo__device_host_ops = {
+    .name = "host",
+    .discover = host_discover,
+    .open = host_open,
+    .close = host_close,
+    .alloc = host_alloc,
+    .free = host_free,
+    .memcpy = host_memcpy,
+    .memset = host_memset,
+    .mem_info = host_mem_info,
+    .stream_create = host_stream_create,
+    .stream_destroy = host_stream_destroy,
+    .stream_synchronize = host_stream_synchronize,
+    .stream_wait_event = host_stream_wait_event,
+    .launch_host = host_launch_host,
+    .event_create = host_event_create,
+    .event_destroy = host_event_destroy,
+    .event_record = host_event_record,
+    .event_synchronize = host_event_synchronize,
+    .event_query = host_event_query,
+    .ipc_export = host_ipc_export,
+    .ipc_import = host_ipc_import,
+    .ipc_close = host_ipc_close,
+    /* launch_kernel, stream_native: none. The host's kernels are C functions queued with launch_host. */
+};
