@@ -30,6 +30,9 @@ xo_chan_opts_t xo_chan_opts_resolve(const xo_chan_opts_t *opts)
     xo_chan_opts_t o = {0};
     if (opts) o = *opts;
     if (o.max_frame == 0) o.max_frame = XO_FRAME_MAX_DEFAULT;
+    /* Far above any real frame, and low enough that size arithmetic on frames (alignment padding, sums) cannot
+     * overflow. */
+    if (o.max_frame > ((size_t)1 << 48)) o.max_frame = (size_t)1 << 48;
     if (o.spin_us == 0) o.spin_us = XO_SPIN_US_DEFAULT;
     return o;
 }

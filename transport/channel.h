@@ -144,7 +144,9 @@ xo_status_t xo_listen(const char *url, const xo_chan_opts_t *opts, xo_listener_t
 /* Waits up to timeout_ms (negative: forever, 0: poll) for one incoming channel. On XO_OK *ch_p owns the new
  * channel (free with xo_channel_close). XO_ETIMEDOUT when none came in time. A connection that fails its setup
  * (for shm: a bad handshake) returns XO_EPROTO or XO_ECLOSED; the listener stays usable either way. One thread
- * at a time. */
+ * at a time. shm only: once a connection is there, accept also waits for its handshake message, which a client
+ * sends right after connecting; a client that stays silent costs at most 2 s (then XO_EPROTO), even with
+ * timeout_ms 0. */
 xo_status_t xo_listener_accept(xo_listener_t *l, int timeout_ms, xo_channel_t **ch_p);
 
 /* The address actually bound ("tcp://127.0.0.1:39211" for "tcp://127.0.0.1:0"). Owned by the listener. */
@@ -188,8 +190,10 @@ int xo_channel_fd(xo_channel_t *ch);
  * peer the channel is closed. Thread-safe, idempotent; does not free ch. */
 void xo_channel_shutdown(xo_channel_t *ch);
 
-/* Shuts ch down and frees it. Call once, when no other thread uses ch any more (shut it down first to wake them).
- * Frames already received stay valid: they own their memory. NULL is a no-op. */
+/* Frees ch and closes this process's reference to it. Call once, when no other thread uses ch any more (shut it
+ * down first to wake them). The peer sees the channel closed once no process holds it: a child forked without
+ * exec may share it (all fds are close-on-exec); xo_channel_shutdown ends it for every holder. Frames already
+ * received stay valid: they own their memory. NULL is a no-op. */
 void xo_channel_close(xo_channel_t *ch);
 
 /* The scheme of the backend under ch ("shm"). Static storage. */

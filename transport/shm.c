@@ -564,8 +564,7 @@ static int chan_fd(xo_channel_t *ch) { return ((shm_chan_t *)ch)->sock; }
 static void chan_close(xo_channel_t *ch)
 {
     shm_chan_t *c = (shm_chan_t *)ch;
-    shutdown(c->sock, SHUT_RDWR);
-    close(c->sock);
+    close(c->sock); /* no shutdown(): see stream.c, a forked process may share the socket */
     munmap(c->seg, c->seg_len);
     for (int fd; (fd = fdq_pop(c)) >= 0;) close(fd);
     free(c->fdq);

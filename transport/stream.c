@@ -387,7 +387,8 @@ static int chan_fd(xo_channel_t *ch) { return ((stream_chan_t *)ch)->fd; }
 static void chan_close(xo_channel_t *ch)
 {
     stream_chan_t *c = (stream_chan_t *)ch;
-    shutdown(c->fd, SHUT_RDWR);
+    /* close() without shutdown(): a process forked from ours may hold the same socket, and closing our
+     * reference must not end the channel under it. The peer sees EOF when the last reference goes. */
     close(c->fd);
     free(c->rx.mem); /* a frame still being received */
     pthread_mutex_destroy(&c->send_lock);
