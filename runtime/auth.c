@@ -28,6 +28,19 @@ void xo_set_secret(const char *s)
     pthread_mutex_unlock(&secret_lock);
 }
 
+char *xo_auth_secret_dup(void)
+{
+    pthread_mutex_lock(&secret_lock);
+    if (!secret_set) {
+        const char *env = getenv("XO_SECRET");
+        secret = strdup(env ? env : "");
+        secret_set = true;
+    }
+    char *copy = strdup(secret ? secret : "");
+    pthread_mutex_unlock(&secret_lock);
+    return copy;
+}
+
 static void mac(const char *label, const unsigned char nonce[32], unsigned char out[32])
 {
     pthread_mutex_lock(&secret_lock);

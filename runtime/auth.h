@@ -19,6 +19,10 @@
 
 #define XO_AUTH_TIMEOUT_MS 3000
 
+/* A copy of this process's secret (the caller frees it): a host hands it to its sub pools in their environment
+ * (XO_SECRET; /proc/<pid>/environ is readable by its owner only), never on their command line. */
+char *xo_auth_secret_dup(void);
+
 /* Acceptor side, step 1: sends the challenge on ch and keeps the nonce in nonce[32]. */
 xo_status_t xo_auth_challenge(xo_channel_t *ch, unsigned char nonce[32]);
 

@@ -21,6 +21,7 @@
 
 #include "policies/policy.h"
 #include "runtime/core.h"
+#include "runtime/auth.h"
 #include "runtime/log.h"
 #include "runtime/remote.h"
 #include "runtime/topology.h"
@@ -153,8 +154,24 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 3); /* dup2 clears CLOEXEC on the child's fd 3 */
+    /* The child's environment: ours, with XO_SECRET set to this process's secret (it authenticates with it). */
+    size_t n_env = 0;
+    while (environ[n_env]) n_env++;
+    char **envp = calloc(n_env + 2, sizeof *envp);
+    char *secret = xo_auth_secret_dup();
+    char *secret_var = NULL;
+    if (envp && secret && asprintf(&secret_var, "XO_SECRET=%s", secret) >= 0) {
+        size_t k2 = 0;
+        for (size_t e = 0; e < n_env; e++)
+            if (strncmp(environ[e], "XO_SECRET=", 10) != 0) envp[k2++] = environ[e];
+        envp[k2++] = secret_var;
+        envp[k2] = NULL;
+    }
+    free(secret);
     pid_t pid;
-    int rc = posix_spawnp(&pid, h->binary, &fa, NULL, (char *const *)argv, environ);
+    int rc = envp && secret_var ? posix_spawnp(&pid, h->binary, &fa, NULL, (char *const *)argv, envp) : ENOMEM;
+    free(envp);
+    free(secret_var);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);
     if (rc != 0) {

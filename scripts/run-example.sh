@@ -1,12 +1,29 @@
 #!/usr/bin/env bash
-# The main job: install dependencies, build, run the examples: actors in one process, then a host whose two sub
-# pools are processes bound to their cores, counting the words of this README across them.
+# The main job: install dependencies, build, then
+#   1. examples/hello_actors: actors in one process;
+#   2. the cluster of examples/cluster.yaml on this machine (a main pool, two sub pool processes bound to their
+#      cores, the word count module loaded in each): `xoscar up`, a word count of this README placed across it by
+#      examples/wordcount_client, `xoscar status`, `xoscar down`;
+#   3. examples/host_demo: the same from a program, with a sub pool killed (kill -9) and recovered.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo
-echo "== examples/hello_actors: one pool, one process"
+xoscar=build/runtime/xoscar
+
+echo "== 1. examples/hello_actors: one pool, one process"
 build/examples/hello_actors
+
 echo
-echo "== examples/host_demo: a main pool and two sub pool processes"
+echo "== 2. a cluster from examples/cluster.yaml"
+$xoscar down examples/cluster.yaml >/dev/null 2>&1 || true   # a previous run interrupted
+$xoscar up examples/cluster.yaml
+trap '$xoscar down examples/cluster.yaml' EXIT
+$xoscar status examples/cluster.yaml
+$xoscar run examples/cluster.yaml -- build/examples/wordcount_client README.md
+$xoscar down examples/cluster.yaml
+trap - EXIT
+
+echo
+echo "== 3. examples/host_demo: a host from a program; supervision"
 build/examples/host_demo build/examples/libwordcount.so README.md

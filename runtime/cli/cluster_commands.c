@@ -1,14 +1,397 @@
-/* Cluster-file commands: not built yet (they need the cluster file parser). */
-#include <stddef.h>
+/* Cluster-file commands of the xoscar CLI.
+ *
+ *   xoscar up FILE [--host NAME] [--foreground]   start the hosts of FILE that are this machine (or NAME)
+ *   xoscar down FILE [--host NAME]                stop them; nothing is left running
+ *   xoscar status FILE                            every pool of every host: pid, actors, up or not
+ *   xoscar config FILE                            the effective configuration, defaults filled in
+ *
+ * `up` starts each local host as a daemon process (the host's main pool; its sub pools are its children) and
+ * returns once every pool is ready. Hosts that are another machine are started there by their launcher: ssh runs
+ * `xoscar up FILE --host NAME` on it (the same command Slurm or systemd can run per host); launcher "none" leaves
+ * it to the operator. The daemon's pid and address go to a state file, $XO_RUN_DIR (default /tmp/xoscar-<uid>)
+ * /<cluster>/<host>.pid, which `down` uses. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "runtime/cli/commands.h"
+#include "runtime/cluster_file.h"
+#include "runtime/core.h"
+#include "runtime/log.h"
+#include "xoscar/host.h"
+
+#define DOWN_GRACE_MS 5000
+
+const char *xo_cli_cluster_usage(void)
+{
+    return "  up FILE [--host NAME] [--foreground]     start the hosts of a cluster file that are this machine\n"
+           "  down FILE [--host NAME]                   stop them (nothing is left running)\n"
+           "  status FILE                               pools of every host: pid, actors, up or down\n"
+           "  config FILE                               the effective configuration, defaults filled in\n"
+           "  run FILE -- CMD [ARGS...]                 run CMD with XO_SECRET and XO_CLUSTER_MAIN (the first\n"
+           "                                            host's main pool address) set from FILE\n";
+}
+
+static xo_cluster_t *load(const char *path)
+{
+    xo_cluster_t *c = NULL;
+    xo_cluster_error_t err = {0};
+    if (xo_cluster_load(path, &c, &err) != XO_OK) {
+        fprintf(stderr, "xoscar: %s\n", err.text);
+        return NULL;
+    }
+    /* Every connection of this process authenticates with the cluster's secret. */
+    xo_set_secret(c->secret);
+    return c;
+}
+
+static void state_path(const xo_cluster_t *c, const char *host, char *buf, size_t len)
+{
+    const char *dir = getenv("XO_RUN_DIR");
+    char def[64];
+    if (!dir) {
+        snprintf(def, sizeof def, "/tmp/xoscar-%d", (int)getuid());
+        dir = def;
+    }
+    snprintf(buf, len, "%s/%s/%s.pid", dir, c->name, host);
+}
+
+static int mkdirs(const char *file)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s", file);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return 0;
+}
+
+static bool alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
+
+/* ---- up ------------------------------------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_signal;
+static void on_stop(int sig) { stop_signal = sig; }
+
+/* Runs one host in this process until SIGTERM/SIGINT. ready_fd (or -1) gets "ok\n" or "error: text\n". */
+static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *state)
+{
+    const xo_cluster_host_t *h = &c->hosts[i];
+    xo_log_set_threshold(c->log_level);
+    xo_cluster_host_config_t *hc = NULL;
+    xo_cluster_error_t err = {0};
+    xo_host_t *host = NULL;
+    xo_status_t st = xo_cluster_host_config(c, i, NULL, &hc, &err);
+    if (st == XO_OK) {
+        st = xo_host_start(&hc->cfg, &host);
+        if (st != XO_OK) snprintf(err.text, sizeof err.text, "host %s: %s", h->name, xo_last_error());
+    }
+    if (st != XO_OK) {
+        if (ready_fd >= 0) dprintf(ready_fd, "error: %s\n", err.text);
+        else fprintf(stderr, "xoscar: %s\n", err.text);
+        xo_cluster_host_config_free(hc);
+        return 1;
+    }
+    FILE *f = fopen(state, "w");
+    if (f) {
+        fprintf(f, "%d %s\n", (int)getpid(), xo_host_address(host));
+        fclose(f);
+    }
+    struct sigaction sa = {.sa_handler = on_stop};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    if (ready_fd >= 0) {
+        dprintf(ready_fd, "ok %s %zu\n", xo_host_address(host), xo_host_sub_pool_count(host));
+        close(ready_fd);
+    } else {
+        printf("host %s up at %s with %zu sub pools (pid %d); Ctrl-C stops it\n", h->name, xo_host_address(host),
+               xo_host_sub_pool_count(host), (int)getpid());
+        fflush(stdout);
+    }
+    while (!stop_signal) pause();
+    xo_host_stop(host);
+    xo_cluster_host_config_free(hc);
+    unlink(state);
+    return 0;
+}
+
+/* Starts host i as a daemon and waits until it is ready. */
+static int daemonize_host(const xo_cluster_t *c, size_t i)
+{
+    const xo_cluster_host_t *h = &c->hosts[i];
+    char state[1024];
+    state_path(c, h->name, state, sizeof state);
+    FILE *old = fopen(state, "r");
+    if (old) {
+        int pid = 0;
+        if (fscanf(old, "%d", &pid) == 1 && alive(pid)) {
+            fclose(old);
+            fprintf(stderr, "xoscar: host %s is already up (pid %d, %s)\n", h->name, pid, state);
+            return 1;
+        }
+        fclose(old);
+    }
+    if (mkdirs(state) != 0) {
+        fprintf(stderr, "xoscar: cannot create %s: %s\n", state, strerror(errno));
+        return 1;
+    }
+    int fds[2];
+    if (pipe(fds) != 0) return 1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "xoscar: fork: %s\n", strerror(errno));
+        return 1;
+    }
+    if (pid == 0) {
+        /* The daemon: its own session, no terminal; stderr stays for the logs (redirect it to keep them). */
+        close(fds[0]);
+        setsid();
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, STDIN_FILENO);
+            dup2(devnull, STDOUT_FILENO);
+            close(devnull);
+        }
+        _exit(run_host(c, i, fds[1], state));
+    }
+    close(fds[1]);
+    char line[512] = "";
+    FILE *r = fdopen(fds[0], "r");
+    bool got = r && fgets(line, sizeof line, r);
+    if (r) fclose(r);
+    if (!got || strncmp(line, "ok ", 3) != 0) {
+        fprintf(stderr, "xoscar: host %s did not start: %s", h->name, got ? line + 7 : "it exited\n");
+        waitpid(pid, NULL, 0);
+        return 1;
+    }
+    char address[256];
+    size_t subs = 0;
+    sscanf(line + 3, "%255s %zu", address, &subs);
+    printf("host %s up at %s: main pool pid %d, %zu sub pools\n", h->name, address, (int)pid, subs);
+    return 0;
+}
+
+static int launch_remote(const xo_cluster_t *c, size_t i, const char *self, const char *verb)
+{
+    const xo_cluster_host_t *h = &c->hosts[i];
+    if (h->launcher == XO_LAUNCHER_NONE) {
+        printf("host %s: launcher none, start it there with: xoscar %s %s --host %s\n", h->name, verb, c->path,
+               h->name);
+        return 0;
+    }
+    /* ssh: the same command on the other machine (the file must be at the same path there). */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "ssh -o BatchMode=yes %s %s %s %s --host %s", h->address, self, verb, c->path, h->name);
+    int rc = system(cmd);
+    if (rc != 0) fprintf(stderr, "xoscar: host %s: `%s` failed (%d)\n", h->name, cmd, rc);
+    return rc == 0 ? 0 : 1;
+}
+
+/* Which hosts a command acts on: --host NAME, else those that are this machine or launched locally. */
+static bool selected(const xo_cluster_t *c, size_t i, const char *only)
+{
+    if (only) return strcmp(c->hosts[i].name, only) == 0;
+    return c->hosts[i].launcher == XO_LAUNCHER_LOCAL || xo_cluster_host_is_local(c, i);
+}
+
+static int parse_opts(int argc, char **argv, const char **only, bool *foreground)
+{
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) *only = argv[++i];
+        else if (foreground && strcmp(argv[i], "--foreground") == 0) *foreground = true;
+        else {
+            fprintf(stderr, "xoscar: unexpected argument %s\n", argv[i]);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+static int cmd_up(int argc, char **argv)
+{
+    const char *only = NULL;
+    bool foreground = false;
+    if (argc < 2) return 2;
+    int rc = parse_opts(argc, argv, &only, &foreground);
+    if (rc) return rc;
+    xo_cluster_t *c = load(argv[1]);
+    if (!c) return 2;
+    if (only && xo_cluster_find_host(c, only) < 0) {
+        fprintf(stderr, "xoscar: %s has no host named %s\n", argv[1], only);
+        xo_cluster_free(c);
+        return 2;
+    }
+    xo_topology_t *topo = NULL;
+    xo_topology_load(&topo);
+    for (size_t i = 0; i < c->n_hosts && rc == 0; i++) {
+        if (!selected(c, i, only)) continue;
+        xo_cluster_error_t err = {0};
+        if (topo && xo_cluster_check_host(c, i, topo, &err) != XO_OK) {
+            fprintf(stderr, "xoscar: %s\n", err.text);
+            rc = 2;
+        }
+    }
+    if (topo) xo_topology_free(topo);
+    if (foreground) {
+        long i = only ? xo_cluster_find_host(c, only) : -1;
+        for (size_t k = 0; i < 0 && k < c->n_hosts; k++)
+            if (selected(c, k, NULL)) i = (long)k;
+        if (rc == 0 && i < 0) {
+            fprintf(stderr, "xoscar: no host of %s is this machine (use --host NAME)\n", argv[1]);
+            rc = 2;
+        }
+        if (rc == 0) {
+            char state[1024];
+            state_path(c, c->hosts[i].name, state, sizeof state);
+            mkdirs(state);
+            rc = run_host(c, (size_t)i, -1, state);
+        }
+        xo_cluster_free(c);
+        return rc;
+    }
+    for (size_t i = 0; i < c->n_hosts && rc == 0; i++) {
+        if (selected(c, i, only)) rc = daemonize_host(c, i);
+        else if (!only) rc = launch_remote(c, i, "xoscar", "up");
+    }
+    xo_cluster_free(c);
+    return rc;
+}
+
+/* ---- down ----------------------------------------------------------------------------------------------------- */
+
+static int stop_host(const xo_cluster_t *c, size_t i)
+{
+    const xo_cluster_host_t *h = &c->hosts[i];
+    char state[1024];
+    state_path(c, h->name, state, sizeof state);
+    FILE *f = fopen(state, "r");
+    int pid = 0;
+    if (!f || fscanf(f, "%d", &pid) != 1) {
+        if (f) fclose(f);
+        printf("host %s: not up (no %s)\n", h->name, state);
+        return 0;
+    }
+    fclose(f);
+    if (!alive(pid)) {
+        unlink(state);
+        printf("host %s: was not running (stale %s removed)\n", h->name, state);
+        return 0;
+    }
+    kill(pid, SIGTERM);
+    for (int waited = 0; alive(pid) && waited < DOWN_GRACE_MS; waited += 10) usleep(10000);
+    if (alive(pid)) {
+        kill(pid, SIGKILL); /* its sub pools follow it (PR_SET_PDEATHSIG) */
+        fprintf(stderr, "xoscar: host %s did not stop in %d ms: killed\n", h->name, DOWN_GRACE_MS);
+    }
+    unlink(state);
+    printf("host %s down\n", h->name);
+    return 0;
+}
+
+static int cmd_down(int argc, char **argv)
+{
+    const char *only = NULL;
+    if (argc < 2) return 2;
+    int rc = parse_opts(argc, argv, &only, NULL);
+    if (rc) return rc;
+    xo_cluster_t *c = load(argv[1]);
+    if (!c) return 2;
+    for (size_t i = 0; i < c->n_hosts; i++) {
+        if (selected(c, i, only)) rc |= stop_host(c, i);
+        else if (!only) rc |= launch_remote(c, i, "xoscar", "down");
+    }
+    xo_cluster_free(c);
+    return rc;
+}
+
+/* ---- status --------------------------------------------------------------------------------------------------- */
+
+static int cmd_status(int argc, char **argv)
+{
+    if (argc != 2) return 2;
+    xo_cluster_t *c = load(argv[1]);
+    if (!c) return 2;
+    int down = 0;
+    printf("%-10s %-26s %8s %8s  %s\n", "host", "pool", "pid", "actors", "state");
+    for (size_t i = 0; i < c->n_hosts; i++) {
+        xo_cluster_host_config_t *hc = NULL;
+        xo_cluster_error_t err = {0};
+        if (xo_cluster_host_config(c, i, NULL, &hc, &err) != XO_OK) {
+            printf("%-10s %s\n", c->hosts[i].name, err.text);
+            down++;
+            continue;
+        }
+        for (unsigned k = 0; k <= hc->cfg.n_sub_pools; k++) {
+            char address[300];
+            if (k == 0) snprintf(address, sizeof address, "%s", hc->cfg.address);
+            else snprintf(address, sizeof address, "%s/%u", hc->cfg.address, k);
+            int pid = 0;
+            uint64_t actors = 0;
+            xo_status_t st = xo_cli_pool_info(address, 2000, &pid, &actors);
+            if (st == XO_OK) {
+                printf("%-10s %-26s %8d %8llu  up%s\n", c->hosts[i].name, address, pid,
+                       (unsigned long long)actors, k == 0 ? " (main)" : "");
+            } else {
+                printf("%-10s %-26s %8s %8s  %s\n", c->hosts[i].name, address, "-", "-", xo_status_name(st));
+                down++;
+            }
+        }
+        xo_cluster_host_config_free(hc);
+    }
+    xo_cluster_free(c);
+    return down ? 3 : 0;
+}
+
+static int cmd_config(int argc, char **argv)
+{
+    if (argc != 2 && !(argc == 3 && strcmp(argv[2], "--dump") == 0)) return 2;
+    xo_cluster_t *c = load(argv[1]);
+    if (!c) return 2;
+    xo_cluster_dump(c, stdout);
+    xo_cluster_free(c);
+    return 0;
+}
+
+/* Runs a client program of the cluster: the secret travels in its environment, not on a command line. */
+static int cmd_run(int argc, char **argv)
+{
+    if (argc < 4 || strcmp(argv[2], "--") != 0) return 2;
+    xo_cluster_t *c = load(argv[1]);
+    if (!c) return 2;
+    xo_cluster_host_config_t *hc = NULL;
+    xo_cluster_error_t err = {0};
+    if (c->n_hosts == 0 || xo_cluster_host_config(c, 0, NULL, &hc, &err) != XO_OK) {
+        fprintf(stderr, "xoscar: %s\n", err.text[0] ? err.text : "the cluster has no host");
+        xo_cluster_free(c);
+        return 2;
+    }
+    setenv("XO_SECRET", c->secret, 1);
+    setenv("XO_CLUSTER_MAIN", hc->cfg.address, 1);
+    xo_cluster_host_config_free(hc);
+    xo_cluster_free(c);
+    execvp(argv[3], argv + 3);
+    fprintf(stderr, "xoscar: cannot run %s: %s\n", argv[3], strerror(errno));
+    return 2;
+}
 
 int xo_cli_cluster_command(const char *cmd, int argc, char **argv)
 {
-    (void)cmd;
-    (void)argc;
-    (void)argv;
-    return -1;
+    int rc = -1;
+    if (strcmp(cmd, "run") == 0) rc = cmd_run(argc, argv);
+    if (strcmp(cmd, "up") == 0) rc = cmd_up(argc, argv);
+    else if (strcmp(cmd, "down") == 0) rc = cmd_down(argc, argv);
+    else if (strcmp(cmd, "status") == 0) rc = cmd_status(argc, argv);
+    else if (strcmp(cmd, "config") == 0) rc = cmd_config(argc, argv);
+    if (rc == 2) fprintf(stderr, "usage: xoscar %s FILE ...   (xoscar --help)\n", cmd);
+    return rc;
 }
-
-const char *xo_cli_cluster_usage(void) { return ""; }

@@ -630,7 +630,7 @@ TEST(ClusterFile, ExamplesParse)
         xo_cluster_error_t err{};
         EXPECT_EQ(xo_cluster_load(g.gl_pathv[i], &raw, &err), XO_OK) << err.text;
         ClusterPtr c(raw);
-        if (c && std::string(g.gl_pathv[i]).find("/cluster.yaml") != std::string::npos) {
+        if (c && std::string(g.gl_pathv[i]).find("/cluster-full.yaml") != std::string::npos) {
             saw_main = true;
             EXPECT_STREQ(c->name, "wordcount");
             EXPECT_EQ(c->n_hosts, 3u);

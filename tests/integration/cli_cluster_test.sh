@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The xoscar CLI over a cluster file: up (daemons), status, call/create with JSON, down (nothing left), and the
+# errors: a bad cluster file (file:line:col, exit 2), a second up of a running host, a call to a stopped cluster.
+#
+#   cli_cluster_test.sh BUILD_DIR
+set -euo pipefail
+build=$(cd "$1" && pwd)
+cli=$build/runtime/xoscar
+work=$(mktemp -d)
+export XO_RUN_DIR=$work/run
+port=$((20000 + (RANDOM % 2000) * 10))
+fail() { echo "FAIL: $*" >&2; exit 1; }
+cat >"$work/c.yaml" <<YAML
+name: clitest
+secret: "cli test secret"
+modules: [$build/tests/modules/libxo_test_actors.so]
+hosts:
+  - name: solo
+    address: 127.0.0.1
+    port: $port
+    launcher: local
+    pools: [{count: 2, labels: [w]}]
+YAML
+trap '"$cli" down "$work/c.yaml" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+
+"$cli" up "$work/c.yaml" | grep -q "host solo up at 127.0.0.1:$port" || fail "up"
+set +e
+"$cli" up "$work/c.yaml" 2>/dev/null; rc=$?
+set -e
+[ $rc -ne 0 ] || fail "a second up of a running host succeeded"
+status=$("$cli" status "$work/c.yaml")
+[ "$(echo "$status" | grep -c ' up')" -eq 3 ] || fail "status: $status"
+pids=$(echo "$status" | awk 'NR > 1 {print $3}')
+
+# a client of the cluster: the secret comes from the file through `xoscar run`
+"$cli" run "$work/c.yaml" -- "$cli" create "127.0.0.1:$port/1" Counter --uid c '[40]' | grep -qx c || fail "create"
+[ "$("$cli" run "$work/c.yaml" -- "$cli" call "127.0.0.1:$port/1" c add '[2]')" = 42 ] || fail "call"
+# without the secret: refused
+set +e
+"$cli" call "127.0.0.1:$port/1" c get 2>/dev/null; rc=$?
+set -e
+[ $rc -ne 0 ] || fail "a call without the secret was served"
+
+"$cli" down "$work/c.yaml" | grep -q "host solo down" || fail "down"
+for p in $pids; do
+    if kill -0 "$p" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null; then fail "pid $p still runs"; fi
+done
+set +e
+"$cli" run "$work/c.yaml" -- "$cli" call "127.0.0.1:$port" xo.host register '["x", "y"]' 2>/dev/null; rc=$?
+set -e
+[ $rc -eq 3 ] || fail "call to a stopped cluster: exit $rc, expected 3"
+
+# a bad cluster file: refused with its position, nothing started
+printf 'secret: s\nhosts:\n  - name: a\n    address: 127.0.0.1\n    pools: [{cpu: 1}]\n' >"$work/bad.yaml"
+set +e
+err=$("$cli" up "$work/bad.yaml" 2>&1); rc=$?
+set -e
+[ $rc -eq 2 ] || fail "bad file: exit $rc"
+echo "$err" | grep -q "bad.yaml:5:14: .*unknown key 'cpu'" || fail "bad file message: $err"
+echo "PASS: up, status, run/create/call, secret enforced, down leaves nothing, bad file refused: ${err%%$'\n'*}"
