@@ -234,9 +234,12 @@ void xo_future_request_cancel(xo_future_t *f)
     }
     unlock(f);
     if (!g) return;
-    xo_future_request_cancel(g); /* the call the method waits on is cancelled too, down the chain */
+    /* First end the method's wait (it sees XO_ECANCELED at once, whatever the inner call does next), then cancel
+     * the call it was waiting on, down the chain. In the other order the inner call could complete first and the
+     * method would get its value instead. */
     int expected = XO_FUT_WAITING;
     if (atomic_compare_exchange_strong(&g->state, &expected, XO_FUT_PENDING)) xo_worker_wake(w, XO_ECANCELED);
+    xo_future_request_cancel(g);
     xo_future_unref(g);
 }
 
