@@ -484,11 +484,89 @@ static bool decode_scalar(const char *data, size_t len, msgpack_object *o)
     return need == len;
 }
 
+/* Walks one encoded value without allocating and checks that every container's declared element count fits in the
+ * bytes that remain (each element needs at least one byte) and that nesting stays shallow. msgpack-c allocates a
+ * container's element array from its declared count before reading the elements, so without this check a 5-byte
+ * message announcing 2^32 elements asks for 64 GiB (found by tests/fuzz/wire_fuzz). */
+#define XO_MAX_DEPTH 64
+
+static bool sane(const unsigned char *p, size_t len)
+{
+    uint64_t pending[XO_MAX_DEPTH + 1]; /* values still to read at each open level */
+    int depth = 0;
+    pending[0] = 1;
+    size_t i = 0;
+    while (depth >= 0) {
+        if (pending[depth] == 0) {
+            depth--;
+            continue;
+        }
+        pending[depth]--;
+        if (i >= len) return false;
+        unsigned char b = p[i++];
+        uint64_t n = 0, skip = 0;
+        bool container = false, is_map = false;
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+        } else if ((b & 0xf0) == 0x80) {
+            n = b & 0x0f, container = true, is_map = true;
+        } else if ((b & 0xf0) == 0x90) {
+            n = b & 0x0f, container = true;
+        } else if ((b & 0xe0) == 0xa0) {
+            skip = b & 0x1f;
+        } else {
+            int w = 0;
+            switch (b) {
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xca: case 0xce: case 0xd2: skip = 4; break;
+            case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+            case 0xd4: skip = 2; break; /* fixext: type + data */
+            case 0xd5: skip = 3; break;
+            case 0xd6: skip = 5; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xc4: case 0xd9: w = 1; break; /* bin8 / str8 */
+            case 0xc5: case 0xda: w = 2; break;
+            case 0xc6: case 0xdb: w = 4; break;
+            case 0xc7: w = -1; break;           /* ext8/16/32: length, then type, then data */
+            case 0xc8: w = -2; break;
+            case 0xc9: w = -4; break;
+            case 0xdc: w = 2, container = true; break;
+            case 0xdd: w = 4, container = true; break;
+            case 0xde: w = 2, container = true, is_map = true; break;
+            case 0xdf: w = 4, container = true, is_map = true; break;
+            default: return false; /* 0xc1: never used */
+            }
+            int bytes = w < 0 ? -w : w;
+            if (bytes) {
+                if (len - i < (size_t)bytes) return false;
+                for (int k = 0; k < bytes; k++) n = (n << 8) | p[i + k];
+                i += (size_t)bytes;
+                if (w < 0) skip = n + 1;
+                else if (!container) skip = n;
+            }
+        }
+        if (container) {
+            uint64_t values = is_map ? n * 2 : n;
+            if (values > len - i) return false; /* cannot hold that many values */
+            if (depth == XO_MAX_DEPTH) return false;
+            pending[++depth] = values;
+        } else {
+            if (skip > len - i) return false;
+            i += (size_t)skip;
+        }
+    }
+    return i == len;
+}
+
 xo_status_t xo_decode(const char *data, size_t len, msgpack_zone *zone, msgpack_object *obj)
 {
     if (len == 0) return xo_error_set(XO_EPROTO, "empty msgpack value");
     if (!xo_encoded_is_container(data, len) && decode_scalar(data, len, obj)) return XO_OK;
     if (!zone) return xo_error_set(XO_EPROTO, "malformed msgpack scalar (%zu bytes)", len);
+    if (!sane((const unsigned char *)data, len))
+        return xo_error_set(XO_EPROTO, "malformed msgpack value (%zu bytes: truncated, oversized counts or nested "
+                                       "deeper than %d)", len, XO_MAX_DEPTH);
     size_t off = 0;
     msgpack_unpack_return r = msgpack_unpack(data, len, &off, zone, obj);
     if (r != MSGPACK_UNPACK_SUCCESS || off != len)

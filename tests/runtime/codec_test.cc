@@ -123,6 +123,17 @@ TEST(Codec, MalformedBytesAreAProtocolError)
     msgpack_zone_init(&z, 64);
     msgpack_object o;
     EXPECT_EQ(xo_decode(truncated, sizeof truncated, &z, &o), XO_EPROTO);
+    // A few bytes announcing 2^32 - 1 elements must be refused before anything is allocated for them.
+    const char huge[] = {(char)0xdd, (char)0xff, (char)0xff, (char)0xff, (char)0xff, 0x01};
+    EXPECT_EQ(xo_decode(huge, sizeof huge, &z, &o), XO_EPROTO);
+    const char huge_map[] = {(char)0xdf, 0x7f, (char)0xff, (char)0xff, (char)0xff};
+    EXPECT_EQ(xo_decode(huge_map, sizeof huge_map, &z, &o), XO_EPROTO);
+    std::string deep(100, (char)0x91); // 100 nested arrays of one
+    deep.push_back(0x01);
+    EXPECT_EQ(xo_decode(deep.data(), deep.size(), &z, &o), XO_EPROTO);
+    std::string ok_nest(10, (char)0x91);
+    ok_nest.push_back(0x01);
+    EXPECT_EQ(xo_decode(ok_nest.data(), ok_nest.size(), &z, &o), XO_OK);
     const char trailing[] = {0x01, 0x02};
     EXPECT_EQ(xo_decode(trailing, sizeof trailing, &z, &o), XO_EPROTO);
     msgpack_zone_destroy(&z);
