@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config git
       libmsgpack-dev libyaml-dev libhwloc-dev libucx-dev libssl-dev
-      libgtest-dev googletest libclang-rt-14-dev iproute2 libjansson-dev)
+      libgtest-dev googletest clang libclang-rt-14-dev iproute2 libjansson-dev)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
