@@ -66,6 +66,9 @@ const Backend kBackends[] = {
     {"shm", [] { return "shm://" + Unique("s"); }, false},
 };
 
+// ctest and gtest name the instance by its backend rather than by its bytes.
+void PrintTo(const Backend &b, std::ostream *os) { *os << b.name; }
+
 // A frame the test owns, for sending and for comparing.
 struct TestFrame {
     std::vector<uint8_t> header;
