@@ -56,11 +56,9 @@ void xo_batch_error(xo_batch_out_t *out, size_t i, xo_status_t st, const char *f
     if (i >= out->n) return;
     out->status[i] = st == XO_OK ? XO_EMETHOD : st;
     free(out->errors[i]);
-    out->errors[i] = malloc(XO_ERROR_TEXT_MAX);
-    if (!out->errors[i]) return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(out->errors[i], XO_ERROR_TEXT_MAX, fmt, ap);
+    out->errors[i] = xo_error_text_vdup(fmt, ap);
     va_end(ap);
 }
 

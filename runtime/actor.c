@@ -81,13 +81,10 @@ void xo_msg_free(xo_msg_t *m)
 void xo_msg_reject(xo_msg_t *m, xo_status_t st, const char *fmt, ...)
 {
     if (m->reply) {
-        char *text = malloc(XO_ERROR_TEXT_MAX);
-        if (text) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(text, XO_ERROR_TEXT_MAX, fmt, ap);
-            va_end(ap);
-        }
+        va_list ap;
+        va_start(ap, fmt);
+        char *text = xo_error_text_vdup(fmt, ap);
+        va_end(ap);
         xo_future_complete(m->reply, st, text, NULL);
     }
     xo_msg_free(m);

@@ -6,6 +6,7 @@
 extern "C" {
 #endif
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "xoscar/status.h"
@@ -18,6 +19,10 @@ xo_status_t xo_error_set(xo_status_t st, const char *fmt, ...) __attribute__((fo
 
 /* Same, with a text of known length that need not be NUL-terminated (e.g. a remote error message). */
 xo_status_t xo_error_set_text(xo_status_t st, const char *text, size_t len);
+
+/* A malloc'd copy of the formatted text, at most XO_ERROR_TEXT_MAX bytes with its NUL (an error text that travels
+ * with a reply). The caller frees it; NULL when out of memory. */
+char *xo_error_text_vdup(const char *fmt, va_list ap);
 
 /* Clears the last error. */
 void xo_error_clear(void);

@@ -314,13 +314,10 @@ xo_status_t xo_promise_reject(xo_future_t *p, xo_status_t st, const char *fmt, .
 {
     if (!p) return xo_error_set(XO_EINVAL, "NULL promise");
     if (st == XO_OK) st = XO_EMETHOD;
-    char *text = malloc(XO_ERROR_TEXT_MAX);
-    if (text) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(text, XO_ERROR_TEXT_MAX, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = xo_error_text_vdup(fmt, ap);
+    va_end(ap);
     if (!xo_future_complete(p, st, text, NULL)) return xo_error_set(XO_EINVAL, "promise already completed");
     return XO_OK;
 }

@@ -733,11 +733,9 @@ xo_timers_t *xo_remote_timers(void)
 
 /* ---- listening ------------------------------------------------------------------------------------------------ */
 
-static xo_status_t add_listener(xo_pool_t *pool, const char *url)
+/* Hands listener l (consumed) to the I/O thread, serving pool. */
+static xo_status_t adopt_listener(xo_pool_t *pool, xo_listener_t *l)
 {
-    xo_listener_t *l = NULL;
-    xo_status_t st = xo_listen(url, NULL, &l);
-    if (st != XO_OK) return st;
     conn_t *c = conn_new(CONN_LISTENER);
     if (!c) {
         xo_listener_close(l);
@@ -747,6 +745,13 @@ static xo_status_t add_listener(xo_pool_t *pool, const char *url)
     c->pool = pool;
     io_adopt(c);
     return XO_OK;
+}
+
+static xo_status_t add_listener(xo_pool_t *pool, const char *url)
+{
+    xo_listener_t *l = NULL;
+    xo_status_t st = xo_listen(url, NULL, &l);
+    return st == XO_OK ? adopt_listener(pool, l) : st;
 }
 
 xo_status_t xo_remote_listen(xo_pool_t *pool)
@@ -776,14 +781,8 @@ xo_status_t xo_remote_listen(xo_pool_t *pool)
             free(pool->address);
             pool->address = na;
         }
-        conn_t *c = conn_new(CONN_LISTENER);
-        if (!c) {
-            xo_listener_close(l);
-            return xo_error_set(XO_ENOMEM, "out of memory");
-        }
-        c->listener = l;
-        c->pool = pool;
-        io_adopt(c);
+        st = adopt_listener(pool, l);
+        if (st != XO_OK) return st;
     }
     if (a.index > 0 && a.port != 0) {
         /* Best effort: other hosts reach this sub pool over TCP at port + index; on this host shm and unix do. */

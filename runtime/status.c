@@ -1,5 +1,6 @@
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "runtime/error.h"
@@ -41,6 +42,13 @@ void xo_error_bind(char *buf) { bound_error = buf; }
 const char *xo_last_error(void) { return error_buf(); }
 
 void xo_error_clear(void) { error_buf()[0] = '\0'; }
+
+char *xo_error_text_vdup(const char *fmt, va_list ap)
+{
+    char *text = malloc(XO_ERROR_TEXT_MAX);
+    if (text) vsnprintf(text, XO_ERROR_TEXT_MAX, fmt, ap);
+    return text;
+}
 
 xo_status_t xo_error_set(xo_status_t st, const char *fmt, ...)
 {
