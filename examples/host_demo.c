@@ -12,15 +12,8 @@
 #include <xoscar/module.h>
 #include <xoscar/xoscar.h>
 
-#define CHECK(expr)                                                                                  \
-    do {                                                                                             \
-        xo_status_t st_ = (expr);                                                                    \
-        if (st_ != XO_OK) {                                                                          \
-            fprintf(stderr, "%s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #expr, xo_status_name(st_), \
-                    xo_last_error());                                                                \
-            exit(1);                                                                                 \
-        }                                                                                            \
-    } while (0)
+#include "wordcount_run.h"
+
 
 static const char *default_text =
     "the actor model for heterogeneous hardware actors live in pools bound to cores and the messages take the "
@@ -80,40 +73,9 @@ int main(int argc, char **argv)
         printf("mapper %d lives at %s (pid %d)\n", i, xo_ref_address(mappers[i]), pid);
     }
 
-    /* Split the text into chunks at spaces; mappers count in their processes, concurrently; the reducer merges. */
-    size_t len = strlen(text), chunk = len / 8 + 1, n_chunks = 0;
-    xo_future_t *futs[64];
-    for (size_t start = 0; start < len && n_chunks < 64;) {
-        size_t end = start + chunk < len ? start + chunk : len;
-        while (end < len && text[end] != ' ') end++;
-        char saved = text[end];
-        text[end] = '\0';
-        CHECK(xo_send(mappers[n_chunks % 2], "count", xo_args("s", text + start), &futs[n_chunks]));
-        text[end] = saved;
-        n_chunks++;
-        start = end;
-    }
-    for (size_t i = 0; i < n_chunks; i++) {
-        xo_result_t *counts;
-        CHECK(xo_future_wait(futs[i], 5000, &counts));
-        CHECK(xo_call(reducer, "merge", xo_args("o", xo_result_value(counts)), 5000, NULL));
-        xo_result_free(counts);
-        xo_future_free(futs[i]);
-    }
+    /* Mappers count chunks concurrently in their processes; the reducer (here) merges. */
     xo_result_t *r;
-    int64_t total;
-    CHECK(xo_call(reducer, "total", NULL, 2000, &r));
-    xo_result_unpack(r, "l", &total);
-    xo_result_free(r);
-    CHECK(xo_call(reducer, "top", xo_args("i", 5), 2000, &r));
-    const msgpack_object *top = xo_result_value(r);
-    printf("%lld words in %zu chunks counted in 2 processes; top words:", (long long)total, n_chunks);
-    for (uint32_t i = 0; i < top->via.array.size; i++) {
-        const msgpack_object *e = top->via.array.ptr[i].via.array.ptr;
-        printf(" %.*s=%lld", (int)e[0].via.str.size, e[0].via.str.ptr, (long long)e[1].via.i64);
-    }
-    printf("\n");
-    xo_result_free(r);
+    wordcount_run(mappers, 2, reducer, text, strlen(text), 5);
 
     /* Supervision: kill a sub pool with a call in flight; the call fails at once, the pool comes back. */
     xo_future_t *pending;
