@@ -306,6 +306,7 @@ void xo_activation_body(xo_worker_t *w)
     case XO_MSG_DESTROY: st = run_destroy(w, a); break;
     default: st = xo_error_set(XO_EPROTO, "unknown message kind %d", m->kind); break;
     }
+    xo_worker_close_imports(w); /* device buffers lent to this method are handed back when it returns */
     if (slow_ns) {
         uint64_t took = xo_now_ns() - started;
         if ((int64_t)took > slow_ns)

@@ -157,10 +157,15 @@ struct xo_ctx {
     xo_future_t *awaiting;      /* guarded by msg->reply->lock */
     _Atomic bool cancelled;
     msgpack_zone zone;          /* decodes the arguments, cleared per activation */
+    void **imports;             /* device buffers imported during this activation, closed when it ends */
+    size_t n_imports, cap_imports;
     xo_buf_t out;               /* result packing */
     msgpack_packer out_pk;
     char error[XO_ERROR_TEXT_MAX];
 };
+
+/* Closes the device buffers imported during w's activation (the lend ends when the method returns). */
+void xo_worker_close_imports(xo_worker_t *w);
 
 /* The worker running on this thread, or NULL (a plain thread, or a scheduler's loop). */
 xo_worker_t *xo_worker_current(void);
@@ -283,6 +288,7 @@ struct xo_pool {
     _Atomic bool threads_stop;
     bool listening;                     /* served to other processes (a host:port address) */
     char *main_address;                 /* a sub pool's main pool ("host:port" of "host:port/N"), else NULL */
+    struct xo_device *device;           /* the device the pool owns, or NULL (closed after its actors' fini) */
     /* Set by a host on its main pool: finds an actor that lives in one of its sub pools (address into addr). */
     bool (*locate)(void *arg, const char *uid, char *addr, size_t len);
     void *locate_arg;

@@ -50,6 +50,8 @@ typedef struct sub_pool {
     const char *labels[MAX_LABELS];
     size_t n_labels;
     unsigned n_threads;
+    char device[32];           /* "" for none */
+    uint64_t device_capacity;
     pid_t pid;
     int pidfd;
     bool removed;
@@ -126,10 +128,10 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
         snprintf(err, err_len, "pipe: %s", strerror(errno));
         return XO_ESYS;
     }
-    char parent[32], threads[32];
+    char parent[32], threads[32], capacity[32];
     snprintf(parent, sizeof parent, "%d", (int)getpid());
     snprintf(threads, sizeof threads, "%u", sp->n_threads);
-    const char *argv[16 + 2 * 64];
+    const char *argv[24 + 2 * 64];
     size_t k = 0;
     argv[k++] = h->binary;
     argv[k++] = "--address";
@@ -145,6 +147,13 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
     if (sp->cpus[0]) {
         argv[k++] = "--cpus";
         argv[k++] = sp->cpus;
+    }
+    if (sp->device[0]) {
+        snprintf(capacity, sizeof capacity, "%llu", (unsigned long long)sp->device_capacity);
+        argv[k++] = "--device";
+        argv[k++] = sp->device;
+        argv[k++] = "--device-capacity";
+        argv[k++] = capacity;
     }
     for (size_t i = 0; i < h->n_modules && i < 64; i++) {
         argv[k++] = "--module";
@@ -414,6 +423,8 @@ static xo_status_t new_sub(xo_host_t *h, const xo_sub_pool_config_t *cfg, const 
         xo_cpuset_format(default_cpus, sp->cpus, sizeof sp->cpus);
     }
     sp->n_threads = cfg ? cfg->n_threads : 0;
+    if (cfg && cfg->device) snprintf(sp->device, sizeof sp->device, "%s", cfg->device);
+    sp->device_capacity = cfg ? cfg->device_capacity : 0;
     if (cfg && cfg->labels) {
         sp->labels_buf = strdup(cfg->labels);
         for (char *save = NULL, *tok = strtok_r(sp->labels_buf, ",", &save); tok && sp->n_labels < MAX_LABELS;
@@ -659,7 +670,9 @@ xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
     }
     if (st == XO_OK && xo_topology_load(&h->topo) != XO_OK) h->topo = NULL; /* binding is best effort then */
     xo_pool_config_t pc = {.address = cfg->address ? cfg->address : "127.0.0.1:0",
-                           .n_threads = cfg->main_threads ? cfg->main_threads : 1};
+                           .n_threads = cfg->main_threads ? cfg->main_threads : 1,
+                           .device = cfg->main_device,
+                           .device_capacity = cfg->main_device_capacity};
     if (st == XO_OK) st = xo_pool_start(&pc, &h->main);
     if (st == XO_OK) {
         h->main->locate = host_locate;

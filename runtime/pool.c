@@ -8,6 +8,7 @@
 #include "runtime/core.h"
 #include "runtime/log.h"
 #include "runtime/remote.h"
+#include "xoscar/gpu.h"
 #include "xoscar/host.h"
 
 #define DEFAULT_STACK (256u * 1024u)
@@ -141,6 +142,23 @@ const char *xo_pool_address(const xo_pool_t *p) { return p->address; }
 
 static void cleanup(xo_pool_t *p);
 
+/* Opens the device named "backend" or "backend:index" for the pool. */
+static xo_status_t open_device(xo_pool_t *p, const char *name, uint64_t capacity)
+{
+    char backend[32];
+    int index = 0;
+    const char *colon = strchr(name, ':');
+    size_t n = colon ? (size_t)(colon - name) : strlen(name);
+    if (n == 0 || n >= sizeof backend) return xo_error_set(XO_EINVAL, "bad device name \"%s\"", name);
+    memcpy(backend, name, n);
+    backend[n] = '\0';
+    if (colon) index = atoi(colon + 1);
+    const xo_device_ops_t *ops = xo_device_backend_find(backend);
+    if (!ops) return xo_error_set(XO_ENOTSUP, "no device backend \"%s\" in this build", backend);
+    xo_device_config_t dc = {.capacity = capacity};
+    return xo_device_open(ops, index, &dc, &p->device);
+}
+
 /* ---- start --------------------------------------------------------------------------------------------------- */
 
 xo_status_t xo_pool_start(const xo_pool_config_t *cfg, xo_pool_t **pool_p)
@@ -173,7 +191,9 @@ xo_status_t xo_pool_start(const xo_pool_config_t *cfg, xo_pool_t **pool_p)
     unsigned spin = cfg->spin_us ? cfg->spin_us : DEFAULT_SPIN_US;
     for (unsigned i = 0; i < p->n_sched; i++) p->sched[i].spin_ns = (uint64_t)spin * 1000u;
 
-    xo_status_t st = xo_timers_start(&p->timers, "xo-timer");
+    xo_status_t st = cfg->device ? open_device(p, cfg->device, cfg->device_capacity) : XO_OK;
+    if (st != XO_OK) goto fail_free;
+    st = xo_timers_start(&p->timers, "xo-timer");
     if (st != XO_OK) goto fail_free;
     st = xo_sched_start_all(p);
     if (st != XO_OK) goto fail_timers;
@@ -199,6 +219,7 @@ fail_sched:
 fail_timers:
     xo_timers_stop(p->timers);
 fail_free:
+    if (p->device) xo_device_close(p->device);
     free(p->main_address);
     pthread_mutex_destroy(&p->table_lock);
     free(p->sched);
@@ -351,6 +372,7 @@ static void cleanup(xo_pool_t *p)
             xo_fiber_destroy(w->fiber);
             msgpack_zone_destroy(&w->zone);
             xo_buf_free(&w->out);
+            free(w->imports);
             free(w);
         }
         free(s->workers);
@@ -375,6 +397,7 @@ void xo_pool_stop(xo_pool_t *p)
     xo_timers_stop(p->timers);
     cleanup(p);
     pthread_mutex_destroy(&p->table_lock);
+    if (p->device) xo_device_close(p->device); /* after cleanup: the actors' fini may free device memory */
     free(p->table);
     free(p->sched);
     free(p->main_address);

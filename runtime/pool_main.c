@@ -1,7 +1,7 @@
 /* xoscar-pool: one pool in its own process, as a host's main pool starts its sub pools (and as tests start peers).
  *
  *   xoscar-pool --address HOST:PORT[/N] [--threads N] [--cpus LIST] [--module PATH]... [--ready-fd FD]
- *               [--parent-pid PID]
+ *               [--parent-pid PID] [--device host:N|cuda:N] [--device-capacity BYTES]
  *
  * It loads its modules, binds itself to its CPUs before any thread starts, starts the pool, writes the pool's final
  * address and a newline to the ready fd (or stdout), and serves until SIGTERM/SIGINT, or until its parent dies
@@ -33,7 +33,8 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    const char *address = NULL, *cpus = NULL;
+    const char *address = NULL, *cpus = NULL, *device = NULL;
+    unsigned long long device_capacity = 0;
     const char *modules[64];
     int n_modules = 0, ready_fd = STDOUT_FILENO;
     unsigned threads = 0;
@@ -54,6 +55,8 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--module") == 0 && n_modules < 64) modules[n_modules++] = v;
         else if (strcmp(a, "--ready-fd") == 0) ready_fd = atoi(v);
         else if (strcmp(a, "--parent-pid") == 0) parent = atol(v);
+        else if (strcmp(a, "--device") == 0) device = v;
+        else if (strcmp(a, "--device-capacity") == 0) device_capacity = strtoull(v, NULL, 10);
         else {
             fprintf(stderr, "xoscar-pool: unknown option %s\n", a);
             usage();
@@ -89,7 +92,8 @@ int main(int argc, char **argv)
             return 4;
         }
     }
-    xo_pool_config_t cfg = {.address = address, .n_threads = threads};
+    xo_pool_config_t cfg = {.address = address, .n_threads = threads, .device = device,
+                            .device_capacity = device_capacity};
     xo_pool_t *pool;
     if (xo_pool_start(&cfg, &pool) != XO_OK) {
         xo_log_error("cannot start pool %s: %s", address, xo_last_error());

@@ -31,6 +31,8 @@ typedef struct xo_sub_pool_config {
     const char *cpus;      /* "2-3,6"; NULL: cores from the host's topology, split between the sub pools */
     const char *labels;    /* comma-separated, e.g. "gpu,fast"; NULL: none */
     unsigned n_threads;    /* scheduler threads; 0: one per CPU it is bound to */
+    const char *device;    /* the device it owns: "host:0", "cuda:1"; NULL: none (xoscar/device_buf.h) */
+    uint64_t device_capacity; /* bytes its device may hand out; 0: the backend's default */
 } xo_sub_pool_config_t;
 
 typedef struct xo_host_config {
@@ -41,6 +43,8 @@ typedef struct xo_host_config {
     size_t n_modules;
     xo_restart_t restart;
     unsigned main_threads;                /* the main pool's scheduler threads; 0: 1 */
+    const char *main_device;              /* the device the main pool owns ("host:0", "cuda:0"); NULL: none */
+    uint64_t main_device_capacity;        /* bytes it may hand out; 0: the backend's default */
     const char *pool_binary;              /* NULL: $XO_POOL_BINARY, else xoscar-pool beside this executable or
                                            * in the build tree, else from PATH */
     /* Called on the supervisor thread for every pool event; must not block for long. */

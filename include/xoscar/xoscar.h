@@ -158,6 +158,8 @@ typedef struct xo_pool_config {
     unsigned n_threads;     /* scheduler threads; 0: one per online CPU */
     size_t fiber_stack_size;/* bytes per method fiber; 0: 256 KiB. Guard page below each stack. */
     unsigned spin_us;       /* how long an idle scheduler thread spins before it sleeps; 0: default (50 us) */
+    const char *device;     /* the device the pool owns: "host", "host:1", "cuda:0"; NULL: none (xoscar/device_buf.h) */
+    uint64_t device_capacity; /* bytes the device may hand out; 0: the backend's default */
 } xo_pool_config_t;
 
 /* Starts a pool in this process. cfg may be NULL for defaults. The caller owns the pool and stops it with

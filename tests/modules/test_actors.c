@@ -151,4 +151,112 @@ static const xo_actor_class_t sum_class = {
     .n_methods = sizeof sum_methods / sizeof sum_methods[0],
 };
 
-XO_MODULE_DEFINE("test_actors", &counter_class, &echo_class, &sum_class);
+
+/* ---- device buffers (include/xoscar/device_buf.h) ------------------------------------------------------------- *
+ *   DevOwner (stateful)  alloc(n): n floats 1..n on its pool's device; lend(address, uid): calls uid.scale(buffer, 2)
+ *                        there, then returns [sum before, sum after, the pointer the borrower saw == ours (bool)];
+ *                        release(): frees the buffer
+ *   DevScale (stateless) scale(buffer, factor): multiplies the lent floats in place; returns [sum, pointer]       */
+
+#include "xoscar/device_buf.h"
+
+typedef struct {
+    float *buf;
+    size_t n;
+} dev_owner_t;
+
+static double sum_floats(const float *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += v[i];
+    return s;
+}
+
+static xo_status_t owner_alloc(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    dev_owner_t *o = state;
+    int64_t n;
+    xo_status_t st = xo_unpack(args, "l", &n);
+    if (st != XO_OK) return st;
+    xo_device_t *dev = xo_ctx_device(ctx);
+    if (!dev) return xo_ctx_error(ctx, XO_EINVAL, "this pool owns no device");
+    void *p = NULL;
+    st = xo_device_alloc(dev, (size_t)n * sizeof(float), &p);
+    if (st != XO_OK) return xo_ctx_error(ctx, st, "%s", xo_last_error());
+    /* host device memory is addressable here; a CUDA pool would copy in with xo_device_memcpy */
+    o->buf = p;
+    o->n = (size_t)n;
+    for (size_t i = 0; i < o->n; i++) o->buf[i] = (float)(i + 1);
+    return xo_pack(out, "d", sum_floats(o->buf, o->n));
+}
+
+static xo_status_t owner_lend(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    dev_owner_t *o = state;
+    xo_str_t addr, uid;
+    xo_status_t st = xo_unpack(args, "ss", &addr, &uid);
+    if (st != XO_OK) return st;
+    char a[256], u[256];
+    snprintf(a, sizeof a, "%.*s", (int)addr.len, addr.ptr);
+    snprintf(u, sizeof u, "%.*s", (int)uid.len, uid.ptr);
+    xo_ref_t *ref;
+    st = xo_actor_ref(a, u, &ref);
+    if (st != XO_OK) return st;
+    double before = sum_floats(o->buf, o->n);
+    xo_args_t *call = xo_args_new(2);
+    st = xo_pack_device_buf(xo_args_packer(call), xo_ctx_device(ctx), o->buf, o->n * sizeof(float));
+    if (st == XO_OK) st = xo_pack(xo_args_packer(call), "d", 2.0);
+    xo_result_t *r = NULL;
+    if (st == XO_OK) st = xo_call(ref, "scale", call, 5000, &r); /* the buffer stays ours and untouched until here */
+    else xo_args_free(call);
+    xo_ref_free(ref);
+    if (st != XO_OK) return xo_ctx_error(ctx, st, "%s", xo_last_error());
+    double seen_sum = 0;
+    uint64_t seen_ptr = 0;
+    st = xo_result_unpack(r, "[du]", &seen_sum, &seen_ptr);
+    xo_result_free(r);
+    if (st != XO_OK) return st;
+    return xo_pack(out, "[ddt]", before, sum_floats(o->buf, o->n), (int)(seen_ptr == (uint64_t)(uintptr_t)o->buf));
+}
+
+static xo_status_t owner_release(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    dev_owner_t *o = state;
+    if (o->buf) xo_device_free(xo_ctx_device(ctx), o->buf);
+    o->buf = NULL;
+    xo_device_mem_info_t mi = {0};
+    xo_device_mem_info(xo_ctx_device(ctx), &mi);
+    return xo_pack(out, "u", mi.used);
+}
+
+static xo_status_t scale_scale(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    const msgpack_object *desc;
+    double factor;
+    xo_status_t st = xo_unpack(args, "od", &desc, &factor);
+    if (st != XO_OK) return st;
+    void *p;
+    size_t size;
+    bool imported;
+    st = xo_unpack_device_buf(xo_ctx_device(ctx), desc, &p, &size, &imported);
+    if (st != XO_OK) return xo_ctx_error(ctx, st, "%s", xo_last_error());
+    float *v = p;
+    for (size_t i = 0; i < size / sizeof(float); i++) v[i] = (float)(v[i] * factor);
+    return xo_pack(out, "[du]", sum_floats(v, size / sizeof(float)), (uint64_t)(uintptr_t)p);
+}
+
+static const xo_method_t owner_methods[] = {
+    {.name = "alloc", .fn = owner_alloc}, {.name = "lend", .fn = owner_lend}, {.name = "release", .fn = owner_release}};
+static const xo_actor_class_t dev_owner_class = {.abi_version = XO_CLASS_ABI_V1,
+                                                 .name = "DevOwner",
+                                                 .state_size = sizeof(dev_owner_t),
+                                                 .methods = owner_methods,
+                                                 .n_methods = 3};
+static const xo_method_t scale_methods[] = {{.name = "scale", .fn = scale_scale}};
+static const xo_actor_class_t dev_scale_class = {.abi_version = XO_CLASS_ABI_V1,
+                                                 .flags = XO_ACTOR_STATELESS,
+                                                 .name = "DevScale",
+                                                 .methods = scale_methods,
+                                                 .n_methods = 1};
+
+XO_MODULE_DEFINE("test_actors", &counter_class, &echo_class, &sum_class, &dev_owner_class, &dev_scale_class);

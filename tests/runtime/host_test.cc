@@ -401,3 +401,65 @@ TEST_F(Host, PlacementThroughTheMainAddressFromAnyCaller)
 }
 
 } // namespace
+
+namespace {
+
+TEST(HostDevices, DeviceBuffersAreLentAcrossProcessesWithoutCopies)
+{
+    xo_sub_pool_config_t sub{};
+    sub.device = "host:0";
+    sub.device_capacity = 16u << 20;
+    xo_host_config_t cfg{};
+    cfg.n_sub_pools = 1;
+    cfg.sub_pools = &sub;
+    cfg.modules = kModules;
+    cfg.n_modules = 1;
+    cfg.pool_binary = XO_POOL_BINARY;
+    cfg.main_device = "host:0";
+    cfg.main_device_capacity = 16u << 20;
+    xo_host_t *host = nullptr;
+    ASSERT_EQ(xo_host_start(&cfg, &host), XO_OK) << xo_last_error();
+    xo_placement_t here{}, there{};
+    here.strategy = "main_pool";
+    there.strategy = "process_index";
+    there.process_index = 1;
+    xo_ref_t *owner = nullptr, *local_scale = nullptr, *remote_scale = nullptr;
+    ASSERT_EQ(xo_host_create_actor(host, "DevOwner", nullptr, "owner", &here, &owner), XO_OK) << xo_last_error();
+    ASSERT_EQ(xo_host_create_actor(host, "DevScale", nullptr, "near", &here, &local_scale), XO_OK);
+    ASSERT_EQ(xo_host_create_actor(host, "DevScale", nullptr, "far", &there, &remote_scale), XO_OK);
+    xo_result_t *r = nullptr;
+    ASSERT_EQ(xo_call(owner, "alloc", xo_args("l", (int64_t)1000), 5000, &r), XO_OK) << xo_last_error();
+    xo_result_free(r);
+    const double sum = 1000.0 * 1001 / 2;
+    // Same process: the borrower gets the owner's own pointer; its writes are the owner's.
+    ASSERT_EQ(xo_call(owner, "lend", xo_args("ss", xo_host_address(host), "near"), 5000, &r), XO_OK) << xo_last_error();
+    double before = 0, after = 0;
+    bool same_ptr = false;
+    ASSERT_EQ(xo_result_unpack(r, "[ddt]", &before, &after, &same_ptr), XO_OK);
+    xo_result_free(r);
+    EXPECT_DOUBLE_EQ(before, sum);
+    EXPECT_DOUBLE_EQ(after, 2 * sum);
+    EXPECT_TRUE(same_ptr);
+    // Another process: the borrower imports the owner's device memory (IPC), scales it in place; no copy travels.
+    ASSERT_EQ(xo_call(owner, "lend", xo_args("ss", xo_host_sub_pool_address(host, 0), "far"), 5000, &r), XO_OK)
+        << xo_last_error();
+    ASSERT_EQ(xo_result_unpack(r, "[ddt]", &before, &after, &same_ptr), XO_OK);
+    xo_result_free(r);
+    EXPECT_DOUBLE_EQ(before, 2 * sum);
+    EXPECT_DOUBLE_EQ(after, 4 * sum) << "the sub pool's writes did not reach the owner's buffer";
+    EXPECT_FALSE(same_ptr);
+    // A descriptor that is not one is refused with a clear error.
+    EXPECT_EQ(xo_call(remote_scale, "scale", xo_args("sd", "not a buffer", 2.0), 5000, nullptr), XO_EBADARGS);
+    // The owner frees it: its device is back to no memory in use.
+    ASSERT_EQ(xo_call(owner, "release", nullptr, 5000, &r), XO_OK);
+    uint64_t used = 1;
+    xo_result_unpack(r, "u", &used);
+    xo_result_free(r);
+    EXPECT_EQ(used, 0u);
+    xo_ref_free(owner);
+    xo_ref_free(local_scale);
+    xo_ref_free(remote_scale);
+    xo_host_stop(host);
+}
+
+} // namespace
