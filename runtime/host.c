@@ -25,6 +25,7 @@
 #include "runtime/log.h"
 #include "runtime/remote.h"
 #include "runtime/topology.h"
+#include "xoscar/gpu.h"
 #include "xoscar/host.h"
 #include "xoscar/module.h"
 
@@ -825,6 +826,41 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
         snprintf(gen, sizeof gen, "%s-%016llx", class_name, (unsigned long long)(h->rng ^ (h->rng >> 29)));
         uid = gen;
     }
+    /* Device memory, when the placement weighs it: asked of each pool now (INFO), before taking the lock. */
+    bool want_mem = placement->device_mem > 0 || ops->kind == XO_PLACE_MOST_FREE_MEMORY ||
+                    ops->kind == XO_PLACE_WEIGHTED;
+    uint64_t mem_free[MAX_SUBS] = {0}, mem_total[MAX_SUBS] = {0};
+    xo_pool_device_t kind[MAX_SUBS] = {0};
+    size_t n_known = 0;
+    if (want_mem) {
+        pthread_mutex_lock(&h->lock);
+        n_known = h->n_subs;
+        char addrs[MAX_SUBS][160];
+        for (size_t i = 0; i < n_known; i++) {
+            snprintf(addrs[i], sizeof addrs[i], "%s", h->subs[i]->address);
+            kind[i] = h->subs[i]->device[0] ? (strncmp(h->subs[i]->device, "cuda", 4) == 0 ? XO_POOL_DEVICE_CUDA
+                                                                                              : XO_POOL_DEVICE_HOST)
+                                             : XO_POOL_DEVICE_NONE;
+        }
+        pthread_mutex_unlock(&h->lock);
+        for (size_t i = 0; i < n_known; i++) {
+            if (kind[i] == XO_POOL_DEVICE_NONE) continue;
+            xo_future_t *f = NULL;
+            xo_result_t *r = NULL;
+            if (xo_remote_send(addrs[i], XO_WIRE_INFO, 0, "", NULL, NULL, true, &f) == XO_OK) {
+                if (xo_future_wait(f, 2000, &r) == XO_OK) {
+                    int pid;
+                    uint64_t actors;
+                    xo_result_unpack(r, "[iuuu]", &pid, &actors, &mem_free[i], &mem_total[i]);
+                }
+                xo_result_free(r);
+                xo_future_unref(f);
+            }
+        }
+        xo_error_clear();
+    }
+    xo_device_mem_info_t main_mem = {0};
+    if (want_mem && h->main->device) xo_device_mem_info(h->main->device, &main_mem);
     /* Views: index 0 the main pool, then the live sub pools. The IdleLabel pair is reserved before the create
      * (record below), so concurrent creates never pick the same slot. */
     xo_pool_view_t views[MAX_SUBS];
@@ -844,7 +880,9 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
     }
     if (include_main) {
         views[n] = (xo_pool_view_t){.address = h->main->address, .process_index = 0, .device_index = -1,
-                                    .n_actors = h->main->n_actors};
+                                    .n_actors = h->main->n_actors,
+                                    .device_kind = h->main->device ? XO_POOL_DEVICE_HOST : XO_POOL_DEVICE_NONE,
+                                    .mem_free = main_mem.free, .mem_total = main_mem.total};
         owner[n++] = NULL;
     }
     for (size_t i = 0; i < h->n_subs; i++) {
@@ -858,11 +896,18 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
         views[n] = (xo_pool_view_t){.address = sp->address, .process_index = i + 1, .labels = sp->labels,
                                     .n_labels = sp->n_labels, .device_index = -1, .n_actors = sp->n_placed,
                                     .idle_marks = sp->marks, .n_idle_marks = nm};
+        if (i < n_known && kind[i] != XO_POOL_DEVICE_NONE) {
+            views[n].device_kind = kind[i];
+            views[n].device_index = 0;
+            views[n].mem_free = mem_free[i];
+            views[n].mem_total = mem_total[i];
+        }
         owner[n++] = sp;
     }
     xo_place_request_t req = {.kind = ops->kind, .address = placement->address,
                               .process_index = placement->process_index, .label = placement->label,
-                              .mark = placement->mark, .seed = xo_place_seed_next(&h->rng), .cursor = h->cursor};
+                              .mark = placement->mark, .seed = xo_place_seed_next(&h->rng), .cursor = h->cursor,
+                              .mem_bytes = placement->device_mem};
     size_t chosen = 0;
     xo_status_t st = xo_place(views, n, &req, &chosen);
     if (st == XO_OK && ops->kind == XO_PLACE_ROUND_ROBIN) h->cursor = chosen + 1;

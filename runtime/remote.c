@@ -13,6 +13,7 @@
 #include "runtime/auth.h"
 #include "runtime/idmap.h"
 #include "runtime/log.h"
+#include "xoscar/gpu.h"
 
 #define CONNECT_TIMEOUT_MS 3000
 #define DRAIN_BUDGET 256
@@ -381,7 +382,11 @@ static void serve_query(conn_t *c, const xo_wire_msg_t *m)
 {
     char uid[UID_MAX];
     if (m->type == XO_WIRE_INFO) {
-        serve_value(c, m->call_id, xo_args("[iu]", (int)getpid(), (uint64_t)xo_pool_actor_count(c->pool)));
+        /* [pid, actors, device memory free, device memory total] (0, 0 for a pool without a device) */
+        xo_device_mem_info_t mi = {0};
+        if (c->pool->device) xo_device_mem_info(c->pool->device, &mi);
+        serve_value(c, m->call_id, xo_args("[iuuu]", (int)getpid(), (uint64_t)xo_pool_actor_count(c->pool),
+                                           mi.free, mi.total));
         return;
     }
     if (!copy_str(m->uid, uid, sizeof uid)) {

@@ -74,14 +74,17 @@ XO_API xo_status_t xo_host_add_sub_pool(xo_host_t *host, const xo_sub_pool_confi
 XO_API xo_status_t xo_host_remove_sub_pool(xo_host_t *host, size_t index);
 
 /* Where an actor created through the host goes. strategy names a policy: "address", "main_pool", "random",
- * "random_sub_pool", "process_index", "random_label", "idle_label", "round_robin", "least_loaded" (also Xoscar's
- * names: "IdleLabel", ...). NULL strategy: "round_robin" over the sub pools. */
+ * "random_sub_pool", "process_index", "random_label", "idle_label", "round_robin", "least_loaded",
+ * "most_free_memory", "weighted" (also Xoscar's names: "IdleLabel", ...). NULL strategy: "round_robin" over the
+ * sub pools. The memory-aware ones ask each candidate pool for its device's free memory at placement time. */
 typedef struct xo_placement {
     const char *strategy;
     const char *address;   /* "address" */
     size_t process_index;  /* "process_index": 0 is the main pool */
     const char *label;     /* label strategies; also restricts the load-based ones */
     const char *mark;      /* "idle_label": one actor per (label, mark) per pool */
+    uint64_t device_mem;   /* device memory the actor needs: only pools whose device has that much free qualify
+                            * ("most_free_memory" picks the most free; "weighted" scores free memory too) */
 } xo_placement_t;
 
 /* Creates an actor of the class named class_name (registered in every pool, e.g. by a module) in the pool the

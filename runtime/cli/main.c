@@ -141,7 +141,7 @@ xo_status_t xo_cli_pool_info(const char *address, int64_t timeout, int *pid, uin
     if (st == XO_ETIMEDOUT) xo_future_request_cancel(f);
     xo_future_unref(f);
     if (st != XO_OK) return st;
-    st = xo_result_unpack(r, "[iu]", pid, actors);
+    st = xo_result_unpack(r, "[iu*]", pid, actors);
     xo_result_free(r);
     return st;
 }

@@ -463,3 +463,41 @@ TEST(HostDevices, DeviceBuffersAreLentAcrossProcessesWithoutCopies)
 }
 
 } // namespace
+
+namespace {
+
+TEST(HostDevices, PlacementWeighsFreeDeviceMemory)
+{
+    xo_sub_pool_config_t subs[2]{};
+    for (auto &s : subs) {
+        s.device = "host:0";
+        s.device_capacity = 16u << 20;
+    }
+    xo_host_config_t cfg{};
+    cfg.n_sub_pools = 2;
+    cfg.sub_pools = subs;
+    cfg.modules = kModules;
+    cfg.n_modules = 1;
+    cfg.pool_binary = XO_POOL_BINARY;
+    xo_host_t *host = nullptr;
+    ASSERT_EQ(xo_host_start(&cfg, &host), XO_OK) << xo_last_error();
+    xo_placement_t p{};
+    p.strategy = "most_free_memory";
+    p.device_mem = 8u << 20;
+    // The first owner goes to the pool with the most free memory (a tie: the first), and fills 12 MiB of it.
+    xo_ref_t *a = nullptr, *b = nullptr, *c = nullptr;
+    ASSERT_EQ(xo_host_create_actor(host, "DevOwner", nullptr, "a", &p, &a), XO_OK) << xo_last_error();
+    ASSERT_EQ(xo_call(a, "alloc", xo_args("l", (int64_t)(3u << 20)), 5000, nullptr), XO_OK) << xo_last_error();
+    // The next one needs 8 MiB: only the other pool still has that much.
+    ASSERT_EQ(xo_host_create_actor(host, "DevOwner", nullptr, "b", &p, &b), XO_OK) << xo_last_error();
+    EXPECT_STRNE(xo_ref_address(a), xo_ref_address(b));
+    ASSERT_EQ(xo_call(b, "alloc", xo_args("l", (int64_t)(3u << 20)), 5000, nullptr), XO_OK);
+    // Now no pool has 8 MiB free: the error names the largest free amount.
+    EXPECT_EQ(xo_host_create_actor(host, "DevOwner", nullptr, "c", &p, &c), XO_ENOSLOT);
+    EXPECT_NE(std::string(xo_last_error()).find("largest free: 4194304"), std::string::npos) << xo_last_error();
+    xo_ref_free(a);
+    xo_ref_free(b);
+    xo_host_stop(host);
+}
+
+} // namespace
