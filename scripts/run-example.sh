@@ -4,7 +4,9 @@
 #   2. the cluster of examples/cluster.yaml on this machine (a main pool, two sub pool processes bound to their
 #      cores, the word count module loaded in each): `xoscar up`, a word count of this README placed across it by
 #      examples/wordcount_client, `xoscar status`, `xoscar down`;
-#   3. examples/host_demo: the same from a program, with a sub pool killed (kill -9) and recovered.
+#   3. examples/host_demo: the same from a program, with a sub pool killed (kill -9) and recovered;
+#   4. examples/pipeline: three pools that own devices (the host device where there is no GPU): a buffer produced in
+#      one is transformed and reduced in the others without being copied, checked against a CPU reference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -27,3 +29,7 @@ trap - EXIT
 echo
 echo "== 3. examples/host_demo: a host from a program; supervision"
 build/examples/host_demo build/examples/libwordcount.so README.md
+
+echo
+echo "== 4. examples/pipeline: device buffers lent across three pools"
+build/examples/pipeline_demo build/examples/libpipeline.so
