@@ -91,6 +91,13 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
     xo_cluster_error_t err = {0};
     xo_host_t *host = NULL;
     xo_status_t st = xo_cluster_host_config(c, i, NULL, &hc, &err);
+    static char devices[XO_CLUSTER_MAX_SUB_POOLS][24];
+    for (unsigned k = 0; st == XO_OK && k < hc->cfg.n_sub_pools && k < XO_CLUSTER_MAX_SUB_POOLS; k++) {
+        /* a pool entry's `gpu: N` makes its sub pools own CUDA device N */
+        if (hc->sub_pool_gpu[k] < 0) continue;
+        snprintf(devices[k], sizeof devices[k], "cuda:%d", hc->sub_pool_gpu[k]);
+        hc->sub_pools[k].device = devices[k];
+    }
     if (st == XO_OK) {
         st = xo_host_start(&hc->cfg, &host);
         if (st != XO_OK) snprintf(err.text, sizeof err.text, "host %s: %s", h->name, xo_last_error());
