@@ -8,12 +8,16 @@
 extern const xo_transport_ops_t xo__unix_transport;
 extern const xo_transport_ops_t xo__tcp_transport;
 extern const xo_transport_ops_t xo__shm_transport;
+extern const xo_transport_ops_t xo__ucx_transport; /* built with UCX only (XO_HAVE_UCX) */
 
 /* In the order a router should prefer them on one host: the fastest first. */
 static const xo_transport_ops_t *const transports[] = {
     &xo__shm_transport,
     &xo__unix_transport,
     &xo__tcp_transport,
+#ifdef XO_HAVE_UCX
+    &xo__ucx_transport,
+#endif
 };
 #define N_TRANSPORTS (sizeof transports / sizeof transports[0])
 
