@@ -116,13 +116,26 @@ static void local_name(const addr_t *a, char *buf, size_t len)
 }
 
 /* The URLs to try for a peer, in order. XO_TRANSPORT=shm|unix|tcp picks one. */
-static size_t peer_urls(const addr_t *a, char urls[3][XO_URL_MAX])
+/* UCX listeners sit XO_UCX_PORT_OFFSET above the TCP ones: main pool at port + 500, sub pool N at port + 500 + N. */
+#define XO_UCX_PORT_OFFSET 500
+
+/* UCX is opt-in (XO_UCX=1, or XO_TRANSPORT=ucx): on the machines we measured, our TCP channel was faster than UCX
+ * over its tcp transport (bench notes), and UCX needs RDMA hardware to pay off. */
+static bool ucx_enabled(void)
+{
+    const char *u = getenv("XO_UCX"), *t = getenv("XO_TRANSPORT");
+    return (u && strcmp(u, "1") == 0) || (t && strcmp(t, "ucx") == 0);
+}
+
+static size_t peer_urls(const addr_t *a, char urls[4][XO_URL_MAX])
 {
     const char *force = getenv("XO_TRANSPORT");
     char name[200];
     local_name(a, name, sizeof name);
     size_t n = 0;
     bool local = is_local_host(a->host);
+    if (a->port != 0 && xo_transport_find("ucx") && ucx_enabled() && (force ? strcmp(force, "ucx") == 0 : !local))
+        snprintf(urls[n++], XO_URL_MAX, "ucx://%s:%u", a->host, a->port + XO_UCX_PORT_OFFSET + a->index);
     if (local && (!force || strcmp(force, "shm") == 0)) snprintf(urls[n++], XO_URL_MAX, "shm://%s", name);
     if (local && (!force || strcmp(force, "unix") == 0)) snprintf(urls[n++], XO_URL_MAX, "unix://@%s.u", name);
     /* Sub pool N of a main pool at port P listens on TCP port P + N (when P is not 0). */
@@ -796,6 +809,11 @@ xo_status_t xo_remote_listen(xo_pool_t *pool)
             xo_log_warn("sub pool %s: no TCP listener (%s); only this host can reach it", pool->address,
                         xo_last_error());
     }
+    if (a.port != 0 && ucx_enabled() && xo_transport_find("ucx")) {
+        snprintf(url, sizeof url, "ucx://%s:%u", a.host, a.port + XO_UCX_PORT_OFFSET + a.index);
+        if (add_listener(pool, url) != XO_OK)
+            xo_log_warn("pool %s: no UCX listener (%s)", pool->address, xo_last_error());
+    }
     char name[200];
     local_name(&a, name, sizeof name);
     snprintf(url, sizeof url, "shm://%s", name);
@@ -862,7 +880,7 @@ static xo_status_t peer_get(const char *address, conn_t **c_p)
         *c_p = c;
         return XO_OK;
     }
-    char urls[3][XO_URL_MAX];
+    char urls[4][XO_URL_MAX];
     size_t n = peer_urls(&a, urls);
     xo_channel_t *ch = NULL;
     char last[XO_ERROR_TEXT_MAX] = "no transport reaches it from here";

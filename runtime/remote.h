@@ -3,7 +3,8 @@
  * A process pool's address is "host:port" (a main pool) or "host:port/N" (its sub pool N). On the same host a peer
  * is reached over shared memory (shm://, names derived from the address), with a unix socket as the fallback;
  * XO_TRANSPORT=shm|unix|tcp forces one. A main pool also listens on TCP at host:port, and its sub pool N at
- * host:(port + N), so other hosts reach every pool of a host whose main port is fixed.
+ * host:(port + N), so other hosts reach every pool of a host whose main port is fixed. With XO_UCX=1 pools also listen
+ * on ucx:// at port + 500 + N and other hosts are reached over UCX first (XO_TRANSPORT=ucx forces it).
  *
  * One I/O thread per process (started on first use) receives every frame: requests for local actors become
  * messages posted to their pool; replies complete the caller's future. Replies to requests are sent by whichever

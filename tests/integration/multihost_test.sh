@@ -46,8 +46,9 @@ fi
 port=$((20000 + RANDOM % 20000))
 main="$hostb:$port" sub="$hostb:$port/1"
 # host B: a main pool and its sub pool 1 (which listens on TCP port+1 for other hosts)
-$onb "$pool" --address "$main" --module "$module" > /tmp/$tag.main.out 2>&1 & pids+=($!)
-$onb "$pool" --address "$sub" --module "$module" > /tmp/$tag.sub.out 2>&1 & pids+=($!)
+# XO_UCX=1: the pools also listen on ucx:// (port + 500 + N) when this build has UCX
+$onb env XO_UCX=1 "$pool" --address "$main" --module "$module" > /tmp/$tag.main.out 2>&1 & pids+=($!)
+$onb env XO_UCX=1 "$pool" --address "$sub" --module "$module" > /tmp/$tag.sub.out 2>&1 & pids+=($!)
 for i in $(seq 50); do
     [ -s /tmp/$tag.main.out ] && [ -s /tmp/$tag.sub.out ] && break
     sleep 0.1
@@ -64,6 +65,15 @@ export XO_TRANSPORT=tcp
 big=$(head -c 100000 /dev/zero | tr "\\0" x)
 out=$($ona "$cli" call "$sub" e echo "[\"$big\"]")
 [ "${#out}" -eq $((100000 + 2)) ] || fail "100 KB echo came back with ${#out} bytes"
+ucx="not built"
+if ldd "$cli" | grep -q libucp; then
+    # the same calls over UCX (its tcp transport: no RDMA here), from a fresh client process
+    [ "$(XO_TRANSPORT=ucx $ona "$cli" call "$main" c add '[1]')" = 43 ] || fail "call over UCX (main pool)"
+    [ "$(XO_TRANSPORT=ucx $ona "$cli" call "$sub" s add '[1]')" = 8 ] || fail "call over UCX (sub pool)"
+    out=$(XO_TRANSPORT=ucx $ona "$cli" call "$sub" e echo "[\"$big\"]")
+    [ "${#out}" -eq $((100000 + 2)) ] || fail "100 KB echo over UCX came back with ${#out} bytes"
+    ucx="also over UCX"
+fi
 set +e
 $ona "$cli" call "$main" c nope 2>/dev/null; rc=$?
 [ $rc -eq 1 ] || fail "unknown method: exit $rc, expected 1"
@@ -78,4 +88,4 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 set -e
 [ $rc -eq 3 ] || fail "call to a dead host: exit $rc, expected 3"
 [ $ms -lt 4000 ] || fail "call to a dead host took $ms ms"
-echo "PASS: create/call across hosts over TCP (main and sub pool), 100 KB payload, errors, dead host -> exit 3 in $ms ms"
+echo "PASS: create/call across hosts over TCP ($ucx) to a main and a sub pool, 100 KB payload, errors, dead host -> exit 3 in $ms ms"
