@@ -11,15 +11,8 @@
 #include <xoscar/host.h>
 #include <xoscar/xoscar.h>
 
-#define CHECK(expr)                                                                                  \
-    do {                                                                                             \
-        xo_status_t st_ = (expr);                                                                    \
-        if (st_ != XO_OK) {                                                                          \
-            fprintf(stderr, "%s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #expr, xo_status_name(st_), \
-                    xo_last_error());                                                                \
-            exit(1);                                                                                 \
-        }                                                                                            \
-    } while (0)
+#include "check.h"
+
 
 int main(int argc, char **argv)
 {

@@ -8,15 +8,8 @@
 
 #include <xoscar/xoscar.h>
 
-#define CHECK(expr)                                                                                  \
-    do {                                                                                             \
-        xo_status_t st_ = (expr);                                                                    \
-        if (st_ != XO_OK) {                                                                          \
-            fprintf(stderr, "%s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #expr, xo_status_name(st_), \
-                    xo_last_error());                                                                \
-            exit(1);                                                                                 \
-        }                                                                                            \
-    } while (0)
+#include "check.h"
+
 
 /* Counts text (its bytes may be changed and restored) with n_mappers mappers; prints the top k words. Exits on an
  * error. Returns the number of chunks. */
