@@ -772,6 +772,16 @@ static xo_status_t add_listener(xo_pool_t *pool, const char *url)
     return st == XO_OK ? adopt_listener(pool, l) : st;
 }
 
+/* The host part network listeners bind: the pool's own host, or with XO_LISTEN_ANY=1 every interface ("0.0.0.0",
+ * "[::]" for an IPv6 address) while the pool keeps its address as the one it advertises (NAT, several interfaces,
+ * containers). */
+static const char *bind_host(const addr_t *a)
+{
+    const char *any = getenv("XO_LISTEN_ANY");
+    if (!any || strcmp(any, "1") != 0) return a->host;
+    return a->host[0] == '[' ? "[::]" : "0.0.0.0";
+}
+
 xo_status_t xo_remote_listen(xo_pool_t *pool)
 {
     addr_t a;
@@ -781,7 +791,7 @@ xo_status_t xo_remote_listen(xo_pool_t *pool)
     if (st != XO_OK) return st;
     char url[XO_URL_MAX];
     if (a.index == 0) {
-        snprintf(url, sizeof url, "tcp://%s:%u", a.host, a.port);
+        snprintf(url, sizeof url, "tcp://%s:%u", bind_host(&a), a.port);
         xo_listener_t *l = NULL;
         st = xo_listen(url, NULL, &l);
         if (st != XO_OK) return st;
@@ -804,13 +814,13 @@ xo_status_t xo_remote_listen(xo_pool_t *pool)
     }
     if (a.index > 0 && a.port != 0) {
         /* Best effort: other hosts reach this sub pool over TCP at port + index; on this host shm and unix do. */
-        snprintf(url, sizeof url, "tcp://%s:%u", a.host, a.port + a.index);
+        snprintf(url, sizeof url, "tcp://%s:%u", bind_host(&a), a.port + a.index);
         if (add_listener(pool, url) != XO_OK)
             xo_log_warn("sub pool %s: no TCP listener (%s); only this host can reach it", pool->address,
                         xo_last_error());
     }
     if (a.port != 0 && ucx_enabled() && xo_transport_find("ucx")) {
-        snprintf(url, sizeof url, "ucx://%s:%u", a.host, a.port + XO_UCX_PORT_OFFSET + a.index);
+        snprintf(url, sizeof url, "ucx://%s:%u", bind_host(&a), a.port + XO_UCX_PORT_OFFSET + a.index);
         if (add_listener(pool, url) != XO_OK)
             xo_log_warn("pool %s: no UCX listener (%s)", pool->address, xo_last_error());
     }

@@ -46,8 +46,9 @@ fi
 port=$((20000 + RANDOM % 20000))
 main="$hostb:$port" sub="$hostb:$port/1"
 # host B: a main pool and its sub pool 1 (which listens on TCP port+1 for other hosts)
-# XO_UCX=1: the pools also listen on ucx:// (port + 500 + N) when this build has UCX
-$onb env XO_UCX=1 "$pool" --address "$main" --module "$module" > /tmp/$tag.main.out 2>&1 & pids+=($!)
+# XO_UCX=1: the pools also listen on ucx:// (port + 500 + N) when this build has UCX; XO_LISTEN_ANY=1: the main
+# pool binds every interface and advertises its address
+$onb env XO_UCX=1 XO_LISTEN_ANY=1 "$pool" --address "$main" --module "$module" > /tmp/$tag.main.out 2>&1 & pids+=($!)
 $onb env XO_UCX=1 "$pool" --address "$sub" --module "$module" > /tmp/$tag.sub.out 2>&1 & pids+=($!)
 for i in $(seq 50); do
     [ -s /tmp/$tag.main.out ] && [ -s /tmp/$tag.sub.out ] && break
