@@ -1103,7 +1103,7 @@ static const field_t transport_fields[] = {
     {.name = "prefer", .kind = &K_ENUM_LIST, .off = offsetof(xo_cluster_t, transport.prefer) -
                                                     offsetof(xo_cluster_t, transport),
      .aux_off = offsetof(xo_cluster_t, transport.n_prefer) - offsetof(xo_cluster_t, transport),
-     .def = "[shm, unix, ucx, tcp]", .choices = transport_names,
+     .def = "[shm, unix, tcp, ucx]", .choices = transport_names,
      .doc = "The transports to use, best first; a pair of pools uses the first one that reaches. A transport left "
             "out is not used."},
     {.name = "ucx_tls", .kind = &K_STRING, .off = offsetof(xo_cluster_t, transport.ucx_tls) -

@@ -38,6 +38,19 @@ const char *xo_cli_cluster_usage(void)
            "                                            host's main pool address) set from FILE\n";
 }
 
+/* The file's transport preferences, as the environment the runtime reads (inherited by the pools this process
+ * starts): UCX between hosts when the file prefers it to TCP, its UCX_TLS when set. */
+static void apply_transport(const xo_cluster_t *c)
+{
+    long ucx = -1, tcp = -1;
+    for (size_t i = 0; i < c->transport.n_prefer; i++) {
+        if (c->transport.prefer[i] == XO_CLUSTER_TRANSPORT_UCX) ucx = (long)i;
+        if (c->transport.prefer[i] == XO_CLUSTER_TRANSPORT_TCP) tcp = (long)i;
+    }
+    if (ucx >= 0 && (tcp < 0 || ucx < tcp)) setenv("XO_UCX", "1", 0);
+    if (c->transport.ucx_tls && c->transport.ucx_tls[0]) setenv("UCX_TLS", c->transport.ucx_tls, 0);
+}
+
 static xo_cluster_t *load(const char *path)
 {
     xo_cluster_t *c = NULL;
@@ -48,6 +61,7 @@ static xo_cluster_t *load(const char *path)
     }
     /* Every connection of this process authenticates with the cluster's secret. */
     xo_set_secret(c->secret);
+    apply_transport(c);
     return c;
 }
 
