@@ -69,6 +69,8 @@ struct xo_host {
     char **modules;
     size_t n_modules;
     xo_restart_t restart;
+    char default_policy[64];
+    double weights[3];
     void (*on_event)(const char *, xo_pool_event_t, void *);
     void *event_arg;
     pthread_mutex_t lock;        /* subs, placement state, commands */
@@ -656,6 +658,9 @@ xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->cond, NULL);
     h->restart = cfg->restart;
+    snprintf(h->default_policy, sizeof h->default_policy, "%s", cfg->default_policy ? cfg->default_policy
+                                                                                    : "round_robin");
+    memcpy(h->weights, cfg->weights, sizeof h->weights);
     h->on_event = cfg->on_event;
     h->event_arg = cfg->event_arg;
     h->rng = xo_now_ns() ^ (uint64_t)getpid();
@@ -813,12 +818,13 @@ static void unrecord(sub_pool_t *sp, const char *uid)
 xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t *args, const char *uid,
                                  const xo_placement_t *placement, xo_ref_t **ref_p)
 {
-    xo_placement_t def = {.strategy = "round_robin"};
+    xo_placement_t def = {.strategy = NULL};
     if (!placement) placement = &def;
-    const xo_policy_ops_t *ops = xo_policy_find(placement->strategy ? placement->strategy : "round_robin");
+    const char *strategy = placement->strategy ? placement->strategy : h ? h->default_policy : "round_robin";
+    const xo_policy_ops_t *ops = xo_policy_find(strategy);
     if (!h || !class_name || !ops) {
         xo_args_free(args);
-        return xo_error_set(XO_EINVAL, "unknown placement strategy \"%s\"", placement->strategy);
+        return xo_error_set(XO_EINVAL, "unknown placement strategy \"%s\"", strategy);
     }
     char gen[256];
     if (!uid) {
@@ -907,7 +913,8 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
     xo_place_request_t req = {.kind = ops->kind, .address = placement->address,
                               .process_index = placement->process_index, .label = placement->label,
                               .mark = placement->mark, .seed = xo_place_seed_next(&h->rng), .cursor = h->cursor,
-                              .mem_bytes = placement->device_mem};
+                              .mem_bytes = placement->device_mem,
+                              .weights = {.mem = h->weights[0], .load = h->weights[1], .link = h->weights[2]}};
     size_t chosen = 0;
     xo_status_t st = xo_place(views, n, &req, &chosen);
     if (st == XO_OK && ops->kind == XO_PLACE_ROUND_ROBIN) h->cursor = chosen + 1;

@@ -47,6 +47,9 @@ typedef struct xo_host_config {
     uint64_t main_device_capacity;        /* bytes it may hand out; 0: the backend's default */
     const char *pool_binary;              /* NULL: $XO_POOL_BINARY, else xoscar-pool beside this executable or
                                            * in the build tree, else from PATH */
+    const char *default_policy;           /* the strategy of creates that name none; NULL: "round_robin" */
+    double weights[3];                    /* the "weighted" policy's weights: free memory, load, link cost; all 0:
+                                           * 1, 1, 1 */
     /* Called on the supervisor thread for every pool event; must not block for long. */
     void (*on_event)(const char *address, xo_pool_event_t event, void *arg);
     void *event_arg;

@@ -112,7 +112,11 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
         snprintf(devices[k], sizeof devices[k], "cuda:%d", hc->sub_pool_gpu[k]);
         hc->sub_pools[k].device = devices[k];
     }
-    if (st == XO_OK) {
+    if (st == XO_OK) { /* the file's placement section: the default policy and the weighted policy's weights */
+        hc->cfg.default_policy = c->placement.policy;
+        hc->cfg.weights[0] = c->placement.weights.mem;
+        hc->cfg.weights[1] = c->placement.weights.load;
+        hc->cfg.weights[2] = c->placement.weights.link;
         st = xo_host_start(&hc->cfg, &host);
         if (st != XO_OK) snprintf(err.text, sizeof err.text, "host %s: %s", h->name, xo_last_error());
     }

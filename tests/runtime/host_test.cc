@@ -501,3 +501,30 @@ TEST(HostDevices, PlacementWeighsFreeDeviceMemory)
 }
 
 } // namespace
+
+namespace {
+
+TEST(HostDefaults, CreatesWithoutAStrategyUseTheHostsDefaultPolicy)
+{
+    xo_host_config_t cfg{};
+    cfg.n_sub_pools = 1;
+    cfg.modules = kModules;
+    cfg.n_modules = 1;
+    cfg.pool_binary = XO_POOL_BINARY;
+    cfg.default_policy = "MainPool"; // Xoscar's name works too
+    xo_host_t *host = nullptr;
+    ASSERT_EQ(xo_host_start(&cfg, &host), XO_OK) << xo_last_error();
+    xo_ref_t *e = nullptr;
+    ASSERT_EQ(xo_host_create_actor(host, "Echo", nullptr, nullptr, nullptr, &e), XO_OK) << xo_last_error();
+    EXPECT_EQ(call_i64(e, "pid"), getpid());
+    xo_placement_t sub{};
+    sub.strategy = "random_sub_pool"; // an explicit strategy still wins
+    xo_ref_t *f = nullptr;
+    ASSERT_EQ(xo_host_create_actor(host, "Echo", nullptr, nullptr, &sub, &f), XO_OK);
+    EXPECT_EQ(call_i64(f, "pid"), xo_host_sub_pool_pid(host, 0));
+    xo_ref_free(e);
+    xo_ref_free(f);
+    xo_host_stop(host);
+}
+
+} // namespace
