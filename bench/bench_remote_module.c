@@ -6,7 +6,8 @@
  *   "len"  (bytes b)      -> the length of b: the payload travels one way, the reply is one small int
  *   "echo" (bytes b)      -> b itself: the payload travels both ways
  *   "ping" ()             -> nil
- *   "add"  (| bytes b)    -> nil; counts the call (the target of tells)
+ *   "add"  (| bytes b)    -> nil; counts the call (the target of tells); extensible: a batch (xo_batch) of n adds
+ *                            counts n in one handler call
  *   "get"  ()             -> the count of "add"s so far
  *   "pid"  ()             -> the process id (to check which process the actor lives in) */
 #include <unistd.h>
@@ -41,6 +42,13 @@ static xo_status_t echo_add(xo_ctx_t *ctx, void *state, const msgpack_object *ar
     return XO_OK;
 }
 
+static xo_status_t echo_add_batch(xo_ctx_t *ctx, void *state, size_t n, const msgpack_object *const *args,
+                                  xo_batch_out_t *out)
+{
+    *(int64_t *)state += (int64_t)n;
+    return XO_OK; /* every call left untouched replies nil, as a single add does */
+}
+
 static xo_status_t echo_get(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
     return xo_pack(out, "l", *(int64_t *)state);
@@ -53,7 +61,9 @@ static xo_status_t echo_pid(xo_ctx_t *ctx, void *state, const msgpack_object *ar
 
 static const xo_method_t echo_methods[] = {
     {.name = "len", .fn = echo_len},  {.name = "echo", .fn = echo_echo}, {.name = "ping", .fn = echo_ping},
-    {.name = "add", .fn = echo_add},  {.name = "get", .fn = echo_get},   {.name = "pid", .fn = echo_pid},
+    {.name = "add", .fn = echo_add, .batch = echo_add_batch, .flags = XO_METHOD_EXTENSIBLE},
+    {.name = "get", .fn = echo_get},
+    {.name = "pid", .fn = echo_pid},
 };
 
 static const xo_actor_class_t bench_echo_class = {
