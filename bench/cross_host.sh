@@ -113,9 +113,10 @@ for t in tcp ucx; do
 done
 
 # ---- table and ratios ------------------------------------------------------------------------------------------
-python3 - "$out" "$json" "$build" "$quick" <<'EOF'
+gitrev=$(git -C "$(dirname "$0")" describe --always --dirty 2>/dev/null || echo unknown)
+python3 - "$out" "$json" "$build" "$quick" "$gitrev" <<'EOF'
 import json, sys, os, subprocess, platform
-path, jpath, build, quick = sys.argv[1:5]
+path, jpath, build, quick, gitrev = sys.argv[1:6]
 m = {}
 for line in open(path):
     line = line.strip()
@@ -188,7 +189,7 @@ if jpath:
         try: return subprocess.check_output(c, shell=True, text=True).strip()
         except Exception: return ''
     doc = {'command': 'bench/cross_host.sh ' + build + (' --quick' if quick else '') + ' --json ' + jpath,
-           'git': sh('git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || true'),
+           'git': gitrev,
            'cpu': sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"), 'nproc': os.cpu_count(),
            'kernel': platform.release(), 'loadavg_end': open('/proc/loadavg').read().split()[:3],
            'ucx_perftest': sh('ucx_info -v | head -1'),
