@@ -17,6 +17,7 @@ pids=()
 
 cleanup() {
     for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+    [ -n "${work:-}" ] && rm -rf "$work"
     ip netns del "$nsa" 2>/dev/null || true
     ip netns del "$nsb" 2>/dev/null || true
 }
@@ -43,18 +44,30 @@ else
     echo "hosts: network namespaces unavailable here; using loopback addresses 127.0.0.2 and 127.0.0.3 instead"
 fi
 
-port=$((20000 + RANDOM % 20000))
+port=$((20000 + (RANDOM % 2000) * 10))
 main="$hostb:$port" sub="$hostb:$port/1"
-# host B: a main pool and its sub pool 1 (which listens on TCP port+1 for other hosts)
-# XO_UCX=1: the pools also listen on ucx:// (port + 500 + N) when this build has UCX; XO_LISTEN_ANY=1: the main
-# pool binds every interface and advertises its address
-$onb env XO_UCX=1 XO_LISTEN_ANY=1 "$pool" --address "$main" --module "$module" > /tmp/$tag.main.out 2>&1 & pids+=($!)
-$onb env XO_UCX=1 "$pool" --address "$sub" --module "$module" > /tmp/$tag.sub.out 2>&1 & pids+=($!)
-for i in $(seq 50); do
-    [ -s /tmp/$tag.main.out ] && [ -s /tmp/$tag.sub.out ] && break
-    sleep 0.1
-done
-grep -q "$port" /tmp/$tag.main.out || fail "host B's main pool did not start: $(cat /tmp/$tag.main.out)"
+hosta=${hostb%.*}.$(( ${hostb##*.} - 1 ))
+# Host B is started as a cluster host is: `xoscar up FILE --host b`, run in its namespace (a daemon: its main pool,
+# and sub pool 1 as a child process). UCX is preferred to TCP in the file, so its pools also listen on ucx://
+# (port + 500 + N) when this build has UCX; XO_LISTEN_ANY=1: they bind every interface and advertise their address.
+work=$(mktemp -d)
+export XO_RUN_DIR=$work/run XO_SECRET="multihost test secret"
+cat >"$work/cluster.yaml" <<YAML
+name: multihost
+secret: "$XO_SECRET"
+modules: [$module]
+transport: {prefer: [shm, unix, ucx, tcp]}
+hosts:
+  - {name: a, address: $hosta, port: $port, launcher: none}
+  - {name: b, address: $hostb, port: $port, launcher: none, pools: [{count: 1}]}
+YAML
+$onb env XO_LISTEN_ANY=1 "$cli" up "$work/cluster.yaml" --host b >"$work/up.out" 2>&1 ||
+    fail "xoscar up --host b: $(cat "$work/up.out")"
+grep -q "host b up at $main" "$work/up.out" || fail "host B did not come up: $(cat "$work/up.out")"
+# the pids of host B's pools, to kill them later as a dying host would
+# (status exits 3: host a, which nobody started, is down)
+pids=($( ($onb "$cli" status "$work/cluster.yaml" 2>/dev/null || true) | awk '$1 == "b" && $5 == "up" {print $3}'))
+[ ${#pids[@]} -eq 2 ] || fail "host B's status: expected 2 pools up, got ${#pids[@]}"
 
 # host A: the CLI, forced over TCP so the loopback fallback also crosses a socket between "hosts"
 export XO_TRANSPORT=tcp
@@ -89,4 +102,4 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 set -e
 [ $rc -eq 3 ] || fail "call to a dead host: exit $rc, expected 3"
 [ $ms -lt 4000 ] || fail "call to a dead host took $ms ms"
-echo "PASS: create/call across hosts over TCP ($ucx) to a main and a sub pool, 100 KB payload, errors, dead host -> exit 3 in $ms ms"
+echo "PASS: host B started by 'xoscar up FILE --host b'; create/call across hosts over TCP ($ucx) to a main and a sub pool, 100 KB payload, errors, dead host -> exit 3 in $ms ms"
