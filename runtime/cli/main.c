@@ -2,6 +2,7 @@
  *
  *   xoscar call ADDRESS UID METHOD [JSON-ARGS]   call a method, print its result as JSON
  *   xoscar tell ADDRESS UID METHOD [JSON-ARGS]   send without waiting
+ *   xoscar batch ADDRESS UID METHOD '[[ARGS]...]'  many calls of one extensible method as one message
  *   xoscar create ADDRESS CLASS [--uid UID] [JSON-ARGS]   create an actor (its class must be known there)
  *   xoscar destroy ADDRESS UID | has ADDRESS UID | info ADDRESS
  *
@@ -30,6 +31,7 @@ static int usage(FILE *out, int code)
             "usage: xoscar COMMAND ...\n"
             "  call ADDRESS UID METHOD [JSON-ARGS]       call a method; print the result as JSON\n"
             "  tell ADDRESS UID METHOD [JSON-ARGS]       send a call without waiting for it\n"
+            "  batch ADDRESS UID METHOD '[[ARGS], ...]'  calls of one extensible method as one message\n"
             "  create ADDRESS CLASS [--uid UID] [JSON-ARGS]  create an actor; print its uid\n"
             "  destroy ADDRESS UID                       destroy an actor\n"
             "  has ADDRESS UID                           print true or false\n"
@@ -81,6 +83,61 @@ static int cmd_call(int argc, char **argv, bool tell)
     xo_ref_free(ref);
     if (st != XO_OK) return xo_cli_fail(st);
     return tell ? 0 : print_result(r);
+}
+
+/* batch ADDRESS UID METHOD '[[args of call 1], [args of call 2], ...]': one message; prints one JSON value per call
+ * ({"error": "XO_NAME: text"} for a call that failed alone). */
+static int cmd_batch(int argc, char **argv)
+{
+    if (argc != 5) return usage(stderr, 2);
+    xo_args_t *all;
+    int rc = parse_args(argc, argv, 4, &all); /* a JSON array whose items are the calls' argument arrays */
+    if (rc) return rc;
+    size_t len;
+    const char *data = xo_args_data(all, &len);
+    msgpack_zone z;
+    msgpack_zone_init(&z, 1024);
+    msgpack_object list;
+    xo_status_t st = xo_decode(data, len, &z, &list);
+    size_t n = st == XO_OK ? list.via.array.size : 0;
+    xo_delayed_t **calls = calloc(n ? n : 1, sizeof *calls);
+    xo_status_t *sts = calloc(n ? n : 1, sizeof *sts);
+    xo_result_t **res = calloc(n ? n : 1, sizeof *res);
+    char **errs = calloc(n ? n : 1, sizeof *errs);
+    for (size_t i = 0; st == XO_OK && i < n; i++) {
+        const msgpack_object *one = &list.via.array.ptr[i];
+        if (one->type != MSGPACK_OBJECT_ARRAY) {
+            st = xo_error_set(XO_EINVAL, "batch: call %zu's arguments must be a JSON array", i);
+            break;
+        }
+        xo_args_t *a = xo_args_new(one->via.array.size);
+        for (uint32_t k = 0; a && k < one->via.array.size; k++) msgpack_pack_object(xo_args_packer(a), one->via.array.ptr[k]);
+        calls[i] = xo_delay(argv[3], a);
+    }
+    xo_ref_t *ref = NULL;
+    if (st == XO_OK) st = xo_actor_ref(argv[1], argv[2], &ref);
+    if (st == XO_OK) st = xo_batch(ref, calls, n, timeout_ms, sts, res, errs);
+    else
+        for (size_t i = 0; i < n; i++) xo_delayed_free(calls[i]);
+    if (st == XO_OK) {
+        fputc('[', stdout);
+        for (size_t i = 0; i < n; i++) {
+            if (i) fputs(", ", stdout);
+            if (sts[i] == XO_OK) xo_cli_print_json(stdout, xo_result_value(res[i]));
+            else printf("{\"error\": \"%s: %s\"}", xo_status_name(sts[i]), errs[i] ? errs[i] : "");
+            xo_result_free(res[i]);
+            free(errs[i]);
+        }
+        fputs("]\n", stdout);
+    }
+    xo_ref_free(ref);
+    free(calls);
+    free(sts);
+    free(res);
+    free(errs);
+    msgpack_zone_destroy(&z);
+    xo_args_free(all);
+    return st == XO_OK ? 0 : xo_cli_fail(st);
 }
 
 static int cmd_create(int argc, char **argv)
@@ -163,6 +220,7 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "--help") == 0) return usage(stdout, 0);
     if (strcmp(cmd, "call") == 0) return cmd_call(argc, argv, false);
     if (strcmp(cmd, "tell") == 0) return cmd_call(argc, argv, true);
+    if (strcmp(cmd, "batch") == 0) return cmd_batch(argc, argv);
     if (strcmp(cmd, "create") == 0) return cmd_create(argc, argv);
     if (strcmp(cmd, "destroy") == 0) return cmd_uid(argc, argv, "destroy");
     if (strcmp(cmd, "has") == 0) return cmd_uid(argc, argv, "has");

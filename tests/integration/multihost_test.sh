@@ -76,6 +76,8 @@ export XO_TRANSPORT=tcp
 [ "$($ona "$cli" create "$sub" Counter --uid s)" = s ] || fail "create on the sub pool"
 [ "$($ona "$cli" call "$sub" s add '[7]')" = 7 ] || fail "call on the sub pool"
 [ "$($ona "$cli" create "$sub" Echo --uid e)" = e ] || fail "create Echo"
+[ "$($ona "$cli" create "$sub" Sum --uid sum)" = sum ] || fail "create Sum"
+[ "$($ona "$cli" batch "$sub" sum add '[[1], [2], [3]]')" = "[1, 3, 6]" ] || fail "a batch across hosts"
 big=$(head -c 100000 /dev/zero | tr "\\0" x)
 out=$($ona "$cli" call "$sub" e echo "[\"$big\"]")
 [ "${#out}" -eq $((100000 + 2)) ] || fail "100 KB echo came back with ${#out} bytes"
@@ -84,6 +86,7 @@ if ldd "$cli" | grep -q libucp; then
     # the same calls over UCX (its tcp transport: no RDMA here), from a fresh client process
     [ "$(XO_TRANSPORT=ucx $ona "$cli" call "$main" c add '[1]')" = 43 ] || fail "call over UCX (main pool)"
     [ "$(XO_TRANSPORT=ucx $ona "$cli" call "$sub" s add '[1]')" = 8 ] || fail "call over UCX (sub pool)"
+    [ "$(XO_TRANSPORT=ucx $ona "$cli" batch "$sub" sum add '[[4], [5]]')" = "[10, 15]" ] || fail "batch over UCX"
     out=$(XO_TRANSPORT=ucx $ona "$cli" call "$sub" e echo "[\"$big\"]")
     [ "${#out}" -eq $((100000 + 2)) ] || fail "100 KB echo over UCX came back with ${#out} bytes"
     ucx="also over UCX"
@@ -102,4 +105,4 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 set -e
 [ $rc -eq 3 ] || fail "call to a dead host: exit $rc, expected 3"
 [ $ms -lt 4000 ] || fail "call to a dead host took $ms ms"
-echo "PASS: host B started by 'xoscar up FILE --host b'; create/call across hosts over TCP ($ucx) to a main and a sub pool, 100 KB payload, errors, dead host -> exit 3 in $ms ms"
+echo "PASS: host B started by 'xoscar up FILE --host b'; create/call/batch across hosts over TCP ($ucx) to a main and a sub pool, 100 KB payload, errors, dead host -> exit 3 in $ms ms"
