@@ -4,6 +4,7 @@
  * interleaved with another thread's. Receiving is a resumable state machine (prefix, lengths, body) fed from a
  * 64 KiB buffer: small frames cost one read for many frames, large bodies are read straight into the frame's
  * memory, and a timeout in the middle of a frame keeps what arrived for the next call. */
+#include "transport/le.h"
 #include "transport/stream.h"
 
 #include <endian.h>
@@ -63,33 +64,6 @@ typedef struct stream_listener {
 } stream_listener_t;
 
 
-static inline size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
-
-static inline uint32_t get32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return le32toh(v);
-}
-
-static inline uint64_t get64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return le64toh(v);
-}
-
-static inline void put32(uint8_t *p, uint32_t v)
-{
-    v = htole32(v);
-    memcpy(p, &v, 4);
-}
-
-static inline void put64(uint8_t *p, uint64_t v)
-{
-    v = htole64(v);
-    memcpy(p, &v, 8);
-}
 
 static void chan_shutdown(xo_channel_t *ch)
 {

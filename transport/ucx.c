@@ -59,6 +59,7 @@
 
 #include "runtime/error.h"
 #include "runtime/log.h"
+#include "transport/le.h"
 #include "transport/channel.h"
 #include "transport/sock.h"
 
@@ -76,33 +77,6 @@
 
 static const uint8_t zero_pad[64];
 
-static inline size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
-
-static inline void put32(uint8_t *p, uint32_t v)
-{
-    v = htole32(v);
-    memcpy(p, &v, 4);
-}
-
-static inline void put64(uint8_t *p, uint64_t v)
-{
-    v = htole64(v);
-    memcpy(p, &v, 8);
-}
-
-static inline uint32_t get32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return le32toh(v);
-}
-
-static inline uint64_t get64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return le64toh(v);
-}
 
 /* ---- the process's context ---- */
 
