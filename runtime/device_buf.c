@@ -1,35 +1,53 @@
-/* Device buffer descriptors in messages (include/xoscar/device_buf.h). The descriptor is an msgpack ext value:
+/* Device buffer descriptors in messages (include/xoscar/device_buf.h). The descriptor is an msgpack ext value,
+ * version 2 (integers big-endian):
  *
- *   "XODB" version(1) boot_id(36) pid(u32 BE) ptr(u64 BE) size(u64 BE) ipc_handle(XO_DEVICE_IPC_HANDLE_SIZE)
+ *   "XODB" version(1) boot_id(36) netns(8) pid(4) ptr(8) size(8) flags(1) ipc_handle(XO_DEVICE_IPC_HANDLE_SIZE)
+ *   token(16) address_len(1) address(address_len)
  *
- * boot_id (the kernel's, per boot) tells "same host": an IPC handle is only importable there. The raw pointer lets
- * the same process skip the import. */
+ * boot_id and netns (the inode of the sender's network namespace) say "same host": an IPC handle is only importable
+ * there, and a process in another network namespace is this project's model of another host (containers on one
+ * machine may not share /proc either). flags bit 0: the handle is there (a backend that cannot export still lends
+ * by staging). The raw pointer lets the same process skip the import. token and address serve staging: the owner
+ * pool's address (empty when no pool of a process address owns the device) and the proof that it lent the range
+ * (runtime/devbuf.h). The length is checked to the byte against address_len; any other version is refused. */
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "runtime/core.h"
+#include "runtime/devbuf.h"
+#include "runtime/remote.h"
 #include "xoscar/device_buf.h"
 
 #define DESC_MAGIC "XODB"
-#define DESC_VERSION 1
+#define DESC_VERSION 2
 #define BOOT_ID_LEN 36
-#define DESC_LEN (4 + 1 + BOOT_ID_LEN + 4 + 8 + 8 + XO_DEVICE_IPC_HANDLE_SIZE)
+#define FLAG_HAS_IPC 0x1u
 
-static char boot_id[BOOT_ID_LEN + 1];
-static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
+/* Field offsets. */
+enum {
+    OFF_VERSION = 4,
+    OFF_BOOT = 5,
+    OFF_NETNS = OFF_BOOT + BOOT_ID_LEN,
+    OFF_PID = OFF_NETNS + 8,
+    OFF_PTR = OFF_PID + 4,
+    OFF_SIZE = OFF_PTR + 8,
+    OFF_FLAGS = OFF_SIZE + 8,
+    OFF_IPC = OFF_FLAGS + 1,
+    OFF_TOKEN = OFF_IPC + XO_DEVICE_IPC_HANDLE_SIZE,
+    OFF_ADDR_LEN = OFF_TOKEN + XO_DEVBUF_TOKEN_LEN,
+    DESC_FIXED = OFF_ADDR_LEN + 1,
+    DESC_MAX = DESC_FIXED + 255,
+};
 
-static void read_boot_id(void)
-{
-    memset(boot_id, '?', BOOT_ID_LEN);
-    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, boot_id, BOOT_ID_LEN);
-        (void)n;
-        close(fd);
-    }
-}
+/* ---- host identity --------------------------------------------------------------------------------------------- */
+
+static unsigned char host_id[BOOT_ID_LEN + 8]; /* boot_id, then the netns inode (big-endian) */
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
 
 static void put_be(unsigned char *p, uint64_t v, int n)
 {
@@ -43,6 +61,31 @@ static uint64_t get_be(const unsigned char *p, int n)
     return v;
 }
 
+static void read_host_id(void)
+{
+    /* Unreadable parts stay '?' / 0: two such processes look like one host, and then the import itself decides
+     * (it fails cleanly when the memory is not reachable). */
+    memset(host_id, '?', BOOT_ID_LEN);
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, host_id, BOOT_ID_LEN);
+        (void)n;
+        close(fd);
+    }
+    struct stat sb;
+    put_be(host_id + BOOT_ID_LEN, stat("/proc/self/ns/net", &sb) == 0 ? (uint64_t)sb.st_ino : 0, 8);
+}
+
+/* XO_DEVICE_IPC=0 turns same-host imports off: buffers from other processes are staged as if from another host.
+ * Read at each unpack, so a process may change it between calls. */
+static bool ipc_allowed(void)
+{
+    const char *e = getenv("XO_DEVICE_IPC");
+    return !(e && strcmp(e, "0") == 0);
+}
+
+/* ---- packing --------------------------------------------------------------------------------------------------- */
+
 xo_device_t *xo_ctx_device(const xo_ctx_t *ctx) { return ctx && ctx->actor ? ctx->actor->pool->device : NULL; }
 
 xo_device_t *xo_pool_device(const xo_pool_t *pool) { return pool ? pool->device : NULL; }
@@ -50,27 +93,91 @@ xo_device_t *xo_pool_device(const xo_pool_t *pool) { return pool ? pool->device 
 xo_status_t xo_pack_device_buf(msgpack_packer *pk, xo_device_t *dev, const void *ptr, size_t size)
 {
     if (!pk || !dev || !ptr) return xo_error_set(XO_EINVAL, "a device buffer needs a packer, a device and a pointer");
-    pthread_once(&boot_once, read_boot_id);
-    unsigned char d[DESC_LEN], *p = d;
+    pthread_once(&host_once, read_host_id);
+    unsigned char d[DESC_MAX];
+    memset(d, 0, sizeof d);
     xo_device_ipc_handle_t h;
     xo_status_t st = xo_device_ipc_export(dev, ptr, &h);
-    if (st != XO_OK) return st;
-    memcpy(p, DESC_MAGIC, 4), p += 4;
-    *p++ = DESC_VERSION;
-    memcpy(p, boot_id, BOOT_ID_LEN), p += BOOT_ID_LEN;
-    put_be(p, (uint64_t)getpid(), 4), p += 4;
-    put_be(p, (uint64_t)(uintptr_t)ptr, 8), p += 8;
-    put_be(p, (uint64_t)size, 8), p += 8;
-    memcpy(p, h.bytes, sizeof h.bytes);
-    if (msgpack_pack_ext(pk, DESC_LEN, XO_EXT_DEVICE_BUF) != 0 || msgpack_pack_ext_body(pk, d, DESC_LEN) != 0)
+    if (st == XO_EINVAL) return st; /* not a live allocation of dev: nothing to lend */
+    bool has_ipc = st == XO_OK;     /* a backend that cannot export (no CUDA IPC here) still lends by staging */
+    char addr[256];
+    size_t alen = xo__devbuf_owner_address(dev, addr, sizeof addr) ? strlen(addr) : 0;
+    if (alen > 255) alen = 0;
+    memcpy(d, DESC_MAGIC, 4);
+    d[OFF_VERSION] = DESC_VERSION;
+    memcpy(d + OFF_BOOT, host_id, sizeof host_id);
+    put_be(d + OFF_PID, (uint64_t)getpid(), 4);
+    put_be(d + OFF_PTR, (uint64_t)(uintptr_t)ptr, 8);
+    put_be(d + OFF_SIZE, (uint64_t)size, 8);
+    d[OFF_FLAGS] = has_ipc ? FLAG_HAS_IPC : 0;
+    if (has_ipc) memcpy(d + OFF_IPC, h.bytes, sizeof h.bytes);
+    if (alen && !xo__devbuf_token(addr, (uint64_t)(uintptr_t)ptr, (uint64_t)size, d + OFF_TOKEN)) return XO_ESYS;
+    d[OFF_ADDR_LEN] = (unsigned char)alen;
+    memcpy(d + DESC_FIXED, addr, alen);
+    size_t len = DESC_FIXED + alen;
+    if (msgpack_pack_ext(pk, len, XO_EXT_DEVICE_BUF) != 0 || msgpack_pack_ext_body(pk, d, len) != 0)
         return xo_error_set(XO_ENOMEM, "out of memory packing a device buffer");
+    if (!has_ipc) xo_error_clear(); /* the failed export's text is not this call's error */
     return XO_OK;
 }
 
-static xo_status_t remember_import(void *ptr)
+/* ---- holding and releasing ------------------------------------------------------------------------------------- */
+
+/* The staged copies alive in this process, so that a release tells them from imports (and never frees a pointer
+ * that is neither: an owner's own buffer handed to xo_release_device_buf by mistake stays allocated). */
+typedef struct staged {
+    xo_device_t *dev;
+    void *ptr;
+    struct staged *next;
+} staged_t;
+
+static pthread_mutex_t staged_lock = PTHREAD_MUTEX_INITIALIZER;
+static staged_t *staged_list;
+
+static bool staged_add(xo_device_t *dev, void *ptr)
+{
+    staged_t *s = malloc(sizeof *s);
+    if (!s) return false;
+    *s = (staged_t){.dev = dev, .ptr = ptr};
+    pthread_mutex_lock(&staged_lock);
+    s->next = staged_list;
+    staged_list = s;
+    pthread_mutex_unlock(&staged_lock);
+    return true;
+}
+
+static bool staged_take(xo_device_t *dev, void *ptr)
+{
+    staged_t *found = NULL;
+    pthread_mutex_lock(&staged_lock);
+    for (staged_t **pp = &staged_list; *pp; pp = &(*pp)->next) {
+        if ((*pp)->dev == dev && (*pp)->ptr == ptr) {
+            found = *pp;
+            *pp = found->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&staged_lock);
+    free(found);
+    return found != NULL;
+}
+
+xo_status_t xo_release_device_buf(xo_device_t *dev, void *ptr)
+{
+    if (!dev || !ptr) return xo_error_set(XO_EINVAL, "xo_release_device_buf needs a device and a pointer");
+    if (staged_take(dev, ptr)) return xo_device_free(dev, ptr);
+    if (xo_device_ipc_close(dev, ptr) == XO_OK) return XO_OK;
+    return xo_error_set(XO_EINVAL,
+                        "xo_release_device_buf: %p is neither a staged copy nor an open import of this device (a "
+                        "same-process buffer is the owner's and needs no release)",
+                        ptr);
+}
+
+/* Inside a method, what the receiver holds is released when the method returns. */
+static xo_status_t remember_hold(void *ptr)
 {
     xo_worker_t *w = xo_worker_current();
-    if (!w) return XO_OK; /* a plain thread releases its imports itself */
+    if (!w) return XO_OK; /* a plain thread releases what it holds itself */
     if (w->n_imports == w->cap_imports) {
         size_t ncap = w->cap_imports ? w->cap_imports * 2 : 4;
         void **n = realloc(w->imports, ncap * sizeof *n);
@@ -85,44 +192,100 @@ static xo_status_t remember_import(void *ptr)
 void xo_worker_close_imports(xo_worker_t *w)
 {
     xo_device_t *dev = w->actor ? w->actor->pool->device : NULL;
-    for (size_t i = 0; dev && i < w->n_imports; i++) xo_device_ipc_close(dev, w->imports[i]);
+    for (size_t i = 0; dev && i < w->n_imports; i++) xo_release_device_buf(dev, w->imports[i]);
     w->n_imports = 0;
+}
+
+/* ---- unpacking ------------------------------------------------------------------------------------------------- */
+
+/* Parses and checks a descriptor; addr gets the owner's address (NUL-terminated, "" when none). */
+static xo_status_t parse(const msgpack_object *o, const unsigned char **d_p, char addr[256])
+{
+    if (!o || o->type != MSGPACK_OBJECT_EXT || o->via.ext.type != XO_EXT_DEVICE_BUF)
+        return xo_error_set(XO_EBADARGS, "expected a device buffer (msgpack ext %d)", XO_EXT_DEVICE_BUF);
+    const unsigned char *d = (const unsigned char *)o->via.ext.ptr;
+    size_t n = o->via.ext.size;
+    if (n < OFF_ADDR_LEN + 1 || memcmp(d, DESC_MAGIC, 4) != 0)
+        return xo_error_set(XO_EBADARGS, "not a device buffer descriptor (%zu bytes, bad magic or too short)", n);
+    if (d[OFF_VERSION] != DESC_VERSION)
+        return xo_error_set(XO_EBADARGS, "device buffer descriptor version %u; this build reads version %u",
+                            d[OFF_VERSION], DESC_VERSION);
+    size_t alen = d[OFF_ADDR_LEN];
+    if (n != DESC_FIXED + alen)
+        return xo_error_set(XO_EBADARGS, "device buffer descriptor of %zu bytes; its fields make %zu", n,
+                            (size_t)DESC_FIXED + alen);
+    if (d[OFF_FLAGS] & ~FLAG_HAS_IPC)
+        return xo_error_set(XO_EBADARGS, "device buffer descriptor with unknown flags 0x%x", d[OFF_FLAGS]);
+    if (memchr(d + DESC_FIXED, '\0', alen))
+        return xo_error_set(XO_EBADARGS, "device buffer descriptor with a NUL in its owner's address");
+    memcpy(addr, d + DESC_FIXED, alen);
+    addr[alen] = '\0';
+    if (alen && !xo_remote_address_ok(addr))
+        return xo_error_set(XO_EBADARGS, "device buffer descriptor with a bad owner address \"%s\"", addr);
+    uint64_t ptr = get_be(d + OFF_PTR, 8), size = get_be(d + OFF_SIZE, 8);
+    if (ptr == 0 || size > SIZE_MAX || ptr + size < ptr)
+        return xo_error_set(XO_EBADARGS, "device buffer descriptor with a bad range 0x%" PRIx64 " (+%" PRIu64 ")", ptr,
+                            size);
+    *d_p = d;
+    return XO_OK;
 }
 
 xo_status_t xo_unpack_device_buf(xo_device_t *dev, const msgpack_object *o, void **ptr_p, size_t *size_p,
                                  bool *imported_p)
 {
-    if (!o || o->type != MSGPACK_OBJECT_EXT || o->via.ext.type != XO_EXT_DEVICE_BUF || o->via.ext.size != DESC_LEN)
-        return xo_error_set(XO_EBADARGS, "expected a device buffer (msgpack ext %d)", XO_EXT_DEVICE_BUF);
-    const unsigned char *p = (const unsigned char *)o->via.ext.ptr;
-    if (memcmp(p, DESC_MAGIC, 4) != 0 || p[4] != DESC_VERSION)
-        return xo_error_set(XO_EBADARGS, "not a device buffer descriptor of this version");
-    pthread_once(&boot_once, read_boot_id);
-    bool same_host = memcmp(p + 5, boot_id, BOOT_ID_LEN) == 0;
-    pid_t pid = (pid_t)get_be(p + 5 + BOOT_ID_LEN, 4);
-    void *ptr = (void *)(uintptr_t)get_be(p + 9 + BOOT_ID_LEN, 8);
-    size_t size = (size_t)get_be(p + 17 + BOOT_ID_LEN, 8);
-    if (!same_host)
-        return xo_error_set(XO_ENOTSUP, "a device buffer from another host cannot be imported (staging through host "
-                                        "memory or NCCL is not built yet)");
-    if (pid == getpid()) { /* same process: the pointer itself */
+    const unsigned char *d = NULL;
+    char addr[256];
+    xo_status_t st = parse(o, &d, addr);
+    if (st != XO_OK) return st;
+    pthread_once(&host_once, read_host_id);
+    bool same_host = memcmp(d + OFF_BOOT, host_id, sizeof host_id) == 0;
+    pid_t pid = (pid_t)get_be(d + OFF_PID, 4);
+    void *ptr = (void *)(uintptr_t)get_be(d + OFF_PTR, 8);
+    size_t size = (size_t)get_be(d + OFF_SIZE, 8);
+    if (!ptr_p) return xo_error_set(XO_EINVAL, "xo_unpack_device_buf needs ptr_p");
+    if (same_host && pid == getpid()) { /* same process: the pointer itself */
         *ptr_p = ptr;
         if (size_p) *size_p = size;
         if (imported_p) *imported_p = false;
         return XO_OK;
     }
-    if (!dev) return xo_error_set(XO_EINVAL, "this pool owns no device to import a device buffer into");
-    xo_device_ipc_handle_t h;
-    memcpy(h.bytes, p + 25 + BOOT_ID_LEN, sizeof h.bytes);
-    void *mapped = NULL;
-    xo_status_t st = xo_device_ipc_import(dev, &h, &mapped);
-    if (st != XO_OK) return st;
-    st = remember_import(mapped);
+    void *got = NULL;
+    if (same_host && (d[OFF_FLAGS] & FLAG_HAS_IPC) && ipc_allowed()) {
+        if (!dev) return xo_error_set(XO_EINVAL, "this pool owns no device to import a device buffer into");
+        xo_device_ipc_handle_t h;
+        memcpy(h.bytes, d + OFF_IPC, sizeof h.bytes);
+        st = xo_device_ipc_import(dev, &h, &got);
+        if (st != XO_OK) return st;
+    } else {
+        const char *where = same_host ? "another process of this host without device IPC (XO_DEVICE_IPC=0, or a "
+                                        "backend that cannot export)"
+                                      : "another host";
+        if (!dev)
+            return xo_error_set(XO_EINVAL, "a device buffer from %s is copied into the receiver's device, and this "
+                                           "pool owns none (give it one: xo_pool_config_t.device)", where);
+        if (!addr[0])
+            return xo_error_set(XO_EUNREACHABLE, "a device buffer from %s (pid %d) cannot be fetched: its device "
+                                                 "belongs to no pool with a process address (an in-process pool)",
+                                where, (int)pid);
+        if (size == 0) { /* nothing to copy, nothing to hold */
+            *ptr_p = NULL;
+            if (size_p) *size_p = 0;
+            if (imported_p) *imported_p = false;
+            return XO_OK;
+        }
+        st = xo__devbuf_stage(dev, addr, (uint64_t)(uintptr_t)ptr, size, d + OFF_TOKEN, &got);
+        if (st != XO_OK) return st;
+        if (!staged_add(dev, got)) {
+            xo_device_free(dev, got);
+            return xo_error_set(XO_ENOMEM, "out of memory");
+        }
+    }
+    st = remember_hold(got);
     if (st != XO_OK) {
-        xo_device_ipc_close(dev, mapped);
+        xo_release_device_buf(dev, got);
         return st;
     }
-    *ptr_p = mapped;
+    *ptr_p = got;
     if (size_p) *size_p = size;
     if (imported_p) *imported_p = true;
     return XO_OK;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "runtime/core.h"
+#include "runtime/devbuf.h"
 #include "runtime/log.h"
 #include "runtime/remote.h"
 #include "xoscar/gpu.h"
@@ -115,7 +116,8 @@ xo_actor_t *xo_pool_table_lookup(xo_pool_t *p, const char *uid)
 
 void xo_pool_report_actor(xo_pool_t *pool, const char *uid, bool add)
 {
-    if (!pool->main_address || strcmp(uid, XO_HOST_SERVICE_UID) == 0) return;
+    if (!pool->main_address || strcmp(uid, XO_HOST_SERVICE_UID) == 0 || strcmp(uid, XO_DEVBUF_SERVICE_UID) == 0)
+        return; /* every pool has its own: not found through the main pool */
     /* Waited for (from the create or destroy activation, so only that fiber waits): once the creator has its reply,
      * a lookup through the main address finds the actor. A main pool without a host service answers ENOACTOR. */
     xo_future_t *f = NULL;
@@ -207,10 +209,15 @@ xo_status_t xo_pool_start(const xo_pool_config_t *cfg, xo_pool_t **pool_p)
     }
     st = xo_process_register_pool(p);
     if (st != XO_OK) goto fail_unlisten;
+    /* Other hosts fetch this pool's device buffers from its service (include/xoscar/device_buf.h). */
+    st = p->device && p->listening ? xo__devbuf_service_start(p) : XO_OK;
+    if (st != XO_OK) goto fail_unregister;
     xo_log_debug("pool %s started with %u scheduler threads", p->address, p->n_sched);
     *pool_p = p;
     return XO_OK;
 
+fail_unregister:
+    xo_process_unregister_pool(p);
 fail_unlisten:
     if (p->listening) xo_remote_unlisten(p);
 fail_sched:

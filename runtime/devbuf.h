@@ -1,0 +1,48 @@
+/* Device buffers across hosts, inside the runtime: the owner side (the "xo.devbuf" service actor every pool that
+ * owns a device and has a process address runs) and the receiver side (staging: fetch the bytes in chunks into a
+ * buffer of the receiver's device). The descriptor itself is device_buf.c's; include/xoscar/device_buf.h has the
+ * contract. Private to runtime/. */
+#ifndef XO_RUNTIME_DEVBUF_H
+#define XO_RUNTIME_DEVBUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/core.h"
+#include "xoscar/gpu.h"
+
+/* The service actor's uid in every pool that serves its device's buffers, and its one method:
+ *   read(ptr u64, size u64, token bin, offset u64, length u64) -> bin of length bytes from ptr + offset
+ * (ptr, size, token) are the descriptor's: the token proves the owner lent [ptr, ptr + size) (see xo__devbuf_token);
+ * [offset, offset + length) must lie inside it, and the device layer checks that the range is a live allocation. */
+#define XO_DEVBUF_SERVICE_UID "xo.devbuf"
+#define XO_DEVBUF_TOKEN_LEN 16
+/* The largest range one read returns: a chunk of a fetch, well under the transports' frame limit. */
+#define XO_DEVBUF_READ_MAX ((uint64_t)64 << 20)
+
+/* Starts pool's service actor (pool start, for a pool that owns a device and listens). Blocking (waits for the
+ * create). Errors of xo_create_actor. The pool's stop destroys it like any actor. */
+xo_status_t xo__devbuf_service_start(xo_pool_t *pool);
+
+/* Writes into addr (len bytes, NUL-terminated) the address of the pool of this process whose service serves dev,
+ * and returns true; false when none does (dev belongs to no pool, or to one without a process address: its buffers
+ * can only be imported on this host or used in this process). */
+bool xo__devbuf_owner_address(const xo_device_t *dev, char *addr, size_t len);
+
+/* The token of a lent range: HMAC-SHA256 under a random key of this process (drawn on first use, never sent), of
+ * the owner pool's address, ptr and size, truncated to XO_DEVBUF_TOKEN_LEN bytes. Only this process can make one,
+ * so a peer reads only ranges some descriptor lent it. false when the key cannot be drawn (getrandom failed; the
+ * error text is set). */
+bool xo__devbuf_token(const char *address, uint64_t ptr, uint64_t size, unsigned char out[XO_DEVBUF_TOKEN_LEN]);
+
+/* Receiver side: allocates size bytes on dev and fills them from the service at owner (the descriptor's address,
+ * ptr, size, token) in chunks, several in flight. On XO_OK *ptr_p is a buffer of dev the caller owns (free it with
+ * xo_device_free). On an error nothing is left allocated and the text names the owner and the failure:
+ * XO_EPOOLDIED when the owner's pool dies, XO_ETIMEDOUT when a chunk takes longer than XO_DEVICE_STAGE_TIMEOUT_MS
+ * (default 60000), the owner's refusal (a bad token, a freed range), XO_ENOMEM on dev. Blocking (inside a method
+ * it suspends only the method). */
+xo_status_t xo__devbuf_stage(xo_device_t *dev, const char *owner, uint64_t ptr, uint64_t size,
+                             const unsigned char token[XO_DEVBUF_TOKEN_LEN], void **ptr_p);
+
+#endif
