@@ -41,6 +41,8 @@ static xo_ref_t *ref_new(const char *address, const char *uid, xo_actor_t *a)
 const char *xo_ref_address(const xo_ref_t *ref) { return ref->address; }
 const char *xo_ref_uid(const xo_ref_t *ref) { return ref->uid; }
 
+xo_ref_t *xo_ref_unchecked(const char *address, const char *uid) { return ref_new(address, uid, NULL); }
+
 xo_ref_t *xo_ref_dup(const xo_ref_t *ref) { return ref ? ref_new(ref->address, ref->uid, ref->actor) : NULL; }
 
 void xo_ref_free(xo_ref_t *ref)

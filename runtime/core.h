@@ -305,6 +305,10 @@ struct xo_pool {
  * pool must not race with other threads' calls into it (see xo_pool_stop). */
 xo_pool_t *xo_pool_find(const char *address);
 
+/* A ref to (address, uid) made without asking whether the actor exists (it is looked up when used), for actors
+ * known to exist or to come and go (a collective's peers). The caller frees it; NULL when out of memory. */
+xo_ref_t *xo_ref_unchecked(const char *address, const char *uid);
+
 /* The pool a NULL address means: the running actor's pool, else the first pool started in this process. */
 xo_pool_t *xo_pool_default(void);
 

@@ -5,6 +5,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "runtime/coll.h"
 #include "runtime/core.h"
 #include "runtime/devbuf.h"
 #include "runtime/log.h"
@@ -193,6 +194,7 @@ xo_status_t xo_pool_start(const xo_pool_config_t *cfg, xo_pool_t **pool_p)
     unsigned spin = cfg->spin_us ? cfg->spin_us : DEFAULT_SPIN_US;
     for (unsigned i = 0; i < p->n_sched; i++) p->sched[i].spin_ns = (uint64_t)spin * 1000u;
 
+    xo_coll_register_classes(); /* so that other processes can create a collective rendezvous here */
     xo_status_t st = cfg->device ? open_device(p, cfg->device, cfg->device_capacity) : XO_OK;
     if (st != XO_OK) goto fail_free;
     st = xo_timers_start(&p->timers, "xo-timer");

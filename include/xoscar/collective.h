@@ -1,0 +1,103 @@
+/* Collectives among a group of actors: allreduce, broadcast and allgather.
+ *
+ * A group is a set of `size` members, each an actor method calling xo_coll_init with the same name and size and its
+ * own rank (0..size-1), usually one actor per pool (per GPU). The members meet at a rendezvous actor that the first
+ * of them creates at cfg->rendezvous (a pool every member reaches: the host's main pool, typically), then talk
+ * directly. Every member must call the same collectives on a group in the same order (as in MPI and NCCL); a
+ * member's calls on one group are one at a time.
+ *
+ * Buffers: when the member's pool owns a device (include/xoscar/device_buf.h), buffers are device memory of that
+ * device (xo_device_alloc, or a lent buffer); when it owns none, they are plain host memory. send and recv may be
+ * the same buffer where the operation says so.
+ *
+ * Backends, chosen once at init by every member alike:
+ *   nccl  NCCL on the members' CUDA devices (builds that found NCCL; every member's pool must own a cuda device).
+ *         The communicator's unique id travels through the rendezvous. Its work runs on a stream of the pool's
+ *         device; the call returns when that stream has finished it.
+ *   host  the runtime's own implementation over actor messages (any transport: in-process, shared memory, TCP,
+ *         UCX): ring allreduce (reduce-scatter then allgather, so each member sends 2(size-1)/size of the buffer),
+ *         binomial-tree broadcast, ring allgather; device memory is staged through host memory. Messages are at most
+ *         4 MiB each, so buffers of any size go through.
+ *   "auto" (the default) picks nccl when every member can use it, else host.
+ *
+ * Waiting: every call here must run inside an actor method of the pool the group was made in; it suspends only
+ * that method (other actors of the pool keep running, and the pool receives the peers' data meanwhile). A member
+ * that does not answer within cfg->timeout_ms fails the operation with XO_ETIMEDOUT naming the rank; a member whose
+ * pool died fails it with that error. After a failed operation the group is broken: later operations return the
+ * same status at once; destroy it and make a new one.
+ *
+ * Ownership: xo_coll_init returns a group the caller owns and frees with xo_coll_destroy (in a method of the same
+ * pool, before the pool stops). Buffers stay the caller's. */
+#ifndef XOSCAR_COLLECTIVE_H
+#define XOSCAR_COLLECTIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xoscar/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct xo_coll xo_coll_t;
+
+typedef enum xo_dtype {
+    XO_DTYPE_INT8 = 0,
+    XO_DTYPE_UINT8,
+    XO_DTYPE_INT32,
+    XO_DTYPE_UINT32,
+    XO_DTYPE_INT64,
+    XO_DTYPE_UINT64,
+    XO_DTYPE_FLOAT32,
+    XO_DTYPE_FLOAT64,
+} xo_dtype_t;
+
+typedef enum xo_reduce_op {
+    XO_REDUCE_SUM = 0,
+    XO_REDUCE_PROD,
+    XO_REDUCE_MIN,
+    XO_REDUCE_MAX,
+} xo_reduce_op_t;
+
+typedef struct xo_coll_config {
+    const char *name;       /* the group's name: the same on every member, unique among the cluster's live groups */
+    int rank;               /* this member, 0..size-1 */
+    int size;               /* the number of members, >= 1 */
+    const char *rendezvous; /* address of the pool that hosts the group's rendezvous actor (every member reaches it) */
+    const char *backend;    /* NULL or "auto", "host", "nccl" (the same on every member) */
+    int64_t timeout_ms;     /* how long a member waits for its peers, per operation; 0: 60000 */
+} xo_coll_config_t;
+
+/* Joins the group: waits (up to cfg->timeout_ms) until all size members have joined, then sets up the backend
+ * (nccl: the communicator). On XO_OK the caller owns *group_p. Errors: XO_EINVAL (bad config, outside an actor
+ * method, a rank taken twice, members that disagree on size: the text says which), XO_ENOTSUP (backend "nccl" where
+ * this build or this pool's device cannot use it), XO_ETIMEDOUT (members missing: the text names how many joined),
+ * XO_EDEVICE (NCCL failed, with its text), and the errors of reaching the rendezvous. */
+XO_API xo_status_t xo_coll_init(const xo_coll_config_t *cfg, xo_coll_t **group_p);
+
+/* Leaves the group and frees it. Peers are not waited for. NULL is a no-op. */
+XO_API void xo_coll_destroy(xo_coll_t *group);
+
+/* The backend chosen at init ("host" or "nccl", static storage), and the group's rank and size. */
+XO_API const char *xo_coll_backend(const xo_coll_t *group);
+XO_API int xo_coll_rank(const xo_coll_t *group);
+XO_API int xo_coll_size(const xo_coll_t *group);
+
+/* The size in bytes of one element of dt, or 0 for an unknown type. */
+XO_API size_t xo_dtype_size(xo_dtype_t dt);
+
+/* recv[i] = op over every member's send[i], for i < count, on every member. send == recv is allowed (in place). */
+XO_API xo_status_t xo_coll_allreduce(xo_coll_t *group, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                                     xo_reduce_op_t op);
+
+/* Every member's buf (count elements) becomes root's buf. */
+XO_API xo_status_t xo_coll_broadcast(xo_coll_t *group, void *buf, size_t count, xo_dtype_t dt, int root);
+
+/* recv (size * count elements) becomes every member's send (count elements), in rank order, on every member. */
+XO_API xo_status_t xo_coll_allgather(xo_coll_t *group, const void *send, void *recv, size_t count, xo_dtype_t dt);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,118 @@
+/* Collectives, private: the group object, the backends' operations, the rendezvous and the per-member mailbox.
+ *
+ *   collective.c      the public API: config checks, joining (rendezvous), backend choice, dispatch, destroy
+ *   coll_rendezvous.c the rendezvous actor: members exchange one blob each per phase and get everyone's
+ *   coll_mailbox.c    the endpoint actor of each member ("put" messages) and the matching receive side
+ *   coll_host.c       the host backend's algorithms over the mailbox
+ *   gpu/coll_nccl.c   the NCCL backend (builds with NCCL) */
+#ifndef XO_RUNTIME_COLL_H
+#define XO_RUNTIME_COLL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "xoscar/collective.h"
+#include "xoscar/gpu.h"
+#include "xoscar/xoscar.h"
+
+/* Largest payload of one put message: keeps frames far below the transports' maximum whatever the buffer size. */
+#define XO_COLL_PIECE ((size_t)4 << 20)
+
+/* What a member tells the others at join (phase 0 of the rendezvous). */
+#define XO_COLL_CAN_NCCL 0x1u
+
+typedef struct xo_coll_slot xo_coll_slot_t;
+
+typedef struct xo_coll_backend {
+    const char *name;
+    /* Sets up the backend after the members have met (g->peers filled). May use phases >= 1 of the rendezvous. */
+    xo_status_t (*init)(xo_coll_t *g);
+    void (*fini)(xo_coll_t *g);
+    xo_status_t (*allreduce)(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                             xo_reduce_op_t op);
+    xo_status_t (*broadcast)(xo_coll_t *g, void *buf, size_t count, xo_dtype_t dt, int root);
+    xo_status_t (*allgather)(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt);
+} xo_coll_backend_t;
+
+struct xo_coll {
+    char *name;
+    int rank, size;
+    int64_t timeout_ms;
+    xo_pool_t *pool;            /* the pool of the method that made the group */
+    xo_device_t *dev;           /* the pool's device, or NULL: buffers are host memory */
+    xo_ref_t *rendezvous;       /* owned */
+    xo_ref_t *endpoint;         /* this member's endpoint actor, owned */
+    xo_ref_t **peers;           /* size refs to the members' endpoints (peers[rank] too), owned */
+    int next_phase;             /* the rendezvous phase this member uses next */
+    uint64_t seq;               /* operations started on this group: the same count on every member */
+    xo_status_t broken;         /* the first failure, XO_OK while healthy */
+    char *broken_text;
+    _Atomic bool busy;
+    const xo_coll_backend_t *backend;
+    void *backend_state;
+
+    /* Mailbox (coll_mailbox.c): messages from peers, matched to receives by (seq, tag, from). */
+    pthread_mutex_t lock;
+    xo_coll_slot_t *slots;
+    _Atomic int refs;           /* the group itself plus puts running on it */
+    xo_coll_t *registry_next;
+};
+
+/* ---- rendezvous (coll_rendezvous.c) ---- */
+
+extern const xo_actor_class_t xo_coll_rendezvous_class;
+
+/* Gives blob (len bytes, copied) for the group's next phase and waits until every member has given theirs. On
+ * XO_OK *all_p is a result holding an array of size bins, by rank (the caller frees it with xo_result_free). */
+xo_status_t xo_coll_exchange(xo_coll_t *g, const void *blob, size_t len, xo_result_t **all_p);
+
+/* The bin of member r in an exchange result (points into it). XO_EPROTO when the result is not size bins. */
+xo_status_t xo_coll_exchange_get(const xo_result_t *all, int size, int r, xo_bytes_t *blob_p);
+
+/* ---- mailbox (coll_mailbox.c) ---- */
+
+extern const xo_actor_class_t xo_coll_endpoint_class;
+
+/* The endpoint actor's uid for a member (malloc'd, the caller frees it). */
+char *xo_coll_endpoint_uid(const char *name, int rank);
+
+/* Makes g findable by its endpoint actor (and creates that actor in g->pool); undone by xo_coll_mailbox_close,
+ * which also waits for puts still running on g and frees what arrived but was never received. */
+xo_status_t xo_coll_mailbox_open(xo_coll_t *g);
+void xo_coll_mailbox_close(xo_coll_t *g);
+
+/* A send in progress: the futures of its put messages. */
+typedef struct xo_coll_sends {
+    xo_future_t **futures;
+    int *to;
+    size_t n, cap;
+} xo_coll_sends_t;
+
+/* Sends len bytes at src (host memory, read before this returns) to member `to` as (g->seq, tag), in pieces; the
+ * replies are collected in s. */
+xo_status_t xo_coll_send(xo_coll_t *g, xo_coll_sends_t *s, int to, uint32_t tag, const void *src, size_t len);
+
+/* Waits for every put in s to be answered and empties s. The first failure wins and names the member. */
+xo_status_t xo_coll_sends_wait(xo_coll_t *g, xo_coll_sends_t *s);
+void xo_coll_sends_free(xo_coll_sends_t *s);
+
+/* Receives exactly len bytes from member `from` as (g->seq, tag) into dst (host memory), waiting up to the group's
+ * timeout. XO_EPROTO when the peer sent another length (members that disagree on count). */
+xo_status_t xo_coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t len);
+
+/* ---- failures ---- */
+
+/* Records st with a text (printf) as the group's failure, and returns st. */
+xo_status_t xo_coll_fail(xo_coll_t *g, xo_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- backends ---- */
+
+extern const xo_coll_backend_t xo_coll_host_backend;
+#ifdef XO_HAVE_NCCL
+extern const xo_coll_backend_t xo_coll_nccl_backend;
+#endif
+
+/* Registers the runtime's collective actor classes, so that a rendezvous can be created in any pool. */
+void xo_coll_register_classes(void);
+
+#endif

@@ -1,0 +1,124 @@
+/* CollMember: an actor that is one member of a collective group, for the collectives tests. Built into the test
+ * executable (in-process groups) and into the xo_test_coll module (members in sub pool processes).
+ *
+ *   run(name, rank, size, rendezvous, backend, op, dtype, reduce_op, root, repeat, timeout_ms, input)
+ *       -> [backend chosen, output bytes]
+ *     Joins the group, copies input (bin) into a buffer on the pool's device (host memory when the pool has none),
+ *     runs op ("allreduce", "broadcast", "allgather") `repeat` times on it, and returns the output buffer's bytes.
+ *     op "join" only joins and leaves. The output of allgather is size times the input. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coll_member.h"
+#include "xoscar/collective.h"
+#include "xoscar/device_buf.h"
+
+/* A buffer on the pool's device, or host memory. */
+static xo_status_t buf_alloc(xo_device_t *dev, size_t n, void **p)
+{
+    if (dev) return xo_device_alloc(dev, n ? n : 1, p);
+    *p = malloc(n ? n : 1);
+    return *p ? XO_OK : XO_ENOMEM;
+}
+
+static void buf_free(xo_device_t *dev, void *p)
+{
+    if (!p) return;
+    if (dev) xo_device_free(dev, p);
+    else free(p);
+}
+
+static xo_status_t buf_copy(xo_device_t *dev, void *dst, const void *src, size_t n, xo_memcpy_kind_t kind)
+{
+    if (dev) return xo_device_memcpy(dev, dst, src, n, kind, NULL);
+    memcpy(dst, src, n);
+    return XO_OK;
+}
+
+static char *dup_str(xo_str_t s)
+{
+    char *c = malloc(s.len + 1);
+    if (c) {
+        memcpy(c, s.ptr, s.len);
+        c[s.len] = '\0';
+    }
+    return c;
+}
+
+static xo_status_t member_run(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)state;
+    xo_str_t name, rdv, backend, op;
+    int rank, size, dtype, rop, root, repeat;
+    int64_t timeout_ms;
+    xo_bytes_t input;
+    xo_status_t st = xo_unpack(args, "siisssiiiilb", &name, &rank, &size, &rdv, &backend, &op, &dtype, &rop, &root,
+                               &repeat, &timeout_ms, &input);
+    if (st != XO_OK) return st;
+    char *name_c = dup_str(name), *rdv_c = dup_str(rdv), *backend_c = dup_str(backend);
+    xo_coll_config_t cfg = {.name = name_c, .rank = rank, .size = size, .rendezvous = rdv_c, .backend = backend_c,
+                            .timeout_ms = timeout_ms};
+    xo_coll_t *g = NULL;
+    xo_device_t *dev = xo_ctx_device(ctx);
+    void *in = NULL, *res = NULL, *host = NULL;
+    size_t es = xo_dtype_size((xo_dtype_t)dtype), count = es ? input.len / es : 0;
+    size_t out_len = xo_str_eq(op, "allgather") ? input.len * (size_t)size : input.len;
+    if (!name_c || !rdv_c || !backend_c) st = XO_ENOMEM;
+    if (st == XO_OK) st = xo_coll_init(&cfg, &g);
+    if (st == XO_OK) st = buf_alloc(dev, input.len, &in);
+    if (st == XO_OK) st = buf_alloc(dev, out_len, &res);
+    if (st == XO_OK) st = buf_copy(dev, in, input.ptr, input.len, XO_MEMCPY_HOST_TO_DEVICE);
+    for (int i = 0; st == XO_OK && i < repeat && !xo_str_eq(op, "join"); i++) {
+        if (xo_str_eq(op, "allreduce")) {
+            st = xo_coll_allreduce(g, in, res, count, (xo_dtype_t)dtype, (xo_reduce_op_t)rop);
+        } else if (xo_str_eq(op, "broadcast")) {
+            st = buf_copy(dev, res, in, input.len, XO_MEMCPY_DEVICE_TO_DEVICE);
+            if (st == XO_OK) st = xo_coll_broadcast(g, res, count, (xo_dtype_t)dtype, root);
+        } else if (xo_str_eq(op, "allgather")) {
+            st = xo_coll_allgather(g, in, res, count, (xo_dtype_t)dtype);
+        } else {
+            st = xo_ctx_error(ctx, XO_EBADARGS, "unknown op %.*s", (int)op.len, op.ptr);
+        }
+    }
+    if (st == XO_OK && (host = malloc(out_len ? out_len : 1)) == NULL) st = XO_ENOMEM;
+    if (st == XO_OK && !xo_str_eq(op, "join")) st = buf_copy(dev, host, res, out_len, XO_MEMCPY_DEVICE_TO_HOST);
+    if (st == XO_OK) {
+        msgpack_pack_array(out, 2);
+        xo_pack(out, "s", xo_coll_backend(g));
+        msgpack_pack_bin(out, xo_str_eq(op, "join") ? 0 : out_len);
+        msgpack_pack_bin_body(out, host, xo_str_eq(op, "join") ? 0 : out_len);
+    } else { /* copied first: the ctx's error text and xo_last_error() may be the same buffer */
+        char text[512];
+        snprintf(text, sizeof text, "%s", xo_last_error());
+        st = xo_ctx_error(ctx, st, "%s", text);
+    }
+    free(host);
+    buf_free(dev, in);
+    buf_free(dev, res);
+    xo_coll_destroy(g);
+    free(name_c), free(rdv_c), free(backend_c);
+    return st;
+}
+
+/* mem_used() -> bytes in use on the pool's device (0 without one): the tests check that collectives leak nothing. */
+static xo_status_t member_mem_used(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)state, (void)args;
+    xo_device_t *dev = xo_ctx_device(ctx);
+    xo_device_mem_info_t mi = {0};
+    if (dev && xo_device_mem_info(dev, &mi) != XO_OK) return xo_ctx_error(ctx, XO_EDEVICE, "%s", xo_last_error());
+    return xo_pack(out, "u", mi.used);
+}
+
+static const xo_method_t member_methods[] = {
+    {.name = "run", .fn = member_run},
+    {.name = "mem_used", .fn = member_mem_used},
+};
+
+const xo_actor_class_t xo_test_coll_member_class = {
+    .abi_version = XO_CLASS_ABI_V1,
+    .name = "CollMember",
+    .methods = member_methods,
+    .n_methods = 2,
+};

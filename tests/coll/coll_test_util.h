@@ -1,0 +1,102 @@
+// Helpers of the collectives suites: run one operation on every member of a group at once, and CPU references.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "pool_fixture.h"
+#include "xoscar/collective.h"
+
+namespace coll_test {
+
+using Bytes = std::vector<unsigned char>;
+
+struct Outcome {
+    xo_status_t st = XO_OK;
+    std::string error, backend;
+    Bytes out;
+};
+
+struct Op {
+    std::string op = "allreduce";
+    xo_dtype_t dtype = XO_DTYPE_INT64;
+    xo_reduce_op_t rop = XO_REDUCE_SUM;
+    int root = 0;
+    int repeat = 1;
+    int64_t timeout_ms = 10000;
+    std::string backend = "auto";
+};
+
+template <typename T> Bytes to_bytes(const std::vector<T> &v)
+{
+    Bytes b(v.size() * sizeof(T));
+    if (!v.empty()) std::memcpy(b.data(), v.data(), b.size());
+    return b;
+}
+
+template <typename T> std::vector<T> from_bytes(const Bytes &b)
+{
+    std::vector<T> v(b.size() / sizeof(T));
+    if (!v.empty()) std::memcpy(v.data(), b.data(), b.size());
+    return v;
+}
+
+// Sends run to every member at once (each rank's input), then collects the outcomes by rank.
+std::vector<Outcome> run_group(const std::vector<xo_ref_t *> &members, const std::string &name, const char *rdv,
+                               const Op &op, const std::vector<Bytes> &inputs, int size = -1)
+{
+    if (size < 0) size = (int)members.size();
+    std::vector<xo_future_t *> fs(members.size(), nullptr);
+    for (size_t r = 0; r < members.size(); r++) {
+        xo_args_t *a = xo_args("siisssiiiilb", name.c_str(), (int)r, size, rdv, op.backend.c_str(), op.op.c_str(),
+                               (int)op.dtype, (int)op.rop, op.root, op.repeat, op.timeout_ms, inputs[r].data(),
+                               inputs[r].size());
+        EXPECT_EQ(xo_send(members[r], "run", a, &fs[r]), XO_OK) << xo_last_error();
+    }
+    std::vector<Outcome> outs(members.size());
+    for (size_t r = 0; r < members.size(); r++) {
+        xo_result_t *res = nullptr;
+        outs[r].st = xo_future_wait(fs[r], op.timeout_ms * 3 + 10000, &res);
+        if (outs[r].st == XO_OK) {
+            xo_str_t be;
+            xo_bytes_t out;
+            EXPECT_EQ(xo_result_unpack(res, "[sb]", &be, &out), XO_OK);
+            outs[r].backend = to_string(be);
+            const auto *p = static_cast<const unsigned char *>(out.ptr);
+            outs[r].out.assign(p, p + out.len);
+            xo_result_free(res);
+        } else {
+            outs[r].error = xo_last_error();
+        }
+        xo_future_free(fs[r]);
+    }
+    return outs;
+}
+
+// Rank r's input: count values that differ by rank and position.
+std::vector<int64_t> input_i64(int r, size_t count)
+{
+    std::vector<int64_t> v(count);
+    for (size_t i = 0; i < count; i++) v[i] = (int64_t)(r + 1) * 1000 + (int64_t)(i % 97) - 40;
+    return v;
+}
+
+void expect_allreduce_sum(const std::vector<Outcome> &outs, size_t count)
+{
+    int n = (int)outs.size();
+    std::vector<int64_t> ref(count, 0);
+    for (int r = 0; r < n; r++) {
+        auto in = input_i64(r, count);
+        for (size_t i = 0; i < count; i++) ref[i] += in[i];
+    }
+    for (int r = 0; r < n; r++) {
+        ASSERT_EQ(outs[r].st, XO_OK) << "rank " << r << ": " << outs[r].error;
+        EXPECT_EQ(outs[r].backend, "host");
+        EXPECT_EQ(from_bytes<int64_t>(outs[r].out), ref) << "rank " << r;
+    }
+}
+
+} // namespace coll_test
