@@ -10,6 +10,7 @@
 
 #include "runtime/core.h"
 #include "runtime/futex.h"
+#include "runtime/remote.h"
 
 typedef struct {
     _Atomic bool completed; /* claims the right to complete; separate from state so completion is exclusive */
@@ -128,10 +129,16 @@ static xo_status_t thread_wait(xo_future_t *f, int64_t timeout_ms)
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : start + (uint64_t)timeout_ms * 1000000ull;
     uint64_t spin_until = start + THREAD_SPIN_NS < deadline ? start + THREAD_SPIN_NS : deadline;
     for (unsigned i = 0;; i++) {
-        if (atomic_load_explicit(&f->state, memory_order_acquire) == XO_FUT_DONE) return XO_OK;
+        if (atomic_load_explicit(&f->state, memory_order_acquire) == XO_FUT_DONE) {
+            xo_remote_poll_stop();
+            return XO_OK;
+        }
+        /* Takes a remote reply off its shared-memory ring here instead of waking the I/O thread for it. */
+        if ((i & 7) == 0) xo_remote_poll(NULL);
         if ((i & 63) == 63 && xo_now_ns() >= spin_until) break;
         xo_cpu_relax();
     }
+    xo_remote_poll_stop();
     f->waiter = NULL;
     int expected = XO_FUT_PENDING;
     if (!atomic_compare_exchange_strong_explicit(&f->state, &expected, XO_FUT_WAITING, memory_order_acq_rel,

@@ -32,7 +32,14 @@ typedef struct conn {
     xo_idmap_t calls;        /* outbound: pending replies; inbound: calls in flight (for cancel) */
     _Atomic bool dead;
     bool closing;            /* asked to close (io.lock) */
-    bool authed;             /* inbound: the peer proved the secret (I/O thread only) */
+    bool pollable;           /* the channel can be polled by spinning threads (set before it is shared) */
+    /* The receiving side: the I/O thread or a poller (see "polling" below), one at a time. Guards the channel's
+     * receive calls, authed and zone. Taken before lock, never while holding it. */
+    pthread_mutex_t rx_lock;
+    _Atomic int pollers;     /* threads registered to poll this connection (changed under rx_lock) */
+    _Atomic bool kick;       /* a poller left frames behind: the I/O thread should drain (see conn_kick) */
+    bool authed;             /* inbound: the peer proved the secret */
+    msgpack_zone zone;       /* decoding scratch */
     unsigned char nonce[32]; /* inbound: the challenge sent */
     bool in_epoll;           /* I/O thread only */
     bool ready;              /* I/O thread only: on the ready list (not fully drained) */
@@ -49,11 +56,12 @@ static struct {
     pthread_t thread;
     conn_t *conns;           /* every connection and listener not yet closed */
     uint64_t close_gen;      /* bumped each time the I/O thread has processed close requests */
+    _Atomic uint64_t poll_gen; /* bumped when the set of connections changes: pollers take a new snapshot */
+    _Atomic bool started;    /* the I/O thread runs (pollers have nothing to do before) */
     _Atomic uint64_t next_call_id;
     pthread_mutex_t connect_lock;
     pthread_once_t timers_once;
     xo_timers_t *timers;
-    msgpack_zone zone;       /* I/O thread only */
 } io = {.once = PTHREAD_ONCE_INIT, .timers_once = PTHREAD_ONCE_INIT, .connect_lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- addresses ------------------------------------------------------------------------------------------------ */
@@ -152,7 +160,12 @@ static conn_t *conn_new(conn_kind_t kind)
     if (!c) return NULL;
     c->kind = kind;
     atomic_init(&c->refs, 1);
+    if (!msgpack_zone_init(&c->zone, 4096)) {
+        free(c);
+        return NULL;
+    }
     pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->rx_lock, NULL);
     xo_idmap_init(&c->calls);
     return c;
 }
@@ -165,7 +178,9 @@ static void conn_release(conn_t *c)
     if (c->ch) xo_channel_close(c->ch);
     if (c->listener) xo_listener_close(c->listener);
     xo_idmap_free(&c->calls);
+    msgpack_zone_destroy(&c->zone);
     pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->rx_lock);
     free(c->address);
     free(c);
 }
@@ -177,12 +192,20 @@ static void wake_io(void)
     (void)n;
 }
 
+/* Links c into io.conns (caller holds io.lock) and tells pollers to take a new snapshot. */
+static void link_conn(conn_t *c)
+{
+    c->pollable = c->ch && xo_channel_has_poll(c->ch);
+    c->next = io.conns;
+    io.conns = c;
+    atomic_fetch_add(&io.poll_gen, 1);
+}
+
 /* Hands c (and one ref) to the I/O thread. */
 static void io_adopt(conn_t *c)
 {
     pthread_mutex_lock(&io.lock);
-    c->next = io.conns;
-    io.conns = c;
+    link_conn(c);
     pthread_mutex_unlock(&io.lock);
     wake_io();
 }
@@ -512,6 +535,7 @@ static void cancel_inflight(void *val, void *arg)
 static void conn_lost(conn_t *c, const char *why)
 {
     if (atomic_exchange(&c->dead, true)) return;
+    atomic_fetch_add(&io.poll_gen, 1); /* pollers drop it */
     if (c->ch) xo_channel_shutdown(c->ch);
     pthread_mutex_lock(&c->lock);
     xo_idmap_t calls = c->calls;
@@ -542,8 +566,8 @@ static void handle_frame(conn_t *c, xo_frame_t *fr)
         return;
     }
     xo_wire_msg_t m;
-    msgpack_zone_clear(&io.zone);
-    if (xo_wire_decode(fr, &io.zone, &m) != XO_OK) {
+    msgpack_zone_clear(&c->zone);
+    if (xo_wire_decode(fr, &c->zone, &m) != XO_OK) {
         xo_log_error("dropping a connection that sent a malformed message: %s", xo_last_error());
         conn_lost(c, "malformed message");
     } else if (c->kind == CONN_OUTBOUND) {
@@ -555,13 +579,15 @@ static void handle_frame(conn_t *c, xo_frame_t *fr)
     xo_frame_release(fr);
 }
 
-/* Receives what is there, up to a budget. True when the channel is drained (its fd may be waited on again). */
-static bool drain(conn_t *c)
+/* Receives and handles what is there, up to a budget; caller holds rx_lock. flags as xo_channel_recv_nowait (a
+ * channel that cannot be polled is always drained as recv(0) does). True when nothing is left: with XO_RECV_ARM
+ * the fd signals the next frame. */
+static bool drain_locked(conn_t *c, unsigned flags)
 {
     for (int i = 0; i < DRAIN_BUDGET; i++) {
         if (atomic_load(&c->dead)) return true;
         xo_frame_t fr = {0};
-        xo_status_t st = xo_channel_recv(c->ch, 0, &fr);
+        xo_status_t st = c->pollable ? xo_channel_recv_nowait(c->ch, flags, &fr) : xo_channel_recv(c->ch, 0, &fr);
         if (st == XO_ETIMEDOUT) return true;
         if (st != XO_OK) {
             conn_lost(c, st == XO_ECLOSED ? "connection closed" : xo_last_error());
@@ -570,6 +596,17 @@ static bool drain(conn_t *c)
         handle_frame(c, &fr);
     }
     return false;
+}
+
+/* I/O thread: drains c. While threads poll c it leaves no wake-up armed (they watch the ring), but it still empties
+ * the fd that woke it. True when c is drained (its fd may be waited on again). */
+static bool drain(conn_t *c)
+{
+    pthread_mutex_lock(&c->rx_lock);
+    unsigned flags = XO_RECV_FD | (atomic_load(&c->pollers) ? 0 : XO_RECV_ARM);
+    bool drained = drain_locked(c, flags);
+    pthread_mutex_unlock(&c->rx_lock);
+    return drained;
 }
 
 static void accept_all(conn_t *l)
@@ -595,8 +632,7 @@ static void accept_all(conn_t *l)
             continue;
         }
         pthread_mutex_lock(&io.lock);
-        c->next = io.conns;
-        io.conns = c;
+        link_conn(c);
         pthread_mutex_unlock(&io.lock);
         /* registered by the caller's next scan of io.conns */
     }
@@ -627,6 +663,12 @@ static void sync_conns(conn_t **ready)
                 c->next = gone;
                 gone = c;
             }
+        } else if (c->in_epoll && atomic_exchange(&c->kick, false)) {
+            if (!c->ready) {
+                c->ready = true;
+                c->next_ready = *ready;
+                *ready = c;
+            }
         } else if (!c->in_epoll) {
             struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
             int fd = c->listener ? xo_listener_fd(c->listener) : xo_channel_fd(c->ch);
@@ -649,7 +691,13 @@ static void sync_conns(conn_t **ready)
     pthread_mutex_unlock(&io.lock);
     while (gone) {
         conn_t *next = gone->next;
-        if (gone->kind != CONN_LISTENER) conn_lost(gone, "closed");
+        if (gone->kind != CONN_LISTENER) {
+            conn_lost(gone, "closed");
+            /* A poller may be handling one of its frames: wait for it, so that once unlisten returns no thread
+             * serves this pool from this connection (pollers check dead under rx_lock). */
+            pthread_mutex_lock(&gone->rx_lock);
+            pthread_mutex_unlock(&gone->rx_lock);
+        }
         conn_release(gone); /* the I/O thread's ref */
         gone = next;
     }
@@ -708,11 +756,139 @@ static void *io_main(void *arg)
     return NULL;
 }
 
+/* ---- polling from spinning threads ---------------------------------------------------------------------------
+ *
+ * The I/O thread sleeps in epoll, so a frame it receives costs the sender a doorbell and us a wake-up, and then a
+ * second wake-up for the thread it hands the frame to. Threads that spin anyway take frames themselves instead: an
+ * idle scheduler (the inbound connections of its pool, and every outbound one: replies to its actors' calls), and
+ * a plain thread waiting for a reply (outbound ones). Each such thread registers with the connections it polls
+ * (pollers > 0), which keeps the channel's wake-up disarmed: the sender rings nothing and the I/O thread sleeps.
+ * The last one to leave arms it again, under rx_lock, after draining, so a frame is always either seen by a poller
+ * or signalled on the fd. Only channels with a cheap ready check (shm) are polled. */
+
+#define POLL_BUDGET 64 /* frames one poll takes from one connection before it looks at its own work again */
+#define POLL_MAX 32    /* connections one thread polls; the I/O thread serves any others */
+
+typedef struct {
+    conn_t *conns[POLL_MAX]; /* retained */
+    size_t n;
+    uint64_t gen;    /* io.poll_gen when taken */
+    xo_pool_t *pool; /* the scheduler's pool (its inbound connections), or NULL */
+    bool active;
+    bool busy;       /* inside poll or stop: a frame handler that waits must not re-enter */
+} poller_t;
+
+static _Thread_local poller_t tls_poller;
+
+/* A poller stopped with frames left (budget spent, or an error to report): the I/O thread takes over. */
+static void conn_kick(conn_t *c)
+{
+    atomic_store(&c->kick, true);
+    wake_io();
+}
+
+static void poll_register(conn_t *c)
+{
+    pthread_mutex_lock(&c->rx_lock);
+    atomic_fetch_add(&c->pollers, 1);
+    /* Disarms the wake-up (writers stop ringing) and takes what is already there. */
+    bool drained = drain_locked(c, 0);
+    pthread_mutex_unlock(&c->rx_lock);
+    if (!drained) conn_kick(c);
+}
+
+static void poll_unregister(conn_t *c)
+{
+    pthread_mutex_lock(&c->rx_lock);
+    bool drained = true;
+    /* The last poller leaves the wake-up armed: from now on the fd signals frames to the I/O thread. */
+    if (atomic_fetch_sub(&c->pollers, 1) == 1) drained = drain_locked(c, XO_RECV_ARM);
+    pthread_mutex_unlock(&c->rx_lock);
+    if (!drained) conn_kick(c);
+}
+
+static void poll_release_all(poller_t *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        poll_unregister(p->conns[i]);
+        conn_release(p->conns[i]);
+    }
+    p->n = 0;
+    p->active = false;
+}
+
+static bool wants(const conn_t *c, xo_pool_t *pool)
+{
+    if (!c->pollable || c->closing || atomic_load(&c->dead)) return false;
+    return c->kind == CONN_OUTBOUND || (c->kind == CONN_INBOUND && pool && c->pool == pool);
+}
+
+/* Takes a new snapshot of the connections to poll. */
+static void poll_start(poller_t *p, xo_pool_t *pool)
+{
+    if (p->active) poll_release_all(p);
+    pthread_mutex_lock(&io.lock);
+    p->gen = atomic_load(&io.poll_gen);
+    for (conn_t *c = io.conns; c && p->n < POLL_MAX; c = c->next)
+        if (wants(c, pool)) {
+            conn_retain(c);
+            p->conns[p->n++] = c;
+        }
+    pthread_mutex_unlock(&io.lock);
+    p->pool = pool;
+    p->active = true;
+    for (size_t i = 0; i < p->n; i++) poll_register(p->conns[i]);
+}
+
+/* Takes up to POLL_BUDGET frames from c when it has some and nobody else is receiving. True when it took any. */
+static bool poll_one(conn_t *c)
+{
+    if (!xo_channel_ready(c->ch) || atomic_load_explicit(&c->dead, memory_order_relaxed)) return false;
+    if (pthread_mutex_trylock(&c->rx_lock) != 0) return false; /* the I/O thread or another poller has it */
+    bool took = false, ok = true;
+    for (int i = 0; i < POLL_BUDGET && !atomic_load(&c->dead) && xo_channel_ready(c->ch); i++) {
+        xo_frame_t fr = {0};
+        xo_status_t st = xo_channel_recv_nowait(c->ch, 0, &fr);
+        if (st == XO_ETIMEDOUT) break;
+        if (st != XO_OK) {
+            conn_lost(c, st == XO_ECLOSED ? "connection closed" : xo_last_error());
+            ok = false;
+            break;
+        }
+        handle_frame(c, &fr);
+        took = true;
+    }
+    pthread_mutex_unlock(&c->rx_lock);
+    if (!ok) conn_kick(c); /* the I/O thread unregisters it */
+    return took;
+}
+
+bool xo_remote_poll(xo_pool_t *pool)
+{
+    poller_t *p = &tls_poller;
+    if (p->busy || !atomic_load_explicit(&io.started, memory_order_acquire)) return false;
+    p->busy = true;
+    if (!p->active || p->pool != pool || atomic_load_explicit(&io.poll_gen, memory_order_relaxed) != p->gen)
+        poll_start(p, pool);
+    bool took = false;
+    for (size_t i = 0; i < p->n; i++) took |= poll_one(p->conns[i]);
+    p->busy = false;
+    return took;
+}
+
+void xo_remote_poll_stop(void)
+{
+    poller_t *p = &tls_poller;
+    if (p->busy || !p->active) return;
+    p->busy = true;
+    poll_release_all(p);
+    p->busy = false;
+}
+
 static void io_init(void)
 {
     pthread_mutex_init(&io.lock, NULL);
     pthread_cond_init(&io.cond, NULL);
-    msgpack_zone_init(&io.zone, 4096);
     io.epfd = epoll_create1(EPOLL_CLOEXEC);
     io.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (io.epfd < 0 || io.wakefd < 0) {
@@ -730,6 +906,7 @@ static void io_init(void)
     }
     pthread_detach(io.thread); /* lives as long as the process */
     io.init_st = XO_OK;
+    atomic_store_explicit(&io.started, true, memory_order_release);
 }
 
 static xo_status_t io_start(void)

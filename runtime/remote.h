@@ -6,9 +6,10 @@
  * host:(port + N), so other hosts reach every pool of a host whose main port is fixed. With XO_UCX=1 pools also listen
  * on ucx:// at port + 500 + N and other hosts are reached over UCX first (XO_TRANSPORT=ucx forces it).
  *
- * One I/O thread per process (started on first use) receives every frame: requests for local actors become
- * messages posted to their pool; replies complete the caller's future. Replies to requests are sent by whichever
- * thread completes the call. */
+ * One I/O thread per process (started on first use) receives the frames nobody else takes: requests for local
+ * actors become messages posted to their pool; replies complete the caller's future. Threads that spin anyway (idle
+ * schedulers, callers waiting for a reply) take shared-memory frames themselves (xo_remote_poll). Every frame is
+ * sent by the thread that makes it (the caller, or whichever thread completes the call). */
 #ifndef XO_RUNTIME_REMOTE_H
 #define XO_RUNTIME_REMOTE_H
 
@@ -34,6 +35,15 @@ xo_status_t xo_remote_send(const char *address, int type, uint64_t chain, const 
 /* A batch of n calls (args consumed) as one message. */
 xo_status_t xo_remote_send_batch(const char *address, uint64_t chain, const char *uid, const char *method, size_t n,
                                  xo_args_t **args, xo_future_t **f_p);
+
+/* Lets the calling thread, which spins anyway, take frames off this process's shared-memory connections instead of
+ * the I/O thread (no doorbell, no wake-up): an idle scheduler of pool (requests to pool, and replies) or a plain
+ * thread waiting for a reply (pool NULL: replies only). The thread stays registered with those connections until
+ * xo_remote_poll_stop, which it must call before it sleeps, runs anything else for long, or exits: while registered
+ * the connections rely on it to be polled. True when it handled a frame. No-op when re-entered from a frame's
+ * handler or before any connection exists. */
+bool xo_remote_poll(xo_pool_t *pool);
+void xo_remote_poll_stop(void);
 
 /* The process's timers (for delayed tells to remote actors), started on first use. */
 xo_timers_t *xo_remote_timers(void);

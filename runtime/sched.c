@@ -11,6 +11,7 @@
 #include "runtime/core.h"
 #include "runtime/futex.h"
 #include "runtime/log.h"
+#include "runtime/remote.h"
 
 static _Thread_local xo_sched_t *tls_sched;
 static _Thread_local xo_worker_t *tls_worker;
@@ -149,16 +150,25 @@ void xo_worker_wake(xo_worker_t *w, xo_status_t why)
 
 /* ---- the loop ------------------------------------------------------------------------------------------------ */
 
+/* While it spins, the thread also takes frames off the process's shared-memory connections (requests to this pool,
+ * replies to its actors' calls): a frame then reaches its actor with no thread woken on the way. It stops polling
+ * before it runs anything or sleeps, so that the I/O thread is the one woken while it is away. */
 static void idle(xo_sched_t *s)
 {
     xo_pool_t *pool = s->pool;
     uint64_t until = xo_now_ns() + s->spin_ns;
     for (unsigned i = 0;; i++) {
-        if (xo_mpsc_maybe_nonempty(&s->inbox) || atomic_load_explicit(&pool->threads_stop, memory_order_relaxed))
+        if (xo_mpsc_maybe_nonempty(&s->inbox) || s->local_head ||
+            atomic_load_explicit(&pool->threads_stop, memory_order_relaxed)) {
+            xo_remote_poll_stop();
             return;
+        }
+        if ((i & 7) == 0 && xo_remote_poll(pool)) until = xo_now_ns() + s->spin_ns;
         if ((i & 63) == 63 && xo_now_ns() >= until) break;
         xo_cpu_relax();
     }
+    xo_remote_poll_stop(); /* may hand this thread work: the frames it drained on the way out */
+    if (s->local_head) return;
     atomic_store(&s->sleeping, 1);
     atomic_thread_fence(memory_order_seq_cst); /* pairs with push_remote's fence */
     while (atomic_load(&s->sleeping) && !xo_mpsc_maybe_nonempty(&s->inbox) &&
@@ -198,6 +208,7 @@ static void *sched_main(void *arg)
         }
         dispatch(s, r);
     }
+    xo_remote_poll_stop(); /* idle() stops polling on every exit; this one is for safety */
     tls_sched = NULL;
     return NULL;
 }

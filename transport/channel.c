@@ -113,6 +113,16 @@ xo_status_t xo_channel_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
     return ch->ops->recv(ch, timeout_ms, out);
 }
 
+bool xo_channel_has_poll(const xo_channel_t *ch) { return ch->ops->ready && ch->ops->recv_nowait; }
+
+bool xo_channel_ready(xo_channel_t *ch) { return ch->ops->ready && ch->ops->ready(ch); }
+
+xo_status_t xo_channel_recv_nowait(xo_channel_t *ch, unsigned flags, xo_frame_t *out)
+{
+    if (!ch->ops->recv_nowait) return xo_error_set(XO_ENOTSUP, "%s channels cannot be polled", ch->tran->scheme);
+    return ch->ops->recv_nowait(ch, flags, out);
+}
+
 int xo_channel_fd(xo_channel_t *ch) { return ch->ops->fd(ch); }
 
 void xo_channel_shutdown(xo_channel_t *ch) { ch->ops->shutdown(ch); }

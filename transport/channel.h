@@ -87,6 +87,10 @@ typedef struct xo_channel_ops {
     void (*shutdown)(xo_channel_t *ch);
     void (*close)(xo_channel_t *ch); /* frees ch */
     int (*fd)(xo_channel_t *ch);
+    /* Optional (NULL in backends without a cheap poll; both or neither): see xo_channel_ready and
+     * xo_channel_recv_nowait. */
+    bool (*ready)(xo_channel_t *ch);
+    xo_status_t (*recv_nowait)(xo_channel_t *ch, unsigned flags, xo_frame_t *out);
 } xo_channel_ops_t;
 
 typedef struct xo_listener_ops {
@@ -180,6 +184,33 @@ xo_status_t xo_channel_send(xo_channel_t *ch, const xo_frame_t *frame);
  * XO_EPROTO / XO_EMSGSIZE: the peer sent a malformed or oversize frame; the error is logged, the channel is
  * shut down (the peer sees it closed) and later calls return XO_ECLOSED. Never allocates more than max_frame. */
 xo_status_t xo_channel_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out);
+
+/* ---- polling from several threads (backends with ready/recv_nowait: shm) ----
+ *
+ * xo_channel_recv(ch, 0, ...) leaves a wake-up armed when it finds nothing, so that the fd signals the next frame:
+ * for shm that costs the sender a doorbell syscall and the fd's waiter a wake-up per frame. Threads that spin
+ * anyway (an idle scheduler, a caller waiting for its reply) can instead watch xo_channel_ready and take frames with
+ * xo_channel_recv_nowait without arming, so that a frame crosses with no syscall and no wake-up. The receive
+ * contract still holds: one receiving thread at a time (the caller serialises recv and recv_nowait). */
+
+/* True when ch's backend supports the two calls below. */
+bool xo_channel_has_poll(const xo_channel_t *ch);
+
+/* True when a frame may be waiting (a hint: recv_nowait may still say XO_ETIMEDOUT). Any thread, any time, no side
+ * effect, no syscall. False for backends without the ops. */
+bool xo_channel_ready(xo_channel_t *ch);
+
+/* Flags of xo_channel_recv_nowait. */
+#define XO_RECV_ARM 1u /* when nothing is there, leave a wake-up armed: the fd will signal the next frame */
+#define XO_RECV_FD 2u  /* the caller polls the fd: when nothing is there, empty it (doorbells, peer hang-up) so it
+                        * stops polling readable */
+
+/* Receives one frame without waiting, as xo_channel_recv(ch, 0, out) does when flags = XO_RECV_ARM | XO_RECV_FD.
+ * Without XO_RECV_ARM it also disarms a wake-up left by an earlier call: until a later call arms again, the fd
+ * does not signal new frames, so whoever called it must keep watching xo_channel_ready. Without XO_RECV_FD it makes
+ * no syscall on the fast path. Results and ownership as xo_channel_recv; XO_ETIMEDOUT when nothing is there (no
+ * error text is set for it: it is the polling loop's common case). XO_ENOTSUP for a backend without the op. */
+xo_status_t xo_channel_recv_nowait(xo_channel_t *ch, unsigned flags, xo_frame_t *out);
 
 /* A file descriptor for an epoll loop, owned by the channel. Contract: once xo_channel_recv has returned
  * XO_ETIMEDOUT, the fd polls readable when a frame may be waiting or the channel closed; so drain the channel

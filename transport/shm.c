@@ -16,7 +16,11 @@
  * sleeps on a futex in the segment, in slices, checking for the peer's death between them (the socket belongs to
  * the receiving thread, so the sender cannot read doorbells from it).
  *
- * Threads: senders are serialised by send_lock (the ring is single-producer); one receiving thread. */
+ * Polling (recv_nowait without XO_RECV_ARM): the reader keeps its flag clear, so writers never ring, and whoever
+ * polls watches the ring positions instead; the doorbells of a flag a writer took are remembered (bell_owed) and
+ * read before the next arming, so the socket does not stay readable with stale bells.
+ *
+ * Threads: senders are serialised by send_lock (the ring is single-producer); one receiving thread at a time. */
 #include "transport/shm.h"
 
 #include <errno.h>
@@ -78,7 +82,8 @@ typedef struct shm_chan {
     /* The receiving thread only. */
     uint64_t rx_head;
     bool rx_dead;
-    bool armed; /* we set rx.reader_sleeping and nobody has cleared it yet, as far as we know */
+    bool armed;     /* we set rx.reader_sleeping and nobody has cleared it yet, as far as we know */
+    bool bell_owed; /* a writer cleared our flag: its doorbell is (or will be) on the socket, unread */
     int *fdq;   /* memfds received ahead of their records, in order */
     size_t fdq_head, fdq_len, fdq_cap;
     uint64_t desc[2 * (XO_FRAME_MAX_SEGS + 1)];
@@ -507,6 +512,79 @@ static xo_status_t read_record(shm_chan_t *c, xo_frame_t *out)
     return XO_OK;
 }
 
+/* Takes our wake-up flag back. If a writer cleared it first, its doorbell is on its way: remember to read it. */
+static void disarm(shm_chan_t *c)
+{
+    if (atomic_exchange_explicit(&c->rx.ctl->reader_sleeping, 0, memory_order_relaxed) == 0) c->bell_owed = true;
+    c->armed = false;
+}
+
+/* Empties the setup socket (doorbells, memfds, hang-up) and maps its errors: XO_OK, or a result for the caller. */
+static xo_status_t drain_socket(shm_chan_t *c, bool *retry)
+{
+    *retry = false;
+    c->bell_owed = false;
+    xo_status_t st = ctl_drain(c);
+    if (st == XO_EPROTO || st == XO_ENOMEM) return rx_fail(c, st);
+    if (st == XO_ECLOSED) {
+        /* The peer is gone, but what it published before dying is still in the ring: deliver that first. */
+        if (xo__ring_avail(&c->rx, c->rx_head) > 0) {
+            *retry = true;
+            return XO_OK;
+        }
+        c->rx_dead = true;
+        return st;
+    }
+    return XO_OK;
+}
+
+/* Dekker, the reader's half: seq_cst store of the flag, then seq_cst load of tail (see shm_ring.h). The flag is
+ * stored every time, since a writer may have cleared it while we were awake. True when the ring is still empty. */
+static bool arm(shm_chan_t *c)
+{
+    xo_ring_t *r = &c->rx;
+    if (atomic_exchange_explicit(&r->ctl->reader_sleeping, 1, memory_order_seq_cst) == 0 && c->armed)
+        c->bell_owed = true; /* a writer took our previous arming */
+    c->armed = true;
+    return atomic_load_explicit(&r->ctl->tail, memory_order_seq_cst) == c->rx_head;
+}
+
+static xo_status_t take_record(shm_chan_t *c, xo_frame_t *out)
+{
+    if (c->armed) disarm(c); /* we found data on our own: stop writers from ringing */
+    xo_status_t st = read_record(c, out);
+    return st == XO_OK ? st : rx_fail(c, st);
+}
+
+static bool chan_ready(xo_channel_t *ch)
+{
+    xo_ring_ctl_t *ctl = ((shm_chan_t *)ch)->rx.ctl;
+    /* Both positions are atomics: a thread other than the receiver may ask. */
+    return atomic_load_explicit(&ctl->tail, memory_order_relaxed) !=
+           atomic_load_explicit(&ctl->head, memory_order_relaxed);
+}
+
+static xo_status_t chan_recv_nowait(xo_channel_t *ch, unsigned flags, xo_frame_t *out)
+{
+    shm_chan_t *c = (shm_chan_t *)ch;
+    if (c->rx_dead) return xo_error_set(XO_ECLOSED, "shm recv: channel closed");
+    if (!(flags & XO_RECV_ARM) && c->armed) disarm(c);
+    for (;;) {
+        if (xo__ring_avail(&c->rx, c->rx_head) > 0) return take_record(c, out);
+        if (atomic_load_explicit(&c->shut, memory_order_relaxed)) {
+            c->rx_dead = true;
+            return xo_error_set(XO_ECLOSED, "shm recv: channel shut down");
+        }
+        if ((flags & XO_RECV_FD) || c->bell_owed) {
+            bool retry;
+            xo_status_t st = drain_socket(c, &retry);
+            if (st != XO_OK) return st;
+            if (retry) continue;
+        }
+        if (!(flags & XO_RECV_ARM) || arm(c)) return XO_ETIMEDOUT;
+    }
+}
+
 static xo_status_t chan_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
 {
     shm_chan_t *c = (shm_chan_t *)ch;
@@ -515,15 +593,7 @@ static xo_status_t chan_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
     int64_t deadline = xo__deadline(timeout_ms);
     bool spun = timeout_ms == 0 || ch->opts.spin_us <= 0;
     for (;;) {
-        if (xo__ring_avail(r, c->rx_head) > 0) {
-            if (c->armed) {
-                /* We found data on our own: stop writers from ringing (a doorbell already on its way is harmless). */
-                atomic_store_explicit(&r->ctl->reader_sleeping, 0, memory_order_relaxed);
-                c->armed = false;
-            }
-            xo_status_t st = read_record(c, out);
-            return st == XO_OK ? st : rx_fail(c, st);
-        }
+        if (xo__ring_avail(r, c->rx_head) > 0) return take_record(c, out);
         if (atomic_load_explicit(&c->shut, memory_order_relaxed)) {
             c->rx_dead = true;
             return xo_error_set(XO_ECLOSED, "shm recv: channel shut down");
@@ -538,19 +608,10 @@ static xo_status_t chan_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
             continue;
         }
         /* About to sleep: empty the socket first, so that poll() below waits for news only. */
-        xo_status_t st = ctl_drain(c);
-        if (st == XO_EPROTO || st == XO_ENOMEM) return rx_fail(c, st);
-        if (st == XO_ECLOSED) {
-            /* The peer is gone, but what it published before dying is still in the ring: deliver that first. */
-            if (xo__ring_avail(r, c->rx_head) > 0) continue;
-            c->rx_dead = true;
-            return st;
-        }
-        /* Dekker, the reader's half: seq_cst store of the flag, then seq_cst load of tail (see shm_ring.h). The
-         * flag is stored every time, since a writer may have cleared it while we were awake. */
-        atomic_store_explicit(&r->ctl->reader_sleeping, 1, memory_order_seq_cst);
-        c->armed = true;
-        if (atomic_load_explicit(&r->ctl->tail, memory_order_seq_cst) != c->rx_head) continue;
+        bool retry;
+        xo_status_t st = drain_socket(c, &retry);
+        if (st != XO_OK) return st;
+        if (retry || !arm(c)) continue;
         int left = xo__remaining_ms(deadline);
         if (left == 0) return xo_error_set(XO_ETIMEDOUT, "shm recv: nothing within %d ms", timeout_ms);
         int slice = left < 0 || left > WAIT_SLICE_MS ? WAIT_SLICE_MS : left;
@@ -578,6 +639,8 @@ static const xo_channel_ops_t shm_channel_ops = {
     .shutdown = chan_shutdown,
     .close = chan_close,
     .fd = chan_fd,
+    .ready = chan_ready,
+    .recv_nowait = chan_recv_nowait,
 };
 
 /* ---- setup ---- */
