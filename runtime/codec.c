@@ -28,6 +28,7 @@ static int grow(char **data, size_t *cap, size_t need, char *inline_buf)
 int xo_buf_write(void *p, const char *data, size_t len)
 {
     xo_buf_t *b = p;
+    if (len == 0) return 0;
     if (b->size + len > b->cap && grow(&b->data, &b->cap, b->size + len, NULL) != 0) return -1;
     memcpy(b->data + b->size, data, len);
     b->size += len;
@@ -48,6 +49,7 @@ void xo_buf_free(xo_buf_t *b)
 static int args_write(void *p, const char *data, size_t len)
 {
     xo_args_t *a = p;
+    if (len == 0) return 0; /* a NULL, 0 bin: memcpy must not see the NULL */
     if (a->size + len > a->cap && grow(&a->data, &a->cap, a->size + len, a->inline_buf) != 0) return -1;
     memcpy(a->data + a->size, data, len);
     a->size += len;
