@@ -18,6 +18,7 @@ int bench_remote_direct(const bench_opts_t *opts);
 int bench_remote_shm(const bench_opts_t *opts);
 int bench_remote_unix(const bench_opts_t *opts);
 int bench_remote_tcp(const bench_opts_t *opts);
+int bench_coll(const bench_opts_t *opts);
 
 #define BENCHMARK_LIST(XX)                                                                              \
     XX(mpsc, "bare intrusive Vyukov MPSC queue, 1 producer + 1 consumer thread (the limit)")           \
@@ -31,6 +32,7 @@ int bench_remote_tcp(const bench_opts_t *opts);
     XX(remote_direct, "host main pool: calls/tells to an actor of the same pool (reference)")              \
     XX(remote_shm, "calls/tells from the main pool's process to a sub pool over shm")                      \
     XX(remote_unix, "calls/tells from the main pool's process to a sub pool over a unix socket")           \
-    XX(remote_tcp, "calls/tells to a stand-alone xoscar-pool over TCP loopback")
+    XX(remote_tcp, "calls/tells to a stand-alone xoscar-pool over TCP loopback")                          \
+    XX(coll, "allreduce among three pool processes (host backend over shm): 8 B latency, 16 MiB bus bandwidth")
 
 #endif

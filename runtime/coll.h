@@ -18,6 +18,9 @@
 /* Largest payload of one put message: keeps frames far below the transports' maximum whatever the buffer size. */
 #define XO_COLL_PIECE ((size_t)4 << 20)
 
+/* Allreduces of at most this many bytes times the group size use the direct algorithm (coll_host.c). */
+#define XO_COLL_DIRECT_MAX ((size_t)64 << 10)
+
 /* What a member tells the others at join (phase 0 of the rendezvous). */
 #define XO_COLL_CAN_NCCL 0x1u
 

@@ -1,7 +1,8 @@
 /* The host backend of collectives: the algorithms over the mailbox's put messages.
  *
  *   allreduce  ring: reduce-scatter then allgather, size-1 steps each. Each member sends and receives 2(size-1)/size
- *              of the buffer in all (bandwidth-optimal), at the cost of 2(size-1) message latencies.
+ *              of the buffer in all (bandwidth-optimal), at the cost of 2(size-1) message latencies. Small buffers
+ *              (size * bytes <= 64 KiB) instead go to every member at once and are reduced by each: one latency.
  *   broadcast  binomial tree from root: ceil(log2 size) rounds.
  *   allgather  ring: size-1 steps, each member forwarding the block it received in the step before.
  *
@@ -95,6 +96,32 @@ static void part(size_t count, int size, int i, size_t *start, size_t *n)
     *n = b - a;
 }
 
+/* Small buffers: every member sends its whole buffer to every other one (one message latency instead of the ring's
+ * 2(size-1)), and each reduces all of them in rank order, so that every member gets the same bits. */
+static xo_status_t direct_allreduce(xo_coll_t *g, unsigned char *w, size_t count, xo_dtype_t dt, xo_reduce_op_t op)
+{
+    size_t bytes = count * xo_dtype_size(dt);
+    int n = g->size;
+    unsigned char *all = malloc(bytes * (size_t)n);
+    if (!all) return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of allreduce", bytes * (size_t)n);
+    memcpy(all + bytes * (size_t)g->rank, w, bytes);
+    xo_coll_sends_t sends = {0};
+    xo_status_t st = XO_OK;
+    for (int i = 1; st == XO_OK && i < n; i++) st = xo_coll_send(g, &sends, (g->rank + i) % n, 0, w, bytes);
+    for (int i = 1; st == XO_OK && i < n; i++) {
+        int from = (g->rank + n - i) % n;
+        st = xo_coll_recv(g, from, 0, all + bytes * (size_t)from, bytes);
+    }
+    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
+    if (st == XO_OK) {
+        memcpy(w, all, bytes);
+        for (int r = 1; r < n; r++) reduce(w, all + bytes * (size_t)r, count, dt, op);
+    }
+    xo_coll_sends_free(&sends);
+    free(all);
+    return st;
+}
+
 static xo_status_t host_allreduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                   xo_reduce_op_t op)
 {
@@ -110,6 +137,13 @@ static xo_status_t host_allreduce(xo_coll_t *g, const void *send, void *recv, si
     }
     xo_status_t st = stage_in(g, send, bytes, work);
     if (st != XO_OK) st = staging_failed(g, st);
+    if (st == XO_OK && n > 1 && bytes * (size_t)n <= XO_COLL_DIRECT_MAX) {
+        st = direct_allreduce(g, w, count, dt, op);
+        if (st == XO_OK && (st = stage_out(g, recv, work, bytes)) != XO_OK) st = staging_failed(g, st);
+        free(tmp);
+        free(owned);
+        return st;
+    }
     xo_coll_sends_t sends = {0};
     for (int step = 0; st == XO_OK && step < n - 1; step++) { /* reduce-scatter */
         size_t s0, sn, r0, rn;
@@ -118,7 +152,6 @@ static xo_status_t host_allreduce(xo_coll_t *g, const void *send, void *recv, si
         st = xo_coll_send(g, &sends, next, (uint32_t)step, w + s0 * es, sn * es);
         if (st == XO_OK) st = xo_coll_recv(g, prev, (uint32_t)step, tmp, rn * es);
         if (st == XO_OK) reduce(w + r0 * es, tmp, rn, dt, op);
-        if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
     }
     for (int step = 0; st == XO_OK && step < n - 1; step++) { /* allgather of the reduced parts */
         size_t s0, sn, r0, rn;
@@ -127,8 +160,10 @@ static xo_status_t host_allreduce(xo_coll_t *g, const void *send, void *recv, si
         uint32_t tag = (uint32_t)(n - 1 + step);
         st = xo_coll_send(g, &sends, next, tag, w + s0 * es, sn * es);
         if (st == XO_OK) st = xo_coll_recv(g, prev, tag, w + r0 * es, rn * es);
-        if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
     }
+    /* The puts' replies are collected once, at the end: waiting for each step's would add a round trip per step
+     * (the data was copied into the messages when they were sent, so the buffer is free to change meanwhile). */
+    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
     if (st == XO_OK && (st = stage_out(g, recv, work, bytes)) != XO_OK) st = staging_failed(g, st);
     xo_coll_sends_free(&sends);
     free(tmp);
@@ -179,8 +214,8 @@ static xo_status_t host_allgather(xo_coll_t *g, const void *send, void *recv, si
         int si = (r - step + n) % n, ri = (r - step - 1 + 2 * n) % n;
         st = xo_coll_send(g, &sends, next, (uint32_t)step, w + block * (size_t)si, block);
         if (st == XO_OK) st = xo_coll_recv(g, prev, (uint32_t)step, w + block * (size_t)ri, block);
-        if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
     }
+    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
     if (st == XO_OK && (st = stage_out(g, recv, work, block * (size_t)n)) != XO_OK) st = staging_failed(g, st);
     xo_coll_sends_free(&sends);
     free(owned);

@@ -70,6 +70,23 @@ TEST_F(CollInPool, AllreduceSumMatchesCpuForGroupSizesOneToFive)
     }
 }
 
+// Past 64 KiB in all, allreduce takes the ring (reduce-scatter + allgather) instead of the direct exchange.
+TEST_F(CollInPool, RingAllreduceMatchesCpuForGroupSizesTwoToFiveWithUnevenParts)
+{
+    start("host:0");
+    make_members(5);
+    const size_t count = 20011; // 160 KB per member: the ring for every size; not a multiple of any size
+    for (int n = 2; n <= 5; n++) {
+        std::vector<xo_ref_t *> group(members.begin(), members.begin() + n);
+        std::vector<Bytes> inputs;
+        for (int r = 0; r < n; r++) inputs.push_back(to_bytes(input_i64(r, count)));
+        Op op;
+        op.repeat = 3;
+        expect_allreduce_sum(run_group(group, "ring" + std::to_string(n), addr.c_str(), op, inputs), count);
+    }
+    EXPECT_EQ(mem_used(), 0u);
+}
+
 TEST_F(CollInPool, AllreduceOnTheHostDeviceLeavesNoDeviceMemoryInUse)
 {
     start("host:0");

@@ -1,0 +1,107 @@
+/* Collectives (issue #5): allreduce among three members in three processes of one host (the main pool and two sub
+ * pools, each owning a host device), host backend over shared memory.
+ *
+ *   coll.allreduce.8B.p50/p99     latency of an allreduce of two floats, as rank 0 sees it (us)
+ *   coll.allreduce.16MiB.busbw    bus bandwidth of a 16 MiB float sum (nccl-tests' definition: 2(n-1)/n * bytes /
+ *                                 time, what each member moves in and out), GB/s, against a memcpy of 16 MiB in the
+ *                                 same run
+ *   coll.memcpy.16MiB             that memcpy (the host's copy limit), GB/s
+ *
+ * The member actor is in bench_coll_module.c (module xo_bench_coll). */
+#include <string.h>
+
+#include <xoscar/host.h>
+
+#include "bench.h"
+
+#ifndef XO_BENCH_COLL_MODULE
+#error "XO_BENCH_COLL_MODULE (path of the xo_bench_coll module) must be defined by the build"
+#endif
+#ifndef XO_BENCH_POOL_BINARY
+#define XO_BENCH_POOL_BINARY NULL
+#endif
+
+#define MEMBERS 3
+
+static const bench_metric_spec_t lat_p50 = {.name = "coll.allreduce.8B.p50", .unit = "us"};
+static const bench_metric_spec_t lat_p99 = {.name = "coll.allreduce.8B.p99", .unit = "us"};
+static const bench_metric_spec_t busbw = {.name = "coll.allreduce.16MiB.busbw", .unit = "GB/s",
+                                          .ref = "coll.memcpy.16MiB"};
+static const bench_metric_spec_t memcpy_bw = {.name = "coll.memcpy.16MiB", .unit = "GB/s"};
+
+/* Runs one allreduce loop on every member at once; *p50_p and *p99_p are rank 0's. */
+static int run_group(xo_host_t *host, xo_ref_t **m, const char *name, int64_t count, int iters, double *p50_p,
+                     double *p99_p)
+{
+    xo_future_t *f[MEMBERS] = {0};
+    int rc = 0;
+    for (int r = 0; r < MEMBERS; r++)
+        if (xo_send(m[r], "allreduce", xo_args("siisli", name, r, MEMBERS, xo_host_address(host), count, iters),
+                    &f[r]) != XO_OK)
+            rc = -1;
+    for (int r = 0; r < MEMBERS; r++) {
+        xo_result_t *res = NULL;
+        if (!f[r]) continue;
+        if (xo_future_wait(f[r], 120000, &res) != XO_OK) {
+            fprintf(stderr, "coll: rank %d: %s\n", r, xo_last_error());
+            rc = -1;
+        } else if (r == 0) {
+            xo_result_unpack(res, "[dd]", p50_p, p99_p);
+        }
+        xo_result_free(res);
+        xo_future_free(f[r]);
+    }
+    return rc;
+}
+
+int bench_coll(const bench_opts_t *opts)
+{
+    const char *modules[] = {XO_BENCH_COLL_MODULE};
+    xo_sub_pool_config_t subs[MEMBERS - 1];
+    for (int i = 0; i < MEMBERS - 1; i++)
+        subs[i] = (xo_sub_pool_config_t){.n_threads = 1, .device = "host:0", .device_capacity = 256u << 20};
+    xo_host_config_t cfg = {.n_sub_pools = MEMBERS - 1, .sub_pools = subs, .modules = modules, .n_modules = 1,
+                            .main_device = "host:0", .main_device_capacity = 256u << 20,
+                            .pool_binary = XO_BENCH_POOL_BINARY};
+    xo_host_t *host = NULL;
+    if (xo_host_start(&cfg, &host) != XO_OK) {
+        fprintf(stderr, "coll: starting the host: %s\n", xo_last_error());
+        return -1;
+    }
+    xo_ref_t *m[MEMBERS] = {0};
+    int rc = 0;
+    for (int r = 0; r < MEMBERS && rc == 0; r++) {
+        xo_placement_t p = {.strategy = "process_index", .process_index = (size_t)r};
+        if (xo_host_create_actor(host, "BenchCollMember", NULL, NULL, &p, &m[r]) != XO_OK) {
+            fprintf(stderr, "coll: creating member %d: %s\n", r, xo_last_error());
+            rc = -1;
+        }
+    }
+    double p50 = 0, p99 = 0;
+    if (rc == 0 && (rc = run_group(host, m, "bench.lat", 2, opts->quick ? 50 : 1000, &p50, &p99)) == 0) {
+        bench_report(&lat_p50, p50);
+        bench_report(&lat_p99, p99);
+    }
+    const int64_t big = (int64_t)(16u << 20) / (int64_t)sizeof(float);
+    if (rc == 0 && !opts->quick && (rc = run_group(host, m, "bench.bw", big, 10, &p50, &p99)) == 0) {
+        double bytes = (double)big * sizeof(float);
+        bench_report(&busbw, 2.0 * (MEMBERS - 1) / MEMBERS * bytes / (p50 * 1e3));
+        size_t n = (size_t)bytes;
+        char *a = malloc(n), *b = malloc(n);
+        if (a && b) {
+            memset(a, 1, n), memset(b, 2, n); /* touched first: a copy into fresh pages measures page faults */
+            uint64_t best = UINT64_MAX;
+            for (int i = 0; i < 5; i++) {
+                uint64_t t0 = bench_now_ns();
+                memcpy(b, a, n);
+                uint64_t t = bench_now_ns() - t0;
+                if (t < best) best = t;
+            }
+            bench_report(&memcpy_bw, bytes / (double)best);
+        }
+        free(a), free(b);
+    }
+    for (int r = 0; r < MEMBERS; r++) xo_ref_free(m[r]);
+    xo_host_stop(host);
+    return rc;
+}
