@@ -9,10 +9,11 @@
  *                     the receiver into its device: the receiver works on the owner's memory;
  *   another host      staging, the cross-host path today: the receiver allocates a buffer of the same size on its
  *                     own device and fetches the bytes from the owner pool (device -> host there, over the pools'
- *                     transport, host -> device here), in 4 MiB chunks with several in flight. The receiver works
- *                     on a COPY: its writes do not reach the owner (unlike an import). Its device may be of
- *                     another backend than the owner's (a cuda buffer can land on a host device). NCCL
- *                     point-to-point between GPUs is not used.
+ *                     transport, host -> device here), in chunks with several in flight (XO_DEVICE_STAGE_CHUNK
+ *                     bytes, default 128 KiB; XO_DEVICE_STAGE_WINDOW of them, default 32). The receiver works on a
+ *                     COPY: its writes do not reach the owner (unlike an import). Its device may be of another
+ *                     backend than the owner's (a cuda buffer can land on a host device). NCCL point-to-point
+ *                     between GPUs is not used.
  * "Same host" is the same kernel boot (boot_id) and the same network namespace: processes in two namespaces are
  * two hosts, even on one machine (containers may not share /proc). XO_DEVICE_IPC=0 in the receiver's environment
  * makes it stage from other processes of its own host too (where /proc/<pid>/fd or CUDA IPC is unavailable); the
