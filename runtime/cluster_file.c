@@ -1006,6 +1006,18 @@ static const char *check_address(const char *s)
 
 static const char *check_nonempty(const char *s) { return s[0] ? NULL : "a non-empty string"; }
 
+/* A pool's device: none, auto, host, host:N or cuda:N with N in 0..1023 (decimal, no sign). */
+static const char *check_device(const char *s)
+{
+    static const char expected[] = "one of: none, auto, host, host:N, cuda:N (N a device index, 0 to 1023)";
+    if (!strcmp(s, "none") || !strcmp(s, "auto") || !strcmp(s, "host")) return NULL;
+    const char *num = !strncmp(s, "host:", 5) ? s + 5 : !strncmp(s, "cuda:", 5) ? s + 5 : NULL;
+    if (!num || !num[0] || strlen(num) > 4) return expected;
+    for (const char *c = num; *c; c++)
+        if (*c < '0' || *c > '9') return expected;
+    return atoi(num) <= 1023 ? NULL : expected;
+}
+
 /* ---- the tables ------------------------------------------------------------------------------------------------ */
 
 static const char *const restart_names[] = {"none", "process", "actors", NULL};
@@ -1030,7 +1042,7 @@ static xo_status_t cluster_check(pctx_t *p, void *obj, yaml_node_t *n, yaml_node
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The indices of fields the checks read. */
-enum { POOL_CPUS, POOL_COUNT };
+enum { POOL_CPUS, POOL_COUNT, POOL_GPU, POOL_DEVICE };
 enum { HOST_POOLS = 5 };
 enum { CLUSTER_SECRET = 1, CLUSTER_SECRET_FILE = 2, CLUSTER_HOSTS = 8 };
 
@@ -1043,8 +1055,17 @@ static const field_t pool_fields[] = {
                     .def_doc = "1 with a cpu list; `auto` with `cpus: auto`", .min = 0,
                     .max = XO_CLUSTER_MAX_SUB_POOLS, .word = "auto",
                     .doc = "How many identical sub pools this entry makes; `auto`: one per core of its CPUs."},
-    {.name = "gpu", .kind = &K_INT, .off = offsetof(xo_cluster_pool_t, gpu), .def = "none", .min = 0, .max = 1023,
-     .word = "none", .doc = "The index of the GPU the entry's sub pools use; `none`: no GPU."},
+    [POOL_GPU] = {.name = "gpu", .kind = &K_INT, .off = offsetof(xo_cluster_pool_t, gpu), .def = "none", .min = 0,
+                  .max = 1023, .word = "none",
+                  .doc = "The index of the CUDA GPU each of the entry's sub pools owns (the same as `device: cuda:N`; "
+                         "give one of `gpu` and `device`); `none`: no GPU."},
+    [POOL_DEVICE] = {.name = "device", .kind = &K_STRING, .off = offsetof(xo_cluster_pool_t, device), .def = "none",
+                     .check = check_device, .type_doc = "`none` \\| `auto` \\| `host` \\| `host:N` \\| `cuda:N`",
+                     .has_mark = true, .mark_off = offsetof(xo_cluster_pool_t, device_mark),
+                     .doc = "The device each of the entry's sub pools owns (actors allocate on it and lend its buffers, "
+                            "include/xoscar/device_buf.h): `cuda:N` a GPU; `host`, `host:N` a device on host memory "
+                            "(runs everywhere); `auto` a GPU of the host if `xoscar up` finds one (the auto pools "
+                            "take its GPUs in turn), else the host device, logged with the reason; `none`: no device."},
     {.name = "labels", .kind = &K_STRINGS, .off = offsetof(xo_cluster_pool_t, labels),
      .aux_off = offsetof(xo_cluster_pool_t, n_labels), .def = "[]", .check = check_label,
      .type_doc = "list of labels", .doc = "Labels (no comma, no space) for placement (`random_label`, `idle_label`, and the label filter of the other policies)."},
@@ -1192,6 +1213,17 @@ static xo_status_t pool_check(pctx_t *p, void *obj, yaml_node_t *n, yaml_node_t 
     xo_cluster_pool_t *pool = obj;
     /* An explicit cpu list without a count is one pool on those CPUs; "auto" stays "one per core". */
     if (!vals[POOL_COUNT] && pool->cpus) pool->count = 1;
+    /* gpu: N is device: cuda:N; both at once would leave one of them ignored. */
+    yaml_node_t *g = vals[POOL_GPU], *d = vals[POOL_DEVICE];
+    if (g && d && pool->gpu >= 0 && strcmp(pool->device, "none") != 0) {
+        yaml_node_t *later = g->start_mark.index > d->start_mark.index ? g : d;
+        size_t saved = path_push_key(p, later == g ? "gpu" : "device");
+        xo_status_t st = fail_at(p, later, "give either 'gpu' or 'device', not both ('gpu: %d' is 'device: cuda:%d')",
+                                 pool->gpu, pool->gpu);
+        path_pop(p, saved);
+        return st;
+    }
+    if (g && pool->gpu >= 0) set_mark(p, obj, true, offsetof(xo_cluster_pool_t, device_mark), g);
     return XO_OK;
 }
 

@@ -72,12 +72,15 @@ typedef struct xo_cluster_mark {
 typedef struct xo_cluster_pool {
     char *cpus;             /* a cpu list as written ("0-3,8"), checked for syntax; NULL: "auto" */
     int count;              /* sub pools of this entry; -1: "auto" (one per core of cpus, or of the host) */
-    int gpu;                /* device index; -1: none */
+    int gpu;                /* device index; -1: none (`gpu: N` is `device: cuda:N`) */
+    char *device;           /* "none", "auto", "host", "host:N" or "cuda:N", as written (xo_cluster_host_config
+                             * resolves auto); never NULL */
     char **labels;          /* n_labels labels (no commas, not empty) */
     size_t n_labels;
     unsigned threads;       /* scheduler threads of each; 0: one per CPU the pool is bound to */
     xo_cluster_mark_t mark;      /* the entry */
     xo_cluster_mark_t cpus_mark; /* its cpus value */
+    xo_cluster_mark_t device_mark; /* its device (or gpu) value */
 } xo_cluster_pool_t;
 
 /* A host's main pool (always there). */
@@ -158,8 +161,13 @@ xo_status_t xo_cluster_check_host(const xo_cluster_t *c, size_t i, const xo_topo
 typedef struct xo_cluster_host_config {
     xo_host_config_t cfg;              /* address "address:port" ("[v6]:port"), sub pools, modules, restart */
     xo_sub_pool_config_t *sub_pools;   /* cfg.n_sub_pools entries, pool entries expanded by their count */
-    int *sub_pool_gpu;                 /* cfg.n_sub_pools entries: the gpu of each sub pool, -1 for none
-                                        * (xo_sub_pool_config_t has no field for it yet) */
+    int *sub_pool_gpu;                 /* cfg.n_sub_pools entries: the CUDA device index each sub pool owns
+                                        * (its sub_pools[k].device is then "cuda:N"), -1 for none or a host
+                                        * device */
+    char *device_notes;                /* how `device: auto` entries were resolved on this machine, one line
+                                        * each ("file:line:col: hosts[0].pools[1].device: auto: ..."), or NULL
+                                        * when the host has none; for the caller to log */
+    bool device_fallback;              /* an auto entry got the host device because no GPU was found */
     char *main_labels;                 /* the main pool's labels, comma-separated, or NULL (xo_host_config_t
                                         * has no field for them yet) */
     void *storage;
@@ -167,7 +175,12 @@ typedef struct xo_cluster_host_config {
 
 /* Builds host i's config. Each pool entry becomes `count` sub pools: an explicit cpus list with count N > 1 is
  * split into N parts by whole cores (xo_topology_partition within the list); "auto" cpus split the whole host; an
- * "auto" count is the number of cores split. topo is the topology of the machine the host runs on (this one:
+ * "auto" count is the number of cores split. Devices: `gpu: N` and `device: cuda:N` give each of the entry's sub
+ * pools "cuda:N"; `device: host` / `host:N` "host:0" / "host:N" (a device on host memory); `device: auto` "cuda:K",
+ * the auto sub pools of the host taking this machine's CUDA devices in turn, or "host:0" when the machine has
+ * none (or the build has no CUDA backend): CUDA devices are discovered here (blocking, once) only when an entry
+ * says auto, and hc->device_notes says what was chosen and why. Explicit CUDA indices are not checked here: the
+ * sub pool fails to start when its device does not open, with the device's error. topo is the topology of the machine the host runs on (this one:
  * the config is for xo_host_start); NULL: it is loaded here when an entry needs it. Runs xo_cluster_check_host
  * first. On XO_OK the caller owns *hc_p (xo_cluster_host_config_free) and may change hc->cfg's callbacks and
  * pool_binary. XO_ECONFIG: a CPU that does not exist, more than XO_CLUSTER_MAX_SUB_POOLS sub pools; XO_ESYS: the

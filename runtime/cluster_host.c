@@ -4,6 +4,7 @@
 #include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "runtime/cluster_file.h"
+#include "xoscar/gpu.h"
 
 /* ---- is this host this machine? ------------------------------------------------------------------------------- */
 
@@ -91,6 +93,83 @@ xo_status_t xo_cluster_check_host(const xo_cluster_t *c, size_t i, const xo_topo
     return XO_OK;
 }
 
+/* ---- devices ------------------------------------------------------------------------------------------------- */
+
+/* This machine's CUDA devices, for `device: auto`: how many (0 when this build has no CUDA backend or it finds
+ * none, with why). */
+static size_t cuda_devices(char *why, size_t size)
+{
+    const xo_device_ops_t *cuda = xo_device_backend_find("cuda");
+    if (!cuda) {
+        snprintf(why, size, "this build has no CUDA backend (built without nvcc, or with XO_WITH_CUDA=OFF)");
+        return 0;
+    }
+    size_t n = 0;
+    if (xo_device_discover(cuda, NULL, 0, &n) != XO_OK) snprintf(why, size, "%s", xo_last_error());
+    else if (n == 0) snprintf(why, size, "the CUDA backend finds no device");
+    return n;
+}
+
+/* How `device: auto` is resolved on this host, shared by its entries: the CUDA devices, looked up on first need,
+ * and the next one to hand out. */
+typedef struct auto_devices {
+    bool looked;
+    size_t n_cuda;
+    size_t next;
+    char why[256];
+} auto_devices_t;
+
+/* The device of one sub pool of entry p ("cuda:N", "host:N", or NULL for none) into buf, and its CUDA index (or -1)
+ * in *gpu_p. */
+static const char *pool_device(const xo_cluster_pool_t *p, auto_devices_t *ad, char *buf, size_t size, int *gpu_p)
+{
+    *gpu_p = -1;
+    if (p->gpu >= 0) {
+        *gpu_p = p->gpu;
+        snprintf(buf, size, "cuda:%d", p->gpu);
+        return buf;
+    }
+    if (!strcmp(p->device, "none")) return NULL;
+    if (!strcmp(p->device, "host")) return "host:0";
+    if (!strncmp(p->device, "cuda:", 5)) *gpu_p = atoi(p->device + 5);
+    if (strcmp(p->device, "auto") != 0) return p->device;
+    if (!ad->looked) {
+        ad->n_cuda = cuda_devices(ad->why, sizeof ad->why);
+        ad->looked = true;
+    }
+    if (!ad->n_cuda) return "host:0";
+    *gpu_p = (int)(ad->next++ % ad->n_cuda);
+    snprintf(buf, size, "cuda:%d", *gpu_p);
+    return buf;
+}
+
+/* Appends "file:line:col: hosts[i].pools[j].device: auto: ..." and a newline to *notes (malloc'd; unchanged when
+ * out of memory: the note is informative). */
+static void note_auto(char **notes, const xo_cluster_t *c, const xo_cluster_host_t *h, size_t i, size_t j,
+                      const auto_devices_t *ad, const char *first, const char *last)
+{
+    char line[768];
+    const xo_cluster_pool_t *p = &h->pools[j];
+    xo_cluster_mark_t m = p->device_mark.line ? p->device_mark : pool_mark(h, j, false);
+    int w;
+    if (ad->n_cuda)
+        w = snprintf(line, sizeof line, "%s:%d:%d: hosts[%zu].pools[%zu].device: auto: %s%s%s (%zu CUDA device%s "
+                                        "on this machine)\n",
+                     c->path, m.line, m.column, i, j, first, strcmp(first, last) ? " to " : "", strcmp(first, last) ? last : "",
+                     ad->n_cuda, ad->n_cuda == 1 ? "" : "s");
+    else
+        w = snprintf(line, sizeof line, "%s:%d:%d: hosts[%zu].pools[%zu].device: auto: no CUDA device here (%s): "
+                                        "the host device host:0 instead (device memory on host memory; kernels run "
+                                        "as host C code)\n",
+                     c->path, m.line, m.column, i, j, ad->why);
+    if (w < 0) return;
+    size_t have = *notes ? strlen(*notes) : 0;
+    char *grown = realloc(*notes, have + strlen(line) + 1);
+    if (!grown) return;
+    memcpy(grown + have, line, strlen(line) + 1);
+    *notes = grown;
+}
+
 /* ---- the host config -------------------------------------------------------------------------------------------- */
 
 /* The cores of t having a PU in within (NULL: all). */
@@ -156,6 +235,8 @@ static xo_status_t build(const xo_cluster_t *c, size_t i, const xo_topology_t *t
     snprintf(address, alen, strchr(h->address, ':') ? "[%s]:%u" : "%s:%u", h->address, h->port);
 
     size_t k = 0;
+    auto_devices_t ad = {0};
+    char *notes = NULL; /* malloc'd; copied into the arena at the end */
     for (size_t j = 0; j < h->n_pools; j++) {
         const xo_cluster_pool_t *p = &h->pools[j];
         if (!counts[j]) continue;
@@ -181,14 +262,25 @@ static xo_status_t build(const xo_cluster_t *c, size_t i, const xo_topology_t *t
             } else {
                 cpus = xo__cluster_strndup(arena, p->cpus, strlen(p->cpus));
             }
-            if (!cpus) {
+            char dbuf[24];
+            const char *dev = pool_device(p, &ad, dbuf, sizeof dbuf, &gpus[k]);
+            char *device = dev ? xo__cluster_strndup(arena, dev, strlen(dev)) : NULL;
+            if (!cpus || (dev && !device)) {
                 free(sets);
+                free(notes);
                 return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
             }
-            subs[k] = (xo_sub_pool_config_t){.cpus = cpus, .labels = labels, .n_threads = p->threads};
-            gpus[k] = p->gpu;
+            subs[k] = (xo_sub_pool_config_t){.cpus = cpus, .labels = labels, .n_threads = p->threads, .device = device};
         }
         free(sets);
+        if (p->gpu < 0 && !strcmp(p->device, "auto"))
+            note_auto(&notes, c, h, i, j, &ad, subs[k - counts[j]].device, subs[k - 1].device);
+        if (ad.looked && !ad.n_cuda && p->gpu < 0 && !strcmp(p->device, "auto")) hc->device_fallback = true;
+    }
+    if (notes) {
+        hc->device_notes = xo__cluster_strndup(arena, notes, strlen(notes));
+        free(notes);
+        if (!hc->device_notes) return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
     }
     for (size_t m = 0; m < c->n_modules; m++)
         if (!(modules[m] = xo__cluster_strndup(arena, c->modules[m], strlen(c->modules[m]))))

@@ -105,13 +105,9 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
     xo_cluster_error_t err = {0};
     xo_host_t *host = NULL;
     xo_status_t st = xo_cluster_host_config(c, i, NULL, &hc, &err);
-    static char devices[XO_CLUSTER_MAX_SUB_POOLS][24];
-    for (unsigned k = 0; st == XO_OK && k < hc->cfg.n_sub_pools && k < XO_CLUSTER_MAX_SUB_POOLS; k++) {
-        /* a pool entry's `gpu: N` makes its sub pools own CUDA device N */
-        if (hc->sub_pool_gpu[k] < 0) continue;
-        snprintf(devices[k], sizeof devices[k], "cuda:%d", hc->sub_pool_gpu[k]);
-        hc->sub_pools[k].device = devices[k];
-    }
+    /* The sub pools' devices come with the config (gpu/device keys); say what `device: auto` chose here. */
+    for (const char *l = st == XO_OK ? hc->device_notes : NULL, *e; l && (e = strchr(l, '\n')); l = e + 1)
+        xo_log(hc->device_fallback ? XO_LOG_WARN : XO_LOG_INFO, "%.*s", (int)(e - l), l);
     if (st == XO_OK) { /* the file's placement section: the default policy and the weighted policy's weights */
         hc->cfg.default_policy = c->placement.policy;
         hc->cfg.weights[0] = c->placement.weights.mem;

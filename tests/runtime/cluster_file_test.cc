@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "runtime/cluster_file.h"
+#include "xoscar/gpu.h"
 #include "xoscar/xoscar.h"
 
 namespace {
@@ -336,7 +337,7 @@ hosts:
     EXPECT_EQ(err.line, 7);
     EXPECT_EQ(err.column, 9);
     EXPECT_STREQ(err.text, "cluster.yaml:7:9: hosts[0].pools[1]: unknown key 'cpu' in a pool (expected one of: "
-                           "cpus, count, gpu, labels, threads)");
+                           "cpus, count, gpu, device, labels, threads)");
 
     err = load_err("secret: x\nhost: []\n");
     EXPECT_STREQ(err.text, "test.yaml:2:1: unknown key 'host' in the cluster (expected one of: name, secret, "
@@ -384,6 +385,44 @@ TEST(ClusterFile, WrongTypes)
     err = load_err("secret: x\nhosts: [{name: a, address: '10.0.0.1:7100'}]\n");
     EXPECT_STREQ(err.text, "test.yaml:2:28: hosts[0].address: expected an IP address or a host name (without a "
                            "port: the port goes in 'port'), got '10.0.0.1:7100'");
+}
+
+TEST(ClusterFile, DeviceKey)
+{
+    const std::string head = "secret: x\nhosts:\n  - name: a\n    address: 10.0.0.1\n    pools:\n";
+    ClusterPtr c = load_ok(head + "      - {device: auto}\n      - {device: host}\n      - {device: 'host:2'}\n"
+                                  "      - {device: 'cuda:1'}\n      - {gpu: 3}\n      - {}\n");
+    ASSERT_TRUE(c);
+    const xo_cluster_pool_t *p = c->hosts[0].pools;
+    EXPECT_STREQ(p[0].device, "auto");
+    EXPECT_EQ(p[0].device_mark.line, 6);
+    EXPECT_EQ(p[0].device_mark.column, 18);
+    EXPECT_STREQ(p[1].device, "host");
+    EXPECT_STREQ(p[2].device, "host:2");
+    EXPECT_STREQ(p[3].device, "cuda:1");
+    EXPECT_EQ(p[4].gpu, 3);
+    EXPECT_STREQ(p[4].device, "none");
+    EXPECT_EQ(p[4].device_mark.line, 10);  // gpu: N is where its device is
+    EXPECT_STREQ(p[5].device, "none");
+    EXPECT_EQ(p[5].gpu, -1);
+
+    for (const char *bad : {"gpu", "cuda", "cuda:", "cuda:x", "cuda:-1", "cuda:1024", "host:99999", "rocm:0"}) {
+        xo_cluster_error_t err = load_err(head + "      - {device: '" + bad + "'}\n");
+        EXPECT_EQ(err.line, 6) << bad;
+        EXPECT_EQ(err.column, 18) << bad;
+        EXPECT_HAS(std::string(err.text), std::string("test.yaml:6:18: hosts[0].pools[0].device: expected one of: none, "
+                                                      "auto, host, host:N, cuda:N (N a device index, 0 to 1023), got '") +
+                                              bad + "'");
+    }
+    // gpu and device at once: refused at the later of the two.
+    xo_cluster_error_t err = load_err(head + "      - gpu: 0\n        device: auto\n");
+    EXPECT_STREQ(err.text, "test.yaml:7:17: hosts[0].pools[0].device: give either 'gpu' or 'device', not both "
+                           "('gpu: 0' is 'device: cuda:0')");
+    err = load_err(head + "      - {device: 'cuda:0', gpu: 1}\n");
+    EXPECT_STREQ(err.text, "test.yaml:6:33: hosts[0].pools[0].gpu: give either 'gpu' or 'device', not both "
+                           "('gpu: 1' is 'device: cuda:1')");
+    // Saying "none" to one of them is fine.
+    EXPECT_TRUE(load_ok(head + "      - {device: none, gpu: 1}\n      - {device: auto, gpu: none}\n"));
 }
 
 TEST(ClusterFile, TransportsAndPolicies)
@@ -560,7 +599,8 @@ TEST(ClusterFile, DumpWritesEveryDefaultAndLoadsBack)
     EXPECT_HAS(text, "\nhosts:\n  - name: \"head\"\n    address: \"10.0.0.1\"\n    port: 7200\n    launcher: local\n"
                      "    main:\n      threads: 3\n      labels: [\"head\", \"ctl\"]\n    pools:\n"
                      "      - cpus: \"0-3\"\n        count: 2\n        gpu: 1\n");
-    EXPECT_HAS(text, "      - cpus: \"6\"\n        count: 1\n        gpu: none\n        labels: []\n        threads: 0\n");
+    EXPECT_HAS(text, "      - cpus: \"6\"\n        count: 1\n        gpu: none\n        device: \"none\"\n        labels: []\n"
+                     "        threads: 0\n");
     EXPECT_HAS(text, "  - name: \"w1\"\n    address: \"w1.example.com\"\n    port: 7100\n    launcher: none\n"
                      "    main:\n      threads: 1\n      labels: []\n    pools: []\n");
     EXPECT_HAS(text, "    pools:\n      - cpus: auto\n        count: auto\n");
@@ -621,6 +661,21 @@ TEST(ClusterFile, DocsHoldTheGeneratedKeyReference)
 
 TEST(ClusterFile, ExamplesParse)
 {
+    {  // the device pipeline's cluster: three stage pools that own a device each (a GPU, else the host device)
+        xo_cluster_t *raw = nullptr;
+        xo_cluster_error_t err{};
+        ASSERT_EQ(xo_cluster_load(XO_EXAMPLES_DIR "/pipeline.yaml", &raw, &err), XO_OK) << err.text;
+        ClusterPtr c(raw);
+        ASSERT_EQ(c->n_hosts, 1u);
+        ASSERT_EQ(c->hosts[0].n_pools, 3u);
+        const char *labels[] = {"produce", "transform", "reduce"};
+        for (size_t j = 0; j < 3; j++) {
+            EXPECT_STREQ(c->hosts[0].pools[j].device, "auto");
+            EXPECT_EQ(c->hosts[0].pools[j].count, 1);
+            ASSERT_EQ(c->hosts[0].pools[j].n_labels, 1u);
+            EXPECT_STREQ(c->hosts[0].pools[j].labels[0], labels[j]);
+        }
+    }
     glob_t g;
     ASSERT_EQ(glob(XO_EXAMPLES_DIR "/cluster*.yaml", 0, nullptr, &g), 0);
     ASSERT_GE(g.gl_pathc, 2u);
@@ -734,6 +789,59 @@ hosts:
     EXPECT_STREQ(hc->cfg.sub_pools[2].cpus, "6-7");
 
     EXPECT_EQ(xo_cluster_host_config(c.get(), 3, t.get(), &raw, &err), XO_EINVAL);
+}
+
+TEST(ClusterHost, SubPoolsOwnTheirDevices)
+{
+    ClusterPtr c = load_ok("secret: x\nhosts:\n  - name: a\n    address: 10.0.0.1\n    pools:\n"
+                           "      - {cpus: '0', gpu: 1}\n      - {cpus: '1', device: 'cuda:2'}\n"
+                           "      - {cpus: '2', device: host}\n      - {cpus: '3', device: 'host:1'}\n"
+                           "      - {cpus: '4'}\n      - {cpus: '5-7', count: 3, device: auto}\n");
+    TopoPtr t = eight_cores();
+    ASSERT_TRUE(c && t);
+    xo_cluster_host_config_t *raw = nullptr;
+    xo_cluster_error_t err{};
+    ASSERT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+    HostConfigPtr hc(raw);
+    ASSERT_EQ(hc->cfg.n_sub_pools, 8u);
+    const xo_sub_pool_config_t *s = hc->cfg.sub_pools;
+    EXPECT_STREQ(s[0].device, "cuda:1");
+    EXPECT_EQ(hc->sub_pool_gpu[0], 1);
+    EXPECT_STREQ(s[1].device, "cuda:2");
+    EXPECT_EQ(hc->sub_pool_gpu[1], 2);
+    EXPECT_STREQ(s[2].device, "host:0");
+    EXPECT_EQ(hc->sub_pool_gpu[2], -1);
+    EXPECT_STREQ(s[3].device, "host:1");
+    EXPECT_EQ(s[4].device, nullptr);
+    EXPECT_EQ(hc->sub_pool_gpu[4], -1);
+
+    // auto: this machine's CUDA devices in turn, else the host device, with a note naming the line either way.
+    size_t n_cuda = 0;
+    const xo_device_ops_t *cuda = xo_device_backend_find("cuda");
+    if (cuda) xo_device_discover(cuda, nullptr, 0, &n_cuda);
+    ASSERT_NE(hc->device_notes, nullptr);
+    std::string notes = hc->device_notes;
+    EXPECT_EQ(notes.rfind("test.yaml:11:41: hosts[0].pools[5].device: auto: ", 0), 0u) << notes;
+    EXPECT_EQ(notes.back(), '\n');
+    for (int k = 0; k < 3; k++) {
+        if (n_cuda == 0) {
+            EXPECT_STREQ(s[5 + k].device, "host:0");
+            EXPECT_EQ(hc->sub_pool_gpu[5 + k], -1);
+        } else {
+            EXPECT_EQ(std::string(s[5 + k].device), "cuda:" + std::to_string(k % n_cuda));
+            EXPECT_EQ(hc->sub_pool_gpu[5 + k], (int)(k % n_cuda));
+        }
+    }
+    EXPECT_EQ(hc->device_fallback, n_cuda == 0);
+    EXPECT_HAS(notes, n_cuda == 0 ? "no CUDA device here (" : "auto: cuda:0");
+
+    // No auto entry: nothing looked up, nothing to say.
+    c = load_ok("secret: x\nhosts: [{name: a, address: 10.0.0.1, pools: [{cpus: '0', device: host}]}]\n");
+    ASSERT_TRUE(c);
+    ASSERT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+    hc.reset(raw);
+    EXPECT_EQ(hc->device_notes, nullptr);
+    EXPECT_FALSE(hc->device_fallback);
 }
 
 TEST(ClusterHost, AutoCountsBeyondTheLimitAreRefused)

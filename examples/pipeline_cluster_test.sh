@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# examples/pipeline.yaml end to end, as the README runs it: xoscar up, the pipeline client through xoscar run (its
+# stages on three device pools, checked against the CPU), xoscar down with nothing left running. The file is used
+# as written except for its port (a free one) and its module paths (this build tree).
+#
+#   pipeline_cluster_test.sh BUILD_DIR
+set -euo pipefail
+build=$(cd "$1" && pwd)
+src=$(cd "$(dirname "$0")" && pwd)
+cli=$build/runtime/xoscar
+work=$(mktemp -d)
+export XO_RUN_DIR=$work/run
+port=$((22000 + (RANDOM % 2000) * 10))
+fail() { echo "FAIL: $*" >&2; exit 1; }
+sed -e "s|port: 7400|port: $port|" -e "s|\.\./build/|$build/|" "$src/pipeline.yaml" >"$work/pipeline.yaml"
+grep -q "port: $port" "$work/pipeline.yaml" || fail "examples/pipeline.yaml has no 'port: 7400' to replace"
+trap '"$cli" down "$work/pipeline.yaml" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+
+"$cli" up "$work/pipeline.yaml" 2>"$work/up.err" | tee "$work/up.out"
+cat "$work/up.err" >&2
+grep -q "3 sub pools" "$work/up.out" || fail "up: $(cat "$work/up.out")"
+out=$("$cli" run "$work/pipeline.yaml" -- "$build/examples/pipeline_client" 200000) || fail "pipeline_client: $out"
+echo "$out"
+echo "$out" | grep -q "sum .*: match" || fail "no matching sum"
+echo "$out" | grep -q "equal to the CPU's, exactly" || fail "no matching matmul"
+# Each stage ran in its own sub pool, on the device `device: auto` chose: a GPU if up found one, else the host.
+for p in 1 2 3; do echo "$out" | grep -q "in pool 127.0.0.1:$port/$p on " || fail "no stage in sub pool $p"; done
+if grep -q "device: auto: no CUDA device" "$work/up.err"; then
+  [ "$(echo "$out" | grep -c 'on host:0 (host C kernel)')" -eq 3 ] || fail "fallback to the host device expected"
+else
+  [ "$(echo "$out" | grep -c 'on cuda:[0-9]* (CUDA kernel)')" -eq 3 ] || fail "GPU pools expected"
+fi
+"$cli" down "$work/pipeline.yaml" >/dev/null
+pids=$(pgrep -f "$work/pipeline.yaml" || true)
+[ -z "$pids" ] || fail "left running: $pids"
