@@ -4,9 +4,12 @@
 #   2. the cluster of examples/cluster.yaml on this machine (a main pool, two sub pool processes bound to their
 #      cores, the word count module loaded in each): `xoscar up`, a word count of this README placed across it by
 #      examples/wordcount_client, `xoscar status`, `xoscar down`;
-#   3. examples/host_demo: the same from a program, with a sub pool killed (kill -9) and recovered;
-#   4. examples/pipeline: three pools that own devices (the host device where there is no GPU): a buffer produced in
-#      one is transformed and reduced in the others without being copied, checked against a CPU reference.
+#   3. GPU pools: the cluster of examples/pipeline.yaml, three sub pools that each own a device (`device: auto`: a
+#      GPU where there is one, the host device where there is none, which `xoscar up` logs): a buffer produced in one
+#      pool is transformed (SAXPY) and reduced in the others without being copied, then a tiled matrix multiply over
+#      device buffers across the same pools, each stage running the kernels of its device (CUDA or host C), checked
+#      against a CPU reference (examples/pipeline_client);
+#   4. examples/host_demo: a host from a program, with a sub pool killed (kill -9) and recovered.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -27,9 +30,15 @@ $xoscar down examples/cluster.yaml
 trap - EXIT
 
 echo
-echo "== 3. examples/host_demo: a host from a program; supervision"
-build/examples/host_demo build/examples/libwordcount.so README.md
+echo "== 3. GPU pools: a device pipeline on the cluster of examples/pipeline.yaml"
+$xoscar down examples/pipeline.yaml >/dev/null 2>&1 || true
+$xoscar up examples/pipeline.yaml
+trap '$xoscar down examples/pipeline.yaml' EXIT
+$xoscar status examples/pipeline.yaml
+$xoscar run examples/pipeline.yaml -- build/examples/pipeline_client
+$xoscar down examples/pipeline.yaml
+trap - EXIT
 
 echo
-echo "== 4. examples/pipeline: device buffers lent across three pools"
-build/examples/pipeline_demo build/examples/libpipeline.so
+echo "== 4. examples/host_demo: a host from a program; supervision"
+build/examples/host_demo build/examples/libwordcount.so README.md

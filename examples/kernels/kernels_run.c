@@ -2,6 +2,7 @@
  * stream, which suspends the calling method instead of blocking its scheduler thread. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kernels.h"
 #include "xoscar/xoscar.h"
@@ -66,6 +67,9 @@ xo_status_t xo_k_matmul(xo_device_t *dev, xo_device_stream_t *s, const xo_k_matm
     return xo_device_launch_host(s, xo_k_matmul_host, (void *)p);
 }
 
+/* How long xo_k_wait re-queries at every scheduler turn before it polls each millisecond. */
+#define SPIN_NS 200000
+
 xo_status_t xo_k_wait(xo_device_t *dev, xo_device_stream_t *s)
 {
     const char *mode = getenv("XO_K_WAIT");
@@ -74,9 +78,15 @@ xo_status_t xo_k_wait(xo_device_t *dev, xo_device_stream_t *s)
     xo_status_t st = xo_device_event_create(dev, &ev);
     if (st != XO_OK) return st;
     st = xo_device_event_record(ev, s);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     while (st == XO_OK && (st = xo_device_event_query(ev)) == XO_EAGAIN) {
-        /* A cancelled call still waits for its work: the buffers it uses must outlive the kernel. */
-        xo_sleep_ms(1);
+        /* Short work ends within microseconds: for the first SPIN_NS re-query at each turn of the scheduler
+         * (xo_sleep_ms(0) still lets the pool's other actors run), then every millisecond. A cancelled call still
+         * waits for its work: the buffers it uses must outlive the kernel. */
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        int64_t ns = (int64_t)(t.tv_sec - t0.tv_sec) * 1000000000 + (t.tv_nsec - t0.tv_nsec);
+        xo_sleep_ms(ns < SPIN_NS ? 0 : 1);
         st = XO_OK;
     }
     xo_device_event_destroy(ev);
