@@ -6,8 +6,11 @@
  *                                 time, what each member moves in and out), GB/s, against a memcpy of 16 MiB in the
  *                                 same run
  *   coll.memcpy.16MiB             that memcpy (the host's copy limit), GB/s
+ *   coll.allreduce.16MiB.busbw_msg the same allreduce over messages (XO_COLL_SHM=0: the ring), GB/s, against the
+ *                                 shared-memory path above in the same run
  *
  * The member actor is in bench_coll_module.c (module xo_bench_coll). */
+#include <stdbool.h>
 #include <string.h>
 
 #include <xoscar/host.h>
@@ -28,6 +31,8 @@ static const bench_metric_spec_t lat_p99 = {.name = "coll.allreduce.8B.p99", .un
 static const bench_metric_spec_t busbw = {.name = "coll.allreduce.16MiB.busbw", .unit = "GB/s",
                                           .ref = "coll.memcpy.16MiB"};
 static const bench_metric_spec_t memcpy_bw = {.name = "coll.memcpy.16MiB", .unit = "GB/s"};
+static const bench_metric_spec_t busbw_msg = {.name = "coll.allreduce.16MiB.busbw_msg", .unit = "GB/s",
+                                              .ref = "coll.allreduce.16MiB.busbw"};
 
 /* Runs one allreduce loop on every member at once; *p50_p and *p99_p are rank 0's. */
 static int run_group(xo_host_t *host, xo_ref_t **m, const char *name, int64_t count, int iters, double *p50_p,
@@ -54,7 +59,8 @@ static int run_group(xo_host_t *host, xo_ref_t **m, const char *name, int64_t co
     return rc;
 }
 
-int bench_coll(const bench_opts_t *opts)
+/* One host of MEMBERS pools; shm false starts it with XO_COLL_SHM=0 (the pools inherit it). */
+static int run_host(const bench_opts_t *opts, bool shm)
 {
     const char *modules[] = {XO_BENCH_COLL_MODULE};
     xo_sub_pool_config_t subs[MEMBERS - 1];
@@ -64,7 +70,10 @@ int bench_coll(const bench_opts_t *opts)
                             .main_device = "host:0", .main_device_capacity = 256u << 20,
                             .pool_binary = XO_BENCH_POOL_BINARY};
     xo_host_t *host = NULL;
-    if (xo_host_start(&cfg, &host) != XO_OK) {
+    if (!shm) setenv("XO_COLL_SHM", "0", 1);
+    xo_status_t hst = xo_host_start(&cfg, &host);
+    if (hst != XO_OK) unsetenv("XO_COLL_SHM");
+    if (hst != XO_OK) {
         fprintf(stderr, "coll: starting the host: %s\n", xo_last_error());
         return -1;
     }
@@ -78,16 +87,16 @@ int bench_coll(const bench_opts_t *opts)
         }
     }
     double p50 = 0, p99 = 0;
-    if (rc == 0 && (rc = run_group(host, m, "bench.lat", 2, opts->quick ? 50 : 1000, &p50, &p99)) == 0) {
+    if (rc == 0 && shm && (rc = run_group(host, m, "bench.lat", 2, opts->quick ? 50 : 1000, &p50, &p99)) == 0) {
         bench_report(&lat_p50, p50);
         bench_report(&lat_p99, p99);
     }
     const int64_t big = (int64_t)(16u << 20) / (int64_t)sizeof(float);
     if (rc == 0 && !opts->quick && (rc = run_group(host, m, "bench.bw", big, 10, &p50, &p99)) == 0) {
         double bytes = (double)big * sizeof(float);
-        bench_report(&busbw, 2.0 * (MEMBERS - 1) / MEMBERS * bytes / (p50 * 1e3));
+        bench_report(shm ? &busbw : &busbw_msg, 2.0 * (MEMBERS - 1) / MEMBERS * bytes / (p50 * 1e3));
         size_t n = (size_t)bytes;
-        char *a = malloc(n), *b = malloc(n);
+        char *a = shm ? malloc(n) : NULL, *b = shm ? malloc(n) : NULL;
         if (a && b) {
             memset(a, 1, n), memset(b, 2, n); /* touched first: a copy into fresh pages measures page faults */
             uint64_t best = UINT64_MAX;
@@ -103,5 +112,12 @@ int bench_coll(const bench_opts_t *opts)
     }
     for (int r = 0; r < MEMBERS; r++) xo_ref_free(m[r]);
     xo_host_stop(host);
+    unsetenv("XO_COLL_SHM");
     return rc;
+}
+
+int bench_coll(const bench_opts_t *opts)
+{
+    int rc = run_host(opts, true);
+    return rc == 0 && !opts->quick ? run_host(opts, false) : rc;
 }

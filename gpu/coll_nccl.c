@@ -175,6 +175,7 @@ static ncclRedOp_t nccl_op(xo_reduce_op_t op)
 /* After enqueuing: a non-blocking communicator may still be enqueuing (ncclInProgress); then the stream runs it. */
 static xo_status_t finish(xo_coll_t *g, ncclResult_t r, const char *what)
 {
+    g->last_algorithm = "nccl";
     if (r != ncclSuccess && r != ncclInProgress) return nccl_error(g, r, what);
     xo_status_t st = r == ncclInProgress ? wait_comm(g, what) : XO_OK;
     return st == XO_OK ? wait_stream(g, what) : st;

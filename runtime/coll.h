@@ -23,6 +23,7 @@
 
 /* What a member tells the others at join (phase 0 of the rendezvous). */
 #define XO_COLL_CAN_NCCL 0x1u
+#define XO_COLL_CAN_SHM 0x2u  /* the pool owns a host device and device IPC is allowed (coll_shm.c) */
 
 typedef struct xo_coll_slot xo_coll_slot_t;
 
@@ -51,6 +52,8 @@ struct xo_coll {
     xo_status_t broken;         /* the first failure, XO_OK while healthy */
     char *broken_text;
     _Atomic bool busy;
+    bool shm;                   /* every member owns a host device on this host: coll_shm.c's path may be used */
+    const char *last_algorithm; /* static storage, see xo_coll_last_algorithm */
     const xo_coll_backend_t *backend;
     void *backend_state;
 
@@ -102,6 +105,18 @@ void xo_coll_sends_free(xo_coll_sends_t *s);
 /* Receives exactly len bytes from member `from` as (g->seq, tag) into dst (host memory), waiting up to the group's
  * timeout. XO_EPROTO when the peer sent another length (members that disagree on count). */
 xo_status_t xo_coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t len);
+
+/* ---- the host backend's pieces ---- */
+
+/* dst[i] = op(dst[i], src[i]) for n elements of dt (coll_host.c). */
+void xo_coll_reduce(void *dst, const void *src, size_t n, xo_dtype_t dt, xo_reduce_op_t op);
+
+/* The same-host path (coll_shm.c), for groups with g->shm. *done_p false with XO_OK: a member could not share its
+ * buffers, and every member must run the operation over messages instead. */
+xo_status_t xo_coll_shm_allreduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                                  xo_reduce_op_t op, bool *done_p);
+xo_status_t xo_coll_shm_allgather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                                  bool *done_p);
 
 /* ---- failures ---- */
 

@@ -8,7 +8,8 @@
  *
  * Device memory is staged: the member's buffer is copied to host memory first and back at the end (one copy each
  * way on the host device backend; PCIe transfers on a GPU, where the nccl backend is the better choice). Host
- * memory (a pool without a device) is worked on in place. */
+ * memory (a pool without a device) is worked on in place. Large allreduces and allgathers among members that all
+ * own host devices on one host skip the messages and read each other's buffers (coll_shm.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +40,7 @@
 
 /* dst[i] = op(dst[i], src[i]) for n elements. Integer sums and products wrap (unsigned arithmetic for the unsigned
  * types; the signed ones are computed as such, as NCCL does). */
-static void reduce(void *dst, const void *src, size_t n, xo_dtype_t dt, xo_reduce_op_t op)
+void xo_coll_reduce(void *dst, const void *src, size_t n, xo_dtype_t dt, xo_reduce_op_t op)
 {
     switch (dt) {
     case XO_DTYPE_INT8: REDUCE_LOOP(int8_t); break;
@@ -115,7 +116,7 @@ static xo_status_t direct_allreduce(xo_coll_t *g, unsigned char *w, size_t count
     if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
     if (st == XO_OK) {
         memcpy(w, all, bytes);
-        for (int r = 1; r < n; r++) reduce(w, all + bytes * (size_t)r, count, dt, op);
+        for (int r = 1; r < n; r++) xo_coll_reduce(w, all + bytes * (size_t)r, count, dt, op);
     }
     xo_coll_sends_free(&sends);
     free(all);
@@ -127,6 +128,12 @@ static xo_status_t host_allreduce(xo_coll_t *g, const void *send, void *recv, si
 {
     size_t es = xo_dtype_size(dt), bytes = count * es;
     int n = g->size, r = g->rank, next = (r + 1) % n, prev = (r + n - 1) % n;
+    if (g->shm && n > 1 && bytes * (size_t)n > XO_COLL_DIRECT_MAX) {
+        bool done = false;
+        xo_status_t st = xo_coll_shm_allreduce(g, send, recv, count, dt, op, &done);
+        g->last_algorithm = "shm";
+        if (st != XO_OK || done) return st;
+    }
     void *owned, *work = work_buffer(g, recv, bytes, &owned);
     unsigned char *w = work;
     size_t max_part = (count + (size_t)n - 1) / (size_t)n * es;
@@ -138,12 +145,14 @@ static xo_status_t host_allreduce(xo_coll_t *g, const void *send, void *recv, si
     xo_status_t st = stage_in(g, send, bytes, work);
     if (st != XO_OK) st = staging_failed(g, st);
     if (st == XO_OK && n > 1 && bytes * (size_t)n <= XO_COLL_DIRECT_MAX) {
+        g->last_algorithm = "direct";
         st = direct_allreduce(g, w, count, dt, op);
         if (st == XO_OK && (st = stage_out(g, recv, work, bytes)) != XO_OK) st = staging_failed(g, st);
         free(tmp);
         free(owned);
         return st;
     }
+    g->last_algorithm = "ring";
     xo_coll_sends_t sends = {0};
     for (int step = 0; st == XO_OK && step < n - 1; step++) { /* reduce-scatter */
         size_t s0, sn, r0, rn;
@@ -151,7 +160,7 @@ static xo_status_t host_allreduce(xo_coll_t *g, const void *send, void *recv, si
         part(count, n, (r - step - 1 + 2 * n) % n, &r0, &rn);
         st = xo_coll_send(g, &sends, next, (uint32_t)step, w + s0 * es, sn * es);
         if (st == XO_OK) st = xo_coll_recv(g, prev, (uint32_t)step, tmp, rn * es);
-        if (st == XO_OK) reduce(w + r0 * es, tmp, rn, dt, op);
+        if (st == XO_OK) xo_coll_reduce(w + r0 * es, tmp, rn, dt, op);
     }
     for (int step = 0; st == XO_OK && step < n - 1; step++) { /* allgather of the reduced parts */
         size_t s0, sn, r0, rn;
@@ -179,6 +188,7 @@ static xo_status_t host_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtyp
     int n = g->size, v = (g->rank - root + n) % n; /* rank relative to root */
     void *owned, *work = work_buffer(g, buf, bytes, &owned);
     if (!work) return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of broadcast", bytes);
+    g->last_algorithm = "tree";
     xo_status_t st = v == 0 ? stage_in(g, buf, bytes, work) : XO_OK;
     if (st != XO_OK) st = staging_failed(g, st);
     int mask = 1;
@@ -204,9 +214,16 @@ static xo_status_t host_allgather(xo_coll_t *g, const void *send, void *recv, si
 {
     size_t block = count * xo_dtype_size(dt);
     int n = g->size, r = g->rank, next = (r + 1) % n, prev = (r + n - 1) % n;
+    if (g->shm && n > 1 && block * (size_t)n > XO_COLL_DIRECT_MAX) {
+        bool done = false;
+        xo_status_t st = xo_coll_shm_allgather(g, send, recv, count, dt, &done);
+        g->last_algorithm = "shm";
+        if (st != XO_OK || done) return st;
+    }
     void *owned, *work = work_buffer(g, recv, block * (size_t)n, &owned);
     unsigned char *w = work;
     if (!work) return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of allgather", block * (size_t)n);
+    g->last_algorithm = "ring";
     xo_status_t st = stage_in(g, send, block, w + block * (size_t)r);
     if (st != XO_OK) st = staging_failed(g, st);
     xo_coll_sends_t sends = {0};

@@ -7,6 +7,7 @@
 
 #include "runtime/coll.h"
 #include "runtime/core.h"
+#include "runtime/devbuf.h"
 
 #define DEFAULT_TIMEOUT_MS 60000
 
@@ -26,6 +27,7 @@ size_t xo_dtype_size(xo_dtype_t dt)
 }
 
 const char *xo_coll_backend(const xo_coll_t *g) { return g ? g->backend->name : NULL; }
+const char *xo_coll_last_algorithm(const xo_coll_t *g) { return g && g->last_algorithm ? g->last_algorithm : ""; }
 int xo_coll_rank(const xo_coll_t *g) { return g ? g->rank : -1; }
 int xo_coll_size(const xo_coll_t *g) { return g ? g->size : 0; }
 
@@ -111,35 +113,41 @@ xo_status_t xo_coll_exchange_get(const xo_result_t *all, int size, int r, xo_byt
 
 /* ---- joining ---- */
 
-/* The join blob: capabilities (1 byte), the requested backend's length (1 byte) and name, the pool's address. */
+/* The join blob: capabilities (1 byte), the requested backend's length (1 byte) and name, this host's identity
+ * (XO_HOST_ID_LEN bytes), the pool's address. */
 static xo_status_t join_blob(const xo_coll_t *g, const char *backend, unsigned char **blob_p, size_t *len_p)
 {
     size_t bl = strlen(backend), al = strlen(g->pool->address);
-    unsigned char *b = malloc(2 + bl + al);
+    unsigned char *b = malloc(2 + bl + XO_HOST_ID_LEN + al);
     if (!b) return xo_error_set(XO_ENOMEM, "out of memory");
     unsigned caps = 0;
+    const char *dev_backend = g->dev ? xo_device_backend_name(xo_device_backend(g->dev)) : "";
 #ifdef XO_HAVE_NCCL
-    if (g->dev && strcmp(xo_device_backend_name(xo_device_backend(g->dev)), "cuda") == 0) caps |= XO_COLL_CAN_NCCL;
+    if (strcmp(dev_backend, "cuda") == 0) caps |= XO_COLL_CAN_NCCL;
 #endif
+    const char *shm_env = getenv("XO_COLL_SHM");
+    if (strcmp(dev_backend, "host") == 0 && xo__device_ipc_allowed() && !(shm_env && strcmp(shm_env, "0") == 0))
+        caps |= XO_COLL_CAN_SHM;
     b[0] = (unsigned char)caps;
     b[1] = (unsigned char)bl;
     memcpy(b + 2, backend, bl);
-    memcpy(b + 2 + bl, g->pool->address, al);
+    memcpy(b + 2 + bl, xo__host_id(), XO_HOST_ID_LEN);
+    memcpy(b + 2 + bl + XO_HOST_ID_LEN, g->pool->address, al);
     *blob_p = b;
-    *len_p = 2 + bl + al;
+    *len_p = 2 + bl + XO_HOST_ID_LEN + al;
     return XO_OK;
 }
 
 /* Reads the members' join blobs: refs to their endpoints, and the backend every member will choose alike. */
 static xo_status_t meet(xo_coll_t *g, const char *requested, const xo_result_t *all, const xo_coll_backend_t **be_p)
 {
-    bool all_nccl = true;
+    bool all_nccl = true, all_shm = true;
     int no_nccl = -1;
     for (int i = 0; i < g->size; i++) {
         xo_bytes_t b;
         xo_status_t st = xo_coll_exchange_get(all, g->size, i, &b);
         const unsigned char *p = b.ptr;
-        if (st == XO_OK && (b.len < 2 || (size_t)p[1] + 2 > b.len))
+        if (st == XO_OK && (b.len < 2 || (size_t)p[1] + 2 + XO_HOST_ID_LEN > b.len))
             st = xo_error_set(XO_EPROTO, "a malformed join from rank %d", i);
         if (st != XO_OK) return st;
         size_t bl = p[1];
@@ -150,10 +158,11 @@ static xo_status_t meet(xo_coll_t *g, const char *requested, const xo_result_t *
             all_nccl = false;
             if (no_nccl < 0) no_nccl = i;
         }
+        if (!(p[0] & XO_COLL_CAN_SHM) || memcmp(p + 2 + bl, xo__host_id(), XO_HOST_ID_LEN) != 0) all_shm = false;
         char address[512];
-        size_t al = b.len - 2 - bl;
+        size_t al = b.len - 2 - bl - XO_HOST_ID_LEN;
         if (al == 0 || al >= sizeof address) return xo_error_set(XO_EPROTO, "a malformed address from rank %d", i);
-        memcpy(address, p + 2 + bl, al);
+        memcpy(address, p + 2 + bl + XO_HOST_ID_LEN, al);
         address[al] = '\0';
         char *uid = xo_coll_endpoint_uid(g->name, i);
         /* Unchecked: a fast peer may already have finished and left by the time this member looks. */
@@ -161,6 +170,7 @@ static xo_status_t meet(xo_coll_t *g, const char *requested, const xo_result_t *
         free(uid);
         if (!g->peers[i]) return xo_error_set(XO_ENOMEM, "out of memory");
     }
+    g->shm = all_shm;
     bool want_nccl = strcmp(requested, "nccl") == 0;
     if (want_nccl && !all_nccl) {
 #ifdef XO_HAVE_NCCL

@@ -45,4 +45,13 @@ bool xo__devbuf_token(const char *address, uint64_t ptr, uint64_t size, unsigned
 xo_status_t xo__devbuf_stage(xo_device_t *dev, const char *owner, uint64_t ptr, uint64_t size,
                              const unsigned char token[XO_DEVBUF_TOKEN_LEN], void **ptr_p);
 
+/* This host's identity, XO_HOST_ID_LEN bytes (static storage): the kernel's boot id and this process's network
+ * namespace. Processes with equal identities can map each other's device memory (the IPC handles of the host and
+ * CUDA backends); network namespaces are this project's model of hosts. */
+#define XO_HOST_ID_LEN 44
+const unsigned char *xo__host_id(void);
+
+/* False when XO_DEVICE_IPC=0 turns same-host device IPC off (read at each call). */
+bool xo__device_ipc_allowed(void);
+
 #endif

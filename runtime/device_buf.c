@@ -84,6 +84,14 @@ static bool ipc_allowed(void)
     return !(e && strcmp(e, "0") == 0);
 }
 
+const unsigned char *xo__host_id(void)
+{
+    pthread_once(&host_once, read_host_id);
+    return host_id;
+}
+
+bool xo__device_ipc_allowed(void) { return ipc_allowed(); }
+
 /* ---- packing --------------------------------------------------------------------------------------------------- */
 
 xo_device_t *xo_ctx_device(const xo_ctx_t *ctx) { return ctx && ctx->actor ? ctx->actor->pool->device : NULL; }

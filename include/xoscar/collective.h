@@ -84,6 +84,11 @@ XO_API const char *xo_coll_backend(const xo_coll_t *group);
 XO_API int xo_coll_rank(const xo_coll_t *group);
 XO_API int xo_coll_size(const xo_coll_t *group);
 
+/* The algorithm the group's last operation used (static storage): "direct" (small allreduce: every member's buffer
+ * to every other), "ring", "tree" (broadcast), "shm" (same host, host devices: members read each other's buffers
+ * through device IPC; off with XO_COLL_SHM=0), "nccl", or "" before the first. For tuning and tests. */
+XO_API const char *xo_coll_last_algorithm(const xo_coll_t *group);
+
 /* The size in bytes of one element of dt, or 0 for an unknown type. */
 XO_API size_t xo_dtype_size(xo_dtype_t dt);
 

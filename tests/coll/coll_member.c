@@ -2,10 +2,10 @@
  * executable (in-process groups) and into the xo_test_coll module (members in sub pool processes).
  *
  *   run(name, rank, size, rendezvous, backend, op, dtype, reduce_op, root, repeat, timeout_ms, input)
- *       -> [backend chosen, output bytes]
+ *       -> [backend chosen, output bytes, algorithm of the last operation]
  *     Joins the group, copies input (bin) into a buffer on the pool's device (host memory when the pool has none),
  *     runs op ("allreduce", "broadcast", "allgather") `repeat` times on it, and returns the output buffer's bytes.
- *     op "join" only joins and leaves. The output of allgather is size times the input. */
+ *     op "allreduce_inplace" allreduces the buffer onto itself; op "join" only joins and leaves. The output of allgather is size times the input. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +72,9 @@ static xo_status_t member_run(xo_ctx_t *ctx, void *state, const msgpack_object *
     for (int i = 0; st == XO_OK && i < repeat && !xo_str_eq(op, "join"); i++) {
         if (xo_str_eq(op, "allreduce")) {
             st = xo_coll_allreduce(g, in, res, count, (xo_dtype_t)dtype, (xo_reduce_op_t)rop);
+        } else if (xo_str_eq(op, "allreduce_inplace")) {
+            st = buf_copy(dev, res, in, input.len, XO_MEMCPY_DEVICE_TO_DEVICE);
+            if (st == XO_OK) st = xo_coll_allreduce(g, res, res, count, (xo_dtype_t)dtype, (xo_reduce_op_t)rop);
         } else if (xo_str_eq(op, "broadcast")) {
             st = buf_copy(dev, res, in, input.len, XO_MEMCPY_DEVICE_TO_DEVICE);
             if (st == XO_OK) st = xo_coll_broadcast(g, res, count, (xo_dtype_t)dtype, root);
@@ -84,10 +87,11 @@ static xo_status_t member_run(xo_ctx_t *ctx, void *state, const msgpack_object *
     if (st == XO_OK && (host = malloc(out_len ? out_len : 1)) == NULL) st = XO_ENOMEM;
     if (st == XO_OK && !xo_str_eq(op, "join")) st = buf_copy(dev, host, res, out_len, XO_MEMCPY_DEVICE_TO_HOST);
     if (st == XO_OK) {
-        msgpack_pack_array(out, 2);
+        msgpack_pack_array(out, 3);
         xo_pack(out, "s", xo_coll_backend(g));
         msgpack_pack_bin(out, xo_str_eq(op, "join") ? 0 : out_len);
         msgpack_pack_bin_body(out, host, xo_str_eq(op, "join") ? 0 : out_len);
+        xo_pack(out, "s", xo_coll_last_algorithm(g));
     } else { /* copied first: the ctx's error text and xo_last_error() may be the same buffer */
         char text[512];
         snprintf(text, sizeof text, "%s", xo_last_error());

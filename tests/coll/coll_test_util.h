@@ -16,7 +16,7 @@ using Bytes = std::vector<unsigned char>;
 
 struct Outcome {
     xo_status_t st = XO_OK;
-    std::string error, backend;
+    std::string error, backend, algorithm;
     Bytes out;
 };
 
@@ -61,10 +61,11 @@ std::vector<Outcome> run_group(const std::vector<xo_ref_t *> &members, const std
         xo_result_t *res = nullptr;
         outs[r].st = xo_future_wait(fs[r], op.timeout_ms * 3 + 10000, &res);
         if (outs[r].st == XO_OK) {
-            xo_str_t be;
+            xo_str_t be, algo;
             xo_bytes_t out;
-            EXPECT_EQ(xo_result_unpack(res, "[sb]", &be, &out), XO_OK);
+            EXPECT_EQ(xo_result_unpack(res, "[sbs]", &be, &out, &algo), XO_OK);
             outs[r].backend = to_string(be);
+            outs[r].algorithm = to_string(algo);
             const auto *p = static_cast<const unsigned char *>(out.ptr);
             outs[r].out.assign(p, p + out.len);
             xo_result_free(res);
@@ -84,7 +85,8 @@ std::vector<int64_t> input_i64(int r, size_t count)
     return v;
 }
 
-void expect_allreduce_sum(const std::vector<Outcome> &outs, size_t count)
+// Every member got the sum of every member's input_i64, by the given algorithm (any when algorithm is empty).
+void expect_allreduce_sum(const std::vector<Outcome> &outs, size_t count, const std::string &algorithm = "")
 {
     int n = (int)outs.size();
     std::vector<int64_t> ref(count, 0);
@@ -95,6 +97,9 @@ void expect_allreduce_sum(const std::vector<Outcome> &outs, size_t count)
     for (int r = 0; r < n; r++) {
         ASSERT_EQ(outs[r].st, XO_OK) << "rank " << r << ": " << outs[r].error;
         EXPECT_EQ(outs[r].backend, "host");
+        if (!algorithm.empty()) {
+            EXPECT_EQ(outs[r].algorithm, algorithm) << "rank " << r;
+        }
         EXPECT_EQ(from_bytes<int64_t>(outs[r].out), ref) << "rank " << r;
     }
 }

@@ -52,9 +52,10 @@ class CollHost : public ::testing::Test {
     std::vector<xo_ref_t *> members;
 };
 
-TEST_F(CollHost, AllOperationsAcrossFourProcessesMatchTheCpuReference)
+// Members on host devices of one host read each other's buffers (shm); with XO_COLL_SHM=0 (inherited by the sub
+// pools) the same operations go over messages (ring). Both must match the CPU reference.
+void all_operations(xo_host_t *host, const std::vector<xo_ref_t *> &members, const std::string &algorithm)
 {
-    start(3);
     const char *rdv = xo_host_address(host);
     const size_t count = 100003; // not a multiple of 4: uneven ring parts
     std::vector<Bytes> inputs;
@@ -64,7 +65,7 @@ TEST_F(CollHost, AllOperationsAcrossFourProcessesMatchTheCpuReference)
         inputs.push_back(to_bytes(v));
         gathered.insert(gathered.end(), v.begin(), v.end());
     }
-    expect_allreduce_sum(run_group(members, "procs-sum", rdv, Op{}, inputs), count);
+    expect_allreduce_sum(run_group(members, "procs-sum", rdv, Op{}, inputs), count, algorithm);
     Op bcast;
     bcast.op = "broadcast";
     bcast.root = 2;
@@ -79,6 +80,7 @@ TEST_F(CollHost, AllOperationsAcrossFourProcessesMatchTheCpuReference)
     for (int r = 0; r < 4; r++) {
         ASSERT_EQ(outs[r].st, XO_OK) << outs[r].error;
         EXPECT_EQ(from_bytes<int64_t>(outs[r].out), gathered);
+        EXPECT_EQ(outs[r].algorithm, algorithm);
     }
     for (auto *m : members) { // every member's device is back to what it was
         xo_result_t *r = nullptr;
@@ -88,6 +90,20 @@ TEST_F(CollHost, AllOperationsAcrossFourProcessesMatchTheCpuReference)
         xo_result_free(r);
         EXPECT_EQ(used, 0u);
     }
+}
+
+TEST_F(CollHost, AllOperationsAcrossFourProcessesOverSharedMemory)
+{
+    start(3);
+    all_operations(host, members, "shm");
+}
+
+TEST_F(CollHost, AllOperationsAcrossFourProcessesOverMessages)
+{
+    setenv("XO_COLL_SHM", "0", 1);
+    start(3);
+    unsetenv("XO_COLL_SHM");
+    all_operations(host, members, "ring");
 }
 
 TEST_F(CollHost, AMemberWhosePoolIsKilledFailsTheOthersQuickly)

@@ -66,14 +66,16 @@ TEST_F(CollInPool, AllreduceSumMatchesCpuForGroupSizesOneToFive)
         std::vector<xo_ref_t *> group(members.begin(), members.begin() + n);
         std::vector<Bytes> inputs;
         for (int r = 0; r < n; r++) inputs.push_back(to_bytes(input_i64(r, 103)));
-        expect_allreduce_sum(run_group(group, "sum" + std::to_string(n), addr.c_str(), Op{}, inputs), 103);
+        expect_allreduce_sum(run_group(group, "sum" + std::to_string(n), addr.c_str(), Op{}, inputs), 103,
+                             n > 1 ? "direct" : "");
     }
 }
 
-// Past 64 KiB in all, allreduce takes the ring (reduce-scatter + allgather) instead of the direct exchange.
+// Past 64 KiB in all, allreduce takes the ring (reduce-scatter + allgather) instead of the direct exchange, where the
+// members' buffers are host memory (no device: nothing to map).
 TEST_F(CollInPool, RingAllreduceMatchesCpuForGroupSizesTwoToFiveWithUnevenParts)
 {
-    start("host:0");
+    start();
     make_members(5);
     const size_t count = 20011; // 160 KB per member: the ring for every size; not a multiple of any size
     for (int n = 2; n <= 5; n++) {
@@ -82,7 +84,25 @@ TEST_F(CollInPool, RingAllreduceMatchesCpuForGroupSizesTwoToFiveWithUnevenParts)
         for (int r = 0; r < n; r++) inputs.push_back(to_bytes(input_i64(r, count)));
         Op op;
         op.repeat = 3;
-        expect_allreduce_sum(run_group(group, "ring" + std::to_string(n), addr.c_str(), op, inputs), count);
+        expect_allreduce_sum(run_group(group, "ring" + std::to_string(n), addr.c_str(), op, inputs), count, "ring");
+    }
+}
+
+// The same sizes on host devices: members read each other's buffers through device IPC, also in place.
+TEST_F(CollInPool, SharedMemoryAllreduceMatchesCpuInAndOutOfPlace)
+{
+    start("host:0");
+    make_members(5);
+    const size_t count = 20011;
+    for (int n = 2; n <= 5; n++) {
+        std::vector<xo_ref_t *> group(members.begin(), members.begin() + n);
+        std::vector<Bytes> inputs;
+        for (int r = 0; r < n; r++) inputs.push_back(to_bytes(input_i64(r, count)));
+        Op op;
+        op.repeat = 3;
+        expect_allreduce_sum(run_group(group, "shm" + std::to_string(n), addr.c_str(), op, inputs), count, "shm");
+        op.op = "allreduce_inplace";
+        expect_allreduce_sum(run_group(group, "shm-in" + std::to_string(n), addr.c_str(), op, inputs), count, "shm");
     }
     EXPECT_EQ(mem_used(), 0u);
 }
