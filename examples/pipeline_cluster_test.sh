@@ -30,6 +30,13 @@ if grep -q "device: auto: no CUDA device" "$work/up.err"; then
 else
   [ "$(echo "$out" | grep -c 'on cuda:[0-9]* (CUDA kernel)')" -eq 3 ] || fail "GPU pools expected"
 fi
+# A Kernels actor with no arguments wants its pool's device: the main pool owns none, which the error says.
+set +e
+err=$("$cli" run "$work/pipeline.yaml" -- "$cli" create "127.0.0.1:$port" Kernels 2>&1); rc=$?
+set -e
+[ $rc -ne 0 ] || fail "Kernels created in a pool without a device"
+echo "$err" | grep -q "owns no device" || fail "Kernels without a device: $err"
+pids=$("$cli" status "$work/pipeline.yaml" | awk 'NR > 1 {print $3}')
+[ "$(echo "$pids" | wc -w)" -eq 4 ] || fail "status: $pids"
 "$cli" down "$work/pipeline.yaml" >/dev/null
-pids=$(pgrep -f "$work/pipeline.yaml" || true)
-[ -z "$pids" ] || fail "left running: $pids"
+for pid in $pids; do ! kill -0 "$pid" 2>/dev/null || fail "pool process $pid left running"; done
