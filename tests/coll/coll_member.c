@@ -5,7 +5,13 @@
  *       -> [backend chosen, output bytes, algorithm of the last operation]
  *     Joins the group, copies input (bin) into a buffer on the pool's device (host memory when the pool has none),
  *     runs op ("allreduce", "broadcast", "allgather") `repeat` times on it, and returns the output buffer's bytes.
- *     op "allreduce_inplace" allreduces the buffer onto itself; op "join" only joins and leaves. The output of allgather is size times the input. */
+ *     op "allreduce_inplace" allreduces the buffer onto itself; op "join" only joins and leaves. The output of
+ *     allgather is size times the input.
+ *
+ *   check(name, rank, size, rendezvous, op, count) -> [matches the CPU reference, algorithm]
+ *     For callers that cannot build inputs (the xoscar CLI in the multi-host test): member r's input is
+ *     coll_input(r, i) (below), op is "allreduce" (sum of int64) or "allgather"; the member computes the expected
+ *     output itself and compares. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,8 +121,60 @@ static xo_status_t member_mem_used(xo_ctx_t *ctx, void *state, const msgpack_obj
     return xo_pack(out, "u", mi.used);
 }
 
+static int64_t coll_input(int r, size_t i) { return (int64_t)(r + 1) * 1000 + (int64_t)(i % 97) - 40; }
+
+static xo_status_t member_check(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)state;
+    xo_str_t name, rdv, op;
+    int rank, size;
+    int64_t count;
+    xo_status_t st = xo_unpack(args, "siissl", &name, &rank, &size, &rdv, &op, &count);
+    if (st != XO_OK) return st;
+    bool gather = xo_str_eq(op, "allgather");
+    if (count < 1 || count > (1 << 24) || size < 1 || (!gather && !xo_str_eq(op, "allreduce")))
+        return xo_ctx_error(ctx, XO_EBADARGS, "check: op allreduce or allgather, 1 <= count <= 2^24");
+    size_t n = (size_t)count, out_n = gather ? n * (size_t)size : n;
+    int64_t *in = malloc(n * sizeof *in), *res = malloc(out_n * sizeof *res);
+    char *name_c = dup_str(name), *rdv_c = dup_str(rdv);
+    xo_device_t *dev = xo_ctx_device(ctx);
+    void *din = NULL, *dres = NULL;
+    xo_coll_t *g = NULL;
+    if (!in || !res || !name_c || !rdv_c) st = xo_ctx_error(ctx, XO_ENOMEM, "out of memory");
+    for (size_t i = 0; st == XO_OK && i < n; i++) in[i] = coll_input(rank, i);
+    xo_coll_config_t cfg = {.name = name_c, .rank = rank, .size = size, .rendezvous = rdv_c};
+    if (st == XO_OK) st = buf_alloc(dev, n * sizeof *in, &din);
+    if (st == XO_OK) st = buf_alloc(dev, out_n * sizeof *res, &dres);
+    if (st == XO_OK) st = buf_copy(dev, din, in, n * sizeof *in, XO_MEMCPY_HOST_TO_DEVICE);
+    if (st == XO_OK) st = xo_coll_init(&cfg, &g);
+    if (st == XO_OK)
+        st = gather ? xo_coll_allgather(g, din, dres, n, XO_DTYPE_INT64)
+                    : xo_coll_allreduce(g, din, dres, n, XO_DTYPE_INT64, XO_REDUCE_SUM);
+    if (st == XO_OK) st = buf_copy(dev, res, dres, out_n * sizeof *res, XO_MEMCPY_DEVICE_TO_HOST);
+    bool ok = st == XO_OK;
+    for (size_t i = 0; ok && i < out_n; i++) {
+        int64_t want = 0;
+        if (gather) want = coll_input((int)(i / n), i % n);
+        else
+            for (int r = 0; r < size; r++) want += coll_input(r, i);
+        ok = res[i] == want;
+    }
+    if (st == XO_OK) st = xo_pack(out, "[ts]", ok, xo_coll_last_algorithm(g));
+    else {
+        char text[512];
+        snprintf(text, sizeof text, "%s", xo_last_error());
+        st = xo_ctx_error(ctx, st, "%s", text);
+    }
+    xo_coll_destroy(g);
+    buf_free(dev, din);
+    buf_free(dev, dres);
+    free(in), free(res), free(name_c), free(rdv_c);
+    return st;
+}
+
 static const xo_method_t member_methods[] = {
     {.name = "run", .fn = member_run},
+    {.name = "check", .fn = member_check},
     {.name = "mem_used", .fn = member_mem_used},
 };
 
@@ -124,5 +182,5 @@ const xo_actor_class_t xo_test_coll_member_class = {
     .abi_version = XO_CLASS_ABI_V1,
     .name = "CollMember",
     .methods = member_methods,
-    .n_methods = 2,
+    .n_methods = 3,
 };
