@@ -33,7 +33,7 @@ int main(int argc, char **argv)
         xo_placement_t p = {.strategy = "process_index", .process_index = (size_t)i + 1};
         CHECK(xo_host_create_actor(host, stages[i][0], NULL, stages[i][1], &p, &refs[i]));
     }
-    int rc = pipeline_run(refs[0], xo_host_address(host), n, 3.0);
+    int rc = pipeline_run(refs[0], xo_host_address(host), "transform", "reduce", n, 3.0);
     for (int i = 0; i < 3; i++) xo_ref_free(refs[i]);
     xo_host_stop(host);
     return rc;

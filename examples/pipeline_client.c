@@ -9,6 +9,7 @@
  *   (or XO_SECRET=... XO_CLUSTER_MAIN=host:port pipeline_client [N]) */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <xoscar/host.h>
 #include <xoscar/xoscar.h>
@@ -25,18 +26,20 @@ int main(int argc, char **argv)
         return 2;
     }
     int64_t n = argc > 1 ? atoll(argv[1]) : 1 << 20;
-    /* One stage per labelled pool. The producer finds the others by uid through the main pool. */
-    const char *stages[3][3] = {
-        {"Producer", "producer", "produce"}, {"Transform", "transform", "transform"}, {"Reduce", "reduce", "reduce"}};
+    /* One stage per labelled pool. The producer finds the others by uid through the main pool; the uids carry this
+     * process's id, so that two clients (or one that died before cleaning up) do not collide. */
+    const char *stages[3][2] = {{"Producer", "produce"}, {"Transform", "transform"}, {"Reduce", "reduce"}};
+    char uids[3][64];
     xo_ref_t *refs[3], *kernels[3];
     for (int i = 0; i < 3; i++) {
-        xo_placement_t p = {.strategy = "round_robin", .label = stages[i][2]};
-        CHECK(xo_create_actor_placed(stages[i][0], NULL, main_address, stages[i][1], &p, &refs[i]));
+        snprintf(uids[i], sizeof uids[i], "pipeline.%s.%d", stages[i][1], (int)getpid());
+        xo_placement_t p = {.strategy = "round_robin", .label = stages[i][1]};
+        CHECK(xo_create_actor_placed(stages[i][0], NULL, main_address, uids[i], &p, &refs[i]));
     }
-    int rc = pipeline_run(refs[0], main_address, n, 3.0);
+    int rc = pipeline_run(refs[0], main_address, uids[1], uids[2], n, 3.0);
     /* Kernels actors with no create arguments use their pool's device. */
     for (int i = 0; i < 3; i++) {
-        xo_placement_t p = {.strategy = "round_robin", .label = stages[i][2]};
+        xo_placement_t p = {.strategy = "round_robin", .label = stages[i][1]};
         CHECK(xo_create_actor_placed("Kernels", NULL, main_address, NULL, &p, &kernels[i]));
     }
     rc |= pipeline_matmul_check(kernels, 100, 70, 90);

@@ -1,10 +1,12 @@
 /* An actor module for the device pipeline example: three stages on three pools, each owning a device; the buffer
  * is allocated once, by the producer, and lent to the next stages (no copy between processes of a host).
  *
- *   Producer  run(n, a, main address) -> [sum, where, device, where, device, where, device]
+ *   Producer  run(n, a, main address[, transform uid = "transform", reduce uid = "reduce"])
+ *               -> [sum, where, device, where, device, where, device]
  *             fills x[i] = i % 1000 and y[i] = 1 (2n floats, one allocation) on its pool's device, lends x and y to
- *             the actor "transform" (y = a*x + y, in place) and then y to the actor "reduce" (sum); returns the
- *             sum and, for each stage, its pool's address and "backend:index (what ran the kernel)"
+ *             the transform actor (y = a*x + y, in place) and then y to the reduce actor (sum), both found by uid
+ *             through the host's main pool; returns the sum and, for each stage, its pool's address and
+ *             "backend:index (what ran the kernel)"
  *   Transform saxpy(a, x, y) -> [where, device]        SAXPY on the lent buffers
  *   Reduce    sum(y) -> [sum, where, device]           the sum of the lent floats
  *
@@ -133,14 +135,16 @@ static xo_status_t producer_run(xo_ctx_t *ctx, void *state, const msgpack_object
 {
     int64_t n;
     double a;
-    xo_str_t main_s;
+    xo_str_t main_s, t_uid = {"transform", 9}, r_uid = {"reduce", 6};
     xo_device_t *dev = NULL;
-    xo_status_t st = xo_unpack(args, "lds", &n, &a, &main_s);
+    xo_status_t st = xo_unpack(args, "lds|ss", &n, &a, &main_s, &t_uid, &r_uid);
     if (st == XO_OK) st = stage_device(ctx, &dev);
     if (st != XO_OK) return st;
     if (n <= 0 || n > (int64_t)1 << 30) return xo_ctx_error(ctx, XO_EBADARGS, "run: n = %lld out of range", (long long)n);
-    char main_address[256];
+    char main_address[256], transform_uid[128], reduce_uid[128];
     snprintf(main_address, sizeof main_address, "%.*s", (int)main_s.len, main_s.ptr);
+    snprintf(transform_uid, sizeof transform_uid, "%.*s", (int)t_uid.len, t_uid.ptr);
+    snprintf(reduce_uid, sizeof reduce_uid, "%.*s", (int)r_uid.len, r_uid.ptr);
     size_t bytes = (size_t)n * sizeof(float);
     float *host = malloc(2 * bytes);
     if (!host) return xo_ctx_error(ctx, XO_ENOMEM, "out of memory");
@@ -149,8 +153,15 @@ static xo_status_t producer_run(xo_ctx_t *ctx, void *state, const msgpack_object
         host[n + i] = 1.0f;
     }
     void *buf = NULL;
+    xo_device_stream_t *s = NULL;
     st = xo_device_alloc(dev, 2 * bytes, &buf);
-    if (st == XO_OK) st = xo_device_memcpy(dev, buf, host, 2 * bytes, XO_MEMCPY_HOST_TO_DEVICE, NULL);
+    if (st == XO_OK) st = xo_device_stream_create(dev, &s);
+    if (st == XO_OK) { /* copied on a stream, waited for without blocking the pool's thread */
+        st = xo_device_memcpy(dev, buf, host, 2 * bytes, XO_MEMCPY_HOST_TO_DEVICE, s);
+        xo_status_t wst = xo_k_wait(dev, s);
+        if (st == XO_OK) st = wst;
+    }
+    if (s) xo_device_stream_destroy(s); /* waits for the copy in every case: host is freed next */
     free(host);
     float *x = buf, *y = x + n;
     xo_result_t *r1 = NULL, *r2 = NULL;
@@ -159,12 +170,12 @@ static xo_status_t producer_run(xo_ctx_t *ctx, void *state, const msgpack_object
         xo_pack(xo_args_packer(call), "d", a);
         st = xo_pack_device_buf(xo_args_packer(call), dev, x, bytes);
         if (st == XO_OK) st = xo_pack_device_buf(xo_args_packer(call), dev, y, bytes);
-        st = st == XO_OK ? call_stage(main_address, "transform", "saxpy", call, &r1) : (xo_args_free(call), st);
+        st = st == XO_OK ? call_stage(main_address, transform_uid, "saxpy", call, &r1) : (xo_args_free(call), st);
     }
     if (st == XO_OK) { /* then y to the reduce stage */
         xo_args_t *call = xo_args_new(1);
         st = xo_pack_device_buf(xo_args_packer(call), dev, y, bytes);
-        st = st == XO_OK ? call_stage(main_address, "reduce", "sum", call, &r2) : (xo_args_free(call), st);
+        st = st == XO_OK ? call_stage(main_address, reduce_uid, "sum", call, &r2) : (xo_args_free(call), st);
     }
     double sum = 0;
     xo_str_t where_t, dev_t, where_r, dev_r;

@@ -13,10 +13,12 @@ static int failed(const char *what, xo_status_t st)
     return 1;
 }
 
-int pipeline_run(xo_ref_t *producer, const char *main_address, int64_t n, double a)
+int pipeline_run(xo_ref_t *producer, const char *main_address, const char *transform_uid, const char *reduce_uid,
+                 int64_t n, double a)
 {
     xo_result_t *r;
-    xo_status_t st = xo_call(producer, "run", xo_args("lds", n, a, main_address), 60000, &r);
+    xo_status_t st =
+        xo_call(producer, "run", xo_args("ldsss", n, a, main_address, transform_uid, reduce_uid), 60000, &r);
     if (st != XO_OK) return failed("Producer.run", st);
     double sum;
     xo_str_t p[3], d[3];

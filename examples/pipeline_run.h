@@ -7,10 +7,11 @@
 
 #include <xoscar/xoscar.h>
 
-/* Calls producer.run(n, a, main_address): the producer lends its buffer to the actors "transform" and "reduce" of
- * the host at main_address. Prints where each stage ran and on which device, and the sum against a CPU reference.
- * Returns 0 on a match, 1 on a mismatch or a failed call (its error printed). */
-int pipeline_run(xo_ref_t *producer, const char *main_address, int64_t n, double a);
+/* Calls producer.run(n, a, main_address, transform_uid, reduce_uid): the producer lends its buffer to those two
+ * actors of the host at main_address. Prints where each stage ran and on which device, and the sum against a CPU
+ * reference. Returns 0 on a match, 1 on a mismatch or a failed call (its error printed). */
+int pipeline_run(xo_ref_t *producer, const char *main_address, const char *transform_uid, const char *reduce_uid,
+                 int64_t n, double a);
 
 /* A tiled matrix multiply over three Kernels actors (examples/kernels), each on its pool's device: kernels[0]
  * uploads A (m x k) and B (k x n), kernels[1] multiplies the buffers lent from kernels[0]'s pool into C on its own
