@@ -2,6 +2,8 @@
  * pools, each owning a host device), host backend over shared memory.
  *
  *   coll.allreduce.8B.p50/p99     latency of an allreduce of two floats, as rank 0 sees it (us)
+ *   coll.allreduce.8B.inpool.p50  the same with the three members in one pool (the main pool): the runtime's own
+ *                                 cost, without a transport (us)
  *   coll.allreduce.16MiB.busbw    bus bandwidth of a 16 MiB float sum (nccl-tests' definition: 2(n-1)/n * bytes /
  *                                 time, what each member moves in and out), GB/s, against a memcpy of 16 MiB in the
  *                                 same run
@@ -30,6 +32,7 @@ static const bench_metric_spec_t lat_p50 = {.name = "coll.allreduce.8B.p50", .un
 static const bench_metric_spec_t lat_p99 = {.name = "coll.allreduce.8B.p99", .unit = "us"};
 static const bench_metric_spec_t busbw = {.name = "coll.allreduce.16MiB.busbw", .unit = "GB/s",
                                           .ref = "coll.memcpy.16MiB"};
+static const bench_metric_spec_t lat_inpool = {.name = "coll.allreduce.8B.inpool.p50", .unit = "us"};
 static const bench_metric_spec_t memcpy_bw = {.name = "coll.memcpy.16MiB", .unit = "GB/s"};
 static const bench_metric_spec_t busbw_msg = {.name = "coll.allreduce.16MiB.busbw_msg", .unit = "GB/s",
                                               .ref = "coll.allreduce.16MiB.busbw"};
@@ -91,6 +94,14 @@ static int run_host(const bench_opts_t *opts, bool shm)
         bench_report(&lat_p50, p50);
         bench_report(&lat_p99, p99);
     }
+    xo_ref_t *local[MEMBERS] = {0};
+    for (int r = 0; r < MEMBERS && rc == 0 && shm; r++) {
+        xo_placement_t p = {.strategy = "process_index", .process_index = 0};
+        if (xo_host_create_actor(host, "BenchCollMember", NULL, NULL, &p, &local[r]) != XO_OK) rc = -1;
+    }
+    if (rc == 0 && shm && (rc = run_group(host, local, "bench.local", 2, opts->quick ? 50 : 1000, &p50, &p99)) == 0)
+        bench_report(&lat_inpool, p50);
+    for (int r = 0; r < MEMBERS; r++) xo_ref_free(local[r]);
     const int64_t big = (int64_t)(16u << 20) / (int64_t)sizeof(float);
     if (rc == 0 && !opts->quick && (rc = run_group(host, m, "bench.bw", big, 10, &p50, &p99)) == 0) {
         double bytes = (double)big * sizeof(float);
