@@ -115,6 +115,7 @@ void xo_coll_reduce(void *dst, const void *src, size_t n, xo_dtype_t dt, xo_redu
  * buffers, and every member must run the operation over messages instead. */
 xo_status_t xo_coll_shm_allreduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                   xo_reduce_op_t op, bool *done_p);
+xo_status_t xo_coll_shm_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtype_t dt, int root, bool *done_p);
 xo_status_t xo_coll_shm_allgather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                   bool *done_p);
 

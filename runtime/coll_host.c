@@ -186,6 +186,12 @@ static xo_status_t host_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtyp
 {
     size_t bytes = count * xo_dtype_size(dt);
     int n = g->size, v = (g->rank - root + n) % n; /* rank relative to root */
+    if (g->shm && n > 1 && bytes > XO_COLL_DIRECT_MAX) {
+        bool done = false;
+        xo_status_t st = xo_coll_shm_broadcast(g, buf, count, dt, root, &done);
+        g->last_algorithm = "shm";
+        if (st != XO_OK || done) return st;
+    }
     void *owned, *work = work_buffer(g, buf, bytes, &owned);
     if (!work) return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of broadcast", bytes);
     g->last_algorithm = "tree";

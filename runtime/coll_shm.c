@@ -11,6 +11,8 @@
  *              recv buffers. A last round tells everyone that nobody reads their buffers any more: only then may a
  *              member return (its caller may free or rewrite the buffers afterwards).
  *   allgather  every member copies every other member's send buffer into its own recv, then the last round.
+ *   broadcast  every member shares its buffer (only the root's is read), the others copy the root's, then the last
+ *              round (the root must not return while they read).
  *
  * A member whose buffer cannot be exported (e.g. one it imported itself) says so in its handle message; then every
  * member, having seen all handle messages, runs the operation over messages instead (coll_host.c), so the group
@@ -171,6 +173,27 @@ xo_status_t xo_coll_shm_allgather(xo_coll_t *g, const void *send, void *recv, si
     if (st == XO_OK && usable) {
         for (int i = 0; i < g->size; i++)
             memmove((unsigned char *)recv + block * (size_t)i, m.send[i], block);
+        st = barrier(g, &s, TAG_FIN);
+        *done_p = st == XO_OK;
+    }
+    if (st == XO_OK) st = xo_coll_sends_wait(g, &s);
+    xo_coll_sends_free(&s);
+    unmap(g, &m);
+    return st;
+}
+
+xo_status_t xo_coll_shm_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtype_t dt, int root, bool *done_p)
+{
+    size_t bytes = count * xo_dtype_size(dt);
+    xo_coll_sends_t s = {0};
+    peers_map_t m = {0};
+    bool usable = false;
+    *done_p = false;
+    /* Every member shares (not only the root), so that all of them see whether every member could: the fallback
+     * must be taken by all or none. */
+    xo_status_t st = share(g, &s, buf, NULL, &m, &usable);
+    if (st == XO_OK && usable) {
+        if (g->rank != root) memcpy(buf, m.send[root], bytes);
         st = barrier(g, &s, TAG_FIN);
         *done_p = st == XO_OK;
     }

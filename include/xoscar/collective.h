@@ -85,7 +85,7 @@ XO_API int xo_coll_rank(const xo_coll_t *group);
 XO_API int xo_coll_size(const xo_coll_t *group);
 
 /* The algorithm the group's last operation used (static storage): "direct" (small allreduce: every member's buffer
- * to every other), "ring", "tree" (broadcast), "shm" (same host, host devices: members read each other's buffers
+ * to every other), "ring", "tree" (broadcast), "shm" (large operations on one host, host devices: members read each other's buffers
  * through device IPC; off with XO_COLL_SHM=0), "nccl", or "" before the first. For tuning and tests. */
 XO_API const char *xo_coll_last_algorithm(const xo_coll_t *group);
 

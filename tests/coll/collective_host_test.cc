@@ -73,6 +73,7 @@ void all_operations(xo_host_t *host, const std::vector<xo_ref_t *> &members, con
     for (int r = 0; r < 4; r++) {
         ASSERT_EQ(outs[r].st, XO_OK) << outs[r].error;
         EXPECT_EQ(from_bytes<int64_t>(outs[r].out), input_i64(2, count));
+        EXPECT_EQ(outs[r].algorithm, algorithm == "shm" ? "shm" : "tree");
     }
     Op gather;
     gather.op = "allgather";
