@@ -779,6 +779,55 @@ TEST_P(ChannelConformance, PollableFds)
     EXPECT_TRUE(SameFrame(tf, rx.f));
 }
 
+// Polling without arming (xo_channel_ready / xo_channel_recv_nowait, the path of spinning threads in the runtime):
+// frames come through with the fd silent; once armed again the fd signals the next frame, and reading with
+// XO_RECV_FD leaves it quiet. Backends without the ops say so.
+TEST_P(ChannelConformance, PollWithoutArmingThenHandBackToTheFd)
+{
+    Listen();
+    Chan c, s;
+    Pair(&c, &s);
+    RxFrame rx;
+    if (!xo_channel_has_poll(s.get())) {
+        EXPECT_FALSE(xo_channel_ready(s.get()));
+        EXPECT_EQ(XO_ENOTSUP, xo_channel_recv_nowait(s.get(), 0, &rx.f));
+        return;
+    }
+    pollfd p = {xo_channel_fd(s.get()), POLLIN, 0};
+    ASSERT_EQ(XO_ETIMEDOUT, xo_channel_recv_nowait(s.get(), XO_RECV_ARM | XO_RECV_FD, &rx.f)); // armed, as recv(0)
+    ASSERT_EQ(XO_ETIMEDOUT, xo_channel_recv_nowait(s.get(), 0, &rx.f));                      // disarmed
+    EXPECT_FALSE(xo_channel_ready(s.get()));
+    for (uint64_t k = 0; k < 3; k++) {
+        // The last one has an out-of-band part: its memfd travels on the socket even when nobody is woken.
+        TestFrame tf = MakeFrame(40 + k, 16, k == 2 ? std::vector<size_t>{100, XO_SHM_OOB_MIN} : std::vector<size_t>{8});
+        ASSERT_EQ(XO_OK, xo_channel_send(c.get(), tf.get())) << xo_last_error();
+        EXPECT_TRUE(xo_channel_ready(s.get()));
+        if (k < 2) EXPECT_EQ(0, poll(&p, 1, 0)) << "a frame rang the doorbell while nobody was armed";
+        RxFrame got;
+        ASSERT_EQ(XO_OK, xo_channel_recv_nowait(s.get(), 0, &got.f)) << xo_last_error();
+        EXPECT_TRUE(SameFrame(tf, got.f));
+        EXPECT_FALSE(xo_channel_ready(s.get()));
+    }
+    // Hand back: arm, and the next frame wakes the fd; reading it with XO_RECV_FD leaves the fd quiet again.
+    ASSERT_EQ(XO_ETIMEDOUT, xo_channel_recv_nowait(s.get(), XO_RECV_ARM | XO_RECV_FD, &rx.f));
+    EXPECT_EQ(0, poll(&p, 1, 0));
+    TestFrame tf = MakeFrame(50, 16, {8});
+    ASSERT_EQ(XO_OK, xo_channel_send(c.get(), tf.get()));
+    EXPECT_EQ(1, poll(&p, 1, 5000));
+    RxFrame got;
+    ASSERT_EQ(XO_OK, xo_channel_recv_nowait(s.get(), XO_RECV_ARM | XO_RECV_FD, &got.f));
+    EXPECT_TRUE(SameFrame(tf, got.f));
+    ASSERT_EQ(XO_ETIMEDOUT, xo_channel_recv_nowait(s.get(), XO_RECV_ARM | XO_RECV_FD, &rx.f));
+    EXPECT_EQ(0, poll(&p, 1, 0)) << "the doorbell was left on the socket";
+    // The peer's death still ends a poller's receive.
+    c.reset();
+    auto t0 = Clock::now();
+    xo_status_t st;
+    while ((st = xo_channel_recv_nowait(s.get(), XO_RECV_FD, &rx.f)) == XO_ETIMEDOUT && MsSince(t0) < 2000)
+        usleep(1000);
+    EXPECT_EQ(XO_ECLOSED, st);
+}
+
 TEST_P(ChannelConformance, FramesOutliveTheirChannel)
 {
     Listen();

@@ -1,0 +1,107 @@
+// Frames taken by spinning threads (runtime/remote.c, "polling"): idle schedulers and callers waiting for a reply take
+// shared-memory frames themselves, and hand the channel back to the I/O thread (wake-up armed) when they stop. A frame
+// lost in a hand-over shows up here as a call that times out or a tell that never arrives.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "pool_fixture.h"
+#include "xoscar/host.h"
+
+namespace {
+
+const char *kModules[] = {XO_TEST_MODULE_PATH};
+
+class RemotePoll : public ::testing::Test {
+  protected:
+    void start(unsigned sub_threads)
+    {
+        xo_sub_pool_config_t sub{};
+        sub.n_threads = sub_threads;
+        xo_host_config_t cfg{};
+        cfg.n_sub_pools = 1;
+        cfg.sub_pools = &sub;
+        cfg.modules = kModules;
+        cfg.n_modules = 1;
+        cfg.pool_binary = XO_POOL_BINARY;
+        ASSERT_EQ(xo_host_start(&cfg, &host), XO_OK) << xo_last_error();
+    }
+    void TearDown() override
+    {
+        if (host) xo_host_stop(host);
+    }
+    xo_ref_t *place(const char *cls)
+    {
+        xo_placement_t p{};
+        p.strategy = "process_index";
+        p.process_index = 1;
+        xo_ref_t *ref = nullptr;
+        EXPECT_EQ(xo_host_create_actor(host, cls, nullptr, nullptr, &p, &ref), XO_OK) << xo_last_error();
+        return ref;
+    }
+    xo_host_t *host = nullptr;
+};
+
+// Several threads call and tell one actor in a sub pool, with pauses on both sides of the schedulers' spin time (so
+// that pollers come and go, and the schedulers sleep and wake): every call is answered and every tell arrives.
+void Hammer(xo_host_t *, xo_ref_t *counter, unsigned sub_threads)
+{
+    const int kThreads = 4, kRounds = 300;
+    std::atomic<int> failures{0};
+    std::vector<std::thread> ts;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int t = 0; t < kThreads; t++)
+        ts.emplace_back([&, t] {
+            std::mt19937 rng(1234 + t + 10 * sub_threads);
+            for (int i = 0; i < kRounds; i++) {
+                if (xo_tell(counter, "add", xo_args("l", (int64_t)1)) != XO_OK) failures++;
+                xo_result_t *r = nullptr;
+                if (xo_call(counter, "add", xo_args("l", (int64_t)1), 5000, &r) != XO_OK) failures++;
+                xo_result_free(r);
+                unsigned pause = rng() % 4;
+                if (pause == 1) usleep(20);
+                if (pause == 2) usleep(150); // longer than a scheduler's spin: it sleeps, the I/O thread takes over
+            }
+        });
+    for (auto &t : ts) t.join();
+    EXPECT_EQ(failures.load(), 0) << xo_last_error();
+    EXPECT_EQ(call_i64(counter, "get"), (int64_t)kThreads * kRounds * 2);
+    // Nothing waited for a timeout: 2400 messages take well under a second when no frame is left behind.
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+}
+
+TEST_F(RemotePoll, ManyThreadsCallAndTellOneSchedulerSubPool)
+{
+    start(1);
+    xo_ref_t *counter = place("Counter");
+    ASSERT_NE(counter, nullptr);
+    Hammer(host, counter, 1);
+    xo_ref_free(counter);
+}
+
+TEST_F(RemotePoll, ManyThreadsCallAndTellTwoSchedulerSubPool)
+{
+    start(2);
+    xo_ref_t *counter = place("Counter");
+    ASSERT_NE(counter, nullptr);
+    Hammer(host, counter, 2);
+    xo_ref_free(counter);
+}
+
+// A caller that gives up waiting (timeout) stops polling; the reply that comes later must not block the next calls.
+TEST_F(RemotePoll, ReplyAfterTheCallerGaveUpLeavesTheChannelWorking)
+{
+    start(1);
+    xo_ref_t *echo = place("Echo");
+    ASSERT_NE(echo, nullptr);
+    EXPECT_EQ(xo_call(echo, "sleep_ms", xo_args("l", (int64_t)300), 50, nullptr), XO_ETIMEDOUT);
+    usleep(400 * 1000); // the late reply arrives while nobody polls: the I/O thread takes it
+    for (int i = 0; i < 200; i++) ASSERT_EQ(call_i64(echo, "pid"), xo_host_sub_pool_pid(host, 0));
+    xo_ref_free(echo);
+}
+
+} // namespace
