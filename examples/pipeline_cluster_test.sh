@@ -39,4 +39,10 @@ echo "$err" | grep -q "owns no device" || fail "Kernels without a device: $err"
 pids=$("$cli" status "$work/pipeline.yaml" | awk 'NR > 1 {print $3}')
 [ "$(echo "$pids" | wc -w)" -eq 4 ] || fail "status: $pids"
 "$cli" down "$work/pipeline.yaml" >/dev/null
-for pid in $pids; do ! kill -0 "$pid" 2>/dev/null || fail "pool process $pid left running"; done
+# Gone: no such process, or a zombie nobody has reaped yet (down may have had to SIGKILL a slow main pool, e.g.
+# under ThreadSanitizer); sub pools exit when their main pool does, so give them a few seconds.
+gone() { ! kill -0 "$1" 2>/dev/null || [[ "$(ps -o stat= -p "$1" 2>/dev/null)" == Z* ]]; }
+for pid in $pids; do
+  for _ in $(seq 50); do gone "$pid" && break; sleep 0.1; done
+  gone "$pid" || fail "pool process $pid left running"
+done
