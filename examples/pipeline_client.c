@@ -2,8 +2,9 @@
  * and reduce, each owning a device (`device: auto`: a GPU where `xoscar up` found one, else the host device). The
  * stages are placed by label through the main pool's placement service; the producer's buffer is lent to the
  * transform stage and then to the reduce stage (imported, not copied, in their processes), and the sum is checked
- * against a CPU reference. Then a tiled matrix multiply over Kernels actors on the same pools, with device buffers
- * between them, checked against the CPU. Exits 1 on a mismatch or a failure.
+ * against a CPU reference. Then the same SAXPY and sum, and a tiled matrix multiply, over Kernels actors on the same
+ * pools with device buffers between them (upload, saxpy_buf, sum_buf, matmul_buf, download), checked against the
+ * CPU. Exits 1 on a mismatch or a failure.
  *
  *   xoscar run examples/pipeline.yaml -- build/examples/pipeline_client [N]
  *   (or XO_SECRET=... XO_CLUSTER_MAIN=host:port pipeline_client [N]) */
@@ -42,6 +43,7 @@ int main(int argc, char **argv)
         xo_placement_t p = {.strategy = "round_robin", .label = stages[i][1]};
         CHECK(xo_create_actor_placed("Kernels", NULL, main_address, NULL, &p, &kernels[i]));
     }
+    rc |= pipeline_kernels_saxpy_check(kernels, n, 3.0);
     rc |= pipeline_matmul_check(kernels, 100, 70, 90);
     for (int i = 0; i < 3; i++) {
         CHECK(xo_destroy_actor(refs[i]));

@@ -22,6 +22,7 @@ grep -q "3 sub pools" "$work/up.out" || fail "up: $(cat "$work/up.out")"
 out=$("$cli" run "$work/pipeline.yaml" -- "$build/examples/pipeline_client" 200000) || fail "pipeline_client: $out"
 echo "$out"
 echo "$out" | grep -q "sum .*: match" || fail "no matching sum"
+echo "$out" | grep -q "(sum_buf): .*: match" || fail "no matching sum over Kernels device buffers"
 echo "$out" | grep -q "equal to the CPU's, exactly" || fail "no matching matmul"
 # Each stage ran in its own sub pool, on the device `device: auto` chose: a GPU if up found one, else the host.
 for p in 1 2 3; do echo "$out" | grep -q "in pool 127.0.0.1:$port/$p on " || fail "no stage in sub pool $p"; done

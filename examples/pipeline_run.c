@@ -56,6 +56,43 @@ static xo_result_t *call(xo_ref_t *ref, const char *method, xo_args_t *args)
     return r;
 }
 
+int pipeline_kernels_saxpy_check(xo_ref_t *const kernels[3], int64_t n, double a)
+{
+    float *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y);
+    xo_result_t *rx = NULL, *ry = NULL, *rs = NULL, *rsum = NULL;
+    const msgpack_object *dx, *dy;
+    double sum = 0, ref = 0;
+    int rc = 1;
+    if (!x || !y) goto out;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = (float)(i % 1000);
+        y[i] = 1.0f;
+        ref += (double)((float)a * x[i] + 1.0f);
+    }
+    if (!(rx = call(kernels[0], "upload", xo_args("b", x, (size_t)n * sizeof *x)))) goto out;
+    if (!(ry = call(kernels[0], "upload", xo_args("b", y, (size_t)n * sizeof *y)))) goto out;
+    if (xo_result_unpack(rx, "o", &dx) != XO_OK || xo_result_unpack(ry, "o", &dy) != XO_OK) goto out;
+    if (!(rs = call(kernels[1], "saxpy_buf", xo_args("doo", a, dx, dy)))) goto out;  /* y = a x + y, in place */
+    if (!(rsum = call(kernels[2], "sum_buf", xo_args("o", dy)))) goto out;
+    if (xo_result_unpack(rsum, "d", &sum) != XO_OK) goto out;
+    bool ok = fabs(sum - ref) <= 1e-5 * fabs(ref);
+    printf("Kernels on device buffers: x, y uploaded in %s, y = %g*x + y in %s (saxpy_buf), summed in %s (sum_buf): "
+           "%.9g, CPU %.9g: %s\n",
+           xo_ref_address(kernels[0]), a, xo_ref_address(kernels[1]), xo_ref_address(kernels[2]), sum, ref,
+           ok ? "match" : "MISMATCH");
+    rc = ok ? 0 : 1;
+out:
+    if (rx && xo_result_unpack(rx, "o", &dx) == XO_OK) xo_result_free(call(kernels[0], "release", xo_args("o", dx)));
+    if (ry && xo_result_unpack(ry, "o", &dy) == XO_OK) xo_result_free(call(kernels[0], "release", xo_args("o", dy)));
+    xo_result_free(rx);
+    xo_result_free(ry);
+    xo_result_free(rs);
+    xo_result_free(rsum);
+    free(x);
+    free(y);
+    return rc;
+}
+
 int pipeline_matmul_check(xo_ref_t *const kernels[3], int m, int k, int n)
 {
     size_t na = (size_t)m * k, nb = (size_t)k * n, nc = (size_t)m * n;
