@@ -6,9 +6,9 @@
 #      examples/wordcount_client, `xoscar status`, `xoscar down`;
 #   3. GPU pools: the cluster of examples/pipeline.yaml, three sub pools that each own a device (`device: auto`: a
 #      GPU where there is one, the host device where there is none, which `xoscar up` logs): a buffer produced in one
-#      pool is transformed (SAXPY) and reduced in the others without being copied, then a tiled matrix multiply over
-#      device buffers across the same pools, each stage running the kernels of its device (CUDA or host C), checked
-#      against a CPU reference (examples/pipeline_client);
+#      pool is transformed (SAXPY) and reduced in the others without being copied, then SAXPY, sum and a tiled matrix
+#      multiply over Kernels actors passing device buffers across the same pools, each stage running the kernels of
+#      its device (CUDA or host C), all checked against a CPU reference (examples/pipeline_client);
 #   4. examples/host_demo: a host from a program, with a sub pool killed (kill -9) and recovered.
 set -euo pipefail
 cd "$(dirname "$0")/.."
