@@ -20,7 +20,7 @@
 #define XO_BENCH_GIT "unknown"
 #endif
 
-#define MAX_METRICS 256
+#define MAX_METRICS 320
 #define MAX_RUNS 64
 #define MAX_SKIPS 16
 
@@ -340,8 +340,10 @@ static int write_json(const char *path, const bench_opts_t *opts, const char *cm
     fprintf(f, ", \"nproc\": %ld, \"kernel\": ", sysconf(_SC_NPROCESSORS_ONLN));
     json_string(f, u.release);
     fprintf(f, ", \"loadavg1_before\": %.2f, \"loadavg1_after\": %.2f", load_before, loadavg1());
-    fprintf(f, "},\n  \"quick\": %s, \"runs\": %d, \"pool_threads\": %u,\n  \"results\": [\n",
+    fprintf(f, "},\n  \"quick\": %s, \"runs\": %d, \"pool_threads\": %u, \"device\": ",
             opts->quick ? "true" : "false", opts->runs, opts->threads);
+    json_string(f, opts->device);
+    fprintf(f, ",\n  \"results\": [\n");
     for (int i = 0; i < n_metrics; i++) {
         const metric_t *m = &metrics[i];
         char tgt[96];
@@ -384,19 +386,21 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: xoscar-bench [--quick] [--json FILE] [--filter NAME] [--runs N] [--threads N] [--no-fork] "
-            "[--list]\n"
+            "[--device D] [--list]\n"
             "  --quick      small sizes, 3 runs: a smoke test for CI (a few seconds)\n"
             "  --json FILE  also write the results as JSON\n"
             "  --filter S   run only the benchmarks whose name contains S (ratios need their ref run too)\n"
             "  --runs N     repetitions per benchmark (default 5; --quick: 3)\n"
             "  --threads N  scheduler threads per pool (default 1: a sender thread and one scheduler on 2 CPUs;\n"
             "               0: the runtime's default, one per CPU)\n"
-            "  --no-fork    run benchmarks in this process (for perf record / gdb)\n");
+            "  --no-fork    run benchmarks in this process (for perf record / gdb)\n"
+            "  --device D   the device of devbuf/devlaunch: host (default), cuda, cuda:N; a missing backend or\n"
+            "               device makes them skip with its error text\n");
 }
 
 int main(int argc, char **argv)
 {
-    bench_opts_t opts = {.runs = 0, .threads = 1};
+    bench_opts_t opts = {.runs = 0, .threads = 1, .device = "host"};
     const char *json = NULL, *filter = NULL;
     bool no_fork = false, list = false;
     static const struct option longopts[] = {
@@ -404,9 +408,10 @@ int main(int argc, char **argv)
         {"filter", required_argument, NULL, 'f'}, {"runs", required_argument, NULL, 'r'},
         {"threads", required_argument, NULL, 't'}, {"no-fork", no_argument, NULL, 'n'},
         {"list", no_argument, NULL, 'l'},    {"help", no_argument, NULL, 'h'},
+        {"device", required_argument, NULL, 'd'},
         {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "qj:f:r:t:nlh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "qj:f:r:t:nlhd:", longopts, NULL)) != -1) {
         switch (c) {
         case 'q': opts.quick = true; break;
         case 'j': json = optarg; break;
@@ -414,10 +419,18 @@ int main(int argc, char **argv)
         case 'r': opts.runs = atoi(optarg); break;
         case 't': opts.threads = (unsigned)atoi(optarg); break;
         case 'n': no_fork = true; break;
+        case 'd': opts.device = optarg; break;
         case 'l': list = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
+    }
+    size_t dlen = strcspn(opts.device, ":");
+    if (!((dlen == 4 && (strncmp(opts.device, "host", 4) == 0 || strncmp(opts.device, "cuda", 4) == 0)) &&
+          (opts.device[dlen] == '\0' || (opts.device[dlen] == ':' && opts.device[dlen + 1] >= '0' &&
+                                          opts.device[dlen + 1] <= '9')))) {
+        fprintf(stderr, "xoscar-bench: --device %s: expected host, cuda, host:N or cuda:N\n", opts.device);
+        return 2;
     }
     if (opts.runs <= 0) opts.runs = opts.quick ? 3 : 5;
     if (opts.runs > MAX_RUNS) opts.runs = MAX_RUNS;
@@ -435,9 +448,9 @@ int main(int argc, char **argv)
     char cpu[128];
     cpu_model(cpu, sizeof cpu);
     load_before = loadavg1();
-    printf("xoscar-bench  git %s  cpu \"%s\" x %ld  %s, %d run(s), pool threads %u%s, load %.2f\n", XO_BENCH_GIT,
-           cpu, sysconf(_SC_NPROCESSORS_ONLN), opts.quick ? "quick" : "full", opts.runs, opts.threads,
-           opts.threads ? "" : " (runtime default)", load_before);
+    printf("xoscar-bench  git %s  cpu \"%s\" x %ld  %s, %d run(s), pool threads %u%s, device %s, load %.2f\n",
+           XO_BENCH_GIT, cpu, sysconf(_SC_NPROCESSORS_ONLN), opts.quick ? "quick" : "full", opts.runs, opts.threads,
+           opts.threads ? "" : " (runtime default)", opts.device, load_before);
 
     signal(SIGPIPE, SIG_IGN);
     for (size_t i = 0; i < n_bench; i++) {
