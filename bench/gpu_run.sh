@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# bench/gpu_run.sh: the GPU checks of issue #5 in ONE go, for a session lent a GPU machine (a few minutes on an H100:
+# build about 2 min with 16 cores, tests under 1 min, benchmarks about 1 min).
+#
+#   bench/gpu_run.sh OUT_DIR [--deps DIR] [--build DIR] [--runs N] [--allow-no-gpu]
+#       1. checks for a GPU (nvidia-smi -L); none: writes OUT_DIR/summary.txt saying so and exits 3, unless
+#          --allow-no-gpu (then every step still runs and the CUDA steps skip with CUDA's own error text: the way
+#          to test this script on a machine without a GPU)
+#       2. configures (RelWithDebInfo, tests on, CUDA on, XO_CUDA_ARCHITECTURES=90: Hopper, the H100/H200) and
+#          builds into --build (default build-gpu); exits 4 when the CUDA device backend did not get built
+#       3. ctest: every gpu_device case (host and cuda instances) and every test named cuda/Cuda/CUDA
+#       4. xoscar-bench --filter dev --device cuda --runs N (default 5), then the same with --device host in the
+#          same session, for the ratios between the two backends on one machine
+#     Writes OUT_DIR/{summary.txt, gpu_run.log, ctest.txt, bench-cuda.json, bench-cuda.txt, bench-host.json,
+#     bench-host.txt} (7 files: the device tool brings back at most 8). Exit status: 0 when every step passed and
+#     nothing was skipped; 1 when a step failed or a benchmark skipped (see summary.txt); 2 bad usage; 3 no GPU;
+#     4 no CUDA backend.
+#
+#   bench/gpu_run.sh --fetch-deps DIR
+#       Run HERE (a Debian 12 machine with apt): downloads the .deb files of the build dependencies the GPU image
+#       may lack (msgpack-c, libyaml, hwloc, jansson, OpenSSL, GoogleTest headers and libraries, pkgconf) into DIR.
+#       Name a path git ignores (build-gpudeps: .gitignore has build-*/) and pass it in the device call's carry;
+#       on the GPU machine --deps DIR unpacks them (dpkg -x, under DIR/root, never into /) and points the compiler,
+#       pkg-config, CMake and the loader at them. Without --deps the system's packages are used.
+#
+# Device-tool call (from the repository root here):
+#   bench/gpu_run.sh --fetch-deps build-gpudeps
+#   run(command="bench/gpu_run.sh $OUT --deps build-gpudeps", carry=["build-gpudeps"], timeout_s=540)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+die() { echo "gpu_run.sh: $*" >&2; exit 2; }
+
+# ---- --fetch-deps ----------------------------------------------------------------------------------------------
+DEPS_PKGS=(libmsgpack-dev libmsgpackc2 libyaml-dev libyaml-0-2 libhwloc-dev libhwloc15 libjansson-dev libjansson4
+           libssl-dev libssl3 libgtest-dev pkgconf pkgconf-bin libpkgconf3)
+DEPS_IF_MISSING=(libudev1) # hwloc needs it at run time; unpacked only when the system has none
+if [ "${1:-}" = "--fetch-deps" ]; then
+  [ $# -eq 2 ] || die "usage: bench/gpu_run.sh --fetch-deps DIR"
+  mkdir -p "$2" || exit 1
+  (cd "$2" && apt-get download "${DEPS_PKGS[@]}" "${DEPS_IF_MISSING[@]}") || { echo "gpu_run.sh: apt-get download failed" >&2; exit 1; }
+  du -sh "$2"
+  exit 0
+fi
+
+# ---- options ---------------------------------------------------------------------------------------------------
+OUT=${1:-}
+[ -n "$OUT" ] && [ "${OUT#-}" = "$OUT" ] || die "usage: bench/gpu_run.sh OUT_DIR [--deps DIR] [--build DIR] [--runs N] [--allow-no-gpu] | --fetch-deps DIR"
+shift
+DEPS="" BUILD=build-gpu RUNS=5 ALLOW_NO_GPU=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --deps) DEPS=${2:?}; shift 2 ;;
+    --build) BUILD=${2:?}; shift 2 ;;
+    --runs) RUNS=${2:?}; shift 2 ;;
+    --allow-no-gpu) ALLOW_NO_GPU=1; shift ;;
+    *) die "unknown option $1" ;;
+  esac
+done
+mkdir -p "$OUT" || exit 1
+LOG=$OUT/gpu_run.log SUMMARY=$OUT/summary.txt
+: >"$LOG"
+: >"$SUMMARY"
+say() { echo "$*" | tee -a "$SUMMARY" "$LOG"; }
+T0=$(date +%s)
+step() { say "[$(($(date +%s) - T0)) s] $*"; }
+FAILED=0
+
+say "gpu_run.sh  git $(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)  $(date -u +%FT%TZ)  $(uname -n)"
+say "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
+
+# ---- 1. the GPU ------------------------------------------------------------------------------------------------
+GPU=""
+if command -v nvidia-smi >/dev/null 2>&1; then
+  GPU=$(nvidia-smi -L 2>&1 | grep '^GPU ' || true)
+  NVS=$(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 || true)
+else
+  NVS="nvidia-smi not found"
+fi
+if [ -n "$GPU" ]; then
+  say "gpu: $GPU"
+  say "gpu: $NVS"
+else
+  say "gpu: NO GPU ($NVS)"
+  if [ "$ALLOW_NO_GPU" != 1 ]; then
+    say "gpu_run.sh: no GPU on this machine: nothing measured (--allow-no-gpu runs the steps anyway; the CUDA ones skip)"
+    exit 3
+  fi
+  say "gpu_run.sh: --allow-no-gpu: running every step; the CUDA tests and benchmarks skip, no CUDA number is produced"
+fi
+
+# ---- dependencies from --deps ------------------------------------------------------------------------------------
+if [ -n "$DEPS" ]; then
+  [ -d "$DEPS" ] || die "--deps $DEPS: no such directory (bench/gpu_run.sh --fetch-deps $DEPS, here, first)"
+  ROOT=$(cd "$DEPS" && pwd)/root
+  if [ ! -d "$ROOT" ]; then
+    mkdir -p "$ROOT"
+    for f in "$DEPS"/*.deb; do
+      case "$(basename "$f")" in
+        libudev1_*) ldconfig -p 2>/dev/null | grep -q 'libudev\.so\.1 ' && continue ;;
+      esac
+      dpkg-deb -x "$f" "$ROOT" || { say "gpu_run.sh: dpkg-deb -x $f failed"; exit 1; }
+    done
+  fi
+  LIBDIR=$ROOT/usr/lib/x86_64-linux-gnu
+  export PATH=$ROOT/usr/bin:$PATH
+  export CPATH=$ROOT/usr/include${CPATH:+:$CPATH}
+  export LIBRARY_PATH=$LIBDIR${LIBRARY_PATH:+:$LIBRARY_PATH}
+  export LD_LIBRARY_PATH=$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export PKG_CONFIG_PATH=$LIBDIR/pkgconfig:$ROOT/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+  export CMAKE_PREFIX_PATH=$ROOT/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
+  export OPENSSL_ROOT_DIR=$ROOT/usr
+  say "deps: $ROOT (PATH, CPATH, LIBRARY_PATH, LD_LIBRARY_PATH, PKG_CONFIG_PATH, CMAKE_PREFIX_PATH)"
+fi
+
+# ---- 2. configure and build ------------------------------------------------------------------------------------
+step "configure $BUILD"
+if ! cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXO_BUILD_TESTS=ON -DXO_BUILD_BENCH=ON \
+     -DXO_WITH_CUDA=ON -DXO_CUDA_ARCHITECTURES=90 >>"$LOG" 2>&1; then
+  say "configure FAILED (the end of gpu_run.log says why: a missing package? see --fetch-deps)"
+  tail -30 "$LOG"
+  exit 1
+fi
+if ! grep -qE '^XO_GPU_CUDA:INTERNAL=(ON|TRUE|1)$' "$BUILD/CMakeCache.txt"; then
+  say "the CUDA device backend was not built: $(grep -m1 'CUDA device backend' "$LOG" || echo 'no nvcc found?')"
+  [ "$ALLOW_NO_GPU" = 1 ] || exit 4
+fi
+step "build"
+if ! cmake --build "$BUILD" -j "$(nproc)" >>"$LOG" 2>&1; then
+  say "build FAILED (end of gpu_run.log)"
+  tail -40 "$LOG"
+  exit 1
+fi
+
+# ---- 3. tests --------------------------------------------------------------------------------------------------
+step "ctest -R 'gpu_device|cuda|Cuda|CUDA'"
+ctest --test-dir "$BUILD" -R 'gpu_device|cuda|Cuda|CUDA' -j 4 --output-on-failure >"$OUT/ctest.txt" 2>&1
+rc=$?
+say "ctest: exit $rc, $(grep -E 'tests passed|tests failed' "$OUT/ctest.txt" | tail -1)"
+# a skipped gpu_device cuda case on a GPU machine fails this check: the GPU was there and the test did not use
+# it. Other skips (CollNccl without an NCCL found at configure time) are listed, not failed.
+SKIPPED=$(grep -F '***Skipped' "$OUT/ctest.txt" | sed -E 's/.*Test +#[0-9]+: ([^ ]+).*/\1/')
+NSKIP=$(printf '%s' "$SKIPPED" | grep -c . || true)
+NSKIP_DEV=$(printf '%s' "$SKIPPED" | grep -c '^gpu_device.*/cuda$' || true)
+say "ctest: $NSKIP case(s) skipped ($NSKIP_DEV gpu_device cuda)"
+printf '%s\n' "$SKIPPED" | grep . | sed 's/^/  skipped: /' | tee -a "$SUMMARY" >>"$LOG"
+[ $rc -eq 0 ] || FAILED=1
+[ -n "$GPU" ] && [ "$NSKIP_DEV" -gt 0 ] && FAILED=1
+
+# ---- 4. benchmarks ---------------------------------------------------------------------------------------------
+for dev in cuda host; do
+  step "xoscar-bench --filter dev --device $dev --runs $RUNS"
+  timeout 300 "$BUILD/bench/xoscar-bench" --filter dev --device "$dev" --runs "$RUNS" \
+    --json "$OUT/bench-$dev.json" >"$OUT/bench-$dev.txt" 2>&1
+  rc=$?
+  say "bench $dev: exit $rc$(grep -E '^SKIP' "$OUT/bench-$dev.txt" | head -3 | sed 's/^/; /' | tr -d '\n')"
+  [ $rc -eq 0 ] || FAILED=1
+done
+# the issue's two CUDA targets, as the bench judged them
+grep -E '^dev\.cuda\.ipc\.(4KiB|256MiB)( |\.hop)' "$OUT/bench-cuda.txt" 2>/dev/null | tee -a "$SUMMARY" >>"$LOG"
+step "done, exit $FAILED"
+exit $FAILED
