@@ -93,7 +93,10 @@ fi
 if [ -n "$DEPS" ]; then
   [ -d "$DEPS" ] || die "--deps $DEPS: no such directory (bench/gpu_run.sh --fetch-deps $DEPS, here, first)"
   ROOT=$(cd "$DEPS" && pwd)/root
-  if [ ! -d "$ROOT" ]; then
+  # unpacked here, on this machine: the packages' pkg-config and CMake files name /usr, rewritten to $ROOT/usr below,
+  # so a tree unpacked at another path is unpacked again
+  if [ "$(cat "$ROOT/.xo-root" 2>/dev/null)" != "$ROOT" ]; then
+    rm -rf "$ROOT"
     mkdir -p "$ROOT"
     for f in "$DEPS"/*.deb; do
       case "$(basename "$f")" in
@@ -101,6 +104,9 @@ if [ -n "$DEPS" ]; then
       esac
       dpkg-deb -x "$f" "$ROOT" || { say "gpu_run.sh: dpkg-deb -x $f failed"; exit 1; }
     done
+    find "$ROOT" -name '*.pc' -exec sed -E -i "s#^([A-Za-z_]+)=/usr#\\1=$ROOT/usr#" {} +
+    find "$ROOT" -path '*/cmake/*' -name '*.cmake' -exec sed -i "s#\"/usr/#\"$ROOT/usr/#g; s#\"/usr\"#\"$ROOT/usr\"#g" {} +
+    echo "$ROOT" >"$ROOT/.xo-root"
   fi
   LIBDIR=$ROOT/usr/lib/x86_64-linux-gnu
   export PATH=$ROOT/usr/bin:$PATH
