@@ -61,6 +61,7 @@ int bench_cuda_d2d(int index, void *dst, const void *src, size_t n, char *why, s
 #define CALL_TIMEOUT_MS 120000
 #define N_DSIZES 4
 #define MAX_TARGETS 2
+#define FILL 0x5a /* the bytes of every lent buffer */
 
 static const size_t dsizes[N_DSIZES] = {4096, 1u << 20, 16u << 20, 256u << 20};
 
@@ -173,7 +174,7 @@ static double median_ns(uint64_t *v, size_t n)
 
 /* "transfer" (u size, u iters, b baseline, s addr, s uid [, s addr, s uid]) -> [d2d, raw, (call, unpack, copy) per
  * target], medians in ns (d2d and raw 0 without baseline). Per iteration (after one untimed warm-up that lets
- * each sink grow its target): the direct copies, then one "copy" call per target, in that order, so every path
+ * each sink grow its target and checks the first and last byte it copied): the direct copies, then one "copy" call per target, in that order, so every path
  * sees the same cache and load. */
 static xo_status_t driver_transfer(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
@@ -207,7 +208,7 @@ static xo_status_t driver_transfer(xo_ctx_t *ctx, void *state, const msgpack_obj
     if (st == XO_OK && (st = xo_device_alloc(dev, size, &src)) != XO_OK) st = xo_ctx_error(ctx, st, "src: %s", xo_last_error());
     if (st == XO_OK && (st = xo_device_alloc(dev, size, &dst)) != XO_OK) st = xo_ctx_error(ctx, st, "dst: %s", xo_last_error());
     /* touched before timing: first touches would time page faults (host) rather than copies */
-    if (st == XO_OK) st = xo_device_memset(dev, src, 1, size, NULL);
+    if (st == XO_OK) st = xo_device_memset(dev, src, FILL, size, NULL);
     if (st == XO_OK) st = xo_device_memset(dev, dst, 2, size, NULL);
     bool cuda = strcmp(xo_device_backend_name(xo_device_backend(dev)), "cuda") == 0;
     for (int64_t i = -1; st == XO_OK && i < (int64_t)iters; i++) {
@@ -237,12 +238,15 @@ static xo_status_t driver_transfer(xo_ctx_t *ctx, void *state, const msgpack_obj
         }
         if (i >= 0) v[0 * iters + (uint64_t)i] = t1 - t0, v[1 * iters + (uint64_t)i] = t2 - t1;
         for (size_t k = 0; k < n_t && st == XO_OK; k++) {
-            xo_args_t *a = xo_args_new(1);
+            xo_args_t *a = xo_args_new(2);
             if (!a) {
                 st = XO_ENOMEM;
                 break;
             }
             st = xo_pack_device_buf(xo_args_packer(a), dev, src, size);
+            if (st == XO_OK) st = (i < 0 ? msgpack_pack_true(xo_args_packer(a)) : msgpack_pack_false(xo_args_packer(a))) == 0
+                                     ? XO_OK
+                                     : XO_ENOMEM;
             if (st != XO_OK) {
                 xo_args_free(a);
                 st = xo_ctx_error(ctx, st, "xo_pack_device_buf: %s", xo_last_error());
@@ -253,8 +257,14 @@ static xo_status_t driver_transfer(xo_ctx_t *ctx, void *state, const msgpack_obj
             st = xo_call(t[k], "copy", a, CALL_TIMEOUT_MS, &r);
             uint64_t c1 = bench_now_ns();
             uint64_t unpack = 0, copy = 0;
-            if (st == XO_OK) st = xo_result_unpack(r, "[uu]", &unpack, &copy);
+            int64_t b0 = -1, b1 = -1;
+            if (st == XO_OK) st = xo_result_unpack(r, "[uull]", &unpack, &copy, &b0, &b1);
             xo_result_free(r);
+            if (st == XO_OK && i < 0 && (b0 != FILL || b1 != FILL)) { /* the warm-up call checks the receiver's copy */
+                st = xo_ctx_error(ctx, XO_EPROTO, "target %zu copied bytes %lld..%lld, sent %d", k, (long long)b0,
+                                  (long long)b1, FILL);
+                break;
+            }
             if (st != XO_OK) {
                 st = xo_ctx_error(ctx, st, "copy call to target %zu, %llu bytes: %s", k, (unsigned long long)size,
                                   xo_last_error());

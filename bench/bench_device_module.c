@@ -3,12 +3,15 @@
  * (xo_ctx_device), whatever its backend (host, cuda).
  *
  * BenchDevSink (stateful; creating it in a pool without a device fails with the reason):
- *   "copy"   (buf)  -> [unpack ns, copy ns]   receives a lent device buffer (xo_unpack_device_buf: the pointer in
+ *   "copy"   (buf, verify) -> [unpack ns, copy ns, first byte, last byte]
+ *                                            receives a lent device buffer (xo_unpack_device_buf: the pointer in
  *                                            the same process, an import or a staged copy across processes) and
  *                                            copies it device -> device into its own allocation (grown to the
  *                                            largest size seen, kept across calls), blocking until the copy is
  *                                            done; replies the two receiver-side times. The runtime releases the
- *                                            import or staged copy when the method returns.
+ *                                            import or staged copy when the method returns. verify: also reads
+                                            back the first and last byte of its copy (else -1, -1): the bench
+                                            checks them on its untimed warm-up call.
  *   "launch" ()     -> nil                   queues a small kernel (SAXPY of 256 floats, examples/kernels: the CUDA
  *                                            kernel on cuda, its C twin through xo_device_launch_host on host) on
  *                                            its own stream of the pool's device and synchronizes that stream
@@ -90,8 +93,10 @@ static void sink_fini(void *state)
 static xo_status_t sink_copy(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
     sink_t *s = state;
-    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 1)
-        return xo_ctx_error(ctx, XO_EBADARGS, "copy takes one device buffer");
+    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 2 ||
+        args->via.array.ptr[1].type != MSGPACK_OBJECT_BOOLEAN)
+        return xo_ctx_error(ctx, XO_EBADARGS, "copy takes a device buffer and a bool");
+    bool verify = args->via.array.ptr[1].via.boolean;
     uint64_t t0 = now_ns();
     void *src = NULL;
     size_t n = 0;
@@ -109,7 +114,13 @@ static xo_status_t sink_copy(xo_ctx_t *ctx, void *state, const msgpack_object *a
     st = xo_device_memcpy(s->dev, s->dst, src, n, XO_MEMCPY_DEVICE_TO_DEVICE, NULL);
     uint64_t t3 = now_ns();
     if (st != XO_OK) return fail(ctx, st, "copying device to device");
-    return xo_pack(out, "[uu]", t1 - t0, t3 - t2);
+    unsigned char b[2] = {0, 0};
+    if (verify && n > 0) {
+        st = xo_device_memcpy(s->dev, &b[0], s->dst, 1, XO_MEMCPY_DEVICE_TO_HOST, NULL);
+        if (st == XO_OK) st = xo_device_memcpy(s->dev, &b[1], (char *)s->dst + n - 1, 1, XO_MEMCPY_DEVICE_TO_HOST, NULL);
+        if (st != XO_OK) return fail(ctx, st, "reading the copy back");
+    }
+    return xo_pack(out, "[uull]", t1 - t0, t3 - t2, verify ? (int64_t)b[0] : -1, verify ? (int64_t)b[1] : -1);
 }
 
 static xo_status_t sink_launch(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
