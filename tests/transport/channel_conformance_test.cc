@@ -802,7 +802,9 @@ TEST_P(ChannelConformance, PollWithoutArmingThenHandBackToTheFd)
         TestFrame tf = MakeFrame(40 + k, 16, k == 2 ? std::vector<size_t>{100, XO_SHM_OOB_MIN} : std::vector<size_t>{8});
         ASSERT_EQ(XO_OK, xo_channel_send(c.get(), tf.get())) << xo_last_error();
         EXPECT_TRUE(xo_channel_ready(s.get()));
-        if (k < 2) EXPECT_EQ(0, poll(&p, 1, 0)) << "a frame rang the doorbell while nobody was armed";
+        if (k < 2) {
+            EXPECT_EQ(0, poll(&p, 1, 0)) << "a frame rang the doorbell while nobody was armed";
+        }
         RxFrame got;
         ASSERT_EQ(XO_OK, xo_channel_recv_nowait(s.get(), 0, &got.f)) << xo_last_error();
         EXPECT_TRUE(SameFrame(tf, got.f));
