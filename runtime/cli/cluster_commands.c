@@ -89,7 +89,21 @@ static int mkdirs(const char *file)
     return 0;
 }
 
-static bool alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
+/* A zombie is not alive: a daemon that has exited stays one until its parent (init, or a container's PID 1 that
+ * reaps late, or never) collects it, and `down` must not wait for that. */
+static bool alive(pid_t pid)
+{
+    if (pid <= 0 || kill(pid, 0) != 0) return false;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* the command name may contain spaces and parentheses */
+    return !(paren && paren[1] == ' ' && paren[2] == 'Z');
+}
 
 /* ---- up ------------------------------------------------------------------------------------------------------- */
 
