@@ -383,7 +383,11 @@ static int transfer(xo_ref_t *driver, size_t size, size_t iters, bool baseline, 
     xo_status_t st = xo_call(driver, "transfer", a, CALL_TIMEOUT_MS, &r);
     const msgpack_object *o = st == XO_OK ? xo_result_value(r) : NULL;
     if (st == XO_OK && (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != n_med)) st = XO_EPROTO;
-    for (size_t i = 0; st == XO_OK && i < n_med; i++) med[i] = o->via.array.ptr[i].via.f64;
+    for (size_t i = 0; st == XO_OK && i < n_med; i++) {
+        const msgpack_object *e = &o->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_FLOAT64 && e->type != MSGPACK_OBJECT_FLOAT32) st = XO_EPROTO;
+        else med[i] = e->via.f64;
+    }
     xo_result_free(r);
     if (st != XO_OK) {
         fprintf(stderr, "devbuf: transfer of %zu bytes: %s: %s\n", size, xo_status_name(st), xo_last_error());

@@ -3,6 +3,7 @@
 # build about 2 min with 16 cores, tests under 1 min, benchmarks about 1 min).
 #
 #   bench/gpu_run.sh OUT_DIR [--deps DIR] [--build DIR] [--runs N] [--allow-no-gpu]
+#       (OUT_DIR and --deps relative to the caller's directory; --build relative to the repository root)
 #       1. checks for a GPU (nvidia-smi -L); none: writes OUT_DIR/summary.txt saying so and exits 3, unless
 #          --allow-no-gpu (then every step still runs and the CUDA steps skip with CUDA's own error text: the way
 #          to test this script on a machine without a GPU)
@@ -27,7 +28,9 @@
 #   bench/gpu_run.sh --fetch-deps build-gpudeps
 #   run(command="bench/gpu_run.sh $OUT --deps build-gpudeps", carry=["build-gpudeps"], timeout_s=540)
 set -uo pipefail
+CALLER_DIR=$PWD
 cd "$(dirname "$0")/.."
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$CALLER_DIR/$1" ;; esac; } # paths given relative to the caller
 
 die() { echo "gpu_run.sh: $*" >&2; exit 2; }
 
@@ -37,9 +40,9 @@ DEPS_PKGS=(libmsgpack-dev libmsgpackc2 libyaml-dev libyaml-0-2 libhwloc-dev libh
 DEPS_IF_MISSING=(libudev1) # hwloc needs it at run time; unpacked only when the system has none
 if [ "${1:-}" = "--fetch-deps" ]; then
   [ $# -eq 2 ] || die "usage: bench/gpu_run.sh --fetch-deps DIR"
-  mkdir -p "$2" || exit 1
-  (cd "$2" && apt-get download "${DEPS_PKGS[@]}" "${DEPS_IF_MISSING[@]}") || { echo "gpu_run.sh: apt-get download failed" >&2; exit 1; }
-  du -sh "$2"
+  mkdir -p "$(abs "$2")" || exit 1
+  (cd "$(abs "$2")" && apt-get download "${DEPS_PKGS[@]}" "${DEPS_IF_MISSING[@]}") || { echo "gpu_run.sh: apt-get download failed" >&2; exit 1; }
+  du -sh "$(abs "$2")"
   exit 0
 fi
 
@@ -57,6 +60,8 @@ while [ $# -gt 0 ]; do
     *) die "unknown option $1" ;;
   esac
 done
+OUT=$(abs "$OUT")
+[ -z "$DEPS" ] || DEPS=$(abs "$DEPS")
 mkdir -p "$OUT" || exit 1
 LOG=$OUT/gpu_run.log SUMMARY=$OUT/summary.txt
 : >"$LOG"
