@@ -11,6 +11,11 @@
  *   dev.<be>.ipc.<size>      the same to a sink in sub pool 1 of the host (an xoscar-pool process owning its own
  *                            device of the same backend): the descriptor carries an IPC handle (host: the memfd;
  *                            cuda: CUDA IPC), the sink imports it, copies D2D, and the import is closed on return
+ *   dev.<be>.ipcwarm.<size>  not the runtime's path: the sub pool's sink gets the device layer's IPC handle
+ *                            (xo_device_ipc_export, once) as bytes and keeps its import open across calls, so it
+ *                            copies out of a warm mapping: what an import cache in the runtime would give.
+ *                            Measured in the staged host (next line), interleaved with the staged calls: an
+ *                            import held in the ipc host would be shared by the runtime's imports there
  *   dev.<be>.staged.<size>   the same with XO_DEVICE_IPC=0 in the sub pool (a second host): the sink fetches the
  *                            bytes from the owner pool's xo.devbuf service into a staged copy (the cross-host
  *                            path, run between two processes of this host)
@@ -68,8 +73,8 @@ static const size_t dsizes[N_DSIZES] = {4096, 1u << 20, 16u << 20, 256u << 20};
 /* ---- metric specs: static (the parent reads the specs a forked child reports), one table per backend ------------ */
 
 typedef struct size_specs {
-    bench_metric_spec_t d2d, raw, inproc, ipc, staged;
-    bench_metric_spec_t inproc_hop, ipc_hop, staged_hop, ipc_unpack, staged_unpack, ipc_copy;
+    bench_metric_spec_t d2d, raw, inproc, ipc, staged, ipcwarm;
+    bench_metric_spec_t inproc_hop, ipc_hop, staged_hop, ipc_unpack, staged_unpack, ipc_copy, ipcwarm_hop;
 } size_specs_t;
 
 #define DEV_(BE, SZ, W) "dev." BE "." W "." SZ
@@ -87,6 +92,8 @@ typedef struct size_specs {
         .ipc_unpack = {.name = DEV_(BE, SZ, "ipc") ".unpack", .unit = "us"},                                    \
         .staged_unpack = {.name = DEV_(BE, SZ, "staged") ".unpack", .unit = "us"},                              \
         .ipc_copy = {.name = DEV_(BE, SZ, "ipc") ".copy", .unit = "us"},                                        \
+        .ipcwarm = {.name = DEV_(BE, SZ, "ipcwarm"), .unit = "GB/s", .ref = DEV_(BE, SZ, "d2d")},               \
+        .ipcwarm_hop = {.name = DEV_(BE, SZ, "ipcwarm") ".hop", .unit = "us"},                                  \
     }
 #define BACKEND_SPECS(BE)                                                                                        \
     {SIZE_SPECS(BE, "4KiB", BENCH_GOAL_NONE, 0), SIZE_SPECS(BE, "1MiB", BENCH_GOAL_NONE, 0),                     \
@@ -172,10 +179,12 @@ static double median_ns(uint64_t *v, size_t n)
     return n % 2 ? (double)v[n / 2] : ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2;
 }
 
-/* "transfer" (u size, u iters, b baseline, s addr, s uid [, s addr, s uid]) -> [d2d, raw, (call, unpack, copy) per
- * target], medians in ns (d2d and raw 0 without baseline). Per iteration (after one untimed warm-up that lets
- * each sink grow its target and checks the first and last byte it copied): the direct copies, then one "copy" call per target, in that order, so every path
- * sees the same cache and load. */
+/* "transfer" (u size, u iters, t baseline, then per target: s addr, s uid, s mode) -> [d2d, raw, (call, unpack,
+ * copy) per target], medians in ns (d2d and raw 0 without baseline). mode "desc": sink.copy(descriptor), the
+ * runtime's path; "handle": sink.copy_handle(IPC handle exported once), the sink keeping its import open across
+ * calls (the device layer's IPC with a warm mapping), then sink.forget() before src is freed. Per iteration (after
+ * one untimed warm-up that lets each sink grow its target and checks the first and last byte it copied): the
+ * direct copies, then one call per target, in that order, so every path sees the same cache and load. */
 static xo_status_t driver_transfer(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
     (void)state;
@@ -183,19 +192,21 @@ static xo_status_t driver_transfer(xo_ctx_t *ctx, void *state, const msgpack_obj
     bool baseline;
     xo_status_t st = xo_unpack(args, "uut*", &size, &iters, &baseline);
     if (st != XO_OK) return st;
-    size_t n_t = (args->via.array.size - 3) / 2;
+    size_t n_t = (args->via.array.size - 3) / 3;
+    bool by_handle[MAX_TARGETS] = {false};
     if (n_t < 1 || n_t > MAX_TARGETS || iters < 1 || size < 1)
         return xo_ctx_error(ctx, XO_EBADARGS, "transfer: 1..%d targets, iters and size >= 1", MAX_TARGETS);
     xo_device_t *dev = xo_ctx_device(ctx);
     if (!dev) return xo_ctx_error(ctx, XO_EINVAL, "transfer: the main pool owns no device");
     xo_ref_t *t[MAX_TARGETS] = {0};
     for (size_t k = 0; k < n_t && st == XO_OK; k++) {
-        const msgpack_object *a = &args->via.array.ptr[3 + 2 * k], *u = a + 1;
+        const msgpack_object *a = &args->via.array.ptr[3 + 3 * k], *u = a + 1, *mode = a + 2;
         char addr[256], uid[128];
-        if (a->type != MSGPACK_OBJECT_STR || u->type != MSGPACK_OBJECT_STR) {
-            st = xo_ctx_error(ctx, XO_EBADARGS, "transfer: target %zu: address and uid are strings", k);
+        if (a->type != MSGPACK_OBJECT_STR || u->type != MSGPACK_OBJECT_STR || mode->type != MSGPACK_OBJECT_STR) {
+            st = xo_ctx_error(ctx, XO_EBADARGS, "transfer: target %zu: address, uid and mode are strings", k);
             break;
         }
+        by_handle[k] = mode->via.str.size == 6 && memcmp(mode->via.str.ptr, "handle", 6) == 0;
         snprintf(addr, sizeof addr, "%.*s", (int)a->via.str.size, a->via.str.ptr);
         snprintf(uid, sizeof uid, "%.*s", (int)u->via.str.size, u->via.str.ptr);
         if (xo_actor_ref(addr, uid, &t[k]) != XO_OK)
@@ -211,6 +222,9 @@ static xo_status_t driver_transfer(xo_ctx_t *ctx, void *state, const msgpack_obj
     if (st == XO_OK) st = xo_device_memset(dev, src, FILL, size, NULL);
     if (st == XO_OK) st = xo_device_memset(dev, dst, 2, size, NULL);
     bool cuda = strcmp(xo_device_backend_name(xo_device_backend(dev)), "cuda") == 0;
+    xo_device_ipc_handle_t handle;
+    if (st == XO_OK && (st = xo_device_ipc_export(dev, src, &handle)) != XO_OK)
+        st = xo_ctx_error(ctx, st, "xo_device_ipc_export: %s", xo_last_error());
     for (int64_t i = -1; st == XO_OK && i < (int64_t)iters; i++) {
         uint64_t t0 = bench_now_ns(), t1 = t0, t2 = t0;
         if (baseline) {
@@ -238,23 +252,26 @@ static xo_status_t driver_transfer(xo_ctx_t *ctx, void *state, const msgpack_obj
         }
         if (i >= 0) v[0 * iters + (uint64_t)i] = t1 - t0, v[1 * iters + (uint64_t)i] = t2 - t1;
         for (size_t k = 0; k < n_t && st == XO_OK; k++) {
-            xo_args_t *a = xo_args_new(2);
+            xo_args_t *a;
+            if (by_handle[k]) {
+                a = xo_args("but", handle.bytes, sizeof handle.bytes, (uint64_t)size, (int)(i < 0));
+            } else if ((a = xo_args_new(2)) != NULL) {
+                msgpack_packer *pk = xo_args_packer(a);
+                st = xo_pack_device_buf(pk, dev, src, size);
+                if (st == XO_OK) st = (i < 0 ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) == 0 ? XO_OK : XO_ENOMEM;
+                if (st != XO_OK) {
+                    xo_args_free(a);
+                    st = xo_ctx_error(ctx, st, "xo_pack_device_buf: %s", xo_last_error());
+                    break;
+                }
+            }
             if (!a) {
                 st = XO_ENOMEM;
                 break;
             }
-            st = xo_pack_device_buf(xo_args_packer(a), dev, src, size);
-            if (st == XO_OK) st = (i < 0 ? msgpack_pack_true(xo_args_packer(a)) : msgpack_pack_false(xo_args_packer(a))) == 0
-                                     ? XO_OK
-                                     : XO_ENOMEM;
-            if (st != XO_OK) {
-                xo_args_free(a);
-                st = xo_ctx_error(ctx, st, "xo_pack_device_buf: %s", xo_last_error());
-                break;
-            }
             xo_result_t *r = NULL;
             uint64_t c0 = bench_now_ns();
-            st = xo_call(t[k], "copy", a, CALL_TIMEOUT_MS, &r);
+            st = xo_call(t[k], by_handle[k] ? "copy_handle" : "copy", a, CALL_TIMEOUT_MS, &r);
             uint64_t c1 = bench_now_ns();
             uint64_t unpack = 0, copy = 0;
             int64_t b0 = -1, b1 = -1;
@@ -281,6 +298,9 @@ static xo_status_t driver_transfer(xo_ctx_t *ctx, void *state, const msgpack_obj
         msgpack_pack_array(out, (uint32_t)(2 + 3 * n_t));
         for (size_t c = 0; c < 2 + 3 * n_t; c++) msgpack_pack_double(out, median_ns(v + c * iters, (size_t)iters));
     }
+    for (size_t k = 0; k < n_t; k++) /* the sinks holding imports of src close them before it is freed */
+        if (t[k] && by_handle[k] && xo_call(t[k], "forget", NULL, CALL_TIMEOUT_MS, NULL) != XO_OK && st == XO_OK)
+            st = xo_ctx_error(ctx, XO_EPROTO, "forget: %s", xo_last_error());
     if (src) xo_device_free(dev, src);
     if (dst) xo_device_free(dev, dst);
     free(v);
@@ -373,12 +393,12 @@ static size_t n_iters(const bench_opts_t *opts, int k)
     return opts->quick ? quick[k] : full[k];
 }
 
-/* One driver.transfer to one or two targets (a1 NULL: one); med gets 2 + 3 * targets medians (ns). */
-static int transfer(xo_ref_t *driver, size_t size, size_t iters, bool baseline, const char *a0, const char *u0,
-                    const char *a1, const char *u1, double *med, size_t n_med)
+/* One driver.transfer to two targets, each (address, uid, mode); med gets 2 + 3 * 2 medians (ns). */
+static int transfer(xo_ref_t *driver, size_t size, size_t iters, bool baseline, const char *const tg[2][3],
+                    double *med, size_t n_med)
 {
-    xo_args_t *a = a1 ? xo_args("uutssss", (uint64_t)size, (uint64_t)iters, (int)baseline, a0, u0, a1, u1)
-                      : xo_args("uutss", (uint64_t)size, (uint64_t)iters, (int)baseline, a0, u0);
+    xo_args_t *a = xo_args("uutssssss", (uint64_t)size, (uint64_t)iters, (int)baseline, tg[0][0], tg[0][1], tg[0][2],
+                           tg[1][0], tg[1][1], tg[1][2]);
     xo_result_t *r = NULL;
     xo_status_t st = xo_call(driver, "transfer", a, CALL_TIMEOUT_MS, &r);
     const msgpack_object *o = st == XO_OK ? xo_result_value(r) : NULL;
@@ -421,8 +441,9 @@ int bench_devbuf(const bench_opts_t *opts)
         size_t n = n_iters(opts, k), size = dsizes[k];
         if (!n) continue;
         double m[8];
-        /* d2d, raw, then inproc (call, unpack, copy), ipc (call, unpack, copy) */
-        if (transfer(driver, size, n, true, main_addr, s.local_uid, sub_addr, s.remote_uid, m, 8) != 0) {
+        /* d2d, raw, then (call, unpack, copy) of inproc and ipc */
+        const char *const tg[2][3] = {{main_addr, s.local_uid, "desc"}, {sub_addr, s.remote_uid, "desc"}};
+        if (transfer(driver, size, n, true, tg, m, 8) != 0) {
             rc = -1;
             break;
         }
@@ -451,14 +472,20 @@ int bench_devbuf(const bench_opts_t *opts)
     for (int k = 0; k < N_DSIZES && rc == 0; k++) {
         size_t n = n_iters(opts, k), size = dsizes[k];
         if (!n) continue;
-        double m[5];
-        if (transfer(driver, size, n, false, sub_addr, s.remote_uid, NULL, NULL, m, 5) != 0) {
+        double m[8];
+        /* staged (call, unpack, copy), then ipcwarm: in this host, whose sub pool stages, so that the import the
+         * sink holds for it cannot share its mapping with the runtime's imports of the ipc path (they would find
+         * it open and skip the map) */
+        const char *const tg[2][3] = {{sub_addr, s.remote_uid, "desc"}, {sub_addr, s.remote_uid, "handle"}};
+        if (transfer(driver, size, n, false, tg, m, 8) != 0) {
             rc = -1;
             break;
         }
         bench_report(&sp[k].staged, (double)size / m[2]);
         bench_report(&sp[k].staged_hop, (m[2] - d2d_ns[k]) / 1e3);
         bench_report(&sp[k].staged_unpack, m[3] / 1e3);
+        bench_report(&sp[k].ipcwarm, (double)size / m[5]);
+        bench_report(&sp[k].ipcwarm_hop, (m[5] - d2d_ns[k]) / 1e3);
     }
     xo_ref_free(driver);
     teardown(&s);

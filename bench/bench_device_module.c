@@ -12,6 +12,11 @@
  *                                            import or staged copy when the method returns. verify: also reads
                                             back the first and last byte of its copy (else -1, -1): the bench
                                             checks them on its untimed warm-up call.
+ *   "copy_handle" (bin handle, u size, verify) -> as copy
+ *                                            the same from a device IPC handle (xo_device_ipc_export's bytes)
+ *                                            that it imports itself and keeps open across calls (a warm mapping):
+ *                                            re-imported only when the handle changes, closed by "forget"
+ *   "forget" ()     -> nil                   closes that import (before the owner frees the buffer)
  *   "launch" ()     -> nil                   queues a small kernel (SAXPY of 256 floats, examples/kernels: the CUDA
  *                                            kernel on cuda, its C twin through xo_device_launch_host on host) on
  *                                            its own stream of the pool's device and synchronizes that stream
@@ -35,6 +40,8 @@ typedef struct sink {
     size_t cap;
     float *x, *y;                /* the kernel's operands, SAXPY_N floats each */
     xo_k_saxpy_t kp;             /* read by the host kernel when the stream runs it: lives in the state */
+    void *imp;                   /* copy_handle's open import (NULL: none) and the handle it came from */
+    xo_device_ipc_handle_t imp_handle;
 } sink_t;
 
 static uint64_t now_ns(void)
@@ -85,24 +92,18 @@ static void sink_fini(void *state)
     sink_t *s = state;
     if (!s->stream) return; /* init failed: it released what it took */
     xo_device_stream_destroy(s->stream); /* waits for queued work before the buffers go */
+    if (s->imp) xo_device_ipc_close(s->dev, s->imp);
     xo_device_free(s->dev, s->x);
     xo_device_free(s->dev, s->y);
     if (s->dst) xo_device_free(s->dev, s->dst);
 }
 
-static xo_status_t sink_copy(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+/* Copies n bytes at src (a pointer usable on the sink's device) into its own allocation and packs the reply of
+ * copy and copy_handle. */
+static xo_status_t copy_in(xo_ctx_t *ctx, sink_t *s, const void *src, size_t n, bool verify, uint64_t unpack_ns,
+                           msgpack_packer *out)
 {
-    sink_t *s = state;
-    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 2 ||
-        args->via.array.ptr[1].type != MSGPACK_OBJECT_BOOLEAN)
-        return xo_ctx_error(ctx, XO_EBADARGS, "copy takes a device buffer and a bool");
-    bool verify = args->via.array.ptr[1].via.boolean;
-    uint64_t t0 = now_ns();
-    void *src = NULL;
-    size_t n = 0;
-    xo_status_t st = xo_unpack_device_buf(s->dev, &args->via.array.ptr[0], &src, &n, NULL);
-    uint64_t t1 = now_ns();
-    if (st != XO_OK) return fail(ctx, st, "unpacking the buffer");
+    xo_status_t st;
     if (n > s->cap) { /* grown outside the timed copy; the bench's warm-up call does it */
         if (s->dst) xo_device_free(s->dev, s->dst);
         s->dst = NULL, s->cap = 0;
@@ -120,7 +121,57 @@ static xo_status_t sink_copy(xo_ctx_t *ctx, void *state, const msgpack_object *a
         if (st == XO_OK) st = xo_device_memcpy(s->dev, &b[1], (char *)s->dst + n - 1, 1, XO_MEMCPY_DEVICE_TO_HOST, NULL);
         if (st != XO_OK) return fail(ctx, st, "reading the copy back");
     }
-    return xo_pack(out, "[uull]", t1 - t0, t3 - t2, verify ? (int64_t)b[0] : -1, verify ? (int64_t)b[1] : -1);
+    return xo_pack(out, "[uull]", unpack_ns, t3 - t2, verify ? (int64_t)b[0] : -1, verify ? (int64_t)b[1] : -1);
+}
+
+static xo_status_t sink_copy(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    sink_t *s = state;
+    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 2 ||
+        args->via.array.ptr[1].type != MSGPACK_OBJECT_BOOLEAN)
+        return xo_ctx_error(ctx, XO_EBADARGS, "copy takes a device buffer and a bool");
+    bool verify = args->via.array.ptr[1].via.boolean;
+    uint64_t t0 = now_ns();
+    void *src = NULL;
+    size_t n = 0;
+    xo_status_t st = xo_unpack_device_buf(s->dev, &args->via.array.ptr[0], &src, &n, NULL);
+    uint64_t t1 = now_ns();
+    if (st != XO_OK) return fail(ctx, st, "unpacking the buffer");
+    return copy_in(ctx, s, src, n, verify, t1 - t0, out);
+}
+
+static xo_status_t sink_copy_handle(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    sink_t *s = state;
+    xo_bytes_t h;
+    uint64_t n;
+    bool verify;
+    xo_status_t st = xo_unpack(args, "but", &h, &n, &verify);
+    if (st != XO_OK) return st;
+    if (h.len != sizeof s->imp_handle.bytes) return xo_ctx_error(ctx, XO_EBADARGS, "copy_handle: not an IPC handle");
+    uint64_t t0 = now_ns();
+    if (!s->imp || memcmp(s->imp_handle.bytes, h.ptr, h.len) != 0) {
+        if (s->imp) xo_device_ipc_close(s->dev, s->imp);
+        s->imp = NULL;
+        memcpy(s->imp_handle.bytes, h.ptr, h.len);
+        st = xo_device_ipc_import(s->dev, &s->imp_handle, &s->imp);
+        if (st != XO_OK) {
+            s->imp = NULL;
+            return fail(ctx, st, "importing the handle");
+        }
+    }
+    uint64_t t1 = now_ns();
+    return copy_in(ctx, s, s->imp, (size_t)n, verify, t1 - t0, out);
+}
+
+static xo_status_t sink_forget(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    sink_t *s = state;
+    if (!s->imp) return XO_OK;
+    xo_status_t st = xo_device_ipc_close(s->dev, s->imp);
+    s->imp = NULL;
+    return st == XO_OK ? XO_OK : fail(ctx, st, "closing the import");
 }
 
 static xo_status_t sink_launch(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
@@ -148,6 +199,8 @@ static xo_status_t sink_pid(xo_ctx_t *ctx, void *state, const msgpack_object *ar
 
 static const xo_method_t sink_methods[] = {
     {.name = "copy", .fn = sink_copy},
+    {.name = "copy_handle", .fn = sink_copy_handle},
+    {.name = "forget", .fn = sink_forget},
     {.name = "launch", .fn = sink_launch},
     {.name = "noop", .fn = sink_noop},
     {.name = "pid", .fn = sink_pid},
