@@ -80,15 +80,23 @@ typedef struct extent {
     size_t off, len;
 } extent_t;
 
-/* An imported memfd of some process, mapped once and shared by every import of it. */
+/* An imported memfd of some process, mapped once and shared by every import of it. A mapping whose last import
+ * was closed stays mapped (idle) for the next import of the same memory: a pool that borrows buffers from the same
+ * peer call after call then maps nothing and takes no page faults (an mmap of the exporter's whole device memory
+ * and its first touches cost more than the copies of a small call). At most MAX_IDLE_IMPORTS stay idle per device;
+ * an idle one is checked against the exporter's fd before it is used again, and dropped once its process is gone. */
 typedef struct import_map {
     struct import_map *next;
     int32_t pid;
+    int32_t fd;           /* the exporter's fd number of the memfd, to revalidate an idle mapping */
     uint64_t ino, devno;
     uint8_t *base;
     size_t size;
-    uint32_t refs;
+    uint32_t refs;        /* open imports; 0: idle */
+    uint64_t last_used;   /* a counter value, for evicting the least recently used idle mapping */
 } import_map_t;
+
+#define MAX_IDLE_IMPORTS 4
 
 typedef struct host_dev {
     int fd;
@@ -102,6 +110,7 @@ typedef struct host_dev {
     size_t n_free, cap_free;
     size_t free_bytes;
     import_map_t *imports;
+    uint64_t import_clock;
 } host_dev_t;
 
 static xo_status_t host_open(xo_device_t *dev, const xo_device_config_t *cfg)
@@ -168,10 +177,10 @@ fail:
 static void host_close(xo_device_t *dev)
 {
     host_dev_t *h = dev->impl;
-    /* Imports were closed by device.c; a mapping left here would be a refcount bug, so say so. */
+    /* Imports were closed by device.c; an open mapping left here would be a refcount bug, so say so. */
     for (import_map_t *m = h->imports, *next; m; m = next) {
         next = m->next;
-        xo_log_warn("host device %d: import of process %d still mapped at close", dev->index, (int)m->pid);
+        if (m->refs) xo_log_warn("host device %d: import of process %d still mapped at close", dev->index, (int)m->pid);
         munmap(m->base, m->size);
         free(m);
     }
@@ -589,6 +598,15 @@ static int open_exporter_fd(const host_ipc_t *m, int *err_p)
     return -1;
 }
 
+/* True when process pid still has, at fd, the memfd (ino, devno): one stat of /proc/<pid>/fd/<fd>. */
+static bool exporter_still_has(int32_t pid, int32_t fd, uint64_t ino, uint64_t devno)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, (int)fd);
+    struct stat sb;
+    return stat(path, &sb) == 0 && (uint64_t)sb.st_ino == ino && (uint64_t)sb.st_dev == devno;
+}
+
 static xo_status_t host_ipc_import(xo_device_t *dev, const void *payload, size_t len, void **ptr_p, size_t *size_p)
 {
     host_dev_t *h = dev->impl;
@@ -598,16 +616,27 @@ static xo_status_t host_ipc_import(xo_device_t *dev, const void *payload, size_t
     if (m.pid <= 0 || m.fd < 0 || m.offset > m.file_size || m.len > m.file_size - m.offset || m.len == 0)
         return xo_error_set(XO_EINVAL, "device %s: malformed host IPC handle", xo__device_label(dev));
 
-    /* A mapping of that memfd already here is the same file: we hold it, so its inode cannot have been reused. */
+    /* A mapping of that memfd already here is the same file: we hold it, so its inode cannot have been reused. An
+     * idle one is used again only while the exporter still has that memfd open as the handle says (it may have
+     * closed its device since: then the handle is stale, and the open below says so). */
     pthread_mutex_lock(&h->lock);
-    for (import_map_t *im = h->imports; im; im = im->next) {
-        if (im->pid == m.pid && im->ino == m.ino && im->devno == m.devno && m.offset + m.len <= im->size) {
-            im->refs++;
+    for (import_map_t **pp = &h->imports; *pp; pp = &(*pp)->next) {
+        import_map_t *im = *pp;
+        if (im->pid != m.pid || im->ino != m.ino || im->devno != m.devno || m.offset + m.len > im->size) continue;
+        if (im->refs == 0 && !exporter_still_has(im->pid, m.fd, m.ino, m.devno)) {
+            *pp = im->next;
             pthread_mutex_unlock(&h->lock);
-            *ptr_p = im->base + m.offset;
-            *size_p = m.len;
-            return XO_OK;
+            munmap(im->base, im->size);
+            free(im);
+            pthread_mutex_lock(&h->lock);
+            break;
         }
+        im->refs++;
+        im->last_used = ++h->import_clock;
+        pthread_mutex_unlock(&h->lock);
+        *ptr_p = im->base + m.offset;
+        *size_p = m.len;
+        return XO_OK;
     }
     pthread_mutex_unlock(&h->lock);
 
@@ -646,12 +675,15 @@ static xo_status_t host_ipc_import(xo_device_t *dev, const void *payload, size_t
         munmap(base, m.file_size);
         return xo_error_set(XO_ENOMEM, "out of memory");
     }
-    *im = (import_map_t){.pid = m.pid, .ino = m.ino, .devno = m.devno, .base = base, .size = m.file_size, .refs = 1};
+    *im = (import_map_t){.pid = m.pid, .fd = m.fd, .ino = m.ino, .devno = m.devno, .base = base,
+                         .size = m.file_size, .refs = 1};
     pthread_mutex_lock(&h->lock);
     /* Another thread may have mapped the same file meanwhile: then use its mapping and drop ours. */
+    im->last_used = ++h->import_clock;
     for (import_map_t *o = h->imports; o; o = o->next) {
         if (o->pid == m.pid && o->ino == m.ino && o->devno == m.devno) {
             o->refs++;
+            o->last_used = im->last_used;
             pthread_mutex_unlock(&h->lock);
             munmap(base, m.file_size);
             free(im);
@@ -668,23 +700,50 @@ static xo_status_t host_ipc_import(xo_device_t *dev, const void *payload, size_t
     return XO_OK;
 }
 
+/* Takes out of h's list (lock held) the idle mappings to drop: those of processes that are gone, then the least
+ * recently used beyond MAX_IDLE_IMPORTS. Returns them linked, for the caller to unmap outside the lock. */
+static import_map_t *evict_idle(host_dev_t *h)
+{
+    import_map_t *out = NULL;
+    for (;;) {
+        size_t idle = 0;
+        import_map_t **victim = NULL;
+        for (import_map_t **pp = &h->imports; *pp; pp = &(*pp)->next) {
+            import_map_t *im = *pp;
+            if (im->refs) continue;
+            idle++;
+            bool dead = kill((pid_t)im->pid, 0) != 0 && errno == ESRCH;
+            if (dead) {
+                victim = pp;
+                idle = SIZE_MAX; /* take it whatever the count */
+                break;
+            }
+            if (!victim || im->last_used < (*victim)->last_used) victim = pp;
+        }
+        if (!victim || idle <= MAX_IDLE_IMPORTS) return out;
+        import_map_t *im = *victim;
+        *victim = im->next;
+        im->next = out;
+        out = im;
+    }
+}
+
 static void host_ipc_close(xo_device_t *dev, void *ptr)
 {
     host_dev_t *h = dev->impl;
+    import_map_t *drop = NULL;
     pthread_mutex_lock(&h->lock);
-    for (import_map_t **pp = &h->imports; *pp; pp = &(*pp)->next) {
-        import_map_t *im = *pp;
+    for (import_map_t *im = h->imports; im; im = im->next) {
         if ((uint8_t *)ptr < im->base || (uint8_t *)ptr >= im->base + im->size) continue;
-        if (--im->refs == 0) {
-            *pp = im->next;
-            pthread_mutex_unlock(&h->lock);
-            munmap(im->base, im->size);
-            free(im);
-            return;
-        }
+        if (im->refs > 0 && --im->refs == 0) drop = evict_idle(h); /* stays mapped, idle, unless evicted */
         break;
     }
     pthread_mutex_unlock(&h->lock);
+    for (import_map_t *im = drop, *next; im; im = next) {
+        next = im->next;
+        munmap(im->base, im->size);
+        free(im);
+    }
 }
 
 const xo_device_ops_t xo__device_host_ops = {

@@ -535,6 +535,36 @@ TEST_P(DeviceTest, IpcBadHandlesFailClearly)
 
 // host only: a process may import its own exports, imports of one buffer share a mapping with a count, and a handle
 // whose device is gone is reported stale instead of mapping whatever now has that fd number.
+// host: a mapping whose imports were all closed stays for the next import of the same memory (no new mmap), and is
+// checked against the exporter first: once the exporter's device is closed, the handle is stale again.
+TEST_P(DeviceTest, IdleImportMappingsAreReusedAndRevalidated)
+{
+    if (!is_host()) GTEST_SKIP() << "the idle-mapping cache is the host backend's";
+    xo_device_t *other = nullptr;
+    xo_device_config_t cfg{};
+    cfg.capacity = 1 << 20;
+    ASSERT_EQ(xo_device_open(be, 0, &cfg, &other), XO_OK);
+    void *o = nullptr;
+    ASSERT_EQ(xo_device_alloc(other, 4096, &o), XO_OK);
+    ASSERT_EQ(xo_device_memset(other, o, 7, 4096, nullptr), XO_OK);
+    xo_device_ipc_handle_t h;
+    ASSERT_EQ(xo_device_ipc_export(other, o, &h), XO_OK);
+    void *p1 = nullptr, *p2 = nullptr;
+    ASSERT_EQ(xo_device_ipc_import(dev, &h, &p1), XO_OK) << xo_last_error();
+    ASSERT_EQ(xo_device_ipc_close(dev, p1), XO_OK);
+    ASSERT_EQ(xo_device_ipc_import(dev, &h, &p2), XO_OK) << xo_last_error();
+    EXPECT_EQ(p1, p2); // the idle mapping, not a new one
+    unsigned char c = 0;
+    ASSERT_EQ(xo_device_memcpy(dev, &c, p2, 1, XO_MEMCPY_DEVICE_TO_HOST, nullptr), XO_OK);
+    EXPECT_EQ(c, 7);
+    EXPECT_EQ(xo_device_ipc_close(dev, p2), XO_OK);
+    EXPECT_EQ(xo_device_ipc_close(dev, p2), XO_EINVAL); // closed is closed, cached or not
+    xo_device_close(other);
+    void *x = nullptr;
+    EXPECT_EQ(xo_device_ipc_import(dev, &h, &x), XO_EINVAL);
+    EXPECT_TRUE(has(xo_last_error(), "stale IPC handle")) << xo_last_error();
+}
+
 TEST_P(DeviceTest, IpcImportsAreCountedAndStaleHandlesRefused)
 {
     if (!is_host()) GTEST_SKIP() << "CUDA does not import a handle in the process that exported it";
