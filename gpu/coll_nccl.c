@@ -8,22 +8,19 @@
  * joined, and with two members in one pool of one thread it would never finish.
  *
  * Operations run on a stream of the pool's device; the member's method waits for the stream by polling
- * (cudaStreamQuery), spinning for a short while first (small collectives finish in microseconds) and then
- * suspending 1 ms at a time, so the pool's other actors run meanwhile. A member that does not finish within the
- * group's timeout aborts the communicator (ncclCommAbort, so nothing stays blocked on a dead peer) and fails with
- * XO_ETIMEDOUT; the group is broken after that, as after any failure. */
+ * (gpu/nccl_wait.h), so the pool's other actors run meanwhile. A member that does not finish within the group's
+ * timeout aborts the communicator (nothing stays blocked on a dead peer) and fails with XO_ETIMEDOUT; the group is
+ * broken after that, as after any failure. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
+#include "gpu/nccl_wait.h"
 #include "runtime/coll.h"
 #include "runtime/error.h"
-
-#define SPIN_NS 100000 /* poll without suspending for this long first */
 
 typedef struct nccl_state {
     ncclComm_t comm;
@@ -31,63 +28,32 @@ typedef struct nccl_state {
     cudaStream_t cu;
 } nccl_state_t;
 
-static uint64_t now_ns(void)
+/* Records the last error (set by the nccl_wait functions or xo__nccl_error) as the group's failure. */
+static xo_status_t group_fail(xo_coll_t *g, xo_status_t st)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    char text[XO_ERROR_TEXT_MAX];
+    snprintf(text, sizeof text, "%s", xo_last_error());
+    return xo_coll_fail(g, st, "collective %s: %s", g->name, text);
 }
 
 static xo_status_t nccl_error(xo_coll_t *g, ncclResult_t r, const char *what)
 {
     nccl_state_t *s = g->backend_state;
-    const char *last = s && s->comm ? ncclGetLastError(s->comm) : NULL;
-    return xo_coll_fail(g, XO_EDEVICE, "collective %s: %s: %s%s%s", g->name, what, ncclGetErrorString(r),
-                        last && *last ? ": " : "", last ? last : "");
+    return group_fail(g, xo__nccl_error(s ? s->comm : NULL, r, what));
 }
 
-/* Waits, suspending, until the communicator has no operation in progress (non-blocking mode). */
 static xo_status_t wait_comm(xo_coll_t *g, const char *what)
 {
     nccl_state_t *s = g->backend_state;
-    uint64_t t0 = now_ns(), limit = (uint64_t)g->timeout_ms * 1000000u;
-    for (;;) {
-        ncclResult_t state = ncclSuccess, r = ncclCommGetAsyncError(s->comm, &state);
-        if (r != ncclSuccess) return nccl_error(g, r, what);
-        if (state == ncclSuccess) return XO_OK;
-        if (state != ncclInProgress) return nccl_error(g, state, what);
-        if (now_ns() - t0 > limit) {
-            ncclCommAbort(s->comm);
-            s->comm = NULL;
-            return xo_coll_fail(g, XO_ETIMEDOUT, "collective %s: %s did not finish within %lld ms (a member missing?)",
-                                g->name, what, (long long)g->timeout_ms);
-        }
-        if (now_ns() - t0 > SPIN_NS) xo_sleep_ms(1);
-    }
+    xo_status_t st = xo__nccl_wait_comm(&s->comm, g->timeout_ms, what, NULL, NULL);
+    return st == XO_OK ? XO_OK : group_fail(g, st);
 }
 
-/* Waits, suspending, until the stream has run everything queued on it. */
 static xo_status_t wait_stream(xo_coll_t *g, const char *what)
 {
     nccl_state_t *s = g->backend_state;
-    uint64_t t0 = now_ns(), limit = (uint64_t)g->timeout_ms * 1000000u;
-    for (;;) {
-        cudaError_t e = cudaStreamQuery(s->cu);
-        if (e == cudaSuccess) return XO_OK;
-        if (e != cudaErrorNotReady)
-            return xo_coll_fail(g, XO_EDEVICE, "collective %s: %s: %s (%s)", g->name, what, cudaGetErrorString(e),
-                                cudaGetErrorName(e));
-        ncclResult_t state = ncclSuccess;
-        if (ncclCommGetAsyncError(s->comm, &state) == ncclSuccess && state != ncclSuccess && state != ncclInProgress)
-            return nccl_error(g, state, what);
-        if (now_ns() - t0 > limit) {
-            ncclCommAbort(s->comm); /* unblocks the kernels waiting for a peer that will not come */
-            s->comm = NULL;
-            return xo_coll_fail(g, XO_ETIMEDOUT, "collective %s: %s did not finish within %lld ms (a member missing?)",
-                                g->name, what, (long long)g->timeout_ms);
-        }
-        if (now_ns() - t0 > SPIN_NS) xo_sleep_ms(1);
-    }
+    xo_status_t st = xo__nccl_wait_stream(&s->comm, s->cu, g->timeout_ms, what, NULL, NULL);
+    return st == XO_OK ? XO_OK : group_fail(g, st);
 }
 
 static xo_status_t nccl_init(xo_coll_t *g)
@@ -137,7 +103,8 @@ static void nccl_fini(xo_coll_t *g)
     if (s->comm) {
         /* A healthy communicator is finalized (flushes, then quiesces); a broken one is aborted. */
         if (g->broken == XO_OK && ncclCommFinalize(s->comm) != ncclSuccess) g->broken = XO_EDEVICE;
-        if (g->broken == XO_OK) wait_comm(g, "ncclCommFinalize");
+        if (g->broken == XO_OK && xo__nccl_wait_comm(&s->comm, g->timeout_ms, "ncclCommFinalize", NULL, NULL) != XO_OK)
+            g->broken = XO_EDEVICE;
         if (g->broken == XO_OK) ncclCommDestroy(s->comm);
         else if (s->comm) ncclCommAbort(s->comm);
     }

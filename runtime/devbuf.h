@@ -45,6 +45,20 @@ bool xo__devbuf_token(const char *address, uint64_t ptr, uint64_t size, unsigned
 xo_status_t xo__devbuf_stage(xo_device_t *dev, const char *owner, uint64_t ptr, uint64_t size,
                              const unsigned char token[XO_DEVBUF_TOKEN_LEN], void **ptr_p);
 
+/* How long a fetch waits for one answer of the owner: XO_DEVICE_STAGE_TIMEOUT_MS, default 60000. */
+int64_t xo__devbuf_timeout_ms(void);
+
+/* NCCL point-to-point for buffers whose owner and receiver both own CUDA devices (gpu/devbuf_nccl.c, builds with
+ * NCCL only, where XO_HAVE_NCCL is defined). fetch: the receiver's side, like xo__devbuf_stage (the same result and
+ * ownership), asking the owner's service for "nccl_send"; send: the owner's side of that request, which returns
+ * when the bytes have left. Both block (suspending a method) up to timeout_ms. */
+#ifdef XO_HAVE_NCCL
+xo_status_t xo__devbuf_nccl_fetch(xo_device_t *dev, const char *owner, uint64_t ptr, uint64_t size,
+                                  const unsigned char token[XO_DEVBUF_TOKEN_LEN], int64_t timeout_ms, void **ptr_p);
+xo_status_t xo__devbuf_nccl_send(xo_device_t *dev, uint64_t ptr, uint64_t size, const void *id, size_t id_len,
+                                 int64_t timeout_ms);
+#endif
+
 /* This host's identity, XO_HOST_ID_LEN bytes (static storage): the kernel's boot id and this process's network
  * namespace. Processes with equal identities can map each other's device memory (the IPC handles of the host and
  * CUDA backends); network namespaces are this project's model of hosts. */

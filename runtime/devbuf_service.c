@@ -109,16 +109,10 @@ static void service_fini(void *state)
     pthread_mutex_unlock(&services_lock);
 }
 
-/* read(ptr, size, token, offset, length): the bytes [ptr + offset, ptr + offset + length) of this pool's device. */
-static xo_status_t service_read(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+/* XO_OK when this pool owns a device and lent [ptr, ptr + size) (the token says so); else the error for the caller. */
+static xo_status_t check_lent(xo_ctx_t *ctx, const service_t *s, uint64_t ptr, uint64_t size, xo_bytes_t token)
 {
-    service_t *s = state;
-    uint64_t ptr, size, off, len;
-    xo_bytes_t token;
-    xo_status_t st = xo_unpack(args, "uubuu", &ptr, &size, &token, &off, &len);
-    if (st != XO_OK) return st;
-    xo_device_t *dev = s->pool->device;
-    if (!dev) return xo_ctx_error(ctx, XO_EINVAL, "pool %s owns no device", s->pool->address);
+    if (!s->pool->device) return xo_ctx_error(ctx, XO_EINVAL, "pool %s owns no device", s->pool->address);
     unsigned char want[XO_DEVBUF_TOKEN_LEN];
     if (!xo__devbuf_token(s->pool->address, ptr, size, want))
         return xo_ctx_error(ctx, XO_ESYS, "pool %s cannot check a device buffer token", s->pool->address);
@@ -127,6 +121,19 @@ static xo_status_t service_read(xo_ctx_t *ctx, void *state, const msgpack_object
                             "pool %s did not lend device range 0x%" PRIx64 " (+%" PRIu64 " bytes): the descriptor's "
                             "token does not match (forged, or lent by an earlier process at this address)",
                             s->pool->address, ptr, size);
+    return XO_OK;
+}
+
+/* read(ptr, size, token, offset, length): the bytes [ptr + offset, ptr + offset + length) of this pool's device. */
+static xo_status_t service_read(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    service_t *s = state;
+    uint64_t ptr, size, off, len;
+    xo_bytes_t token;
+    xo_status_t st = xo_unpack(args, "uubuu", &ptr, &size, &token, &off, &len);
+    if (st != XO_OK) return st;
+    if ((st = check_lent(ctx, s, ptr, size, token)) != XO_OK) return st;
+    xo_device_t *dev = s->pool->device;
     if (off > size || len > size - off || len > XO_DEVBUF_READ_MAX)
         return xo_ctx_error(ctx, XO_EINVAL,
                             "read of %" PRIu64 " bytes at offset %" PRIu64 " is outside the lent %" PRIu64
@@ -165,7 +172,34 @@ static xo_status_t service_read(xo_ctx_t *ctx, void *state, const msgpack_object
     return XO_OK;
 }
 
-static const xo_method_t service_methods[] = {{.name = "read", .fn = service_read}};
+#ifdef XO_HAVE_NCCL
+/* nccl_send(ptr, size, token, unique id): sends the lent range to the caller GPU to GPU over a two-rank NCCL
+ * communicator the caller set up the id for (gpu/devbuf_nccl.c); answers once the bytes have left. */
+static xo_status_t service_nccl_send(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)out;
+    service_t *s = state;
+    uint64_t ptr, size;
+    xo_bytes_t token, id;
+    xo_status_t st = xo_unpack(args, "uubb", &ptr, &size, &token, &id);
+    if (st != XO_OK) return st;
+    if ((st = check_lent(ctx, s, ptr, size, token)) != XO_OK) return st;
+    st = xo__devbuf_nccl_send(s->pool->device, ptr, size, id.ptr, id.len, xo__devbuf_timeout_ms());
+    if (st != XO_OK) {
+        char why[XO_ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "%s", xo_last_error());
+        return xo_ctx_error(ctx, st, "pool %s: NCCL send of a lent device buffer: %s", s->pool->address, why);
+    }
+    return XO_OK;
+}
+#endif
+
+static const xo_method_t service_methods[] = {
+    {.name = "read", .fn = service_read},
+#ifdef XO_HAVE_NCCL
+    {.name = "nccl_send", .fn = service_nccl_send},
+#endif
+};
 
 static const xo_actor_class_t service_class = {
     .abi_version = XO_CLASS_ABI_V1,
@@ -175,7 +209,7 @@ static const xo_actor_class_t service_class = {
     .init = service_init,
     .fini = service_fini,
     .methods = service_methods,
-    .n_methods = 1,
+    .n_methods = sizeof service_methods / sizeof service_methods[0],
 };
 
 xo_status_t xo__devbuf_service_start(xo_pool_t *pool)

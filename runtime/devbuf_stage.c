@@ -34,6 +34,11 @@ static uint64_t env_u64(const char *name, uint64_t def, uint64_t lo, uint64_t hi
     return v < lo ? lo : v > hi ? hi : (uint64_t)v;
 }
 
+int64_t xo__devbuf_timeout_ms(void)
+{
+    return (int64_t)env_u64("XO_DEVICE_STAGE_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, 1, INT64_MAX / 2);
+}
+
 xo_status_t xo__devbuf_stage(xo_device_t *dev, const char *owner, uint64_t ptr, uint64_t size,
                              const unsigned char token[XO_DEVBUF_TOKEN_LEN], void **ptr_p)
 {
@@ -46,7 +51,7 @@ xo_status_t xo__devbuf_stage(xo_device_t *dev, const char *owner, uint64_t ptr, 
     }
     /* How long one chunk may take: a dead owner fails its chunks at once (XO_EPOOLDIED); this bounds a peer that is
      * alive but stuck, or a network that drops everything silently. */
-    int64_t timeout = (int64_t)env_u64("XO_DEVICE_STAGE_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, 1, INT64_MAX / 2);
+    int64_t timeout = xo__devbuf_timeout_ms();
     const uint64_t chunk = env_u64("XO_DEVICE_STAGE_CHUNK", CHUNK_DEFAULT, CHUNK_MIN, XO_DEVBUF_READ_MAX);
     const size_t window = (size_t)env_u64("XO_DEVICE_STAGE_WINDOW", WINDOW_DEFAULT, 1, WINDOW_MAX);
     slot_t ring[WINDOW_MAX];

@@ -20,6 +20,7 @@
 
 #include "runtime/core.h"
 #include "runtime/devbuf.h"
+#include "runtime/log.h"
 #include "runtime/remote.h"
 #include "xoscar/device_buf.h"
 
@@ -27,6 +28,7 @@
 #define DESC_VERSION 2
 #define BOOT_ID_LEN 36
 #define FLAG_HAS_IPC 0x1u
+#define FLAG_OWNER_NCCL 0x2u /* the owner's device is cuda and its runtime has NCCL: it can send GPU to GPU */
 
 /* Field offsets. */
 enum {
@@ -118,6 +120,9 @@ xo_status_t xo_pack_device_buf(msgpack_packer *pk, xo_device_t *dev, const void 
     put_be(d + OFF_PTR, (uint64_t)(uintptr_t)ptr, 8);
     put_be(d + OFF_SIZE, (uint64_t)size, 8);
     d[OFF_FLAGS] = has_ipc ? FLAG_HAS_IPC : 0;
+#ifdef XO_HAVE_NCCL
+    if (strcmp(xo_device_backend_name(xo_device_backend(dev)), "cuda") == 0) d[OFF_FLAGS] |= FLAG_OWNER_NCCL;
+#endif
     if (has_ipc) memcpy(d + OFF_IPC, h.bytes, sizeof h.bytes);
     if (alen && !xo__devbuf_token(addr, (uint64_t)(uintptr_t)ptr, (uint64_t)size, d + OFF_TOKEN)) return XO_ESYS;
     d[OFF_ADDR_LEN] = (unsigned char)alen;
@@ -222,7 +227,7 @@ static xo_status_t parse(const msgpack_object *o, const unsigned char **d_p, cha
     if (n != DESC_FIXED + alen)
         return xo_error_set(XO_EBADARGS, "device buffer descriptor of %zu bytes; its fields make %zu", n,
                             (size_t)DESC_FIXED + alen);
-    if (d[OFF_FLAGS] & ~FLAG_HAS_IPC)
+    if (d[OFF_FLAGS] & ~(FLAG_HAS_IPC | FLAG_OWNER_NCCL))
         return xo_error_set(XO_EBADARGS, "device buffer descriptor with unknown flags 0x%x", d[OFF_FLAGS]);
     if (memchr(d + DESC_FIXED, '\0', alen))
         return xo_error_set(XO_EBADARGS, "device buffer descriptor with a NUL in its owner's address");
@@ -281,7 +286,20 @@ xo_status_t xo_unpack_device_buf(xo_device_t *dev, const msgpack_object *o, void
             if (imported_p) *imported_p = false;
             return XO_OK;
         }
-        st = xo__devbuf_stage(dev, addr, (uint64_t)(uintptr_t)ptr, size, d + OFF_TOKEN, &got);
+        st = XO_ENOTSUP;
+#ifdef XO_HAVE_NCCL
+        /* GPU to GPU when both ends can (XO_DEVICE_NCCL=0 turns it off); staging when that fails, saying why. */
+        const char *nccl_env = getenv("XO_DEVICE_NCCL");
+        if ((d[OFF_FLAGS] & FLAG_OWNER_NCCL) && strcmp(xo_device_backend_name(xo_device_backend(dev)), "cuda") == 0 &&
+            !(nccl_env && strcmp(nccl_env, "0") == 0)) {
+            st = xo__devbuf_nccl_fetch(dev, addr, (uint64_t)(uintptr_t)ptr, size, d + OFF_TOKEN,
+                                       xo__devbuf_timeout_ms(), &got);
+            if (st != XO_OK)
+                xo_log_warn("device buffer from %s: NCCL point-to-point failed (%s); staging it instead", addr,
+                            xo_last_error());
+        }
+#endif
+        if (st != XO_OK) st = xo__devbuf_stage(dev, addr, (uint64_t)(uintptr_t)ptr, size, d + OFF_TOKEN, &got);
         if (st != XO_OK) return st;
         if (!staged_add(dev, got)) {
             xo_device_free(dev, got);
