@@ -332,7 +332,8 @@ static void teardown(setup_t *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Creates a sink in pool process_index and checks which process it lives in. */
+/* Creates a sink in pool process_index and checks which process it lives in. On 0, *ref_p is the caller's (freed by
+ * teardown through the setup that holds it). */
 static int make_sink(setup_t *s, size_t process_index, xo_ref_t **ref_p, char *uid, size_t uid_len)
 {
     snprintf(uid, uid_len, "bench.devsink.%zu", process_index);
@@ -356,7 +357,8 @@ static int make_sink(setup_t *s, size_t process_index, xo_ref_t **ref_p, char *u
     return 0;
 }
 
-/* stage: start the host with XO_DEVICE_IPC=0, inherited by the sub pool (its receiver stages). */
+/* stage: start the host with XO_DEVICE_IPC=0, inherited by the sub pool (its receiver stages). On 0, s owns the
+ * host and both refs until teardown(s); on -1 nothing is left. */
 static int setup(const bench_opts_t *opts, const devsel_t *d, bool stage, setup_t *s)
 {
     memset(s, 0, sizeof *s);
@@ -393,7 +395,8 @@ static size_t n_iters(const bench_opts_t *opts, int k)
     return opts->quick ? quick[k] : full[k];
 }
 
-/* One driver.transfer to two targets, each (address, uid, mode); med gets 2 + 3 * 2 medians (ns). */
+/* One driver.transfer to two targets, each (address, uid, mode); med (the caller's, n_med entries) gets 2 + 3 * 2
+ * medians (ns). */
 static int transfer(xo_ref_t *driver, size_t size, size_t iters, bool baseline, const char *const tg[2][3],
                     double *med, size_t n_med)
 {
