@@ -586,9 +586,11 @@ static bool drain_locked(conn_t *c, unsigned flags)
 {
     for (int i = 0; i < DRAIN_BUDGET; i++) {
         if (atomic_load(&c->dead)) return true;
+        /* A poller came along (it registers without waiting for rx_lock): the rest is its to take. */
+        if (i && (flags & XO_RECV_ARM) && atomic_load(&c->pollers)) return true;
         xo_frame_t fr = {0};
         xo_status_t st = c->pollable ? xo_channel_recv_nowait(c->ch, flags, &fr) : xo_channel_recv(c->ch, 0, &fr);
-        if (st == XO_ETIMEDOUT) return true;
+        if (st == XO_ETIMEDOUT || st == XO_EAGAIN) return true;
         if (st != XO_OK) {
             conn_lost(c, st == XO_ECLOSED ? "connection closed" : xo_last_error());
             return true;
@@ -598,12 +600,12 @@ static bool drain_locked(conn_t *c, unsigned flags)
     return false;
 }
 
-/* I/O thread: drains c. While threads poll c it leaves no wake-up armed (they watch the ring), but it still empties
- * the fd that woke it. True when c is drained (its fd may be waited on again). */
+/* I/O thread: drains c. While threads poll c, the frames are theirs (they spin to take them): it only empties the fd
+ * that woke it (a stale doorbell) and arms nothing. True when c is drained (its fd may be waited on again). */
 static bool drain(conn_t *c)
 {
     pthread_mutex_lock(&c->rx_lock);
-    unsigned flags = XO_RECV_FD | (atomic_load(&c->pollers) ? 0 : XO_RECV_ARM);
+    unsigned flags = XO_RECV_FD | (c->pollable && atomic_load(&c->pollers) ? XO_RECV_NOFRAME : XO_RECV_ARM);
     bool drained = drain_locked(c, flags);
     pthread_mutex_unlock(&c->rx_lock);
     return drained;
@@ -787,24 +789,31 @@ static void conn_kick(conn_t *c)
     wake_io();
 }
 
+/* Counts us in without waiting for rx_lock (the I/O thread may hold it for a long drain of large frames): whoever
+ * holds it may then arm the channel once more (a doorbell too many), never less. Disarms the wake-up now if the lock
+ * is free, else at our first receive (poll_one). Takes no frame: those are for poll_one. */
 static void poll_register(conn_t *c)
 {
-    pthread_mutex_lock(&c->rx_lock);
     atomic_fetch_add(&c->pollers, 1);
-    /* Disarms the wake-up (writers stop ringing) and takes what is already there. */
-    bool drained = drain_locked(c, 0);
+    if (pthread_mutex_trylock(&c->rx_lock) != 0) return;
+    xo_frame_t fr = {0};
+    xo_status_t st = atomic_load(&c->dead) ? XO_ECLOSED : xo_channel_recv_nowait(c->ch, XO_RECV_NOFRAME, &fr);
     pthread_mutex_unlock(&c->rx_lock);
-    if (!drained) conn_kick(c);
+    if (st != XO_ETIMEDOUT && st != XO_EAGAIN && st != XO_ECLOSED) conn_kick(c); /* an error for the I/O thread */
 }
 
+/* The last poller to leave arms the wake-up, so that from now on the fd signals frames to the I/O thread; frames
+ * already waiting are handed to the I/O thread too (the poller leaves for work of its own). */
 static void poll_unregister(conn_t *c)
 {
     pthread_mutex_lock(&c->rx_lock);
-    bool drained = true;
-    /* The last poller leaves the wake-up armed: from now on the fd signals frames to the I/O thread. */
-    if (atomic_fetch_sub(&c->pollers, 1) == 1) drained = drain_locked(c, XO_RECV_ARM);
+    xo_status_t st = XO_ETIMEDOUT;
+    if (atomic_fetch_sub(&c->pollers, 1) == 1 && !atomic_load(&c->dead)) {
+        xo_frame_t fr = {0};
+        st = xo_channel_recv_nowait(c->ch, XO_RECV_ARM | XO_RECV_NOFRAME, &fr);
+    }
     pthread_mutex_unlock(&c->rx_lock);
-    if (!drained) conn_kick(c);
+    if (st != XO_ETIMEDOUT) conn_kick(c);
 }
 
 static void poll_release_all(poller_t *p)

@@ -204,6 +204,8 @@ bool xo_channel_ready(xo_channel_t *ch);
 #define XO_RECV_ARM 1u /* when nothing is there, leave a wake-up armed: the fd will signal the next frame */
 #define XO_RECV_FD 2u  /* the caller polls the fd: when nothing is there, empty it (doorbells, peer hang-up) so it
                         * stops polling readable */
+#define XO_RECV_NOFRAME 4u /* take no frame: XO_EAGAIN (no error text) when frames are waiting, else as without it
+                            * (XO_ETIMEDOUT, armed with XO_RECV_ARM). With XO_RECV_FD the fd is emptied either way */
 
 /* Receives one frame without waiting, as xo_channel_recv(ch, 0, out) does when flags = XO_RECV_ARM | XO_RECV_FD.
  * Without XO_RECV_ARM it also disarms a wake-up left by an earlier call: until a later call arms again, the fd

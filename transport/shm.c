@@ -570,7 +570,16 @@ static xo_status_t chan_recv_nowait(xo_channel_t *ch, unsigned flags, xo_frame_t
     if (c->rx_dead) return xo_error_set(XO_ECLOSED, "shm recv: channel closed");
     if (!(flags & XO_RECV_ARM) && c->armed) disarm(c);
     for (;;) {
-        if (xo__ring_avail(&c->rx, c->rx_head) > 0) return take_record(c, out);
+        bool any = xo__ring_avail(&c->rx, c->rx_head) > 0;
+        if (any && (flags & XO_RECV_NOFRAME)) {
+            if ((flags & XO_RECV_FD) || c->bell_owed) { /* stale doorbells; memfds are queued for their records */
+                c->bell_owed = false;
+                xo_status_t st = ctl_drain(c);
+                if (st == XO_EPROTO || st == XO_ENOMEM) return rx_fail(c, st);
+            }
+            return XO_EAGAIN;
+        }
+        if (any) return take_record(c, out);
         if (atomic_load_explicit(&c->shut, memory_order_relaxed)) {
             c->rx_dead = true;
             return xo_error_set(XO_ECLOSED, "shm recv: channel shut down");
