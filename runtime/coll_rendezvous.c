@@ -4,7 +4,7 @@
  * backend must share (NCCL's unique id). A member's "exchange" waits, suspended, until all size members have given
  * theirs for the phase; the last one to arrive answers everyone. Stateless because the waiting exchanges must not
  * hold the actor: a stateful one would run one of them at a time and never complete the phase. Its own lock guards
- * the state instead. When every member has left, the actor destroys itself. */
+ * the state instead. The last member to leave destroys it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,20 +177,17 @@ static xo_status_t rdv_arrived(xo_ctx_t *ctx, void *state, const msgpack_object 
     return xo_pack(out, "[ii]", n, size);
 }
 
-/* leave(): a member is done with the group; the last one destroys the rendezvous, so the name can be used again. */
+/* leave() -> true for the last member to leave, which then destroys the rendezvous so that the name can be used
+ * again. The member does it, not this method: a destroy waited for inside the actor's own method would still be
+ * pending if the pool stopped meanwhile. */
 static xo_status_t rdv_leave(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
-    (void)args, (void)out;
+    (void)ctx, (void)args;
     rdv_t *s = state;
     pthread_mutex_lock(&s->lock);
     bool last = s->size > 0 && ++s->left == s->size;
     pthread_mutex_unlock(&s->lock);
-    if (last) {
-        xo_ref_t *self = xo_ctx_self(ctx);
-        if (self) xo_destroy_actor(self);
-        xo_ref_free(self);
-    }
-    return XO_OK;
+    return xo_pack(out, "t", last);
 }
 
 static const xo_method_t rdv_methods[] = {

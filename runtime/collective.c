@@ -191,6 +191,18 @@ static xo_status_t meet(xo_coll_t *g, const char *requested, const xo_result_t *
     return XO_OK;
 }
 
+/* Tells the rendezvous this member is done; the last member destroys it (so the group's name can be used again). */
+static void leave_rendezvous(xo_coll_t *g)
+{
+    xo_result_t *r = NULL;
+    bool last = false;
+    if (xo_call(g->rendezvous, "leave", NULL, g->timeout_ms, &r) == XO_OK && xo_result_unpack(r, "t", &last) == XO_OK &&
+        last)
+        xo_destroy_actor(g->rendezvous);
+    xo_result_free(r);
+    xo_error_clear();
+}
+
 static void group_free(xo_coll_t *g)
 {
     if (g->peers)
@@ -264,7 +276,7 @@ xo_status_t xo_coll_init(const xo_coll_config_t *cfg, xo_coll_t **group_p)
     if (st != XO_OK) {
         char text[XO_ERROR_TEXT_MAX];
         snprintf(text, sizeof text, "%s", xo_last_error());
-        if (g->rendezvous) xo_tell(g->rendezvous, "leave", NULL);
+        if (g->rendezvous) leave_rendezvous(g);
         xo_coll_mailbox_close(g);
         group_free(g);
         return xo_error_set(st, "%s", text);
@@ -277,7 +289,7 @@ void xo_coll_destroy(xo_coll_t *g)
 {
     if (!g) return;
     g->backend->fini(g);
-    xo_tell(g->rendezvous, "leave", NULL);
+    leave_rendezvous(g);
     xo_coll_mailbox_close(g);
     group_free(g);
 }
