@@ -200,7 +200,6 @@ static void leave_rendezvous(xo_coll_t *g)
         last)
         xo_destroy_actor(g->rendezvous);
     xo_result_free(r);
-    xo_error_clear();
 }
 
 static void group_free(xo_coll_t *g)
@@ -288,10 +287,14 @@ xo_status_t xo_coll_init(const xo_coll_config_t *cfg, xo_coll_t **group_p)
 void xo_coll_destroy(xo_coll_t *g)
 {
     if (!g) return;
+    /* The caller's last error (often why it is destroying the group) survives the calls made here. */
+    char saved[XO_ERROR_TEXT_MAX];
+    snprintf(saved, sizeof saved, "%s", xo_last_error());
     g->backend->fini(g);
     leave_rendezvous(g);
     xo_coll_mailbox_close(g);
     group_free(g);
+    xo_error_set_text(XO_OK, saved, strlen(saved));
 }
 
 /* ---- operations ---- */
