@@ -769,6 +769,8 @@ static void *io_main(void *arg)
  * or signalled on the fd. Only channels with a cheap ready check (shm) are polled. */
 
 #define POLL_BUDGET 64 /* frames one poll takes from one connection before it looks at its own work again */
+/* ... and bytes: large frames go to their actor a few at a time, so that the ring frees up while they are handled */
+#define POLL_BYTES ((size_t)256 << 10)
 #define POLL_MAX 32    /* connections one thread polls; the I/O thread serves any others */
 
 typedef struct {
@@ -855,7 +857,8 @@ static bool poll_one(conn_t *c)
     if (!xo_channel_ready(c->ch) || atomic_load_explicit(&c->dead, memory_order_relaxed)) return false;
     if (pthread_mutex_trylock(&c->rx_lock) != 0) return false; /* the I/O thread or another poller has it */
     bool took = false, ok = true;
-    for (int i = 0; i < POLL_BUDGET && !atomic_load(&c->dead) && xo_channel_ready(c->ch); i++) {
+    size_t bytes = 0;
+    for (int i = 0; i < POLL_BUDGET && bytes < POLL_BYTES && !atomic_load(&c->dead) && xo_channel_ready(c->ch); i++) {
         xo_frame_t fr = {0};
         xo_status_t st = xo_channel_recv_nowait(c->ch, 0, &fr);
         if (st == XO_ETIMEDOUT) break;
@@ -864,6 +867,7 @@ static bool poll_one(conn_t *c)
             ok = false;
             break;
         }
+        bytes += xo_frame_size(&fr);
         handle_frame(c, &fr);
         took = true;
     }
