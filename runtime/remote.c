@@ -36,7 +36,7 @@ typedef struct conn {
     /* The receiving side: the I/O thread or a poller (see "polling" below), one at a time. Guards the channel's
      * receive calls, authed and zone. Taken before lock, never while holding it. */
     pthread_mutex_t rx_lock;
-    _Atomic int pollers;     /* threads registered to poll this connection (changed under rx_lock) */
+    _Atomic int pollers;     /* threads registered to poll this connection (decremented under rx_lock) */
     _Atomic bool kick;       /* a poller left frames behind: the I/O thread should drain (see conn_kick) */
     bool authed;             /* inbound: the peer proved the secret */
     msgpack_zone zone;       /* decoding scratch */
@@ -764,9 +764,11 @@ static void *io_main(void *arg)
  * second wake-up for the thread it hands the frame to. Threads that spin anyway take frames themselves instead: an
  * idle scheduler (the inbound connections of its pool, and every outbound one: replies to its actors' calls), and
  * a plain thread waiting for a reply (outbound ones). Each such thread registers with the connections it polls
- * (pollers > 0), which keeps the channel's wake-up disarmed: the sender rings nothing and the I/O thread sleeps.
- * The last one to leave arms it again, under rx_lock, after draining, so a frame is always either seen by a poller
- * or signalled on the fd. Only channels with a cheap ready check (shm) are polled. */
+ * (pollers > 0) while it spins, and its first receive disarms the channel's wake-up: the sender rings nothing and
+ * the I/O thread sleeps (woken by a stale doorbell, it only empties the fd and leaves the frames to the pollers).
+ * The last one to leave arms the wake-up again under rx_lock, and hands any frame already waiting to the I/O thread
+ * (conn_kick), so a frame is always either seen by a poller or signalled on the fd. Only channels with a cheap
+ * ready check (shm) are polled. */
 
 #define POLL_BUDGET 64 /* frames one poll takes from one connection before it looks at its own work again */
 /* ... and bytes: large frames go to their actor a few at a time, so that the ring frees up while they are handled */
