@@ -1,5 +1,5 @@
-/* Collectives (issue #5): allreduce among three members in three processes of one host (the main pool and two sub
- * pools, each owning a host device), host backend over shared memory.
+/* Collectives (issue #5): allreduce among three members (XO_BENCH_COLL_MEMBERS) in as many processes of one host (the
+ * main pool and sub pools, each owning a host device), host backend.
  *
  *   coll.allreduce.8B.p50/p99     latency of an allreduce of two floats, as rank 0 sees it (us)
  *   coll.allreduce.8B.inpool.p50  the same with the three members in one pool (the main pool): the runtime's own
@@ -26,7 +26,16 @@
 #define XO_BENCH_POOL_BINARY NULL
 #endif
 
-#define MEMBERS 3
+#define MEMBERS_MAX 8
+
+/* The group size: 3 by default, XO_BENCH_COLL_MEMBERS=2..8 to change it (on 2 CPUs, 3 processes of threads that
+ * spin and sleep already oversubscribe the machine; 2 shows the transport without that). */
+static int members(void)
+{
+    const char *e = getenv("XO_BENCH_COLL_MEMBERS");
+    int n = e ? atoi(e) : 3;
+    return n < 2 ? 2 : n > MEMBERS_MAX ? MEMBERS_MAX : n;
+}
 
 static const bench_metric_spec_t lat_p50 = {.name = "coll.allreduce.8B.p50", .unit = "us"};
 static const bench_metric_spec_t lat_p99 = {.name = "coll.allreduce.8B.p99", .unit = "us"};
@@ -41,13 +50,14 @@ static const bench_metric_spec_t busbw_msg = {.name = "coll.allreduce.16MiB.busb
 static int run_group(xo_host_t *host, xo_ref_t **m, const char *name, int64_t count, int iters, double *p50_p,
                      double *p99_p)
 {
-    xo_future_t *f[MEMBERS] = {0};
+    const int n = members();
+    xo_future_t *f[MEMBERS_MAX] = {0};
     int rc = 0;
-    for (int r = 0; r < MEMBERS; r++)
-        if (xo_send(m[r], "allreduce", xo_args("siisli", name, r, MEMBERS, xo_host_address(host), count, iters),
-                    &f[r]) != XO_OK)
+    for (int r = 0; r < n; r++)
+        if (xo_send(m[r], "allreduce", xo_args("siisli", name, r, n, xo_host_address(host), count, iters), &f[r]) !=
+            XO_OK)
             rc = -1;
-    for (int r = 0; r < MEMBERS; r++) {
+    for (int r = 0; r < n; r++) {
         xo_result_t *res = NULL;
         if (!f[r]) continue;
         if (xo_future_wait(f[r], 120000, &res) != XO_OK) {
@@ -62,14 +72,15 @@ static int run_group(xo_host_t *host, xo_ref_t **m, const char *name, int64_t co
     return rc;
 }
 
-/* One host of MEMBERS pools; shm false starts it with XO_COLL_SHM=0 (the pools inherit it). */
+/* One host of members() pools; shm false starts it with XO_COLL_SHM=0 (the pools inherit it). */
 static int run_host(const bench_opts_t *opts, bool shm)
 {
+    const int n = members();
     const char *modules[] = {XO_BENCH_COLL_MODULE};
-    xo_sub_pool_config_t subs[MEMBERS - 1];
-    for (int i = 0; i < MEMBERS - 1; i++)
+    xo_sub_pool_config_t subs[MEMBERS_MAX - 1];
+    for (int i = 0; i < n - 1; i++)
         subs[i] = (xo_sub_pool_config_t){.n_threads = 1, .device = "host:0", .device_capacity = 256u << 20};
-    xo_host_config_t cfg = {.n_sub_pools = MEMBERS - 1, .sub_pools = subs, .modules = modules, .n_modules = 1,
+    xo_host_config_t cfg = {.n_sub_pools = (unsigned)n - 1, .sub_pools = subs, .modules = modules, .n_modules = 1,
                             .main_device = "host:0", .main_device_capacity = 256u << 20,
                             .pool_binary = XO_BENCH_POOL_BINARY};
     xo_host_t *host = NULL;
@@ -80,9 +91,9 @@ static int run_host(const bench_opts_t *opts, bool shm)
         fprintf(stderr, "coll: starting the host: %s\n", xo_last_error());
         return -1;
     }
-    xo_ref_t *m[MEMBERS] = {0};
+    xo_ref_t *m[MEMBERS_MAX] = {0};
     int rc = 0;
-    for (int r = 0; r < MEMBERS && rc == 0; r++) {
+    for (int r = 0; r < n && rc == 0; r++) {
         xo_placement_t p = {.strategy = "process_index", .process_index = (size_t)r};
         if (xo_host_create_actor(host, "BenchCollMember", NULL, NULL, &p, &m[r]) != XO_OK) {
             fprintf(stderr, "coll: creating member %d: %s\n", r, xo_last_error());
@@ -94,18 +105,18 @@ static int run_host(const bench_opts_t *opts, bool shm)
         bench_report(&lat_p50, p50);
         bench_report(&lat_p99, p99);
     }
-    xo_ref_t *local[MEMBERS] = {0};
-    for (int r = 0; r < MEMBERS && rc == 0 && shm; r++) {
+    xo_ref_t *local[MEMBERS_MAX] = {0};
+    for (int r = 0; r < n && rc == 0 && shm; r++) {
         xo_placement_t p = {.strategy = "process_index", .process_index = 0};
         if (xo_host_create_actor(host, "BenchCollMember", NULL, NULL, &p, &local[r]) != XO_OK) rc = -1;
     }
     if (rc == 0 && shm && (rc = run_group(host, local, "bench.local", 2, opts->quick ? 50 : 1000, &p50, &p99)) == 0)
         bench_report(&lat_inpool, p50);
-    for (int r = 0; r < MEMBERS; r++) xo_ref_free(local[r]);
+    for (int r = 0; r < n; r++) xo_ref_free(local[r]);
     const int64_t big = (int64_t)(16u << 20) / (int64_t)sizeof(float);
     if (rc == 0 && !opts->quick && (rc = run_group(host, m, "bench.bw", big, 10, &p50, &p99)) == 0) {
         double bytes = (double)big * sizeof(float);
-        bench_report(shm ? &busbw : &busbw_msg, 2.0 * (MEMBERS - 1) / MEMBERS * bytes / (p50 * 1e3));
+        bench_report(shm ? &busbw : &busbw_msg, 2.0 * (n - 1) / n * bytes / (p50 * 1e3));
         size_t n = (size_t)bytes;
         char *a = shm ? malloc(n) : NULL, *b = shm ? malloc(n) : NULL;
         if (a && b) {
@@ -121,7 +132,7 @@ static int run_host(const bench_opts_t *opts, bool shm)
         }
         free(a), free(b);
     }
-    for (int r = 0; r < MEMBERS; r++) xo_ref_free(m[r]);
+    for (int r = 0; r < n; r++) xo_ref_free(m[r]);
     xo_host_stop(host);
     unsetenv("XO_COLL_SHM");
     return rc;
