@@ -11,8 +11,7 @@ set -euo pipefail
 build=$(cd "$1" && pwd)
 cli=$build/runtime/xoscar
 module=$build/tests/coll/libxo_test_coll.so
-tag="xc$$"
-nsa="${tag}a" nsb="${tag}b"
+. "$(dirname "$0")/netns.sh"
 
 cleanup() {
     if [ -n "${work:-}" ]; then
@@ -20,25 +19,15 @@ cleanup() {
         ip netns exec "$nsb" "$cli" down "$work/cluster.yaml" --host b >/dev/null 2>&1 || true
         rm -rf "$work"
     fi
-    ip netns del "$nsa" 2>/dev/null || true
-    ip netns del "$nsb" 2>/dev/null || true
+    netns_down
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-if ! { [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && ip netns add "$nsa" 2>/dev/null; }; then
+if ! netns_up "xc$$" 10.232.0; then
     echo "SKIP: network namespaces need root and iproute2"
     exit 77
 fi
-ip netns add "$nsb"
-ip link add "${tag}va" type veth peer name "${tag}vb"
-ip link set "${tag}va" netns "$nsa"
-ip link set "${tag}vb" netns "$nsb"
-ip -n "$nsa" addr add 10.232.0.1/24 dev "${tag}va"
-ip -n "$nsb" addr add 10.232.0.2/24 dev "${tag}vb"
-for ns in "$nsa" "$nsb"; do ip -n "$ns" link set lo up; done
-ip -n "$nsa" link set "${tag}va" up
-ip -n "$nsb" link set "${tag}vb" up
 
 port=$((22000 + (RANDOM % 1000) * 10))
 work=$(mktemp -d)

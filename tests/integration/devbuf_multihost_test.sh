@@ -11,34 +11,23 @@ build=$(cd "$1" && pwd)
 pool=$build/runtime/xoscar-pool
 cli=$build/runtime/xoscar
 module=$build/tests/modules/libxo_devbuf_actors.so
-tag="xd$$"
-nsa="${tag}a" nsb="${tag}b"
+. "$(dirname "$0")/netns.sh"
 pids=()
 
 cleanup() {
     for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     [ -n "${work:-}" ] && rm -rf "$work"
-    ip netns del "$nsa" 2>/dev/null || true
-    ip netns del "$nsb" 2>/dev/null || true
+    netns_down
 }
 trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-if ! { [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && ip netns add "$nsa" 2>/dev/null; }; then
+if ! netns_up "xd$$" 10.232.0; then
     echo "SKIP: network namespaces unavailable (needs root and iproute2)"
     exit 77
 fi
-ip netns add "$nsb"
-ip link add "${tag}va" type veth peer name "${tag}vb"
-ip link set "${tag}va" netns "$nsa"
-ip link set "${tag}vb" netns "$nsb"
-ip -n "$nsa" addr add 10.232.0.1/24 dev "${tag}va"
-ip -n "$nsb" addr add 10.232.0.2/24 dev "${tag}vb"
-for ns in "$nsa" "$nsb"; do ip -n "$ns" link set lo up; done
-ip -n "$nsa" link set "${tag}va" up
-ip -n "$nsb" link set "${tag}vb" up
 
 work=$(mktemp -d)
 export XO_SECRET="devbuf multihost test secret"

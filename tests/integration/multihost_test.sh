@@ -11,30 +11,19 @@ build=$(cd "$1" && pwd)
 pool=$build/runtime/xoscar-pool
 cli=$build/runtime/xoscar
 module=$build/tests/modules/libxo_test_actors.so
-tag="xo$$"
-nsa="${tag}a" nsb="${tag}b"
+. "$(dirname "$0")/netns.sh"
 pids=()
 
 cleanup() {
     for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
     [ -n "${work:-}" ] && rm -rf "$work"
-    ip netns del "$nsa" 2>/dev/null || true
-    ip netns del "$nsb" 2>/dev/null || true
+    netns_down
 }
 trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && ip netns add "$nsa" 2>/dev/null; then
-    ip netns add "$nsb"
-    ip link add "${tag}va" type veth peer name "${tag}vb"
-    ip link set "${tag}va" netns "$nsa"
-    ip link set "${tag}vb" netns "$nsb"
-    ip -n "$nsa" addr add 10.231.0.1/24 dev "${tag}va"
-    ip -n "$nsb" addr add 10.231.0.2/24 dev "${tag}vb"
-    for ns in "$nsa" "$nsb"; do ip -n "$ns" link set lo up; done
-    ip -n "$nsa" link set "${tag}va" up
-    ip -n "$nsb" link set "${tag}vb" up
+if netns_up "xo$$" 10.231.0; then
     ona="ip netns exec $nsa" onb="ip netns exec $nsb"
     hostb=10.231.0.2
     echo "hosts: network namespaces $nsa (10.231.0.1) and $nsb (10.231.0.2), veth between them"
