@@ -167,6 +167,14 @@ static xo_status_t nccl_allgather(xo_coll_t *g, const void *send, void *recv, si
     return finish(g, ncclAllGather(send, recv, count, nccl_type(dt), s->comm, s->cu), "ncclAllGather");
 }
 
+static xo_status_t nccl_reduce_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                                       xo_reduce_op_t op)
+{
+    nccl_state_t *s = g->backend_state;
+    return finish(g, ncclReduceScatter(send, recv, count, nccl_type(dt), nccl_op(op), s->comm, s->cu),
+                  "ncclReduceScatter");
+}
+
 const xo_coll_backend_t xo_coll_nccl_backend = {
     .name = "nccl",
     .init = nccl_init,
@@ -174,4 +182,5 @@ const xo_coll_backend_t xo_coll_nccl_backend = {
     .allreduce = nccl_allreduce,
     .broadcast = nccl_broadcast,
     .allgather = nccl_allgather,
+    .reduce_scatter = nccl_reduce_scatter,
 };

@@ -36,6 +36,8 @@ typedef struct xo_coll_backend {
                              xo_reduce_op_t op);
     xo_status_t (*broadcast)(xo_coll_t *g, void *buf, size_t count, xo_dtype_t dt, int root);
     xo_status_t (*allgather)(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt);
+    xo_status_t (*reduce_scatter)(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                                  xo_reduce_op_t op);
 } xo_coll_backend_t;
 
 struct xo_coll {
@@ -116,8 +118,13 @@ void xo_coll_reduce(void *dst, const void *src, size_t n, xo_dtype_t dt, xo_redu
 xo_status_t xo_coll_shm_allreduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                   xo_reduce_op_t op, bool *done_p);
 xo_status_t xo_coll_shm_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtype_t dt, int root, bool *done_p);
+xo_status_t xo_coll_shm_reduce_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                                       xo_reduce_op_t op, bool *done_p);
 xo_status_t xo_coll_shm_allgather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                   bool *done_p);
+
+/* A round of one-byte messages with tag: returns when every other member has sent its own (coll_host.c). */
+xo_status_t xo_coll_host_barrier(xo_coll_t *g, uint32_t tag);
 
 /* ---- failures ---- */
 

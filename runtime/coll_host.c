@@ -245,6 +245,101 @@ static xo_status_t host_allgather(xo_coll_t *g, const void *send, void *recv, si
     return st;
 }
 
+/* ---- reduce-scatter ---- */
+
+/* Small blocks: block j of this member's send goes to member j directly; each reduces what it got in rank order. */
+static xo_status_t direct_reduce_scatter(xo_coll_t *g, const unsigned char *w, unsigned char *out, size_t count,
+                                         xo_dtype_t dt, xo_reduce_op_t op)
+{
+    size_t block = count * xo_dtype_size(dt);
+    int n = g->size, r = g->rank;
+    unsigned char *got = malloc(block * (size_t)n);
+    if (!got) return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of reduce_scatter", block * (size_t)n);
+    memcpy(got + block * (size_t)r, w + block * (size_t)r, block);
+    xo_coll_sends_t sends = {0};
+    xo_status_t st = XO_OK;
+    for (int i = 1; st == XO_OK && i < n; i++) {
+        int to = (r + i) % n;
+        st = xo_coll_send(g, &sends, to, 0, w + block * (size_t)to, block);
+    }
+    for (int i = 1; st == XO_OK && i < n; i++) {
+        int from = (r + n - i) % n;
+        st = xo_coll_recv(g, from, 0, got + block * (size_t)from, block);
+    }
+    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
+    if (st == XO_OK) {
+        memcpy(out, got, block);
+        for (int i = 1; i < n; i++) xo_coll_reduce(out, got + block * (size_t)i, count, dt, op);
+    }
+    xo_coll_sends_free(&sends);
+    free(got);
+    return st;
+}
+
+/* Large blocks: the ring's reduce-scatter, shifted so that member r ends with block r. */
+static xo_status_t host_reduce_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                                       xo_reduce_op_t op)
+{
+    size_t es = xo_dtype_size(dt), block = count * es;
+    int n = g->size, r = g->rank, next = (r + 1) % n, prev = (r + n - 1) % n;
+    if (n == 1) {
+        xo_status_t st = g->dev ? xo_device_memcpy(g->dev, recv, send, block, XO_MEMCPY_DEVICE_TO_DEVICE, NULL)
+                                : (memcpy(recv, send, block), XO_OK);
+        return st == XO_OK ? XO_OK : staging_failed(g, st);
+    }
+    if (g->shm && block * (size_t)n > XO_COLL_DIRECT_MAX) {
+        bool done = false;
+        xo_status_t st = xo_coll_shm_reduce_scatter(g, send, recv, count, dt, op, &done);
+        g->last_algorithm = "shm";
+        if (st != XO_OK || done) return st;
+    }
+    /* The work buffer holds the whole send (host memory: a copy, as the ring reduces into it). */
+    unsigned char *w = malloc(block * (size_t)n), *tmp = malloc(block), *out = g->dev ? malloc(block) : recv;
+    if (!w || !tmp || !out) {
+        free(w), free(tmp);
+        if (g->dev) free(out);
+        return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of reduce_scatter", block * (size_t)n);
+    }
+    xo_status_t st = g->dev ? xo_device_memcpy(g->dev, w, send, block * (size_t)n, XO_MEMCPY_DEVICE_TO_HOST, NULL)
+                            : (memcpy(w, send, block * (size_t)n), XO_OK);
+    if (st != XO_OK) st = staging_failed(g, st);
+    if (st == XO_OK && block * (size_t)n <= XO_COLL_DIRECT_MAX) {
+        g->last_algorithm = "direct";
+        st = direct_reduce_scatter(g, w, out, count, dt, op);
+    } else if (st == XO_OK) {
+        g->last_algorithm = "ring";
+        xo_coll_sends_t sends = {0};
+        for (int step = 0; st == XO_OK && step < n - 1; step++) {
+            int si = (r - step - 1 + 2 * n) % n, ri = (r - step - 2 + 2 * n) % n;
+            st = xo_coll_send(g, &sends, next, (uint32_t)step, w + block * (size_t)si, block);
+            if (st == XO_OK) st = xo_coll_recv(g, prev, (uint32_t)step, tmp, block);
+            if (st == XO_OK) xo_coll_reduce(w + block * (size_t)ri, tmp, count, dt, op);
+        }
+        if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
+        xo_coll_sends_free(&sends);
+        if (st == XO_OK) memcpy(out, w + block * (size_t)r, block);
+    }
+    if (st == XO_OK && g->dev && (st = xo_device_memcpy(g->dev, recv, out, block, XO_MEMCPY_HOST_TO_DEVICE, NULL)) != XO_OK)
+        st = staging_failed(g, st);
+    free(w), free(tmp);
+    if (g->dev) free(out);
+    return st;
+}
+
+/* ---- barrier ---- */
+
+xo_status_t xo_coll_host_barrier(xo_coll_t *g, uint32_t tag)
+{
+    unsigned char one = 1, got;
+    xo_coll_sends_t sends = {0};
+    xo_status_t st = XO_OK;
+    for (int i = 1; st == XO_OK && i < g->size; i++) st = xo_coll_send(g, &sends, (g->rank + i) % g->size, tag, &one, 1);
+    for (int i = 1; st == XO_OK && i < g->size; i++) st = xo_coll_recv(g, (g->rank + g->size - i) % g->size, tag, &got, 1);
+    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
+    xo_coll_sends_free(&sends);
+    return st;
+}
+
 static xo_status_t host_init(xo_coll_t *g)
 {
     (void)g;
@@ -260,4 +355,5 @@ const xo_coll_backend_t xo_coll_host_backend = {
     .allreduce = host_allreduce,
     .broadcast = host_broadcast,
     .allgather = host_allgather,
+    .reduce_scatter = host_reduce_scatter,
 };

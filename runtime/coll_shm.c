@@ -11,6 +11,7 @@
  *              recv buffers. A last round tells everyone that nobody reads their buffers any more: only then may a
  *              member return (its caller may free or rewrite the buffers afterwards).
  *   allgather  every member copies every other member's send buffer into its own recv, then the last round.
+ *   reduce_scatter  member r reduces block r of every member's send into its recv, then the last round.
  *   broadcast  every member shares its buffer (only the root's is read), the others copy the root's, then the last
  *              round (the root must not return while they read).
  *
@@ -194,6 +195,27 @@ xo_status_t xo_coll_shm_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtyp
     xo_status_t st = share(g, &s, buf, NULL, &m, &usable);
     if (st == XO_OK && usable) {
         if (g->rank != root) memcpy(buf, m.send[root], bytes);
+        st = barrier(g, &s, TAG_FIN);
+        *done_p = st == XO_OK;
+    }
+    if (st == XO_OK) st = xo_coll_sends_wait(g, &s);
+    xo_coll_sends_free(&s);
+    unmap(g, &m);
+    return st;
+}
+
+xo_status_t xo_coll_shm_reduce_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                                       xo_reduce_op_t op, bool *done_p)
+{
+    size_t block = count * xo_dtype_size(dt), off = block * (size_t)g->rank;
+    xo_coll_sends_t s = {0};
+    peers_map_t m = {0};
+    bool usable = false;
+    *done_p = false;
+    xo_status_t st = share(g, &s, send, NULL, &m, &usable);
+    if (st == XO_OK && usable) { /* block rank of every member's send, in rank order, straight into recv */
+        memcpy(recv, (const unsigned char *)m.send[0] + off, block);
+        for (int i = 1; i < g->size; i++) xo_coll_reduce(recv, (const unsigned char *)m.send[i] + off, count, dt, op);
         st = barrier(g, &s, TAG_FIN);
         *done_p = st == XO_OK;
     }

@@ -361,3 +361,24 @@ xo_status_t xo_coll_allgather(xo_coll_t *g, const void *send, void *recv, size_t
     if (count) st = g->backend->allgather(g, send, recv, count, dt);
     return end_op(g, "allgather", st);
 }
+
+xo_status_t xo_coll_reduce_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                                   xo_reduce_op_t op)
+{
+    if (op < XO_REDUCE_SUM || op > XO_REDUCE_MAX)
+        return xo_error_set(XO_EINVAL, "reduce_scatter: unknown operation %d", op);
+    if (count && (!send || !recv)) return xo_error_set(XO_EINVAL, "reduce_scatter: NULL buffer");
+    xo_status_t st = begin_op(g, "reduce_scatter", dt);
+    if (st != XO_OK) return st;
+    if (count) st = g->backend->reduce_scatter(g, send, recv, count, dt, op);
+    return end_op(g, "reduce_scatter", st);
+}
+
+/* Over the mailbox whatever the backend (NCCL has no barrier; every group has its endpoints). */
+xo_status_t xo_coll_barrier(xo_coll_t *g)
+{
+    xo_status_t st = begin_op(g, "barrier", XO_DTYPE_UINT8);
+    if (st != XO_OK) return st;
+    g->last_algorithm = "direct";
+    return end_op(g, "barrier", xo_coll_host_barrier(g, 0));
+}

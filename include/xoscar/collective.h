@@ -1,4 +1,4 @@
-/* Collectives among a group of actors: allreduce, broadcast and allgather.
+/* Collectives among a group of actors: allreduce, reduce-scatter, broadcast, allgather and barrier.
  *
  * A group is a set of `size` members, each an actor method calling xo_coll_init with the same name and size and its
  * own rank (0..size-1), usually one actor per pool (per GPU). The members meet at a rendezvous actor that the first
@@ -101,6 +101,14 @@ XO_API xo_status_t xo_coll_broadcast(xo_coll_t *group, void *buf, size_t count, 
 
 /* recv (size * count elements) becomes every member's send (count elements), in rank order, on every member. */
 XO_API xo_status_t xo_coll_allgather(xo_coll_t *group, const void *send, void *recv, size_t count, xo_dtype_t dt);
+
+/* recv (count elements) of member r becomes block r of the reduction over every member's send (size * count
+ * elements, block i = elements [i * count, (i + 1) * count)). send and recv must not overlap. */
+XO_API xo_status_t xo_coll_reduce_scatter(xo_coll_t *group, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                                          xo_reduce_op_t op);
+
+/* Returns when every member has called it (over the runtime's messages, whatever the backend). */
+XO_API xo_status_t xo_coll_barrier(xo_coll_t *group);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,8 @@
  *   run(name, rank, size, rendezvous, backend, op, dtype, reduce_op, root, repeat, timeout_ms, input)
  *       -> [backend chosen, output bytes, algorithm of the last operation]
  *     Joins the group, copies input (bin) into a buffer on the pool's device (host memory when the pool has none),
- *     runs op ("allreduce", "broadcast", "allgather") `repeat` times on it, and returns the output buffer's bytes.
+ *     runs op ("allreduce", "broadcast", "allgather", "reduce_scatter": the input is size blocks, "barrier")
+ *     `repeat` times on it, and returns the output buffer's bytes.
  *     op "allreduce_inplace" allreduces the buffer onto itself; op "join" only joins and leaves. The output of
  *     allgather is size times the input.
  *
@@ -69,7 +70,10 @@ static xo_status_t member_run(xo_ctx_t *ctx, void *state, const msgpack_object *
     xo_device_t *dev = xo_ctx_device(ctx);
     void *in = NULL, *res = NULL, *host = NULL;
     size_t es = xo_dtype_size((xo_dtype_t)dtype), count = es ? input.len / es : 0;
-    size_t out_len = xo_str_eq(op, "allgather") ? input.len * (size_t)size : input.len;
+    size_t out_len = xo_str_eq(op, "allgather")        ? input.len * (size_t)size
+                     : xo_str_eq(op, "reduce_scatter") ? input.len / (size_t)(size > 0 ? size : 1)
+                                                       : input.len;
+    bool no_output = xo_str_eq(op, "join") || xo_str_eq(op, "barrier");
     if (!name_c || !rdv_c || !backend_c) st = XO_ENOMEM;
     if (st == XO_OK) st = xo_coll_init(&cfg, &g);
     if (st == XO_OK) st = buf_alloc(dev, input.len, &in);
@@ -86,17 +90,21 @@ static xo_status_t member_run(xo_ctx_t *ctx, void *state, const msgpack_object *
             if (st == XO_OK) st = xo_coll_broadcast(g, res, count, (xo_dtype_t)dtype, root);
         } else if (xo_str_eq(op, "allgather")) {
             st = xo_coll_allgather(g, in, res, count, (xo_dtype_t)dtype);
+        } else if (xo_str_eq(op, "reduce_scatter")) {
+            st = xo_coll_reduce_scatter(g, in, res, count / (size_t)size, (xo_dtype_t)dtype, (xo_reduce_op_t)rop);
+        } else if (xo_str_eq(op, "barrier")) {
+            st = xo_coll_barrier(g);
         } else {
             st = xo_ctx_error(ctx, XO_EBADARGS, "unknown op %.*s", (int)op.len, op.ptr);
         }
     }
     if (st == XO_OK && (host = malloc(out_len ? out_len : 1)) == NULL) st = XO_ENOMEM;
-    if (st == XO_OK && !xo_str_eq(op, "join")) st = buf_copy(dev, host, res, out_len, XO_MEMCPY_DEVICE_TO_HOST);
+    if (st == XO_OK && !no_output) st = buf_copy(dev, host, res, out_len, XO_MEMCPY_DEVICE_TO_HOST);
     if (st == XO_OK) {
         msgpack_pack_array(out, 3);
         xo_pack(out, "s", xo_coll_backend(g));
-        msgpack_pack_bin(out, xo_str_eq(op, "join") ? 0 : out_len);
-        msgpack_pack_bin_body(out, host, xo_str_eq(op, "join") ? 0 : out_len);
+        msgpack_pack_bin(out, no_output ? 0 : out_len);
+        msgpack_pack_bin_body(out, host, no_output ? 0 : out_len);
         xo_pack(out, "s", xo_coll_last_algorithm(g));
     } else { /* copied first: the ctx's error text and xo_last_error() may be the same buffer */
         char text[512];

@@ -75,6 +75,23 @@ void all_operations(xo_host_t *host, const std::vector<xo_ref_t *> &members, con
         EXPECT_EQ(from_bytes<int64_t>(outs[r].out), input_i64(2, count));
         EXPECT_EQ(outs[r].algorithm, algorithm == "shm" ? "shm" : "tree");
     }
+    Op rs;
+    rs.op = "reduce_scatter";
+    const size_t block = 25001;
+    std::vector<Bytes> rs_inputs;
+    std::vector<int64_t> sum(block * 4, 0);
+    for (int r = 0; r < 4; r++) {
+        auto v = input_i64(r, block * 4);
+        for (size_t i = 0; i < v.size(); i++) sum[i] += v[i];
+        rs_inputs.push_back(to_bytes(v));
+    }
+    auto rs_outs = run_group(members, "procs-rs", rdv, rs, rs_inputs);
+    for (int r = 0; r < 4; r++) {
+        ASSERT_EQ(rs_outs[r].st, XO_OK) << rs_outs[r].error;
+        EXPECT_EQ(from_bytes<int64_t>(rs_outs[r].out),
+                  std::vector<int64_t>(sum.begin() + (long)(block * (size_t)r), sum.begin() + (long)(block * (size_t)(r + 1))));
+        EXPECT_EQ(rs_outs[r].algorithm, algorithm);
+    }
     Op gather;
     gather.op = "allgather";
     outs = run_group(members, "procs-gather", rdv, gather, inputs);
