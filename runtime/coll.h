@@ -21,6 +21,9 @@
 /* Allreduces of at most this many bytes times the group size use the direct algorithm (coll_host.c). */
 #define XO_COLL_DIRECT_MAX ((size_t)64 << 10)
 
+/* Puts of at most this many bytes are told (no reply); larger ones are calls whose replies the sender waits for. */
+#define XO_COLL_TELL_MAX ((size_t)64 << 10)
+
 /* What a member tells the others at join (phase 0 of the rendezvous). */
 #define XO_COLL_CAN_NCCL 0x1u
 #define XO_COLL_CAN_SHM 0x2u  /* the pool owns a host device and device IPC is allowed (coll_shm.c) */

@@ -257,8 +257,10 @@ xo_status_t xo_coll_send(xo_coll_t *g, xo_coll_sends_t *s, int to, uint32_t tag,
         msgpack_pack_bin(pk, n);
         msgpack_pack_bin_body(pk, (const char *)src + off, n);
         xo_future_t *f = NULL;
-        xo_status_t st = xo_send(g->peers[to], "put", a, &f);
-        if (st == XO_OK) st = sends_push(s, f, to);
+        /* Small messages are told: waiting for their replies would double the messages of a latency-bound step. A
+         * lost one (the peer's endpoint gone) shows as the receiver's timeout; a dead connection fails the tell. */
+        xo_status_t st = len <= XO_COLL_TELL_MAX ? xo_tell(g->peers[to], "put", a) : xo_send(g->peers[to], "put", a, &f);
+        if (st == XO_OK && f) st = sends_push(s, f, to);
         if (st != XO_OK) {
             if (f) xo_future_free(f);
             return xo_coll_fail(g, st, "sending to rank %d: %s", to, xo_last_error());
