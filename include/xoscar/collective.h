@@ -17,7 +17,7 @@
  *   host  the runtime's own implementation over actor messages (any transport: in-process, shared memory, TCP,
  *         UCX): ring allreduce (reduce-scatter then allgather, so each member sends 2(size-1)/size of the buffer),
  *         binomial-tree broadcast, ring allgather; device memory is staged through host memory. Messages are at most
- *         4 MiB each, so buffers of any size go through.
+ *         192 KiB each, so buffers of any size go through.
  *   "auto" (the default) picks nccl when every member can use it, else host.
  *
  * Waiting: every call here must run inside an actor method of the pool the group was made in; it suspends only

@@ -286,7 +286,7 @@ TEST_F(CollInPool, LargeBufferCrossesInPiecesAndCountZeroIsANoOp)
 {
     start("host:0");
     make_members(3);
-    const size_t count = (size_t)3 << 20; // 24 MiB of int64 per member: 8 MiB parts, two 4 MiB pieces each
+    const size_t count = (size_t)3 << 20; // 24 MiB of int64 per member: 8 MiB parts, many pieces each
     std::vector<Bytes> inputs;
     for (int r = 0; r < 3; r++) inputs.push_back(to_bytes(input_i64(r, count)));
     expect_allreduce_sum(run_group(members, "large", addr.c_str(), Op{}, inputs), count);
