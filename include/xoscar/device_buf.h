@@ -12,8 +12,10 @@
  *                     transport, host -> device here), in chunks with several in flight (XO_DEVICE_STAGE_CHUNK
  *                     bytes, default 128 KiB; XO_DEVICE_STAGE_WINDOW of them, default 32). The receiver works on a
  *                     COPY: its writes do not reach the owner (unlike an import). Its device may be of another
- *                     backend than the owner's (a cuda buffer can land on a host device). NCCL point-to-point
- *                     between GPUs is not used.
+ *                     backend than the owner's (a cuda buffer can land on a host device). When both devices are
+ *                     CUDA and the runtime has NCCL, the copy is pulled GPU to GPU with NCCL point-to-point first
+ *                     (a communicator made for that transfer; XO_DEVICE_NCCL=0 skips it), and staged as above if
+ *                     that fails (a warning says why).
  * "Same host" is the same kernel boot (boot_id) and the same network namespace: processes in two namespaces are
  * two hosts, even on one machine (containers may not share /proc). XO_DEVICE_IPC=0 in the receiver's environment
  * makes it stage from other processes of its own host too (where /proc/<pid>/fd or CUDA IPC is unavailable); the
