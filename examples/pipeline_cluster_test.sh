@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # examples/pipeline.yaml end to end, as the README runs it: xoscar up, the pipeline client through xoscar run (its
-# stages on three device pools, checked against the CPU), xoscar down with nothing left running. The file is used
+# stages on three device pools, checked against the CPU), the training client (an allreduce of gradients across the
+# same pools), xoscar down with nothing left running. The file is used
 # as written except for its port (a free one) and its module paths (this build tree).
 #
 #   pipeline_cluster_test.sh BUILD_DIR
@@ -31,6 +32,11 @@ if grep -q "device: auto: no CUDA device" "$work/up.err"; then
 else
   [ "$(echo "$out" | grep -c 'on cuda:[0-9]* (CUDA kernel)')" -eq 3 ] || fail "GPU pools expected"
 fi
+# Data-parallel training on the same pools: gradients averaged by an allreduce on their devices, one model for all.
+out=$("$cli" run "$work/pipeline.yaml" -- "$build/examples/train_client") || fail "train_client: $out"
+echo "$out"
+echo "$out" | grep -q "^converged: every trainer holds the same weights" || fail "training did not converge"
+[ "$(echo "$out" | grep -c "in 127.0.0.1:$port/[123]: mse")" -eq 3 ] || fail "three trainers in the three sub pools"
 # A Kernels actor with no arguments wants its pool's device: the main pool owns none, which the error says.
 set +e
 err=$("$cli" run "$work/pipeline.yaml" -- "$cli" create "127.0.0.1:$port" Kernels 2>&1); rc=$?

@@ -8,7 +8,9 @@
 #      GPU where there is one, the host device where there is none, which `xoscar up` logs): a buffer produced in one
 #      pool is transformed (SAXPY) and reduced in the others without being copied, then SAXPY, sum and a tiled matrix
 #      multiply over Kernels actors passing device buffers across the same pools, each stage running the kernels of
-#      its device (CUDA or host C), all checked against a CPU reference (examples/pipeline_client);
+#      its device (CUDA or host C), all checked against a CPU reference (examples/pipeline_client); then
+#      data-parallel training on the same pools, gradients averaged by an allreduce on their devices
+#      (examples/train_client);
 #   4. examples/host_demo: a host from a program, with a sub pool killed (kill -9) and recovered.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +38,7 @@ $xoscar up examples/pipeline.yaml
 trap '$xoscar down examples/pipeline.yaml' EXIT
 $xoscar status examples/pipeline.yaml
 $xoscar run examples/pipeline.yaml -- build/examples/pipeline_client
+$xoscar run examples/pipeline.yaml -- build/examples/train_client
 $xoscar down examples/pipeline.yaml
 trap - EXIT
 
