@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <unistd.h>
 
 #include "coll/coll_test_util.h"
 #include "xoscar/host.h"
@@ -150,6 +151,44 @@ TEST_F(CollHost, AMemberWhosePoolIsKilledFailsTheOthersQuickly)
         xo_future_free(fs[r]);
     }
     EXPECT_LT(now_ms() - t0, 10000.0);
+}
+
+// A member's pool killed while the group is in the middle of a long series of allreduces (over shared memory and over
+// messages): the others fail, naming a rank, within about the group's timeout; nobody hangs or crashes.
+TEST_F(CollHost, AMemberKilledMidOperationFailsTheOthersWithoutAHang)
+{
+    for (const char *shm : {"1", "0"}) {
+        setenv("XO_COLL_SHM", shm, 1);
+        start(2);
+        unsetenv("XO_COLL_SHM");
+        const char *rdv = xo_host_address(host);
+        std::vector<Bytes> inputs;
+        for (int r = 0; r < 3; r++) inputs.push_back(to_bytes(input_i64(r, 1 << 17))); // 1 MiB each
+        std::vector<xo_future_t *> fs(3);
+        for (int r = 0; r < 3; r++)
+            ASSERT_EQ(xo_send(members[r], "run",
+                              xo_args("siisssiiiilb", "midway", r, 3, rdv, "auto", "allreduce", (int)XO_DTYPE_INT64, 0,
+                                      0, 100000, (int64_t)2000, inputs[r].data(), inputs[r].size()),
+                              &fs[r]),
+                      XO_OK);
+        usleep(300 * 1000); // well into the series
+        int pid = xo_host_sub_pool_pid(host, 1);
+        ASSERT_GT(pid, 0);
+        kill(pid, SIGKILL);
+        double t0 = now_ms();
+        for (int r = 0; r < 2; r++) {
+            xo_status_t st = xo_future_wait(fs[r], 20000, nullptr);
+            EXPECT_NE(st, XO_OK) << "shm=" << shm << " rank " << r;
+            EXPECT_NE(std::string(xo_last_error()).find("rank"), std::string::npos)
+                << "shm=" << shm << " rank " << r << ": " << xo_last_error();
+        }
+        EXPECT_LT(now_ms() - t0, 8000.0) << "shm=" << shm;
+        for (auto *f : fs) xo_future_free(f);
+        for (auto *m : members) xo_ref_free(m);
+        members.clear();
+        xo_host_stop(host);
+        host = nullptr;
+    }
 }
 
 } // namespace
