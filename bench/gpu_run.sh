@@ -9,7 +9,8 @@
 #          to test this script on a machine without a GPU)
 #       2. configures (RelWithDebInfo, tests on, CUDA on, XO_CUDA_ARCHITECTURES=90: Hopper, the H100/H200) and
 #          builds into --build (default build-gpu); exits 4 when the CUDA device backend did not get built
-#       3. ctest: every gpu_device case (host and cuda instances) and every test named cuda/Cuda/CUDA
+#       3. ctest: every gpu_device case (host and cuda instances), every test named cuda/Cuda/CUDA/Nccl, the
+#          collectives suite and the examples (examples.pipeline_cluster runs its pools on the GPU)
 #       4. xoscar-bench --filter dev --device cuda --runs N (default 5), then the same with --device host in the
 #          same session, for the ratios between the two backends on one machine
 #     Writes OUT_DIR/{summary.txt, gpu_run.log, ctest.txt, bench-cuda.json, bench-cuda.txt, bench-host.json,
@@ -124,10 +125,23 @@ if [ -n "$DEPS" ]; then
   say "deps: $ROOT (PATH, CPATH, LIBRARY_PATH, LD_LIBRARY_PATH, PKG_CONFIG_PATH, CMAKE_PREFIX_PATH)"
 fi
 
+# ---- NCCL: the toolkit's, else a pip package's (nvidia-nccl-*: headers and libnccl.so.2, no unversioned .so) ------
+NCCL_ARGS=()
+if ! ls /usr/local/cuda/include/nccl.h >/dev/null 2>&1; then
+  NCCL_DIR=$(python3 -c 'import nvidia.nccl as m; print(list(m.__path__)[0])' 2>/dev/null || true)
+  if [ -n "$NCCL_DIR" ] && [ -f "$NCCL_DIR/include/nccl.h" ] && ls "$NCCL_DIR"/lib/libnccl.so* >/dev/null 2>&1; then
+    NCCL_LIB=$(ls "$NCCL_DIR"/lib/libnccl.so* | head -1)
+    NCCL_ARGS=(-DXO_NCCL_INCLUDE_DIR="$NCCL_DIR/include" -DXO_NCCL_LIBRARY="$NCCL_LIB")
+    say "nccl: the pip package's, $NCCL_LIB"
+  else
+    say "nccl: none found (collectives' nccl backend not built: its test will skip)"
+  fi
+fi
+
 # ---- 2. configure and build ------------------------------------------------------------------------------------
 step "configure $BUILD"
 if ! cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXO_BUILD_TESTS=ON -DXO_BUILD_BENCH=ON \
-     -DXO_WITH_CUDA=ON -DXO_CUDA_ARCHITECTURES=90 >>"$LOG" 2>&1; then
+     -DXO_WITH_CUDA=ON -DXO_CUDA_ARCHITECTURES=90 "${NCCL_ARGS[@]}" >>"$LOG" 2>&1; then
   say "configure FAILED (the end of gpu_run.log says why: a missing package? see --fetch-deps)"
   tail -30 "$LOG"
   exit 1
@@ -144,8 +158,12 @@ if ! cmake --build "$BUILD" -j "$(nproc)" >>"$LOG" 2>&1; then
 fi
 
 # ---- 3. tests --------------------------------------------------------------------------------------------------
-step "ctest -R 'gpu_device|cuda|Cuda|CUDA'"
-ctest --test-dir "$BUILD" -R 'gpu_device|cuda|Cuda|CUDA' -j 4 --output-on-failure >"$OUT/ctest.txt" 2>&1
+# gpu_device (host and cuda instances), anything named cuda, the collectives (their NCCL case), and the examples'
+# device pools (examples.pipeline_cluster: `device: auto` takes the GPU: CUDA kernels, CUDA IPC between three pools,
+# and the training example's allreduce among three pools on one GPU).
+step "ctest -R 'gpu_device|cuda|Cuda|CUDA|Nccl|runtime_collective|examples'"
+ctest --test-dir "$BUILD" -R 'gpu_device|cuda|Cuda|CUDA|Nccl|runtime_collective|examples' -j 4 --output-on-failure \
+  >"$OUT/ctest.txt" 2>&1
 rc=$?
 say "ctest: exit $rc, $(grep -E 'tests passed|tests failed' "$OUT/ctest.txt" | tail -1)"
 # a skipped gpu_device cuda case on a GPU machine fails this check: the GPU was there and the test did not use
@@ -157,6 +175,9 @@ say "ctest: $NSKIP case(s) skipped ($NSKIP_DEV gpu_device cuda)"
 printf '%s\n' "$SKIPPED" | grep . | sed 's/^/  skipped: /' | tee -a "$SUMMARY" >>"$LOG"
 [ $rc -eq 0 ] || FAILED=1
 [ -n "$GPU" ] && [ "$NSKIP_DEV" -gt 0 ] && FAILED=1
+# what the device pipeline and the training printed (where each stage ran, on which device, which allreduce backend)
+ctest --test-dir "$BUILD" -R 'examples.pipeline_cluster' -V 2>&1 | grep -E ' (in pool|trainer|pipeline|matmul|sum|Kernels|converged|data-parallel)' \
+  >>"$OUT/ctest.txt" || true
 
 # ---- 4. benchmarks ---------------------------------------------------------------------------------------------
 for dev in cuda host; do

@@ -113,12 +113,27 @@ xo_status_t xo_coll_exchange_get(const xo_result_t *all, int size, int r, xo_byt
 
 /* ---- joining ---- */
 
+/* The PCI bus id of the pool's CUDA device into out (XO_DEVICE_BUS_ID_MAX bytes, zeros when unknown): NCCL refuses
+ * two ranks on one GPU, so members that share one must not choose it. */
+static void device_bus_id(const xo_coll_t *g, char out[XO_DEVICE_BUS_ID_MAX])
+{
+    memset(out, 0, XO_DEVICE_BUS_ID_MAX);
+    if (!g->dev || strcmp(xo_device_backend_name(xo_device_backend(g->dev)), "cuda") != 0) return;
+    xo_device_info_t infos[16];
+    size_t n = 0;
+    int idx = xo_device_index(g->dev);
+    if (xo_device_discover(xo_device_backend(g->dev), infos, 16, &n) == XO_OK && idx >= 0 && (size_t)idx < n && idx < 16)
+        memcpy(out, infos[idx].pci_bus_id, XO_DEVICE_BUS_ID_MAX);
+    xo_error_clear();
+}
+
 /* The join blob: capabilities (1 byte), the requested backend's length (1 byte) and name, this host's identity
- * (XO_HOST_ID_LEN bytes), the pool's address. */
+ * (XO_HOST_ID_LEN bytes), the CUDA device's bus id (XO_DEVICE_BUS_ID_MAX bytes), the pool's address. */
+#define JOIN_FIXED (XO_HOST_ID_LEN + XO_DEVICE_BUS_ID_MAX)
 static xo_status_t join_blob(const xo_coll_t *g, const char *backend, unsigned char **blob_p, size_t *len_p)
 {
     size_t bl = strlen(backend), al = strlen(g->pool->address);
-    unsigned char *b = malloc(2 + bl + XO_HOST_ID_LEN + al);
+    unsigned char *b = malloc(2 + bl + JOIN_FIXED + al);
     if (!b) return xo_error_set(XO_ENOMEM, "out of memory");
     unsigned caps = 0;
     const char *dev_backend = g->dev ? xo_device_backend_name(xo_device_backend(g->dev)) : "";
@@ -132,9 +147,10 @@ static xo_status_t join_blob(const xo_coll_t *g, const char *backend, unsigned c
     b[1] = (unsigned char)bl;
     memcpy(b + 2, backend, bl);
     memcpy(b + 2 + bl, xo__host_id(), XO_HOST_ID_LEN);
-    memcpy(b + 2 + bl + XO_HOST_ID_LEN, g->pool->address, al);
+    device_bus_id(g, (char *)b + 2 + bl + XO_HOST_ID_LEN);
+    memcpy(b + 2 + bl + JOIN_FIXED, g->pool->address, al);
     *blob_p = b;
-    *len_p = 2 + bl + XO_HOST_ID_LEN + al;
+    *len_p = 2 + bl + JOIN_FIXED + al;
     return XO_OK;
 }
 
@@ -142,12 +158,12 @@ static xo_status_t join_blob(const xo_coll_t *g, const char *backend, unsigned c
 static xo_status_t meet(xo_coll_t *g, const char *requested, const xo_result_t *all, const xo_coll_backend_t **be_p)
 {
     bool all_nccl = true, all_shm = true;
-    int no_nccl = -1;
+    int no_nccl = -1, shared_gpu_with = -1;
     for (int i = 0; i < g->size; i++) {
         xo_bytes_t b;
         xo_status_t st = xo_coll_exchange_get(all, g->size, i, &b);
         const unsigned char *p = b.ptr;
-        if (st == XO_OK && (b.len < 2 || (size_t)p[1] + 2 + XO_HOST_ID_LEN > b.len))
+        if (st == XO_OK && (b.len < 2 || (size_t)p[1] + 2 + JOIN_FIXED > b.len))
             st = xo_error_set(XO_EPROTO, "a malformed join from rank %d", i);
         if (st != XO_OK) return st;
         size_t bl = p[1];
@@ -160,9 +176,21 @@ static xo_status_t meet(xo_coll_t *g, const char *requested, const xo_result_t *
         }
         if (!(p[0] & XO_COLL_CAN_SHM) || memcmp(p + 2 + bl, xo__host_id(), XO_HOST_ID_LEN) != 0) all_shm = false;
         char address[512];
-        size_t al = b.len - 2 - bl - XO_HOST_ID_LEN;
+        size_t al = b.len - 2 - bl - JOIN_FIXED;
         if (al == 0 || al >= sizeof address) return xo_error_set(XO_EPROTO, "a malformed address from rank %d", i);
-        memcpy(address, p + 2 + bl + XO_HOST_ID_LEN, al);
+        memcpy(address, p + 2 + bl + JOIN_FIXED, al);
+        /* Two members on one GPU (same host, same bus id): NCCL refuses duplicate GPUs in a communicator. */
+        const unsigned char *bus = p + 2 + bl + XO_HOST_ID_LEN;
+        for (int k = 0; k < i && (p[0] & XO_COLL_CAN_NCCL) && bus[0]; k++) {
+            xo_bytes_t o;
+            if (xo_coll_exchange_get(all, g->size, k, &o) != XO_OK) continue;
+            const unsigned char *q = o.ptr;
+            size_t ql = q[1];
+            if (o.len >= 2 + ql + JOIN_FIXED && memcmp(q + 2 + ql, p + 2 + bl, JOIN_FIXED) == 0) {
+                all_nccl = false;
+                if (no_nccl < 0) no_nccl = i, shared_gpu_with = k;
+            }
+        }
         address[al] = '\0';
         char *uid = xo_coll_endpoint_uid(g->name, i);
         /* Unchecked: a fast peer may already have finished and left by the time this member looks. */
@@ -174,6 +202,9 @@ static xo_status_t meet(xo_coll_t *g, const char *requested, const xo_result_t *
     bool want_nccl = strcmp(requested, "nccl") == 0;
     if (want_nccl && !all_nccl) {
 #ifdef XO_HAVE_NCCL
+        if (shared_gpu_with >= 0)
+            return xo_error_set(XO_ENOTSUP, "collective group %s: backend nccl needs one GPU per member; ranks %d and %d "
+                                            "share one", g->name, shared_gpu_with, no_nccl);
         return xo_error_set(XO_ENOTSUP, "collective group %s: backend nccl needs every member on a cuda device; rank %d "
                                         "is not",
                             g->name, no_nccl);
