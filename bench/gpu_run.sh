@@ -170,7 +170,9 @@ say "ctest: exit $rc, $(grep -E 'tests passed|tests failed' "$OUT/ctest.txt" | t
 # it. Other skips (CollNccl without an NCCL found at configure time) are listed, not failed.
 SKIPPED=$(grep -F '***Skipped' "$OUT/ctest.txt" | sed -E 's/.*Test +#[0-9]+: ([^ ]+).*/\1/')
 NSKIP=$(printf '%s' "$SKIPPED" | grep -c . || true)
-NSKIP_DEV=$(printf '%s' "$SKIPPED" | grep -c '^gpu_device.*/cuda$' || true)
+# (two cuda cases skip by design, saying so: the host backend's own idle-import cache, and importing a handle in
+# the process that exported it, which CUDA refuses)
+NSKIP_DEV=$(printf '%s' "$SKIPPED" | grep '^gpu_device.*/cuda$' | grep -vcE 'IdleImportMappingsAreReused|IpcImportsAreCounted' || true)
 say "ctest: $NSKIP case(s) skipped ($NSKIP_DEV gpu_device cuda)"
 printf '%s\n' "$SKIPPED" | grep . | sed 's/^/  skipped: /' | tee -a "$SUMMARY" >>"$LOG"
 [ $rc -eq 0 ] || FAILED=1
