@@ -366,6 +366,22 @@ static xo_status_t cuda_ipc_import(xo_device_t *dev, const void *payload, size_t
     }
     void *base = NULL;
     cudaError_t e = cudaIpcOpenMemHandle(&base, m.handle, cudaIpcMemLazyEnablePeerAccess);
+    if (e == cudaErrorAlreadyMapped) {
+        /* An idle mapping of memory the exporter has freed and allocated again (a new handle, the same addresses
+         * there): CUDA refuses to map it twice. Seen on an H200. Close the idle mappings and open again. */
+        cudaGetLastError();
+        for (cuda_import_t **pp = &c->imports; *pp;) {
+            cuda_import_t *old = *pp;
+            if (old->refs) {
+                pp = &old->next;
+                continue;
+            }
+            *pp = old->next;
+            cudaIpcCloseMemHandle(old->base);
+            free(old);
+        }
+        e = cudaIpcOpenMemHandle(&base, m.handle, cudaIpcMemLazyEnablePeerAccess);
+    }
     if (e != cudaSuccess) {
         pthread_mutex_unlock(&c->lock);
         cudaGetLastError();

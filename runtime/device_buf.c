@@ -290,8 +290,10 @@ xo_status_t xo_unpack_device_buf(xo_device_t *dev, const msgpack_object *o, void
 #ifdef XO_HAVE_NCCL
         /* GPU to GPU when both ends can (XO_DEVICE_NCCL=0 turns it off); staging when that fails, saying why. */
         const char *nccl_env = getenv("XO_DEVICE_NCCL");
-        if ((d[OFF_FLAGS] & FLAG_OWNER_NCCL) && strcmp(xo_device_backend_name(xo_device_backend(dev)), "cuda") == 0 &&
-            !(nccl_env && strcmp(nccl_env, "0") == 0)) {
+        /* Not on one host: NCCL refuses two ranks on one GPU, which two processes of one host may well share (seen
+         * on an H200 with XO_DEVICE_IPC=0: "Duplicate GPU detected"). */
+        if (!same_host && (d[OFF_FLAGS] & FLAG_OWNER_NCCL) &&
+            strcmp(xo_device_backend_name(xo_device_backend(dev)), "cuda") == 0 && !(nccl_env && strcmp(nccl_env, "0") == 0)) {
             st = xo__devbuf_nccl_fetch(dev, addr, (uint64_t)(uintptr_t)ptr, size, d + OFF_TOKEN,
                                        xo__devbuf_timeout_ms(), &got);
             if (st != XO_OK)
