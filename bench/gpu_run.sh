@@ -2,7 +2,7 @@
 # bench/gpu_run.sh: the GPU checks of issue #5 in ONE go, for a session lent a GPU machine (a few minutes on an H100:
 # build about 2 min with 16 cores, tests under 1 min, benchmarks about 1 min).
 #
-#   bench/gpu_run.sh OUT_DIR [--deps DIR] [--build DIR] [--runs N] [--allow-no-gpu]
+#   bench/gpu_run.sh OUT_DIR [--deps DIR] [--build DIR] [--runs N] [--allow-no-gpu] [--all-tests] [--no-bench]
 #       (OUT_DIR and --deps relative to the caller's directory; --build relative to the repository root)
 #       1. checks for a GPU (nvidia-smi -L); none: writes OUT_DIR/summary.txt saying so and exits 3, unless
 #          --allow-no-gpu (then every step still runs and the CUDA steps skip with CUDA's own error text: the way
@@ -10,7 +10,8 @@
 #       2. configures (RelWithDebInfo, tests on, CUDA on, XO_CUDA_ARCHITECTURES=90: Hopper, the H100/H200) and
 #          builds into --build (default build-gpu); exits 4 when the CUDA device backend did not get built
 #       3. ctest: every gpu_device case (host and cuda instances), every test named cuda/Cuda/CUDA/Nccl, the
-#          collectives suite and the examples (examples.pipeline_cluster runs its pools on the GPU)
+#          collectives suite and the examples (examples.pipeline_cluster runs its pools on the GPU); --all-tests:
+#          the whole suite, with one job per core (a many-core run of the concurrency tests); --no-bench: stop there
 #       4. xoscar-bench --filter dev --device cuda --runs N (default 5), then the same with --device host in the
 #          same session, for the ratios between the two backends on one machine
 #     Writes OUT_DIR/{summary.txt, gpu_run.log, ctest.txt, bench-cuda.json, bench-cuda.txt, bench-host.json,
@@ -51,13 +52,15 @@ fi
 OUT=${1:-}
 [ -n "$OUT" ] && [ "${OUT#-}" = "$OUT" ] || die "usage: bench/gpu_run.sh OUT_DIR [--deps DIR] [--build DIR] [--runs N] [--allow-no-gpu] | --fetch-deps DIR"
 shift
-DEPS="" BUILD=build-gpu RUNS=5 ALLOW_NO_GPU=0
+DEPS="" BUILD=build-gpu RUNS=5 ALLOW_NO_GPU=0 ALL_TESTS=0 BENCH=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --deps) DEPS=${2:?}; shift 2 ;;
     --build) BUILD=${2:?}; shift 2 ;;
     --runs) RUNS=${2:?}; shift 2 ;;
     --allow-no-gpu) ALLOW_NO_GPU=1; shift ;;
+    --all-tests) ALL_TESTS=1; shift ;;
+    --no-bench) BENCH=0; shift ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -161,8 +164,10 @@ fi
 # gpu_device (host and cuda instances), anything named cuda, the collectives (their NCCL case), and the examples'
 # device pools (examples.pipeline_cluster: `device: auto` takes the GPU: CUDA kernels, CUDA IPC between three pools,
 # and the training example's allreduce among three pools on one GPU).
-step "ctest -R 'gpu_device|cuda|Cuda|CUDA|Nccl|runtime_collective|examples'"
-ctest --test-dir "$BUILD" -R 'gpu_device|cuda|Cuda|CUDA|Nccl|runtime_collective|examples' -j 4 --output-on-failure \
+TESTS='gpu_device|cuda|Cuda|CUDA|Nccl|runtime_collective|examples'
+[ "$ALL_TESTS" = 1 ] && TESTS='.' # the whole suite, on this machine's cores
+step "ctest -R '$TESTS'"
+ctest --test-dir "$BUILD" -R "$TESTS" -j "$([ "$ALL_TESTS" = 1 ] && nproc || echo 4)" --output-on-failure \
   >"$OUT/ctest.txt" 2>&1
 rc=$?
 say "ctest: exit $rc, $(grep -E 'tests passed|tests failed' "$OUT/ctest.txt" | tail -1)"
@@ -182,7 +187,7 @@ ctest --test-dir "$BUILD" -R 'examples.pipeline_cluster' -V 2>&1 | grep -E ' (in
   >>"$OUT/ctest.txt" || true
 
 # ---- 4. benchmarks ---------------------------------------------------------------------------------------------
-for dev in cuda host; do
+for dev in $([ "$BENCH" = 1 ] && echo cuda host); do
   step "xoscar-bench --filter dev --device $dev --runs $RUNS"
   timeout 300 "$BUILD/bench/xoscar-bench" --filter dev --device "$dev" --runs "$RUNS" \
     --json "$OUT/bench-$dev.json" >"$OUT/bench-$dev.txt" 2>&1
