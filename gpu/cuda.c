@@ -340,6 +340,21 @@ static xo_status_t cuda_ipc_export(xo_device_t *dev, void *base, size_t size, si
     return XO_OK;
 }
 
+static size_t ipc_cache_max(void)
+{
+    const char *e = getenv("XO_CUDA_IPC_CACHE");
+    return e ? (size_t)strtoul(e, NULL, 10) : 4;
+}
+
+static void close_import(xo_device_t *dev, cuda_import_t *im)
+{
+    if (use_device(dev) == XO_OK) {
+        cudaError_t e = cudaIpcCloseMemHandle(im->base);
+        if (e != cudaSuccess) xo_log_warn("cuda device %d: cudaIpcCloseMemHandle: %s", dev->index, cudaGetErrorString(e));
+    }
+    free(im);
+}
+
 static xo_status_t cuda_ipc_import(xo_device_t *dev, const void *payload, size_t len, void **ptr_p, size_t *size_p)
 {
     cuda_dev_t *c = dev->impl;
@@ -377,8 +392,7 @@ static xo_status_t cuda_ipc_import(xo_device_t *dev, const void *payload, size_t
                 continue;
             }
             *pp = old->next;
-            cudaIpcCloseMemHandle(old->base);
-            free(old);
+            close_import(dev, old);
         }
         e = cudaIpcOpenMemHandle(&base, m.handle, cudaIpcMemLazyEnablePeerAccess);
     }
@@ -401,21 +415,6 @@ static xo_status_t cuda_ipc_import(xo_device_t *dev, const void *payload, size_t
     *ptr_p = im->base + m.offset;
     *size_p = m.size - m.offset;
     return XO_OK;
-}
-
-static size_t ipc_cache_max(void)
-{
-    const char *e = getenv("XO_CUDA_IPC_CACHE");
-    return e ? (size_t)strtoul(e, NULL, 10) : 4;
-}
-
-static void close_import(xo_device_t *dev, cuda_import_t *im)
-{
-    if (use_device(dev) == XO_OK) {
-        cudaError_t e = cudaIpcCloseMemHandle(im->base);
-        if (e != cudaSuccess) xo_log_warn("cuda device %d: cudaIpcCloseMemHandle: %s", dev->index, cudaGetErrorString(e));
-    }
-    free(im);
 }
 
 static void cuda_ipc_close(xo_device_t *dev, void *ptr)

@@ -110,6 +110,15 @@ xo_status_t xo_coll_send(xo_coll_t *g, xo_coll_sends_t *s, int to, uint32_t tag,
 xo_status_t xo_coll_sends_wait(xo_coll_t *g, xo_coll_sends_t *s);
 void xo_coll_sends_free(xo_coll_sends_t *s);
 
+/* Every member to every member, with tag: sends len bytes at src + to * stride to each other member `to` (stride 0:
+ * the same bytes to all) and receives len bytes from each other member `from` into dst + from * len; dst + rank * len
+ * gets this member's own block. The puts' replies are collected in s (not waited for). */
+xo_status_t xo_coll_all_to_all(xo_coll_t *g, xo_coll_sends_t *s, uint32_t tag, const void *src, size_t stride,
+                               size_t len, void *dst);
+
+/* A round of one-byte messages with tag: returns when every other member has sent its own (replies in s). */
+xo_status_t xo_coll_barrier_round(xo_coll_t *g, xo_coll_sends_t *s, uint32_t tag);
+
 /* Receives exactly len bytes from member `from` as (g->seq, tag) into dst (host memory), waiting up to the group's
  * timeout. XO_EPROTO when the peer sent another length (members that disagree on count). */
 xo_status_t xo_coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t len);
@@ -118,6 +127,9 @@ xo_status_t xo_coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t
 
 /* dst[i] = op(dst[i], src[i]) for n elements of dt (coll_host.c). */
 void xo_coll_reduce(void *dst, const void *src, size_t n, xo_dtype_t dt, xo_reduce_op_t op);
+
+/* Part i of count elements split into size parts, [*start, *start + *n): sizes differ by at most one (coll_host.c). */
+void xo_coll_part(size_t count, int size, int i, size_t *start, size_t *n);
 
 /* The same-host path (coll_shm.c), for groups with g->shm. *done_p false with XO_OK: a member could not share its
  * buffers, and every member must run the operation over messages instead. */
@@ -128,9 +140,6 @@ xo_status_t xo_coll_shm_reduce_scatter(xo_coll_t *g, const void *send, void *rec
                                        xo_reduce_op_t op, bool *done_p);
 xo_status_t xo_coll_shm_allgather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                   bool *done_p);
-
-/* A round of one-byte messages with tag: returns when every other member has sent its own (coll_host.c). */
-xo_status_t xo_coll_host_barrier(xo_coll_t *g, uint32_t tag);
 
 /* ---- failures ---- */
 

@@ -89,37 +89,32 @@ static xo_status_t staging_failed(xo_coll_t *g, xo_status_t st)
 
 /* ---- allreduce ---- */
 
-/* Part i of count elements split into size parts: [*start, *start + *n). */
-static void part(size_t count, int size, int i, size_t *start, size_t *n)
+void xo_coll_part(size_t count, int size, int i, size_t *start, size_t *n)
 {
     size_t a = count * (size_t)i / (size_t)size, b = count * (size_t)(i + 1) / (size_t)size;
     *start = a;
     *n = b - a;
 }
 
-/* Small buffers: every member sends its whole buffer to every other one (one message latency instead of the ring's
- * 2(size-1)), and each reduces all of them in rank order, so that every member gets the same bits. */
-static xo_status_t direct_allreduce(xo_coll_t *g, unsigned char *w, size_t count, xo_dtype_t dt, xo_reduce_op_t op)
+/* Small buffers, one message latency instead of the ring's 2(size-1): every member gives block `to` of w (stride 0:
+ * all of w) to member `to`, and each reduces the n blocks it got in rank order into out, so that every member gets
+ * the same bits. w and out may be the same memory. */
+static xo_status_t direct_reduce(xo_coll_t *g, const unsigned char *w, size_t stride, unsigned char *out, size_t count,
+                                 xo_dtype_t dt, xo_reduce_op_t op, const char *what)
 {
-    size_t bytes = count * xo_dtype_size(dt);
+    size_t len = count * xo_dtype_size(dt);
     int n = g->size;
-    unsigned char *all = malloc(bytes * (size_t)n);
-    if (!all) return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of allreduce", bytes * (size_t)n);
-    memcpy(all + bytes * (size_t)g->rank, w, bytes);
+    unsigned char *got = malloc(len * (size_t)n);
+    if (!got) return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of %s", len * (size_t)n, what);
     xo_coll_sends_t sends = {0};
-    xo_status_t st = XO_OK;
-    for (int i = 1; st == XO_OK && i < n; i++) st = xo_coll_send(g, &sends, (g->rank + i) % n, 0, w, bytes);
-    for (int i = 1; st == XO_OK && i < n; i++) {
-        int from = (g->rank + n - i) % n;
-        st = xo_coll_recv(g, from, 0, all + bytes * (size_t)from, bytes);
-    }
+    xo_status_t st = xo_coll_all_to_all(g, &sends, 0, w, stride, len, got);
     if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
     if (st == XO_OK) {
-        memcpy(w, all, bytes);
-        for (int r = 1; r < n; r++) xo_coll_reduce(w, all + bytes * (size_t)r, count, dt, op);
+        memcpy(out, got, len);
+        for (int r = 1; r < n; r++) xo_coll_reduce(out, got + len * (size_t)r, count, dt, op);
     }
     xo_coll_sends_free(&sends);
-    free(all);
+    free(got);
     return st;
 }
 
@@ -146,7 +141,7 @@ static xo_status_t host_allreduce(xo_coll_t *g, const void *send, void *recv, si
     if (st != XO_OK) st = staging_failed(g, st);
     if (st == XO_OK && n > 1 && bytes * (size_t)n <= XO_COLL_DIRECT_MAX) {
         g->last_algorithm = "direct";
-        st = direct_allreduce(g, w, count, dt, op);
+        st = direct_reduce(g, w, 0, w, count, dt, op, "allreduce");
         if (st == XO_OK && (st = stage_out(g, recv, work, bytes)) != XO_OK) st = staging_failed(g, st);
         free(tmp);
         free(owned);
@@ -156,16 +151,16 @@ static xo_status_t host_allreduce(xo_coll_t *g, const void *send, void *recv, si
     xo_coll_sends_t sends = {0};
     for (int step = 0; st == XO_OK && step < n - 1; step++) { /* reduce-scatter */
         size_t s0, sn, r0, rn;
-        part(count, n, (r - step + n) % n, &s0, &sn);
-        part(count, n, (r - step - 1 + 2 * n) % n, &r0, &rn);
+        xo_coll_part(count, n, (r - step + n) % n, &s0, &sn);
+        xo_coll_part(count, n, (r - step - 1 + 2 * n) % n, &r0, &rn);
         st = xo_coll_send(g, &sends, next, (uint32_t)step, w + s0 * es, sn * es);
         if (st == XO_OK) st = xo_coll_recv(g, prev, (uint32_t)step, tmp, rn * es);
         if (st == XO_OK) xo_coll_reduce(w + r0 * es, tmp, rn, dt, op);
     }
     for (int step = 0; st == XO_OK && step < n - 1; step++) { /* allgather of the reduced parts */
         size_t s0, sn, r0, rn;
-        part(count, n, (r + 1 - step + n) % n, &s0, &sn);
-        part(count, n, (r - step + n) % n, &r0, &rn);
+        xo_coll_part(count, n, (r + 1 - step + n) % n, &s0, &sn);
+        xo_coll_part(count, n, (r - step + n) % n, &r0, &rn);
         uint32_t tag = (uint32_t)(n - 1 + step);
         st = xo_coll_send(g, &sends, next, tag, w + s0 * es, sn * es);
         if (st == XO_OK) st = xo_coll_recv(g, prev, tag, w + r0 * es, rn * es);
@@ -247,35 +242,6 @@ static xo_status_t host_allgather(xo_coll_t *g, const void *send, void *recv, si
 
 /* ---- reduce-scatter ---- */
 
-/* Small blocks: block j of this member's send goes to member j directly; each reduces what it got in rank order. */
-static xo_status_t direct_reduce_scatter(xo_coll_t *g, const unsigned char *w, unsigned char *out, size_t count,
-                                         xo_dtype_t dt, xo_reduce_op_t op)
-{
-    size_t block = count * xo_dtype_size(dt);
-    int n = g->size, r = g->rank;
-    unsigned char *got = malloc(block * (size_t)n);
-    if (!got) return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of reduce_scatter", block * (size_t)n);
-    memcpy(got + block * (size_t)r, w + block * (size_t)r, block);
-    xo_coll_sends_t sends = {0};
-    xo_status_t st = XO_OK;
-    for (int i = 1; st == XO_OK && i < n; i++) {
-        int to = (r + i) % n;
-        st = xo_coll_send(g, &sends, to, 0, w + block * (size_t)to, block);
-    }
-    for (int i = 1; st == XO_OK && i < n; i++) {
-        int from = (r + n - i) % n;
-        st = xo_coll_recv(g, from, 0, got + block * (size_t)from, block);
-    }
-    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
-    if (st == XO_OK) {
-        memcpy(out, got, block);
-        for (int i = 1; i < n; i++) xo_coll_reduce(out, got + block * (size_t)i, count, dt, op);
-    }
-    xo_coll_sends_free(&sends);
-    free(got);
-    return st;
-}
-
 /* Large blocks: the ring's reduce-scatter, shifted so that member r ends with block r. */
 static xo_status_t host_reduce_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                        xo_reduce_op_t op)
@@ -305,7 +271,7 @@ static xo_status_t host_reduce_scatter(xo_coll_t *g, const void *send, void *rec
     if (st != XO_OK) st = staging_failed(g, st);
     if (st == XO_OK && block * (size_t)n <= XO_COLL_DIRECT_MAX) {
         g->last_algorithm = "direct";
-        st = direct_reduce_scatter(g, w, out, count, dt, op);
+        st = direct_reduce(g, w, block, out, count, dt, op, "reduce_scatter");
     } else if (st == XO_OK) {
         g->last_algorithm = "ring";
         xo_coll_sends_t sends = {0};
@@ -323,20 +289,6 @@ static xo_status_t host_reduce_scatter(xo_coll_t *g, const void *send, void *rec
         st = staging_failed(g, st);
     free(w), free(tmp);
     if (g->dev) free(out);
-    return st;
-}
-
-/* ---- barrier ---- */
-
-xo_status_t xo_coll_host_barrier(xo_coll_t *g, uint32_t tag)
-{
-    unsigned char one = 1, got;
-    xo_coll_sends_t sends = {0};
-    xo_status_t st = XO_OK;
-    for (int i = 1; st == XO_OK && i < g->size; i++) st = xo_coll_send(g, &sends, (g->rank + i) % g->size, tag, &one, 1);
-    for (int i = 1; st == XO_OK && i < g->size; i++) st = xo_coll_recv(g, (g->rank + g->size - i) % g->size, tag, &got, 1);
-    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
-    xo_coll_sends_free(&sends);
     return st;
 }
 

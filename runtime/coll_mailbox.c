@@ -297,6 +297,35 @@ void xo_coll_sends_free(xo_coll_sends_t *s)
     *s = (xo_coll_sends_t){0};
 }
 
+/* ---- every member to every member ---- */
+
+xo_status_t xo_coll_all_to_all(xo_coll_t *g, xo_coll_sends_t *s, uint32_t tag, const void *src, size_t stride,
+                               size_t len, void *dst)
+{
+    const unsigned char *in = src;
+    unsigned char *out = dst;
+    memmove(out + len * (size_t)g->rank, in + stride * (size_t)g->rank, len);
+    xo_status_t st = XO_OK;
+    for (int i = 1; st == XO_OK && i < g->size; i++) {
+        int to = (g->rank + i) % g->size;
+        st = xo_coll_send(g, s, to, tag, in + stride * (size_t)to, len);
+    }
+    for (int i = 1; st == XO_OK && i < g->size; i++) {
+        int from = (g->rank + g->size - i) % g->size;
+        st = xo_coll_recv(g, from, tag, out + len * (size_t)from, len);
+    }
+    return st;
+}
+
+xo_status_t xo_coll_barrier_round(xo_coll_t *g, xo_coll_sends_t *s, uint32_t tag)
+{
+    unsigned char one = 1, *all = malloc((size_t)g->size);
+    if (!all) return xo_coll_fail(g, XO_ENOMEM, "out of memory");
+    xo_status_t st = xo_coll_all_to_all(g, s, tag, &one, 0, 1, all);
+    free(all);
+    return st;
+}
+
 /* ---- receiving ---- */
 
 xo_status_t xo_coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t len)

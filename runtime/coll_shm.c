@@ -43,21 +43,6 @@ static void unmap(xo_coll_t *g, peers_map_t *m)
     *m = (peers_map_t){0};
 }
 
-/* Sends msg (len bytes) to every other member with tag, then receives one of len bytes from each into
- * all + rank * len (this member's slot gets msg). */
-static xo_status_t all_to_all(xo_coll_t *g, xo_coll_sends_t *s, uint32_t tag, const void *msg, size_t len,
-                              unsigned char *all)
-{
-    memcpy(all + len * (size_t)g->rank, msg, len);
-    xo_status_t st = XO_OK;
-    for (int i = 1; st == XO_OK && i < g->size; i++) st = xo_coll_send(g, s, (g->rank + i) % g->size, tag, msg, len);
-    for (int i = 1; st == XO_OK && i < g->size; i++) {
-        int from = (g->rank + g->size - i) % g->size;
-        st = xo_coll_recv(g, from, tag, all + len * (size_t)from, len);
-    }
-    return st;
-}
-
 /* The handle round: exports send/recv (recv may be NULL), shares the handles, maps the peers'. *usable_p is false
  * when some member could not export (then nothing is mapped and the caller falls back to messages). */
 static xo_status_t share(xo_coll_t *g, xo_coll_sends_t *s, const void *send, void *recv, peers_map_t *m,
@@ -73,7 +58,7 @@ static xo_status_t share(xo_coll_t *g, xo_coll_sends_t *s, const void *send, voi
     xo_error_clear();
     unsigned char *all = malloc((size_t)HANDLE_MSG * (size_t)g->size);
     if (!all) return xo_coll_fail(g, XO_ENOMEM, "out of memory");
-    xo_status_t st = all_to_all(g, s, TAG_HANDLES, msg, HANDLE_MSG, all);
+    xo_status_t st = xo_coll_all_to_all(g, s, TAG_HANDLES, msg, 0, HANDLE_MSG, all);
     *usable_p = true;
     for (int i = 0; st == XO_OK && i < g->size; i++) *usable_p &= all[(size_t)HANDLE_MSG * (size_t)i] == 1;
     size_t n = (size_t)g->size;
@@ -105,22 +90,13 @@ static xo_status_t share(xo_coll_t *g, xo_coll_sends_t *s, const void *send, voi
     return st;
 }
 
-/* A round of empty-ish messages: returns when every other member has sent its own. */
-static xo_status_t barrier(xo_coll_t *g, xo_coll_sends_t *s, uint32_t tag)
+/* The end of every operation here: wait for the control messages' replies, release them and the peers' mappings. */
+static xo_status_t finish(xo_coll_t *g, xo_coll_sends_t *s, peers_map_t *m, xo_status_t st)
 {
-    unsigned char one = 1, *all = malloc((size_t)g->size);
-    if (!all) return xo_coll_fail(g, XO_ENOMEM, "out of memory");
-    xo_status_t st = all_to_all(g, s, tag, &one, 1, all);
-    free(all);
+    if (st == XO_OK) st = xo_coll_sends_wait(g, s);
+    xo_coll_sends_free(s);
+    unmap(g, m);
     return st;
-}
-
-/* Part i of count elements split into size parts, as in coll_host.c. */
-static void part(size_t count, int size, int i, size_t *start, size_t *n)
-{
-    size_t a = count * (size_t)i / (size_t)size, b = count * (size_t)(i + 1) / (size_t)size;
-    *start = a;
-    *n = b - a;
 }
 
 xo_status_t xo_coll_shm_allreduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
@@ -134,7 +110,7 @@ xo_status_t xo_coll_shm_allreduce(xo_coll_t *g, const void *send, void *recv, si
     xo_status_t st = share(g, &s, send, recv, &m, &usable);
     if (st == XO_OK && usable) {
         size_t p0, pn;
-        part(count, g->size, g->rank, &p0, &pn);
+        xo_coll_part(count, g->size, g->rank, &p0, &pn);
         unsigned char *tmp = malloc(pn > 0 ? pn * es : 1);
         if (!tmp) st = xo_coll_fail(g, XO_ENOMEM, "out of memory");
         if (st == XO_OK) { /* part rank, reduced in rank order; scratch first, since send may be recv */
@@ -143,23 +119,20 @@ xo_status_t xo_coll_shm_allreduce(xo_coll_t *g, const void *send, void *recv, si
                 xo_coll_reduce(tmp, (const unsigned char *)m.send[i] + p0 * es, pn, dt, op);
         }
         /* Nobody may write its recv (which may be its send) before everyone has read the send buffers. */
-        if (st == XO_OK) st = barrier(g, &s, TAG_DONE);
+        if (st == XO_OK) st = xo_coll_barrier_round(g, &s, TAG_DONE);
         if (st == XO_OK) memcpy((unsigned char *)recv + p0 * es, tmp, pn * es);
         free(tmp);
-        if (st == XO_OK) st = barrier(g, &s, TAG_DONE + 0x100); /* every part is in its owner's recv */
+        if (st == XO_OK) st = xo_coll_barrier_round(g, &s, TAG_DONE + 0x100); /* every part is in its owner's recv */
         for (int i = 0; st == XO_OK && i < g->size; i++) {
             if (i == g->rank) continue;
             size_t q0, qn;
-            part(count, g->size, i, &q0, &qn);
+            xo_coll_part(count, g->size, i, &q0, &qn);
             memcpy((unsigned char *)recv + q0 * es, (const unsigned char *)m.recv[i] + q0 * es, qn * es);
         }
-        if (st == XO_OK) st = barrier(g, &s, TAG_FIN); /* nobody reads anyone's buffers any more */
+        if (st == XO_OK) st = xo_coll_barrier_round(g, &s, TAG_FIN); /* nobody reads anyone's buffers any more */
         *done_p = st == XO_OK;
     }
-    if (st == XO_OK) st = xo_coll_sends_wait(g, &s);
-    xo_coll_sends_free(&s);
-    unmap(g, &m);
-    return st;
+    return finish(g, &s, &m, st);
 }
 
 xo_status_t xo_coll_shm_allgather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
@@ -174,13 +147,10 @@ xo_status_t xo_coll_shm_allgather(xo_coll_t *g, const void *send, void *recv, si
     if (st == XO_OK && usable) {
         for (int i = 0; i < g->size; i++)
             memmove((unsigned char *)recv + block * (size_t)i, m.send[i], block);
-        st = barrier(g, &s, TAG_FIN);
+        st = xo_coll_barrier_round(g, &s, TAG_FIN);
         *done_p = st == XO_OK;
     }
-    if (st == XO_OK) st = xo_coll_sends_wait(g, &s);
-    xo_coll_sends_free(&s);
-    unmap(g, &m);
-    return st;
+    return finish(g, &s, &m, st);
 }
 
 xo_status_t xo_coll_shm_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtype_t dt, int root, bool *done_p)
@@ -195,13 +165,10 @@ xo_status_t xo_coll_shm_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtyp
     xo_status_t st = share(g, &s, buf, NULL, &m, &usable);
     if (st == XO_OK && usable) {
         if (g->rank != root) memcpy(buf, m.send[root], bytes);
-        st = barrier(g, &s, TAG_FIN);
+        st = xo_coll_barrier_round(g, &s, TAG_FIN);
         *done_p = st == XO_OK;
     }
-    if (st == XO_OK) st = xo_coll_sends_wait(g, &s);
-    xo_coll_sends_free(&s);
-    unmap(g, &m);
-    return st;
+    return finish(g, &s, &m, st);
 }
 
 xo_status_t xo_coll_shm_reduce_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
@@ -216,11 +183,8 @@ xo_status_t xo_coll_shm_reduce_scatter(xo_coll_t *g, const void *send, void *rec
     if (st == XO_OK && usable) { /* block rank of every member's send, in rank order, straight into recv */
         memcpy(recv, (const unsigned char *)m.send[0] + off, block);
         for (int i = 1; i < g->size; i++) xo_coll_reduce(recv, (const unsigned char *)m.send[i] + off, count, dt, op);
-        st = barrier(g, &s, TAG_FIN);
+        st = xo_coll_barrier_round(g, &s, TAG_FIN);
         *done_p = st == XO_OK;
     }
-    if (st == XO_OK) st = xo_coll_sends_wait(g, &s);
-    xo_coll_sends_free(&s);
-    unmap(g, &m);
-    return st;
+    return finish(g, &s, &m, st);
 }

@@ -411,5 +411,9 @@ xo_status_t xo_coll_barrier(xo_coll_t *g)
     xo_status_t st = begin_op(g, "barrier", XO_DTYPE_UINT8);
     if (st != XO_OK) return st;
     g->last_algorithm = "direct";
-    return end_op(g, "barrier", xo_coll_host_barrier(g, 0));
+    xo_coll_sends_t sends = {0};
+    st = xo_coll_barrier_round(g, &sends, 0);
+    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
+    xo_coll_sends_free(&sends);
+    return end_op(g, "barrier", st);
 }
