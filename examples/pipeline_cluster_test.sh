@@ -11,13 +11,15 @@ src=$(cd "$(dirname "$0")" && pwd)
 cli=$build/runtime/xoscar
 work=$(mktemp -d)
 export XO_RUN_DIR=$work/run
-port=$((22000 + (RANDOM % 2000) * 10))
+. "$(dirname "$0")/../tests/integration/ports.sh"
+port=$(free_port_base)
 fail() { echo "FAIL: $*" >&2; exit 1; }
 sed -e "s|port: 7400|port: $port|" -e "s|\.\./build/|$build/|" "$src/pipeline.yaml" >"$work/pipeline.yaml"
 grep -q "port: $port" "$work/pipeline.yaml" || fail "examples/pipeline.yaml has no 'port: 7400' to replace"
 trap '"$cli" down "$work/pipeline.yaml" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
-"$cli" up "$work/pipeline.yaml" 2>"$work/up.err" | tee "$work/up.out"
+"$cli" up "$work/pipeline.yaml" >"$work/up.out" 2>"$work/up.err" || fail "up: $(cat "$work/up.out" "$work/up.err")"
+cat "$work/up.out"
 cat "$work/up.err" >&2
 grep -q "3 sub pools" "$work/up.out" || fail "up: $(cat "$work/up.out")"
 out=$("$cli" run "$work/pipeline.yaml" -- "$build/examples/pipeline_client" 200000) || fail "pipeline_client: $out"

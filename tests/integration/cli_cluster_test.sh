@@ -8,7 +8,8 @@ build=$(cd "$1" && pwd)
 cli=$build/runtime/xoscar
 work=$(mktemp -d)
 export XO_RUN_DIR=$work/run
-port=$((20000 + (RANDOM % 2000) * 10))
+. "$(dirname "$0")/ports.sh"
+port=$(free_port_base)
 fail() { echo "FAIL: $*" >&2; exit 1; }
 cat >"$work/c.yaml" <<YAML
 name: clitest

@@ -6,7 +6,8 @@
 set -euo pipefail
 build=$(cd "$1" && pwd)
 if ! ip -6 addr show dev lo 2>/dev/null | grep -q "::1"; then echo "SKIP-PASS: no IPv6 loopback here"; exit 0; fi
-port=$((20000 + RANDOM % 20000))
+. "$(dirname "$0")/ports.sh"
+port=$(free_port_base)
 addr="[::1]:$port"
 out=$(mktemp)
 "$build/runtime/xoscar-pool" --address "$addr" --module "$build/tests/modules/libxo_test_actors.so" >"$out" 2>&1 &

@@ -9,7 +9,8 @@ build=$(cd "$1" && pwd)
 pool=$build/runtime/xoscar-pool
 cli=$build/runtime/xoscar
 module=$build/tests/modules/libxo_test_actors.so
-port=$((20000 + RANDOM % 20000))
+. "$(dirname "$0")/ports.sh"
+port=$(free_port_base)
 addr="127.0.0.1:$port"
 out=$(mktemp)
 fail() { echo "FAIL: $*" >&2; exit 1; }
