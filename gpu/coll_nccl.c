@@ -7,6 +7,9 @@
  * ncclCommGetAsyncError, suspending between polls. A blocking init would hold a scheduler thread until every rank has
  * joined, and with two members in one pool of one thread it would never finish.
  *
+ * Reduce is ncclReduce; gather, scatter and all-to-all, which NCCL lacks, are ncclSend/ncclRecv pairs in one group
+ * (ncclGroupStart .. ncclGroupEnd), a member's own block a device copy on the same stream.
+ *
  * Operations run on a stream of the pool's device; the member's method waits for the stream by polling
  * (gpu/nccl_wait.h), so the pool's other actors run meanwhile. A member that does not finish within the group's
  * timeout aborts the communicator (nothing stays blocked on a dead peer) and fails with XO_ETIMEDOUT; the group is
@@ -175,6 +178,91 @@ static xo_status_t nccl_reduce_scatter(xo_coll_t *g, const void *send, void *rec
                   "ncclReduceScatter");
 }
 
+static xo_status_t nccl_reduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                               xo_reduce_op_t op, int root)
+{
+    nccl_state_t *s = g->backend_state;
+    return finish(g, ncclReduce(send, recv, count, nccl_type(dt), nccl_op(op), root, s->comm, s->cu), "ncclReduce");
+}
+
+/* A member's own block of gather, scatter and alltoall: a copy on the stream, queued before the group's transfers
+ * (nothing when in place). Not a send to itself: NCCL's self send and receive of one buffer would overlap. */
+static xo_status_t own_block(xo_coll_t *g, void *dst, const void *src, size_t bytes, const char *what)
+{
+    nccl_state_t *s = g->backend_state;
+    if (dst == src) return XO_OK;
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s->cu);
+    if (e == cudaSuccess) return XO_OK;
+    return xo_coll_fail(g, XO_EDEVICE, "collective %s: %s: cudaMemcpyAsync: %s (%s)", g->name, what,
+                        cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+/* One point-to-point transfer of a group (ncclGroupStart .. ncclGroupEnd): on a non-blocking communicator the calls
+ * inside may answer ncclInProgress; ncclGroupEnd's answer is what finish() waits on. */
+static ncclResult_t p2p(bool send, void *buf, size_t count, xo_dtype_t dt, int peer, nccl_state_t *s)
+{
+    ncclResult_t r = send ? ncclSend(buf, count, nccl_type(dt), peer, s->comm, s->cu)
+                          : ncclRecv(buf, count, nccl_type(dt), peer, s->comm, s->cu);
+    return r == ncclInProgress ? ncclSuccess : r;
+}
+
+/* Ends a group begun with ncclGroupStart, whatever happened inside it (an open group would capture later calls). */
+static ncclResult_t group_end(ncclResult_t r)
+{
+    ncclResult_t e = ncclGroupEnd();
+    return r != ncclSuccess ? r : e;
+}
+
+static xo_status_t nccl_gather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root)
+{
+    nccl_state_t *s = g->backend_state;
+    size_t block = count * xo_dtype_size(dt);
+    if (g->rank == root) {
+        xo_status_t st = own_block(g, (char *)recv + block * (size_t)root, send, block, "gather");
+        if (st != XO_OK) return st;
+    }
+    ncclResult_t r = ncclGroupStart();
+    if (r != ncclSuccess) return finish(g, r, "ncclGroupStart (gather)");
+    if (g->rank != root) r = p2p(true, (void *)send, count, dt, root, s);
+    for (int i = 0; r == ncclSuccess && g->rank == root && i < g->size; i++)
+        if (i != root) r = p2p(false, (char *)recv + block * (size_t)i, count, dt, i, s);
+    return finish(g, group_end(r), "gather (ncclSend/ncclRecv)");
+}
+
+static xo_status_t nccl_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root)
+{
+    nccl_state_t *s = g->backend_state;
+    size_t block = count * xo_dtype_size(dt);
+    if (g->rank == root) {
+        xo_status_t st = own_block(g, recv, (const char *)send + block * (size_t)root, block, "scatter");
+        if (st != XO_OK) return st;
+    }
+    ncclResult_t r = ncclGroupStart();
+    if (r != ncclSuccess) return finish(g, r, "ncclGroupStart (scatter)");
+    if (g->rank != root) r = p2p(false, recv, count, dt, root, s);
+    for (int i = 0; r == ncclSuccess && g->rank == root && i < g->size; i++)
+        if (i != root) r = p2p(true, (char *)send + block * (size_t)i, count, dt, i, s);
+    return finish(g, group_end(r), "scatter (ncclSend/ncclRecv)");
+}
+
+static xo_status_t nccl_alltoall(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt)
+{
+    nccl_state_t *s = g->backend_state;
+    size_t block = count * xo_dtype_size(dt);
+    int me = g->rank, n = g->size;
+    xo_status_t st = own_block(g, (char *)recv + block * (size_t)me, (const char *)send + block * (size_t)me, block,
+                               "alltoall");
+    if (st != XO_OK) return st;
+    ncclResult_t r = ncclGroupStart();
+    if (r != ncclSuccess) return finish(g, r, "ncclGroupStart (alltoall)");
+    for (int k = 1; r == ncclSuccess && k < n; k++) { /* from rank+1 on, as the host backend's pairwise order */
+        int to = (me + k) % n, from = (me - k + n) % n;
+        r = p2p(true, (char *)send + block * (size_t)to, count, dt, to, s);
+        if (r == ncclSuccess) r = p2p(false, (char *)recv + block * (size_t)from, count, dt, from, s);
+    }
+    return finish(g, group_end(r), "alltoall (ncclSend/ncclRecv)");
+}
+
 const xo_coll_backend_t xo_coll_nccl_backend = {
     .name = "nccl",
     .init = nccl_init,
@@ -183,4 +271,8 @@ const xo_coll_backend_t xo_coll_nccl_backend = {
     .broadcast = nccl_broadcast,
     .allgather = nccl_allgather,
     .reduce_scatter = nccl_reduce_scatter,
+    .reduce = nccl_reduce,
+    .gather = nccl_gather,
+    .scatter = nccl_scatter,
+    .alltoall = nccl_alltoall,
 };

@@ -24,6 +24,11 @@
 /* Allreduces of at most this many bytes times the group size use the direct algorithm (coll_host.c). */
 #define XO_COLL_DIRECT_MAX ((size_t)64 << 10)
 
+/* Reduces of at most this many bytes use the binomial tree, larger ones the ring's reduce-scatter and a gather at
+ * root (coll_host.c). The tree moves the whole buffer ceil(log2 size) times into root, the ring 2(size-1)/size of it,
+ * in 2(size-1) latencies instead of ceil(log2 size): the same bound as the direct allreduce, not measured apart. */
+#define XO_COLL_TREE_MAX ((size_t)64 << 10)
+
 /* Puts of at most this many bytes are told (no reply); larger ones are calls whose replies the sender waits for. */
 #define XO_COLL_TELL_MAX ((size_t)64 << 10)
 
@@ -44,6 +49,13 @@ typedef struct xo_coll_backend {
     xo_status_t (*allgather)(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt);
     xo_status_t (*reduce_scatter)(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                   xo_reduce_op_t op);
+    /* The rooted operations and all-to-all: arguments checked by collective.c (root in range, the buffers the
+     * member uses not NULL, count > 0). */
+    xo_status_t (*reduce)(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, xo_reduce_op_t op,
+                          int root);
+    xo_status_t (*gather)(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root);
+    xo_status_t (*scatter)(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root);
+    xo_status_t (*alltoall)(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt);
 } xo_coll_backend_t;
 
 struct xo_coll {
@@ -126,7 +138,7 @@ xo_status_t xo_coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t
 /* ---- the host backend's pieces ---- */
 
 /* dst[i] = op(dst[i], src[i]) for n elements of dt (coll_host.c). */
-void xo_coll_reduce(void *dst, const void *src, size_t n, xo_dtype_t dt, xo_reduce_op_t op);
+void xo_coll_combine(void *dst, const void *src, size_t n, xo_dtype_t dt, xo_reduce_op_t op);
 
 /* Part i of count elements split into size parts, [*start, *start + *n): sizes differ by at most one (coll_host.c). */
 void xo_coll_part(size_t count, int size, int i, size_t *start, size_t *n);
@@ -140,6 +152,14 @@ xo_status_t xo_coll_shm_reduce_scatter(xo_coll_t *g, const void *send, void *rec
                                        xo_reduce_op_t op, bool *done_p);
 xo_status_t xo_coll_shm_allgather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                   bool *done_p);
+xo_status_t xo_coll_shm_reduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                               xo_reduce_op_t op, int root, bool *done_p);
+xo_status_t xo_coll_shm_gather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root,
+                               bool *done_p);
+xo_status_t xo_coll_shm_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root,
+                                bool *done_p);
+xo_status_t xo_coll_shm_alltoall(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                                 bool *done_p);
 
 /* ---- failures ---- */
 

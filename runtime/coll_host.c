@@ -5,11 +5,17 @@
  *              (size * bytes <= 64 KiB) instead go to every member at once and are reduced by each: one latency.
  *   broadcast  binomial tree from root: ceil(log2 size) rounds.
  *   allgather  ring: size-1 steps, each member forwarding the block it received in the step before.
+ *   reduce     to root: a binomial tree for buffers up to 64 KiB (ceil(log2 size) latencies, each member sends the
+ *              buffer once); larger ones run the allreduce ring's reduce-scatter and then send the reduced parts to
+ *              root, which receives 2(size-1)/size of the buffer instead of the tree's whole buffer per round.
+ *   gather, scatter  straight between root and each member: root receives (sends) size-1 blocks, each member one.
+ *   alltoall   pairwise exchange: each member sends block i to member i, in the order rank+1, rank+2, ..., and
+ *              receives from every member (the exchange the direct allreduce uses, with a stride).
  *
  * Device memory is staged: the member's buffer is copied to host memory first and back at the end (one copy each
  * way on the host device backend; PCIe transfers on a GPU, where the nccl backend is the better choice). Host
- * memory (a pool without a device) is worked on in place. Large allreduces and allgathers among members that all
- * own host devices on one host skip the messages and read each other's buffers (coll_shm.c). */
+ * memory (a pool without a device) is worked on in place. Large operations among members that all own host devices
+ * on one host skip the messages and read each other's buffers (coll_shm.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +46,7 @@
 
 /* dst[i] = op(dst[i], src[i]) for n elements. Integer sums and products wrap (unsigned arithmetic for the unsigned
  * types; the signed ones are computed as such, as NCCL does). */
-void xo_coll_reduce(void *dst, const void *src, size_t n, xo_dtype_t dt, xo_reduce_op_t op)
+void xo_coll_combine(void *dst, const void *src, size_t n, xo_dtype_t dt, xo_reduce_op_t op)
 {
     switch (dt) {
     case XO_DTYPE_INT8: REDUCE_LOOP(int8_t); break;
@@ -87,6 +93,35 @@ static xo_status_t staging_failed(xo_coll_t *g, xo_status_t st)
     return xo_coll_fail(g, st, "collective %s: staging device memory: %s", g->name, xo_last_error());
 }
 
+/* The host copy of bytes of the member's buffer src that an operation only sends from: src itself for host memory,
+ * else a new one (*owned_p, freed by the caller). NULL with the group failed when it cannot be made. */
+static const void *send_buffer(xo_coll_t *g, const void *src, size_t bytes, void **owned_p)
+{
+    *owned_p = NULL;
+    if (!g->dev) return src;
+    if (!(*owned_p = malloc(bytes ? bytes : 1))) {
+        xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of %s", bytes, g->name);
+        return NULL;
+    }
+    xo_status_t st = stage_in(g, src, bytes, *owned_p);
+    if (st != XO_OK) {
+        staging_failed(g, st);
+        free(*owned_p);
+        *owned_p = NULL;
+        return NULL;
+    }
+    return *owned_p;
+}
+
+/* dst = src within the member's own memory (a one-member group; the own block of an operation that does not stage). */
+static xo_status_t local_copy(xo_coll_t *g, void *dst, const void *src, size_t bytes)
+{
+    if (dst == src) return XO_OK;
+    xo_status_t st = g->dev ? xo_device_memcpy(g->dev, dst, src, bytes, XO_MEMCPY_DEVICE_TO_DEVICE, NULL)
+                            : (memmove(dst, src, bytes), XO_OK);
+    return st == XO_OK ? XO_OK : staging_failed(g, st);
+}
+
 /* ---- allreduce ---- */
 
 void xo_coll_part(size_t count, int size, int i, size_t *start, size_t *n)
@@ -111,10 +146,30 @@ static xo_status_t direct_reduce(xo_coll_t *g, const unsigned char *w, size_t st
     if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
     if (st == XO_OK) {
         memcpy(out, got, len);
-        for (int r = 1; r < n; r++) xo_coll_reduce(out, got + len * (size_t)r, count, dt, op);
+        for (int r = 1; r < n; r++) xo_coll_combine(out, got + len * (size_t)r, count, dt, op);
     }
     xo_coll_sends_free(&sends);
     free(got);
+    return st;
+}
+
+/* The ring's reduce-scatter over w (count elements, reduced in place), tags 0..size-2: afterwards member r holds part
+ * (r + 1) % size (xo_coll_part) of the reduction in w. tmp holds the largest part. The puts' replies are left in
+ * sends. */
+static xo_status_t ring_reduce_scatter(xo_coll_t *g, xo_coll_sends_t *sends, unsigned char *w, void *tmp, size_t count,
+                                       xo_dtype_t dt, xo_reduce_op_t op)
+{
+    size_t es = xo_dtype_size(dt);
+    int n = g->size, r = g->rank, next = (r + 1) % n, prev = (r + n - 1) % n;
+    xo_status_t st = XO_OK;
+    for (int step = 0; st == XO_OK && step < n - 1; step++) {
+        size_t s0, sn, r0, rn;
+        xo_coll_part(count, n, (r - step + n) % n, &s0, &sn);
+        xo_coll_part(count, n, (r - step - 1 + 2 * n) % n, &r0, &rn);
+        st = xo_coll_send(g, sends, next, (uint32_t)step, w + s0 * es, sn * es);
+        if (st == XO_OK) st = xo_coll_recv(g, prev, (uint32_t)step, tmp, rn * es);
+        if (st == XO_OK) xo_coll_combine(w + r0 * es, tmp, rn, dt, op);
+    }
     return st;
 }
 
@@ -149,14 +204,7 @@ static xo_status_t host_allreduce(xo_coll_t *g, const void *send, void *recv, si
     }
     g->last_algorithm = "ring";
     xo_coll_sends_t sends = {0};
-    for (int step = 0; st == XO_OK && step < n - 1; step++) { /* reduce-scatter */
-        size_t s0, sn, r0, rn;
-        xo_coll_part(count, n, (r - step + n) % n, &s0, &sn);
-        xo_coll_part(count, n, (r - step - 1 + 2 * n) % n, &r0, &rn);
-        st = xo_coll_send(g, &sends, next, (uint32_t)step, w + s0 * es, sn * es);
-        if (st == XO_OK) st = xo_coll_recv(g, prev, (uint32_t)step, tmp, rn * es);
-        if (st == XO_OK) xo_coll_reduce(w + r0 * es, tmp, rn, dt, op);
-    }
+    if (st == XO_OK) st = ring_reduce_scatter(g, &sends, w, tmp, count, dt, op);
     for (int step = 0; st == XO_OK && step < n - 1; step++) { /* allgather of the reduced parts */
         size_t s0, sn, r0, rn;
         xo_coll_part(count, n, (r + 1 - step + n) % n, &s0, &sn);
@@ -248,11 +296,7 @@ static xo_status_t host_reduce_scatter(xo_coll_t *g, const void *send, void *rec
 {
     size_t es = xo_dtype_size(dt), block = count * es;
     int n = g->size, r = g->rank, next = (r + 1) % n, prev = (r + n - 1) % n;
-    if (n == 1) {
-        xo_status_t st = g->dev ? xo_device_memcpy(g->dev, recv, send, block, XO_MEMCPY_DEVICE_TO_DEVICE, NULL)
-                                : (memcpy(recv, send, block), XO_OK);
-        return st == XO_OK ? XO_OK : staging_failed(g, st);
-    }
+    if (n == 1) return local_copy(g, recv, send, block);
     if (g->shm && block * (size_t)n > XO_COLL_DIRECT_MAX) {
         bool done = false;
         xo_status_t st = xo_coll_shm_reduce_scatter(g, send, recv, count, dt, op, &done);
@@ -279,7 +323,7 @@ static xo_status_t host_reduce_scatter(xo_coll_t *g, const void *send, void *rec
             int si = (r - step - 1 + 2 * n) % n, ri = (r - step - 2 + 2 * n) % n;
             st = xo_coll_send(g, &sends, next, (uint32_t)step, w + block * (size_t)si, block);
             if (st == XO_OK) st = xo_coll_recv(g, prev, (uint32_t)step, tmp, block);
-            if (st == XO_OK) xo_coll_reduce(w + block * (size_t)ri, tmp, count, dt, op);
+            if (st == XO_OK) xo_coll_combine(w + block * (size_t)ri, tmp, count, dt, op);
         }
         if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
         xo_coll_sends_free(&sends);
@@ -289,6 +333,181 @@ static xo_status_t host_reduce_scatter(xo_coll_t *g, const void *send, void *rec
         st = staging_failed(g, st);
     free(w), free(tmp);
     if (g->dev) free(out);
+    return st;
+}
+
+/* ---- reduce ---- */
+
+/* Binomial tree toward root over w (count elements, reduced in place), tag 0: a member receives from the members
+ * mask above it (relative to root) until the first mask bit of its own, then sends what it has down to the member
+ * mask below. Root ends with the reduction. tmp holds one buffer. */
+static xo_status_t tree_reduce(xo_coll_t *g, xo_coll_sends_t *sends, unsigned char *w, void *tmp, size_t count,
+                               xo_dtype_t dt, xo_reduce_op_t op, int root)
+{
+    size_t bytes = count * xo_dtype_size(dt);
+    int n = g->size, v = (g->rank - root + n) % n;
+    xo_status_t st = XO_OK;
+    for (int mask = 1; st == XO_OK && mask < n; mask <<= 1) {
+        if (v & mask) return xo_coll_send(g, sends, (g->rank - mask + n) % n, 0, w, bytes);
+        if (v + mask < n) {
+            st = xo_coll_recv(g, (g->rank + mask) % n, 0, tmp, bytes);
+            if (st == XO_OK) xo_coll_combine(w, tmp, count, dt, op);
+        }
+    }
+    return st;
+}
+
+static xo_status_t host_reduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                               xo_reduce_op_t op, int root)
+{
+    size_t es = xo_dtype_size(dt), bytes = count * es;
+    int n = g->size;
+    bool is_root = g->rank == root, tree = bytes <= XO_COLL_TREE_MAX;
+    g->last_algorithm = tree ? "tree" : "ring";
+    if (n == 1) return local_copy(g, recv, send, bytes);
+    if (g->shm && bytes * (size_t)n > XO_COLL_DIRECT_MAX) {
+        bool done = false;
+        xo_status_t st = xo_coll_shm_reduce(g, send, recv, count, dt, op, root, &done);
+        g->last_algorithm = "shm";
+        if (st != XO_OK || done) return st;
+    }
+    /* Off root the work buffer is scratch (recv may be NULL there); both algorithms reduce into it. */
+    void *owned = NULL, *work = is_root ? work_buffer(g, recv, bytes, &owned) : (owned = malloc(bytes));
+    size_t tmp_len = tree ? bytes : (count + (size_t)n - 1) / (size_t)n * es;
+    void *tmp = malloc(tmp_len ? tmp_len : 1);
+    if (!work || !tmp) {
+        free(owned), free(tmp);
+        return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of reduce", bytes);
+    }
+    unsigned char *w = work;
+    xo_status_t st = stage_in(g, send, bytes, work);
+    if (st != XO_OK) st = staging_failed(g, st);
+    xo_coll_sends_t sends = {0};
+    g->last_algorithm = tree ? "tree" : "ring"; /* again: the shm path may have given up */
+    if (st == XO_OK && tree) {
+        st = tree_reduce(g, &sends, w, tmp, count, dt, op, root);
+    } else if (st == XO_OK) {
+        st = ring_reduce_scatter(g, &sends, w, tmp, count, dt, op);
+        /* Member i holds part (i + 1) % n: each sends it to root, which already holds its own. */
+        size_t p0, pn;
+        xo_coll_part(count, n, (g->rank + 1) % n, &p0, &pn);
+        if (st == XO_OK && !is_root) st = xo_coll_send(g, &sends, root, (uint32_t)(n - 1), w + p0 * es, pn * es);
+        for (int i = 0; st == XO_OK && is_root && i < n; i++) {
+            if (i == root) continue;
+            xo_coll_part(count, n, (i + 1) % n, &p0, &pn);
+            st = xo_coll_recv(g, i, (uint32_t)(n - 1), w + p0 * es, pn * es);
+        }
+    }
+    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
+    if (st == XO_OK && is_root && (st = stage_out(g, recv, work, bytes)) != XO_OK) st = staging_failed(g, st);
+    xo_coll_sends_free(&sends);
+    free(tmp);
+    free(owned);
+    return st;
+}
+
+/* ---- gather and scatter ---- */
+
+static xo_status_t host_gather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root)
+{
+    size_t block = count * xo_dtype_size(dt);
+    int n = g->size;
+    if (g->shm && n > 1 && block * (size_t)n > XO_COLL_DIRECT_MAX) {
+        bool done = false;
+        xo_status_t st = xo_coll_shm_gather(g, send, recv, count, dt, root, &done);
+        g->last_algorithm = "shm";
+        if (st != XO_OK || done) return st;
+    }
+    g->last_algorithm = "direct";
+    xo_coll_sends_t sends = {0};
+    xo_status_t st = XO_OK;
+    if (g->rank != root) {
+        void *owned;
+        const void *src = send_buffer(g, send, block, &owned);
+        st = src ? xo_coll_send(g, &sends, root, 0, src, block) : g->broken;
+        if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
+        xo_coll_sends_free(&sends);
+        free(owned);
+        return st;
+    }
+    void *owned, *work = work_buffer(g, recv, block * (size_t)n, &owned);
+    unsigned char *w = work;
+    if (!work) return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of gather", block * (size_t)n);
+    st = stage_in(g, send, block, w + block * (size_t)root); /* nothing in place, send being that block */
+    if (st != XO_OK) st = staging_failed(g, st);
+    for (int i = 1; st == XO_OK && i < n; i++) {
+        int from = (root + i) % n;
+        st = xo_coll_recv(g, from, 0, w + block * (size_t)from, block);
+    }
+    if (st == XO_OK && (st = stage_out(g, recv, work, block * (size_t)n)) != XO_OK) st = staging_failed(g, st);
+    free(owned);
+    return st;
+}
+
+static xo_status_t host_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root)
+{
+    size_t block = count * xo_dtype_size(dt);
+    int n = g->size;
+    if (g->shm && n > 1 && block * (size_t)n > XO_COLL_DIRECT_MAX) {
+        bool done = false;
+        xo_status_t st = xo_coll_shm_scatter(g, send, recv, count, dt, root, &done);
+        g->last_algorithm = "shm";
+        if (st != XO_OK || done) return st;
+    }
+    g->last_algorithm = "direct";
+    xo_status_t st = XO_OK;
+    if (g->rank == root) {
+        /* Device memory is staged whole, so that the own block comes out of the same copy (in place included). */
+        void *owned;
+        const unsigned char *src = send_buffer(g, send, block * (size_t)n, &owned);
+        if (!src) return g->broken;
+        xo_coll_sends_t sends = {0};
+        for (int i = 1; st == XO_OK && i < n; i++) {
+            int to = (root + i) % n;
+            st = xo_coll_send(g, &sends, to, 0, src + block * (size_t)to, block);
+        }
+        if (st == XO_OK && (st = stage_out(g, recv, src + block * (size_t)root, block)) != XO_OK)
+            st = staging_failed(g, st);
+        if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
+        xo_coll_sends_free(&sends);
+        free(owned);
+        return st;
+    }
+    void *owned, *work = work_buffer(g, recv, block, &owned);
+    if (!work) return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of scatter", block);
+    st = xo_coll_recv(g, root, 0, work, block);
+    if (st == XO_OK && (st = stage_out(g, recv, work, block)) != XO_OK) st = staging_failed(g, st);
+    free(owned);
+    return st;
+}
+
+/* ---- all-to-all ---- */
+
+static xo_status_t host_alltoall(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt)
+{
+    size_t block = count * xo_dtype_size(dt), bytes = block * (size_t)g->size;
+    if (g->shm && g->size > 1 && bytes > XO_COLL_DIRECT_MAX) {
+        bool done = false;
+        xo_status_t st = xo_coll_shm_alltoall(g, send, recv, count, dt, &done);
+        g->last_algorithm = "shm";
+        if (st != XO_OK || done) return st;
+    }
+    g->last_algorithm = "pairwise";
+    void *owned_src, *owned_dst;
+    const void *src = send_buffer(g, send, bytes, &owned_src);
+    if (!src) return g->broken;
+    void *work = work_buffer(g, recv, bytes, &owned_dst);
+    if (!work) {
+        free(owned_src);
+        return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of alltoall", bytes);
+    }
+    xo_coll_sends_t sends = {0};
+    xo_status_t st = xo_coll_all_to_all(g, &sends, 0, src, block, block, work);
+    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
+    if (st == XO_OK && (st = stage_out(g, recv, work, bytes)) != XO_OK) st = staging_failed(g, st);
+    xo_coll_sends_free(&sends);
+    free(owned_src);
+    free(owned_dst);
     return st;
 }
 
@@ -308,4 +527,8 @@ const xo_coll_backend_t xo_coll_host_backend = {
     .broadcast = host_broadcast,
     .allgather = host_allgather,
     .reduce_scatter = host_reduce_scatter,
+    .reduce = host_reduce,
+    .gather = host_gather,
+    .scatter = host_scatter,
+    .alltoall = host_alltoall,
 };

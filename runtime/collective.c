@@ -359,12 +359,22 @@ static xo_status_t end_op(xo_coll_t *g, const char *what, xo_status_t st)
     return st;
 }
 
+/* A root out of range is an argument error (below: this member's alone); g NULL is begin_op's to report. */
+static xo_status_t check_root(const xo_coll_t *g, const char *what, int root)
+{
+    if (g && (root < 0 || root >= g->size))
+        return xo_error_set(XO_EINVAL, "%s: root %d is not a rank of group %s (size %d)", what, root, g->name, g->size);
+    return XO_OK;
+}
+
+static bool bad_op(xo_reduce_op_t op) { return op < XO_REDUCE_SUM || op > XO_REDUCE_MAX; }
+
 /* Argument errors are this member's alone: returned before the operation starts, the group stays as it was (the other
  * members, which did start it, time out). */
 xo_status_t xo_coll_allreduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                               xo_reduce_op_t op)
 {
-    if (op < XO_REDUCE_SUM || op > XO_REDUCE_MAX) return xo_error_set(XO_EINVAL, "allreduce: unknown operation %d", op);
+    if (bad_op(op)) return xo_error_set(XO_EINVAL, "allreduce: unknown operation %d", op);
     if (count && (!send || !recv)) return xo_error_set(XO_EINVAL, "allreduce: NULL buffer");
     xo_status_t st = begin_op(g, "allreduce", dt);
     if (st != XO_OK) return st;
@@ -374,9 +384,7 @@ xo_status_t xo_coll_allreduce(xo_coll_t *g, const void *send, void *recv, size_t
 
 xo_status_t xo_coll_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtype_t dt, int root)
 {
-    if (g && (root < 0 || root >= g->size))
-        return xo_error_set(XO_EINVAL, "broadcast: root %d is not a rank of group %s (size %d)", root, g->name,
-                            g->size);
+    if (check_root(g, "broadcast", root) != XO_OK) return XO_EINVAL;
     if (count && !buf) return xo_error_set(XO_EINVAL, "broadcast: NULL buffer");
     xo_status_t st = begin_op(g, "broadcast", dt);
     if (st != XO_OK) return st;
@@ -396,13 +404,53 @@ xo_status_t xo_coll_allgather(xo_coll_t *g, const void *send, void *recv, size_t
 xo_status_t xo_coll_reduce_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                    xo_reduce_op_t op)
 {
-    if (op < XO_REDUCE_SUM || op > XO_REDUCE_MAX)
-        return xo_error_set(XO_EINVAL, "reduce_scatter: unknown operation %d", op);
+    if (bad_op(op)) return xo_error_set(XO_EINVAL, "reduce_scatter: unknown operation %d", op);
     if (count && (!send || !recv)) return xo_error_set(XO_EINVAL, "reduce_scatter: NULL buffer");
     xo_status_t st = begin_op(g, "reduce_scatter", dt);
     if (st != XO_OK) return st;
     if (count) st = g->backend->reduce_scatter(g, send, recv, count, dt, op);
     return end_op(g, "reduce_scatter", st);
+}
+
+xo_status_t xo_coll_reduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, xo_reduce_op_t op,
+                           int root)
+{
+    if (bad_op(op)) return xo_error_set(XO_EINVAL, "reduce: unknown operation %d", op);
+    if (check_root(g, "reduce", root) != XO_OK) return XO_EINVAL;
+    if (count && (!send || (g && g->rank == root && !recv))) return xo_error_set(XO_EINVAL, "reduce: NULL buffer");
+    xo_status_t st = begin_op(g, "reduce", dt);
+    if (st != XO_OK) return st;
+    if (count) st = g->backend->reduce(g, send, recv, count, dt, op, root);
+    return end_op(g, "reduce", st);
+}
+
+xo_status_t xo_coll_gather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root)
+{
+    if (check_root(g, "gather", root) != XO_OK) return XO_EINVAL;
+    if (count && (!send || (g && g->rank == root && !recv))) return xo_error_set(XO_EINVAL, "gather: NULL buffer");
+    xo_status_t st = begin_op(g, "gather", dt);
+    if (st != XO_OK) return st;
+    if (count) st = g->backend->gather(g, send, recv, count, dt, root);
+    return end_op(g, "gather", st);
+}
+
+xo_status_t xo_coll_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root)
+{
+    if (check_root(g, "scatter", root) != XO_OK) return XO_EINVAL;
+    if (count && (!recv || (g && g->rank == root && !send))) return xo_error_set(XO_EINVAL, "scatter: NULL buffer");
+    xo_status_t st = begin_op(g, "scatter", dt);
+    if (st != XO_OK) return st;
+    if (count) st = g->backend->scatter(g, send, recv, count, dt, root);
+    return end_op(g, "scatter", st);
+}
+
+xo_status_t xo_coll_alltoall(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt)
+{
+    if (count && (!send || !recv)) return xo_error_set(XO_EINVAL, "alltoall: NULL buffer");
+    xo_status_t st = begin_op(g, "alltoall", dt);
+    if (st != XO_OK) return st;
+    if (count) st = g->backend->alltoall(g, send, recv, count, dt);
+    return end_op(g, "alltoall", st);
 }
 
 /* Over the mailbox whatever the backend (NCCL has no barrier; every group has its endpoints). */

@@ -1,4 +1,5 @@
-/* Collectives among a group of actors: allreduce, reduce-scatter, broadcast, allgather and barrier.
+/* Collectives among a group of actors: allreduce, reduce-scatter, broadcast, allgather, reduce (to a root), gather,
+ * scatter, all-to-all and barrier.
  *
  * A group is a set of `size` members, each an actor method calling xo_coll_init with the same name and size and its
  * own rank (0..size-1), usually one actor per pool (per GPU). The members meet at a rendezvous actor that the first
@@ -16,8 +17,12 @@
  *         device; the call returns when that stream has finished it.
  *   host  the runtime's own implementation over actor messages (any transport: in-process, shared memory, TCP,
  *         UCX): ring allreduce (reduce-scatter then allgather, so each member sends 2(size-1)/size of the buffer),
- *         binomial-tree broadcast, ring allgather; device memory is staged through host memory. Messages are at most
- *         192 KiB each, so buffers of any size go through.
+ *         binomial-tree broadcast, ring allgather; reduce by a binomial tree (buffers up to 64 KiB) or by the ring's
+ *         reduce-scatter followed by a gather of the reduced parts at root; gather and scatter straight between root
+ *         and each member; all-to-all by pairwise exchange (each member sends block i to member i at once). Device
+ *         memory is staged through host memory. Messages are at most 192 KiB each, so buffers of any size go
+ *         through. Members on one host whose pools all own host devices run every operation but barrier, above
+ *         64 KiB in all, by reading and writing each other's buffers through device IPC instead of messages.
  *   "auto" (the default) picks nccl when every member can use it, else host.
  *
  * Waiting: every call here must run inside an actor method of the pool the group was made in; it suspends only
@@ -84,9 +89,11 @@ XO_API const char *xo_coll_backend(const xo_coll_t *group);
 XO_API int xo_coll_rank(const xo_coll_t *group);
 XO_API int xo_coll_size(const xo_coll_t *group);
 
-/* The algorithm the group's last operation used (static storage): "direct" (small allreduce: every member's buffer
- * to every other), "ring", "tree" (broadcast), "shm" (large operations on one host, host devices: members read each other's buffers
- * through device IPC; off with XO_COLL_SHM=0), "nccl", or "" before the first. For tuning and tests. */
+/* The algorithm the group's last operation used (static storage): "direct" (small allreduce and reduce-scatter:
+ * every member's buffer to every other; gather and scatter: straight between root and each member), "ring"
+ * (allreduce, allgather, reduce-scatter, large reduce), "tree" (broadcast, small reduce), "pairwise" (all-to-all
+ * over messages), "shm" (large operations on one host, host devices: members read each other's buffers through
+ * device IPC; off with XO_COLL_SHM=0), "nccl", or "" before the first. For tuning and tests. */
 XO_API const char *xo_coll_last_algorithm(const xo_coll_t *group);
 
 /* The size in bytes of one element of dt, or 0 for an unknown type. */
@@ -106,6 +113,32 @@ XO_API xo_status_t xo_coll_allgather(xo_coll_t *group, const void *send, void *r
  * elements, block i = elements [i * count, (i + 1) * count)). send and recv must not overlap. */
 XO_API xo_status_t xo_coll_reduce_scatter(xo_coll_t *group, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                           xo_reduce_op_t op);
+
+/* Operations with a root: every member passes the same root (0..size-1); another value fails at once with XO_EINVAL
+ * naming it, on that member only (the others, which started the operation, time out). Buffers a member does not use
+ * may be NULL (recv of reduce and gather off root, send of scatter off root). Members that pass different counts or
+ * types fail with XO_EPROTO on the members that receive the wrong length (the text says "same count"); a member that
+ * only sends may not notice. */
+
+/* recv[i] on root = op over every member's send[i], for i < count; recv is not touched elsewhere. send == recv on
+ * root is allowed (in place). Floating-point sums and products may be combined in another order than rank order (the
+ * tree), so their last bits may differ from a sum in rank order. */
+XO_API xo_status_t xo_coll_reduce(xo_coll_t *group, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                                  xo_reduce_op_t op, int root);
+
+/* root's recv (size * count elements) = every member's send (count elements), in rank order. In place: root's send
+ * may be recv + root * count. */
+XO_API xo_status_t xo_coll_gather(xo_coll_t *group, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                                  int root);
+
+/* recv (count elements) of member r = block r of root's send (size * count elements, block i = elements
+ * [i * count, (i + 1) * count)). In place: root's recv may be send + root * count. */
+XO_API xo_status_t xo_coll_scatter(xo_coll_t *group, const void *send, void *recv, size_t count, xo_dtype_t dt,
+                                   int root);
+
+/* Block i of member r's recv = block r of member i's send (send and recv are size * count elements each, blocks of
+ * count). send and recv must not overlap. */
+XO_API xo_status_t xo_coll_alltoall(xo_coll_t *group, const void *send, void *recv, size_t count, xo_dtype_t dt);
 
 /* Returns when every member has called it (over the runtime's messages, whatever the backend). */
 XO_API xo_status_t xo_coll_barrier(xo_coll_t *group);

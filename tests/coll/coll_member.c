@@ -8,6 +8,10 @@
  *     `repeat` times on it, and returns the output buffer's bytes.
  *     op "allreduce_inplace" allreduces the buffer onto itself; op "join" only joins and leaves. The output of
  *     allgather is size times the input.
+ *     Rooted ops ("reduce", "gather": the input is count elements; "scatter": size blocks, read on root only) return
+ *     root's output and nothing elsewhere; members off root pass NULL for the buffer they do not use. Their
+ *     "_inplace" forms give root's recv as send (reduce), send as root's block of recv (gather) and recv as root's
+ *     block of send (scatter). "alltoall": the input is size blocks, so is the output.
  *
  *   check(name, rank, size, rendezvous, op, count) -> [matches the CPU reference, algorithm]
  *     For callers that cannot build inputs (the xoscar CLI in the multi-host test): member r's input is
@@ -70,14 +74,26 @@ static xo_status_t member_run(xo_ctx_t *ctx, void *state, const msgpack_object *
     xo_device_t *dev = xo_ctx_device(ctx);
     void *in = NULL, *res = NULL, *host = NULL;
     size_t es = xo_dtype_size((xo_dtype_t)dtype), count = es ? input.len / es : 0;
-    size_t out_len = xo_str_eq(op, "allgather")        ? input.len * (size_t)size
-                     : xo_str_eq(op, "reduce_scatter") ? input.len / (size_t)(size > 0 ? size : 1)
-                                                       : input.len;
-    bool no_output = xo_str_eq(op, "join") || xo_str_eq(op, "barrier");
+    size_t n = (size_t)(size > 0 ? size : 1), block = input.len / n;
+    bool is_root = rank == root;
+    bool rooted = xo_str_eq(op, "reduce") || xo_str_eq(op, "reduce_inplace") || xo_str_eq(op, "gather") ||
+                  xo_str_eq(op, "gather_inplace") || xo_str_eq(op, "scatter") || xo_str_eq(op, "scatter_inplace");
+    bool gather = xo_str_eq(op, "gather") || xo_str_eq(op, "gather_inplace");
+    bool scatter = xo_str_eq(op, "scatter") || xo_str_eq(op, "scatter_inplace");
+    size_t out_len = xo_str_eq(op, "allgather") || gather ? input.len * n
+                     : xo_str_eq(op, "reduce_scatter")    ? block
+                                                          : input.len;
+    size_t out_off = 0; /* where the output starts in res */
+    size_t res_len = out_len;
+    if (scatter) {
+        out_len = block, res_len = input.len;
+        out_off = xo_str_eq(op, "scatter_inplace") && is_root ? block * (size_t)root : 0;
+    }
+    bool no_output = xo_str_eq(op, "join") || xo_str_eq(op, "barrier") || (rooted && !is_root && !scatter);
     if (!name_c || !rdv_c || !backend_c) st = XO_ENOMEM;
     if (st == XO_OK) st = xo_coll_init(&cfg, &g);
     if (st == XO_OK) st = buf_alloc(dev, input.len, &in);
-    if (st == XO_OK) st = buf_alloc(dev, out_len, &res);
+    if (st == XO_OK) st = buf_alloc(dev, res_len, &res);
     if (st == XO_OK) st = buf_copy(dev, in, input.ptr, input.len, XO_MEMCPY_HOST_TO_DEVICE);
     for (int i = 0; st == XO_OK && i < repeat && !xo_str_eq(op, "join"); i++) {
         if (xo_str_eq(op, "allreduce")) {
@@ -92,6 +108,28 @@ static xo_status_t member_run(xo_ctx_t *ctx, void *state, const msgpack_object *
             st = xo_coll_allgather(g, in, res, count, (xo_dtype_t)dtype);
         } else if (xo_str_eq(op, "reduce_scatter")) {
             st = xo_coll_reduce_scatter(g, in, res, count / (size_t)size, (xo_dtype_t)dtype, (xo_reduce_op_t)rop);
+        } else if (xo_str_eq(op, "reduce")) {
+            st = xo_coll_reduce(g, in, is_root ? res : NULL, count, (xo_dtype_t)dtype, (xo_reduce_op_t)rop, root);
+        } else if (xo_str_eq(op, "reduce_inplace")) {
+            st = is_root ? buf_copy(dev, res, in, input.len, XO_MEMCPY_DEVICE_TO_DEVICE) : XO_OK;
+            void *send = is_root ? res : in;
+            if (st == XO_OK)
+                st = xo_coll_reduce(g, send, is_root ? res : NULL, count, (xo_dtype_t)dtype, (xo_reduce_op_t)rop, root);
+        } else if (xo_str_eq(op, "gather")) {
+            st = xo_coll_gather(g, in, is_root ? res : NULL, count, (xo_dtype_t)dtype, root);
+        } else if (xo_str_eq(op, "gather_inplace")) {
+            char *mine = (char *)res + input.len * (size_t)root;
+            st = is_root ? buf_copy(dev, mine, in, input.len, XO_MEMCPY_DEVICE_TO_DEVICE) : XO_OK;
+            if (st == XO_OK) st = xo_coll_gather(g, is_root ? mine : in, is_root ? res : NULL, count, (xo_dtype_t)dtype, root);
+        } else if (xo_str_eq(op, "scatter")) {
+            st = xo_coll_scatter(g, is_root ? in : NULL, res, count / n, (xo_dtype_t)dtype, root);
+        } else if (xo_str_eq(op, "scatter_inplace")) {
+            /* root: send is res (a copy of the input), recv is its own block of it; others receive at res. */
+            st = is_root ? buf_copy(dev, res, in, input.len, XO_MEMCPY_DEVICE_TO_DEVICE) : XO_OK;
+            char *recv = (char *)res + (is_root ? block * (size_t)root : 0);
+            if (st == XO_OK) st = xo_coll_scatter(g, is_root ? res : NULL, recv, count / n, (xo_dtype_t)dtype, root);
+        } else if (xo_str_eq(op, "alltoall")) {
+            st = xo_coll_alltoall(g, in, res, count / n, (xo_dtype_t)dtype);
         } else if (xo_str_eq(op, "barrier")) {
             st = xo_coll_barrier(g);
         } else {
@@ -99,7 +137,8 @@ static xo_status_t member_run(xo_ctx_t *ctx, void *state, const msgpack_object *
         }
     }
     if (st == XO_OK && (host = malloc(out_len ? out_len : 1)) == NULL) st = XO_ENOMEM;
-    if (st == XO_OK && !no_output) st = buf_copy(dev, host, res, out_len, XO_MEMCPY_DEVICE_TO_HOST);
+    if (st == XO_OK && !no_output)
+        st = buf_copy(dev, host, (char *)res + out_off, out_len, XO_MEMCPY_DEVICE_TO_HOST);
     if (st == XO_OK) {
         msgpack_pack_array(out, 3);
         xo_pack(out, "s", xo_coll_backend(g));

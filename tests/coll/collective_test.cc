@@ -412,7 +412,9 @@ TEST_F(CollInPool, NcclWhereItCannotRunIsNotSupported)
 
 // ---- NCCL: a one-rank communicator runs on any machine with one GPU ----
 
-TEST(CollNccl, OneRankAllreduceBroadcastAllgatherOnCuda)
+// Every operation: with one rank each output is the input (reduce, gather, scatter, alltoall too, and their in-place
+// forms), which still runs NCCL's calls (ncclReduce; ncclGroupStart/End around no transfers plus the own block's copy).
+TEST(CollNccl, OneRankEveryOperationOnCuda)
 {
     const xo_device_ops_t *cuda = xo_device_backend_find("cuda");
     if (!cuda) GTEST_SKIP() << "this build has no CUDA backend";
@@ -426,7 +428,8 @@ TEST(CollNccl, OneRankAllreduceBroadcastAllgatherOnCuda)
     ASSERT_EQ(xo_pool_start(&cfg, &pool), XO_OK) << xo_last_error();
     xo_ref_t *m = nullptr;
     ASSERT_EQ(xo_create_actor(&xo_test_coll_member_class, nullptr, xo_pool_address(pool), nullptr, &m), XO_OK);
-    for (const char *what : {"allreduce", "broadcast", "allgather"}) {
+    for (const char *what : {"allreduce", "broadcast", "allgather", "reduce_scatter", "reduce", "reduce_inplace",
+                             "gather", "gather_inplace", "scatter", "scatter_inplace", "alltoall"}) {
         Op op;
         op.op = what;
         op.backend = "nccl";
@@ -435,6 +438,7 @@ TEST(CollNccl, OneRankAllreduceBroadcastAllgatherOnCuda)
         if (outs[0].st == XO_ENOTSUP) GTEST_SKIP() << outs[0].error;
         ASSERT_EQ(outs[0].st, XO_OK) << what << ": " << outs[0].error;
         EXPECT_EQ(outs[0].backend, "nccl");
+        EXPECT_EQ(outs[0].algorithm, "nccl") << what;
         EXPECT_EQ(from_bytes<int64_t>(outs[0].out), input_i64(0, 1000)) << what;
     }
     xo_ref_free(m);
