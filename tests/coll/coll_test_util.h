@@ -104,4 +104,80 @@ void expect_allreduce_sum(const std::vector<Outcome> &outs, size_t count, const 
     }
 }
 
+// ---- CPU references of the rooted operations and all-to-all (any data type) ----
+
+template <typename T> T combine(T a, T b, xo_reduce_op_t op)
+{
+    switch (op) {
+    case XO_REDUCE_SUM: return (T)(a + b);
+    case XO_REDUCE_PROD: return (T)(a * b);
+    case XO_REDUCE_MIN: return b < a ? b : a;
+    case XO_REDUCE_MAX: return b > a ? b : a;
+    }
+    return a;
+}
+
+// Rank r's count values of type T: small integers (-4..4, or 1..9 unsigned), so that float sums and products are
+// exact in any order and 5 members' products stay in range.
+template <typename T> Bytes input_of(int r, size_t count)
+{
+    std::vector<T> v(count);
+    for (size_t i = 0; i < count; i++) {
+        int x = (int)(((size_t)r * 7 + i * 5) % 9);
+        v[i] = (T)((T)-1 < (T)0 ? x - 4 : x + 1);
+    }
+    return to_bytes(v);
+}
+
+template <typename T> Bytes reduce_of(const std::vector<Bytes> &in, xo_reduce_op_t op)
+{
+    auto acc = from_bytes<T>(in[0]);
+    for (size_t r = 1; r < in.size(); r++) {
+        auto v = from_bytes<T>(in[r]);
+        for (size_t i = 0; i < acc.size(); i++) acc[i] = combine(acc[i], v[i], op);
+    }
+    return to_bytes(acc);
+}
+
+#define DISPATCH(dt, F, ...)                                                                                          \
+    switch (dt) {                                                                                                     \
+    case XO_DTYPE_INT8: return F<int8_t>(__VA_ARGS__);                                                                \
+    case XO_DTYPE_UINT8: return F<uint8_t>(__VA_ARGS__);                                                              \
+    case XO_DTYPE_INT32: return F<int32_t>(__VA_ARGS__);                                                              \
+    case XO_DTYPE_UINT32: return F<uint32_t>(__VA_ARGS__);                                                            \
+    case XO_DTYPE_INT64: return F<int64_t>(__VA_ARGS__);                                                              \
+    case XO_DTYPE_UINT64: return F<uint64_t>(__VA_ARGS__);                                                            \
+    case XO_DTYPE_FLOAT32: return F<float>(__VA_ARGS__);                                                              \
+    case XO_DTYPE_FLOAT64: return F<double>(__VA_ARGS__);                                                             \
+    }                                                                                                                 \
+    return {};
+
+Bytes make_input(xo_dtype_t dt, int r, size_t count) { DISPATCH(dt, input_of, r, count) }
+Bytes reduce_ref(xo_dtype_t dt, const std::vector<Bytes> &in, xo_reduce_op_t op) { DISPATCH(dt, reduce_of, in, op) }
+
+Bytes slice(const Bytes &b, size_t block, size_t i)
+{
+    return Bytes(b.begin() + (long)(block * i), b.begin() + (long)(block * (i + 1)));
+}
+
+Bytes concat(const std::vector<Bytes> &parts)
+{
+    Bytes out;
+    for (const auto &p : parts) out.insert(out.end(), p.begin(), p.end());
+    return out;
+}
+
+// What member r must return for op (empty where it returns nothing), from every member's input.
+Bytes expected(const std::string &op, const std::vector<Bytes> &in, xo_dtype_t dt, xo_reduce_op_t rop, int root, int r)
+{
+    size_t n = in.size(), block = in[0].size() / n;
+    bool is_root = r == root;
+    if (op.rfind("reduce", 0) == 0) return is_root ? reduce_ref(dt, in, rop) : Bytes{};
+    if (op.rfind("gather", 0) == 0) return is_root ? concat(in) : Bytes{};
+    if (op.rfind("scatter", 0) == 0) return slice(in[(size_t)root], block, (size_t)r);
+    std::vector<Bytes> parts; // alltoall: block r of every member's input
+    for (size_t i = 0; i < n; i++) parts.push_back(slice(in[i], block, (size_t)r));
+    return concat(parts);
+}
+
 } // namespace coll_test

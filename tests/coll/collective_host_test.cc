@@ -1,6 +1,7 @@
-// Collectives among members in four processes: a host's main pool and three sub pools, each owning a host device;
-// the member class comes from the xo_test_coll module. Separate from collective_test.cc, whose program registers
-// the same class itself (a module may not bring a class the program already has).
+// Collectives among members in four processes: a host's main pool and three sub pools, each owning a host device.
+// Every operation over shared memory and over messages, and members killed mid-way. The member class comes from the
+// xo_test_coll module. Separate from collective_test.cc, whose program registers the same class itself (a module may
+// not bring a class the program already has).
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -109,6 +110,56 @@ void all_operations(xo_host_t *host, const std::vector<xo_ref_t *> &members, con
         xo_result_free(r);
         EXPECT_EQ(used, 0u);
     }
+}
+
+// Reduce, gather, scatter and alltoall among the four processes, every buffer past one 192 KiB piece (and a small
+// reduce and alltoall: the tree and single messages), roots other than the main pool's member.
+void rooted_operations(xo_host_t *host, const std::vector<xo_ref_t *> &members, bool shm)
+{
+    const char *rdv = xo_host_address(host);
+    struct Case {
+        const char *op;
+        int root;
+        size_t elems; // per member: count, or size blocks of count
+        xo_dtype_t dt;
+        const char *algorithm;
+    } cases[] = {
+        {"reduce", 3, 50003, XO_DTYPE_INT64, shm ? "shm" : "ring"},
+        {"reduce", 1, 33, XO_DTYPE_FLOAT32, "tree"},
+        {"gather", 1, 30011, XO_DTYPE_INT64, shm ? "shm" : "direct"},
+        {"scatter", 2, 4 * 30011, XO_DTYPE_INT64, shm ? "shm" : "direct"},
+        {"alltoall", 0, 4 * 30011, XO_DTYPE_INT64, shm ? "shm" : "pairwise"},
+        {"alltoall", 0, 4 * 5, XO_DTYPE_INT32, "pairwise"},
+    };
+    for (const auto &c : cases) {
+        std::vector<Bytes> in;
+        for (int r = 0; r < 4; r++) in.push_back(make_input(c.dt, r, c.elems));
+        Op o;
+        o.op = c.op;
+        o.root = c.root;
+        o.dtype = c.dt;
+        auto outs = run_group(members, std::string("procs-") + c.op + std::to_string(c.elems), rdv, o, in);
+        for (int r = 0; r < 4; r++) {
+            SCOPED_TRACE(std::string(c.op) + " " + std::to_string(c.elems) + " rank " + std::to_string(r));
+            ASSERT_EQ(outs[r].st, XO_OK) << outs[r].error;
+            EXPECT_EQ(outs[r].out, expected(c.op, in, c.dt, XO_REDUCE_SUM, c.root, r));
+            EXPECT_EQ(outs[r].algorithm, c.algorithm);
+        }
+    }
+}
+
+TEST_F(CollHost, RootedOperationsAndAlltoallAcrossFourProcessesOverSharedMemory)
+{
+    start(3);
+    rooted_operations(host, members, true);
+}
+
+TEST_F(CollHost, RootedOperationsAndAlltoallAcrossFourProcessesOverMessages)
+{
+    setenv("XO_COLL_SHM", "0", 1);
+    start(3);
+    unsetenv("XO_COLL_SHM");
+    rooted_operations(host, members, false);
 }
 
 TEST_F(CollHost, AllOperationsAcrossFourProcessesOverSharedMemory)
