@@ -312,6 +312,41 @@ static xo_status_t cuda_event_query(xo_device_t *dev, void *event)
     return cuda_fail(XO_EDEVICE, e, "cudaEventQuery");
 }
 
+/* Interprocess events must not time (CUDA requires cudaEventDisableTiming with cudaEventInterprocess). */
+static xo_status_t cuda_event_create_ipc(xo_device_t *dev, void **event_p, void *payload, size_t *len_p)
+{
+    xo_status_t st = use_device(dev);
+    if (st != XO_OK) return st;
+    cudaEvent_t e;
+    CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming | cudaEventInterprocess),
+               "cudaEventCreateWithFlags(interprocess)");
+    cudaIpcEventHandle_t h;
+    cudaError_t err = cudaIpcGetEventHandle(&h, e);
+    if (err != cudaSuccess) {
+        cudaEventDestroy(e);
+        return cuda_fail(XO_EDEVICE, err, "cudaIpcGetEventHandle");
+    }
+    _Static_assert(sizeof h <= XO_DEVICE_IPC_PAYLOAD_MAX, "cuda event IPC payload too large");
+    memcpy(payload, &h, sizeof h);
+    *len_p = sizeof h;
+    *event_p = e;
+    return XO_OK;
+}
+
+static xo_status_t cuda_event_ipc_import(xo_device_t *dev, const void *payload, size_t len, void **event_p)
+{
+    cudaIpcEventHandle_t h;
+    if (len != sizeof h)
+        return xo_error_set(XO_EINVAL, "device %s: malformed CUDA event handle", xo__device_label(dev));
+    memcpy(&h, payload, sizeof h);
+    xo_status_t st = use_device(dev);
+    if (st != XO_OK) return st;
+    cudaEvent_t e;
+    CUDA_CHECK(cudaIpcOpenEventHandle(&e, h), "cudaIpcOpenEventHandle");
+    *event_p = e;
+    return XO_OK;
+}
+
 /* ---- IPC ------------------------------------------------------------------------------------------------------ */
 
 typedef struct cuda_ipc {
@@ -469,6 +504,8 @@ const xo_device_ops_t xo__device_cuda_ops = {
     .event_record = cuda_event_record,
     .event_synchronize = cuda_event_synchronize,
     .event_query = cuda_event_query,
+    .event_create_ipc = cuda_event_create_ipc,
+    .event_ipc_import = cuda_event_ipc_import,
     .ipc_export = cuda_ipc_export,
     .ipc_import = cuda_ipc_import,
     .ipc_close = cuda_ipc_close,

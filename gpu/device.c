@@ -389,50 +389,6 @@ xo_status_t xo_device_stream_wait_event(xo_device_stream_t *stream, xo_device_ev
     return stream->dev->ops->stream_wait_event(stream->dev, stream->impl, event->impl);
 }
 
-/* ---- events --------------------------------------------------------------------------------------------------- */
-
-xo_status_t xo_device_event_create(xo_device_t *dev, xo_device_event_t **event_p)
-{
-    if (!dev || !event_p) return xo_error_set(XO_EINVAL, "xo_device_event_create: NULL argument");
-    xo_device_event_t *e = calloc(1, sizeof *e);
-    if (!e) return xo_error_set(XO_ENOMEM, "out of memory");
-    e->dev = dev;
-    xo_status_t st = dev->ops->event_create(dev, &e->impl);
-    if (st != XO_OK) {
-        free(e);
-        return st;
-    }
-    *event_p = e;
-    return XO_OK;
-}
-
-void xo_device_event_destroy(xo_device_event_t *event)
-{
-    if (!event) return;
-    event->dev->ops->event_destroy(event->dev, event->impl);
-    free(event);
-}
-
-xo_status_t xo_device_event_record(xo_device_event_t *event, xo_device_stream_t *stream)
-{
-    if (!event || !stream) return xo_error_set(XO_EINVAL, "xo_device_event_record: NULL argument");
-    if (stream->dev != event->dev)
-        return xo_error_set(XO_EINVAL, "xo_device_event_record: the stream belongs to another device");
-    return event->dev->ops->event_record(event->dev, event->impl, stream->impl);
-}
-
-xo_status_t xo_device_event_synchronize(xo_device_event_t *event)
-{
-    if (!event) return xo_error_set(XO_EINVAL, "xo_device_event_synchronize: NULL event");
-    return event->dev->ops->event_synchronize(event->dev, event->impl);
-}
-
-xo_status_t xo_device_event_query(xo_device_event_t *event)
-{
-    if (!event) return xo_error_set(XO_EINVAL, "xo_device_event_query: NULL event");
-    return event->dev->ops->event_query(event->dev, event->impl);
-}
-
 /* ---- IPC ------------------------------------------------------------------------------------------------------ */
 
 xo_status_t xo_device_ipc_export(xo_device_t *dev, const void *ptr, xo_device_ipc_handle_t *handle_p)

@@ -30,7 +30,8 @@ extern "C" {
 #define XO_DEVICE_ALIGN 256u
 
 /* The handle's common header; the backend owns the bytes after it. */
-#define XO_DEVICE_IPC_MAGIC 0x48495258u /* "XRIH" */
+#define XO_DEVICE_IPC_MAGIC 0x48495258u       /* "XRIH": memory */
+#define XO_DEVICE_IPC_EVENT_MAGIC 0x45495258u /* "XRIE": an event */
 #define XO_DEVICE_IPC_VERSION 1u
 typedef struct xo__ipc_header {
     uint32_t magic;
@@ -84,6 +85,11 @@ struct xo_device_ops {
     xo_status_t (*launch_kernel)(xo_device_t *dev, void *stream, const void *kernel, const unsigned grid[3],
                                  const unsigned block[3], size_t shmem, void **args);
     void *(*stream_native)(xo_device_t *dev, void *stream);
+    /* Creates an event other processes can import and writes its handle's payload (at most
+     * XO_DEVICE_IPC_PAYLOAD_MAX bytes) and *len_p. event_destroy frees it. */
+    xo_status_t (*event_create_ipc)(xo_device_t *dev, void **event_p, void *payload, size_t *len_p);
+    /* Opens another process's exported event: an event for waiting only (never recorded), freed by event_destroy. */
+    xo_status_t (*event_ipc_import)(xo_device_t *dev, const void *payload, size_t len, void **event_p);
 };
 
 /* A sorted table of address ranges: live allocations or imports. */
@@ -109,6 +115,7 @@ struct xo_device {
     xo__range_table_t imports;     /* open imports, by pointer */
     uint64_t used;                 /* rounded bytes of live allocations plus reservations in flight */
     xo_device_stream_t *streams;   /* open streams (closed by xo_device_close) */
+    xo_device_event_t *ipc_events; /* live exportable events, so that this process's imports of them share them */
 };
 
 struct xo_device_stream {
@@ -117,9 +124,23 @@ struct xo_device_stream {
     xo_device_stream_t *prev, *next; /* dev->streams, under dev->lock */
 };
 
+typedef enum xo__event_kind {
+    XO_EVENT_LOCAL = 0, /* xo_device_event_create */
+    XO_EVENT_IPC,       /* xo_device_event_create_ipc: exportable */
+    XO_EVENT_IMPORTED,  /* xo_device_ipc_import_event: for waiting only */
+} xo__event_kind_t;
+
 struct xo_device_event {
     xo_device_t *dev;
     void *impl;
+    xo__event_kind_t kind;
+    /* XO_EVENT_IPC: its handle, the list link (dev->ipc_events, under dev->lock) and references: 1 for the creator
+     * plus 1 per import in this process, which shares impl; the last one destroys impl. */
+    xo_device_ipc_handle_t handle;
+    xo_device_event_t *next_ipc;
+    int refs;
+    /* An import of this process's own event: the event it shares impl with (holding a reference); else NULL. */
+    xo_device_event_t *origin;
 };
 
 /* "host:0": the device's name for error texts. Static per-thread buffer, valid until the next call on the thread. */

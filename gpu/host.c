@@ -24,6 +24,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <linux/futex.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gpu/device.h"
@@ -284,31 +286,199 @@ static xo_status_t host_mem_info(xo_device_t *dev, uint64_t *free_p, uint64_t *t
 
 /* An event counts its records: a record gets the next number, and the stream that reaches it raises `completed` to
  * at least that number. The latest record is complete when completed >= recorded. Queued operations hold a reference,
- * so an event destroyed with a record still queued lives until the stream drops it. */
+ * so an event destroyed with a record still queued lives until the stream drops it.
+ *
+ * The counters are atomics and waiters sleep on a futex word that every completion bumps, rather than a mutex and a
+ * condition variable, because an exportable event keeps them in a shared page that other processes map: a process
+ * dying inside a critical section would leave a shared mutex locked, while a futex word holds no lock. `waiters`
+ * spares the wake-up system call when nobody sleeps (the usual case: a stream records, nobody waits). */
+#define EVENT_STATE_MAGIC 0x45564f58u /* "XOVE" */
+#define EVENT_PAGE 4096
+
+typedef struct host_event_state {
+    uint32_t magic;
+    _Atomic uint32_t wake;    /* futex word: bumped at each completion */
+    _Atomic uint32_t waiters; /* threads (of any process) about to sleep or sleeping on wake */
+    uint32_t pad;
+    _Atomic uint64_t recorded;  /* the latest record's number (only the creating process records) */
+    _Atomic uint64_t completed; /* the highest record number a stream has reached */
+} host_event_state_t;
+
 typedef struct host_event {
-    pthread_mutex_t lock;
-    pthread_cond_t cv;
-    uint64_t recorded, completed;
+    host_event_state_t *st; /* &local, or the shared page */
+    host_event_state_t local;
+    void *page;      /* exportable and imported events: the shared page's mapping */
+    int fd;          /* exportable: the page's memfd, kept open because importers reopen it by its number */
+    uint64_t ino, devno;
+    pid_t exporter;  /* imported: the exporting process (its death ends waits); 0 otherwise */
+    int32_t exporter_fd; /* imported: the page's fd in the exporter, with ino and devno above */
     atomic_int refs;
 } host_event_t;
+
+static void futex_shared_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t timeout_ns)
+{
+    struct timespec ts, *tp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = (time_t)(timeout_ns / 1000000000);
+        ts.tv_nsec = (long)(timeout_ns % 1000000000);
+        tp = &ts;
+    }
+    /* Not FUTEX_PRIVATE: the word may be in a page shared with other processes. */
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, expected, tp, NULL, 0);
+}
+
+static void event_complete(host_event_t *e, uint64_t gen)
+{
+    host_event_state_t *s = e->st;
+    uint64_t c = atomic_load_explicit(&s->completed, memory_order_relaxed);
+    /* release: a waiter that sees the new number sees what the stream did before it (the copies it waits for). */
+    while (c < gen && !atomic_compare_exchange_weak_explicit(&s->completed, &c, gen, memory_order_release,
+                                                             memory_order_relaxed)) {
+    }
+    atomic_fetch_add(&s->wake, 1);
+    if (atomic_load(&s->waiters) > 0) syscall(SYS_futex, (uint32_t *)&s->wake, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+static bool exporter_still_has(int32_t pid, int32_t fd, uint64_t ino, uint64_t devno);
+
+static bool process_gone(pid_t pid) { return pid > 0 && kill(pid, 0) != 0 && errno == ESRCH; }
+
+/* An imported event's exporter is gone once it no longer holds the event's page: that also covers an exporter that
+ * has exited but is not reaped yet (a zombie has no files), which kill(pid, 0) would call alive. */
+static bool exporter_gone(const host_event_t *e)
+{
+    return e->exporter && !exporter_still_has(e->exporter, e->exporter_fd, e->ino, e->devno);
+}
+
+/* Waits until record gen has completed. An imported event also stops waiting when its exporter is gone (checked
+ * every 100 ms): XO_EDEVICE then. */
+static xo_status_t event_wait(host_event_t *e, uint64_t gen)
+{
+    host_event_state_t *s = e->st;
+    if (atomic_load_explicit(&s->completed, memory_order_acquire) >= gen) return XO_OK;
+    atomic_fetch_add(&s->waiters, 1);
+    xo_status_t st = XO_OK;
+    for (;;) {
+        uint32_t w = atomic_load(&s->wake);
+        if (atomic_load_explicit(&s->completed, memory_order_acquire) >= gen) break;
+        futex_shared_wait(&s->wake, w, e->exporter ? 100 * 1000000LL : -1);
+        if (e->exporter && atomic_load(&s->completed) < gen && exporter_gone(e)) {
+            st = xo_error_set(XO_EDEVICE, "the process that exported this event (%d) is gone with record %" PRIu64
+                              " pending", (int)e->exporter, gen);
+            break;
+        }
+    }
+    atomic_fetch_sub(&s->waiters, 1);
+    return st;
+}
 
 static void event_unref(host_event_t *e)
 {
     /* acq_rel: the last owner must see every other owner's writes before it frees the event. */
     if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1) {
-        pthread_mutex_destroy(&e->lock);
-        pthread_cond_destroy(&e->cv);
+        if (e->page) munmap(e->page, EVENT_PAGE);
+        if (e->fd >= 0) close(e->fd);
         free(e);
     }
 }
 
-static xo_status_t host_event_create(xo_device_t *dev, void **event_p)
+static host_event_t *event_alloc(void)
 {
     host_event_t *e = calloc(1, sizeof *e);
-    if (!e) return xo_error_set(XO_ENOMEM, "out of memory");
-    pthread_mutex_init(&e->lock, NULL);
-    pthread_cond_init(&e->cv, NULL);
+    if (!e) return NULL;
+    e->st = &e->local;
+    e->local.magic = EVENT_STATE_MAGIC;
+    e->fd = -1;
     atomic_init(&e->refs, 1);
+    return e;
+}
+
+static xo_status_t host_event_create(xo_device_t *dev, void **event_p)
+{
+    host_event_t *e = event_alloc();
+    if (!e) return xo_error_set(XO_ENOMEM, "out of memory");
+    *event_p = e;
+    return XO_OK;
+}
+
+/* The handle's payload: where importers find the page (as for memory: /proc/<pid>/fd/<fd>, checked by inode). */
+typedef struct host_event_ipc {
+    int32_t pid;
+    int32_t fd;
+    uint64_t ino, devno;
+} host_event_ipc_t;
+
+static xo_status_t host_event_create_ipc(xo_device_t *dev, void **event_p, void *payload, size_t *len_p)
+{
+    host_event_t *e = event_alloc();
+    if (!e) return xo_error_set(XO_ENOMEM, "out of memory");
+    struct stat sb;
+    e->fd = memfd_create("xo-device-event", MFD_CLOEXEC);
+    if (e->fd < 0 || ftruncate(e->fd, EVENT_PAGE) != 0 || fstat(e->fd, &sb) != 0) {
+        int err = errno;
+        event_unref(e);
+        return xo_error_set(XO_ESYS, "device %s: memfd for a shared event: %s", xo__device_label(dev), strerror(err));
+    }
+    e->page = mmap(NULL, EVENT_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, e->fd, 0);
+    if (e->page == MAP_FAILED) {
+        int err = errno;
+        e->page = NULL;
+        event_unref(e);
+        return xo_error_set(XO_ESYS, "device %s: mmap of a shared event: %s", xo__device_label(dev), strerror(err));
+    }
+    e->st = e->page; /* a fresh memfd reads as zeros: counters at 0 */
+    e->st->magic = EVENT_STATE_MAGIC;
+    e->ino = (uint64_t)sb.st_ino;
+    e->devno = (uint64_t)sb.st_dev;
+    host_event_ipc_t m = {.pid = (int32_t)getpid(), .fd = e->fd, .ino = e->ino, .devno = e->devno};
+    _Static_assert(sizeof m <= XO_DEVICE_IPC_PAYLOAD_MAX, "host event IPC payload too large");
+    memcpy(payload, &m, sizeof m);
+    *len_p = sizeof m;
+    *event_p = e;
+    return XO_OK;
+}
+
+static int open_exporter_fd(int32_t pid, int32_t fd, int *err_p);
+
+static xo_status_t host_event_ipc_import(xo_device_t *dev, const void *payload, size_t len, void **event_p)
+{
+    host_event_ipc_t m;
+    if (len != sizeof m) return xo_error_set(XO_EINVAL, "device %s: malformed host event handle", xo__device_label(dev));
+    memcpy(&m, payload, sizeof m);
+    if (m.pid <= 0 || m.fd < 0)
+        return xo_error_set(XO_EINVAL, "device %s: malformed host event handle", xo__device_label(dev));
+    int err = 0;
+    int fd = open_exporter_fd(m.pid, m.fd, &err);
+    if (fd < 0) {
+        if (process_gone(m.pid))
+            return xo_error_set(XO_EINVAL, "device %s: stale event handle: process %d that exported it is gone",
+                                xo__device_label(dev), (int)m.pid);
+        return xo_error_set(err == ENOENT ? XO_EINVAL : XO_ESYS, "device %s: cannot open the event of process %d (fd "
+                            "%d): %s", xo__device_label(dev), (int)m.pid, (int)m.fd,
+                            err == ENOENT ? "stale handle (the event was destroyed)" : strerror(err));
+    }
+    struct stat sb;
+    void *page = MAP_FAILED;
+    if (fstat(fd, &sb) == 0 && (uint64_t)sb.st_ino == m.ino && (uint64_t)sb.st_dev == m.devno &&
+        sb.st_size >= EVENT_PAGE)
+        page = mmap(NULL, EVENT_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (page == MAP_FAILED || ((host_event_state_t *)page)->magic != EVENT_STATE_MAGIC) {
+        if (page != MAP_FAILED) munmap(page, EVENT_PAGE);
+        return xo_error_set(XO_EINVAL, "device %s: stale event handle: fd %d of process %d is no longer the event it "
+                            "exported", xo__device_label(dev), (int)m.fd, (int)m.pid);
+    }
+    host_event_t *e = event_alloc();
+    if (!e) {
+        munmap(page, EVENT_PAGE);
+        return xo_error_set(XO_ENOMEM, "out of memory");
+    }
+    e->page = page;
+    e->st = page;
+    e->exporter = (pid_t)m.pid;
+    e->exporter_fd = m.fd;
+    e->ino = m.ino;
+    e->devno = m.devno;
     *event_p = e;
     return XO_OK;
 }
@@ -318,20 +488,18 @@ static void host_event_destroy(xo_device_t *dev, void *event) { event_unref(even
 static xo_status_t host_event_synchronize(xo_device_t *dev, void *event)
 {
     host_event_t *e = event;
-    pthread_mutex_lock(&e->lock);
-    uint64_t target = e->recorded;
-    while (e->completed < target) pthread_cond_wait(&e->cv, &e->lock);
-    pthread_mutex_unlock(&e->lock);
-    return XO_OK;
+    return event_wait(e, atomic_load_explicit(&e->st->recorded, memory_order_acquire));
 }
 
 static xo_status_t host_event_query(xo_device_t *dev, void *event)
 {
     host_event_t *e = event;
-    pthread_mutex_lock(&e->lock);
-    bool done = e->completed >= e->recorded;
-    pthread_mutex_unlock(&e->lock);
-    return done ? XO_OK : XO_EAGAIN;
+    uint64_t target = atomic_load_explicit(&e->st->recorded, memory_order_acquire);
+    if (atomic_load_explicit(&e->st->completed, memory_order_acquire) >= target) return XO_OK;
+    if (exporter_gone(e))
+        return xo_error_set(XO_EDEVICE, "the process that exported this event (%d) is gone with a record pending",
+                            (int)e->exporter);
+    return XO_EAGAIN;
 }
 
 /* ---- streams -------------------------------------------------------------------------------------------------- */
@@ -385,23 +553,15 @@ static void run_op(op_t *op)
     case OP_HOSTFN:
         op->u.hostfn.fn(op->u.hostfn.arg);
         break;
-    case OP_RECORD: {
-        host_event_t *e = op->u.ev.event;
-        pthread_mutex_lock(&e->lock);
-        if (e->completed < op->u.ev.gen) e->completed = op->u.ev.gen;
-        pthread_cond_broadcast(&e->cv);
-        pthread_mutex_unlock(&e->lock);
-        event_unref(e);
+    case OP_RECORD:
+        event_complete(op->u.ev.event, op->u.ev.gen);
+        event_unref(op->u.ev.event);
         break;
-    }
-    case OP_WAIT: {
-        host_event_t *e = op->u.ev.event;
-        pthread_mutex_lock(&e->lock);
-        while (e->completed < op->u.ev.gen) pthread_cond_wait(&e->cv, &e->lock);
-        pthread_mutex_unlock(&e->lock);
-        event_unref(e);
+    case OP_WAIT:
+        if (event_wait(op->u.ev.event, op->u.ev.gen) != XO_OK)
+            xo_log_warn("a device stream's wait ended without its event: %s", xo_last_error());
+        event_unref(op->u.ev.event);
         break;
-    }
     }
 }
 
@@ -516,17 +676,12 @@ static xo_status_t host_launch_host(xo_device_t *dev, void *stream, void (*fn)(v
 static xo_status_t host_event_record(xo_device_t *dev, void *event, void *stream)
 {
     host_event_t *e = event;
-    pthread_mutex_lock(&e->lock);
-    uint64_t gen = ++e->recorded;
-    pthread_mutex_unlock(&e->lock);
+    uint64_t gen = atomic_fetch_add(&e->st->recorded, 1) + 1;
     atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed); /* the caller holds a reference: relaxed is enough */
     xo_status_t st = enqueue(stream, &(op_t){.kind = OP_RECORD, .u.ev = {.event = e, .gen = gen}});
     if (st != XO_OK) {
         /* The record never happens: count it complete, so that waiters are not stuck on it. */
-        pthread_mutex_lock(&e->lock);
-        if (e->completed < gen) e->completed = gen;
-        pthread_cond_broadcast(&e->cv);
-        pthread_mutex_unlock(&e->lock);
+        event_complete(e, gen);
         event_unref(e);
     }
     return st;
@@ -535,9 +690,7 @@ static xo_status_t host_event_record(xo_device_t *dev, void *event, void *stream
 static xo_status_t host_stream_wait_event(xo_device_t *dev, void *stream, void *event)
 {
     host_event_t *e = event;
-    pthread_mutex_lock(&e->lock);
-    uint64_t gen = e->recorded;
-    pthread_mutex_unlock(&e->lock);
+    uint64_t gen = atomic_load_explicit(&e->st->recorded, memory_order_acquire);
     atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
     xo_status_t st = enqueue(stream, &(op_t){.kind = OP_WAIT, .u.ev = {.event = e, .gen = gen}});
     if (st != XO_OK) event_unref(e);
@@ -576,18 +729,18 @@ static xo_status_t host_ipc_export(xo_device_t *dev, void *base, size_t size, si
  * access (same user), which Yama's ptrace_scope 1 still allows towards any process; pidfd_getfd needs "attach"
  * access, which ptrace_scope 1 grants only towards descendants, so a child could not import from its parent. Hence
  * /proc first, pidfd_getfd when /proc is not mounted. */
-static int open_exporter_fd(const host_ipc_t *m, int *err_p)
+static int open_exporter_fd(int32_t pid, int32_t exported_fd, int *err_p)
 {
     char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)m->pid, (int)m->fd);
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, (int)exported_fd);
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd >= 0) return fd;
     *err_p = errno;
 #if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
     if (errno != ENOENT || access("/proc/self", F_OK) != 0) {
-        int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)m->pid, 0);
+        int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
         if (pidfd >= 0) {
-            fd = (int)syscall(SYS_pidfd_getfd, pidfd, m->fd, 0);
+            fd = (int)syscall(SYS_pidfd_getfd, pidfd, exported_fd, 0);
             if (fd < 0) *err_p = errno;
             close(pidfd);
             if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -641,7 +794,7 @@ static xo_status_t host_ipc_import(xo_device_t *dev, const void *payload, size_t
     pthread_mutex_unlock(&h->lock);
 
     int err = 0;
-    int fd = open_exporter_fd(&m, &err);
+    int fd = open_exporter_fd(m.pid, m.fd, &err);
     if (fd < 0) {
         if (kill((pid_t)m.pid, 0) != 0 && errno == ESRCH)
             return xo_error_set(XO_EINVAL, "device %s: stale IPC handle: process %d that exported it is gone",
@@ -769,5 +922,7 @@ const xo_device_ops_t xo__device_host_ops = {
     .ipc_export = host_ipc_export,
     .ipc_import = host_ipc_import,
     .ipc_close = host_ipc_close,
+    .event_create_ipc = host_event_create_ipc,
+    .event_ipc_import = host_event_ipc_import,
     /* launch_kernel, stream_native: none. The host's kernels are C functions queued with launch_host. */
 };

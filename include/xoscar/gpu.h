@@ -264,6 +264,35 @@ XO_API xo_status_t xo_device_ipc_import(xo_device_t *dev, const xo_device_ipc_ha
  * XO_EINVAL when ptr is not an open import of dev. */
 XO_API xo_status_t xo_device_ipc_close(xo_device_t *dev, void *ptr);
 
+/* ---------------------------------------------------------------------------------------------------------------- */
+/* Sharing events with other processes of this host                                                                 */
+/*
+ * Why: a process that lends a buffer still being written by its stream would otherwise have to synchronize that
+ * stream on the host before it sends the buffer (cudaStreamSynchronize: the host thread waits and the GPU idles
+ * between the two processes' work). With an exported event the receiver's stream waits on the device instead. */
+
+/* Creates an event that can also be exported to other processes of this host (xo_device_ipc_export_event);
+ * otherwise like xo_device_event_create. cuda: cudaEventInterprocess | cudaEventDisableTiming. host: the event's
+ * state lives in a one-page memfd of its own, which importers map; waiters in other processes sleep on a futex there. */
+XO_API xo_status_t xo_device_event_create_ipc(xo_device_t *dev, xo_device_event_t **event_p);
+
+/* Writes a handle for an event made by xo_device_event_create_ipc (XO_EINVAL for any other event, imported ones
+ * included). Like a memory handle: plain bytes, holding no resource, importable while the exporter keeps the event. */
+XO_API xo_status_t xo_device_ipc_export_event(xo_device_event_t *event, xo_device_ipc_handle_t *handle_p);
+
+/* Opens an exported event on dev (same backend; another process of this host, or this process: then the result
+ * shares the exporter's event, which CUDA would refuse to open). The caller owns *event_p and destroys it with
+ * xo_device_event_destroy. An imported event is for waiting only: xo_device_stream_wait_event,
+ * xo_device_event_synchronize and xo_device_event_query see the exporter's latest record at the time of the call;
+ * xo_device_event_record on it is XO_EINVAL. Destroying it right after queueing a stream wait is fine (the wait
+ * stays). The exporter keeps its event, and does not record it again, until the importers are done with it (as it
+ * keeps a lent buffer). If the exporting process dies with a record pending: host: waits end (synchronize returns
+ * XO_EDEVICE naming the process; a stream's queued wait lets the stream go on, with a warning); cuda: undefined, as
+ * CUDA documents. XO_EINVAL for a handle that is not an event handle of this backend, or a stale one; XO_EDEVICE;
+ * XO_ESYS. Blocking (host: opens and maps the memfd; cuda: cudaIpcOpenEventHandle). */
+XO_API xo_status_t xo_device_ipc_import_event(xo_device_t *dev, const xo_device_ipc_handle_t *handle,
+                                              xo_device_event_t **event_p);
+
 #ifdef __cplusplus
 }
 #endif
