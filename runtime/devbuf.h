@@ -15,7 +15,9 @@
 /* The service actor's uid in every pool that serves its device's buffers, and its one method:
  *   read(ptr u64, size u64, token bin, offset u64, length u64) -> bin of length bytes from ptr + offset
  * (ptr, size, token) are the descriptor's: the token proves the owner lent [ptr, ptr + size) (see xo__devbuf_token);
- * [offset, offset + length) must lie inside it, and the device layer checks that the range is a live allocation. */
+ * [offset, offset + length) must lie inside it, and the device layer checks that the range is a live allocation.
+ * A second method serves buffers lent with a ready event:
+ *   ready(ptr u64, size u64, token bin, event handle bin) -> nil once the owner's event has completed */
 #define XO_DEVBUF_SERVICE_UID "xo.devbuf"
 #define XO_DEVBUF_TOKEN_LEN 16
 /* The largest range one read returns: a chunk of a fetch, well under the transports' frame limit. */
@@ -44,6 +46,16 @@ bool xo__devbuf_token(const char *address, uint64_t ptr, uint64_t size, unsigned
  * it suspends only the method). */
 xo_status_t xo__devbuf_stage(xo_device_t *dev, const char *owner, uint64_t ptr, uint64_t size,
                              const unsigned char token[XO_DEVBUF_TOKEN_LEN], void **ptr_p);
+
+/* Receiver side of a buffer packed with a ready event (xo_pack_device_buf_ready), before staging it: asks the owner's
+ * service to wait for that event (its handle, XO_DEVICE_IPC_HANDLE_SIZE bytes) and returns when it has completed.
+ * Errors as xo__devbuf_stage's; XO_ETIMEDOUT after xo__devbuf_timeout_ms. Blocking (suspends a method). */
+xo_status_t xo__devbuf_wait_ready(const char *owner, uint64_t ptr, uint64_t size,
+                                  const unsigned char token[XO_DEVBUF_TOKEN_LEN], const unsigned char *event_handle);
+
+/* Waits until ev has completed: a plain thread blocks in the device (no limit); a method polls it between short
+ * sleeps, so that only the method waits, and gives up with XO_ETIMEDOUT after timeout_ms. Errors of the event. */
+xo_status_t xo__device_event_wait(xo_device_event_t *ev, int64_t timeout_ms);
 
 /* How long a fetch waits for one answer of the owner: XO_DEVICE_STAGE_TIMEOUT_MS, default 60000. */
 int64_t xo__devbuf_timeout_ms(void);

@@ -172,6 +172,36 @@ static xo_status_t service_read(xo_ctx_t *ctx, void *state, const msgpack_object
     return XO_OK;
 }
 
+/* ready(ptr, size, token, event handle): returns once the event the owner lent the range with has completed. The
+ * event is this process's own, so the import shares it (the owner keeps it alive until the call that lent the
+ * buffer is answered, which is after this). */
+static xo_status_t service_ready(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)out;
+    service_t *s = state;
+    uint64_t ptr, size;
+    xo_bytes_t token, handle;
+    xo_status_t st = xo_unpack(args, "uubb", &ptr, &size, &token, &handle);
+    if (st != XO_OK) return st;
+    if ((st = check_lent(ctx, s, ptr, size, token)) != XO_OK) return st;
+    xo_device_ipc_handle_t h;
+    if (handle.len != sizeof h.bytes)
+        return xo_ctx_error(ctx, XO_EBADARGS, "an event handle is %zu bytes, not %zu", sizeof h.bytes, handle.len);
+    memcpy(h.bytes, handle.ptr, sizeof h.bytes);
+    xo_device_event_t *ev = NULL;
+    st = xo_device_ipc_import_event(s->pool->device, &h, &ev);
+    if (st == XO_OK) {
+        st = xo__device_event_wait(ev, xo__devbuf_timeout_ms());
+        xo_device_event_destroy(ev);
+    }
+    if (st != XO_OK) {
+        char why[XO_ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "%s", xo_last_error());
+        return xo_ctx_error(ctx, st, "pool %s: the ready event of a lent device buffer: %s", s->pool->address, why);
+    }
+    return XO_OK;
+}
+
 #ifdef XO_HAVE_NCCL
 /* nccl_send(ptr, size, token, unique id): sends the lent range to the caller GPU to GPU over a two-rank NCCL
  * communicator the caller set up the id for (gpu/devbuf_nccl.c); answers once the bytes have left. */
@@ -196,6 +226,7 @@ static xo_status_t service_nccl_send(xo_ctx_t *ctx, void *state, const msgpack_o
 
 static const xo_method_t service_methods[] = {
     {.name = "read", .fn = service_read},
+    {.name = "ready", .fn = service_ready},
 #ifdef XO_HAVE_NCCL
     {.name = "nccl_send", .fn = service_nccl_send},
 #endif

@@ -118,3 +118,28 @@ fail:
     xo_device_free(dev, dst);
     return st;
 }
+
+xo_status_t xo__devbuf_wait_ready(const char *owner, uint64_t ptr, uint64_t size,
+                                  const unsigned char token[XO_DEVBUF_TOKEN_LEN], const unsigned char *event_handle)
+{
+    char why[XO_ERROR_TEXT_MAX];
+    xo_args_t *a = xo_args("uubb", ptr, size, (const void *)token, (size_t)XO_DEVBUF_TOKEN_LEN,
+                           (const void *)event_handle, (size_t)XO_DEVICE_IPC_HANDLE_SIZE);
+    if (!a) return xo_error_set(XO_ENOMEM, "out of memory");
+    xo_future_t *f = NULL;
+    xo_status_t st = xo_remote_send(owner, XO_WIRE_CALL, xo_chain_new(), XO_DEVBUF_SERVICE_UID, "ready", a, true, &f);
+    if (st == XO_OK) {
+        /* The owner bounds its own wait by the same timeout; one more second lets its answer arrive. */
+        int64_t timeout = xo__devbuf_timeout_ms();
+        xo_result_t *r = NULL;
+        st = xo_future_wait(f, timeout + 1000, &r);
+        if (st == XO_ETIMEDOUT) xo_future_request_cancel(f);
+        xo_future_unref(f);
+        xo_result_free(r);
+    }
+    if (st != XO_OK) {
+        snprintf(why, sizeof why, "%s", st == XO_ETIMEDOUT ? "no answer in time" : xo_last_error());
+        return xo_error_set(st, "waiting for a device buffer of pool %s to be ready: %s", owner, why);
+    }
+    return XO_OK;
+}

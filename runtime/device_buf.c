@@ -1,23 +1,27 @@
 /* Device buffer descriptors in messages (include/xoscar/device_buf.h). The descriptor is an msgpack ext value,
- * version 2 (integers big-endian):
+ * version 3 (integers big-endian):
  *
  *   "XODB" version(1) boot_id(36) netns(8) pid(4) ptr(8) size(8) flags(1) ipc_handle(XO_DEVICE_IPC_HANDLE_SIZE)
- *   token(16) address_len(1) address(address_len)
+ *   token(16) event_ptr(8) event_handle(XO_DEVICE_IPC_HANDLE_SIZE) address_len(1) address(address_len)
  *
  * boot_id and netns (the inode of the sender's network namespace) say "same host": an IPC handle is only importable
  * there, and a process in another network namespace is this project's model of another host (containers on one
  * machine may not share /proc either). flags bit 0: the handle is there (a backend that cannot export still lends
  * by staging). The raw pointer lets the same process skip the import. token and address serve staging: the owner
  * pool's address (empty when no pool of a process address owns the device) and the proof that it lent the range
- * (runtime/devbuf.h). The length is checked to the byte against address_len; any other version is refused. */
+ * (runtime/devbuf.h). flags bit 2: the buffer is ready only when the sender's event completes (event_ptr for the
+ * same process, event_handle for others: xo_pack_device_buf_ready). The length is checked to the byte against
+ * address_len; any other version is refused. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "gpu/device.h"
 #include "runtime/core.h"
 #include "runtime/devbuf.h"
 #include "runtime/log.h"
@@ -25,10 +29,11 @@
 #include "xoscar/device_buf.h"
 
 #define DESC_MAGIC "XODB"
-#define DESC_VERSION 2
+#define DESC_VERSION 3
 #define BOOT_ID_LEN 36
 #define FLAG_HAS_IPC 0x1u
 #define FLAG_OWNER_NCCL 0x2u /* the owner's device is cuda and its runtime has NCCL: it can send GPU to GPU */
+#define FLAG_HAS_EVENT 0x4u  /* ready when the sender's event completes */
 
 /* Field offsets. */
 enum {
@@ -41,7 +46,9 @@ enum {
     OFF_FLAGS = OFF_SIZE + 8,
     OFF_IPC = OFF_FLAGS + 1,
     OFF_TOKEN = OFF_IPC + XO_DEVICE_IPC_HANDLE_SIZE,
-    OFF_ADDR_LEN = OFF_TOKEN + XO_DEVBUF_TOKEN_LEN,
+    OFF_EVENT_PTR = OFF_TOKEN + XO_DEVBUF_TOKEN_LEN,
+    OFF_EVENT = OFF_EVENT_PTR + 8,
+    OFF_ADDR_LEN = OFF_EVENT + XO_DEVICE_IPC_HANDLE_SIZE,
     DESC_FIXED = OFF_ADDR_LEN + 1,
     DESC_MAX = DESC_FIXED + 255,
 };
@@ -100,9 +107,18 @@ xo_device_t *xo_ctx_device(const xo_ctx_t *ctx) { return ctx && ctx->actor ? ctx
 
 xo_device_t *xo_pool_device(const xo_pool_t *pool) { return pool ? pool->device : NULL; }
 
-xo_status_t xo_pack_device_buf(msgpack_packer *pk, xo_device_t *dev, const void *ptr, size_t size)
+static xo_status_t pack_desc(msgpack_packer *pk, xo_device_t *dev, const void *ptr, size_t size,
+                             xo_device_event_t *ready)
 {
     if (!pk || !dev || !ptr) return xo_error_set(XO_EINVAL, "a device buffer needs a packer, a device and a pointer");
+    xo_device_ipc_handle_t eh;
+    if (ready) {
+        if (ready->dev != dev)
+            return xo_error_set(XO_EINVAL, "xo_pack_device_buf_ready: the event belongs to another device than the "
+                                           "buffer");
+        xo_status_t st = xo_device_ipc_export_event(ready, &eh);
+        if (st != XO_OK) return st; /* not shareable: a receiver in another process could not wait for it */
+    }
     pthread_once(&host_once, read_host_id);
     unsigned char d[DESC_MAX];
     memset(d, 0, sizeof d);
@@ -125,6 +141,11 @@ xo_status_t xo_pack_device_buf(msgpack_packer *pk, xo_device_t *dev, const void 
 #endif
     if (has_ipc) memcpy(d + OFF_IPC, h.bytes, sizeof h.bytes);
     if (alen && !xo__devbuf_token(addr, (uint64_t)(uintptr_t)ptr, (uint64_t)size, d + OFF_TOKEN)) return XO_ESYS;
+    if (ready) {
+        d[OFF_FLAGS] |= FLAG_HAS_EVENT;
+        put_be(d + OFF_EVENT_PTR, (uint64_t)(uintptr_t)ready, 8);
+        memcpy(d + OFF_EVENT, eh.bytes, sizeof eh.bytes);
+    }
     d[OFF_ADDR_LEN] = (unsigned char)alen;
     memcpy(d + DESC_FIXED, addr, alen);
     size_t len = DESC_FIXED + alen;
@@ -132,6 +153,18 @@ xo_status_t xo_pack_device_buf(msgpack_packer *pk, xo_device_t *dev, const void 
         return xo_error_set(XO_ENOMEM, "out of memory packing a device buffer");
     if (!has_ipc) xo_error_clear(); /* the failed export's text is not this call's error */
     return XO_OK;
+}
+
+xo_status_t xo_pack_device_buf(msgpack_packer *pk, xo_device_t *dev, const void *ptr, size_t size)
+{
+    return pack_desc(pk, dev, ptr, size, NULL);
+}
+
+xo_status_t xo_pack_device_buf_ready(msgpack_packer *pk, xo_device_t *dev, const void *ptr, size_t size,
+                                     xo_device_event_t *ready)
+{
+    if (!ready) return xo_error_set(XO_EINVAL, "xo_pack_device_buf_ready needs an event");
+    return pack_desc(pk, dev, ptr, size, ready);
 }
 
 /* ---- holding and releasing ------------------------------------------------------------------------------------- */
@@ -227,7 +260,7 @@ static xo_status_t parse(const msgpack_object *o, const unsigned char **d_p, cha
     if (n != DESC_FIXED + alen)
         return xo_error_set(XO_EBADARGS, "device buffer descriptor of %zu bytes; its fields make %zu", n,
                             (size_t)DESC_FIXED + alen);
-    if (d[OFF_FLAGS] & ~(FLAG_HAS_IPC | FLAG_OWNER_NCCL))
+    if (d[OFF_FLAGS] & ~(FLAG_HAS_IPC | FLAG_OWNER_NCCL | FLAG_HAS_EVENT))
         return xo_error_set(XO_EBADARGS, "device buffer descriptor with unknown flags 0x%x", d[OFF_FLAGS]);
     if (memchr(d + DESC_FIXED, '\0', alen))
         return xo_error_set(XO_EBADARGS, "device buffer descriptor with a NUL in its owner's address");
@@ -243,8 +276,40 @@ static xo_status_t parse(const msgpack_object *o, const unsigned char **d_p, cha
     return XO_OK;
 }
 
+xo_status_t xo__device_event_wait(xo_device_event_t *ev, int64_t timeout_ms)
+{
+    if (!xo_worker_current()) return xo_device_event_synchronize(ev);
+    /* A method: poll, so that only this method waits; the first polls back to back, for work about to finish. */
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0;; i++) {
+        xo_status_t st = xo_device_event_query(ev);
+        if (st != XO_EAGAIN) return st;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t ms = (int64_t)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (ms > timeout_ms)
+            return xo_error_set(XO_ETIMEDOUT, "a device buffer's ready event did not complete in %" PRId64 " ms",
+                                timeout_ms);
+        if (i >= 64 && (st = xo_sleep_ms(1)) != XO_OK) return st;
+    }
+}
+
+/* Orders the receiver after the sender's ready event: on the device when stream is of the event's device (the
+ * event is then waited for by the stream, not by this thread), else here. */
+static xo_status_t await_ready(xo_device_stream_t *stream, xo_device_event_t *ev)
+{
+    if (stream && stream->dev == ev->dev) return xo_device_stream_wait_event(stream, ev);
+    return xo__device_event_wait(ev, xo__devbuf_timeout_ms());
+}
+
 xo_status_t xo_unpack_device_buf(xo_device_t *dev, const msgpack_object *o, void **ptr_p, size_t *size_p,
                                  bool *imported_p)
+{
+    return xo_unpack_device_buf_on(dev, NULL, o, ptr_p, size_p, imported_p);
+}
+
+xo_status_t xo_unpack_device_buf_on(xo_device_t *dev, xo_device_stream_t *stream, const msgpack_object *o,
+                                    void **ptr_p, size_t *size_p, bool *imported_p)
 {
     const unsigned char *d = NULL;
     char addr[256];
@@ -255,8 +320,17 @@ xo_status_t xo_unpack_device_buf(xo_device_t *dev, const msgpack_object *o, void
     pid_t pid = (pid_t)get_be(d + OFF_PID, 4);
     void *ptr = (void *)(uintptr_t)get_be(d + OFF_PTR, 8);
     size_t size = (size_t)get_be(d + OFF_SIZE, 8);
+    bool has_event = d[OFF_FLAGS] & FLAG_HAS_EVENT;
+    xo_device_ipc_handle_t eh;
+    memcpy(eh.bytes, d + OFF_EVENT, sizeof eh.bytes);
     if (!ptr_p) return xo_error_set(XO_EINVAL, "xo_unpack_device_buf needs ptr_p");
-    if (same_host && pid == getpid()) { /* same process: the pointer itself */
+    if (stream && stream->dev != dev)
+        return xo_error_set(XO_EINVAL, "xo_unpack_device_buf_on: the stream belongs to another device");
+    if (same_host && pid == getpid()) { /* same process: the pointer itself (and the sender's own event) */
+        if (has_event) {
+            st = await_ready(stream, (xo_device_event_t *)(uintptr_t)get_be(d + OFF_EVENT_PTR, 8));
+            if (st != XO_OK) return st;
+        }
         *ptr_p = ptr;
         if (size_p) *size_p = size;
         if (imported_p) *imported_p = false;
@@ -267,6 +341,15 @@ xo_status_t xo_unpack_device_buf(xo_device_t *dev, const msgpack_object *o, void
         if (!dev) return xo_error_set(XO_EINVAL, "this pool owns no device to import a device buffer into");
         xo_device_ipc_handle_t h;
         memcpy(h.bytes, d + OFF_IPC, sizeof h.bytes);
+        if (has_event) { /* the stream's wait is queued before the import: both only order later work */
+            xo_device_event_t *ev = NULL;
+            st = xo_device_ipc_import_event(dev, &eh, &ev);
+            if (st == XO_OK) {
+                st = await_ready(stream, ev);
+                xo_device_event_destroy(ev); /* a queued stream wait stays */
+            }
+            if (st != XO_OK) return st;
+        }
         st = xo_device_ipc_import(dev, &h, &got);
         if (st != XO_OK) return st;
     } else {
@@ -286,6 +369,9 @@ xo_status_t xo_unpack_device_buf(xo_device_t *dev, const msgpack_object *o, void
             if (imported_p) *imported_p = false;
             return XO_OK;
         }
+        /* The owner's service waits for its event before it hands out any byte. */
+        if (has_event && (st = xo__devbuf_wait_ready(addr, (uint64_t)(uintptr_t)ptr, size, d + OFF_TOKEN, eh.bytes)) != XO_OK)
+            return st;
         st = XO_ENOTSUP;
 #ifdef XO_HAVE_NCCL
         /* GPU to GPU when both ends can (XO_DEVICE_NCCL=0 turns it off); staging when that fails, saying why. */

@@ -76,6 +76,26 @@ XO_API xo_status_t xo_pack_device_buf(msgpack_packer *pk, xo_device_t *dev, cons
 XO_API xo_status_t xo_unpack_device_buf(xo_device_t *dev, const msgpack_object *o, void **ptr_p, size_t *size_p,
                                         bool *imported_p);
 
+/* As xo_pack_device_buf, for a buffer that work queued on a stream of dev is still writing: ready is an event of dev
+ * made by xo_device_event_create_ipc and recorded after that work. Receivers order themselves after it instead of
+ * the sender synchronizing its stream before it sends: a receiver that unpacks onto a stream of its device
+ * (xo_unpack_device_buf_on) has that stream wait for the event on the device (same process, or same host through
+ * the event's IPC handle); any other receiver waits on the host (suspending only its method); from another host,
+ * the owner's device buffer service waits for the event before it hands out any byte. The sender keeps the event,
+ * and does not record it again, for as long as it keeps the buffer (the lend rule). XO_EINVAL when ready is NULL,
+ * of another device, or not shareable (made by xo_device_event_create), with the text saying which; otherwise as
+ * xo_pack_device_buf. */
+XO_API xo_status_t xo_pack_device_buf_ready(msgpack_packer *pk, xo_device_t *dev, const void *ptr, size_t size,
+                                            xo_device_event_t *ready);
+
+/* As xo_unpack_device_buf; when the sender packed a ready event, work queued on stream (a stream of dev) after this
+ * call waits for it on the device, and this call returns without waiting (same process or same host; a staged copy
+ * is complete when this returns). stream NULL is xo_unpack_device_buf: this call waits until the buffer is ready.
+ * Extra errors: XO_EINVAL when stream is not dev's; XO_ETIMEDOUT when a host-side wait for the sender's event
+ * exceeds XO_DEVICE_STAGE_TIMEOUT_MS; XO_EDEVICE when the sender's process died with its work pending (host). */
+XO_API xo_status_t xo_unpack_device_buf_on(xo_device_t *dev, xo_device_stream_t *stream, const msgpack_object *o,
+                                           void **ptr_p, size_t *size_p, bool *imported_p);
+
 /* Releases what xo_unpack_device_buf returned with *imported_p true, outside methods: closes an import, or frees
  * a staged copy. XO_EINVAL for any other pointer (a same-process buffer is the owner's, and is left alone). Inside
  * a method, do not call it for buffers of that method's arguments: the runtime releases them when it returns. */

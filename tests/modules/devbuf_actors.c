@@ -6,9 +6,13 @@
  *                           that lends it: the caller must be done before calling free); lend(address, uid, seed) ->
  *                           [reader's check result, the buffer still intact here (bool)]; free() -> bytes used;
  *                           used() -> bytes used; pid(); spin(ms): holds its pool's thread busy for ms (no yield)
+ *                           lend_ready(address, uid, seed, method): rewrites the buffer with pattern seed on a
+ *                           stream, behind 60 ms of other stream work, records a shareable event and lends the buffer
+ *                           with it at once (xo_pack_device_buf_ready) to reader.method -> the reader's result
  *   StageReader (stateless) check(desc, seed) -> [pattern ok, imported, size, device bytes used while held]; the
  *                           reader then zeroes what it got (a copy: the owner keeps its bytes); used() -> bytes used
- *                           (0 without a device) */
+ *                           (0 without a device); check_on(desc, seed) -> [pattern ok, imported, ms the unpack took]:
+ *                           unpacks onto a stream of its device and reads the buffer on that stream */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,12 +146,75 @@ static xo_status_t owner_spin(xo_ctx_t *ctx, void *state, const msgpack_object *
     return xo_pack(out, "l", ms);
 }
 
+static void sleep_60ms(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, 60 * 1000000};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static xo_status_t owner_lend_ready(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    owner_t *o = state;
+    xo_str_t addr, uid, method;
+    uint64_t seed;
+    xo_status_t st = xo_unpack(args, "ssus", &addr, &uid, &seed, &method);
+    if (st != XO_OK) return st;
+    xo_device_t *dev = xo_ctx_device(ctx);
+    if (!o->buf || !dev) return xo_ctx_error(ctx, XO_EINVAL, "no buffer");
+    char a[256], u[256], m[64];
+    snprintf(a, sizeof a, "%.*s", (int)addr.len, addr.ptr);
+    snprintf(u, sizeof u, "%.*s", (int)uid.len, uid.ptr);
+    snprintf(m, sizeof m, "%.*s", (int)method.len, method.ptr);
+    unsigned char *host = malloc(o->size);
+    if (!host) return xo_ctx_error(ctx, XO_ENOMEM, "out of memory");
+    fill_pattern(host, o->size, seed);
+    xo_device_stream_t *s = NULL;
+    xo_device_event_t *ev = NULL;
+    xo_ref_t *ref = NULL;
+    xo_result_t *r = NULL;
+    xo_args_t *call = NULL;
+    if ((st = xo_device_stream_create(dev, &s)) != XO_OK || (st = xo_device_event_create_ipc(dev, &ev)) != XO_OK ||
+        (st = xo_device_launch_host(s, sleep_60ms, NULL)) != XO_OK ||
+        (st = xo_device_memcpy(dev, o->buf, host, o->size, XO_MEMCPY_HOST_TO_DEVICE, s)) != XO_OK ||
+        (st = xo_device_event_record(ev, s)) != XO_OK)
+        goto done;
+    if ((st = xo_actor_ref(a, u, &ref)) != XO_OK) goto done;
+    call = xo_args_new(2);
+    st = xo_pack_device_buf_ready(xo_args_packer(call), dev, o->buf, o->size, ev);
+    if (st == XO_OK) st = xo_pack(xo_args_packer(call), "u", seed);
+    if (st == XO_OK) {
+        st = xo_call(ref, m, call, 30000, &r); /* buffer and event lent until the reply is here */
+        call = NULL;
+    }
+    if (st == XO_OK) st = xo_pack(out, "o", xo_result_value(r));
+done:
+    if (st != XO_OK && xo_last_error()[0]) st = xo_ctx_error(ctx, st, "lend_ready: %s", xo_last_error());
+    xo_args_free(call);
+    xo_result_free(r);
+    xo_ref_free(ref);
+    if (s) xo_device_stream_synchronize(s); /* the host bytes are read by the stream */
+    xo_device_event_destroy(ev);
+    xo_device_stream_destroy(s);
+    free(host);
+    if (st == XO_OK) o->seed = seed;
+    return st;
+}
+
 static void owner_fini(void *state) { (void)state; /* the pool's device frees what is left when it closes */ }
 
 static const xo_method_t owner_methods[] = {
     {.name = "alloc", .fn = owner_alloc}, {.name = "desc", .fn = owner_desc}, {.name = "lend", .fn = owner_lend},
     {.name = "free", .fn = owner_free},   {.name = "used", .fn = owner_used}, {.name = "pid", .fn = owner_pid},
-    {.name = "spin", .fn = owner_spin},
+    {.name = "spin", .fn = owner_spin},   {.name = "lend_ready", .fn = owner_lend_ready},
 };
 static const xo_actor_class_t owner_class = {
     .abi_version = XO_CLASS_ABI_V1,
@@ -178,12 +245,53 @@ static xo_status_t reader_check(xo_ctx_t *ctx, void *state, const msgpack_object
     return xo_pack(out, "[ttuu]", (int)ok, (int)imported, (uint64_t)size, used);
 }
 
+static xo_status_t reader_check_on(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    const msgpack_object *desc;
+    uint64_t seed;
+    xo_status_t st = xo_unpack(args, "ou", &desc, &seed);
+    if (st != XO_OK) return st;
+    xo_device_t *dev = xo_ctx_device(ctx);
+    if (!dev) return xo_ctx_error(ctx, XO_EINVAL, "this pool owns no device");
+    xo_device_stream_t *s = NULL;
+    if ((st = xo_device_stream_create(dev, &s)) != XO_OK) return st;
+    void *p = NULL;
+    size_t size = 0;
+    bool imported = false;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    st = xo_unpack_device_buf_on(dev, s, desc, &p, &size, &imported);
+    double unpack_ms = ms_since(&t0);
+    unsigned char *got = NULL, *want = NULL;
+    bool ok = false;
+    if (st == XO_OK) {
+        got = malloc(size ? size : 1);
+        want = malloc(size ? size : 1);
+        if (!got || !want) st = XO_ENOMEM;
+    }
+    if (st == XO_OK) st = xo_device_memcpy(dev, got, p, size, XO_MEMCPY_DEVICE_TO_HOST, s);
+    if (st == XO_OK) st = xo_device_stream_synchronize(s);
+    if (st == XO_OK) {
+        fill_pattern(want, size, seed);
+        ok = memcmp(got, want, size) == 0;
+    }
+    xo_device_stream_destroy(s);
+    free(got);
+    free(want);
+    if (st != XO_OK) return xo_ctx_error(ctx, st, "check_on: %s", xo_last_error());
+    return xo_pack(out, "[ttd]", (int)ok, (int)imported, unpack_ms);
+}
+
 static xo_status_t reader_used(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
     return xo_pack(out, "u", used_of(xo_ctx_device(ctx)));
 }
 
-static const xo_method_t reader_methods[] = {{.name = "check", .fn = reader_check}, {.name = "used", .fn = reader_used}};
+static const xo_method_t reader_methods[] = {
+    {.name = "check", .fn = reader_check},
+    {.name = "check_on", .fn = reader_check_on},
+    {.name = "used", .fn = reader_used},
+};
 static const xo_actor_class_t reader_class = {
     .abi_version = XO_CLASS_ABI_V1,
     .flags = XO_ACTOR_STATELESS,

@@ -210,13 +210,17 @@ TEST_F(Staging, ForgedMalformedAndStaleDescriptorsFailCleanly)
         EXPECT_EQ(used_of(dev), 0u) << "a failed fetch leaves nothing allocated";
     };
     const size_t kToken = 4 + 1 + 36 + 8 + 4 + 8 + 8 + 1 + XO_DEVICE_IPC_HANDLE_SIZE; // offsets of device_buf.c
-    const size_t kSize = 4 + 1 + 36 + 8 + 4 + 8, kAddrLen = kToken + 16;
+    const size_t kSize = 4 + 1 + 36 + 8 + 4 + 8, kFlags = kSize + 8;
+    const size_t kAddrLen = kToken + 16 + 8 + XO_DEVICE_IPC_HANDLE_SIZE;
     std::vector<char> d = good;
     d[kToken + 3] ^= 1;
     expect_fail(d, XO_EAUTH, "token does not match");
     d = good; // a larger range than was lent: the token covers the size
     d[kSize + 7] = (char)(d[kSize + 7] + 1);
     expect_fail(d, XO_EAUTH, "token does not match");
+    d = good; // claims a ready event without a valid handle: the owner's service refuses to wait for junk
+    d[kFlags] = (char)(d[kFlags] | 4);
+    expect_fail(d, XO_EINVAL, "not an event IPC handle");
     d = good;
     d[4] = 1;
     expect_fail(d, XO_EBADARGS, "version 1");
