@@ -1,5 +1,5 @@
-/* Collectives (issue #5): allreduce among three members (XO_BENCH_COLL_MEMBERS) in as many processes of one host (the
- * main pool and sub pools, each owning a host device), host backend.
+/* Collectives (issue #5): allreduce, reduce, gather, scatter and alltoall among three members (XO_BENCH_COLL_MEMBERS)
+ * in as many processes of one host (the main pool and sub pools, each owning a host device), host backend.
  *
  *   coll.allreduce.8B.p50/p99     latency of an allreduce of two floats, as rank 0 sees it (us)
  *   coll.allreduce.8B.inpool.p50  the same with the three members in one pool (the main pool): the runtime's own
@@ -10,6 +10,13 @@
  *   coll.memcpy.16MiB             that memcpy (the host's copy limit), GB/s
  *   coll.allreduce.16MiB.busbw_msg the same allreduce over messages (XO_COLL_SHM=0: the ring), GB/s, against the
  *                                 shared-memory path above in the same run
+ *   coll.barrier.p50              a barrier (us): the rooted operations below are each timed with one after them
+ *                                 (members off root would otherwise run ahead of root over messages)
+ *   coll.OP.8B.p50                OP = reduce, gather, scatter (root 0), alltoall: 8 B per member (per block), rank
+ *                                 0's latency (us): the tree or single messages
+ *   coll.OP.16MiB.busbw(_msg)     16 MiB: reduce's buffer, gather's gathered (scatter's scattered) buffer, each
+ *                                 member's alltoall buffer; nccl-tests' bus bandwidth (reduce: bytes / time; the
+ *                                 others: (n-1)/n * bytes / time), shared memory and over messages, GB/s
  *
  * The member actor is in bench_coll_module.c (module xo_bench_coll). */
 #include <stdbool.h>
@@ -46,17 +53,37 @@ static const bench_metric_spec_t memcpy_bw = {.name = "coll.memcpy.16MiB", .unit
 static const bench_metric_spec_t busbw_msg = {.name = "coll.allreduce.16MiB.busbw_msg", .unit = "GB/s",
                                               .ref = "coll.allreduce.16MiB.busbw"};
 
-/* Runs one allreduce loop on every member at once; *p50_p and *p99_p are rank 0's. */
-static int run_group(xo_host_t *host, xo_ref_t **m, const char *name, int64_t count, int iters, double *p50_p,
-                     double *p99_p)
+/* The rooted operations and all-to-all: their latency and bandwidth metrics (names are static storage). */
+#define OPS_N 4
+static const char *const ops[OPS_N] = {"reduce", "gather", "scatter", "alltoall"};
+static const bench_metric_spec_t op_lat[OPS_N] = {
+    {.name = "coll.reduce.8B.p50", .unit = "us"},  {.name = "coll.gather.8B.p50", .unit = "us"},
+    {.name = "coll.scatter.8B.p50", .unit = "us"}, {.name = "coll.alltoall.8B.p50", .unit = "us"}};
+static const bench_metric_spec_t op_bw[OPS_N] = {
+    {.name = "coll.reduce.16MiB.busbw", .unit = "GB/s", .ref = "coll.memcpy.16MiB"},
+    {.name = "coll.gather.16MiB.busbw", .unit = "GB/s", .ref = "coll.memcpy.16MiB"},
+    {.name = "coll.scatter.16MiB.busbw", .unit = "GB/s", .ref = "coll.memcpy.16MiB"},
+    {.name = "coll.alltoall.16MiB.busbw", .unit = "GB/s", .ref = "coll.memcpy.16MiB"}};
+static const bench_metric_spec_t op_bw_msg[OPS_N] = {
+    {.name = "coll.reduce.16MiB.busbw_msg", .unit = "GB/s", .ref = "coll.reduce.16MiB.busbw"},
+    {.name = "coll.gather.16MiB.busbw_msg", .unit = "GB/s", .ref = "coll.gather.16MiB.busbw"},
+    {.name = "coll.scatter.16MiB.busbw_msg", .unit = "GB/s", .ref = "coll.scatter.16MiB.busbw"},
+    {.name = "coll.alltoall.16MiB.busbw_msg", .unit = "GB/s", .ref = "coll.alltoall.16MiB.busbw"}};
+
+/* Runs one loop of op (NULL: the allreduce method) on every member at once, count floats per member or block;
+ * *p50_p and *p99_p are rank 0's. */
+static int run_op(xo_host_t *host, xo_ref_t **m, const char *name, const char *op, int64_t count, int iters,
+                  double *p50_p, double *p99_p)
 {
     const int n = members();
     xo_future_t *f[MEMBERS_MAX] = {0};
     int rc = 0;
-    for (int r = 0; r < n; r++)
-        if (xo_send(m[r], "allreduce", xo_args("siisli", name, r, n, xo_host_address(host), count, iters), &f[r]) !=
-            XO_OK)
-            rc = -1;
+    for (int r = 0; r < n; r++) {
+        const char *rdv = xo_host_address(host);
+        xo_status_t st = op ? xo_send(m[r], "op", xo_args("siissli", name, r, n, rdv, op, count, iters), &f[r])
+                            : xo_send(m[r], "allreduce", xo_args("siisli", name, r, n, rdv, count, iters), &f[r]);
+        if (st != XO_OK) rc = -1;
+    }
     for (int r = 0; r < n; r++) {
         xo_result_t *res = NULL;
         if (!f[r]) continue;
@@ -70,6 +97,39 @@ static int run_group(xo_host_t *host, xo_ref_t **m, const char *name, int64_t co
         xo_future_free(f[r]);
     }
     return rc;
+}
+
+static int run_group(xo_host_t *host, xo_ref_t **m, const char *name, int64_t count, int iters, double *p50_p,
+                     double *p99_p)
+{
+    return run_op(host, m, name, NULL, count, iters, p50_p, p99_p);
+}
+
+/* The rooted operations and all-to-all: 8 B latency (shm run only: small ones take messages either way) and 16 MiB
+ * bus bandwidth. */
+static const bench_metric_spec_t barrier_lat = {.name = "coll.barrier.p50", .unit = "us"};
+
+static int run_ops(const bench_opts_t *opts, xo_host_t *host, xo_ref_t **m, bool shm)
+{
+    const int n = members();
+    const double big = (double)(16u << 20);
+    double p50 = 0, p99 = 0;
+    if (shm && run_op(host, m, "bench.barrier", "barrier", 1, opts->quick ? 20 : 300, &p50, &p99) != 0) return -1;
+    if (shm) bench_report(&barrier_lat, p50);
+    for (int i = 0; i < OPS_N; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "bench.%s.lat", ops[i]);
+        if (shm && run_op(host, m, name, ops[i], 2, opts->quick ? 20 : 300, &p50, &p99) != 0) return -1;
+        if (shm) bench_report(&op_lat[i], p50);
+        if (opts->quick) continue;
+        bool reduce = i == 0;
+        int64_t count = (int64_t)(big / sizeof(float)) / (reduce ? 1 : n);
+        snprintf(name, sizeof name, "bench.%s.bw", ops[i]);
+        if (run_op(host, m, name, ops[i], count, 10, &p50, &p99) != 0) return -1;
+        double bytes = (double)count * sizeof(float) * (reduce ? 1 : n);
+        bench_report(shm ? &op_bw[i] : &op_bw_msg[i], (reduce ? 1.0 : (double)(n - 1) / n) * bytes / (p50 * 1e3));
+    }
+    return 0;
 }
 
 /* One host of members() pools; shm false starts it with XO_COLL_SHM=0 (the pools inherit it). */
@@ -132,6 +192,7 @@ static int run_host(const bench_opts_t *opts, bool shm)
         }
         free(a), free(b);
     }
+    if (rc == 0) rc = run_ops(opts, host, m, shm);
     for (int r = 0; r < n; r++) xo_ref_free(m[r]);
     xo_host_stop(host);
     unsetenv("XO_COLL_SHM");
