@@ -580,3 +580,136 @@ int bench_devlaunch(const bench_opts_t *opts)
     xo_device_close(dev); /* destroys the stream and frees x, y */
     return rc;
 }
+
+/* ---- devready -------------------------------------------------------------------------------------------------- */
+
+/* A producer hands a buffer its stream is still writing (a device-to-device copy stands for the kernel) to an actor
+ * of another process, which copies it on its own stream. "sync": the producer synchronizes its stream, then sends a
+ * plain descriptor (what callers had to do before ready events); "event": it records a shareable event and sends at
+ * once (xo_pack_device_buf_ready), and the receiver's stream waits for the event on the device. Timed: from queueing
+ * the producing copy to the receiver's reply (its copy done). */
+#define N_RSIZES 3
+static const size_t rsizes[N_RSIZES] = {1u << 20, 16u << 20, 256u << 20};
+
+typedef struct ready_specs {
+    bench_metric_spec_t sync, event;
+} ready_specs_t;
+#define READY_SPECS(BE, SZ)                                                                                      \
+    {                                                                                                           \
+        .sync = {.name = "ready." BE "." SZ ".sync", .unit = "us"},                                             \
+        .event = {.name = "ready." BE "." SZ ".event", .unit = "us", .ref = "ready." BE "." SZ ".sync"},         \
+    }
+static const ready_specs_t ready_specs[2][N_RSIZES] = {
+    {READY_SPECS("host", "1MiB"), READY_SPECS("host", "16MiB"), READY_SPECS("host", "256MiB")},
+    {READY_SPECS("cuda", "1MiB"), READY_SPECS("cuda", "16MiB"), READY_SPECS("cuda", "256MiB")},
+};
+
+/* handover(size, iters, address, uid) -> [median ns with sync, median ns with an event]; the modes alternate. */
+static xo_status_t driver_handover(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)state;
+    uint64_t size, iters;
+    xo_str_t addr, uid;
+    xo_status_t st = xo_unpack(args, "uuss", &size, &iters, &addr, &uid);
+    if (st != XO_OK) return st;
+    xo_device_t *dev = xo_ctx_device(ctx);
+    if (!dev || iters < 1 || size < 1) return xo_ctx_error(ctx, XO_EINVAL, "handover: a device, iters, size");
+    char a[256], u[128];
+    snprintf(a, sizeof a, "%.*s", (int)addr.len, addr.ptr);
+    snprintf(u, sizeof u, "%.*s", (int)uid.len, uid.ptr);
+    xo_ref_t *sink = NULL;
+    void *src = NULL, *buf = NULL;
+    xo_device_stream_t *s = NULL;
+    xo_device_event_t *ev = NULL;
+    uint64_t *v = calloc(2 * iters, sizeof *v);
+    if (!v) return XO_ENOMEM;
+    if ((st = xo_actor_ref(a, u, &sink)) != XO_OK || (st = xo_device_alloc(dev, size, &src)) != XO_OK ||
+        (st = xo_device_alloc(dev, size, &buf)) != XO_OK || (st = xo_device_memset(dev, src, FILL, size, NULL)) != XO_OK ||
+        (st = xo_device_memset(dev, buf, 0, size, NULL)) != XO_OK || (st = xo_device_stream_create(dev, &s)) != XO_OK ||
+        (st = xo_device_event_create_ipc(dev, &ev)) != XO_OK)
+        st = xo_ctx_error(ctx, st, "handover set-up: %s", xo_last_error());
+    for (int64_t i = -2; st == XO_OK && i < 2 * (int64_t)iters; i++) { /* two untimed warm-ups, one per mode */
+        bool event = (i & 1) != 0;
+        uint64_t t0 = bench_now_ns();
+        st = xo_device_memcpy(dev, buf, src, size, XO_MEMCPY_DEVICE_TO_DEVICE, s);
+        xo_args_t *call = st == XO_OK ? xo_args_new(1) : NULL;
+        if (st == XO_OK && !call) st = XO_ENOMEM;
+        if (st == XO_OK && !event) st = xo_device_stream_synchronize(s);
+        if (st == XO_OK && event) st = xo_device_event_record(ev, s);
+        if (st == XO_OK)
+            st = event ? xo_pack_device_buf_ready(xo_args_packer(call), dev, buf, size, ev)
+                       : xo_pack_device_buf(xo_args_packer(call), dev, buf, size);
+        if (st != XO_OK) {
+            xo_args_free(call);
+            st = xo_ctx_error(ctx, st, "handover: %s", xo_last_error());
+            break;
+        }
+        st = xo_call(sink, "copy_on", call, CALL_TIMEOUT_MS, NULL);
+        uint64_t t1 = bench_now_ns();
+        if (st != XO_OK) {
+            st = xo_ctx_error(ctx, st, "copy_on: %s", xo_last_error());
+            break;
+        }
+        if (i >= 0) v[(event ? iters : 0) + (uint64_t)i / 2] = t1 - t0;
+    }
+    if (st == XO_OK) st = xo_pack(out, "[dd]", median_ns(v, iters), median_ns(v + iters, iters));
+    if (s) xo_device_stream_synchronize(s);
+    xo_device_event_destroy(ev);
+    xo_device_stream_destroy(s);
+    if (src) xo_device_free(dev, src);
+    if (buf) xo_device_free(dev, buf);
+    xo_ref_free(sink);
+    free(v);
+    return st;
+}
+
+static const xo_method_t ready_driver_methods[] = {{.name = "handover", .fn = driver_handover}};
+static const xo_actor_class_t ready_driver_class = {
+    .abi_version = XO_CLASS_ABI_V1,
+    .name = "BenchDevReadyDriver",
+    .methods = ready_driver_methods,
+    .n_methods = 1,
+};
+
+int bench_devready(const bench_opts_t *opts)
+{
+    static int skipped;
+    if (skipped) return 0;
+    devsel_t d;
+    int sel = select_device("devready", opts, &d);
+    if (sel != 0) {
+        skipped = sel > 0;
+        return sel > 0 ? 0 : -1;
+    }
+    static const size_t full[N_RSIZES] = {200, 40, 8}, quick[N_RSIZES] = {20, 4, 0};
+    setup_t s;
+    if (setup(opts, &d, false, &s) != 0) return -1;
+    xo_ref_t *driver = NULL;
+    int rc = 0;
+    if (xo_create_actor(&ready_driver_class, NULL, xo_host_address(s.host), NULL, &driver) != XO_OK) {
+        fprintf(stderr, "devready: create driver: %s\n", xo_last_error());
+        rc = -1;
+    }
+    for (int k = 0; k < N_RSIZES && rc == 0; k++) {
+        size_t n = opts->quick ? quick[k] : full[k];
+        if (!n) continue;
+        xo_result_t *r = NULL;
+        double sync_ns = 0, event_ns = 0;
+        xo_status_t st = xo_call(driver, "handover",
+                                 xo_args("uuss", (uint64_t)rsizes[k], (uint64_t)n, xo_host_sub_pool_address(s.host, 0),
+                                         s.remote_uid),
+                                 CALL_TIMEOUT_MS, &r);
+        if (st == XO_OK) st = xo_result_unpack(r, "[dd]", &sync_ns, &event_ns);
+        xo_result_free(r);
+        if (st != XO_OK) {
+            fprintf(stderr, "devready: %zu bytes: %s: %s\n", rsizes[k], xo_status_name(st), xo_last_error());
+            rc = -1;
+            break;
+        }
+        bench_report(&ready_specs[d.which][k].sync, sync_ns / 1e3);
+        bench_report(&ready_specs[d.which][k].event, event_ns / 1e3);
+    }
+    xo_ref_free(driver);
+    teardown(&s);
+    return rc;
+}

@@ -17,6 +17,9 @@
  *                                            that it imports itself and keeps open across calls (a warm mapping):
  *                                            re-imported only when the handle changes, closed by "forget"
  *   "forget" ()     -> nil                   closes that import (before the owner frees the buffer)
+ *   "copy_on" (buf) -> nil                   receives a lent buffer onto its own stream (xo_unpack_device_buf_on:
+ *                                            a sender's ready event becomes a wait of that stream), copies it into
+ *                                            its allocation on that stream and synchronizes the stream (devready) 
  *   "launch" ()     -> nil                   queues a small kernel (SAXPY of 256 floats, examples/kernels: the CUDA
  *                                            kernel on cuda, its C twin through xo_device_launch_host on host) on
  *                                            its own stream of the pool's device and synchronizes that stream
@@ -164,6 +167,27 @@ static xo_status_t sink_copy_handle(xo_ctx_t *ctx, void *state, const msgpack_ob
     return copy_in(ctx, s, s->imp, (size_t)n, verify, t1 - t0, out);
 }
 
+static xo_status_t sink_copy_on(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)out;
+    sink_t *s = state;
+    if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 1)
+        return xo_ctx_error(ctx, XO_EBADARGS, "copy_on takes a device buffer");
+    void *src = NULL;
+    size_t n = 0;
+    xo_status_t st = xo_unpack_device_buf_on(s->dev, s->stream, &args->via.array.ptr[0], &src, &n, NULL);
+    if (st != XO_OK) return fail(ctx, st, "unpacking the buffer onto a stream");
+    if (n > s->cap) { /* the bench's untimed warm-up grows it */
+        if (s->dst) xo_device_free(s->dev, s->dst);
+        s->dst = NULL, s->cap = 0;
+        if ((st = xo_device_alloc(s->dev, n, &s->dst)) != XO_OK) return fail(ctx, st, "allocating the copy target");
+        s->cap = n;
+    }
+    st = xo_device_memcpy(s->dev, s->dst, src, n, XO_MEMCPY_DEVICE_TO_DEVICE, s->stream);
+    if (st == XO_OK) st = xo_device_stream_synchronize(s->stream); /* before the runtime releases the import */
+    return st == XO_OK ? XO_OK : fail(ctx, st, "copying on the stream");
+}
+
 static xo_status_t sink_forget(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
     (void)args, (void)out;
@@ -201,6 +225,7 @@ static const xo_method_t sink_methods[] = {
     {.name = "copy", .fn = sink_copy},
     {.name = "copy_handle", .fn = sink_copy_handle},
     {.name = "forget", .fn = sink_forget},
+    {.name = "copy_on", .fn = sink_copy_on},
     {.name = "launch", .fn = sink_launch},
     {.name = "noop", .fn = sink_noop},
     {.name = "pid", .fn = sink_pid},

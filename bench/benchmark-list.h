@@ -21,6 +21,7 @@ int bench_remote_tcp(const bench_opts_t *opts);
 int bench_coll(const bench_opts_t *opts);
 int bench_devbuf(const bench_opts_t *opts);
 int bench_devlaunch(const bench_opts_t *opts);
+int bench_devready(const bench_opts_t *opts);
 
 #define BENCHMARK_LIST(XX)                                                                              \
     XX(mpsc, "bare intrusive Vyukov MPSC queue, 1 producer + 1 consumer thread (the limit)")           \
@@ -37,6 +38,7 @@ int bench_devlaunch(const bench_opts_t *opts);
     XX(remote_tcp, "calls/tells to a stand-alone xoscar-pool over TCP loopback")                          \
     XX(coll, "allreduce among three pool processes (host backend over shm): 8 B latency, 16 MiB bus bandwidth") \
     XX(devbuf, "device buffer lent to an actor (same pool, device IPC, staged) vs a direct D2D copy (--device)") \
-    XX(devlaunch, "small kernel launched + synchronized by an actor (same pool, sub pool) vs directly (--device)")
+    XX(devlaunch, "small kernel launched + synchronized by an actor (same pool, sub pool) vs directly (--device)") \
+    XX(devready, "hand a buffer still being written to another process: sync then send vs send with a ready event")
 
 #endif

@@ -164,7 +164,7 @@ fi
 # gpu_device (host and cuda instances), anything named cuda, the collectives (their NCCL case), and the examples'
 # device pools (examples.pipeline_cluster: `device: auto` takes the GPU: CUDA kernels, CUDA IPC between three pools,
 # and the training example's allreduce among three pools on one GPU).
-TESTS='gpu_device|cuda|Cuda|CUDA|Nccl|runtime_collective|examples'
+TESTS='gpu_device|cuda|Cuda|CUDA|Nccl|runtime_collective|device_buf_ready|examples'
 [ "$ALL_TESTS" = 1 ] && TESTS='.' # the whole suite, on this machine's cores
 step "ctest -R '$TESTS'"
 ctest --test-dir "$BUILD" -R "$TESTS" -j "$([ "$ALL_TESTS" = 1 ] && nproc || echo 4)" --output-on-failure \

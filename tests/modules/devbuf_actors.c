@@ -174,17 +174,22 @@ static xo_status_t owner_lend_ready(xo_ctx_t *ctx, void *state, const msgpack_ob
     snprintf(a, sizeof a, "%.*s", (int)addr.len, addr.ptr);
     snprintf(u, sizeof u, "%.*s", (int)uid.len, uid.ptr);
     snprintf(m, sizeof m, "%.*s", (int)method.len, method.ptr);
+    /* The new bytes come from another device buffer: a device-to-device copy on a stream never waits on the host
+     * (a copy from pageable host memory may, on CUDA), so the buffer really is unwritten when it is lent. */
     unsigned char *host = malloc(o->size);
     if (!host) return xo_ctx_error(ctx, XO_ENOMEM, "out of memory");
     fill_pattern(host, o->size, seed);
+    void *src = NULL;
     xo_device_stream_t *s = NULL;
     xo_device_event_t *ev = NULL;
     xo_ref_t *ref = NULL;
     xo_result_t *r = NULL;
     xo_args_t *call = NULL;
-    if ((st = xo_device_stream_create(dev, &s)) != XO_OK || (st = xo_device_event_create_ipc(dev, &ev)) != XO_OK ||
+    if ((st = xo_device_alloc(dev, o->size, &src)) != XO_OK ||
+        (st = xo_device_memcpy(dev, src, host, o->size, XO_MEMCPY_HOST_TO_DEVICE, NULL)) != XO_OK ||
+        (st = xo_device_stream_create(dev, &s)) != XO_OK || (st = xo_device_event_create_ipc(dev, &ev)) != XO_OK ||
         (st = xo_device_launch_host(s, sleep_60ms, NULL)) != XO_OK ||
-        (st = xo_device_memcpy(dev, o->buf, host, o->size, XO_MEMCPY_HOST_TO_DEVICE, s)) != XO_OK ||
+        (st = xo_device_memcpy(dev, o->buf, src, o->size, XO_MEMCPY_DEVICE_TO_DEVICE, s)) != XO_OK ||
         (st = xo_device_event_record(ev, s)) != XO_OK)
         goto done;
     if ((st = xo_actor_ref(a, u, &ref)) != XO_OK) goto done;
@@ -201,9 +206,10 @@ done:
     xo_args_free(call);
     xo_result_free(r);
     xo_ref_free(ref);
-    if (s) xo_device_stream_synchronize(s); /* the host bytes are read by the stream */
+    if (s) xo_device_stream_synchronize(s); /* src is read by the stream */
     xo_device_event_destroy(ev);
     xo_device_stream_destroy(s);
+    if (src) xo_device_free(dev, src);
     free(host);
     if (st == XO_OK) o->seed = seed;
     return st;

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -25,14 +26,30 @@ struct Ref {
     ~Ref() { xo_ref_free(r); }
 };
 
-// Param: true = stage (XO_DEVICE_IPC=0 in every process of the host), false = import on this host.
-class ReadyEvent : public ::testing::TestWithParam<bool> {
+struct Path {
+    const char *device; // of every pool: "host:0", or "cuda:0" (skipped without a CUDA device)
+    bool staged;        // XO_DEVICE_IPC=0 in every process of the host: stage instead of importing
+};
+
+void PrintTo(const Path &p, std::ostream *os) { *os << p.device << (p.staged ? ", staged" : ", imported"); }
+
+bool have_cuda_device()
+{
+    const xo_device_ops_t *be = xo_device_backend_find("cuda");
+    size_t n = 0;
+    return be && xo_device_discover(be, nullptr, 0, &n) == XO_OK && n > 0;
+}
+
+class ReadyEvent : public ::testing::TestWithParam<Path> {
   protected:
     void SetUp() override
     {
-        if (GetParam()) setenv("XO_DEVICE_IPC", "0", 1);
+        if (std::strncmp(GetParam().device, "cuda", 4) == 0 && !have_cuda_device())
+            GTEST_SKIP() << "no CUDA device (or the cuda backend is not in this build)";
+        if (GetParam().staged) setenv("XO_DEVICE_IPC", "0", 1);
+        const char *device = GetParam().device;
         xo_sub_pool_config_t sub{};
-        sub.device = "host:0";
+        sub.device = device;
         sub.device_capacity = kCap;
         xo_host_config_t cfg{};
         cfg.n_sub_pools = 1;
@@ -40,7 +57,7 @@ class ReadyEvent : public ::testing::TestWithParam<bool> {
         cfg.modules = kModules;
         cfg.n_modules = 1;
         cfg.pool_binary = XO_POOL_BINARY;
-        cfg.main_device = "host:0";
+        cfg.main_device = device;
         cfg.main_device_capacity = kCap;
         ASSERT_EQ(xo_host_start(&cfg, &host), XO_OK) << xo_last_error();
         xo_placement_t p{};
@@ -88,7 +105,7 @@ TEST_P(ReadyEvent, AReceiverOnAStreamReadsTheNewBytes)
     xo_result_free(r);
     EXPECT_TRUE(ok) << "the receiver read the buffer before the owner's stream had written it";
     EXPECT_TRUE(imported);
-    if (!GetParam())
+    if (!GetParam().staged)
         EXPECT_LT(unpack_ms, 40) << "an import onto a stream should queue the wait, not wait 60 ms on the host";
     else
         EXPECT_GE(unpack_ms, 30) << "a staged copy can only be made once the owner's work is done";
@@ -115,8 +132,13 @@ TEST_P(ReadyEvent, AReceiverWithoutAStreamWaitsOnTheHost)
     EXPECT_EQ(size, kSize);
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, ReadyEvent, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool> &i) { return i.param ? "staged" : "ipc"; });
+INSTANTIATE_TEST_SUITE_P(Paths, ReadyEvent,
+                         ::testing::Values(Path{"host:0", false}, Path{"host:0", true}, Path{"cuda:0", false},
+                                           Path{"cuda:0", true}),
+                         [](const ::testing::TestParamInfo<Path> &i) {
+                             return std::string(i.param.device[0] == 'h' ? "host" : "cuda") +
+                                    (i.param.staged ? "_staged" : "_ipc");
+                         });
 
 // An event that cannot be shared is refused when packing: a receiver in another process could not wait for it.
 TEST(ReadyEventPacking, APlainOrForeignEventIsRefused)
