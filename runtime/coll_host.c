@@ -113,7 +113,7 @@ static const void *send_buffer(xo_coll_t *g, const void *src, size_t bytes, void
     return *owned_p;
 }
 
-/* dst = src within the member's own memory (a one-member group; the own block of an operation that does not stage). */
+/* dst = src within the member's own memory: what reduce and reduce-scatter do in a group of one. */
 static xo_status_t local_copy(xo_coll_t *g, void *dst, const void *src, size_t bytes)
 {
     if (dst == src) return XO_OK;
