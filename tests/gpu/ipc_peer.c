@@ -67,12 +67,18 @@ static int event_mode(char **argv)
     if (xo_device_stream_create(dev, &s) != XO_OK) return die(14, "stream");
     if (xo_device_stream_wait_event(s, ev) != XO_OK) return die(15, "stream wait");
     xo_device_event_destroy(ev); /* the queued wait stays */
-    unsigned char *buf = malloc(n);
-    if (!buf) return 6;
-    if (xo_device_memcpy(dev, buf, p, n, XO_MEMCPY_DEVICE_TO_HOST, s) != XO_OK) return die(7, "copy out");
+    /* Device to device on the stream: a copy into pageable host memory may block in CUDA until the stream gets
+     * there (seen on an H200: the peer hung in it until the exporter's gate gave up), and "queued" must come first. */
+    void *mine = NULL;
+    if (xo_device_alloc(dev, n, &mine) != XO_OK) return die(6, "alloc");
+    if (xo_device_memcpy(dev, mine, p, n, XO_MEMCPY_DEVICE_TO_DEVICE, s) != XO_OK) return die(7, "copy on the stream");
     printf("queued\n");
     fflush(stdout);
     if (xo_device_stream_synchronize(s) != XO_OK) return die(16, "stream synchronize");
+    unsigned char *buf = malloc(n);
+    if (!buf) return 6;
+    if (xo_device_memcpy(dev, buf, mine, n, XO_MEMCPY_DEVICE_TO_HOST, NULL) != XO_OK) return die(7, "copy out");
+    xo_device_free(dev, mine);
     for (size_t i = 0; i < n; i++)
         if (buf[i] != (unsigned char)expect) {
             fprintf(stderr, "ipc_peer: byte %zu is %u, expected %d: the copy did not wait for the event\n", i, buf[i],
