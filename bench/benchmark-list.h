@@ -36,7 +36,7 @@ int bench_devready(const bench_opts_t *opts);
     XX(remote_shm, "calls/tells from the main pool's process to a sub pool over shm")                      \
     XX(remote_unix, "calls/tells from the main pool's process to a sub pool over a unix socket")           \
     XX(remote_tcp, "calls/tells to a stand-alone xoscar-pool over TCP loopback")                          \
-    XX(coll, "allreduce among three pool processes (host backend over shm): 8 B latency, 16 MiB bus bandwidth") \
+    XX(coll, "collectives among three pool processes (shm vs messages): 8 B latency, 16 MiB bus bandwidth") \
     XX(devbuf, "device buffer lent to an actor (same pool, device IPC, staged) vs a direct D2D copy (--device)") \
     XX(devlaunch, "small kernel launched + synchronized by an actor (same pool, sub pool) vs directly (--device)") \
     XX(devready, "hand a buffer still being written to another process: sync then send vs send with a ready event")
