@@ -4,7 +4,9 @@
  *   Producer  run(n, a, main address[, transform uid = "transform", reduce uid = "reduce"])
  *               -> [sum, where, device, where, device, where, device]
  *             fills x[i] = i % 1000 and y[i] = 1 (2n floats, one allocation) on its pool's device, lends x and y to
- *             the transform actor (y = a*x + y, in place) and then y to the reduce actor (sum), both found by uid
+ *             the transform actor (y = a*x + y, in place) while its upload is still queued on its stream (with a
+ *             ready event: the transform's stream waits for it on the device), and then y to the reduce actor
+ *             (sum), both found by uid
  *             through the host's main pool; returns the sum and, for each stage, its pool's address and
  *             "backend:index (what ran the kernel)"
  *   Transform saxpy(a, x, y) -> [where, device]        SAXPY on the lent buffers
@@ -41,12 +43,14 @@ static xo_status_t stage_device(xo_ctx_t *ctx, xo_device_t **dev_p)
     return XO_OK;
 }
 
-/* A lent buffer of floats, usable on dev until the method returns. */
-static xo_status_t borrow(xo_ctx_t *ctx, xo_device_t *dev, const msgpack_object *desc, float **p, size_t *n)
+/* A lent buffer of floats, usable on dev until the method returns. With a stream, work queued on it afterwards is
+ * ordered after the sender's ready event, if the sender lent the buffer with one; without, this waits for it. */
+static xo_status_t borrow(xo_ctx_t *ctx, xo_device_t *dev, xo_device_stream_t *s, const msgpack_object *desc,
+                          float **p, size_t *n)
 {
     void *ptr;
     size_t size;
-    xo_status_t st = xo_unpack_device_buf(dev, desc, &ptr, &size, NULL);
+    xo_status_t st = xo_unpack_device_buf_on(dev, s, desc, &ptr, &size, NULL);
     if (st != XO_OK) return xo_ctx_error(ctx, st, "%s", xo_last_error());
     *p = ptr;
     *n = size / sizeof(float);
@@ -70,10 +74,13 @@ static xo_status_t transform_saxpy(xo_ctx_t *ctx, void *state, const msgpack_obj
     if (st != XO_OK) return st;
     float *x = NULL, *y = NULL;
     size_t nx = 0, ny = 0;
-    if ((st = borrow(ctx, dev, dx, &x, &nx)) != XO_OK || (st = borrow(ctx, dev, dy, &y, &ny)) != XO_OK) return st;
-    if (nx != ny) return xo_ctx_error(ctx, XO_EBADARGS, "saxpy: x has %zu floats, y %zu", nx, ny);
     xo_device_stream_t *s;
     if ((st = xo_device_stream_create(dev, &s)) != XO_OK) return fail(ctx, st, "saxpy");
+    if ((st = borrow(ctx, dev, s, dx, &x, &nx)) != XO_OK || (st = borrow(ctx, dev, s, dy, &y, &ny)) != XO_OK ||
+        (nx != ny && (st = xo_ctx_error(ctx, XO_EBADARGS, "saxpy: x has %zu floats, y %zu", nx, ny)) != XO_OK)) {
+        xo_device_stream_destroy(s); /* waits for a queued wait on the sender's event: it completes */
+        return st;
+    }
     xo_k_saxpy_t k = {.n = nx, .a = (float)a, .x = x, .y = y};
     st = xo_k_saxpy(dev, s, &k);
     xo_status_t wst = xo_k_wait(dev, s); /* also after a failed launch: nothing may use k or y once we return */
@@ -94,7 +101,7 @@ static xo_status_t reduce_sum(xo_ctx_t *ctx, void *state, const msgpack_object *
     if (st != XO_OK) return st;
     float *y = NULL;
     size_t n = 0;
-    if ((st = borrow(ctx, dev, dy, &y, &n)) != XO_OK) return st;
+    if ((st = borrow(ctx, dev, NULL, dy, &y, &n)) != XO_OK) return st;
     /* The result and the CUDA reduction's partial sums live on this pool's device. */
     void *scratch = NULL;
     xo_device_stream_t *s = NULL;
@@ -152,26 +159,29 @@ static xo_status_t producer_run(xo_ctx_t *ctx, void *state, const msgpack_object
         host[i] = (float)(i % 1000);
         host[n + i] = 1.0f;
     }
+    /* The upload is queued on a stream and the buffer lent at once, with an event recorded after the upload: the
+     * transform stage's stream waits for that event on the device, so nobody here waits for the copy (the pool's
+     * thread and this method go straight on to the call). */
     void *buf = NULL;
     xo_device_stream_t *s = NULL;
+    xo_device_event_t *uploaded = NULL;
     st = xo_device_alloc(dev, 2 * bytes, &buf);
     if (st == XO_OK) st = xo_device_stream_create(dev, &s);
-    if (st == XO_OK) { /* copied on a stream, waited for without blocking the pool's thread */
-        st = xo_device_memcpy(dev, buf, host, 2 * bytes, XO_MEMCPY_HOST_TO_DEVICE, s);
-        xo_status_t wst = xo_k_wait(dev, s);
-        if (st == XO_OK) st = wst;
-    }
-    if (s) xo_device_stream_destroy(s); /* waits for the copy in every case: host is freed next */
-    free(host);
+    if (st == XO_OK) st = xo_device_event_create_ipc(dev, &uploaded);
+    if (st == XO_OK) st = xo_device_memcpy(dev, buf, host, 2 * bytes, XO_MEMCPY_HOST_TO_DEVICE, s);
+    if (st == XO_OK) st = xo_device_event_record(uploaded, s);
     float *x = buf, *y = x + n;
     xo_result_t *r1 = NULL, *r2 = NULL;
     if (st == XO_OK) { /* lend x and y (two parts of one allocation) to the transform stage; ours again at the reply */
         xo_args_t *call = xo_args_new(3);
         xo_pack(xo_args_packer(call), "d", a);
-        st = xo_pack_device_buf(xo_args_packer(call), dev, x, bytes);
-        if (st == XO_OK) st = xo_pack_device_buf(xo_args_packer(call), dev, y, bytes);
+        st = xo_pack_device_buf_ready(xo_args_packer(call), dev, x, bytes, uploaded);
+        if (st == XO_OK) st = xo_pack_device_buf_ready(xo_args_packer(call), dev, y, bytes, uploaded);
         st = st == XO_OK ? call_stage(main_address, transform_uid, "saxpy", call, &r1) : (xo_args_free(call), st);
     }
+    if (s) xo_device_stream_destroy(s); /* the upload is done (the transform waited for it); host can go */
+    xo_device_event_destroy(uploaded);
+    free(host);
     if (st == XO_OK) { /* then y to the reduce stage */
         xo_args_t *call = xo_args_new(1);
         st = xo_pack_device_buf(xo_args_packer(call), dev, y, bytes);
