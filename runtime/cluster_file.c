@@ -113,6 +113,7 @@ struct field {
     const char *const *choices;          /* enums: the names of the values 0, 1, ...; NULL-terminated */
     long long min, max;                  /* integers */
     const char *word;                    /* integers: a word that stands for -1 ("auto", "none") */
+    const char *word2;                   /* integers: a second word, standing for -2 ("gpus") */
     const char *(*check)(const char *s); /* strings: NULL when s is fine, else what was expected */
     const char *type_doc;                /* the type as the reference writes it, when the kind's is too vague */
     const table_t *sub;                  /* mappings and lists of mappings */
@@ -415,7 +416,10 @@ static xo_status_t parse_path(pctx_t *p, const field_t *f, yaml_node_t *n, void 
 static xo_status_t parse_integer(pctx_t *p, const field_t *f, yaml_node_t *n, long long *v_p)
 {
     char expected[96];
-    if (f->word)
+    if (f->word && f->word2)
+        snprintf(expected, sizeof expected, "an integer from %lld to %lld, '%s' or '%s'", f->min, f->max, f->word,
+                 f->word2);
+    else if (f->word)
         snprintf(expected, sizeof expected, "an integer from %lld to %lld or '%s'", f->min, f->max, f->word);
     else
         snprintf(expected, sizeof expected, "an integer from %lld to %lld", f->min, f->max);
@@ -423,6 +427,10 @@ static xo_status_t parse_integer(pctx_t *p, const field_t *f, yaml_node_t *n, lo
     const char *s = sval(n);
     if (f->word && !strcmp(s, f->word)) {
         *v_p = -1;
+        return XO_OK;
+    }
+    if (f->word2 && !strcmp(s, f->word2)) {
+        *v_p = -2;
         return XO_OK;
     }
     char *end;
@@ -798,7 +806,8 @@ static void dump_int(dumper_t *d, const field_t *f, const void *obj)
 {
     int v = *AT(obj, f->off, const int);
     emit_key(d, f);
-    if (v < 0 && f->word) fprintf(d->out, " %s\n", f->word);
+    if (v == -2 && f->word2) fprintf(d->out, " %s\n", f->word2);
+    else if (v < 0 && f->word) fprintf(d->out, " %s\n", f->word);
     else fprintf(d->out, " %d\n", v);
 }
 
@@ -914,7 +923,8 @@ static void desc_maps(const field_t *f, char *buf, size_t size) { describe_plain
 
 static void desc_integer(const field_t *f, char *buf, size_t size)
 {
-    if (f->word) snprintf(buf, size, "integer %lld..%lld or `%s`", f->min, f->max, f->word);
+    if (f->word && f->word2) snprintf(buf, size, "integer %lld..%lld, `%s` or `%s`", f->min, f->max, f->word, f->word2);
+    else if (f->word) snprintf(buf, size, "integer %lld..%lld or `%s`", f->min, f->max, f->word);
     else snprintf(buf, size, "integer %lld..%lld", f->min, f->max);
 }
 
@@ -1053,8 +1063,9 @@ static const field_t pool_fields[] = {
                           "whole host. With a count above 1 the list is split between the pools by whole cores."},
     [POOL_COUNT] = {.name = "count", .kind = &K_INT, .off = offsetof(xo_cluster_pool_t, count), .def = "auto",
                     .def_doc = "1 with a cpu list; `auto` with `cpus: auto`", .min = 0,
-                    .max = XO_CLUSTER_MAX_SUB_POOLS, .word = "auto",
-                    .doc = "How many identical sub pools this entry makes; `auto`: one per core of its CPUs."},
+                    .max = XO_CLUSTER_MAX_SUB_POOLS, .word = "auto", .word2 = "gpus",
+                    .doc = "How many identical sub pools this entry makes; `auto`: one per core of its CPUs; `gpus`: "
+                           "one per CUDA GPU of the host (found by `xoscar up` there), sub pool k owning GPU k."},
     [POOL_GPU] = {.name = "gpu", .kind = &K_INT, .off = offsetof(xo_cluster_pool_t, gpu), .def = "none", .min = 0,
                   .max = 1023, .word = "none",
                   .doc = "The index of the CUDA GPU each of the entry's sub pools owns (the same as `device: cuda:N`; "
@@ -1224,6 +1235,17 @@ static xo_status_t pool_check(pctx_t *p, void *obj, yaml_node_t *n, yaml_node_t 
         return st;
     }
     if (g && pool->gpu >= 0) set_mark(p, obj, true, offsetof(xo_cluster_pool_t, device_mark), g);
+    /* count: gpus hands out the GPUs itself; a device of its own would contradict it (auto: the host device where
+     * the host has no GPU). */
+    yaml_node_t *other = g && pool->gpu >= 0 ? g : d && strcmp(pool->device, "auto") != 0 ? d : NULL;
+    if (pool->count == XO_CLUSTER_COUNT_GPUS && other) {
+        size_t saved = path_push_key(p, other == g ? "gpu" : "device");
+        xo_status_t st = fail_at(p, other, "'count: gpus' gives sub pool k GPU k: leave '%s' out (or 'device: auto', "
+                                           "to fall back to the host device where there is no GPU)",
+                                 other == g ? "gpu" : "device");
+        path_pop(p, saved);
+        return st;
+    }
     return XO_OK;
 }
 

@@ -68,10 +68,13 @@ typedef struct xo_cluster_mark {
     int column;
 } xo_cluster_mark_t;
 
+#define XO_CLUSTER_COUNT_GPUS (-2)
+
 /* One entry of a host's pools: `count` identical sub pools. */
 typedef struct xo_cluster_pool {
     char *cpus;             /* a cpu list as written ("0-3,8"), checked for syntax; NULL: "auto" */
-    int count;              /* sub pools of this entry; -1: "auto" (one per core of cpus, or of the host) */
+    int count;              /* sub pools of this entry; -1: "auto" (one per core of cpus, or of the host);
+                             * XO_CLUSTER_COUNT_GPUS: "gpus" (one per CUDA GPU of the host) */
     int gpu;                /* device index; -1: none (`gpu: N` is `device: cuda:N`) */
     char *device;           /* "none", "auto", "host", "host:N" or "cuda:N", as written (xo_cluster_host_config
                              * resolves auto); never NULL */
@@ -179,7 +182,11 @@ typedef struct xo_cluster_host_config {
  * pools "cuda:N"; `device: host` / `host:N` "host:0" / "host:N" (a device on host memory); `device: auto` "cuda:K",
  * the auto sub pools of the host taking this machine's CUDA devices in turn, or "host:0" when the machine has
  * none (or the build has no CUDA backend): CUDA devices are discovered here (blocking, once) only when an entry
- * says auto, and hc->device_notes says what was chosen and why. Explicit CUDA indices are not checked here: the
+ * says auto, and hc->device_notes says what was chosen and why. `count: gpus` makes one sub pool per CUDA device
+ * ("cuda:k"; with device auto and no device, one on "host:0"; without auto and no device, XO_ECONFIG). Sub pools
+ * that own CUDA devices and give no cpus are bound near their devices (xo_topology_partition_near over each
+ * device's local_cpulist); where that is unknown the whole host is split, and device_notes says which happened.
+ * Explicit CUDA indices are not checked here: the
  * sub pool fails to start when its device does not open, with the device's error. topo is the topology of the machine the host runs on (this one:
  * the config is for xo_host_start); NULL: it is loaded here when an entry needs it. Runs xo_cluster_check_host
  * first. On XO_OK the caller owns *hc_p (xo_cluster_host_config_free) and may change hc->cfg's callbacks and

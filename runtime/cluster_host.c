@@ -95,35 +95,47 @@ xo_status_t xo_cluster_check_host(const xo_cluster_t *c, size_t i, const xo_topo
 
 /* ---- devices ------------------------------------------------------------------------------------------------- */
 
-/* This machine's CUDA devices, for `device: auto`: how many (0 when this build has no CUDA backend or it finds
- * none, with why). */
-static size_t cuda_devices(char *why, size_t size)
-{
-    const xo_device_ops_t *cuda = xo_device_backend_find("cuda");
-    if (!cuda) {
-        snprintf(why, size, "this build has no CUDA backend (built without nvcc, or with XO_WITH_CUDA=OFF)");
-        return 0;
-    }
-    size_t n = 0;
-    if (xo_device_discover(cuda, NULL, 0, &n) != XO_OK) snprintf(why, size, "%s", xo_last_error());
-    else if (n == 0) snprintf(why, size, "the CUDA backend finds no device");
-    return n;
-}
+#define MAX_GPUS 64 /* the GPUs of one host whose CPU affinity is known; more are used, just not bound near */
 
-/* How `device: auto` is resolved on this host, shared by its entries: the CUDA devices, looked up on first need,
- * and the next one to hand out. */
+/* How `device: auto` and `count: gpus` are resolved on this host, shared by its entries: the CUDA devices (looked up
+ * on first need, with the CPUs near each), and the next one `auto` hands out. */
 typedef struct auto_devices {
     bool looked;
     size_t n_cuda;
     size_t next;
     char why[256];
+    xo_device_info_t infos[MAX_GPUS];
 } auto_devices_t;
 
-/* The device of one sub pool of entry p ("cuda:N", "host:N", or NULL for none) into buf, and its CUDA index (or -1)
+/* This machine's CUDA devices into ad (none when this build has no CUDA backend or it finds none: ad->why says). */
+static void look_for_gpus(auto_devices_t *ad)
+{
+    if (ad->looked) return;
+    ad->looked = true;
+    const xo_device_ops_t *cuda = xo_device_backend_find("cuda");
+    if (!cuda) {
+        snprintf(ad->why, sizeof ad->why, "this build has no CUDA backend (built without nvcc, or with XO_WITH_CUDA=OFF)");
+        return;
+    }
+    if (xo_device_discover(cuda, ad->infos, MAX_GPUS, &ad->n_cuda) != XO_OK)
+        snprintf(ad->why, sizeof ad->why, "%s", xo_last_error());
+    else if (ad->n_cuda == 0)
+        snprintf(ad->why, sizeof ad->why, "the CUDA backend finds no device");
+}
+
+/* The device of sub pool n of entry p ("cuda:N", "host:N", or NULL for none) into buf, and its CUDA index (or -1)
  * in *gpu_p. */
-static const char *pool_device(const xo_cluster_pool_t *p, auto_devices_t *ad, char *buf, size_t size, int *gpu_p)
+static const char *pool_device(const xo_cluster_pool_t *p, size_t n, auto_devices_t *ad, char *buf, size_t size,
+                               int *gpu_p)
 {
     *gpu_p = -1;
+    if (p->count == XO_CLUSTER_COUNT_GPUS) { /* sub pool n owns GPU n; the host device where there is none */
+        look_for_gpus(ad);
+        if (!ad->n_cuda) return "host:0";
+        *gpu_p = (int)n;
+        snprintf(buf, size, "cuda:%zu", n);
+        return buf;
+    }
     if (p->gpu >= 0) {
         *gpu_p = p->gpu;
         snprintf(buf, size, "cuda:%d", p->gpu);
@@ -133,18 +145,24 @@ static const char *pool_device(const xo_cluster_pool_t *p, auto_devices_t *ad, c
     if (!strcmp(p->device, "host")) return "host:0";
     if (!strncmp(p->device, "cuda:", 5)) *gpu_p = atoi(p->device + 5);
     if (strcmp(p->device, "auto") != 0) return p->device;
-    if (!ad->looked) {
-        ad->n_cuda = cuda_devices(ad->why, sizeof ad->why);
-        ad->looked = true;
-    }
+    look_for_gpus(ad);
     if (!ad->n_cuda) return "host:0";
     *gpu_p = (int)(ad->next++ % ad->n_cuda);
     snprintf(buf, size, "cuda:%d", *gpu_p);
     return buf;
 }
 
-/* Appends "file:line:col: hosts[i].pools[j].device: auto: ..." and a newline to *notes (malloc'd; unchanged when
- * out of memory: the note is informative). */
+/* Appends line to *notes (malloc'd; unchanged when out of memory: notes are informative). */
+static void add_note(char **notes, const char *line)
+{
+    size_t have = *notes ? strlen(*notes) : 0;
+    char *grown = realloc(*notes, have + strlen(line) + 1);
+    if (!grown) return;
+    memcpy(grown + have, line, strlen(line) + 1);
+    *notes = grown;
+}
+
+/* Appends "file:line:col: hosts[i].pools[j].device: auto: ..." and a newline to *notes. */
 static void note_auto(char **notes, const xo_cluster_t *c, const xo_cluster_host_t *h, size_t i, size_t j,
                       const auto_devices_t *ad, const char *first, const char *last)
 {
@@ -162,12 +180,7 @@ static void note_auto(char **notes, const xo_cluster_t *c, const xo_cluster_host
                                         "the host device host:0 instead (device memory on host memory; kernels run "
                                         "as host C code)\n",
                      c->path, m.line, m.column, i, j, ad->why);
-    if (w < 0) return;
-    size_t have = *notes ? strlen(*notes) : 0;
-    char *grown = realloc(*notes, have + strlen(line) + 1);
-    if (!grown) return;
-    memcpy(grown + have, line, strlen(line) + 1);
-    *notes = grown;
+    if (w >= 0) add_note(notes, line);
 }
 
 /* ---- the host config -------------------------------------------------------------------------------------------- */
@@ -198,6 +211,58 @@ static char *join_labels(void **arena, char *const *labels, size_t n)
     return s;
 }
 
+/* Binds the n sub pools of entry j (given no cpus) to the CPUs near their GPUs (gpus[n], -1: none), splitting the
+ * CPUs near one GPU (or one NUMA node's GPUs) between the pools that share them, into sets. False, writing nothing
+ * that matters, when some pool owns no GPU or a GPU's nearby CPUs are unknown (sysfs says nothing, as on a
+ * machine without a GPU) or unusable here: the caller then splits the whole host as for any pool, and a note
+ * says why when GPUs were involved. A note also says where each pool went. */
+static bool bind_near_gpus(const xo_cluster_t *c, const xo_cluster_host_t *h, size_t i, size_t j,
+                           auto_devices_t *ad, const xo_topology_t *topo, const int *gpus, size_t n,
+                           xo_cpuset_t *sets, char **notes)
+{
+    bool any = false;
+    for (size_t q = 0; q < n; q++) any = any || gpus[q] >= 0;
+    if (!any) return false; /* no GPU: nothing to be near */
+    look_for_gpus(ad);
+    xo_cluster_mark_t m = pool_mark(h, j, false);
+    char line[768], missing[384];
+    const char *why = NULL;
+    xo_cpuset_t *near = malloc(n * sizeof *near);
+    if (!near) return false;
+    for (size_t q = 0; q < n && !why; q++) {
+        int g = gpus[q];
+        if (g < 0) why = "not every sub pool of the entry owns a GPU";
+        else if ((size_t)g >= ad->n_cuda || g >= MAX_GPUS) {
+            if (ad->n_cuda) snprintf(missing, sizeof missing, "cuda:%d is not among this machine's %zu GPUs", g, ad->n_cuda);
+            else snprintf(missing, sizeof missing, "cuda:%d: no CUDA device here: %s", g, ad->why);
+            why = missing;
+        }
+        else if (!ad->infos[g].local_cpulist[0] ||
+                 xo_cpuset_parse(ad->infos[g].local_cpulist, &near[q], NULL, 0) != XO_OK)
+            why = "the system does not say which CPUs are near the GPU";
+    }
+    if (!why && xo_topology_partition_near(topo, n, near, sets) != XO_OK) why = xo_last_error();
+    free(near);
+    if (why) {
+        snprintf(line, sizeof line, "%s:%d:%d: hosts[%zu].pools[%zu]: not bound near its GPUs (%s): the host's CPUs "
+                                    "are split as for any pool\n", c->path, m.line, m.column, i, j, why);
+        add_note(notes, line);
+        return false;
+    }
+    int w = snprintf(line, sizeof line, "%s:%d:%d: hosts[%zu].pools[%zu]: bound near their GPUs:", c->path, m.line,
+                     m.column, i, j);
+    for (size_t q = 0; q < n && w > 0 && (size_t)w < sizeof line - 40; q++) {
+        char cpus[64];
+        xo_cpuset_format(&sets[q], cpus, sizeof cpus);
+        w += snprintf(line + w, sizeof line - (size_t)w, "%s cuda:%d on CPUs %s", q ? "," : "", gpus[q], cpus);
+    }
+    if (w > 0 && (size_t)w < sizeof line - 1) {
+        line[w] = '\n', line[w + 1] = '\0';
+        add_note(notes, line);
+    }
+    return true;
+}
+
 static xo_status_t build(const xo_cluster_t *c, size_t i, const xo_topology_t *topo, void **arena,
                          xo_cluster_host_config_t **hc_p, xo_cluster_error_t *err)
 {
@@ -206,6 +271,7 @@ static xo_status_t build(const xo_cluster_t *c, size_t i, const xo_topology_t *t
     if (st != XO_OK) return st;
 
     /* How many sub pools each entry makes. */
+    auto_devices_t ad = {0};
     size_t total = 0;
     size_t *counts = xo__cluster_alloc(arena, (h->n_pools ? h->n_pools : 1) * sizeof *counts);
     xo_cpuset_t *within = xo__cluster_alloc(arena, (h->n_pools ? h->n_pools : 1) * sizeof *within);
@@ -213,7 +279,19 @@ static xo_status_t build(const xo_cluster_t *c, size_t i, const xo_topology_t *t
     for (size_t j = 0; j < h->n_pools; j++) {
         const xo_cluster_pool_t *p = &h->pools[j];
         if (p->cpus) xo_cpuset_parse(p->cpus, &within[j], NULL, 0); /* checked above */
-        counts[j] = p->count >= 0 ? (size_t)p->count : cores_within(topo, p->cpus ? &within[j] : NULL);
+        if (p->count == XO_CLUSTER_COUNT_GPUS) {
+            look_for_gpus(&ad);
+            if (!ad.n_cuda && strcmp(p->device, "auto") != 0) {
+                xo_cluster_mark_t m = pool_mark(h, j, false);
+                return xo__cluster_error(err, XO_ECONFIG, c->path, m.line, m.column,
+                                         "hosts[%zu].pools[%zu]: count: gpus, and this host has no CUDA GPU (%s); "
+                                         "'device: auto' would fall back to one sub pool on the host device",
+                                         i, j, ad.why);
+            }
+            counts[j] = ad.n_cuda ? ad.n_cuda : 1;
+        } else {
+            counts[j] = p->count >= 0 ? (size_t)p->count : cores_within(topo, p->cpus ? &within[j] : NULL);
+        }
         total += counts[j];
         if (total > XO_CLUSTER_MAX_SUB_POOLS) {
             xo_cluster_mark_t m = pool_mark(h, j, false);
@@ -235,47 +313,58 @@ static xo_status_t build(const xo_cluster_t *c, size_t i, const xo_topology_t *t
     snprintf(address, alen, strchr(h->address, ':') ? "[%s]:%u" : "%s:%u", h->address, h->port);
 
     size_t k = 0;
-    auto_devices_t ad = {0};
     char *notes = NULL; /* malloc'd; copied into the arena at the end */
     for (size_t j = 0; j < h->n_pools; j++) {
         const xo_cluster_pool_t *p = &h->pools[j];
         if (!counts[j]) continue;
         char *labels = join_labels(arena, p->labels, p->n_labels);
         if (p->n_labels && !labels) return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
-        xo_cpuset_t *sets = NULL;
-        if (!(p->cpus && counts[j] == 1)) {
-            sets = malloc(counts[j] * sizeof *sets);
-            if (!sets) return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
-            if (xo_topology_partition(topo, p->cpus ? &within[j] : NULL, counts[j], sets) != XO_OK) {
-                free(sets);
-                xo_cluster_mark_t m = pool_mark(h, j, true);
-                return xo__cluster_error(err, XO_ECONFIG, c->path, m.line, m.column, "hosts[%zu].pools[%zu]: %s", i,
-                                         j, xo_last_error());
-            }
+        /* Devices first: where they are GPUs, the CPUs near them decide the binding. */
+        const char **devs = malloc(counts[j] * sizeof *devs);
+        char (*dbufs)[24] = malloc(counts[j] * sizeof *dbufs);
+        xo_cpuset_t *sets = malloc(counts[j] * sizeof *sets);
+        if (!devs || !dbufs || !sets) {
+            free(devs), free(dbufs), free(sets), free(notes);
+            return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
         }
+        for (size_t n = 0; n < counts[j]; n++) devs[n] = pool_device(p, n, &ad, dbufs[n], sizeof dbufs[n], &gpus[k + n]);
+        bool near = !p->cpus && bind_near_gpus(c, h, i, j, &ad, topo, gpus + k, counts[j], sets, &notes);
+        if (!near && !(p->cpus && counts[j] == 1) &&
+            xo_topology_partition(topo, p->cpus ? &within[j] : NULL, counts[j], sets) != XO_OK) {
+            free(devs), free(dbufs), free(sets), free(notes);
+            xo_cluster_mark_t m = pool_mark(h, j, true);
+            return xo__cluster_error(err, XO_ECONFIG, c->path, m.line, m.column, "hosts[%zu].pools[%zu]: %s", i, j,
+                                     xo_last_error());
+        }
+        bool split = near || !(p->cpus && counts[j] == 1);
         for (size_t n = 0; n < counts[j]; n++, k++) {
             char *cpus;
-            if (sets) {
+            if (split) {
                 size_t need = xo_cpuset_format(&sets[n], NULL, 0) + 1;
                 cpus = xo__cluster_alloc(arena, need);
                 if (cpus) xo_cpuset_format(&sets[n], cpus, need);
             } else {
                 cpus = xo__cluster_strndup(arena, p->cpus, strlen(p->cpus));
             }
-            char dbuf[24];
-            const char *dev = pool_device(p, &ad, dbuf, sizeof dbuf, &gpus[k]);
+            const char *dev = devs[n];
             char *device = dev ? xo__cluster_strndup(arena, dev, strlen(dev)) : NULL;
             if (!cpus || (dev && !device)) {
-                free(sets);
-                free(notes);
+                free(devs), free(dbufs), free(sets), free(notes);
                 return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
             }
             subs[k] = (xo_sub_pool_config_t){.cpus = cpus, .labels = labels, .n_threads = p->threads, .device = device};
         }
-        free(sets);
+        free(devs), free(dbufs), free(sets);
         if (p->gpu < 0 && !strcmp(p->device, "auto"))
             note_auto(&notes, c, h, i, j, &ad, subs[k - counts[j]].device, subs[k - 1].device);
         if (ad.looked && !ad.n_cuda && p->gpu < 0 && !strcmp(p->device, "auto")) hc->device_fallback = true;
+        if (p->count == XO_CLUSTER_COUNT_GPUS && ad.n_cuda && strcmp(p->device, "auto") != 0) {
+            char line[256];
+            xo_cluster_mark_t m = pool_mark(h, j, false);
+            snprintf(line, sizeof line, "%s:%d:%d: hosts[%zu].pools[%zu].count: gpus: %zu sub pools, cuda:0 to cuda:%zu\n",
+                     c->path, m.line, m.column, i, j, ad.n_cuda, ad.n_cuda - 1);
+            add_note(&notes, line);
+        }
     }
     if (notes) {
         hc->device_notes = xo__cluster_strndup(arena, notes, strlen(notes));

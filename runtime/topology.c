@@ -411,6 +411,40 @@ xo_status_t xo_topology_partition(const xo_topology_t *t, const xo_cpuset_t *wit
     return XO_OK;
 }
 
+xo_status_t xo_topology_partition_near(const xo_topology_t *t, size_t n_pools, const xo_cpuset_t *near,
+                                       xo_cpuset_t *sets)
+{
+    if (!t || !near || !sets || n_pools == 0) return xo_error_set(XO_EINVAL, "partition near: no pools to place");
+    for (size_t k = 0; k < n_pools; k++) {
+        if (!xo_cpuset_intersects(&near[k], &t->pus)) {
+            char text[64];
+            xo_cpuset_format(&near[k], text, sizeof text);
+            return xo_error_set(XO_EINVAL, "partition near: pool %zu's device is near CPUs \"%s\", none of which this "
+                                           "process may use", k, text);
+        }
+    }
+    xo_cpuset_t *out = malloc(sizeof *out * n_pools), *part = malloc(sizeof *part * n_pools);
+    size_t *members = malloc(sizeof *members * n_pools);
+    bool *done = calloc(n_pools, sizeof *done);
+    xo_status_t st = out && part && members && done ? XO_OK : xo_error_set(XO_ENOMEM, "out of memory");
+    /* One group per distinct near set, in the order pools first name it; its pools get its cores in turn. */
+    for (size_t k = 0; st == XO_OK && k < n_pools; k++) {
+        if (done[k]) continue;
+        size_t m = 0;
+        for (size_t q = k; q < n_pools; q++)
+            if (!done[q] && xo_cpuset_equal(&near[q], &near[k])) members[m++] = q, done[q] = true;
+        st = xo_topology_partition(t, &near[k], m, part);
+        for (size_t i = 0; st == XO_OK && i < m; i++) out[members[i]] = part[i];
+    }
+    if (st == XO_OK)
+        for (size_t k = 0; k < n_pools; k++) sets[k] = out[k];
+    free(out);
+    free(part);
+    free(members);
+    free(done);
+    return st;
+}
+
 /* ---- binding -------------------------------------------------------------------------------------------------- */
 
 xo_status_t xo_bind_self_to(const xo_cpuset_t *set)

@@ -143,6 +143,14 @@ xo_status_t xo_topology_nearby_cpus_of_pci(const xo_topology_t *t, const char *b
 xo_status_t xo_topology_partition(const xo_topology_t *t, const xo_cpuset_t *within, size_t n_pools,
                                   xo_cpuset_t *sets);
 
+/* Splits the cores near each pool's device between the pools that share them: near[k] is the CPU set close to pool
+ * k's device (a GPU's local_cpulist). Pools whose near sets are equal (GPUs on one NUMA node, or pools sharing a
+ * GPU) split that set between them as xo_topology_partition does; pools with different sets never share a core
+ * unless their sets overlap. sets has room for n_pools entries. XO_EINVAL (nothing written) when n_pools is 0 or a
+ * near set is empty or holds no CPU of t: the caller then splits without regard to devices. Pure: t is only read. */
+xo_status_t xo_topology_partition_near(const xo_topology_t *t, size_t n_pools, const xo_cpuset_t *near,
+                                       xo_cpuset_t *sets);
+
 /* ---- binding -------------------------------------------------------------------------------------------------- */
 
 /* Binds the calling THREAD to set with sched_setaffinity (Linux affinity is per thread). Threads it creates

@@ -355,8 +355,8 @@ TEST(ClusterFile, WrongTypes)
     EXPECT_STREQ(err.text, "test.yaml:5:11: hosts[0].port: expected an integer from 0 to 65535, got '70000'");
 
     err = load_err("secret: x\nhosts: [{name: a, address: 10.0.0.1, pools: [{count: many}]}]\n");
-    EXPECT_HAS(err.text, "test.yaml:2:54: hosts[0].pools[0].count: expected an integer from 0 to 256 or 'auto', "
-                         "got 'many'");
+    EXPECT_HAS(err.text, "test.yaml:2:54: hosts[0].pools[0].count: expected an integer from 0 to 256, 'auto' or "
+                         "'gpus', got 'many'");
 
     err = load_err("secret: x\nrestart: always\nhosts: [{name: a, address: 10.0.0.1}]\n");
     EXPECT_STREQ(err.text, "test.yaml:2:10: restart: expected one of: none, process, actors; got 'always'");
@@ -641,7 +641,7 @@ TEST(ClusterFile, DocsHoldTheGeneratedKeyReference)
     fclose(f);
     std::string ref(buf, len);
     free(buf);
-    EXPECT_HAS(ref, "| `count` | integer 0..256 or `auto` | 1 with a cpu list; `auto` with `cpus: auto` |");
+    EXPECT_HAS(ref, "| `count` | integer 0..256, `auto` or `gpus` | 1 with a cpu list; `auto` with `cpus: auto` |");
     EXPECT_HAS(ref, "| `restart` | `none` \\| `process` \\| `actors` | `process` |");
 
     std::string doc = read_all(XO_CLUSTER_DOC_PATH);
@@ -842,6 +842,85 @@ TEST(ClusterHost, SubPoolsOwnTheirDevices)
     hc.reset(raw);
     EXPECT_EQ(hc->device_notes, nullptr);
     EXPECT_FALSE(hc->device_fallback);
+}
+
+// count: gpus makes one sub pool per CUDA GPU of the host (sub pool k on cuda:k); with device: auto it falls back
+// to one sub pool on the host device where there is none; without, a host with no GPU is an error with the line.
+TEST(ClusterHost, CountGpusIsOnePoolPerGpu)
+{
+    TopoPtr t = eight_cores();
+    size_t n_cuda = 0;
+    const xo_device_ops_t *cuda = xo_device_backend_find("cuda");
+    if (cuda) xo_device_discover(cuda, nullptr, 0, &n_cuda);
+    xo_cluster_host_config_t *raw = nullptr;
+    xo_cluster_error_t err{};
+
+    ClusterPtr c = load_ok("secret: x\nhosts:\n  - name: a\n    address: 10.0.0.1\n"
+                           "    pools: [{count: gpus, device: auto, labels: [gpu]}]\n");
+    ASSERT_TRUE(c && t);
+    EXPECT_EQ(c->hosts[0].pools[0].count, XO_CLUSTER_COUNT_GPUS);
+    ASSERT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+    HostConfigPtr hc(raw);
+    ASSERT_EQ(hc->cfg.n_sub_pools, n_cuda ? n_cuda : 1u);
+    for (size_t k = 0; k < hc->cfg.n_sub_pools; k++) {
+        EXPECT_EQ(std::string(hc->cfg.sub_pools[k].device), n_cuda ? "cuda:" + std::to_string(k) : "host:0");
+        EXPECT_EQ(hc->sub_pool_gpu[k], n_cuda ? (int)k : -1);
+        EXPECT_STREQ(hc->cfg.sub_pools[k].labels, "gpu");
+    }
+    EXPECT_EQ(hc->device_fallback, n_cuda == 0);
+    ASSERT_NE(hc->device_notes, nullptr);
+    if (!n_cuda) EXPECT_HAS(std::string(hc->device_notes), "no CUDA device here (");
+
+    c = load_ok("secret: x\nhosts:\n  - name: a\n    address: 10.0.0.1\n    pools: [{count: gpus}]\n");
+    ASSERT_TRUE(c);
+    if (n_cuda == 0) {
+        EXPECT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_ECONFIG);
+        EXPECT_HAS(err.text, "test.yaml:5:13: hosts[0].pools[0]: count: gpus, and this host has no CUDA GPU (");
+        EXPECT_HAS(err.text, "'device: auto' would fall back");
+    } else {
+        ASSERT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+        hc.reset(raw);
+        EXPECT_EQ(hc->cfg.n_sub_pools, n_cuda);
+        EXPECT_HAS(std::string(hc->device_notes), "count: gpus: ");
+    }
+
+    // A device of its own would contradict count: gpus: refused when the file is loaded, at that key.
+    xo_cluster_error_t e = load_err("secret: x\nhosts: [{name: a, address: b, pools: [{count: gpus, device: host}]}]\n");
+    EXPECT_HAS(e.text, "test.yaml:2:61: hosts[0].pools[0].device: 'count: gpus' gives sub pool k GPU k: leave "
+                       "'device' out");
+    e = load_err("secret: x\nhosts: [{name: a, address: b, pools: [{gpu: 1, count: gpus}]}]\n");
+    EXPECT_HAS(e.text, "hosts[0].pools[0].gpu: 'count: gpus' gives sub pool k GPU k: leave 'gpu' out");
+}
+
+// Sub pools that own GPUs and give no cpus are bound to the CPUs near their GPUs where the system says which those
+// are; elsewhere (no such GPU here, no affinity known) the host is split as for any pool, and a note says why.
+TEST(ClusterHost, GpuPoolsWithoutCpusAreBoundNearTheirGpusOrSayWhyNot)
+{
+    TopoPtr t = eight_cores();
+    size_t n_cuda = 0;
+    const xo_device_ops_t *cuda = xo_device_backend_find("cuda");
+    if (cuda) xo_device_discover(cuda, nullptr, 0, &n_cuda);
+    ClusterPtr c = load_ok("secret: x\nhosts:\n  - name: a\n    address: 10.0.0.1\n    pools: [{gpu: 63, count: 2}]\n");
+    ASSERT_TRUE(c && t);
+    xo_cluster_host_config_t *raw = nullptr;
+    xo_cluster_error_t err{};
+    ASSERT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+    HostConfigPtr hc(raw);
+    ASSERT_EQ(hc->cfg.n_sub_pools, 2u);
+    EXPECT_STREQ(hc->cfg.sub_pools[0].cpus, "0-3"); // the whole host, split as for any pool
+    EXPECT_STREQ(hc->cfg.sub_pools[1].cpus, "4-7");
+    ASSERT_NE(hc->device_notes, nullptr);
+    std::string notes = hc->device_notes;
+    EXPECT_HAS(notes, "test.yaml:5:13: hosts[0].pools[0]: not bound near its GPUs (cuda:63");
+    EXPECT_HAS(notes, n_cuda ? "is not among this machine's" : "no CUDA device here");
+
+    // Pools that give their cpus keep them, and nothing is said.
+    c = load_ok("secret: x\nhosts: [{name: a, address: b, pools: [{gpu: 63, cpus: '2-3'}]}]\n");
+    ASSERT_TRUE(c);
+    ASSERT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+    hc.reset(raw);
+    EXPECT_STREQ(hc->cfg.sub_pools[0].cpus, "2-3");
+    EXPECT_EQ(hc->device_notes, nullptr);
 }
 
 TEST(ClusterHost, AutoCountsBeyondTheLimitAreRefused)

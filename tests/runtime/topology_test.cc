@@ -296,6 +296,34 @@ TEST_F(Partition, WithinASet)
     EXPECT_EQ(split(2, "0-1,6-7,9"), (std::vector<std::string>{"0-1,6-7", "9"}));
 }
 
+// Pools bound near their devices: two GPUs on each node, one pool per GPU; pools sharing a node split its cores.
+TEST_F(Partition, NearTheirDevices)
+{
+    auto near_split = [&](std::vector<const char *> near_lists) {
+        std::vector<xo_cpuset_t> near, sets(near_lists.size());
+        for (const char *s : near_lists) near.push_back(parse_ok(s));
+        EXPECT_EQ(xo_topology_partition_near(t.get(), near.size(), near.data(), sets.data()), XO_OK) << xo_last_error();
+        std::vector<std::string> out;
+        for (auto &s : sets) out.push_back(fmt(s));
+        return out;
+    };
+    EXPECT_EQ(near_split({"0-2,6-8", "0-2,6-8", "3-5,9-11", "3-5,9-11"}),
+              (std::vector<std::string>{"0-1,6-7", "2,8", "3-4,9-10", "5,11"}));
+    // Interleaved order: each pool still gets cores of its own node.
+    EXPECT_EQ(near_split({"3-5,9-11", "0-2,6-8", "3-5,9-11"}), (std::vector<std::string>{"3-4,9-10", "0-2,6-8", "5,11"}));
+    EXPECT_EQ(near_split({"3-5,9-11"}), (std::vector<std::string>{"3-5,9-11"}));
+    // More pools than cores near the device: they share those cores, and never spill to the other node.
+    EXPECT_EQ(near_split({"0-1", "0-1", "0-1"}), (std::vector<std::string>{"0", "1", "0"}));
+
+    std::vector<xo_cpuset_t> near(2), sets(2);
+    near[0] = parse_ok("0-2");
+    xo_cpuset_zero(&near[1]);
+    EXPECT_EQ(xo_topology_partition_near(t.get(), 2, near.data(), sets.data()), XO_EINVAL);
+    near[1] = parse_ok("40-41"); // not CPUs of this machine
+    EXPECT_EQ(xo_topology_partition_near(t.get(), 2, near.data(), sets.data()), XO_EINVAL);
+    EXPECT_NE(std::string(xo_last_error()).find("\"40-41\""), std::string::npos) << xo_last_error();
+}
+
 TEST_F(Partition, Errors)
 {
     xo_cpuset_t sets[1];
