@@ -69,6 +69,11 @@ struct xo_coll {
     xo_ref_t **peers;           /* size refs to the members' endpoints (peers[rank] too), owned */
     int next_phase;             /* the rendezvous phase this member uses next */
     uint64_t seq;               /* operations started on this group: the same count on every member */
+    uint64_t sig;               /* the running operation's signature (kind, type, reduce op, root): every message of
+                                 * it carries this, so members that call different things fail saying so. seq and
+                                 * sig are written under lock (the endpoint reads them) */
+    xo_status_t op_error;       /* under lock: a peer's message showed it runs another operation as this seq */
+    char op_text[400];
     xo_status_t broken;         /* the first failure, XO_OK while healthy */
     char *broken_text;
     _Atomic bool busy;
@@ -94,6 +99,9 @@ xo_status_t xo_coll_exchange(xo_coll_t *g, const void *blob, size_t len, xo_resu
 
 /* The bin of member r in an exchange result (points into it). XO_EPROTO when the result is not size bins. */
 xo_status_t xo_coll_exchange_get(const xo_result_t *all, int size, int r, xo_bytes_t *blob_p);
+
+/* "reduce(float32, sum, root 1)": an operation signature (g->sig) in words, into buf (len bytes, NUL-terminated). */
+void xo_coll_sig_text(uint64_t sig, char *buf, size_t len);
 
 /* ---- mailbox (coll_mailbox.c) ---- */
 

@@ -18,6 +18,7 @@
 
 struct xo_coll_slot {
     uint64_t seq;
+    uint64_t sig;          /* the operation signature of whoever made the slot first (a put, or the receive) */
     uint32_t tag;
     int from;
     size_t total, got;
@@ -25,7 +26,7 @@ struct xo_coll_slot {
     bool owned;
     xo_future_t *waiter;   /* completed when the slot is full or failed; NULL while nobody waits */
     xo_status_t error;     /* a peer sent something that does not fit (another length) */
-    char text[200];
+    char text[400];
     xo_coll_slot_t *next;
 };
 
@@ -109,16 +110,34 @@ static xo_status_t ep_init(xo_ctx_t *ctx, void *state, const msgpack_object *arg
 
 static void ep_fini(void *state) { free(((endpoint_t *)state)->name); }
 
-/* put(seq, tag, from, total, offset, bytes): a piece of what member `from` sends for step `tag` of operation seq. */
+/* Fails the member's current operation (lock held): rank `from` sent a message of operation seq whose signature is
+ * sig, not g->sig. Every receive of that operation wakes and returns the error, whatever step it waits for: the
+ * other member may never send what it waits for. */
+static void op_mismatch(xo_coll_t *g, uint64_t sig, int from)
+{
+    if (g->op_error != XO_OK) return;
+    char theirs[96], mine[96];
+    xo_coll_sig_text(sig, theirs, sizeof theirs);
+    xo_coll_sig_text(g->sig, mine, sizeof mine);
+    g->op_error = XO_EPROTO;
+    snprintf(g->op_text, sizeof g->op_text, "rank %d called %s where rank %d called %s (every member must call the "
+                                            "same collectives in the same order, with the same type, operation and "
+                                            "root)", from, theirs, g->rank, mine);
+    for (xo_coll_slot_t *s = g->slots; s; s = s->next)
+        if (s->seq == g->seq) slot_wake(s);
+}
+
+/* put(seq, sig, tag, from, total, offset, bytes): a piece of what member `from` sends for step `tag` of operation
+ * seq, whose signature on that member is sig. */
 static xo_status_t ep_put(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
     (void)out;
     endpoint_t *e = state;
-    uint64_t seq, total, offset;
+    uint64_t seq, sig, total, offset;
     int64_t tag;
     int from;
     xo_bytes_t piece;
-    xo_status_t st = xo_unpack(args, "uliuub", &seq, &tag, &from, &total, &offset, &piece);
+    xo_status_t st = xo_unpack(args, "uuliuub", &seq, &sig, &tag, &from, &total, &offset, &piece);
     if (st != XO_OK) return st;
     if (tag < 0 || tag > UINT32_MAX || offset > total || piece.len > total - offset)
         return xo_ctx_error(ctx, XO_EPROTO, "collective piece out of range: %zu bytes at %llu of %llu", piece.len,
@@ -130,6 +149,7 @@ static xo_status_t ep_put(xo_ctx_t *ctx, void *state, const msgpack_object *args
     if (!s) {
         s = slot_add(g, seq, (uint32_t)tag, from, (size_t)total);
         if (s) {
+            s->sig = sig;
             s->data = malloc(total ? total : 1);
             s->owned = true;
             if (!s->data) {
@@ -140,7 +160,10 @@ static xo_status_t ep_put(xo_ctx_t *ctx, void *state, const msgpack_object *args
         if (!s) st = xo_ctx_error(ctx, XO_ENOMEM, "out of memory for %llu bytes of a collective",
                                   (unsigned long long)total);
     }
-    if (s && s->total != total) { /* the receive expects another length: members disagree on count */
+    if (seq == g->seq && sig != g->sig) { /* this member runs another operation, type or root as seq */
+        op_mismatch(g, sig, from);
+        st = xo_ctx_error(ctx, XO_EPROTO, "%s", g->op_text);
+    } else if (s && s->total != total) { /* the receive expects another length: members disagree on count */
         if (s->error == XO_OK) {
             s->error = XO_EPROTO;
             snprintf(s->text, sizeof s->text,
@@ -246,10 +269,11 @@ xo_status_t xo_coll_send(xo_coll_t *g, xo_coll_sends_t *s, int to, uint32_t tag,
     size_t off = 0;
     while (off < len) { /* nothing for 0 bytes: the receiver knows the length too and does not wait */
         size_t n = len - off < XO_COLL_PIECE ? len - off : XO_COLL_PIECE;
-        xo_args_t *a = xo_args_new(6);
+        xo_args_t *a = xo_args_new(7);
         if (!a) return xo_coll_fail(g, XO_ENOMEM, "out of memory");
         msgpack_packer *pk = xo_args_packer(a);
         msgpack_pack_uint64(pk, g->seq);
+        msgpack_pack_uint64(pk, g->sig);
         msgpack_pack_uint32(pk, tag);
         msgpack_pack_int(pk, g->rank);
         msgpack_pack_uint64(pk, len);
@@ -332,6 +356,15 @@ xo_status_t xo_coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t
 {
     if (len == 0) return XO_OK;
     pthread_mutex_lock(&g->lock);
+    /* What arrived for this operation before it began here was not compared yet. */
+    for (xo_coll_slot_t *o = g->slots; o && g->op_error == XO_OK; o = o->next)
+        if (o->seq == g->seq && o->sig != g->sig) op_mismatch(g, o->sig, o->from);
+    if (g->op_error != XO_OK) {
+        char text[sizeof g->op_text];
+        snprintf(text, sizeof text, "%s", g->op_text);
+        pthread_mutex_unlock(&g->lock);
+        return xo_coll_fail(g, XO_EPROTO, "collective %s: %s", g->name, text);
+    }
     xo_coll_slot_t *s = slot_find(g, g->seq, tag, from);
     if (!s) {
         s = slot_add(g, g->seq, tag, from, len);
@@ -340,6 +373,7 @@ xo_status_t xo_coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t
             return xo_coll_fail(g, XO_ENOMEM, "out of memory");
         }
         s->data = dst;
+        s->sig = g->sig;
     } else if (s->total != len && s->error == XO_OK) {
         s->error = XO_EPROTO;
         snprintf(s->text, sizeof s->text,
@@ -360,6 +394,10 @@ xo_status_t xo_coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t
         pthread_mutex_lock(&g->lock);
         s->waiter = NULL;
         xo_future_unref(w);
+        if (g->op_error != XO_OK && s->error == XO_OK) { /* woken by another step's mismatch */
+            s->error = g->op_error;
+            snprintf(s->text, sizeof s->text, "%s", g->op_text);
+        }
         if (st != XO_OK && s->error == XO_OK && s->got < s->total) {
             slot_remove(g, s);
             pthread_mutex_unlock(&g->lock);

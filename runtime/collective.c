@@ -330,8 +330,37 @@ void xo_coll_destroy(xo_coll_t *g)
 
 /* ---- operations ---- */
 
-/* The checks every operation makes; on XO_OK the caller runs it and then calls end_op. */
-static xo_status_t begin_op(xo_coll_t *g, const char *what, xo_dtype_t dt)
+/* ---- operation signatures: what every member must agree on, carried by every message of the operation ---- */
+
+static const char *const op_names[] = {"allreduce", "broadcast", "allgather", "reduce_scatter", "reduce",
+                                       "gather",    "scatter",   "alltoall",  "barrier"};
+static const char *const dtype_names[] = {"int8", "uint8", "int32", "uint32", "int64", "uint64", "float32", "float64"};
+static const char *const reduce_names[] = {"sum", "prod", "min", "max"};
+
+/* kind+1 (8 bits), dtype (8), reduce op+1 (8; 0: none), root+1 (32; 0: none). */
+static uint64_t op_sig(const char *what, xo_dtype_t dt, int op, int root)
+{
+    uint64_t kind = 0;
+    for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; i++)
+        if (!strcmp(what, op_names[i])) kind = i + 1;
+    return kind << 56 | (uint64_t)(dt & 0xff) << 48 | (uint64_t)((op + 1) & 0xff) << 40 | (uint32_t)(root + 1);
+}
+
+void xo_coll_sig_text(uint64_t sig, char *buf, size_t len)
+{
+    size_t kind = (size_t)(sig >> 56), dt = (size_t)(sig >> 48 & 0xff), op = (size_t)(sig >> 40 & 0xff);
+    uint32_t root = (uint32_t)sig;
+    const char *name = kind >= 1 && kind <= sizeof op_names / sizeof op_names[0] ? op_names[kind - 1] : "?";
+    int w = snprintf(buf, len, "%s(%s", name, dt < sizeof dtype_names / sizeof dtype_names[0] ? dtype_names[dt] : "?");
+    if (w >= 0 && (size_t)w < len && op)
+        w += snprintf(buf + w, len - (size_t)w, ", %s", op <= 4 ? reduce_names[op - 1] : "?");
+    if (w >= 0 && (size_t)w < len && root) w += snprintf(buf + w, len - (size_t)w, ", root %u", root - 1);
+    if (w >= 0 && (size_t)w < len) snprintf(buf + w, len - (size_t)w, ")");
+}
+
+/* The checks every operation makes; on XO_OK the caller runs it and then calls end_op. op and root: -1 where the
+ * operation has none. */
+static xo_status_t begin_op(xo_coll_t *g, const char *what, xo_dtype_t dt, int op, int root)
 {
     if (!g) return xo_error_set(XO_EINVAL, "%s: no group", what);
     xo_ctx_t *ctx = xo_ctx_current();
@@ -344,7 +373,11 @@ static xo_status_t begin_op(xo_coll_t *g, const char *what, xo_dtype_t dt)
                             g->broken_text ? g->broken_text : xo_strerror(g->broken));
     if (atomic_exchange(&g->busy, true))
         return xo_error_set(XO_EINVAL, "%s on group %s: another operation of this member is running", what, g->name);
+    pthread_mutex_lock(&g->lock); /* the endpoint compares arriving messages with these */
     g->seq++;
+    g->sig = op_sig(what, dt, op, root);
+    g->op_error = XO_OK;
+    pthread_mutex_unlock(&g->lock);
     return XO_OK;
 }
 
@@ -376,7 +409,7 @@ xo_status_t xo_coll_allreduce(xo_coll_t *g, const void *send, void *recv, size_t
 {
     if (bad_op(op)) return xo_error_set(XO_EINVAL, "allreduce: unknown operation %d", op);
     if (count && (!send || !recv)) return xo_error_set(XO_EINVAL, "allreduce: NULL buffer");
-    xo_status_t st = begin_op(g, "allreduce", dt);
+    xo_status_t st = begin_op(g, "allreduce", dt, (int)op, -1);
     if (st != XO_OK) return st;
     if (count) st = g->backend->allreduce(g, send, recv, count, dt, op);
     return end_op(g, "allreduce", st);
@@ -386,7 +419,7 @@ xo_status_t xo_coll_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtype_t 
 {
     if (check_root(g, "broadcast", root) != XO_OK) return XO_EINVAL;
     if (count && !buf) return xo_error_set(XO_EINVAL, "broadcast: NULL buffer");
-    xo_status_t st = begin_op(g, "broadcast", dt);
+    xo_status_t st = begin_op(g, "broadcast", dt, -1, root);
     if (st != XO_OK) return st;
     if (count) st = g->backend->broadcast(g, buf, count, dt, root);
     return end_op(g, "broadcast", st);
@@ -395,7 +428,7 @@ xo_status_t xo_coll_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtype_t 
 xo_status_t xo_coll_allgather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt)
 {
     if (count && (!send || !recv)) return xo_error_set(XO_EINVAL, "allgather: NULL buffer");
-    xo_status_t st = begin_op(g, "allgather", dt);
+    xo_status_t st = begin_op(g, "allgather", dt, -1, -1);
     if (st != XO_OK) return st;
     if (count) st = g->backend->allgather(g, send, recv, count, dt);
     return end_op(g, "allgather", st);
@@ -406,7 +439,7 @@ xo_status_t xo_coll_reduce_scatter(xo_coll_t *g, const void *send, void *recv, s
 {
     if (bad_op(op)) return xo_error_set(XO_EINVAL, "reduce_scatter: unknown operation %d", op);
     if (count && (!send || !recv)) return xo_error_set(XO_EINVAL, "reduce_scatter: NULL buffer");
-    xo_status_t st = begin_op(g, "reduce_scatter", dt);
+    xo_status_t st = begin_op(g, "reduce_scatter", dt, (int)op, -1);
     if (st != XO_OK) return st;
     if (count) st = g->backend->reduce_scatter(g, send, recv, count, dt, op);
     return end_op(g, "reduce_scatter", st);
@@ -418,7 +451,7 @@ xo_status_t xo_coll_reduce(xo_coll_t *g, const void *send, void *recv, size_t co
     if (bad_op(op)) return xo_error_set(XO_EINVAL, "reduce: unknown operation %d", op);
     if (check_root(g, "reduce", root) != XO_OK) return XO_EINVAL;
     if (count && (!send || (g && g->rank == root && !recv))) return xo_error_set(XO_EINVAL, "reduce: NULL buffer");
-    xo_status_t st = begin_op(g, "reduce", dt);
+    xo_status_t st = begin_op(g, "reduce", dt, (int)op, root);
     if (st != XO_OK) return st;
     if (count) st = g->backend->reduce(g, send, recv, count, dt, op, root);
     return end_op(g, "reduce", st);
@@ -428,7 +461,7 @@ xo_status_t xo_coll_gather(xo_coll_t *g, const void *send, void *recv, size_t co
 {
     if (check_root(g, "gather", root) != XO_OK) return XO_EINVAL;
     if (count && (!send || (g && g->rank == root && !recv))) return xo_error_set(XO_EINVAL, "gather: NULL buffer");
-    xo_status_t st = begin_op(g, "gather", dt);
+    xo_status_t st = begin_op(g, "gather", dt, -1, root);
     if (st != XO_OK) return st;
     if (count) st = g->backend->gather(g, send, recv, count, dt, root);
     return end_op(g, "gather", st);
@@ -438,7 +471,7 @@ xo_status_t xo_coll_scatter(xo_coll_t *g, const void *send, void *recv, size_t c
 {
     if (check_root(g, "scatter", root) != XO_OK) return XO_EINVAL;
     if (count && (!recv || (g && g->rank == root && !send))) return xo_error_set(XO_EINVAL, "scatter: NULL buffer");
-    xo_status_t st = begin_op(g, "scatter", dt);
+    xo_status_t st = begin_op(g, "scatter", dt, -1, root);
     if (st != XO_OK) return st;
     if (count) st = g->backend->scatter(g, send, recv, count, dt, root);
     return end_op(g, "scatter", st);
@@ -447,7 +480,7 @@ xo_status_t xo_coll_scatter(xo_coll_t *g, const void *send, void *recv, size_t c
 xo_status_t xo_coll_alltoall(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt)
 {
     if (count && (!send || !recv)) return xo_error_set(XO_EINVAL, "alltoall: NULL buffer");
-    xo_status_t st = begin_op(g, "alltoall", dt);
+    xo_status_t st = begin_op(g, "alltoall", dt, -1, -1);
     if (st != XO_OK) return st;
     if (count) st = g->backend->alltoall(g, send, recv, count, dt);
     return end_op(g, "alltoall", st);
@@ -456,7 +489,7 @@ xo_status_t xo_coll_alltoall(xo_coll_t *g, const void *send, void *recv, size_t 
 /* Over the mailbox whatever the backend (NCCL has no barrier; every group has its endpoints). */
 xo_status_t xo_coll_barrier(xo_coll_t *g)
 {
-    xo_status_t st = begin_op(g, "barrier", XO_DTYPE_UINT8);
+    xo_status_t st = begin_op(g, "barrier", XO_DTYPE_UINT8, -1, -1);
     if (st != XO_OK) return st;
     g->last_algorithm = "direct";
     xo_coll_sends_t sends = {0};

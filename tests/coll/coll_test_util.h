@@ -44,15 +44,17 @@ template <typename T> std::vector<T> from_bytes(const Bytes &b)
     return v;
 }
 
-// Sends run to every member at once (each rank's input), then collects the outcomes by rank.
-std::vector<Outcome> run_group(const std::vector<xo_ref_t *> &members, const std::string &name, const char *rdv,
-                               const Op &op, const std::vector<Bytes> &inputs, int size = -1)
+// Sends run to every member at once (each rank's input and operation: ops[r]), then collects the outcomes by rank.
+std::vector<Outcome> run_group_each(const std::vector<xo_ref_t *> &members, const std::string &name, const char *rdv,
+                                    const std::vector<Op> &ops, const std::vector<Bytes> &inputs, int size = -1)
 {
     if (size < 0) size = (int)members.size();
     std::vector<xo_future_t *> fs(members.size(), nullptr);
+    const Op &op = ops[0]; // the timeout below
     for (size_t r = 0; r < members.size(); r++) {
-        xo_args_t *a = xo_args("siisssiiiilb", name.c_str(), (int)r, size, rdv, op.backend.c_str(), op.op.c_str(),
-                               (int)op.dtype, (int)op.rop, op.root, op.repeat, op.timeout_ms, inputs[r].data(),
+        const Op &o = ops[r];
+        xo_args_t *a = xo_args("siisssiiiilb", name.c_str(), (int)r, size, rdv, o.backend.c_str(), o.op.c_str(),
+                               (int)o.dtype, (int)o.rop, o.root, o.repeat, o.timeout_ms, inputs[r].data(),
                                inputs[r].size());
         EXPECT_EQ(xo_send(members[r], "run", a, &fs[r]), XO_OK) << xo_last_error();
     }
@@ -75,6 +77,13 @@ std::vector<Outcome> run_group(const std::vector<xo_ref_t *> &members, const std
         xo_future_free(fs[r]);
     }
     return outs;
+}
+
+// The same operation on every member.
+std::vector<Outcome> run_group(const std::vector<xo_ref_t *> &members, const std::string &name, const char *rdv,
+                               const Op &op, const std::vector<Bytes> &inputs, int size = -1)
+{
+    return run_group_each(members, name, rdv, std::vector<Op>(members.size(), op), inputs, size);
 }
 
 // Rank r's input: count values that differ by rank and position.

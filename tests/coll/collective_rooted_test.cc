@@ -269,6 +269,50 @@ TEST_F(CollRooted, MembersThatDisagreeOnCountFailWithATextThatSaysSo)
     }
 }
 
+// Members that call different things (another root, type, reduce operation or collective) on one group: the members
+// that receive from a disagreeing one fail at once with a text naming both calls, instead of a timeout or (same
+// byte count, another type) a silently wrong result. Over messages, and in shared memory, whose handle exchange is
+// made of the same messages.
+TEST_F(CollRooted, MembersThatCallDifferentThingsFailWithATextNamingBoth)
+{
+    struct Case {
+        const char *device, *what;
+        size_t elems;
+        Op mine, rank2;
+        const char *text;
+    };
+    auto op = [](const char *name, xo_dtype_t dt, xo_reduce_op_t rop, int root) {
+        Op o;
+        o.op = name, o.dtype = dt, o.rop = rop, o.root = root, o.timeout_ms = 3000;
+        return o;
+    };
+    const Case cases[] = {
+        {nullptr, "root", 10, op("broadcast", XO_DTYPE_INT64, XO_REDUCE_SUM, 0),
+         op("broadcast", XO_DTYPE_INT64, XO_REDUCE_SUM, 1), "broadcast(int64, root 0)"},
+        {nullptr, "type", 10, op("allreduce", XO_DTYPE_INT64, XO_REDUCE_SUM, 0),
+         op("allreduce", XO_DTYPE_UINT64, XO_REDUCE_SUM, 0), "allreduce(uint64, sum)"},
+        {nullptr, "reduce op", 10, op("reduce", XO_DTYPE_INT64, XO_REDUCE_SUM, 0),
+         op("reduce", XO_DTYPE_INT64, XO_REDUCE_MAX, 0), "reduce(int64, max, root 0)"},
+        {nullptr, "collective", 10, op("gather", XO_DTYPE_INT64, XO_REDUCE_SUM, 0),
+         op("alltoall", XO_DTYPE_INT64, XO_REDUCE_SUM, 0), "alltoall(int64)"},
+        {"host:0", "type, shared memory", 20000, op("allreduce", XO_DTYPE_INT64, XO_REDUCE_SUM, 0),
+         op("allreduce", XO_DTYPE_FLOAT64, XO_REDUCE_SUM, 0), "allreduce(float64, sum)"},
+    };
+    for (const auto &c : cases) {
+        start(c.device);
+        bool blocked = c.rank2.op == "alltoall";
+        std::vector<Bytes> in;
+        for (int r = 0; r < 3; r++) in.push_back(make_input(XO_DTYPE_INT64, r, c.elems * (blocked && r == 2 ? 3 : 1)));
+        auto outs = run_group_each({members[0], members[1], members[2]}, std::string("differ-") + c.what,
+                                   addr.c_str(), {c.mine, c.mine, c.rank2}, in);
+        bool said = false;
+        for (int r = 0; r < 3; r++)
+            said |= outs[r].st == XO_EPROTO && outs[r].error.find(c.text) != std::string::npos &&
+                    outs[r].error.find("every member must call the same collectives") != std::string::npos;
+        EXPECT_TRUE(said) << c.what << ": " << outs[0].error << " | " << outs[1].error << " | " << outs[2].error;
+    }
+}
+
 // Rank 2 joins and leaves without the operation: root (rank 0) fails naming a rank within the timeout, and so does
 // every member that waits for rank 2's data (all-to-all).
 TEST_F(CollRooted, AMemberThatLeavesFailsTheRootInsteadOfHangingIt)
