@@ -4,8 +4,11 @@
  * A group is a set of `size` members, each an actor method calling xo_coll_init with the same name and size and its
  * own rank (0..size-1), usually one actor per pool (per GPU). The members meet at a rendezvous actor that the first
  * of them creates at cfg->rendezvous (a pool every member reaches: the host's main pool, typically), then talk
- * directly. Every member must call the same collectives on a group in the same order (as in MPI and NCCL); a
- * member's calls on one group are one at a time.
+ * directly. Every member must call the same collectives on a group in the same order (as in MPI and NCCL), with
+ * the same count, type, reduce operation and root; a member's calls on one group are one at a time. On the host
+ * backend every message carries its operation's description, so a member that receives from one that called
+ * something else fails with XO_EPROTO naming both calls ("rank 2 called reduce(int64, max, root 0) where rank 0
+ * called reduce(int64, sum, root 0)"); a member that receives nothing from it times out (NCCL: a timeout).
  *
  * Buffers: when the member's pool owns a device (include/xoscar/device_buf.h), buffers are device memory of that
  * device (xo_device_alloc, or a lent buffer); when it owns none, they are plain host memory. send and recv may be
