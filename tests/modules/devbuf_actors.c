@@ -7,7 +7,7 @@
  *                           [reader's check result, the buffer still intact here (bool)]; free() -> bytes used;
  *                           used() -> bytes used; pid(); spin(ms): holds its pool's thread busy for ms (no yield)
  *                           lend_ready(address, uid, seed, method): rewrites the buffer with pattern seed on a
- *                           stream, behind 60 ms of other stream work, records a shareable event and lends the buffer
+ *                           stream, behind 300 ms of other stream work, records a shareable event and lends the buffer
  *                           with it at once (xo_pack_device_buf_ready) to reader.method -> the reader's result
  *   StageReader (stateless) check(desc, seed) -> [pattern ok, imported, size, device bytes used while held]; the
  *                           reader then zeroes what it got (a copy: the owner keeps its bytes); used() -> bytes used
@@ -146,10 +146,10 @@ static xo_status_t owner_spin(xo_ctx_t *ctx, void *state, const msgpack_object *
     return xo_pack(out, "l", ms);
 }
 
-static void sleep_60ms(void *arg)
+static void sleep_300ms(void *arg)
 {
     (void)arg;
-    struct timespec ts = {0, 60 * 1000000};
+    struct timespec ts = {0, 300 * 1000000}; /* long enough that a host-side wait shows under any load */
     while (nanosleep(&ts, &ts) != 0) {
     }
 }
@@ -188,7 +188,7 @@ static xo_status_t owner_lend_ready(xo_ctx_t *ctx, void *state, const msgpack_ob
     if ((st = xo_device_alloc(dev, o->size, &src)) != XO_OK ||
         (st = xo_device_memcpy(dev, src, host, o->size, XO_MEMCPY_HOST_TO_DEVICE, NULL)) != XO_OK ||
         (st = xo_device_stream_create(dev, &s)) != XO_OK || (st = xo_device_event_create_ipc(dev, &ev)) != XO_OK ||
-        (st = xo_device_launch_host(s, sleep_60ms, NULL)) != XO_OK ||
+        (st = xo_device_launch_host(s, sleep_300ms, NULL)) != XO_OK ||
         (st = xo_device_memcpy(dev, o->buf, src, o->size, XO_MEMCPY_DEVICE_TO_DEVICE, s)) != XO_OK ||
         (st = xo_device_event_record(ev, s)) != XO_OK)
         goto done;
