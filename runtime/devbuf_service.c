@@ -172,6 +172,15 @@ static xo_status_t service_read(xo_ctx_t *ctx, void *state, const msgpack_object
     return XO_OK;
 }
 
+/* The arguments (ptr, size, token, bin) of ready and nccl_send, checked: this pool lent [ptr, ptr + size). */
+static xo_status_t unpack_lent(xo_ctx_t *ctx, const service_t *s, const msgpack_object *args, uint64_t *ptr,
+                               uint64_t *size, xo_bytes_t *bin)
+{
+    xo_bytes_t token;
+    xo_status_t st = xo_unpack(args, "uubb", ptr, size, &token, bin);
+    return st != XO_OK ? st : check_lent(ctx, s, *ptr, *size, token);
+}
+
 /* ready(ptr, size, token, event handle): returns once the event the owner lent the range with has completed. The
  * event is this process's own, so the import shares it (the owner keeps it alive until the call that lent the
  * buffer is answered, which is after this). */
@@ -180,10 +189,9 @@ static xo_status_t service_ready(xo_ctx_t *ctx, void *state, const msgpack_objec
     (void)out;
     service_t *s = state;
     uint64_t ptr, size;
-    xo_bytes_t token, handle;
-    xo_status_t st = xo_unpack(args, "uubb", &ptr, &size, &token, &handle);
+    xo_bytes_t handle;
+    xo_status_t st = unpack_lent(ctx, s, args, &ptr, &size, &handle);
     if (st != XO_OK) return st;
-    if ((st = check_lent(ctx, s, ptr, size, token)) != XO_OK) return st;
     xo_device_ipc_handle_t h;
     if (handle.len != sizeof h.bytes)
         return xo_ctx_error(ctx, XO_EBADARGS, "an event handle is %zu bytes, not %zu", sizeof h.bytes, handle.len);
@@ -210,10 +218,9 @@ static xo_status_t service_nccl_send(xo_ctx_t *ctx, void *state, const msgpack_o
     (void)out;
     service_t *s = state;
     uint64_t ptr, size;
-    xo_bytes_t token, id;
-    xo_status_t st = xo_unpack(args, "uubb", &ptr, &size, &token, &id);
+    xo_bytes_t id;
+    xo_status_t st = unpack_lent(ctx, s, args, &ptr, &size, &id);
     if (st != XO_OK) return st;
-    if ((st = check_lent(ctx, s, ptr, size, token)) != XO_OK) return st;
     st = xo__devbuf_nccl_send(s->pool->device, ptr, size, id.ptr, id.len, xo__devbuf_timeout_ms());
     if (st != XO_OK) {
         char why[XO_ERROR_TEXT_MAX];
