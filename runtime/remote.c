@@ -62,6 +62,8 @@ static struct {
     pthread_mutex_t connect_lock;
     pthread_once_t timers_once;
     xo_timers_t *timers;
+    struct sender *senders;  /* every thread's sender cache (io.lock): see "sending requests" */
+    pthread_key_t sender_key; /* frees a thread's sender cache when it exits */
 } io = {.once = PTHREAD_ONCE_INIT, .timers_once = PTHREAD_ONCE_INIT, .connect_lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- addresses ------------------------------------------------------------------------------------------------ */
@@ -153,6 +155,8 @@ static size_t peer_urls(const addr_t *a, char urls[4][XO_URL_MAX])
 }
 
 /* ---- connections ---------------------------------------------------------------------------------------------- */
+
+static void senders_forget(conn_t *c);
 
 static conn_t *conn_new(conn_kind_t kind)
 {
@@ -688,6 +692,8 @@ static void sync_conns(conn_t **ready)
         }
         c = next;
     }
+    for (conn_t *g = gone; g; g = g->next)
+        if (g->kind == CONN_OUTBOUND) senders_forget(g);
     io.close_gen++;
     pthread_cond_broadcast(&io.cond);
     pthread_mutex_unlock(&io.lock);
@@ -900,6 +906,8 @@ void xo_remote_poll_stop(void)
     p->busy = false;
 }
 
+static void sender_exit(void *arg);
+
 static void io_init(void)
 {
     pthread_mutex_init(&io.lock, NULL);
@@ -912,6 +920,11 @@ static void io_init(void)
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(io.epfd, EPOLL_CTL_ADD, io.wakefd, &ev);
+    int krc = pthread_key_create(&io.sender_key, sender_exit);
+    if (krc != 0) {
+        io.init_st = xo_error_set(XO_ESYS, "cannot create the senders' thread key: %s", strerror(krc));
+        return;
+    }
     uint64_t seed = (uint64_t)getpid() << 40;
     atomic_store(&io.next_call_id, seed);
     int rc = pthread_create(&io.thread, NULL, io_main, NULL);
@@ -1186,11 +1199,119 @@ static xo_status_t send_request(conn_t *c, xo_wire_out_t *w, uint64_t call_id, x
     return st;
 }
 
+/* Each thread that sends keeps the connection it last sent on (one ref) and its header buffer, so that a stream of
+ * tells to one pool neither looks the peer up under io.lock (nor parses its address) nor allocates a header per
+ * message. The ref must not keep a dead connection (and its fds) alive after the thread stops sending: the cache is
+ * listed in io.senders, and when the I/O thread lets a dead outbound connection go (sync_conns) it takes it out of
+ * every cache. The slot is a pointer that whoever uses it takes by exchange: the owner while it sends, the I/O
+ * thread (under io.lock) to drop a dead connection; so exactly one of them holds the ref at a time. */
+#define SENDER_BUF_KEEP ((size_t)64 << 10) /* larger header buffers are freed after the send */
+
+typedef struct sender {
+    _Atomic(conn_t *) conn; /* the ref, or NULL while the owner uses it */
+    xo_buf_t hdr;           /* owner only */
+    struct sender *next;    /* io.senders (io.lock) */
+} sender_t;
+
+static _Thread_local sender_t *tls_sender;
+
+/* io.lock held: drops c (dead) from every thread's cache. */
+static void senders_forget(conn_t *c)
+{
+    for (sender_t *s = io.senders; s; s = s->next) {
+        conn_t *expected = c;
+        if (atomic_compare_exchange_strong(&s->conn, &expected, NULL)) conn_release(c);
+    }
+}
+
+/* pthread key destructor: the thread exits. */
+static void sender_exit(void *arg)
+{
+    sender_t *s = arg;
+    if (tls_sender == s) tls_sender = NULL; /* a later key destructor that sends gets a new one */
+    pthread_mutex_lock(&io.lock);
+    for (sender_t **pp = &io.senders; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    pthread_mutex_unlock(&io.lock);
+    conn_t *c = atomic_exchange(&s->conn, NULL);
+    if (c) conn_release(c);
+    xo_buf_free(&s->hdr);
+    free(s);
+}
+
+/* The calling thread's cache, created on first use (io started). NULL when out of memory: callers do without. */
+static sender_t *sender_get(void)
+{
+    if (tls_sender) return tls_sender;
+    sender_t *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    if (pthread_setspecific(io.sender_key, s) != 0) {
+        free(s);
+        return NULL;
+    }
+    pthread_mutex_lock(&io.lock);
+    s->next = io.senders;
+    io.senders = s;
+    pthread_mutex_unlock(&io.lock);
+    tls_sender = s;
+    return s;
+}
+
+/* The connection to address with one ref for the caller: the thread's cached one when it is still alive, else
+ * peer_get's. */
+static xo_status_t sender_peer(sender_t *s, const char *address, conn_t **c_p)
+{
+    conn_t *c = s ? atomic_exchange(&s->conn, NULL) : NULL;
+    if (c && !atomic_load(&c->dead) && strcmp(c->address, address) == 0) {
+        *c_p = c;
+        return XO_OK;
+    }
+    if (c) conn_release(c);
+    return peer_get(address, c_p);
+}
+
+/* Hands the caller's ref on c back to the cache (or drops it). A connection found dead afterwards is dropped here,
+ * since the I/O thread may have looked for it while we held it (see senders_forget). */
+static void sender_keep(sender_t *s, conn_t *c)
+{
+    if (!s) {
+        conn_release(c);
+        return;
+    }
+    atomic_store(&s->conn, c);
+    if (atomic_load(&c->dead) && (c = atomic_exchange(&s->conn, NULL)) != NULL) conn_release(c);
+}
+
+/* Starts w on the thread's kept header buffer (empty, its capacity reused). */
+static void sender_out_init(sender_t *s, xo_wire_out_t *w)
+{
+    xo_wire_out_init(w);
+    if (!s) return;
+    w->header = s->hdr; /* moved: a nested send on this thread would find it empty and allocate its own */
+    w->header.size = 0;
+    s->hdr = (xo_buf_t){0};
+}
+
+static void sender_out_free(sender_t *s, xo_wire_out_t *w)
+{
+    if (s && !s->hdr.data && w->header.cap <= SENDER_BUF_KEEP) s->hdr = w->header;
+    else xo_wire_out_free(w);
+}
+
 xo_status_t xo_remote_send(const char *address, int type, uint64_t chain, const char *uid, const char *name,
                            xo_args_t *args, bool want_reply, xo_future_t **f_p)
 {
+    xo_status_t st = io_start();
+    if (st != XO_OK) {
+        xo_args_free(args);
+        return st;
+    }
+    sender_t *snd = sender_get();
     conn_t *c = NULL;
-    xo_status_t st = peer_get(address, &c);
+    st = sender_peer(snd, address, &c);
     if (st != XO_OK) {
         xo_args_free(args);
         return st;
@@ -1201,23 +1322,23 @@ xo_status_t xo_remote_send(const char *address, int type, uint64_t chain, const 
         st = pending_new(c, id, &f);
         if (st != XO_OK) {
             xo_args_free(args);
-            conn_release(c);
+            sender_keep(snd, c);
             return st;
         }
     }
     size_t len = 0;
     const char *data = args ? xo_args_data(args, &len) : NULL;
     xo_wire_out_t w;
-    xo_wire_out_init(&w);
+    sender_out_init(snd, &w);
     switch (type) {
     case XO_WIRE_CALL: st = xo_wire_call(&w, id, chain, want_reply, uid, name, data, len); break;
     case XO_WIRE_CREATE: st = xo_wire_create(&w, id, chain, uid, name, data, len); break;
     default: st = xo_wire_simple(&w, type, id, chain, uid); break;
     }
     if (st == XO_OK) st = send_request(c, &w, id, f);
-    xo_wire_out_free(&w);
+    sender_out_free(snd, &w);
     xo_args_free(args);
-    conn_release(c);
+    sender_keep(snd, c);
     if (st != XO_OK) {
         xo_future_unref(f);
         return st;

@@ -1,6 +1,7 @@
 // Frames taken by spinning threads (runtime/remote.c, "polling"): idle schedulers and callers waiting for a reply take
 // shared-memory frames themselves, and hand the channel back to the I/O thread (wake-up armed) when they stop. A frame
 // lost in a hand-over shows up here as a call that times out or a tell that never arrives.
+#include <dirent.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -102,6 +103,46 @@ TEST_F(RemotePoll, ReplyAfterTheCallerGaveUpLeavesTheChannelWorking)
     usleep(400 * 1000); // the late reply arrives while nobody polls: the I/O thread takes it
     for (int i = 0; i < 200; i++) ASSERT_EQ(call_i64(echo, "pid"), xo_host_sub_pool_pid(host, 0));
     xo_ref_free(echo);
+}
+
+size_t OpenFds()
+{
+    size_t n = 0;
+    if (DIR *d = opendir("/proc/self/fd")) {
+        while (struct dirent *e = readdir(d))
+            if (e->d_name[0] != '.') n++;
+        closedir(d);
+    }
+    return n;
+}
+
+// Each sending thread keeps the connection it last sent on (remote.c, "sending requests"). Threads that come and go,
+// and the main thread, send to a sub pool; once the host has stopped, the connection is gone from every cache: no fd
+// stays open for it, and a tell to the dead pool fails instead of going into a ring nobody reads.
+TEST_F(RemotePoll, SendersThatComeAndGoKeepNoDeadConnectionOpen)
+{
+    size_t fds_before = OpenFds();
+    start(1);
+    xo_ref_t *counter = place("Counter");
+    ASSERT_NE(counter, nullptr);
+    const int kThreads = 6, kTells = 200;
+    for (int round = 0; round < 2; round++) { // a second round: new threads, the same connection
+        std::vector<std::thread> ts;
+        for (int t = 0; t < kThreads; t++)
+            ts.emplace_back([&] {
+                for (int i = 0; i < kTells; i++) ASSERT_EQ(xo_tell(counter, "add", xo_args("l", (int64_t)1)), XO_OK);
+                EXPECT_GE(call_i64(counter, "get"), kTells);
+            });
+        for (auto &t : ts) t.join();
+    }
+    ASSERT_EQ(xo_tell(counter, "add", xo_args("l", (int64_t)1)), XO_OK);
+    EXPECT_EQ(call_i64(counter, "get"), (int64_t)2 * kThreads * kTells + 1);
+    xo_host_stop(host);
+    host = nullptr;
+    // The process keeps its I/O thread's epoll and eventfd once started: those, nothing else.
+    EXPECT_LE(OpenFds(), fds_before + 2);
+    EXPECT_NE(xo_tell(counter, "add", xo_args("l", (int64_t)1)), XO_OK);
+    xo_ref_free(counter);
 }
 
 } // namespace
