@@ -11,11 +11,14 @@
 #include <unistd.h>
 
 #include "runtime/auth.h"
+#include "runtime/futex.h"
 #include "runtime/idmap.h"
 #include "runtime/log.h"
 #include "xoscar/gpu.h"
 
 #define CONNECT_TIMEOUT_MS 3000
+#define POLL_PAUSE_NS 200000 /* longest a paused scheduler holds its connections (see "pausing") */
+#define PAUSE_QUIET_ROUNDS 16
 #define DRAIN_BUDGET 256
 #define UID_MAX 512
 
@@ -63,7 +66,10 @@ static struct {
     pthread_once_t timers_once;
     xo_timers_t *timers;
     struct sender *senders;  /* every thread's sender cache (io.lock): see "sending requests" */
+    struct pauser *pausers;  /* every scheduler thread that has paused (io.lock): see "polling" */
+    _Atomic bool pause_watch; /* the I/O thread wakes every POLL_PAUSE_NS to look at paused pollers */
     pthread_key_t sender_key; /* frees a thread's sender cache when it exits */
+    pthread_key_t pause_key;  /* frees a scheduler thread's pauser when it exits */
 } io = {.once = PTHREAD_ONCE_INIT, .timers_once = PTHREAD_ONCE_INIT, .connect_lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- addresses ------------------------------------------------------------------------------------------------ */
@@ -711,14 +717,33 @@ static void sync_conns(conn_t **ready)
     }
 }
 
+static bool pausers_check(void);
+
+/* epoll_wait, with a timeout of POLL_PAUSE_NS while schedulers are paused (none when ready: 0). */
+static int io_wait(struct epoll_event *evs, int max, bool ready)
+{
+    if (ready || !atomic_load(&io.pause_watch)) return epoll_wait(io.epfd, evs, max, ready ? 0 : -1);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+    static _Atomic bool no_pwait2;
+    if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+        struct timespec ts = {0, POLL_PAUSE_NS};
+        int n = epoll_pwait2(io.epfd, evs, max, &ts, NULL);
+        if (n >= 0 || errno != ENOSYS) return n;
+        atomic_store_explicit(&no_pwait2, true, memory_order_relaxed); /* a kernel before 5.11 */
+    }
+#endif
+    return epoll_wait(io.epfd, evs, max, (POLL_PAUSE_NS + 999999) / 1000000);
+}
+
 static void *io_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "xo-io");
     struct epoll_event evs[64];
     conn_t *ready = NULL;
+    unsigned quiet = 0; /* looks at the pausers since one last paused */
     for (;;) {
-        int n = epoll_wait(io.epfd, evs, 64, ready ? 0 : -1);
+        int n = io_wait(evs, 64, ready != NULL);
         if (n < 0 && errno != EINTR) {
             xo_log_error("epoll_wait: %s", strerror(errno));
             continue;
@@ -743,6 +768,14 @@ static void *io_main(void *arg)
             }
         }
         if (sync) sync_conns(&ready);
+        if (atomic_load(&io.pause_watch)) {
+            /* Dekker with xo_remote_poll_pause: off first, then look; a pause we miss sees the watch off. The watch
+             * stays on for PAUSE_QUIET_ROUNDS looks after the last pause, so that a pool answering calls one by
+             * one (each a pause of a microsecond) does not ring us at each. */
+            atomic_store(&io.pause_watch, false);
+            if (pausers_check()) quiet = 0;
+            if (quiet++ < PAUSE_QUIET_ROUNDS) atomic_store(&io.pause_watch, true);
+        }
         /* Drain every ready connection once per round: fair between busy peers. */
         conn_t *again = NULL;
         bool any_dead = false;
@@ -787,7 +820,9 @@ typedef struct {
     uint64_t gen;    /* io.poll_gen when taken */
     xo_pool_t *pool; /* the scheduler's pool (its inbound connections), or NULL */
     bool active;
+    bool partial;    /* paused: only the pool's inbound connections are held (the next poll takes the rest again) */
     bool busy;       /* inside poll or stop: a frame handler that waits must not re-enter */
+    struct pauser *pz; /* created at the first pause */
 } poller_t;
 
 static _Thread_local poller_t tls_poller;
@@ -834,6 +869,7 @@ static void poll_release_all(poller_t *p)
     }
     p->n = 0;
     p->active = false;
+    p->partial = false;
 }
 
 static bool wants(const conn_t *c, xo_pool_t *pool)
@@ -842,10 +878,15 @@ static bool wants(const conn_t *c, xo_pool_t *pool)
     return c->kind == CONN_OUTBOUND || (c->kind == CONN_INBOUND && pool && c->pool == pool);
 }
 
-/* Takes a new snapshot of the connections to poll. */
+/* Takes a new snapshot of the connections to poll. The ones held already stay registered (a connection in both
+ * snapshots never drops to no poller, which would hand its frames to the I/O thread); the others are registered, and
+ * the ones no longer wanted are let go. */
 static void poll_start(poller_t *p, xo_pool_t *pool)
 {
-    if (p->active) poll_release_all(p);
+    conn_t *old[POLL_MAX];
+    size_t n_old = p->active ? p->n : 0;
+    memcpy(old, p->conns, n_old * sizeof *old);
+    p->n = 0;
     pthread_mutex_lock(&io.lock);
     p->gen = atomic_load(&io.poll_gen);
     for (conn_t *c = io.conns; c && p->n < POLL_MAX; c = c->next)
@@ -856,7 +897,172 @@ static void poll_start(poller_t *p, xo_pool_t *pool)
     pthread_mutex_unlock(&io.lock);
     p->pool = pool;
     p->active = true;
-    for (size_t i = 0; i < p->n; i++) poll_register(p->conns[i]);
+    p->partial = false;
+    for (size_t i = 0; i < p->n; i++) {
+        bool held = false;
+        for (size_t j = 0; j < n_old && !held; j++)
+            if (old[j] == p->conns[i]) {
+                held = true;
+                old[j] = NULL;
+                conn_release(p->conns[i]); /* the old snapshot's ref: the new one holds its own */
+            }
+        if (!held) poll_register(p->conns[i]);
+    }
+    for (size_t j = 0; j < n_old; j++)
+        if (old[j]) {
+            poll_unregister(old[j]);
+            conn_release(old[j]);
+        }
+}
+
+/* ---- pausing: a scheduler that leaves to run work it found ----
+ *
+ * A scheduler that took frames goes to run them and will be back to poll within microseconds. Were it to unregister
+ * (the frames still waiting go to the I/O thread, and the next one rings it), the I/O thread would take the rest of
+ * a stream of tells at the same time, fighting it over rx_lock and malloc's arena (measured: 8 B tells ran at half
+ * the rate, 1 KiB ones at a quarter). So it pauses instead: it stays registered with its pool's inbound connections
+ * (requests for its pool, which only its pool's schedulers run anyway) and lets go of the rest at once (replies,
+ * which other threads wait for). If it is not back within POLL_PAUSE_NS, the I/O thread takes its registrations
+ * over and unregisters them (arming the wake-up, handing waiting frames over), so a frame waits at most that long
+ * behind a scheduler that runs something long. Not used when another scheduler of the pool sleeps: a request must
+ * wake that one at once. */
+enum { PAUSE_NONE = 0, PAUSE_ON, PAUSE_TAKING, PAUSE_TAKEN };
+
+typedef struct pauser {
+    _Atomic int state;         /* NONE -> ON (owner) -> NONE (owner resumes) or TAKING -> TAKEN (I/O thread) */
+    _Atomic uint64_t deadline; /* ns (xo_now_ns) after which the I/O thread takes over */
+    _Atomic uint64_t count;    /* pauses so far (owner) */
+    uint64_t seen;             /* count at the I/O thread's last look (I/O thread only) */
+    poller_t *p;               /* the owner's poller: the I/O thread reads it between TAKING and TAKEN only */
+    struct pauser *next;       /* io.pausers (io.lock) */
+} pauser_t;
+
+/* Owner: ends a pause. When the I/O thread took the registrations over, the refs it left are dropped. */
+static void poll_resume(poller_t *p)
+{
+    pauser_t *z = p->pz;
+    if (!z || atomic_load_explicit(&z->state, memory_order_relaxed) == PAUSE_NONE) return;
+    int expected = PAUSE_ON;
+    if (atomic_compare_exchange_strong(&z->state, &expected, PAUSE_NONE)) return; /* still ours */
+    while (atomic_load_explicit(&z->state, memory_order_acquire) != PAUSE_TAKEN) xo_cpu_relax();
+    for (size_t i = 0; i < p->n; i++) conn_release(p->conns[i]);
+    p->n = 0;
+    p->active = false;
+    p->partial = false;
+    atomic_store_explicit(&z->state, PAUSE_NONE, memory_order_relaxed);
+}
+
+/* I/O thread: takes over the registrations of pausers whose time is up. True while any pause is still on, or any
+ * thread paused since the last look. */
+static bool pausers_check(void)
+{
+    pauser_t *due[64];
+    size_t n_due = 0;
+    bool any_on = false;
+    uint64_t now = xo_now_ns();
+    pthread_mutex_lock(&io.lock);
+    for (pauser_t *z = io.pausers; z; z = z->next) {
+        uint64_t count = atomic_load_explicit(&z->count, memory_order_relaxed);
+        if (count != z->seen) any_on = true;
+        z->seen = count;
+        if (atomic_load(&z->state) != PAUSE_ON) continue;
+        int expected = PAUSE_ON;
+        if (n_due < 64 && atomic_load(&z->deadline) <= now &&
+            atomic_compare_exchange_strong(&z->state, &expected, PAUSE_TAKING))
+            due[n_due++] = z; /* its owner waits for TAKEN before it touches its poller or exits */
+        else if (expected == PAUSE_ON)
+            any_on = true;
+    }
+    pthread_mutex_unlock(&io.lock);
+    for (size_t i = 0; i < n_due; i++) {
+        poller_t *p = due[i]->p;
+        for (size_t k = 0; k < p->n; k++) poll_unregister(p->conns[k]);
+        atomic_store_explicit(&due[i]->state, PAUSE_TAKEN, memory_order_release);
+    }
+    return any_on;
+}
+
+/* pthread key destructor of a scheduler thread that paused: it exits. */
+static void pauser_exit(void *arg)
+{
+    pauser_t *z = arg;
+    pthread_mutex_lock(&io.lock);
+    for (pauser_t **pp = &io.pausers; *pp; pp = &(*pp)->next)
+        if (*pp == z) {
+            *pp = z->next;
+            break;
+        }
+    pthread_mutex_unlock(&io.lock);
+    poll_resume(z->p); /* normally a no-op: the thread stopped polling before it exited */
+    z->p->pz = NULL;
+    free(z);
+}
+
+static bool pool_has_sleeper(xo_pool_t *pool)
+{
+    xo_sched_t *me = xo_sched_current();
+    for (unsigned i = 0; i < pool->n_sched; i++)
+        if (&pool->sched[i] != me && atomic_load_explicit(&pool->sched[i].sleeping, memory_order_relaxed))
+            return true;
+    return false;
+}
+
+void xo_remote_poll_pause(void)
+{
+    poller_t *p = &tls_poller;
+    if (p->busy) return;
+    if (p->pz && atomic_load(&p->pz->state) != PAUSE_NONE) {
+        /* Not back to poll since the last pause (it found more work at once): that pause's deadline stands, so a
+         * scheduler that never runs dry cannot hold its connections forever. Taken over: drop what is left. */
+        if (atomic_load(&p->pz->state) != PAUSE_ON) poll_resume(p);
+        return;
+    }
+    if (!p->active) return;
+    if (!p->pool || !p->pz || pool_has_sleeper(p->pool)) {
+        if (p->pool && !p->pz) { /* the first pause of this thread: make its pauser */
+            pauser_t *z = calloc(1, sizeof *z);
+            if (z && pthread_setspecific(io.pause_key, z) == 0) {
+                z->p = p;
+                pthread_mutex_lock(&io.lock);
+                z->next = io.pausers;
+                io.pausers = z;
+                pthread_mutex_unlock(&io.lock);
+                p->pz = z;
+            } else {
+                free(z);
+            }
+        }
+        if (!p->pz || pool_has_sleeper(p->pool)) {
+            xo_remote_poll_stop();
+            return;
+        }
+    }
+    p->busy = true;
+    size_t k = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        conn_t *c = p->conns[i];
+        if (c->kind == CONN_INBOUND) {
+            p->conns[k++] = c;
+        } else {
+            poll_unregister(c);
+            conn_release(c);
+        }
+    }
+    p->n = k;
+    p->partial = true;
+    if (k) {
+        atomic_store(&p->pz->deadline, xo_now_ns() + POLL_PAUSE_NS);
+        atomic_store_explicit(&p->pz->count, atomic_load_explicit(&p->pz->count, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        /* Dekker with the I/O thread's pausers_check after it clears pause_watch: it sees us ON, or we see the
+         * watch off and wake it. */
+        atomic_store(&p->pz->state, PAUSE_ON);
+        if (!atomic_load(&io.pause_watch) && !atomic_exchange(&io.pause_watch, true)) wake_io();
+    } else {
+        p->active = false;
+        p->partial = false;
+    }
+    p->busy = false;
 }
 
 /* Takes up to POLL_BUDGET frames from c when it has some and nobody else is receiving. True when it took any. */
@@ -889,7 +1095,9 @@ bool xo_remote_poll(xo_pool_t *pool)
     poller_t *p = &tls_poller;
     if (p->busy || !atomic_load_explicit(&io.started, memory_order_acquire)) return false;
     p->busy = true;
-    if (!p->active || p->pool != pool || atomic_load_explicit(&io.poll_gen, memory_order_relaxed) != p->gen)
+    poll_resume(p);
+    if (!p->active || p->partial || p->pool != pool ||
+        atomic_load_explicit(&io.poll_gen, memory_order_relaxed) != p->gen)
         poll_start(p, pool);
     bool took = false;
     for (size_t i = 0; i < p->n; i++) took |= poll_one(p->conns[i]);
@@ -900,7 +1108,9 @@ bool xo_remote_poll(xo_pool_t *pool)
 void xo_remote_poll_stop(void)
 {
     poller_t *p = &tls_poller;
-    if (p->busy || !p->active) return;
+    if (p->busy) return;
+    poll_resume(p);
+    if (!p->active) return;
     p->busy = true;
     poll_release_all(p);
     p->busy = false;
@@ -921,8 +1131,9 @@ static void io_init(void)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(io.epfd, EPOLL_CTL_ADD, io.wakefd, &ev);
     int krc = pthread_key_create(&io.sender_key, sender_exit);
+    if (krc == 0) krc = pthread_key_create(&io.pause_key, pauser_exit);
     if (krc != 0) {
-        io.init_st = xo_error_set(XO_ESYS, "cannot create the senders' thread key: %s", strerror(krc));
+        io.init_st = xo_error_set(XO_ESYS, "cannot create the I/O thread's thread keys: %s", strerror(krc));
         return;
     }
     uint64_t seed = (uint64_t)getpid() << 40;

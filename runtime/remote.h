@@ -45,6 +45,13 @@ xo_status_t xo_remote_send_batch(const char *address, uint64_t chain, const char
 bool xo_remote_poll(xo_pool_t *pool);
 void xo_remote_poll_stop(void);
 
+/* For an idle scheduler that found work (pool's, as last given to xo_remote_poll) and will poll again when it runs
+ * dry: it lets go of every connection but its pool's inbound ones, and stays registered with those for at most a
+ * short while (remote.c, "pausing"), so that their frames wait for it rather than go to the I/O thread; past that
+ * the I/O thread takes them over. xo_remote_poll or xo_remote_poll_stop ends the pause; call xo_remote_poll_stop
+ * before sleeping. Falls back to xo_remote_poll_stop when another scheduler of the pool sleeps. */
+void xo_remote_poll_pause(void);
+
 /* The process's timers (for delayed tells to remote actors), started on first use. */
 xo_timers_t *xo_remote_timers(void);
 

@@ -152,7 +152,8 @@ void xo_worker_wake(xo_worker_t *w, xo_status_t why)
 
 /* While it spins, the thread also takes frames off the process's shared-memory connections (requests to this pool,
  * replies to its actors' calls): a frame then reaches its actor with no thread woken on the way. It stops polling
- * before it runs anything or sleeps, so that the I/O thread is the one woken while it is away. */
+ * before it sleeps, so that the I/O thread is the one woken while it is away; before it runs work it only pauses
+ * (its pool's requests wait a short while for it rather than go to the I/O thread: see xo_remote_poll_pause). */
 static void idle(xo_sched_t *s)
 {
     xo_pool_t *pool = s->pool;
@@ -160,14 +161,14 @@ static void idle(xo_sched_t *s)
     for (unsigned i = 0;; i++) {
         if (xo_mpsc_maybe_nonempty(&s->inbox) || s->local_head ||
             atomic_load_explicit(&pool->threads_stop, memory_order_relaxed)) {
-            xo_remote_poll_stop();
+            xo_remote_poll_pause();
             return;
         }
         if ((i & 7) == 0 && xo_remote_poll(pool)) until = xo_now_ns() + s->spin_ns;
         if ((i & 63) == 63 && xo_now_ns() >= until) break;
         xo_cpu_relax();
     }
-    xo_remote_poll_stop(); /* may hand this thread work: the frames it drained on the way out */
+    xo_remote_poll_stop();
     if (s->local_head) return;
     atomic_store(&s->sleeping, 1);
     atomic_thread_fence(memory_order_seq_cst); /* pairs with push_remote's fence */

@@ -15,7 +15,8 @@
 
 namespace {
 
-const char *kModules[] = {XO_TEST_MODULE_PATH};
+// The devbuf test module brings StageOwner.spin(ms), which holds its pool's thread without yielding.
+const char *kModules[] = {XO_TEST_MODULE_PATH, XO_DEVBUF_MODULE_PATH};
 
 class RemotePoll : public ::testing::Test {
   protected:
@@ -27,7 +28,7 @@ class RemotePoll : public ::testing::Test {
         cfg.n_sub_pools = 1;
         cfg.sub_pools = &sub;
         cfg.modules = kModules;
-        cfg.n_modules = 1;
+        cfg.n_modules = 2;
         cfg.pool_binary = XO_POOL_BINARY;
         ASSERT_EQ(xo_host_start(&cfg, &host), XO_OK) << xo_last_error();
     }
@@ -103,6 +104,29 @@ TEST_F(RemotePoll, ReplyAfterTheCallerGaveUpLeavesTheChannelWorking)
     usleep(400 * 1000); // the late reply arrives while nobody polls: the I/O thread takes it
     for (int i = 0; i < 200; i++) ASSERT_EQ(call_i64(echo, "pid"), xo_host_sub_pool_pid(host, 0));
     xo_ref_free(echo);
+}
+
+// A scheduler that takes a request and goes to run it keeps its pool's connections for a short while (remote.c,
+// "pausing"), so that the next requests wait for it rather than go to the I/O thread. When what it runs takes long,
+// the I/O thread must take them over: a query it answers by itself (has_actor) gets through while the pool's only
+// thread is held for a second.
+TEST_F(RemotePoll, RequestsBehindABusySchedulerWaitOnlyBriefly)
+{
+    start(1);
+    xo_ref_t *owner = place("StageOwner");
+    ASSERT_NE(owner, nullptr);
+    for (int i = 0; i < 20; i++) ASSERT_TRUE(xo_has_actor(owner)); // the scheduler polls the connection
+    xo_future_t *spin = nullptr; // sent at once, so that the polling scheduler takes it (not the I/O thread)
+    ASSERT_EQ(xo_send(owner, "spin", xo_args("l", (int64_t)1000), &spin), XO_OK) << xo_last_error();
+    usleep(100 * 1000); // spin has started: the scheduler paused on its way to run it
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_TRUE(xo_has_actor(owner));
+    auto waited_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_LT(waited_ms, 300); // the pause is 200 us; the spin has 900 ms to go
+    EXPECT_EQ(xo_future_wait(spin, 10000, nullptr), XO_OK) << xo_last_error();
+    xo_future_free(spin);
+    xo_ref_free(owner);
 }
 
 size_t OpenFds()
