@@ -17,8 +17,9 @@
 #include "xoscar/gpu.h"
 
 #define CONNECT_TIMEOUT_MS 3000
-#define POLL_PAUSE_NS 200000 /* longest a paused scheduler holds its connections (see "pausing") */
-#define PAUSE_QUIET_ROUNDS 16
+#define POLL_PAUSE_NS 200000 /* a paused scheduler's time before the I/O thread may take over (see "pausing") */
+#define PAUSE_GRACE_NS 1000000 /* the I/O thread's look period while no pause is on but one was lately */
+#define PAUSE_QUIET_ROUNDS 8
 #define DRAIN_BUDGET 256
 #define UID_MAX 512
 
@@ -67,10 +68,12 @@ static struct {
     xo_timers_t *timers;
     struct sender *senders;  /* every thread's sender cache (io.lock): see "sending requests" */
     struct pauser *pausers;  /* every scheduler thread that has paused (io.lock): see "polling" */
-    _Atomic bool pause_watch; /* the I/O thread wakes every POLL_PAUSE_NS to look at paused pollers */
+    _Atomic bool pause_watch; /* the I/O thread wakes every pause_wait_ns to look at paused pollers */
+    long pause_wait_ns;       /* I/O thread only: POLL_PAUSE_NS while a pause is on, else PAUSE_GRACE_NS */
     pthread_key_t sender_key; /* frees a thread's sender cache when it exits */
     pthread_key_t pause_key;  /* frees a scheduler thread's pauser when it exits */
-} io = {.once = PTHREAD_ONCE_INIT, .timers_once = PTHREAD_ONCE_INIT, .connect_lock = PTHREAD_MUTEX_INITIALIZER};
+} io = {.once = PTHREAD_ONCE_INIT, .timers_once = PTHREAD_ONCE_INIT, .connect_lock = PTHREAD_MUTEX_INITIALIZER,
+        .pause_wait_ns = POLL_PAUSE_NS};
 
 /* ---- addresses ------------------------------------------------------------------------------------------------ */
 
@@ -717,22 +720,23 @@ static void sync_conns(conn_t **ready)
     }
 }
 
-static bool pausers_check(void);
+enum { PAUSES_NONE, PAUSES_LATELY, PAUSES_ON };
+static int pausers_check(void);
 
-/* epoll_wait, with a timeout of POLL_PAUSE_NS while schedulers are paused (none when ready: 0). */
+/* epoll_wait, with a timeout of io.pause_wait_ns while schedulers pause (none when ready: 0). */
 static int io_wait(struct epoll_event *evs, int max, bool ready)
 {
     if (ready || !atomic_load(&io.pause_watch)) return epoll_wait(io.epfd, evs, max, ready ? 0 : -1);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
     static _Atomic bool no_pwait2;
     if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
-        struct timespec ts = {0, POLL_PAUSE_NS};
+        struct timespec ts = {io.pause_wait_ns / 1000000000, io.pause_wait_ns % 1000000000};
         int n = epoll_pwait2(io.epfd, evs, max, &ts, NULL);
         if (n >= 0 || errno != ENOSYS) return n;
         atomic_store_explicit(&no_pwait2, true, memory_order_relaxed); /* a kernel before 5.11 */
     }
 #endif
-    return epoll_wait(io.epfd, evs, max, (POLL_PAUSE_NS + 999999) / 1000000);
+    return epoll_wait(io.epfd, evs, max, (int)((io.pause_wait_ns + 999999) / 1000000));
 }
 
 static void *io_main(void *arg)
@@ -771,9 +775,12 @@ static void *io_main(void *arg)
         if (atomic_load(&io.pause_watch)) {
             /* Dekker with xo_remote_poll_pause: off first, then look; a pause we miss sees the watch off. The watch
              * stays on for PAUSE_QUIET_ROUNDS looks after the last pause, so that a pool answering calls one by
-             * one (each a pause of a microsecond) does not ring us at each. */
+             * one (each a pause of a microsecond, rarely on when we look) does not ring us at each; those looks
+             * come every PAUSE_GRACE_NS, so that such a pool is not woken 5000 times a second either. */
             atomic_store(&io.pause_watch, false);
-            if (pausers_check()) quiet = 0;
+            int seen = pausers_check();
+            if (seen != PAUSES_NONE) quiet = 0;
+            io.pause_wait_ns = seen == PAUSES_ON ? POLL_PAUSE_NS : PAUSE_GRACE_NS;
             if (quiet++ < PAUSE_QUIET_ROUNDS) atomic_store(&io.pause_watch, true);
         }
         /* Drain every ready connection once per round: fair between busy peers. */
@@ -923,7 +930,8 @@ static void poll_start(poller_t *p, xo_pool_t *pool)
  * the rate, 1 KiB ones at a quarter). So it pauses instead: it stays registered with its pool's inbound connections
  * (requests for its pool, which only its pool's schedulers run anyway) and lets go of the rest at once (replies,
  * which other threads wait for). If it is not back within POLL_PAUSE_NS, the I/O thread takes its registrations
- * over and unregisters them (arming the wake-up, handing waiting frames over), so a frame waits at most that long
+ * over and unregisters them (arming the wake-up, handing waiting frames over). The I/O thread looks every 0.2 ms
+ * while a pause is on and every 1 ms for a while after the last one, so a frame waits about a millisecond at most
  * behind a scheduler that runs something long. Not used when another scheduler of the pool sleeps: a request must
  * wake that one at once. */
 enum { PAUSE_NONE = 0, PAUSE_ON, PAUSE_TAKING, PAUSE_TAKEN };
@@ -952,18 +960,18 @@ static void poll_resume(poller_t *p)
     atomic_store_explicit(&z->state, PAUSE_NONE, memory_order_relaxed);
 }
 
-/* I/O thread: takes over the registrations of pausers whose time is up. True while any pause is still on, or any
- * thread paused since the last look. */
-static bool pausers_check(void)
+/* I/O thread: takes over the registrations of pausers whose time is up. PAUSES_ON while a pause is still on,
+ * PAUSES_LATELY when a thread paused since the last look. */
+static int pausers_check(void)
 {
     pauser_t *due[64];
     size_t n_due = 0;
-    bool any_on = false;
+    bool any_on = false, lately = false;
     uint64_t now = xo_now_ns();
     pthread_mutex_lock(&io.lock);
     for (pauser_t *z = io.pausers; z; z = z->next) {
         uint64_t count = atomic_load_explicit(&z->count, memory_order_relaxed);
-        if (count != z->seen) any_on = true;
+        if (count != z->seen) lately = true;
         z->seen = count;
         if (atomic_load(&z->state) != PAUSE_ON) continue;
         int expected = PAUSE_ON;
@@ -979,7 +987,7 @@ static bool pausers_check(void)
         for (size_t k = 0; k < p->n; k++) poll_unregister(p->conns[k]);
         atomic_store_explicit(&due[i]->state, PAUSE_TAKEN, memory_order_release);
     }
-    return any_on;
+    return any_on ? PAUSES_ON : lately ? PAUSES_LATELY : PAUSES_NONE;
 }
 
 /* pthread key destructor of a scheduler thread that paused: it exits. */
