@@ -703,8 +703,6 @@ static void sync_conns(conn_t **ready)
     }
     for (conn_t *g = gone; g; g = g->next)
         if (g->kind == CONN_OUTBOUND) senders_forget(g);
-    io.close_gen++;
-    pthread_cond_broadcast(&io.cond);
     pthread_mutex_unlock(&io.lock);
     while (gone) {
         conn_t *next = gone->next;
@@ -718,6 +716,13 @@ static void sync_conns(conn_t **ready)
         conn_release(gone); /* the I/O thread's ref */
         gone = next;
     }
+    /* Only now: unlisten waits for this, and promises that its listeners are closed (their fds with them) and that
+     * no poller serves its connections any more. (Bumped before the releases, it let unlisten return while they
+     * were still open: a test counting fds after a host stop saw the main pool's three listener sockets.) */
+    pthread_mutex_lock(&io.lock);
+    io.close_gen++;
+    pthread_cond_broadcast(&io.cond);
+    pthread_mutex_unlock(&io.lock);
 }
 
 enum { PAUSES_NONE, PAUSES_LATELY, PAUSES_ON };

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -129,12 +130,19 @@ TEST_F(RemotePoll, RequestsBehindABusySchedulerWaitOnlyBriefly)
     xo_ref_free(owner);
 }
 
-size_t OpenFds()
+// The process's open fds; with what, what each one is (for a failure message).
+size_t OpenFds(std::string *what = nullptr)
 {
     size_t n = 0;
     if (DIR *d = opendir("/proc/self/fd")) {
         while (struct dirent *e = readdir(d))
-            if (e->d_name[0] != '.') n++;
+            if (e->d_name[0] != '.') {
+                n++;
+                char path[300], target[256];
+                snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+                ssize_t len = what ? readlink(path, target, sizeof target - 1) : -1;
+                if (len > 0) *what += std::string(e->d_name) + " -> " + std::string(target, (size_t)len) + "\n";
+            }
         closedir(d);
     }
     return n;
@@ -145,7 +153,8 @@ size_t OpenFds()
 // stays open for it, and a tell to the dead pool fails instead of going into a ring nobody reads.
 TEST_F(RemotePoll, SendersThatComeAndGoKeepNoDeadConnectionOpen)
 {
-    size_t fds_before = OpenFds();
+    std::string before_list, after_list;
+    size_t fds_before = OpenFds(&before_list);
     start(1);
     xo_ref_t *counter = place("Counter");
     ASSERT_NE(counter, nullptr);
@@ -164,7 +173,7 @@ TEST_F(RemotePoll, SendersThatComeAndGoKeepNoDeadConnectionOpen)
     xo_host_stop(host);
     host = nullptr;
     // The process keeps its I/O thread's epoll and eventfd once started: those, nothing else.
-    EXPECT_LE(OpenFds(), fds_before + 2);
+    EXPECT_LE(OpenFds(&after_list), fds_before + 2) << "before:\n" << before_list << "after:\n" << after_list;
     EXPECT_NE(xo_tell(counter, "add", xo_args("l", (int64_t)1)), XO_OK);
     xo_ref_free(counter);
 }
