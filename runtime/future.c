@@ -62,13 +62,21 @@ static void unlock(xo_future_t *f) { atomic_flag_clear_explicit(&f->lock, memory
 
 static void publish(xo_future_t *f)
 {
+    /* Once DONE is visible the owner may drop its reference and free the future, while this function still reads
+     * the hooks and the waiter: a completer that holds no reference of its own (a promise resolved by another actor,
+     * as the collectives' rendezvous does; found by TSan under load) would read freed memory. So hold one here. The
+     * future is alive on entry: its owner does not free it before it is done, and completers with no reference only
+     * complete futures that are not. */
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     /* acq_rel exchange: releases the reply written above to the waiter; acquires the waiter's registration. */
     int prev = atomic_exchange_explicit(&f->state, XO_FUT_DONE, memory_order_acq_rel);
     if (f->on_done) f->on_done(f, f->hook_arg);
-    if (prev != XO_FUT_WAITING) return;
-    xo_worker_t *w = f->waiter;
-    if (w) xo_worker_wake(w, XO_OK);
-    else xo_futex_wake(&f->state, INT_MAX);
+    if (prev == XO_FUT_WAITING) {
+        xo_worker_t *w = f->waiter;
+        if (w) xo_worker_wake(w, XO_OK);
+        else xo_futex_wake(&f->state, INT_MAX);
+    }
+    xo_future_unref(f);
 }
 
 static bool claim(xo_future_t *f)

@@ -247,3 +247,28 @@ TEST(PoolStop, PendingCallsAreAnsweredWhenThePoolStops)
 }
 
 } // namespace
+
+namespace {
+
+// A promise resolved on one thread while its waiter, on another, frees it as soon as it sees the value: the
+// resolver holds no reference of its own (as the collectives' rendezvous resolves its members' promises), so the
+// future must stay alive until the resolve has finished with it. A use after free here is what ASan or TSan reports;
+// before the fix TSan found it in the rendezvous under load.
+TEST(Promise, TheWaiterMayFreeItAsSoonAsItIsResolved)
+{
+    for (int i = 0; i < 2000; i++) {
+        xo_future_t *p = xo_promise_new();
+        ASSERT_NE(p, nullptr);
+        std::thread resolver([p] { EXPECT_EQ(xo_promise_resolve(p, xo_args("i", 7)), XO_OK); });
+        xo_result_t *r = nullptr;
+        ASSERT_EQ(xo_future_wait(p, 5000, &r), XO_OK) << xo_last_error();
+        int64_t v = 0;
+        EXPECT_EQ(xo_result_unpack(r, "l", &v), XO_OK);
+        EXPECT_EQ(v, 7);
+        xo_result_free(r);
+        xo_future_free(p); // while the resolver may still be inside xo_promise_resolve
+        resolver.join();
+    }
+}
+
+} // namespace
