@@ -24,12 +24,11 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <linux/futex.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "gpu/device.h"
 #include "runtime/error.h"
+#include "runtime/futex.h"
 #include "runtime/log.h"
 
 /* ---- discovery ------------------------------------------------------------------------------------------------ */
@@ -297,8 +296,8 @@ static xo_status_t host_mem_info(xo_device_t *dev, uint64_t *free_p, uint64_t *t
 
 typedef struct host_event_state {
     uint32_t magic;
-    _Atomic uint32_t wake;    /* futex word: bumped at each completion */
-    _Atomic uint32_t waiters; /* threads (of any process) about to sleep or sleeping on wake */
+    _Atomic int wake;         /* futex word: bumped at each completion */
+    _Atomic int waiters;      /* threads (of any process) about to sleep or sleeping on wake */
     uint32_t pad;
     _Atomic uint64_t recorded;  /* the latest record's number (only the creating process records) */
     _Atomic uint64_t completed; /* the highest record number a stream has reached */
@@ -315,18 +314,6 @@ typedef struct host_event {
     atomic_int refs;
 } host_event_t;
 
-static void futex_shared_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t timeout_ns)
-{
-    struct timespec ts, *tp = NULL;
-    if (timeout_ns >= 0) {
-        ts.tv_sec = (time_t)(timeout_ns / 1000000000);
-        ts.tv_nsec = (long)(timeout_ns % 1000000000);
-        tp = &ts;
-    }
-    /* Not FUTEX_PRIVATE: the word may be in a page shared with other processes. */
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, expected, tp, NULL, 0);
-}
-
 static void event_complete(host_event_t *e, uint64_t gen)
 {
     host_event_state_t *s = e->st;
@@ -336,7 +323,7 @@ static void event_complete(host_event_t *e, uint64_t gen)
                                                              memory_order_relaxed)) {
     }
     atomic_fetch_add(&s->wake, 1);
-    if (atomic_load(&s->waiters) > 0) syscall(SYS_futex, (uint32_t *)&s->wake, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+    if (atomic_load(&s->waiters) > 0) xo_futex_wake_shared(&s->wake, INT32_MAX); /* the page may be shared */
 }
 
 static bool exporter_still_has(int32_t pid, int32_t fd, uint64_t ino, uint64_t devno);
@@ -359,9 +346,9 @@ static xo_status_t event_wait(host_event_t *e, uint64_t gen)
     atomic_fetch_add(&s->waiters, 1);
     xo_status_t st = XO_OK;
     for (;;) {
-        uint32_t w = atomic_load(&s->wake);
+        int w = atomic_load(&s->wake);
         if (atomic_load_explicit(&s->completed, memory_order_acquire) >= gen) break;
-        futex_shared_wait(&s->wake, w, e->exporter ? 100 * 1000000LL : -1);
+        xo_futex_wait_shared(&s->wake, w, e->exporter ? 100 * 1000000LL : -1);
         if (e->exporter && atomic_load(&s->completed) < gen && exporter_gone(e)) {
             st = xo_error_set(XO_EDEVICE, "the process that exported this event (%d) is gone with record %" PRIu64
                               " pending", (int)e->exporter, gen);

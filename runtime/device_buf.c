@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "gpu/device.h"
@@ -280,14 +279,11 @@ xo_status_t xo__device_event_wait(xo_device_event_t *ev, int64_t timeout_ms)
 {
     if (!xo_worker_current()) return xo_device_event_synchronize(ev);
     /* A method: poll, so that only this method waits; the first polls back to back, for work about to finish. */
-    struct timespec t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t deadline = xo_now_ns() + (uint64_t)timeout_ms * 1000000u;
     for (int i = 0;; i++) {
         xo_status_t st = xo_device_event_query(ev);
         if (st != XO_EAGAIN) return st;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t ms = (int64_t)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
-        if (ms > timeout_ms)
+        if (xo_now_ns() > deadline)
             return xo_error_set(XO_ETIMEDOUT, "a device buffer's ready event did not complete in %" PRId64 " ms",
                                 timeout_ms);
         if (i >= 64 && (st = xo_sleep_ms(1)) != XO_OK) return st;

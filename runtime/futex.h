@@ -1,4 +1,5 @@
-/* Linux futex wait/wake on a 32-bit atomic, private to the process. */
+/* Linux futex wait/wake on a 32-bit atomic: private to the process, or (the _shared variants) in memory that other
+ * processes map too (a MAP_SHARED page), where FUTEX_PRIVATE would not reach them. */
 #ifndef XO_RUNTIME_FUTEX_H
 #define XO_RUNTIME_FUTEX_H
 
@@ -10,8 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Sleeps while *addr == expected, at most timeout_ns (negative: no limit). Spurious wake-ups happen: re-check. */
-static inline void xo_futex_wait(_Atomic int *addr, int expected, int64_t timeout_ns)
+static inline void xo__futex_wait_op(_Atomic int *addr, int op, int expected, int64_t timeout_ns)
 {
     struct timespec ts, *tp = NULL;
     if (timeout_ns >= 0) {
@@ -19,12 +19,28 @@ static inline void xo_futex_wait(_Atomic int *addr, int expected, int64_t timeou
         ts.tv_nsec = (long)(timeout_ns % 1000000000);
         tp = &ts;
     }
-    syscall(SYS_futex, (int *)addr, FUTEX_WAIT_PRIVATE, expected, tp, NULL, 0);
+    syscall(SYS_futex, (int *)addr, op, expected, tp, NULL, 0);
+}
+
+/* Sleeps while *addr == expected, at most timeout_ns (negative: no limit). Spurious wake-ups happen: re-check. */
+static inline void xo_futex_wait(_Atomic int *addr, int expected, int64_t timeout_ns)
+{
+    xo__futex_wait_op(addr, FUTEX_WAIT_PRIVATE, expected, timeout_ns);
 }
 
 static inline void xo_futex_wake(_Atomic int *addr, int n)
 {
     syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+static inline void xo_futex_wait_shared(_Atomic int *addr, int expected, int64_t timeout_ns)
+{
+    xo__futex_wait_op(addr, FUTEX_WAIT, expected, timeout_ns);
+}
+
+static inline void xo_futex_wake_shared(_Atomic int *addr, int n)
+{
+    syscall(SYS_futex, (int *)addr, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
 static inline void xo_cpu_relax(void)
