@@ -101,19 +101,25 @@ static void sink_fini(void *state)
     if (s->dst) xo_device_free(s->dev, s->dst);
 }
 
+/* Grows the copy target to n bytes (outside the timed copies: the bench's warm-up call does it). */
+static xo_status_t grow_target(xo_ctx_t *ctx, sink_t *s, size_t n)
+{
+    if (n <= s->cap) return XO_OK;
+    if (s->dst) xo_device_free(s->dev, s->dst);
+    s->dst = NULL, s->cap = 0;
+    xo_status_t st = xo_device_alloc(s->dev, n, &s->dst);
+    if (st != XO_OK) return fail(ctx, st, "allocating the copy target");
+    s->cap = n;
+    return XO_OK;
+}
+
 /* Copies n bytes at src (a pointer usable on the sink's device) into its own allocation and packs the reply of
  * copy and copy_handle. */
 static xo_status_t copy_in(xo_ctx_t *ctx, sink_t *s, const void *src, size_t n, bool verify, uint64_t unpack_ns,
                            msgpack_packer *out)
 {
-    xo_status_t st;
-    if (n > s->cap) { /* grown outside the timed copy; the bench's warm-up call does it */
-        if (s->dst) xo_device_free(s->dev, s->dst);
-        s->dst = NULL, s->cap = 0;
-        st = xo_device_alloc(s->dev, n, &s->dst);
-        if (st != XO_OK) return fail(ctx, st, "allocating the copy target");
-        s->cap = n;
-    }
+    xo_status_t st = grow_target(ctx, s, n);
+    if (st != XO_OK) return st;
     uint64_t t2 = now_ns();
     st = xo_device_memcpy(s->dev, s->dst, src, n, XO_MEMCPY_DEVICE_TO_DEVICE, NULL);
     uint64_t t3 = now_ns();
@@ -177,12 +183,7 @@ static xo_status_t sink_copy_on(xo_ctx_t *ctx, void *state, const msgpack_object
     size_t n = 0;
     xo_status_t st = xo_unpack_device_buf_on(s->dev, s->stream, &args->via.array.ptr[0], &src, &n, NULL);
     if (st != XO_OK) return fail(ctx, st, "unpacking the buffer onto a stream");
-    if (n > s->cap) { /* the bench's untimed warm-up grows it */
-        if (s->dst) xo_device_free(s->dev, s->dst);
-        s->dst = NULL, s->cap = 0;
-        if ((st = xo_device_alloc(s->dev, n, &s->dst)) != XO_OK) return fail(ctx, st, "allocating the copy target");
-        s->cap = n;
-    }
+    if ((st = grow_target(ctx, s, n)) != XO_OK) return st;
     st = xo_device_memcpy(s->dev, s->dst, src, n, XO_MEMCPY_DEVICE_TO_DEVICE, s->stream);
     if (st == XO_OK) st = xo_device_stream_synchronize(s->stream); /* before the runtime releases the import */
     return st == XO_OK ? XO_OK : fail(ctx, st, "copying on the stream");
