@@ -45,6 +45,21 @@ static bool check_pattern(xo_device_t *dev, const void *dev_ptr, size_t size, ui
     return ok;
 }
 
+/* A new allocation of dev holding the pattern, into *ptr_p (the caller frees it). */
+static xo_status_t upload_pattern(xo_device_t *dev, size_t size, uint64_t seed, void **ptr_p)
+{
+    unsigned char *host = malloc(size ? size : 1);
+    if (!host) return XO_ENOMEM;
+    fill_pattern(host, size, seed);
+    void *p = NULL;
+    xo_status_t st = xo_device_alloc(dev, size, &p);
+    if (st == XO_OK) st = xo_device_memcpy(dev, p, host, size, XO_MEMCPY_HOST_TO_DEVICE, NULL);
+    free(host);
+    if (st == XO_OK) *ptr_p = p;
+    else if (p) xo_device_free(dev, p);
+    return st;
+}
+
 static uint64_t used_of(xo_device_t *dev)
 {
     xo_device_mem_info_t mi = {0};
@@ -69,12 +84,7 @@ static xo_status_t owner_alloc(xo_ctx_t *ctx, void *state, const msgpack_object 
     xo_device_t *dev = xo_ctx_device(ctx);
     if (!dev) return xo_ctx_error(ctx, XO_EINVAL, "this pool owns no device");
     if (o->buf) return xo_ctx_error(ctx, XO_EINVAL, "already holds a buffer");
-    unsigned char *host = malloc(size);
-    if (!host) return xo_ctx_error(ctx, XO_ENOMEM, "out of memory");
-    fill_pattern(host, size, seed);
-    st = xo_device_alloc(dev, size, &o->buf);
-    if (st == XO_OK) st = xo_device_memcpy(dev, o->buf, host, size, XO_MEMCPY_HOST_TO_DEVICE, NULL);
-    free(host);
+    st = upload_pattern(dev, size, seed, &o->buf);
     if (st != XO_OK) return xo_ctx_error(ctx, st, "alloc: %s", xo_last_error());
     o->size = size;
     o->seed = seed;
@@ -176,18 +186,13 @@ static xo_status_t owner_lend_ready(xo_ctx_t *ctx, void *state, const msgpack_ob
     snprintf(m, sizeof m, "%.*s", (int)method.len, method.ptr);
     /* The new bytes come from another device buffer: a device-to-device copy on a stream never waits on the host
      * (a copy from pageable host memory may, on CUDA), so the buffer really is unwritten when it is lent. */
-    unsigned char *host = malloc(o->size);
-    if (!host) return xo_ctx_error(ctx, XO_ENOMEM, "out of memory");
-    fill_pattern(host, o->size, seed);
     void *src = NULL;
     xo_device_stream_t *s = NULL;
     xo_device_event_t *ev = NULL;
     xo_ref_t *ref = NULL;
     xo_result_t *r = NULL;
     xo_args_t *call = NULL;
-    if ((st = xo_device_alloc(dev, o->size, &src)) != XO_OK ||
-        (st = xo_device_memcpy(dev, src, host, o->size, XO_MEMCPY_HOST_TO_DEVICE, NULL)) != XO_OK ||
-        (st = xo_device_stream_create(dev, &s)) != XO_OK || (st = xo_device_event_create_ipc(dev, &ev)) != XO_OK ||
+    if ((st = upload_pattern(dev, o->size, seed, &src)) != XO_OK || (st = xo_device_stream_create(dev, &s)) != XO_OK || (st = xo_device_event_create_ipc(dev, &ev)) != XO_OK ||
         (st = xo_device_launch_host(s, sleep_300ms, NULL)) != XO_OK ||
         (st = xo_device_memcpy(dev, o->buf, src, o->size, XO_MEMCPY_DEVICE_TO_DEVICE, s)) != XO_OK ||
         (st = xo_device_event_record(ev, s)) != XO_OK)
@@ -210,7 +215,6 @@ done:
     xo_device_event_destroy(ev);
     xo_device_stream_destroy(s);
     if (src) xo_device_free(dev, src);
-    free(host);
     if (st == XO_OK) o->seed = seed;
     return st;
 }

@@ -869,7 +869,9 @@ TEST(ClusterHost, CountGpusIsOnePoolPerGpu)
     }
     EXPECT_EQ(hc->device_fallback, n_cuda == 0);
     ASSERT_NE(hc->device_notes, nullptr);
-    if (!n_cuda) EXPECT_HAS(std::string(hc->device_notes), "no CUDA device here (");
+    if (!n_cuda) {
+        EXPECT_HAS(std::string(hc->device_notes), "no CUDA device here (");
+    }
 
     c = load_ok("secret: x\nhosts:\n  - name: a\n    address: 10.0.0.1\n    pools: [{count: gpus}]\n");
     ASSERT_TRUE(c);
