@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-pool=$build/runtime/xoscar-pool
+pool=$build/cluster/xoscar-pool
 client=$build/bench/cross_host_client
 module=$build/bench/libxo_bench_actors.so
 for f in "$pool" "$client" "$module"; do [ -e "$f" ] || { echo "missing $f (build the bench targets)" >&2; exit 2; }; done

@@ -5,7 +5,7 @@
  * table per mapping level. The parser walks the YAML tree with the tables; a default is YAML text parsed by the same
  * row as a value from the file would be, so a default cannot disagree with what the parser accepts. The dump and the
  * reference in the docs walk the same tables. */
-#include "runtime/cluster_file.h"
+#include "cluster/cluster_file.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -21,9 +21,9 @@
 #include <stdio.h>
 
 #include "policies/policy.h"
-#include "runtime/error.h"
-#include "runtime/log.h"
-#include "runtime/topology.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "cluster/topology.h"
 #include "xoscar/host.h"
 
 #ifdef __cplusplus

@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "runtime/cluster_file.h"
+#include "cluster/cluster_file.h"
 #include "xoscar/gpu.h"
 
 /* ---- is this host this machine? ------------------------------------------------------------------------------- */

@@ -22,9 +22,9 @@
 #include "policies/policy.h"
 #include "runtime/core.h"
 #include "runtime/auth.h"
-#include "runtime/log.h"
+#include "base/log.h"
 #include "runtime/remote.h"
-#include "runtime/topology.h"
+#include "cluster/topology.h"
 #include "xoscar/gpu.h"
 #include "xoscar/host.h"
 #include "xoscar/module.h"
@@ -111,7 +111,7 @@ static char *find_binary(const char *configured)
         if (slash) {
             *slash = '\0';
             /* beside the executable, or in the build tree's runtime/ seen from tests/<dir>/, bench/, examples/ */
-            const char *tries[] = {"%s/xoscar-pool", "%s/../runtime/xoscar-pool", "%s/../../runtime/xoscar-pool"};
+            const char *tries[] = {"%s/xoscar-pool", "%s/../cluster/xoscar-pool", "%s/../../cluster/xoscar-pool"};
             for (size_t i = 0; i < 3; i++) {
                 char path[PATH_MAX + 64];
                 snprintf(path, sizeof path, tries[i], self);

@@ -3,7 +3,7 @@
  * The hwloc walk only gathers a description (PUs per core, NUMA node per core) and hands it to
  * xo_topology_build, so everything above the walk is pure code over plain data that tests can feed with made-up
  * machines. */
-#include "runtime/topology.h"
+#include "cluster/topology.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 /* Formats the error once, copies it to the caller's buffer (if any) and makes it the last error. */
 static xo_status_t fail(char *err, size_t err_len, xo_status_t st, const char *fmt, ...)

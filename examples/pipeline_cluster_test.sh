@@ -8,7 +8,7 @@
 set -euo pipefail
 build=$(cd "$1" && pwd)
 src=$(cd "$(dirname "$0")" && pwd)
-cli=$build/runtime/xoscar
+cli=$build/cluster/xoscar
 work=$(mktemp -d)
 export XO_RUN_DIR=$work/run
 . "$(dirname "$0")/../tests/integration/ports.sh"

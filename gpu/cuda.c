@@ -23,8 +23,8 @@
 #include <cuda_runtime_api.h>
 
 #include "gpu/device.h"
-#include "runtime/error.h"
-#include "runtime/log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 static xo_status_t cuda_fail(xo_status_t st, cudaError_t e, const char *what)
 {

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "gpu/device.h"
-#include "runtime/error.h"
-#include "runtime/log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 /* ---- registry ------------------------------------------------------------------------------------------------- */
 

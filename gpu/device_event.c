@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #include "gpu/device.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 static xo_status_t event_new(xo_device_t *dev, xo__event_kind_t kind, xo_device_event_t **event_p)
 {

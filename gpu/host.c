@@ -27,9 +27,9 @@
 #include <unistd.h>
 
 #include "gpu/device.h"
-#include "runtime/error.h"
-#include "runtime/futex.h"
-#include "runtime/log.h"
+#include "base/error.h"
+#include "base/futex.h"
+#include "base/log.h"
 
 /* ---- discovery ------------------------------------------------------------------------------------------------ */
 

@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "policies/policy_impl.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 static xo_status_t address_choose(const xo_pool_view_t *pools, size_t n, const xo_place_request_t *req,
                                   size_t *chosen_p)

@@ -3,7 +3,7 @@
  * allocation table reserves the slot) before the next placement, which is what makes two placements in a row land
  * on two pools. */
 #include "policies/policy_impl.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 static bool is_idle(const xo_pool_view_t *p, const xo_place_request_t *req)
 {

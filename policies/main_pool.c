@@ -1,7 +1,7 @@
 /* MAIN_POOL (Xoscar MainPool): the first pool with process index 0. With several hosts in the view, the caller lists
  * its own main pool before the others' (Xoscar means the main pool that evaluates the strategy). */
 #include "policies/policy_impl.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 static xo_status_t main_pool_choose(const xo_pool_view_t *pools, size_t n, const xo_place_request_t *req,
                                     size_t *chosen_p)

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "policies/policy_impl.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 bool xo__str_eq(const char *a, const char *b) { return strcmp(a ? a : "", b ? b : "") == 0; }
 

@@ -1,6 +1,6 @@
 /* PROCESS_INDEX (Xoscar ProcessIndex): the first pool whose process index is req->process_index (0: the main pool). */
 #include "policies/policy_impl.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 static xo_status_t process_index_choose(const xo_pool_view_t *pools, size_t n, const xo_place_request_t *req,
                                         size_t *chosen_p)

@@ -1,7 +1,7 @@
 /* RANDOM_LABEL (Xoscar RandomLabel): a uniformly random pool among those carrying req->label (and fitting
  * req->mem_bytes when set). */
 #include "policies/policy_impl.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 static xo_status_t random_label_choose(const xo_pool_view_t *pools, size_t n, const xo_place_request_t *req,
                                        size_t *chosen_p)

@@ -3,7 +3,7 @@
 #include <math.h>
 
 #include "policies/policy_impl.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 static bool weight_ok(double w) { return isfinite(w) && w >= 0; }
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "runtime/core.h"
-#include "runtime/log.h"
+#include "base/log.h"
 
 struct xo_batch_out {
     size_t n;
@@ -306,7 +306,7 @@ void xo_activation_body(xo_worker_t *w)
     case XO_MSG_DESTROY: st = run_destroy(w, a); break;
     default: st = xo_error_set(XO_EPROTO, "unknown message kind %d", m->kind); break;
     }
-    xo_worker_close_imports(w); /* device buffers lent to this method are handed back when it returns */
+    xo__worker_run_on_return(w); /* what was lent to this method only (device buffers) ends with it */
     if (slow_ns) {
         uint64_t took = xo_now_ns() - started;
         if ((int64_t)took > slow_ns)
@@ -359,4 +359,26 @@ xo_status_t xo_ctx_error(xo_ctx_t *ctx, xo_status_t st, const char *fmt, ...)
     vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
     va_end(ap);
     return st;
+}
+
+xo_status_t xo__worker_on_return(void (*fn)(xo_worker_t *w, void *arg), void *arg)
+{
+    xo_worker_t *w = xo_worker_current();
+    if (!w) return XO_OK;
+    if (w->n_on_return == w->cap_on_return) {
+        size_t ncap = w->cap_on_return ? w->cap_on_return * 2 : 4;
+        xo__on_return_t *n = realloc(w->on_return, ncap * sizeof *n);
+        if (!n) return xo_error_set(XO_ENOMEM, "out of memory");
+        w->on_return = n;
+        w->cap_on_return = ncap;
+    }
+    w->on_return[w->n_on_return++] = (xo__on_return_t){.fn = fn, .arg = arg};
+    return XO_OK;
+}
+
+void xo__worker_run_on_return(xo_worker_t *w)
+{
+    /* A callback may register another (a release that lends again): index, not a saved count. */
+    for (size_t i = 0; i < w->n_on_return; i++) w->on_return[i].fn(w, w->on_return[i].arg);
+    w->n_on_return = 0;
 }

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "runtime/core.h"
-#include "runtime/log.h"
+#include "base/log.h"
 
 /* Messages a stateful actor runs per turn before yielding its scheduler thread to others. */
 #define ACTOR_BATCH 64

@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "runtime/core.h"
-#include "runtime/log.h"
+#include "base/log.h"
 #include "runtime/remote.h"
 
 struct xo_ref {

@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "runtime/codec.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/fiber.h"
 #include "runtime/mpsc.h"
 #include "xoscar/xoscar.h"
@@ -138,6 +138,12 @@ void xo_pool_report_actor(xo_pool_t *pool, const char *uid, bool add);
 
 /* ---- workers (activations) ------------------------------------------------------------------------------------ */
 
+/* A callback run when an activation's method returns (xo__worker_on_return). */
+typedef struct xo__on_return {
+    void (*fn)(xo_worker_t *w, void *arg);
+    void *arg;
+} xo__on_return_t;
+
 enum { XO_W_IDLE = 0, XO_W_RUNNING, XO_W_SUSPENDED, XO_W_DONE };
 
 struct xo_ctx {
@@ -157,15 +163,21 @@ struct xo_ctx {
     xo_future_t *awaiting;      /* guarded by msg->reply->lock */
     _Atomic bool cancelled;
     msgpack_zone zone;          /* decodes the arguments, cleared per activation */
-    void **imports;             /* device buffers imported during this activation, closed when it ends */
-    size_t n_imports, cap_imports;
+    xo__on_return_t *on_return; /* run when this activation's method returns (xo__worker_on_return) */
+    size_t n_on_return, cap_on_return;
     xo_buf_t out;               /* result packing */
     msgpack_packer out_pk;
     char error[XO_ERROR_TEXT_MAX];
 };
 
-/* Closes the device buffers imported during w's activation (the lend ends when the method returns). */
-void xo_worker_close_imports(xo_worker_t *w);
+/* Runs fn(w, arg) when the method of the current activation returns, before the next message on this worker:
+ * what a layer above lends to one method (device buffers, ...) ends with it. The engine knows nothing of what it
+ * releases. Callbacks run in the order registered, on the worker's thread, then are forgotten. Outside a method
+ * (a plain thread) nothing is registered and XO_OK is returned: the caller keeps what it holds and releases it
+ * itself. XO_ENOMEM when the list cannot grow (nothing registered). */
+xo_status_t xo__worker_on_return(void (*fn)(xo_worker_t *w, void *arg), void *arg);
+/* Runs and forgets w's callbacks (activation.c, once the method returned). */
+void xo__worker_run_on_return(xo_worker_t *w);
 
 /* The worker running on this thread, or NULL (a plain thread, or a scheduler's loop). */
 xo_worker_t *xo_worker_current(void);
@@ -300,6 +312,11 @@ struct xo_pool {
     uint64_t uid_seed;
     xo_pool_t *registry_next;
 };
+
+/* The engine's part of xo_pool_start (include/xoscar/xoscar.h, same contract): the pool's threads, timers, device,
+ * listeners and registration, without the services that run as actors in it. The public xo_pool_start, a layer
+ * up (services/pool_start.c), wraps it with them. */
+xo_status_t xo__pool_start_engine(const xo_pool_config_t *cfg, xo_pool_t **pool_p);
 
 /* The pool of this process at address, or NULL. The pointer stays valid until that pool is stopped: stopping a
  * pool must not race with other threads' calls into it (see xo_pool_stop). */

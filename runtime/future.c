@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "runtime/core.h"
-#include "runtime/futex.h"
+#include "base/futex.h"
 #include "runtime/remote.h"
 
 typedef struct {

@@ -5,11 +5,10 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "runtime/coll.h"
 #include "runtime/core.h"
-#include "runtime/devbuf.h"
-#include "runtime/log.h"
+#include "base/log.h"
 #include "runtime/remote.h"
+#include "xoscar/device_buf.h"
 #include "xoscar/gpu.h"
 #include "xoscar/host.h"
 
@@ -164,7 +163,7 @@ static xo_status_t open_device(xo_pool_t *p, const char *name, uint64_t capacity
 
 /* ---- start --------------------------------------------------------------------------------------------------- */
 
-xo_status_t xo_pool_start(const xo_pool_config_t *cfg, xo_pool_t **pool_p)
+xo_status_t xo__pool_start_engine(const xo_pool_config_t *cfg, xo_pool_t **pool_p)
 {
     xo_pool_config_t def = {0};
     if (!cfg) cfg = &def;
@@ -194,7 +193,6 @@ xo_status_t xo_pool_start(const xo_pool_config_t *cfg, xo_pool_t **pool_p)
     unsigned spin = cfg->spin_us ? cfg->spin_us : DEFAULT_SPIN_US;
     for (unsigned i = 0; i < p->n_sched; i++) p->sched[i].spin_ns = (uint64_t)spin * 1000u;
 
-    xo_coll_register_classes(); /* so that other processes can create a collective rendezvous here */
     xo_status_t st = cfg->device ? open_device(p, cfg->device, cfg->device_capacity) : XO_OK;
     if (st != XO_OK) goto fail_free;
     st = xo_timers_start(&p->timers, "xo-timer");
@@ -211,15 +209,10 @@ xo_status_t xo_pool_start(const xo_pool_config_t *cfg, xo_pool_t **pool_p)
     }
     st = xo_process_register_pool(p);
     if (st != XO_OK) goto fail_unlisten;
-    /* Other hosts fetch this pool's device buffers from its service (include/xoscar/device_buf.h). */
-    st = p->device && p->listening ? xo__devbuf_service_start(p) : XO_OK;
-    if (st != XO_OK) goto fail_unregister;
     xo_log_debug("pool %s started with %u scheduler threads", p->address, p->n_sched);
     *pool_p = p;
     return XO_OK;
 
-fail_unregister:
-    xo_process_unregister_pool(p);
 fail_unlisten:
     if (p->listening) xo_remote_unlisten(p);
 fail_sched:
@@ -381,7 +374,7 @@ static void cleanup(xo_pool_t *p)
             xo_fiber_destroy(w->fiber);
             msgpack_zone_destroy(&w->zone);
             xo_buf_free(&w->out);
-            free(w->imports);
+            free(w->on_return);
             free(w);
         }
         free(s->workers);

@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include "runtime/auth.h"
-#include "runtime/futex.h"
+#include "base/futex.h"
 #include "runtime/idmap.h"
-#include "runtime/log.h"
+#include "base/log.h"
 #include "xoscar/gpu.h"
 
 #define CONNECT_TIMEOUT_MS 3000

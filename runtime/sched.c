@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "runtime/core.h"
-#include "runtime/futex.h"
-#include "runtime/log.h"
+#include "base/futex.h"
+#include "base/log.h"
 #include "runtime/remote.h"
 
 static _Thread_local xo_sched_t *tls_sched;

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "runtime/core.h"
-#include "runtime/log.h"
+#include "base/log.h"
 
 struct xo_timers {
     pthread_mutex_t lock;

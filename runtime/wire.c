@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 void xo_wire_out_init(xo_wire_out_t *w)
 {

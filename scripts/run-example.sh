@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo
-xoscar=build/runtime/xoscar
+xoscar=build/cluster/xoscar
 
 echo "== 1. examples/hello_actors: one pool, one process"
 build/examples/hello_actors

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 xo_status_t xo_url_parse(const char *url, xo_url_t *out)
 {

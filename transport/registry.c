@@ -2,7 +2,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "runtime/log.h"
+#include "base/log.h"
 #include "transport/channel.h"
 
 extern const xo_transport_ops_t xo__unix_transport;

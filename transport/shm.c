@@ -39,8 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/error.h"
-#include "runtime/log.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "transport/channel.h"
 #include "transport/shm_ctl.h"
 #include "transport/shm_ring.h"

@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "transport/sock.h"
 
 #define MAX_FDS 4

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 xo_status_t xo__sockaddr_unix(const char *rest, xo_sockaddr_t *out)
 {

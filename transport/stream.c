@@ -22,8 +22,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "runtime/error.h"
-#include "runtime/log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #define RBUF_SIZE (64 * 1024)
 /* A body part at least this large, with nothing buffered, is read straight into the frame (one copy less). */

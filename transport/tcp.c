@@ -1,6 +1,6 @@
 /* The TCP backend: tcp://host:port or tcp://[v6addr]:port (port 0: ephemeral, see xo_listener_url), stream framing
  * from stream.c with TCP_NODELAY. */
-#include "runtime/error.h"
+#include "base/error.h"
 #include "transport/stream.h"
 
 static xo_status_t tcp_listen(const xo_url_t *url, const xo_chan_opts_t *opts, xo_listener_t **l_p);

@@ -57,8 +57,8 @@
 
 #include <ucp/api/ucp.h>
 
-#include "runtime/error.h"
-#include "runtime/log.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "transport/le.h"
 #include "transport/channel.h"
 #include "transport/sock.h"

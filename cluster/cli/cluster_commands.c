@@ -20,10 +20,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/cli/commands.h"
-#include "runtime/cluster_file.h"
+#include "cluster/cli/commands.h"
+#include "cluster/cluster_file.h"
 #include "runtime/core.h"
-#include "runtime/log.h"
+#include "base/log.h"
 #include "xoscar/host.h"
 
 #define DOWN_GRACE_MS 5000

@@ -1,9 +1,9 @@
-#include "runtime/cli/json_msgpack.h"
+#include "cluster/cli/json_msgpack.h"
 
 #include <jansson.h>
 #include <string.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 static int pack_json(msgpack_packer *pk, const json_t *j)
 {

@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/cli/commands.h"
-#include "runtime/cli/json_msgpack.h"
+#include "cluster/cli/commands.h"
+#include "cluster/cli/json_msgpack.h"
 #include "runtime/core.h"
-#include "runtime/log.h"
+#include "base/log.h"
 #include "runtime/remote.h"
 #include "xoscar/module.h"
 

@@ -49,6 +49,8 @@ extern "C" {
 
 /* The msgpack ext type of a device buffer descriptor. */
 #define XO_EXT_DEVICE_BUF 42
+/* The uid of the service actor that serves a pool's device buffers to other hosts (every such pool has its own). */
+#define XO_DEVBUF_SERVICE_UID "xo.devbuf"
 
 /* The running method's pool's device, or NULL when the pool has none. Owned by the pool. */
 XO_API xo_device_t *xo_ctx_device(const xo_ctx_t *ctx);

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/coll.h"
+#include "services/coll/coll.h"
 #include "runtime/core.h"
 
 /* ---- element-wise reduction ---- */

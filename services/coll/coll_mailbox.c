@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/coll.h"
+#include "services/coll/coll.h"
 #include "runtime/core.h"
 
 struct xo_coll_slot {

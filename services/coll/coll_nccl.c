@@ -21,9 +21,9 @@
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
-#include "gpu/nccl_wait.h"
-#include "runtime/coll.h"
-#include "runtime/error.h"
+#include "services/nccl/nccl_wait.h"
+#include "services/coll/coll.h"
+#include "base/error.h"
 
 typedef struct nccl_state {
     ncclComm_t comm;

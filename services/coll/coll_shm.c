@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/coll.h"
+#include "services/coll/coll.h"
 #include "runtime/core.h"
 
 enum { TAG_HANDLES = 0x10000, TAG_DONE, TAG_FIN };

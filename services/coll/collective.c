@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/coll.h"
+#include "services/coll/coll.h"
 #include "runtime/core.h"
-#include "runtime/devbuf.h"
+#include "services/devbuf/devbuf.h"
 
 #define DEFAULT_TIMEOUT_MS 60000
 

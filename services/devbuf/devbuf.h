@@ -10,15 +10,16 @@
 #include <stdint.h>
 
 #include "runtime/core.h"
+#include "xoscar/device_buf.h"
 #include "xoscar/gpu.h"
 
-/* The service actor's uid in every pool that serves its device's buffers, and its one method:
+/* The service actor (uid XO_DEVBUF_SERVICE_UID, xoscar/device_buf.h) in every pool that serves its device's buffers,
+ * and its one method:
  *   read(ptr u64, size u64, token bin, offset u64, length u64) -> bin of length bytes from ptr + offset
  * (ptr, size, token) are the descriptor's: the token proves the owner lent [ptr, ptr + size) (see xo__devbuf_token);
  * [offset, offset + length) must lie inside it, and the device layer checks that the range is a live allocation.
  * A second method serves buffers lent with a ready event:
  *   ready(ptr u64, size u64, token bin, event handle bin) -> nil once the owner's event has completed */
-#define XO_DEVBUF_SERVICE_UID "xo.devbuf"
 #define XO_DEVBUF_TOKEN_LEN 16
 /* The largest range one read returns: a chunk of a fetch, well under the transports' frame limit. */
 #define XO_DEVBUF_READ_MAX ((uint64_t)64 << 20)

@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gpu/nccl_wait.h"
+#include "services/nccl/nccl_wait.h"
 #include "runtime/core.h"
-#include "runtime/devbuf.h"
-#include "runtime/error.h"
+#include "services/devbuf/devbuf.h"
+#include "base/error.h"
 
 /* Both sides: a two-rank communicator on dev, the transfer on a new stream, then everything released. send: rank 0
  * sends size bytes at buf; else rank 1 receives them into buf. */

@@ -17,8 +17,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "runtime/devbuf.h"
-#include "runtime/log.h"
+#include "services/devbuf/devbuf.h"
+#include "base/log.h"
 
 /* ---- tokens ---------------------------------------------------------------------------------------------------- */
 

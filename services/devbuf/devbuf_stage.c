@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "runtime/devbuf.h"
+#include "services/devbuf/devbuf.h"
 #include "runtime/remote.h"
 
 /* Defaults measured on shared memory between two processes (the report of issue #5): chunks under the shm

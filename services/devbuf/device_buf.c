@@ -22,8 +22,8 @@
 
 #include "gpu/device.h"
 #include "runtime/core.h"
-#include "runtime/devbuf.h"
-#include "runtime/log.h"
+#include "services/devbuf/devbuf.h"
+#include "base/log.h"
 #include "runtime/remote.h"
 #include "xoscar/device_buf.h"
 
@@ -218,27 +218,16 @@ xo_status_t xo_release_device_buf(xo_device_t *dev, void *ptr)
                         ptr);
 }
 
+static void release_hold(xo_worker_t *w, void *ptr)
+{
+    xo_device_t *dev = w->actor ? w->actor->pool->device : NULL;
+    if (dev) xo_release_device_buf(dev, ptr);
+}
+
 /* Inside a method, what the receiver holds is released when the method returns. */
 static xo_status_t remember_hold(void *ptr)
 {
-    xo_worker_t *w = xo_worker_current();
-    if (!w) return XO_OK; /* a plain thread releases what it holds itself */
-    if (w->n_imports == w->cap_imports) {
-        size_t ncap = w->cap_imports ? w->cap_imports * 2 : 4;
-        void **n = realloc(w->imports, ncap * sizeof *n);
-        if (!n) return xo_error_set(XO_ENOMEM, "out of memory");
-        w->imports = n;
-        w->cap_imports = ncap;
-    }
-    w->imports[w->n_imports++] = ptr;
-    return XO_OK;
-}
-
-void xo_worker_close_imports(xo_worker_t *w)
-{
-    xo_device_t *dev = w->actor ? w->actor->pool->device : NULL;
-    for (size_t i = 0; dev && i < w->n_imports; i++) xo_release_device_buf(dev, w->imports[i]);
-    w->n_imports = 0;
+    return xo__worker_on_return(release_hold, ptr);
 }
 
 /* ---- unpacking ------------------------------------------------------------------------------------------------- */

@@ -1,8 +1,8 @@
 /* Polling NCCL communicators and streams from actor methods (gpu/nccl_wait.h). */
 #include <time.h>
 
-#include "gpu/nccl_wait.h"
-#include "runtime/error.h"
+#include "services/nccl/nccl_wait.h"
+#include "base/error.h"
 #include "xoscar/xoscar.h"
 
 #define SPIN_NS 100000 /* poll without suspending for this long first */

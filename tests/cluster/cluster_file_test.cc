@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/cluster_file.h"
+#include "cluster/cluster_file.h"
 #include "xoscar/gpu.h"
 #include "xoscar/xoscar.h"
 

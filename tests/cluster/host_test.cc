@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "pool_fixture.h"
+#include "tests/runtime/pool_fixture.h"
 #include "xoscar/host.h"
 #include "xoscar/module.h"
 

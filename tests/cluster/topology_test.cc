@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/topology.h"
+#include "cluster/topology.h"
 #include "xoscar/xoscar.h"
 
 namespace {

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/cluster_file.h"
+#include "cluster/cluster_file.h"
 #include "xoscar/xoscar.h"
 
 #define CHECK(cond, ...)                                                  \

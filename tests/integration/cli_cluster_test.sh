@@ -5,7 +5,7 @@
 #   cli_cluster_test.sh BUILD_DIR
 set -euo pipefail
 build=$(cd "$1" && pwd)
-cli=$build/runtime/xoscar
+cli=$build/cluster/xoscar
 work=$(mktemp -d)
 export XO_RUN_DIR=$work/run
 . "$(dirname "$0")/ports.sh"

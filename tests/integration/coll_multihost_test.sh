@@ -9,8 +9,8 @@
 #   coll_multihost_test.sh BUILD_DIR
 set -euo pipefail
 build=$(cd "$1" && pwd)
-cli=$build/runtime/xoscar
-module=$build/tests/coll/libxo_test_coll.so
+cli=$build/cluster/xoscar
+module=$build/tests/services/coll/libxo_test_coll.so
 . "$(dirname "$0")/netns.sh"
 
 cleanup() {

@@ -10,12 +10,12 @@ if ! ip -6 addr show dev lo 2>/dev/null | grep -q "::1"; then echo "SKIP-PASS: n
 port=$(free_port_base)
 addr="[::1]:$port"
 out=$(mktemp)
-"$build/runtime/xoscar-pool" --address "$addr" --module "$build/tests/modules/libxo_test_actors.so" >"$out" 2>&1 &
+"$build/cluster/xoscar-pool" --address "$addr" --module "$build/tests/modules/libxo_test_actors.so" >"$out" 2>&1 &
 pid=$!
 trap 'kill -9 $pid 2>/dev/null || true; rm -f "$out"' EXIT
 for i in $(seq 50); do [ -s "$out" ] && break; sleep 0.1; done
 grep -qxF "$addr" "$out" || { echo "FAIL: pool did not start at $addr: $(cat "$out")"; exit 1; }
-[ "$(XO_TRANSPORT=tcp "$build/runtime/xoscar" create "$addr" Counter --uid v '[5]')" = v ] || { echo "FAIL: create"; exit 1; }
-[ "$(XO_TRANSPORT=tcp "$build/runtime/xoscar" call "$addr" v add '[1]')" = 6 ] || { echo "FAIL: tcp6 call"; exit 1; }
-[ "$("$build/runtime/xoscar" call "$addr" v add '[1]')" = 7 ] || { echo "FAIL: same-host call"; exit 1; }
+[ "$(XO_TRANSPORT=tcp "$build/cluster/xoscar" create "$addr" Counter --uid v '[5]')" = v ] || { echo "FAIL: create"; exit 1; }
+[ "$(XO_TRANSPORT=tcp "$build/cluster/xoscar" call "$addr" v add '[1]')" = 6 ] || { echo "FAIL: tcp6 call"; exit 1; }
+[ "$("$build/cluster/xoscar" call "$addr" v add '[1]')" = 7 ] || { echo "FAIL: same-host call"; exit 1; }
 echo "PASS: pool at $addr reached over tcp6 and over shm"

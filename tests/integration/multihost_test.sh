@@ -8,8 +8,8 @@
 #   multihost_test.sh BUILD_DIR
 set -euo pipefail
 build=$(cd "$1" && pwd)
-pool=$build/runtime/xoscar-pool
-cli=$build/runtime/xoscar
+pool=$build/cluster/xoscar-pool
+cli=$build/cluster/xoscar
 module=$build/tests/modules/libxo_test_actors.so
 . "$(dirname "$0")/netns.sh"
 pids=()

@@ -6,8 +6,8 @@
 #   stranger_test.sh BUILD_DIR
 set -euo pipefail
 build=$(cd "$1" && pwd)
-pool=$build/runtime/xoscar-pool
-cli=$build/runtime/xoscar
+pool=$build/cluster/xoscar-pool
+cli=$build/cluster/xoscar
 module=$build/tests/modules/libxo_test_actors.so
 . "$(dirname "$0")/ports.sh"
 port=$(free_port_base)

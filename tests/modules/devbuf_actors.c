@@ -1,4 +1,4 @@
-/* libxo_devbuf_actors.so: actors for the device buffer staging tests (tests/runtime/device_buf_staging_test.cc).
+/* libxo_devbuf_actors.so: actors for the device buffer staging tests (tests/services/devbuf/device_buf_staging_test.cc).
  * Buffers hold a pattern (64-bit words k * golden + seed) that a reader checks, so a wrong byte anywhere shows.
  * Copies go through xo_device_memcpy, as they would on a GPU.
  *

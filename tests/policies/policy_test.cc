@@ -14,7 +14,7 @@
 #include "policies/policy.h"
 // runtime/error.h has no extern "C" guard of its own (yet).
 extern "C" {
-#include "runtime/error.h"
+#include "base/error.h"
 }
 
 namespace {

@@ -4,7 +4,7 @@
 #include <thread>
 #include <vector>
 
-#include "pool_fixture.h"
+#include "tests/runtime/pool_fixture.h"
 
 namespace {
 

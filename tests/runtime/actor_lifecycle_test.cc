@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "pool_fixture.h"
+#include "tests/runtime/pool_fixture.h"
 
 namespace {
 

@@ -2,7 +2,7 @@
 #include <atomic>
 #include <string>
 
-#include "pool_fixture.h"
+#include "tests/runtime/pool_fixture.h"
 
 namespace {
 

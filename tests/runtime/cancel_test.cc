@@ -5,7 +5,7 @@
 
 #include <unistd.h>
 
-#include "pool_fixture.h"
+#include "tests/runtime/pool_fixture.h"
 
 namespace {
 

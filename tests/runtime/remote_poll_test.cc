@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "pool_fixture.h"
+#include "tests/runtime/pool_fixture.h"
 #include "xoscar/host.h"
 
 namespace {

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "transport/channel.h"
-#include "transport/pingpong.h"
+#include "tests/transport/pingpong.h"
 #include "transport/shm.h"
 #include "transport/sock.h"
 #include "xoscar/status.h"

@@ -1,11 +1,11 @@
 /* Raw channel ping-pong (see pingpong.h). */
-#include "transport/pingpong.h"
+#include "tests/transport/pingpong.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 xo_status_t xo__pingpong_echo(xo_channel_t *ch)
 {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "pool_fixture.h"
+#include "tests/runtime/pool_fixture.h"
 #include "xoscar/collective.h"
 
 namespace coll_test {

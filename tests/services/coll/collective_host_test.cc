@@ -7,7 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include "coll/coll_test_util.h"
+#include "services/coll/coll_test_util.h"
 #include "xoscar/host.h"
 
 namespace {

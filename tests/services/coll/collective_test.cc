@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "coll/coll_member.h"
-#include "coll/coll_test_util.h"
-#include "pool_fixture.h"
+#include "services/coll/coll_member.h"
+#include "services/coll/coll_test_util.h"
+#include "tests/runtime/pool_fixture.h"
 #include "xoscar/collective.h"
 #include "xoscar/gpu.h"
 

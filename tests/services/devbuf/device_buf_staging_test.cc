@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "pool_fixture.h"
+#include "tests/runtime/pool_fixture.h"
 #include "xoscar/device_buf.h"
 #include "xoscar/host.h"
 

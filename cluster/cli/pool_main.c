@@ -16,8 +16,8 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "runtime/log.h"
-#include "runtime/topology.h"
+#include "base/log.h"
+#include "cluster/topology.h"
 #include "xoscar/module.h"
 #include "xoscar/xoscar.h"
 
