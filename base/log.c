@@ -21,7 +21,7 @@ static int parse_level(const char *s)
     return XO_LOG_WARN;
 }
 
-xo_log_level_t xo_log_threshold(void)
+xo_log_level_t xo__log_threshold(void)
 {
     int t = atomic_load_explicit(&threshold, memory_order_relaxed);
     if (t < 0) {
@@ -32,9 +32,9 @@ xo_log_level_t xo_log_threshold(void)
     return (xo_log_level_t)t;
 }
 
-void xo_log_set_threshold(xo_log_level_t level) { atomic_store(&threshold, (int)level); }
+void xo__log_set_threshold(xo_log_level_t level) { atomic_store(&threshold, (int)level); }
 
-void xo_log_write(xo_log_level_t level, const char *file, int line, const char *fmt, ...)
+void xo__log_write(xo_log_level_t level, const char *file, int line, const char *fmt, ...)
 {
     static const char *tags[] = {"E", "W", "I", "D", "T"};
     char thread_name[16] = "?";

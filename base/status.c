@@ -37,20 +37,20 @@ static _Thread_local char *bound_error;
 
 static char *error_buf(void) { return bound_error ? bound_error : thread_error; }
 
-void xo_error_bind(char *buf) { bound_error = buf; }
+void xo__error_bind(char *buf) { bound_error = buf; }
 
 const char *xo_last_error(void) { return error_buf(); }
 
-void xo_error_clear(void) { error_buf()[0] = '\0'; }
+void xo__error_clear(void) { error_buf()[0] = '\0'; }
 
-char *xo_error_text_vdup(const char *fmt, va_list ap)
+char *xo__error_text_vdup(const char *fmt, va_list ap)
 {
     char *text = malloc(XO_ERROR_TEXT_MAX);
     if (text) vsnprintf(text, XO_ERROR_TEXT_MAX, fmt, ap);
     return text;
 }
 
-xo_status_t xo_error_set(xo_status_t st, const char *fmt, ...)
+xo_status_t xo__error_set(xo_status_t st, const char *fmt, ...)
 {
     char *buf = error_buf();
     va_list ap;
@@ -60,7 +60,7 @@ xo_status_t xo_error_set(xo_status_t st, const char *fmt, ...)
     return st;
 }
 
-xo_status_t xo_error_set_text(xo_status_t st, const char *text, size_t len)
+xo_status_t xo__error_set_text(xo_status_t st, const char *text, size_t len)
 {
     char *buf = error_buf();
     if (len >= XO_ERROR_TEXT_MAX) len = XO_ERROR_TEXT_MAX - 1;

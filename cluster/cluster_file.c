@@ -29,7 +29,7 @@
 /* The largest secret_file read. */
 #define SECRET_FILE_MAX 65536
 
-/* What xo_cluster_dump writes in place of an inline secret; refused as a secret so that a dump is never loaded
+/* What xo__cluster_dump writes in place of an inline secret; refused as a secret so that a dump is never loaded
  * back by mistake as if it held the real one. */
 #define HIDDEN_SECRET "***"
 
@@ -83,7 +83,7 @@ xo_status_t xo__cluster_error(xo_cluster_error_t *err, xo_status_t st, const cha
         err->column = line > 0 ? column : 0;
         memcpy(err->text, text, XO_ERROR_TEXT_MAX);
     }
-    return xo_error_set(st, "%s", text);
+    return xo__error_set(st, "%s", text);
 }
 
 /* ---- tables --------------------------------------------------------------------------------------------------- */
@@ -587,7 +587,7 @@ static xo_status_t parse_enum_list(pctx_t *p, const field_t *f, yaml_node_t *n, 
     return XO_OK;
 }
 
-/* A cpu list, checked for syntax only (whether its CPUs exist depends on the host: xo_cluster_check_host), or
+/* A cpu list, checked for syntax only (whether its CPUs exist depends on the host: xo__cluster_check_host), or
  * "auto" (NULL). */
 static xo_status_t parse_cpus(pctx_t *p, const field_t *f, yaml_node_t *n, void *obj)
 {
@@ -601,7 +601,7 @@ static xo_status_t parse_cpus(pctx_t *p, const field_t *f, yaml_node_t *n, void 
     }
     xo_cpuset_t set;
     char why[XO_ERROR_TEXT_MAX];
-    if (xo_cpuset_parse(s, &set, why, sizeof why) != XO_OK) return fail_at(p, n, "%s", why);
+    if (xo__cpuset_parse(s, &set, why, sizeof why) != XO_OK) return fail_at(p, n, "%s", why);
     char *d = xo__cluster_strndup(p->arena, s, strlen(s));
     if (!d) return no_memory(p);
     *AT(obj, f->off, char *) = d;
@@ -620,7 +620,7 @@ static void policies_text(char *buf, size_t size)
     size_t k = 0;
     buf[0] = '\0';
     for (int i = 0; i < XO_PLACE_KIND_COUNT && k < size; i++) {
-        const xo_policy_ops_t *ops = xo_policy_get((xo_place_kind_t)i);
+        const xo_policy_ops_t *ops = xo__policy_get((xo_place_kind_t)i);
         if (!ops || !policy_is_default_able(ops->kind)) continue;
         int w = snprintf(buf + k, size - k, "%s%s", k ? ", " : "", ops->name);
         if (w < 0) break;
@@ -634,7 +634,7 @@ static xo_status_t parse_policy(pctx_t *p, const field_t *f, yaml_node_t *n, voi
     policies_text(list, sizeof list);
     snprintf(expected, sizeof expected, "a placement policy, one of: %s;", list);
     if (!is_scalar(n) || strlen(sval(n)) != n->data.scalar.length) return fail_value(p, n, expected);
-    const xo_policy_ops_t *ops = xo_policy_find(sval(n));
+    const xo_policy_ops_t *ops = xo__policy_find(sval(n));
     if (!ops) return fail_value(p, n, expected);
     if (!policy_is_default_able(ops->kind))
         return fail_at(p, n, "policy '%s' needs a parameter per call and cannot be the cluster's default "
@@ -1428,7 +1428,7 @@ static char *dir_of(const char *path)
     return abs;
 }
 
-xo_status_t xo_cluster_load_string(const char *text, const char *name, xo_cluster_t **c_p, xo_cluster_error_t *err)
+xo_status_t xo__cluster_load_string(const char *text, const char *name, xo_cluster_t **c_p, xo_cluster_error_t *err)
 {
     if (!name) name = "<string>";
     if (!text || !c_p) return xo__cluster_error(err, XO_EINVAL, name, 0, 0, "no text or no c_p");
@@ -1439,7 +1439,7 @@ xo_status_t xo_cluster_load_string(const char *text, const char *name, xo_cluste
     return st;
 }
 
-xo_status_t xo_cluster_load(const char *path, xo_cluster_t **c_p, xo_cluster_error_t *err)
+xo_status_t xo__cluster_load(const char *path, xo_cluster_t **c_p, xo_cluster_error_t *err)
 {
     if (!path || !c_p) return xo__cluster_error(err, XO_EINVAL, path ? path : "(null)", 0, 0, "no path or no c_p");
     FILE *f = fopen(path, "rbe");
@@ -1479,19 +1479,19 @@ xo_status_t xo_cluster_load(const char *path, xo_cluster_t **c_p, xo_cluster_err
     return st;
 }
 
-void xo_cluster_free(xo_cluster_t *c)
+void xo__cluster_free(xo_cluster_t *c)
 {
     if (c) xo__cluster_arena_free(c->arena); /* c itself lives in its arena */
 }
 
-long xo_cluster_find_host(const xo_cluster_t *c, const char *name)
+long xo__cluster_find_host(const xo_cluster_t *c, const char *name)
 {
     for (size_t i = 0; c && name && i < c->n_hosts; i++)
         if (!strcmp(c->hosts[i].name, name)) return (long)i;
     return -1;
 }
 
-int xo_cluster_dump(const xo_cluster_t *c, FILE *out)
+int xo__cluster_dump(const xo_cluster_t *c, FILE *out)
 {
     fprintf(out, "# The effective configuration of %s, every default filled in.\n", c->path);
     dumper_t d = {.out = out};
@@ -1526,18 +1526,18 @@ static void write_table(FILE *out, const table_t *t)
         if (t->fields[i].sub) write_table(out, t->fields[i].sub);
 }
 
-int xo_cluster_write_reference(FILE *out)
+int xo__cluster_write_reference(FILE *out)
 {
     write_table(out, &cluster_table);
     return fflush(out) == 0 && !ferror(out) ? 0 : -1;
 }
 
-const char *xo_launcher_name(xo_launcher_t l)
+const char *xo__launcher_name(xo_launcher_t l)
 {
     return (unsigned)l < COUNT_OF(launcher_names) - 1 ? launcher_names[l] : NULL;
 }
 
-const char *xo_cluster_transport_name(xo_cluster_transport_t t)
+const char *xo__cluster_transport_name(xo_cluster_transport_t t)
 {
     return (unsigned)t < COUNT_OF(transport_names) - 1 ? transport_names[t] : NULL;
 }

@@ -3,8 +3,8 @@
  * every key; examples/cluster.yaml is a full example.
  *
  * One table per mapping level (cluster_file.c) holds each key's name, type, default, documentation and parser. The
- * parser, the defaults, the "expected one of: ..." error texts, xo_cluster_dump and the key reference in
- * docs/cluster-file.md (xo_cluster_write_reference, checked by a test) all come from those tables.
+ * parser, the defaults, the "expected one of: ..." error texts, xo__cluster_dump and the key reference in
+ * docs/cluster-file.md (xo__cluster_write_reference, checked by a test) all come from those tables.
  *
  * Errors: every function returning xo_status_t fills the caller's err (may be NULL) with the status, the 1-based
  * line and column in the file where the error is, and a text "file:line:column: what is wrong (what was expected)";
@@ -76,7 +76,7 @@ typedef struct xo_cluster_pool {
     int count;              /* sub pools of this entry; -1: "auto" (one per core of cpus, or of the host);
                              * XO_CLUSTER_COUNT_GPUS: "gpus" (one per CUDA GPU of the host) */
     int gpu;                /* device index; -1: none (`gpu: N` is `device: cuda:N`) */
-    char *device;           /* "none", "auto", "host", "host:N" or "cuda:N", as written (xo_cluster_host_config
+    char *device;           /* "none", "auto", "host", "host:N" or "cuda:N", as written (xo__cluster_host_config
                              * resolves auto); never NULL */
     char **labels;          /* n_labels labels (no commas, not empty) */
     size_t n_labels;
@@ -107,7 +107,7 @@ typedef struct xo_cluster_host {
 } xo_cluster_host_t;
 
 typedef struct xo_cluster {
-    char *path;             /* the file as given to xo_cluster_load, or the name given to xo_cluster_load_string */
+    char *path;             /* the file as given to xo__cluster_load, or the name given to xo__cluster_load_string */
     char *dir;              /* the absolute directory relative paths are resolved against */
     char *name;
     char *secret;           /* the shared secret (from secret or read from secret_file); secret_len bytes + NUL */
@@ -132,36 +132,36 @@ typedef struct xo_cluster {
     void *arena;            /* owns every pointer above */
 } xo_cluster_t;
 
-/* Reads and checks the cluster file at path. On XO_OK the caller owns *c_p (xo_cluster_free). Errors:
+/* Reads and checks the cluster file at path. On XO_OK the caller owns *c_p (xo__cluster_free). Errors:
  * XO_ESYS: the file cannot be read (line 0). XO_ECONFIG: a YAML syntax error (libyaml's line and column), an unknown
  * key, a value of the wrong type or out of range, a missing required key (hosts, a host's name or address, one of
  * secret and secret_file), both secret and secret_file, an unreadable or empty secret_file, duplicate host names,
  * two hosts at the same address:port. XO_ENOMEM. err may be NULL. */
-xo_status_t xo_cluster_load(const char *path, xo_cluster_t **c_p, xo_cluster_error_t *err);
+xo_status_t xo__cluster_load(const char *path, xo_cluster_t **c_p, xo_cluster_error_t *err);
 
 /* The same from text (NUL-terminated). name is used in messages and its directory (relative to the current
  * directory when it is relative) is the base of relative paths; NULL: "<string>" in the current directory. */
-xo_status_t xo_cluster_load_string(const char *text, const char *name, xo_cluster_t **c_p, xo_cluster_error_t *err);
+xo_status_t xo__cluster_load_string(const char *text, const char *name, xo_cluster_t **c_p, xo_cluster_error_t *err);
 
 /* Frees everything of c; NULL is fine. */
-void xo_cluster_free(xo_cluster_t *c);
+void xo__cluster_free(xo_cluster_t *c);
 
 /* The index of the host named name, or -1. */
-long xo_cluster_find_host(const xo_cluster_t *c, const char *name);
+long xo__cluster_find_host(const xo_cluster_t *c, const char *name);
 
 /* True when host i's address is this machine: a loopback address, "localhost", this machine's host name, or an
  * address of one of its interfaces (getifaddrs); a host name is resolved (getaddrinfo: may block on DNS) and
  * matches when one of its addresses does. False for i out of range. */
-bool xo_cluster_host_is_local(const xo_cluster_t *c, size_t i);
+bool xo__cluster_host_is_local(const xo_cluster_t *c, size_t i);
 
 /* Checks host i against topo, the topology of the machine it runs on: every CPU of every explicit cpus list must
  * exist there. XO_ECONFIG at the cpus value ("cluster.yaml:14:15: hosts[0].pools[1].cpus: CPU 64 does not exist
  * on this host (its CPUs are 0-63)"); XO_EINVAL for i out of range or topo NULL. */
-xo_status_t xo_cluster_check_host(const xo_cluster_t *c, size_t i, const xo_topology_t *topo,
+xo_status_t xo__cluster_check_host(const xo_cluster_t *c, size_t i, const xo_topology_t *topo,
                                   xo_cluster_error_t *err);
 
 /* Host i as an xo_host_config_t for xo_host_start, with the storage it points to. */
-typedef struct xo_cluster_host_config {
+typedef struct xo__cluster_host_config {
     xo_host_config_t cfg;              /* address "address:port" ("[v6]:port"), sub pools, modules, restart */
     xo_sub_pool_config_t *sub_pools;   /* cfg.n_sub_pools entries, pool entries expanded by their count */
     int *sub_pool_gpu;                 /* cfg.n_sub_pools entries: the CUDA device index each sub pool owns
@@ -177,39 +177,39 @@ typedef struct xo_cluster_host_config {
 } xo_cluster_host_config_t;
 
 /* Builds host i's config. Each pool entry becomes `count` sub pools: an explicit cpus list with count N > 1 is
- * split into N parts by whole cores (xo_topology_partition within the list); "auto" cpus split the whole host; an
+ * split into N parts by whole cores (xo__topology_partition within the list); "auto" cpus split the whole host; an
  * "auto" count is the number of cores split. Devices: `gpu: N` and `device: cuda:N` give each of the entry's sub
  * pools "cuda:N"; `device: host` / `host:N` "host:0" / "host:N" (a device on host memory); `device: auto` "cuda:K",
  * the auto sub pools of the host taking this machine's CUDA devices in turn, or "host:0" when the machine has
  * none (or the build has no CUDA backend): CUDA devices are discovered here (blocking, once) only when an entry
  * says auto, and hc->device_notes says what was chosen and why. `count: gpus` makes one sub pool per CUDA device
  * ("cuda:k"; with device auto and no device, one on "host:0"; without auto and no device, XO_ECONFIG). Sub pools
- * that own CUDA devices and give no cpus are bound near their devices (xo_topology_partition_near over each
+ * that own CUDA devices and give no cpus are bound near their devices (xo__topology_partition_near over each
  * device's local_cpulist); where that is unknown the whole host is split, and device_notes says which happened.
  * Explicit CUDA indices are not checked here: the
  * sub pool fails to start when its device does not open, with the device's error. topo is the topology of the machine the host runs on (this one:
- * the config is for xo_host_start); NULL: it is loaded here when an entry needs it. Runs xo_cluster_check_host
- * first. On XO_OK the caller owns *hc_p (xo_cluster_host_config_free) and may change hc->cfg's callbacks and
+ * the config is for xo_host_start); NULL: it is loaded here when an entry needs it. Runs xo__cluster_check_host
+ * first. On XO_OK the caller owns *hc_p (xo__cluster_host_config_free) and may change hc->cfg's callbacks and
  * pool_binary. XO_ECONFIG: a CPU that does not exist, more than XO_CLUSTER_MAX_SUB_POOLS sub pools; XO_ESYS: the
  * topology could not be loaded; XO_EINVAL: i out of range. */
-xo_status_t xo_cluster_host_config(const xo_cluster_t *c, size_t i, const xo_topology_t *topo,
+xo_status_t xo__cluster_host_config(const xo_cluster_t *c, size_t i, const xo_topology_t *topo,
                                    xo_cluster_host_config_t **hc_p, xo_cluster_error_t *err);
 
-void xo_cluster_host_config_free(xo_cluster_host_config_t *hc);
+void xo__cluster_host_config_free(xo_cluster_host_config_t *hc);
 
 /* Writes the effective configuration of c, every default filled in, as a cluster file (`xoscar config --dump`)
  * that loads back to the same cluster when the secret came from secret_file. An inline secret is not written: the
  * line reads `secret: "***"` with a comment giving its length, and loading that back is refused until the real
  * secret replaces it. Returns 0, or -1 when writing to out failed. */
-int xo_cluster_dump(const xo_cluster_t *c, FILE *out);
+int xo__cluster_dump(const xo_cluster_t *c, FILE *out);
 
 /* Writes the key reference (one Markdown table per mapping level: key, type, default, meaning) generated from the
  * tables; docs/cluster-file.md holds this text between its "BEGIN keys" and "END keys" markers. Returns 0 or -1. */
-int xo_cluster_write_reference(FILE *out);
+int xo__cluster_write_reference(FILE *out);
 
 /* "ssh", "local", "none"; "shm", "unix", "ucx", "tcp". NULL for a value that is none. */
-const char *xo_launcher_name(xo_launcher_t l);
-const char *xo_cluster_transport_name(xo_cluster_transport_t t);
+const char *xo__launcher_name(xo_launcher_t l);
+const char *xo__cluster_transport_name(xo_cluster_transport_t t);
 
 /* ---- shared by runtime/cluster_*.c only ------------------------------------------------------------------------ */
 

@@ -37,7 +37,7 @@ static bool same_ip(const struct sockaddr *a, const struct sockaddr *b)
     return false;
 }
 
-bool xo_cluster_host_is_local(const xo_cluster_t *c, size_t i)
+bool xo__cluster_host_is_local(const xo_cluster_t *c, size_t i)
 {
     if (!c || i >= c->n_hosts) return false;
     const char *a = c->hosts[i].address;
@@ -73,20 +73,20 @@ static xo_cluster_mark_t pool_mark(const xo_cluster_host_t *h, size_t j, bool cp
     return p->mark.line ? p->mark : h->mark;
 }
 
-xo_status_t xo_cluster_check_host(const xo_cluster_t *c, size_t i, const xo_topology_t *topo,
+xo_status_t xo__cluster_check_host(const xo_cluster_t *c, size_t i, const xo_topology_t *topo,
                                   xo_cluster_error_t *err)
 {
     if (!c || i >= c->n_hosts || !topo)
         return xo__cluster_error(err, XO_EINVAL, c ? c->path : "(null)", 0, 0,
-                                 "xo_cluster_check_host: no cluster, no topology or host %zu out of range", i);
+                                 "xo__cluster_check_host: no cluster, no topology or host %zu out of range", i);
     const xo_cluster_host_t *h = &c->hosts[i];
     for (size_t j = 0; j < h->n_pools; j++) {
         if (!h->pools[j].cpus) continue;
         xo_cpuset_t set;
         char why[XO_ERROR_TEXT_MAX];
         xo_cluster_mark_t m = pool_mark(h, j, true);
-        if (xo_cpuset_parse(h->pools[j].cpus, &set, why, sizeof why) != XO_OK ||
-            xo_topology_check_cpuset(topo, &set, why, sizeof why) != XO_OK)
+        if (xo__cpuset_parse(h->pools[j].cpus, &set, why, sizeof why) != XO_OK ||
+            xo__topology_check_cpuset(topo, &set, why, sizeof why) != XO_OK)
             return xo__cluster_error(err, XO_ECONFIG, c->path, m.line, m.column, "hosts[%zu].pools[%zu].cpus: %s", i,
                                      j, why);
     }
@@ -190,7 +190,7 @@ static size_t cores_within(const xo_topology_t *t, const xo_cpuset_t *within)
 {
     size_t n = 0;
     for (size_t k = 0; k < t->n_cores; k++)
-        if (!within || xo_cpuset_intersects(&t->cores[k].pus, within)) n++;
+        if (!within || xo__cpuset_intersects(&t->cores[k].pus, within)) n++;
     return n;
 }
 
@@ -238,10 +238,10 @@ static bool bind_near_gpus(const xo_cluster_t *c, const xo_cluster_host_t *h, si
             why = missing;
         }
         else if (!ad->infos[g].local_cpulist[0] ||
-                 xo_cpuset_parse(ad->infos[g].local_cpulist, &near[q], NULL, 0) != XO_OK)
+                 xo__cpuset_parse(ad->infos[g].local_cpulist, &near[q], NULL, 0) != XO_OK)
             why = "the system does not say which CPUs are near the GPU";
     }
-    if (!why && xo_topology_partition_near(topo, n, near, sets) != XO_OK) why = xo_last_error();
+    if (!why && xo__topology_partition_near(topo, n, near, sets) != XO_OK) why = xo_last_error();
     free(near);
     if (why) {
         snprintf(line, sizeof line, "%s:%d:%d: hosts[%zu].pools[%zu]: not bound near its GPUs (%s): the host's CPUs "
@@ -253,7 +253,7 @@ static bool bind_near_gpus(const xo_cluster_t *c, const xo_cluster_host_t *h, si
                      m.column, i, j);
     for (size_t q = 0; q < n && w > 0 && (size_t)w < sizeof line - 40; q++) {
         char cpus[64];
-        xo_cpuset_format(&sets[q], cpus, sizeof cpus);
+        xo__cpuset_format(&sets[q], cpus, sizeof cpus);
         w += snprintf(line + w, sizeof line - (size_t)w, "%s cuda:%d on CPUs %s", q ? "," : "", gpus[q], cpus);
     }
     if (w > 0 && (size_t)w < sizeof line - 1) {
@@ -267,7 +267,7 @@ static xo_status_t build(const xo_cluster_t *c, size_t i, const xo_topology_t *t
                          xo_cluster_host_config_t **hc_p, xo_cluster_error_t *err)
 {
     const xo_cluster_host_t *h = &c->hosts[i];
-    xo_status_t st = xo_cluster_check_host(c, i, topo, err);
+    xo_status_t st = xo__cluster_check_host(c, i, topo, err);
     if (st != XO_OK) return st;
 
     /* How many sub pools each entry makes. */
@@ -278,7 +278,7 @@ static xo_status_t build(const xo_cluster_t *c, size_t i, const xo_topology_t *t
     if (!counts || !within) return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
     for (size_t j = 0; j < h->n_pools; j++) {
         const xo_cluster_pool_t *p = &h->pools[j];
-        if (p->cpus) xo_cpuset_parse(p->cpus, &within[j], NULL, 0); /* checked above */
+        if (p->cpus) xo__cpuset_parse(p->cpus, &within[j], NULL, 0); /* checked above */
         if (p->count == XO_CLUSTER_COUNT_GPUS) {
             look_for_gpus(&ad);
             if (!ad.n_cuda && strcmp(p->device, "auto") != 0) {
@@ -330,7 +330,7 @@ static xo_status_t build(const xo_cluster_t *c, size_t i, const xo_topology_t *t
         for (size_t n = 0; n < counts[j]; n++) devs[n] = pool_device(p, n, &ad, dbufs[n], sizeof dbufs[n], &gpus[k + n]);
         bool near = !p->cpus && bind_near_gpus(c, h, i, j, &ad, topo, gpus + k, counts[j], sets, &notes);
         if (!near && !(p->cpus && counts[j] == 1) &&
-            xo_topology_partition(topo, p->cpus ? &within[j] : NULL, counts[j], sets) != XO_OK) {
+            xo__topology_partition(topo, p->cpus ? &within[j] : NULL, counts[j], sets) != XO_OK) {
             free(devs), free(dbufs), free(sets), free(notes);
             xo_cluster_mark_t m = pool_mark(h, j, true);
             return xo__cluster_error(err, XO_ECONFIG, c->path, m.line, m.column, "hosts[%zu].pools[%zu]: %s", i, j,
@@ -340,9 +340,9 @@ static xo_status_t build(const xo_cluster_t *c, size_t i, const xo_topology_t *t
         for (size_t n = 0; n < counts[j]; n++, k++) {
             char *cpus;
             if (split) {
-                size_t need = xo_cpuset_format(&sets[n], NULL, 0) + 1;
+                size_t need = xo__cpuset_format(&sets[n], NULL, 0) + 1;
                 cpus = xo__cluster_alloc(arena, need);
-                if (cpus) xo_cpuset_format(&sets[n], cpus, need);
+                if (cpus) xo__cpuset_format(&sets[n], cpus, need);
             } else {
                 cpus = xo__cluster_strndup(arena, p->cpus, strlen(p->cpus));
             }
@@ -391,15 +391,15 @@ static xo_status_t build(const xo_cluster_t *c, size_t i, const xo_topology_t *t
     return XO_OK;
 }
 
-xo_status_t xo_cluster_host_config(const xo_cluster_t *c, size_t i, const xo_topology_t *topo,
+xo_status_t xo__cluster_host_config(const xo_cluster_t *c, size_t i, const xo_topology_t *topo,
                                    xo_cluster_host_config_t **hc_p, xo_cluster_error_t *err)
 {
     if (!c || i >= c->n_hosts || !hc_p)
         return xo__cluster_error(err, XO_EINVAL, c ? c->path : "(null)", 0, 0,
-                                 "xo_cluster_host_config: no cluster, no hc_p or host %zu out of range", i);
+                                 "xo__cluster_host_config: no cluster, no hc_p or host %zu out of range", i);
     xo_topology_t *own = NULL;
     if (!topo) {
-        if (xo_topology_load(&own) != XO_OK)
+        if (xo__topology_load(&own) != XO_OK)
             return xo__cluster_error(err, XO_ESYS, c->path, 0, 0, "cannot load this host's topology: %s",
                                      xo_last_error());
         topo = own;
@@ -407,7 +407,7 @@ xo_status_t xo_cluster_host_config(const xo_cluster_t *c, size_t i, const xo_top
     void *arena = NULL;
     xo_cluster_host_config_t *hc = NULL;
     xo_status_t st = build(c, i, topo, &arena, &hc, err);
-    if (own) xo_topology_free(own);
+    if (own) xo__topology_free(own);
     if (st != XO_OK) {
         xo__cluster_arena_free(arena);
         return st;
@@ -417,7 +417,7 @@ xo_status_t xo_cluster_host_config(const xo_cluster_t *c, size_t i, const xo_top
     return XO_OK;
 }
 
-void xo_cluster_host_config_free(xo_cluster_host_config_t *hc)
+void xo__cluster_host_config_free(xo_cluster_host_config_t *hc)
 {
     if (hc) xo__cluster_arena_free(hc->storage);
 }

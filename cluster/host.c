@@ -170,7 +170,7 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
     size_t n_env = 0;
     while (environ[n_env]) n_env++;
     char **envp = calloc(n_env + 2, sizeof *envp);
-    char *secret = xo_auth_secret_dup();
+    char *secret = xo__auth_secret_dup();
     char *secret_var = NULL;
     if (envp && secret && asprintf(&secret_var, "XO_SECRET=%s", secret) >= 0) {
         size_t k2 = 0;
@@ -195,10 +195,10 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
     char line[256];
     size_t got = 0;
     struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-    uint64_t deadline = xo_now_ns() + (uint64_t)READY_TIMEOUT_MS * 1000000ull;
+    uint64_t deadline = xo__now_ns() + (uint64_t)READY_TIMEOUT_MS * 1000000ull;
     xo_status_t st = XO_OK;
     while (got < sizeof line - 1 && !memchr(line, '\n', got)) {
-        uint64_t now = xo_now_ns();
+        uint64_t now = xo__now_ns();
         if (now >= deadline || poll(&pfd, 1, (int)((deadline - now) / 1000000ull) + 1) <= 0) {
             snprintf(err, err_len, "sub pool %s was not ready within %d ms", sp->address, READY_TIMEOUT_MS);
             st = XO_ETIMEDOUT;
@@ -246,7 +246,7 @@ static void stop_sub(xo_host_t *h, sub_pool_t *sp)
     sp->pid = 0;
     sp->pidfd = -1;
     pthread_mutex_unlock(&h->lock);
-    xo_remote_peer_died(sp->address, "the sub pool was stopped");
+    xo__remote_peer_died(sp->address, "the sub pool was stopped");
 }
 
 static void emit(xo_host_t *h, const char *address, xo_pool_event_t ev)
@@ -263,13 +263,13 @@ static void replay(xo_host_t *h, sub_pool_t *sp)
     if (copy) memcpy(copy, sp->placed, n * sizeof *copy);
     pthread_mutex_unlock(&h->lock);
     for (size_t i = 0; copy && i < n; i++) {
-        xo_args_t *args = copy[i].args ? xo_args_from_bytes(copy[i].args, copy[i].args_len) : NULL;
+        xo_args_t *args = copy[i].args ? xo__args_from_bytes(copy[i].args, copy[i].args_len) : NULL;
         xo_future_t *f = NULL;
-        xo_status_t st = xo_remote_send(sp->address, XO_WIRE_CREATE, xo_chain_new(), copy[i].uid,
+        xo_status_t st = xo__remote_send(sp->address, XO_WIRE_CREATE, xo__chain_new(), copy[i].uid,
                                         copy[i].class_name, args, true, &f);
         if (st == XO_OK) {
             st = xo_future_wait(f, READY_TIMEOUT_MS, NULL);
-            xo_future_unref(f);
+            xo__future_unref(f);
         }
         if (st != XO_OK) xo_log_error("recovering actor %s on %s: %s", copy[i].uid, sp->address, xo_last_error());
     }
@@ -291,7 +291,7 @@ static void on_death(xo_host_t *h, sub_pool_t *sp)
     bool removed = sp->removed;
     ext_forget_pool(h, sp->address); /* actors created there directly died with it (only placed ones are replayed) */
     pthread_mutex_unlock(&h->lock);
-    xo_remote_peer_died(sp->address, why);
+    xo__remote_peer_died(sp->address, why);
     emit(h, sp->address, XO_POOL_DOWN);
     if (h->restart == XO_RESTART_NONE || removed) {
         if (h->restart == XO_RESTART_NONE) {
@@ -383,7 +383,7 @@ static xo_status_t command(xo_host_t *h, cmd_kind_t cmd, sub_pool_t *sp)
     (void)w;
     while (!h->cmd_done) pthread_cond_wait(&h->cond, &h->lock);
     xo_status_t st = h->cmd_st;
-    if (st != XO_OK) xo_error_set(st, "%s", h->cmd_err);
+    if (st != XO_OK) xo__error_set(st, "%s", h->cmd_err);
     pthread_mutex_unlock(&h->lock);
     return st;
 }
@@ -408,22 +408,22 @@ static void free_sub(sub_pool_t *sp)
 static xo_status_t new_sub(xo_host_t *h, const xo_sub_pool_config_t *cfg, const xo_cpuset_t *default_cpus,
                            sub_pool_t **sp_p)
 {
-    if (h->n_subs + 1 >= MAX_SUBS) return xo_error_set(XO_EINVAL, "at most %d sub pools", MAX_SUBS - 1);
+    if (h->n_subs + 1 >= MAX_SUBS) return xo__error_set(XO_EINVAL, "at most %d sub pools", MAX_SUBS - 1);
     sub_pool_t *sp = calloc(1, sizeof *sp);
-    if (!sp) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!sp) return xo__error_set(XO_ENOMEM, "out of memory");
     sp->pidfd = -1;
     snprintf(sp->address, sizeof sp->address, "%s/%zu", h->main->address, h->n_subs + 1);
     if (cfg && cfg->cpus) {
         xo_cpuset_t set;
         char err[256];
-        if (xo_cpuset_parse(cfg->cpus, &set, err, sizeof err) != XO_OK ||
-            (h->topo && xo_topology_check_cpuset(h->topo, &set, err, sizeof err) != XO_OK)) {
+        if (xo__cpuset_parse(cfg->cpus, &set, err, sizeof err) != XO_OK ||
+            (h->topo && xo__topology_check_cpuset(h->topo, &set, err, sizeof err) != XO_OK)) {
             free_sub(sp);
-            return xo_error_set(XO_ECONFIG, "sub pool %s: cpus \"%s\": %s", sp->address, cfg->cpus, err);
+            return xo__error_set(XO_ECONFIG, "sub pool %s: cpus \"%s\": %s", sp->address, cfg->cpus, err);
         }
         snprintf(sp->cpus, sizeof sp->cpus, "%s", cfg->cpus);
     } else if (default_cpus) {
-        xo_cpuset_format(default_cpus, sp->cpus, sizeof sp->cpus);
+        xo__cpuset_format(default_cpus, sp->cpus, sizeof sp->cpus);
     }
     sp->n_threads = cfg ? cfg->n_threads : 0;
     if (cfg && cfg->device) snprintf(sp->device, sizeof sp->device, "%s", cfg->device);
@@ -570,7 +570,7 @@ static xo_status_t service_create(xo_ctx_t *ctx, void *state, const msgpack_obje
     copy_opt(mark, mb, sizeof mb, &m);
     if (!c) return xo_ctx_error(ctx, XO_EINVAL, "create: a class name is required");
     xo_placement_t p = {.strategy = sname, .process_index = (size_t)(index < 0 ? 0 : index), .label = l, .mark = m};
-    xo_args_t *a = cargs.ptr ? xo_args_from_bytes(cargs.ptr, cargs.len) : NULL;
+    xo_args_t *a = cargs.ptr ? xo__args_from_bytes(cargs.ptr, cargs.len) : NULL;
     xo_ref_t *ref = NULL;
     st = xo_host_create_actor(service_host(state), c, a, u, &p, &ref);
     if (st != XO_OK) return xo_ctx_error(ctx, st, "%s", xo_last_error());
@@ -599,13 +599,13 @@ static xo_status_t start_service(xo_host_t *h)
     xo_status_t st = xo_create_actor(&service_class, NULL, h->main->address, XO_HOST_SERVICE_UID, &ref);
     if (st != XO_OK) return st;
     /* No init hook (so no round trip): set the state through the pool's table, before anyone can call it. */
-    xo_actor_t *a = xo_pool_table_lookup(h->main, XO_HOST_SERVICE_UID);
+    xo_actor_t *a = xo__pool_table_lookup(h->main, XO_HOST_SERVICE_UID);
     if (a) {
         ((service_t *)a->state)->host = h;
-        xo_actor_release(a);
+        xo__actor_release(a);
     }
     xo_ref_free(ref);
-    return a ? XO_OK : xo_error_set(XO_ENOACTOR, "the host service actor vanished");
+    return a ? XO_OK : xo__error_set(XO_ENOACTOR, "the host service actor vanished");
 }
 
 xo_status_t xo_create_actor_placed(const char *class_name, xo_args_t *args, const char *main_address,
@@ -613,15 +613,15 @@ xo_status_t xo_create_actor_placed(const char *class_name, xo_args_t *args, cons
 {
     xo_ref_t *service = NULL;
     xo_status_t st = class_name ? xo_actor_ref(main_address, XO_HOST_SERVICE_UID, &service)
-                                : xo_error_set(XO_EINVAL, "class_name is required");
+                                : xo__error_set(XO_EINVAL, "class_name is required");
     if (st != XO_OK) {
         xo_args_free(args);
-        return st == XO_ENOACTOR ? xo_error_set(XO_EINVAL, "%s is not a host's main pool (no placement service)",
+        return st == XO_ENOACTOR ? xo__error_set(XO_EINVAL, "%s is not a host's main pool (no placement service)",
                                                 main_address)
                                  : st;
     }
     size_t len = 0;
-    const char *data = args ? xo_args_data(args, &len) : NULL;
+    const char *data = args ? xo__args_data(args, &len) : NULL;
     xo_placement_t none = {0};
     if (!placement) placement = &none;
     xo_args_t *req = xo_args_new(7);
@@ -652,9 +652,9 @@ xo_status_t xo_create_actor_placed(const char *class_name, xo_args_t *args, cons
 
 xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
 {
-    if (!cfg || !host_p) return xo_error_set(XO_EINVAL, "cfg and host_p are required");
+    if (!cfg || !host_p) return xo__error_set(XO_EINVAL, "cfg and host_p are required");
     xo_host_t *h = calloc(1, sizeof *h);
-    if (!h) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!h) return xo__error_set(XO_ENOMEM, "out of memory");
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->cond, NULL);
     h->restart = cfg->restart;
@@ -663,7 +663,7 @@ xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
     memcpy(h->weights, cfg->weights, sizeof h->weights);
     h->on_event = cfg->on_event;
     h->event_arg = cfg->event_arg;
-    h->rng = xo_now_ns() ^ (uint64_t)getpid();
+    h->rng = xo__now_ns() ^ (uint64_t)getpid();
     h->binary = find_binary(cfg->pool_binary);
     h->wakefd = eventfd(0, EFD_CLOEXEC);
     h->modules = calloc(cfg->n_modules ? cfg->n_modules : 1, sizeof *h->modules);
@@ -671,10 +671,10 @@ xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
     for (size_t i = 0; h->modules && i < cfg->n_modules && st == XO_OK; i++) {
         const xo_module_v1_t *mod;
         h->modules[h->n_modules++] = realpath(cfg->modules[i], NULL);
-        if (!h->modules[i]) st = xo_error_set(XO_ECONFIG, "module %s: %s", cfg->modules[i], strerror(errno));
+        if (!h->modules[i]) st = xo__error_set(XO_ECONFIG, "module %s: %s", cfg->modules[i], strerror(errno));
         else st = xo_module_load(h->modules[i], &mod); /* the main pool loads them too */
     }
-    if (st == XO_OK && xo_topology_load(&h->topo) != XO_OK) h->topo = NULL; /* binding is best effort then */
+    if (st == XO_OK && xo__topology_load(&h->topo) != XO_OK) h->topo = NULL; /* binding is best effort then */
     xo_pool_config_t pc = {.address = cfg->address ? cfg->address : "127.0.0.1:0",
                            .n_threads = cfg->main_threads ? cfg->main_threads : 1,
                            .device = cfg->main_device,
@@ -687,11 +687,11 @@ xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
     }
     if (st == XO_OK) {
         int rc = pthread_create(&h->supervisor, NULL, supervise, h);
-        if (rc != 0) st = xo_error_set(XO_ESYS, "cannot start the supervisor: %s", strerror(rc));
+        if (rc != 0) st = xo__error_set(XO_ESYS, "cannot start the supervisor: %s", strerror(rc));
     }
     xo_cpuset_t defaults[MAX_SUBS];
     bool have_defaults = st == XO_OK && h->topo && cfg->n_sub_pools &&
-                         xo_topology_partition(h->topo, NULL, cfg->n_sub_pools, defaults) == XO_OK;
+                         xo__topology_partition(h->topo, NULL, cfg->n_sub_pools, defaults) == XO_OK;
     for (unsigned i = 0; st == XO_OK && i < cfg->n_sub_pools; i++) {
         sub_pool_t *sp;
         st = new_sub(h, cfg->sub_pools ? &cfg->sub_pools[i] : NULL, have_defaults ? &defaults[i] : NULL, &sp);
@@ -705,7 +705,7 @@ xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
         char text[XO_ERROR_TEXT_MAX];
         snprintf(text, sizeof text, "%s", xo_last_error());
         xo_host_stop(h);
-        return xo_error_set(st, "%s", text);
+        return xo__error_set(st, "%s", text);
     }
     *host_p = h;
     return XO_OK;
@@ -725,7 +725,7 @@ void xo_host_stop(xo_host_t *h)
     while (h->n_ext) ext_remove_at(h, h->n_ext - 1);
     free(h->ext_uid);
     free(h->ext_addr);
-    if (h->topo) xo_topology_free(h->topo);
+    if (h->topo) xo__topology_free(h->topo);
     if (h->wakefd >= 0) close(h->wakefd);
     free(h->binary);
     pthread_cond_destroy(&h->cond);
@@ -770,7 +770,7 @@ xo_status_t xo_host_add_sub_pool(xo_host_t *h, const xo_sub_pool_config_t *cfg, 
 xo_status_t xo_host_remove_sub_pool(xo_host_t *h, size_t index)
 {
     if (index == 0 || index > h->n_subs || h->subs[index - 1]->removed)
-        return xo_error_set(XO_EINVAL, "no sub pool %zu to remove", index);
+        return xo__error_set(XO_EINVAL, "no sub pool %zu to remove", index);
     sub_pool_t *sp = h->subs[index - 1];
     pthread_mutex_lock(&h->lock);
     sp->removed = true;
@@ -821,10 +821,10 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
     xo_placement_t def = {.strategy = NULL};
     if (!placement) placement = &def;
     const char *strategy = placement->strategy ? placement->strategy : h ? h->default_policy : "round_robin";
-    const xo_policy_ops_t *ops = xo_policy_find(strategy);
+    const xo_policy_ops_t *ops = xo__policy_find(strategy);
     if (!h || !class_name || !ops) {
         xo_args_free(args);
-        return xo_error_set(XO_EINVAL, "unknown placement strategy \"%s\"", strategy);
+        return xo__error_set(XO_EINVAL, "unknown placement strategy \"%s\"", strategy);
     }
     char gen[256];
     if (!uid) {
@@ -853,17 +853,17 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
             if (kind[i] == XO_POOL_DEVICE_NONE) continue;
             xo_future_t *f = NULL;
             xo_result_t *r = NULL;
-            if (xo_remote_send(addrs[i], XO_WIRE_INFO, 0, "", NULL, NULL, true, &f) == XO_OK) {
+            if (xo__remote_send(addrs[i], XO_WIRE_INFO, 0, "", NULL, NULL, true, &f) == XO_OK) {
                 if (xo_future_wait(f, 2000, &r) == XO_OK) {
                     int pid;
                     uint64_t actors;
                     xo_result_unpack(r, "[iuuu]", &pid, &actors, &mem_free[i], &mem_total[i]);
                 }
                 xo_result_free(r);
-                xo_future_unref(f);
+                xo__future_unref(f);
             }
         }
-        xo_error_clear();
+        xo__error_clear();
     }
     xo_device_mem_info_t main_mem = {0};
     if (want_mem && h->main->device) xo_device_mem_info(h->main->device, &main_mem);
@@ -882,7 +882,7 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
     if (locate_locked(h, uid, already, sizeof already)) {
         pthread_mutex_unlock(&h->lock);
         xo_args_free(args);
-        return xo_error_set(XO_EEXIST, "actor \"%s\" already exists at %s", uid, already);
+        return xo__error_set(XO_EEXIST, "actor \"%s\" already exists at %s", uid, already);
     }
     if (include_main) {
         views[n] = (xo_pool_view_t){.address = h->main->address, .process_index = 0, .device_index = -1,
@@ -912,17 +912,17 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
     }
     xo_place_request_t req = {.kind = ops->kind, .address = placement->address,
                               .process_index = placement->process_index, .label = placement->label,
-                              .mark = placement->mark, .seed = xo_place_seed_next(&h->rng), .cursor = h->cursor,
+                              .mark = placement->mark, .seed = xo__place_seed_next(&h->rng), .cursor = h->cursor,
                               .mem_bytes = placement->device_mem,
                               .weights = {.mem = h->weights[0], .load = h->weights[1], .link = h->weights[2]}};
     size_t chosen = 0;
-    xo_status_t st = xo_place(views, n, &req, &chosen);
+    xo_status_t st = xo__place(views, n, &req, &chosen);
     if (st == XO_OK && ops->kind == XO_PLACE_ROUND_ROBIN) h->cursor = chosen + 1;
     sub_pool_t *sp = st == XO_OK ? owner[chosen] : NULL;
     char address[160];
     if (st == XO_OK) snprintf(address, sizeof address, "%s", views[chosen].address);
     size_t args_len = 0;
-    const char *args_data = args ? xo_args_data(args, &args_len) : NULL;
+    const char *args_data = args ? xo__args_data(args, &args_len) : NULL;
     bool idle = ops->kind == XO_PLACE_IDLE_LABEL;
     if (sp) record(sp, uid, class_name, idle ? placement->label : NULL, placement->mark, args_data, args_len);
     pthread_mutex_unlock(&h->lock);
@@ -931,19 +931,19 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
         return st;
     }
     if (!sp) { /* the main pool, in this process */
-        const xo_actor_class_t *cls = xo_class_find(class_name);
+        const xo_actor_class_t *cls = xo__class_find(class_name);
         if (!cls) {
             xo_args_free(args);
-            return xo_error_set(XO_ENOCLASS, "no class \"%s\" in the main pool (is its module loaded?)", class_name);
+            return xo__error_set(XO_ENOCLASS, "no class \"%s\" in the main pool (is its module loaded?)", class_name);
         }
         return xo_create_actor(cls, args, address, uid, ref_p);
     }
     xo_ref_t *ref = NULL;
     xo_future_t *f = NULL;
-    st = xo_remote_send(address, XO_WIRE_CREATE, xo_chain_current(), uid, class_name, args, true, &f);
+    st = xo__remote_send(address, XO_WIRE_CREATE, xo__chain_current(), uid, class_name, args, true, &f);
     if (st == XO_OK) {
         st = xo_future_wait(f, XO_FOREVER, NULL);
-        xo_future_unref(f);
+        xo__future_unref(f);
     }
     if (st == XO_OK) st = xo_actor_ref(address, uid, &ref);
     if (st != XO_OK) {
@@ -952,7 +952,7 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
         pthread_mutex_lock(&h->lock);
         unrecord(sp, uid);
         pthread_mutex_unlock(&h->lock);
-        return xo_error_set(st, "%s", text);
+        return xo__error_set(st, "%s", text);
     }
     if (ref_p) *ref_p = ref;
     else xo_ref_free(ref);

@@ -1,7 +1,7 @@
 /* CPU topology (hwloc), cpu lists, core partitioning and binding. See topology.h for the contracts.
  *
  * The hwloc walk only gathers a description (PUs per core, NUMA node per core) and hands it to
- * xo_topology_build, so everything above the walk is pure code over plain data that tests can feed with made-up
+ * xo__topology_build, so everything above the walk is pure code over plain data that tests can feed with made-up
  * machines. */
 #include "cluster/topology.h"
 
@@ -27,21 +27,21 @@ static xo_status_t fail(char *err, size_t err_len, xo_status_t st, const char *f
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     if (err && err_len) snprintf(err, err_len, "%s", text);
-    return xo_error_set(st, "%s", text);
+    return xo__error_set(st, "%s", text);
 }
 
 /* ---- CPU sets ------------------------------------------------------------------------------------------------- */
 
 #define WORDS (XO_CPUSET_MAX / 64)
 
-size_t xo_cpuset_count(const xo_cpuset_t *s)
+size_t xo__cpuset_count(const xo_cpuset_t *s)
 {
     size_t n = 0;
     for (size_t i = 0; i < WORDS; i++) n += (size_t)__builtin_popcountll(s->bits[i]);
     return n;
 }
 
-int xo_cpuset_next(const xo_cpuset_t *s, int prev)
+int xo__cpuset_next(const xo_cpuset_t *s, int prev)
 {
     int c = prev + 1;
     if (c < 0) c = 0;
@@ -53,31 +53,31 @@ int xo_cpuset_next(const xo_cpuset_t *s, int prev)
     return -1;
 }
 
-bool xo_cpuset_equal(const xo_cpuset_t *a, const xo_cpuset_t *b)
+bool xo__cpuset_equal(const xo_cpuset_t *a, const xo_cpuset_t *b)
 {
     return memcmp(a->bits, b->bits, sizeof a->bits) == 0;
 }
 
-bool xo_cpuset_is_subset(const xo_cpuset_t *a, const xo_cpuset_t *b)
+bool xo__cpuset_is_subset(const xo_cpuset_t *a, const xo_cpuset_t *b)
 {
     for (size_t i = 0; i < WORDS; i++)
         if (a->bits[i] & ~b->bits[i]) return false;
     return true;
 }
 
-bool xo_cpuset_intersects(const xo_cpuset_t *a, const xo_cpuset_t *b)
+bool xo__cpuset_intersects(const xo_cpuset_t *a, const xo_cpuset_t *b)
 {
     for (size_t i = 0; i < WORDS; i++)
         if (a->bits[i] & b->bits[i]) return true;
     return false;
 }
 
-void xo_cpuset_or(xo_cpuset_t *dst, const xo_cpuset_t *src)
+void xo__cpuset_or(xo_cpuset_t *dst, const xo_cpuset_t *src)
 {
     for (size_t i = 0; i < WORDS; i++) dst->bits[i] |= src->bits[i];
 }
 
-void xo_cpuset_and(xo_cpuset_t *dst, const xo_cpuset_t *src)
+void xo__cpuset_and(xo_cpuset_t *dst, const xo_cpuset_t *src)
 {
     for (size_t i = 0; i < WORDS; i++) dst->bits[i] &= src->bits[i];
 }
@@ -110,7 +110,7 @@ static int token_len(const char *text, size_t pos)
     return (int)(n > 32 ? 32 : n);
 }
 
-xo_status_t xo_cpuset_parse(const char *text, xo_cpuset_t *set_p, char *err, size_t err_len)
+xo_status_t xo__cpuset_parse(const char *text, xo_cpuset_t *set_p, char *err, size_t err_len)
 {
     if (!text || !set_p) return fail(err, err_len, XO_EINVAL, "cpu list: NULL argument");
     xo_cpuset_t set;
@@ -158,11 +158,11 @@ xo_status_t xo_cpuset_parse(const char *text, xo_cpuset_t *set_p, char *err, siz
     return XO_OK;
 }
 
-size_t xo_cpuset_format(const xo_cpuset_t *s, char *buf, size_t len)
+size_t xo__cpuset_format(const xo_cpuset_t *s, char *buf, size_t len)
 {
     size_t need = 0;
     if (buf && len) buf[0] = '\0';
-    for (int c = xo_cpuset_next(s, -1); c >= 0;) {
+    for (int c = xo__cpuset_next(s, -1); c >= 0;) {
         int end = c;
         while (end + 1 < XO_CPUSET_MAX && xo_cpuset_has(s, end + 1)) end++;
         char item[32];
@@ -174,44 +174,44 @@ size_t xo_cpuset_format(const xo_cpuset_t *s, char *buf, size_t len)
                 buf[need] = item[i];
                 buf[need + 1] = '\0';
             }
-        c = xo_cpuset_next(s, end);
+        c = xo__cpuset_next(s, end);
     }
     return need;
 }
 
 /* ---- topology ------------------------------------------------------------------------------------------------- */
 
-xo_status_t xo_topology_build(size_t n_cores, const xo_cpuset_t *core_pus, const int *core_numa, xo_topology_t **t_p)
+xo_status_t xo__topology_build(size_t n_cores, const xo_cpuset_t *core_pus, const int *core_numa, xo_topology_t **t_p)
 {
-    if (!t_p || (n_cores && !core_pus)) return xo_error_set(XO_EINVAL, "topology: NULL argument");
+    if (!t_p || (n_cores && !core_pus)) return xo__error_set(XO_EINVAL, "topology: NULL argument");
     xo_topology_t *t = calloc(1, sizeof *t);
-    if (!t) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!t) return xo__error_set(XO_ENOMEM, "out of memory");
     t->cores = calloc(n_cores ? n_cores : 1, sizeof *t->cores);
     if (!t->cores) {
-        xo_topology_free(t);
-        return xo_error_set(XO_ENOMEM, "out of memory");
+        xo__topology_free(t);
+        return xo__error_set(XO_ENOMEM, "out of memory");
     }
     t->max_pu = -1;
     for (size_t i = 0; i < n_cores; i++) {
-        if (xo_cpuset_count(&core_pus[i]) == 0) {
-            xo_topology_free(t);
-            return xo_error_set(XO_EINVAL, "topology: core %zu has no PU", i);
+        if (xo__cpuset_count(&core_pus[i]) == 0) {
+            xo__topology_free(t);
+            return xo__error_set(XO_EINVAL, "topology: core %zu has no PU", i);
         }
-        if (xo_cpuset_intersects(&t->pus, &core_pus[i])) {
-            xo_topology_free(t);
-            return xo_error_set(XO_EINVAL, "topology: core %zu shares a PU with an earlier core", i);
+        if (xo__cpuset_intersects(&t->pus, &core_pus[i])) {
+            xo__topology_free(t);
+            return xo__error_set(XO_EINVAL, "topology: core %zu shares a PU with an earlier core", i);
         }
         t->cores[i].pus = core_pus[i];
         t->cores[i].numa = core_numa ? core_numa[i] : 0;
-        xo_cpuset_or(&t->pus, &core_pus[i]);
+        xo__cpuset_or(&t->pus, &core_pus[i]);
     }
     t->n_cores = n_cores;
-    t->n_pus = xo_cpuset_count(&t->pus);
-    for (int c = xo_cpuset_next(&t->pus, -1); c >= 0; c = xo_cpuset_next(&t->pus, c)) t->max_pu = c;
+    t->n_pus = xo__cpuset_count(&t->pus);
+    for (int c = xo__cpuset_next(&t->pus, -1); c >= 0; c = xo__cpuset_next(&t->pus, c)) t->max_pu = c;
     t->pu_numa = malloc(sizeof *t->pu_numa * (size_t)(t->max_pu + 2));
     if (!t->pu_numa) {
-        xo_topology_free(t);
-        return xo_error_set(XO_ENOMEM, "out of memory");
+        xo__topology_free(t);
+        return xo__error_set(XO_ENOMEM, "out of memory");
     }
     for (int c = 0; c <= t->max_pu; c++) t->pu_numa[c] = -1;
     /* Distinct known nodes; node numbers are small OS indices, so a bitmask of XO_CPUSET_MAX is plenty. */
@@ -219,15 +219,15 @@ xo_status_t xo_topology_build(size_t n_cores, const xo_cpuset_t *core_pus, const
     xo_cpuset_zero(&nodes);
     for (size_t i = 0; i < n_cores; i++) {
         const xo_cpuset_t *s = &t->cores[i].pus;
-        for (int c = xo_cpuset_next(s, -1); c >= 0; c = xo_cpuset_next(s, c)) t->pu_numa[c] = t->cores[i].numa;
+        for (int c = xo__cpuset_next(s, -1); c >= 0; c = xo__cpuset_next(s, c)) t->pu_numa[c] = t->cores[i].numa;
         xo_cpuset_add(&nodes, t->cores[i].numa);
     }
-    t->n_numa = xo_cpuset_count(&nodes);
+    t->n_numa = xo__cpuset_count(&nodes);
     *t_p = t;
     return XO_OK;
 }
 
-void xo_topology_free(xo_topology_t *t)
+void xo__topology_free(xo_topology_t *t)
 {
     if (!t) return;
     if (t->hw) hwloc_topology_destroy((hwloc_topology_t)t->hw);
@@ -259,11 +259,11 @@ static int numa_of_pu(hwloc_topology_t topo, int pu)
     return -1;
 }
 
-xo_status_t xo_topology_load(xo_topology_t **t_p)
+xo_status_t xo__topology_load(xo_topology_t **t_p)
 {
-    if (!t_p) return xo_error_set(XO_EINVAL, "topology: NULL argument");
+    if (!t_p) return xo__error_set(XO_EINVAL, "topology: NULL argument");
     hwloc_topology_t topo;
-    if (hwloc_topology_init(&topo) != 0) return xo_error_set(XO_ESYS, "hwloc_topology_init failed: %s", strerror(errno));
+    if (hwloc_topology_init(&topo) != 0) return xo__error_set(XO_ESYS, "hwloc_topology_init failed: %s", strerror(errno));
     /* PCI devices (and their bridges) are kept so that a GPU's pool can be bound near its GPU; the rest of the I/O
      * tree (OS devices, misc) is not needed. */
     hwloc_topology_set_type_filter(topo, HWLOC_OBJ_PCI_DEVICE, HWLOC_TYPE_FILTER_KEEP_ALL);
@@ -278,7 +278,7 @@ xo_status_t xo_topology_load(xo_topology_t **t_p)
     if (hwloc_topology_load(topo) != 0) {
         int e = errno;
         hwloc_topology_destroy(topo);
-        return xo_error_set(XO_ESYS, "hwloc_topology_load failed: %s", strerror(e));
+        return xo__error_set(XO_ESYS, "hwloc_topology_load failed: %s", strerror(e));
     }
 
     /* Cores first; then any PU that no core holds (hwloc may find no Core objects on odd virtual machines) becomes
@@ -294,7 +294,7 @@ xo_status_t xo_topology_load(xo_topology_t **t_p)
         free(pus);
         free(numa);
         hwloc_topology_destroy(topo);
-        return xo_error_set(XO_ENOMEM, "out of memory");
+        return xo__error_set(XO_ENOMEM, "out of memory");
     }
     size_t n = 0;
     xo_cpuset_t seen;
@@ -303,9 +303,9 @@ xo_status_t xo_topology_load(xo_topology_t **t_p)
         hwloc_obj_t core = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE, (unsigned)i);
         if (!core || !core->cpuset) continue;
         from_hwloc(core->cpuset, &pus[n]);
-        if (xo_cpuset_count(&pus[n]) == 0) continue; /* all its PUs are disallowed */
-        numa[n] = numa_of_pu(topo, xo_cpuset_next(&pus[n], -1));
-        xo_cpuset_or(&seen, &pus[n]);
+        if (xo__cpuset_count(&pus[n]) == 0) continue; /* all its PUs are disallowed */
+        numa[n] = numa_of_pu(topo, xo__cpuset_next(&pus[n], -1));
+        xo__cpuset_or(&seen, &pus[n]);
         n++;
     }
     for (int i = 0; i < n_pu_objs; i++) {
@@ -314,11 +314,11 @@ xo_status_t xo_topology_load(xo_topology_t **t_p)
         xo_cpuset_zero(&pus[n]);
         xo_cpuset_add(&pus[n], (int)pu->os_index);
         numa[n] = numa_of_pu(topo, (int)pu->os_index);
-        xo_cpuset_or(&seen, &pus[n]);
+        xo__cpuset_or(&seen, &pus[n]);
         n++;
     }
     xo_topology_t *t = NULL;
-    xo_status_t st = xo_topology_build(n, pus, numa, &t);
+    xo_status_t st = xo__topology_build(n, pus, numa, &t);
     free(pus);
     free(numa);
     if (st != XO_OK) {
@@ -326,28 +326,28 @@ xo_status_t xo_topology_load(xo_topology_t **t_p)
         return st;
     }
     if (t->n_pus == 0) {
-        xo_topology_free(t);
+        xo__topology_free(t);
         hwloc_topology_destroy(topo);
-        return xo_error_set(XO_ESYS, "hwloc found no usable PU on this host");
+        return xo__error_set(XO_ESYS, "hwloc found no usable PU on this host");
     }
     t->hw = topo;
     *t_p = t;
     return XO_OK;
 }
 
-int xo_topology_pu_numa(const xo_topology_t *t, int pu)
+int xo__topology_pu_numa(const xo_topology_t *t, int pu)
 {
     if (pu < 0 || pu > t->max_pu) return -1;
     return t->pu_numa[pu];
 }
 
-xo_status_t xo_topology_check_cpuset(const xo_topology_t *t, const xo_cpuset_t *set, char *err, size_t err_len)
+xo_status_t xo__topology_check_cpuset(const xo_topology_t *t, const xo_cpuset_t *set, char *err, size_t err_len)
 {
     char have[256];
-    if (xo_cpuset_count(set) == 0) return fail(err, err_len, XO_EINVAL, "the CPU set is empty");
-    for (int c = xo_cpuset_next(set, -1); c >= 0; c = xo_cpuset_next(set, c)) {
+    if (xo__cpuset_count(set) == 0) return fail(err, err_len, XO_EINVAL, "the CPU set is empty");
+    for (int c = xo__cpuset_next(set, -1); c >= 0; c = xo__cpuset_next(set, c)) {
         if (!xo_cpuset_has(&t->pus, c)) {
-            size_t need = xo_cpuset_format(&t->pus, have, sizeof have);
+            size_t need = xo__cpuset_format(&t->pus, have, sizeof have);
             return fail(err, err_len, XO_EINVAL, "CPU %d does not exist on this host (its CPUs are %s%s)", c, have,
                         need >= sizeof have ? "..." : "");
         }
@@ -355,45 +355,45 @@ xo_status_t xo_topology_check_cpuset(const xo_topology_t *t, const xo_cpuset_t *
     return XO_OK;
 }
 
-xo_status_t xo_topology_nearby_cpus_of_pci(const xo_topology_t *t, const char *bus_id, xo_cpuset_t *set_p)
+xo_status_t xo__topology_nearby_cpus_of_pci(const xo_topology_t *t, const char *bus_id, xo_cpuset_t *set_p)
 {
-    if (!t || !bus_id || !set_p) return xo_error_set(XO_EINVAL, "topology: NULL argument");
-    if (!t->hw) return xo_error_set(XO_ENOTSUP, "this topology was built by hand and knows no PCI devices");
+    if (!t || !bus_id || !set_p) return xo__error_set(XO_EINVAL, "topology: NULL argument");
+    if (!t->hw) return xo__error_set(XO_ENOTSUP, "this topology was built by hand and knows no PCI devices");
     unsigned dom, bus, dev, fn;
     char tail;
     /* Checked here rather than by hwloc, so that a malformed id and a missing device read differently. */
     if (sscanf(bus_id, "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &tail) != 4)
-        return xo_error_set(XO_EINVAL, "PCI bus id \"%s\" is malformed (expected domain:bus:device.function, e.g. "
+        return xo__error_set(XO_EINVAL, "PCI bus id \"%s\" is malformed (expected domain:bus:device.function, e.g. "
                             "0000:3b:00.0)", bus_id);
     hwloc_topology_t topo = (hwloc_topology_t)t->hw;
     hwloc_obj_t obj = hwloc_get_pcidev_by_busid(topo, dom, bus, dev, fn);
-    if (!obj) return xo_error_set(XO_EINVAL, "no PCI device %s on this host", bus_id);
+    if (!obj) return xo__error_set(XO_EINVAL, "no PCI device %s on this host", bus_id);
     hwloc_obj_t anc = hwloc_get_non_io_ancestor_obj(topo, obj);
-    if (!anc || !anc->cpuset) return xo_error_set(XO_EINVAL, "PCI device %s has no CPU ancestor", bus_id);
+    if (!anc || !anc->cpuset) return xo__error_set(XO_EINVAL, "PCI device %s has no CPU ancestor", bus_id);
     xo_cpuset_t s;
     from_hwloc(anc->cpuset, &s);
-    xo_cpuset_and(&s, &t->pus); /* the ancestor's cpuset may include disallowed PUs */
+    xo__cpuset_and(&s, &t->pus); /* the ancestor's cpuset may include disallowed PUs */
     *set_p = s;
     return XO_OK;
 }
 
-xo_status_t xo_topology_partition(const xo_topology_t *t, const xo_cpuset_t *within, size_t n_pools,
+xo_status_t xo__topology_partition(const xo_topology_t *t, const xo_cpuset_t *within, size_t n_pools,
                                   xo_cpuset_t *sets)
 {
-    if (!t || (n_pools && !sets)) return xo_error_set(XO_EINVAL, "partition: NULL argument");
-    if (n_pools == 0) return xo_error_set(XO_EINVAL, "partition: no pools to place");
+    if (!t || (n_pools && !sets)) return xo__error_set(XO_EINVAL, "partition: NULL argument");
+    if (n_pools == 0) return xo__error_set(XO_EINVAL, "partition: no pools to place");
     /* The usable cores: those with a PU in within, each reduced to those PUs. */
     xo_cpuset_t *cores = malloc(sizeof *cores * (t->n_cores ? t->n_cores : 1));
-    if (!cores) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!cores) return xo__error_set(XO_ENOMEM, "out of memory");
     size_t n = 0;
     for (size_t i = 0; i < t->n_cores; i++) {
         cores[n] = t->cores[i].pus;
-        if (within) xo_cpuset_and(&cores[n], within);
-        if (xo_cpuset_count(&cores[n])) n++;
+        if (within) xo__cpuset_and(&cores[n], within);
+        if (xo__cpuset_count(&cores[n])) n++;
     }
     if (n == 0) {
         free(cores);
-        return xo_error_set(XO_EINVAL, "partition: no core of this host is in the given CPU set");
+        return xo__error_set(XO_EINVAL, "partition: no core of this host is in the given CPU set");
     }
     for (size_t p = 0; p < n_pools; p++) xo_cpuset_zero(&sets[p]);
     if (n_pools >= n) {
@@ -404,36 +404,36 @@ xo_status_t xo_topology_partition(const xo_topology_t *t, const xo_cpuset_t *wit
         size_t base = n / n_pools, extra = n % n_pools, c = 0;
         for (size_t p = 0; p < n_pools; p++) {
             size_t take = base + (p < extra ? 1 : 0);
-            for (size_t k = 0; k < take; k++) xo_cpuset_or(&sets[p], &cores[c++]);
+            for (size_t k = 0; k < take; k++) xo__cpuset_or(&sets[p], &cores[c++]);
         }
     }
     free(cores);
     return XO_OK;
 }
 
-xo_status_t xo_topology_partition_near(const xo_topology_t *t, size_t n_pools, const xo_cpuset_t *near,
+xo_status_t xo__topology_partition_near(const xo_topology_t *t, size_t n_pools, const xo_cpuset_t *near,
                                        xo_cpuset_t *sets)
 {
-    if (!t || !near || !sets || n_pools == 0) return xo_error_set(XO_EINVAL, "partition near: no pools to place");
+    if (!t || !near || !sets || n_pools == 0) return xo__error_set(XO_EINVAL, "partition near: no pools to place");
     for (size_t k = 0; k < n_pools; k++) {
-        if (!xo_cpuset_intersects(&near[k], &t->pus)) {
+        if (!xo__cpuset_intersects(&near[k], &t->pus)) {
             char text[64];
-            xo_cpuset_format(&near[k], text, sizeof text);
-            return xo_error_set(XO_EINVAL, "partition near: pool %zu's device is near CPUs \"%s\", none of which this "
+            xo__cpuset_format(&near[k], text, sizeof text);
+            return xo__error_set(XO_EINVAL, "partition near: pool %zu's device is near CPUs \"%s\", none of which this "
                                            "process may use", k, text);
         }
     }
     xo_cpuset_t *out = malloc(sizeof *out * n_pools), *part = malloc(sizeof *part * n_pools);
     size_t *members = malloc(sizeof *members * n_pools);
     bool *done = calloc(n_pools, sizeof *done);
-    xo_status_t st = out && part && members && done ? XO_OK : xo_error_set(XO_ENOMEM, "out of memory");
+    xo_status_t st = out && part && members && done ? XO_OK : xo__error_set(XO_ENOMEM, "out of memory");
     /* One group per distinct near set, in the order pools first name it; its pools get its cores in turn. */
     for (size_t k = 0; st == XO_OK && k < n_pools; k++) {
         if (done[k]) continue;
         size_t m = 0;
         for (size_t q = k; q < n_pools; q++)
-            if (!done[q] && xo_cpuset_equal(&near[q], &near[k])) members[m++] = q, done[q] = true;
-        st = xo_topology_partition(t, &near[k], m, part);
+            if (!done[q] && xo__cpuset_equal(&near[q], &near[k])) members[m++] = q, done[q] = true;
+        st = xo__topology_partition(t, &near[k], m, part);
         for (size_t i = 0; st == XO_OK && i < m; i++) out[members[i]] = part[i];
     }
     if (st == XO_OK)
@@ -447,37 +447,37 @@ xo_status_t xo_topology_partition_near(const xo_topology_t *t, size_t n_pools, c
 
 /* ---- binding -------------------------------------------------------------------------------------------------- */
 
-xo_status_t xo_bind_self_to(const xo_cpuset_t *set)
+xo_status_t xo__bind_self_to(const xo_cpuset_t *set)
 {
-    if (!set || xo_cpuset_count(set) == 0) return xo_error_set(XO_EINVAL, "bind: the CPU set is empty");
+    if (!set || xo__cpuset_count(set) == 0) return xo__error_set(XO_EINVAL, "bind: the CPU set is empty");
     cpu_set_t *cs = CPU_ALLOC(XO_CPUSET_MAX);
-    if (!cs) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!cs) return xo__error_set(XO_ENOMEM, "out of memory");
     size_t size = CPU_ALLOC_SIZE(XO_CPUSET_MAX);
     CPU_ZERO_S(size, cs);
-    for (int c = xo_cpuset_next(set, -1); c >= 0; c = xo_cpuset_next(set, c)) CPU_SET_S((size_t)c, size, cs);
+    for (int c = xo__cpuset_next(set, -1); c >= 0; c = xo__cpuset_next(set, c)) CPU_SET_S((size_t)c, size, cs);
     /* pid 0 is the calling thread: Linux affinity is per thread, and new threads inherit their creator's. */
     int rc = sched_setaffinity(0, size, cs);
     int e = errno;
     CPU_FREE(cs);
     if (rc != 0) {
         char text[128];
-        xo_cpuset_format(set, text, sizeof text);
-        return xo_error_set(XO_ESYS, "sched_setaffinity to CPUs %s failed: %s", text, strerror(e));
+        xo__cpuset_format(set, text, sizeof text);
+        return xo__error_set(XO_ESYS, "sched_setaffinity to CPUs %s failed: %s", text, strerror(e));
     }
     return XO_OK;
 }
 
-xo_status_t xo_bound_cpus(xo_cpuset_t *set_p)
+xo_status_t xo__bound_cpus(xo_cpuset_t *set_p)
 {
-    if (!set_p) return xo_error_set(XO_EINVAL, "bound_cpus: NULL argument");
+    if (!set_p) return xo__error_set(XO_EINVAL, "bound_cpus: NULL argument");
     cpu_set_t *cs = CPU_ALLOC(XO_CPUSET_MAX);
-    if (!cs) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!cs) return xo__error_set(XO_ENOMEM, "out of memory");
     size_t size = CPU_ALLOC_SIZE(XO_CPUSET_MAX);
     CPU_ZERO_S(size, cs);
     if (sched_getaffinity(0, size, cs) != 0) {
         int e = errno;
         CPU_FREE(cs);
-        return xo_error_set(XO_ESYS, "sched_getaffinity failed: %s", strerror(e));
+        return xo__error_set(XO_ESYS, "sched_getaffinity failed: %s", strerror(e));
     }
     xo_cpuset_t s;
     xo_cpuset_zero(&s);

@@ -28,7 +28,7 @@
 
 static xo_status_t cuda_fail(xo_status_t st, cudaError_t e, const char *what)
 {
-    return xo_error_set(st, "%s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+    return xo__error_set(st, "%s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 #define CUDA_CHECK(call, what)                                                                                    \
     do {                                                                                                          \
@@ -56,7 +56,7 @@ static xo_status_t cuda_discover(xo_device_info_t *infos, size_t cap, size_t *n_
     }
     if (n == 0) {
         *n_p = 0;
-        return xo_error_set(XO_EDEVICE, "cudaGetDeviceCount: the CUDA runtime sees 0 devices");
+        return xo__error_set(XO_EDEVICE, "cudaGetDeviceCount: the CUDA runtime sees 0 devices");
     }
     for (int i = 0; i < n && (size_t)i < cap; i++) {
         xo_device_info_t *d = &infos[i];
@@ -115,13 +115,13 @@ static xo_status_t cuda_open(xo_device_t *dev, const xo_device_config_t *cfg)
     int n = 0;
     CUDA_CHECK(cudaGetDeviceCount(&n), "cudaGetDeviceCount");
     if (dev->index >= n)
-        return xo_error_set(XO_EINVAL, "cuda device %d does not exist: the CUDA runtime sees %d", dev->index, n);
+        return xo__error_set(XO_EINVAL, "cuda device %d does not exist: the CUDA runtime sees %d", dev->index, n);
     /* The first call that touches a device, so the context is created on this one (cudaSetDevice initialises the
      * primary context). */
     CUDA_CHECK(cudaSetDevice(dev->index), "cudaSetDevice");
     CUDA_CHECK(cudaFree(NULL), "cudaFree(NULL) (creating the context)");
     cuda_dev_t *c = calloc(1, sizeof *c);
-    if (!c) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!c) return xo__error_set(XO_ENOMEM, "out of memory");
     pthread_mutex_init(&c->lock, NULL);
     dev->impl = c;
     return XO_OK;
@@ -150,7 +150,7 @@ static xo_status_t cuda_alloc(xo_device_t *dev, size_t size, void **ptr_p)
         cudaGetLastError(); /* not sticky: clear it so that later calls do not report it */
         size_t free_b = 0, total = 0;
         cudaMemGetInfo(&free_b, &total);
-        return xo_error_set(XO_ENOMEM, "device %s: cannot allocate %zu bytes: %zu of %zu bytes free (cudaMalloc: %s)",
+        return xo__error_set(XO_ENOMEM, "device %s: cannot allocate %zu bytes: %zu of %zu bytes free (cudaMalloc: %s)",
                             xo__device_label(dev), size, free_b, total, cudaGetErrorString(e));
     }
     if (e != cudaSuccess) return cuda_fail(XO_EDEVICE, e, "cudaMalloc");
@@ -337,7 +337,7 @@ static xo_status_t cuda_event_ipc_import(xo_device_t *dev, const void *payload, 
 {
     cudaIpcEventHandle_t h;
     if (len != sizeof h)
-        return xo_error_set(XO_EINVAL, "device %s: malformed CUDA event handle", xo__device_label(dev));
+        return xo__error_set(XO_EINVAL, "device %s: malformed CUDA event handle", xo__device_label(dev));
     memcpy(&h, payload, sizeof h);
     xo_status_t st = use_device(dev);
     if (st != XO_OK) return st;
@@ -394,10 +394,10 @@ static xo_status_t cuda_ipc_import(xo_device_t *dev, const void *payload, size_t
 {
     cuda_dev_t *c = dev->impl;
     cuda_ipc_t m;
-    if (len != sizeof m) return xo_error_set(XO_EINVAL, "device %s: malformed cuda IPC handle", xo__device_label(dev));
+    if (len != sizeof m) return xo__error_set(XO_EINVAL, "device %s: malformed cuda IPC handle", xo__device_label(dev));
     memcpy(&m, payload, sizeof m);
     if (m.size == 0 || m.offset >= m.size)
-        return xo_error_set(XO_EINVAL, "device %s: malformed cuda IPC handle", xo__device_label(dev));
+        return xo__error_set(XO_EINVAL, "device %s: malformed cuda IPC handle", xo__device_label(dev));
     xo_status_t st = use_device(dev);
     if (st != XO_OK) return st;
 
@@ -441,7 +441,7 @@ static xo_status_t cuda_ipc_import(xo_device_t *dev, const void *payload, size_t
     if (!im) {
         cudaIpcCloseMemHandle(base);
         pthread_mutex_unlock(&c->lock);
-        return xo_error_set(XO_ENOMEM, "out of memory");
+        return xo__error_set(XO_ENOMEM, "out of memory");
     }
     *im = (cuda_import_t){.next = c->imports, .handle = m.handle, .base = base, .size = m.size, .refs = 1,
                           .pid = m.pid, .last_used = ++c->import_clock};

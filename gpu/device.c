@@ -60,7 +60,7 @@ const char *xo_device_backend_name(const xo_device_ops_t *backend) { return back
 xo_status_t xo_device_discover(const xo_device_ops_t *backend, xo_device_info_t *infos, size_t cap, size_t *n_p)
 {
     if (n_p) *n_p = 0;
-    if (!backend || !n_p || (cap && !infos)) return xo_error_set(XO_EINVAL, "xo_device_discover: NULL argument");
+    if (!backend || !n_p || (cap && !infos)) return xo__error_set(XO_EINVAL, "xo_device_discover: NULL argument");
     if (cap) memset(infos, 0, cap * sizeof *infos);
     return backend->discover(infos, cap, n_p);
 }
@@ -153,7 +153,7 @@ static xo_status_t check_device_range(xo_device_t *dev, const void *p, size_t n,
     bool ok = range_find(&dev->allocs, (uintptr_t)p, n) || range_find(&dev->imports, (uintptr_t)p, n);
     pthread_mutex_unlock(&dev->lock);
     if (ok) return XO_OK;
-    return xo_error_set(XO_EINVAL, "device %s: %s %p (+%zu bytes) is not in a live allocation or import of this device",
+    return xo__error_set(XO_EINVAL, "device %s: %s %p (+%zu bytes) is not in a live allocation or import of this device",
                         xo__device_label(dev), what, p, n);
 }
 
@@ -162,12 +162,12 @@ static xo_status_t check_device_range(xo_device_t *dev, const void *p, size_t n,
 xo_status_t xo_device_open(const xo_device_ops_t *backend, int index, const xo_device_config_t *cfg,
                            xo_device_t **dev_p)
 {
-    if (!backend || !dev_p) return xo_error_set(XO_EINVAL, "xo_device_open: NULL argument");
-    if (index < 0) return xo_error_set(XO_EINVAL, "xo_device_open: %s device index %d is negative", backend->name, index);
+    if (!backend || !dev_p) return xo__error_set(XO_EINVAL, "xo_device_open: NULL argument");
+    if (index < 0) return xo__error_set(XO_EINVAL, "xo_device_open: %s device index %d is negative", backend->name, index);
     xo_device_config_t defaults = {0};
     if (!cfg) cfg = &defaults;
     xo_device_t *dev = calloc(1, sizeof *dev);
-    if (!dev) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!dev) return xo__error_set(XO_ENOMEM, "out of memory");
     dev->ops = backend;
     dev->index = index;
     dev->capacity = cfg->capacity;
@@ -206,10 +206,10 @@ int xo_device_index(const xo_device_t *dev) { return dev->index; }
 
 xo_status_t xo_device_alloc(xo_device_t *dev, size_t size, void **ptr_p)
 {
-    if (!dev || !ptr_p) return xo_error_set(XO_EINVAL, "xo_device_alloc: NULL argument");
-    if (size == 0) return xo_error_set(XO_EINVAL, "device %s: cannot allocate 0 bytes", xo__device_label(dev));
+    if (!dev || !ptr_p) return xo__error_set(XO_EINVAL, "xo_device_alloc: NULL argument");
+    if (size == 0) return xo__error_set(XO_EINVAL, "device %s: cannot allocate 0 bytes", xo__device_label(dev));
     if (size > SIZE_MAX - XO_DEVICE_ALIGN)
-        return xo_error_set(XO_ENOMEM, "device %s: cannot allocate %zu bytes", xo__device_label(dev), size);
+        return xo__error_set(XO_ENOMEM, "device %s: cannot allocate %zu bytes", xo__device_label(dev), size);
     size_t rounded = round_up(size);
 
     /* Reserve the bytes first, so that concurrent allocations cannot together exceed the capacity while the backend
@@ -218,7 +218,7 @@ xo_status_t xo_device_alloc(xo_device_t *dev, size_t size, void **ptr_p)
     if (dev->capacity && (dev->used > dev->capacity || rounded > dev->capacity - dev->used)) {
         uint64_t free_bytes = dev->used > dev->capacity ? 0 : dev->capacity - dev->used;
         pthread_mutex_unlock(&dev->lock);
-        return xo_error_set(XO_ENOMEM, "device %s: cannot allocate %zu bytes: %" PRIu64 " of %" PRIu64 " bytes free",
+        return xo__error_set(XO_ENOMEM, "device %s: cannot allocate %zu bytes: %" PRIu64 " of %" PRIu64 " bytes free",
                             xo__device_label(dev), size, free_bytes, dev->capacity);
     }
     dev->used += rounded;
@@ -231,7 +231,7 @@ xo_status_t xo_device_alloc(xo_device_t *dev, size_t size, void **ptr_p)
         pthread_mutex_unlock(&dev->lock);
         dev->ops->free(dev, p, rounded);
         pthread_mutex_lock(&dev->lock);
-        st = xo_error_set(XO_ENOMEM, "out of memory for the allocation table");
+        st = xo__error_set(XO_ENOMEM, "out of memory for the allocation table");
     }
     if (st != XO_OK) dev->used -= rounded;
     pthread_mutex_unlock(&dev->lock);
@@ -241,14 +241,14 @@ xo_status_t xo_device_alloc(xo_device_t *dev, size_t size, void **ptr_p)
 
 xo_status_t xo_device_free(xo_device_t *dev, void *ptr)
 {
-    if (!dev) return xo_error_set(XO_EINVAL, "xo_device_free: NULL device");
+    if (!dev) return xo__error_set(XO_EINVAL, "xo_device_free: NULL device");
     pthread_mutex_lock(&dev->lock);
     xo__range_t *r = range_exact(&dev->allocs, (uintptr_t)ptr);
     if (!r) {
         bool inside = range_find(&dev->allocs, (uintptr_t)ptr, 0) != NULL;
         bool imported = range_find(&dev->imports, (uintptr_t)ptr, 0) != NULL;
         pthread_mutex_unlock(&dev->lock);
-        return xo_error_set(XO_EINVAL, "device %s: cannot free %p: %s", xo__device_label(dev), ptr,
+        return xo__error_set(XO_EINVAL, "device %s: cannot free %p: %s", xo__device_label(dev), ptr,
                             inside     ? "it points inside an allocation, not at its start"
                             : imported ? "it is an import (close it with xo_device_ipc_close)"
                                        : "not a live allocation of this device (freed already, or never allocated here)");
@@ -266,9 +266,9 @@ xo_status_t xo_device_free(xo_device_t *dev, void *ptr)
 xo_status_t xo_device_memcpy(xo_device_t *dev, void *dst, const void *src, size_t n, xo_memcpy_kind_t kind,
                              xo_device_stream_t *stream)
 {
-    if (!dev || !dst || !src) return xo_error_set(XO_EINVAL, "xo_device_memcpy: NULL argument");
+    if (!dev || !dst || !src) return xo__error_set(XO_EINVAL, "xo_device_memcpy: NULL argument");
     if (stream && stream->dev != dev)
-        return xo_error_set(XO_EINVAL, "xo_device_memcpy: the stream belongs to another device");
+        return xo__error_set(XO_EINVAL, "xo_device_memcpy: the stream belongs to another device");
     xo_status_t st;
     switch (kind) {
     case XO_MEMCPY_HOST_TO_DEVICE:
@@ -282,7 +282,7 @@ xo_status_t xo_device_memcpy(xo_device_t *dev, void *dst, const void *src, size_
         if (st == XO_OK) st = check_device_range(dev, src, n, "source");
         break;
     default:
-        return xo_error_set(XO_EINVAL, "xo_device_memcpy: bad kind %d", (int)kind);
+        return xo__error_set(XO_EINVAL, "xo_device_memcpy: bad kind %d", (int)kind);
     }
     if (st != XO_OK) return st;
     if (n == 0) return XO_OK;
@@ -291,9 +291,9 @@ xo_status_t xo_device_memcpy(xo_device_t *dev, void *dst, const void *src, size_
 
 xo_status_t xo_device_memset(xo_device_t *dev, void *dst, int value, size_t n, xo_device_stream_t *stream)
 {
-    if (!dev || !dst) return xo_error_set(XO_EINVAL, "xo_device_memset: NULL argument");
+    if (!dev || !dst) return xo__error_set(XO_EINVAL, "xo_device_memset: NULL argument");
     if (stream && stream->dev != dev)
-        return xo_error_set(XO_EINVAL, "xo_device_memset: the stream belongs to another device");
+        return xo__error_set(XO_EINVAL, "xo_device_memset: the stream belongs to another device");
     xo_status_t st = check_device_range(dev, dst, n, "destination");
     if (st != XO_OK || n == 0) return st;
     return dev->ops->memset(dev, dst, value, n, stream ? stream->impl : NULL);
@@ -301,7 +301,7 @@ xo_status_t xo_device_memset(xo_device_t *dev, void *dst, int value, size_t n, x
 
 xo_status_t xo_device_mem_info(xo_device_t *dev, xo_device_mem_info_t *info_p)
 {
-    if (!dev || !info_p) return xo_error_set(XO_EINVAL, "xo_device_mem_info: NULL argument");
+    if (!dev || !info_p) return xo__error_set(XO_EINVAL, "xo_device_mem_info: NULL argument");
     uint64_t free_bytes = 0, total = 0;
     xo_status_t st = dev->ops->mem_info(dev, &free_bytes, &total);
     if (st != XO_OK) return st;
@@ -321,9 +321,9 @@ xo_status_t xo_device_mem_info(xo_device_t *dev, xo_device_mem_info_t *info_p)
 
 xo_status_t xo_device_stream_create(xo_device_t *dev, xo_device_stream_t **stream_p)
 {
-    if (!dev || !stream_p) return xo_error_set(XO_EINVAL, "xo_device_stream_create: NULL argument");
+    if (!dev || !stream_p) return xo__error_set(XO_EINVAL, "xo_device_stream_create: NULL argument");
     xo_device_stream_t *s = calloc(1, sizeof *s);
-    if (!s) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!s) return xo__error_set(XO_ENOMEM, "out of memory");
     s->dev = dev;
     xo_status_t st = dev->ops->stream_create(dev, &s->impl);
     if (st != XO_OK) {
@@ -354,23 +354,23 @@ void xo_device_stream_destroy(xo_device_stream_t *stream)
 
 xo_status_t xo_device_stream_synchronize(xo_device_stream_t *stream)
 {
-    if (!stream) return xo_error_set(XO_EINVAL, "xo_device_stream_synchronize: NULL stream");
+    if (!stream) return xo__error_set(XO_EINVAL, "xo_device_stream_synchronize: NULL stream");
     return stream->dev->ops->stream_synchronize(stream->dev, stream->impl);
 }
 
 xo_status_t xo_device_launch_host(xo_device_stream_t *stream, void (*fn)(void *), void *arg)
 {
-    if (!stream || !fn) return xo_error_set(XO_EINVAL, "xo_device_launch_host: NULL argument");
+    if (!stream || !fn) return xo__error_set(XO_EINVAL, "xo_device_launch_host: NULL argument");
     return stream->dev->ops->launch_host(stream->dev, stream->impl, fn, arg);
 }
 
 xo_status_t xo_device_launch_kernel(xo_device_stream_t *stream, const void *kernel, const unsigned grid[3],
                                     const unsigned block[3], size_t shmem_bytes, void **args)
 {
-    if (!stream || !kernel || !grid || !block) return xo_error_set(XO_EINVAL, "xo_device_launch_kernel: NULL argument");
+    if (!stream || !kernel || !grid || !block) return xo__error_set(XO_EINVAL, "xo_device_launch_kernel: NULL argument");
     xo_device_t *dev = stream->dev;
     if (!dev->ops->launch_kernel)
-        return xo_error_set(XO_ENOTSUP, "device %s runs no device kernels (queue a C function with "
+        return xo__error_set(XO_ENOTSUP, "device %s runs no device kernels (queue a C function with "
                             "xo_device_launch_host instead)", xo__device_label(dev));
     return dev->ops->launch_kernel(dev, stream->impl, kernel, grid, block, shmem_bytes, args);
 }
@@ -383,9 +383,9 @@ void *xo_device_stream_native(xo_device_stream_t *stream)
 
 xo_status_t xo_device_stream_wait_event(xo_device_stream_t *stream, xo_device_event_t *event)
 {
-    if (!stream || !event) return xo_error_set(XO_EINVAL, "xo_device_stream_wait_event: NULL argument");
+    if (!stream || !event) return xo__error_set(XO_EINVAL, "xo_device_stream_wait_event: NULL argument");
     if (stream->dev != event->dev)
-        return xo_error_set(XO_EINVAL, "xo_device_stream_wait_event: the event belongs to another device");
+        return xo__error_set(XO_EINVAL, "xo_device_stream_wait_event: the event belongs to another device");
     return stream->dev->ops->stream_wait_event(stream->dev, stream->impl, event->impl);
 }
 
@@ -393,14 +393,14 @@ xo_status_t xo_device_stream_wait_event(xo_device_stream_t *stream, xo_device_ev
 
 xo_status_t xo_device_ipc_export(xo_device_t *dev, const void *ptr, xo_device_ipc_handle_t *handle_p)
 {
-    if (!dev || !handle_p) return xo_error_set(XO_EINVAL, "xo_device_ipc_export: NULL argument");
+    if (!dev || !handle_p) return xo__error_set(XO_EINVAL, "xo_device_ipc_export: NULL argument");
     pthread_mutex_lock(&dev->lock);
     xo__range_t *r = range_find(&dev->allocs, (uintptr_t)ptr, 1);
     uintptr_t base = r ? r->base : 0;
     size_t size = r ? r->size : 0;
     pthread_mutex_unlock(&dev->lock);
     if (!r)
-        return xo_error_set(XO_EINVAL, "device %s: cannot export %p: not in a live allocation of this device%s",
+        return xo__error_set(XO_EINVAL, "device %s: cannot export %p: not in a live allocation of this device%s",
                             xo__device_label(dev), ptr,
                             check_device_range(dev, ptr, 1, "pointer") == XO_OK ? " (imports cannot be re-exported)"
                                                                                   : "");
@@ -420,14 +420,14 @@ xo_status_t xo_device_ipc_export(xo_device_t *dev, const void *ptr, xo_device_ip
 
 xo_status_t xo_device_ipc_import(xo_device_t *dev, const xo_device_ipc_handle_t *handle, void **ptr_p)
 {
-    if (!dev || !handle || !ptr_p) return xo_error_set(XO_EINVAL, "xo_device_ipc_import: NULL argument");
+    if (!dev || !handle || !ptr_p) return xo__error_set(XO_EINVAL, "xo_device_ipc_import: NULL argument");
     xo__ipc_header_t hdr;
     memcpy(&hdr, handle->bytes, sizeof hdr);
     if (hdr.magic != XO_DEVICE_IPC_MAGIC || hdr.version != XO_DEVICE_IPC_VERSION ||
         hdr.payload_len > XO_DEVICE_IPC_PAYLOAD_MAX || memchr(hdr.backend, '\0', sizeof hdr.backend) == NULL)
-        return xo_error_set(XO_EINVAL, "device %s: not an IPC handle (bad magic or version)", xo__device_label(dev));
+        return xo__error_set(XO_EINVAL, "device %s: not an IPC handle (bad magic or version)", xo__device_label(dev));
     if (strcmp(hdr.backend, dev->ops->name) != 0)
-        return xo_error_set(XO_EINVAL, "device %s: the handle was exported by backend \"%s\", not \"%s\"",
+        return xo__error_set(XO_EINVAL, "device %s: the handle was exported by backend \"%s\", not \"%s\"",
                             xo__device_label(dev), hdr.backend, dev->ops->name);
     void *p = NULL;
     size_t size = 0;
@@ -441,7 +441,7 @@ xo_status_t xo_device_ipc_import(xo_device_t *dev, const xo_device_ipc_handle_t 
     pthread_mutex_unlock(&dev->lock);
     if (!ok) {
         dev->ops->ipc_close(dev, p);
-        return xo_error_set(XO_ENOMEM, "out of memory for the import table");
+        return xo__error_set(XO_ENOMEM, "out of memory for the import table");
     }
     *ptr_p = p;
     return XO_OK;
@@ -449,12 +449,12 @@ xo_status_t xo_device_ipc_import(xo_device_t *dev, const xo_device_ipc_handle_t 
 
 xo_status_t xo_device_ipc_close(xo_device_t *dev, void *ptr)
 {
-    if (!dev) return xo_error_set(XO_EINVAL, "xo_device_ipc_close: NULL device");
+    if (!dev) return xo__error_set(XO_EINVAL, "xo_device_ipc_close: NULL device");
     pthread_mutex_lock(&dev->lock);
     xo__range_t *r = range_exact(&dev->imports, (uintptr_t)ptr);
     if (!r) {
         pthread_mutex_unlock(&dev->lock);
-        return xo_error_set(XO_EINVAL, "device %s: %p is not an open import of this device (closed already, or not "
+        return xo__error_set(XO_EINVAL, "device %s: %p is not an open import of this device (closed already, or not "
                             "returned by xo_device_ipc_import)", xo__device_label(dev), ptr);
     }
     if (--r->opens == 0) range_remove(&dev->imports, r);

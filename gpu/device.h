@@ -9,7 +9,7 @@
  * Ops contract, for every backend:
  *   - Ops are called with no lock of device.c held, so they may block (cudaMalloc, joining a worker).
  *   - Device pointers passed to an op have already been checked against the allocation and import tables.
- *   - An op that fails sets the error text (xo_error_set) where it decides the failure, and returns the status.
+ *   - An op that fails sets the error text (xo__error_set) where it decides the failure, and returns the status.
  *   - Backend objects (device state, streams, events) are opaque void * to device.c; the backend allocates and
  *     frees them. */
 #ifndef XO_GPU_DEVICE_H

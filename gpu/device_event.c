@@ -14,7 +14,7 @@
 static xo_status_t event_new(xo_device_t *dev, xo__event_kind_t kind, xo_device_event_t **event_p)
 {
     xo_device_event_t *e = calloc(1, sizeof *e);
-    if (!e) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!e) return xo__error_set(XO_ENOMEM, "out of memory");
     e->dev = dev;
     e->kind = kind;
     e->refs = 1;
@@ -24,7 +24,7 @@ static xo_status_t event_new(xo_device_t *dev, xo__event_kind_t kind, xo_device_
 
 xo_status_t xo_device_event_create(xo_device_t *dev, xo_device_event_t **event_p)
 {
-    if (!dev || !event_p) return xo_error_set(XO_EINVAL, "xo_device_event_create: NULL argument");
+    if (!dev || !event_p) return xo__error_set(XO_EINVAL, "xo_device_event_create: NULL argument");
     xo_device_event_t *e;
     xo_status_t st = event_new(dev, XO_EVENT_LOCAL, &e);
     if (st != XO_OK) return st;
@@ -39,9 +39,9 @@ xo_status_t xo_device_event_create(xo_device_t *dev, xo_device_event_t **event_p
 
 xo_status_t xo_device_event_create_ipc(xo_device_t *dev, xo_device_event_t **event_p)
 {
-    if (!dev || !event_p) return xo_error_set(XO_EINVAL, "xo_device_event_create_ipc: NULL argument");
+    if (!dev || !event_p) return xo__error_set(XO_EINVAL, "xo_device_event_create_ipc: NULL argument");
     if (!dev->ops->event_create_ipc)
-        return xo_error_set(XO_ENOTSUP, "device %s: backend %s cannot share events", xo__device_label(dev),
+        return xo__error_set(XO_ENOTSUP, "device %s: backend %s cannot share events", xo__device_label(dev),
                             dev->ops->name);
     xo_device_event_t *e;
     xo_status_t st = event_new(dev, XO_EVENT_IPC, &e);
@@ -96,32 +96,32 @@ void xo_device_event_destroy(xo_device_event_t *event)
 
 xo_status_t xo_device_event_record(xo_device_event_t *event, xo_device_stream_t *stream)
 {
-    if (!event || !stream) return xo_error_set(XO_EINVAL, "xo_device_event_record: NULL argument");
+    if (!event || !stream) return xo__error_set(XO_EINVAL, "xo_device_event_record: NULL argument");
     if (stream->dev != event->dev)
-        return xo_error_set(XO_EINVAL, "xo_device_event_record: the stream belongs to another device");
+        return xo__error_set(XO_EINVAL, "xo_device_event_record: the stream belongs to another device");
     if (event->kind == XO_EVENT_IMPORTED)
-        return xo_error_set(XO_EINVAL, "xo_device_event_record: an imported event is for waiting only (its exporter "
+        return xo__error_set(XO_EINVAL, "xo_device_event_record: an imported event is for waiting only (its exporter "
                                        "records it)");
     return event->dev->ops->event_record(event->dev, event->impl, stream->impl);
 }
 
 xo_status_t xo_device_event_synchronize(xo_device_event_t *event)
 {
-    if (!event) return xo_error_set(XO_EINVAL, "xo_device_event_synchronize: NULL event");
+    if (!event) return xo__error_set(XO_EINVAL, "xo_device_event_synchronize: NULL event");
     return event->dev->ops->event_synchronize(event->dev, event->impl);
 }
 
 xo_status_t xo_device_event_query(xo_device_event_t *event)
 {
-    if (!event) return xo_error_set(XO_EINVAL, "xo_device_event_query: NULL event");
+    if (!event) return xo__error_set(XO_EINVAL, "xo_device_event_query: NULL event");
     return event->dev->ops->event_query(event->dev, event->impl);
 }
 
 xo_status_t xo_device_ipc_export_event(xo_device_event_t *event, xo_device_ipc_handle_t *handle_p)
 {
-    if (!event || !handle_p) return xo_error_set(XO_EINVAL, "xo_device_ipc_export_event: NULL argument");
+    if (!event || !handle_p) return xo__error_set(XO_EINVAL, "xo_device_ipc_export_event: NULL argument");
     if (event->kind != XO_EVENT_IPC)
-        return xo_error_set(XO_EINVAL, "xo_device_ipc_export_event: the event was not made by "
+        return xo__error_set(XO_EINVAL, "xo_device_ipc_export_event: the event was not made by "
                                        "xo_device_event_create_ipc%s",
                             event->kind == XO_EVENT_IMPORTED ? " (an imported event cannot be exported again)" : "");
     *handle_p = event->handle;
@@ -131,16 +131,16 @@ xo_status_t xo_device_ipc_export_event(xo_device_event_t *event, xo_device_ipc_h
 xo_status_t xo_device_ipc_import_event(xo_device_t *dev, const xo_device_ipc_handle_t *handle,
                                        xo_device_event_t **event_p)
 {
-    if (!dev || !handle || !event_p) return xo_error_set(XO_EINVAL, "xo_device_ipc_import_event: NULL argument");
+    if (!dev || !handle || !event_p) return xo__error_set(XO_EINVAL, "xo_device_ipc_import_event: NULL argument");
     xo__ipc_header_t hdr;
     memcpy(&hdr, handle->bytes, sizeof hdr);
     if (hdr.magic != XO_DEVICE_IPC_EVENT_MAGIC || hdr.version != XO_DEVICE_IPC_VERSION ||
         hdr.payload_len > XO_DEVICE_IPC_PAYLOAD_MAX || memchr(hdr.backend, '\0', sizeof hdr.backend) == NULL)
-        return xo_error_set(XO_EINVAL, "device %s: not an event IPC handle (bad magic or version%s)",
+        return xo__error_set(XO_EINVAL, "device %s: not an event IPC handle (bad magic or version%s)",
                             xo__device_label(dev),
                             hdr.magic == XO_DEVICE_IPC_MAGIC ? ": it is a memory handle" : "");
     if (strcmp(hdr.backend, dev->ops->name) != 0)
-        return xo_error_set(XO_EINVAL, "device %s: the event handle was exported by backend \"%s\", not \"%s\"",
+        return xo__error_set(XO_EINVAL, "device %s: the event handle was exported by backend \"%s\", not \"%s\"",
                             xo__device_label(dev), hdr.backend, dev->ops->name);
     xo_device_event_t *e;
     xo_status_t st = event_new(dev, XO_EVENT_IMPORTED, &e);
@@ -162,7 +162,7 @@ xo_status_t xo_device_ipc_import_event(xo_device_t *dev, const xo_device_ipc_han
     }
     if (!dev->ops->event_ipc_import) {
         free(e);
-        return xo_error_set(XO_ENOTSUP, "device %s: backend %s cannot share events", xo__device_label(dev),
+        return xo__error_set(XO_ENOTSUP, "device %s: backend %s cannot share events", xo__device_label(dev),
                             dev->ops->name);
     }
     st = dev->ops->event_ipc_import(dev, handle->bytes + sizeof hdr, hdr.payload_len, &e->impl);

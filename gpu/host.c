@@ -118,13 +118,13 @@ static xo_status_t host_open(xo_device_t *dev, const xo_device_config_t *cfg)
 {
     int n = host_device_count();
     if (dev->index >= n)
-        return xo_error_set(XO_EINVAL, "host device %d does not exist: there %s %d (XO_HOST_DEVICES sets how many)",
+        return xo__error_set(XO_EINVAL, "host device %d does not exist: there %s %d (XO_HOST_DEVICES sets how many)",
                             dev->index, n == 1 ? "is" : "are", n);
     uint64_t capacity = cfg->capacity ? cfg->capacity : physical_memory() / (uint64_t)n;
-    if (capacity == 0) return xo_error_set(XO_ECONFIG, "host device %d: cannot tell the memory size", dev->index);
+    if (capacity == 0) return xo__error_set(XO_ECONFIG, "host device %d: cannot tell the memory size", dev->index);
     long page = sysconf(_SC_PAGESIZE);
     host_dev_t *h = calloc(1, sizeof *h);
-    if (!h) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!h) return xo__error_set(XO_ENOMEM, "out of memory");
     h->page = page > 0 ? (size_t)page : 4096;
     h->size = (size_t)((capacity + h->page - 1) / h->page * h->page);
     h->fd = -1;
@@ -134,22 +134,22 @@ static xo_status_t host_open(xo_device_t *dev, const xo_device_config_t *cfg)
     xo_status_t st = XO_OK;
     struct stat sb;
     if (h->fd < 0) {
-        st = xo_error_set(XO_ESYS, "host device %d: memfd_create: %s", dev->index, strerror(errno));
+        st = xo__error_set(XO_ESYS, "host device %d: memfd_create: %s", dev->index, strerror(errno));
         goto fail;
     }
     if (ftruncate(h->fd, (off_t)h->size) != 0) {
-        st = xo_error_set(XO_ESYS, "host device %d: ftruncate to %zu bytes: %s", dev->index, h->size, strerror(errno));
+        st = xo__error_set(XO_ESYS, "host device %d: ftruncate to %zu bytes: %s", dev->index, h->size, strerror(errno));
         goto fail;
     }
     /* MAP_NORESERVE: the capacity is a limit, not a commitment; pages are allocated when first touched. */
     void *base = mmap(NULL, h->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, h->fd, 0);
     if (base == MAP_FAILED) {
-        st = xo_error_set(XO_ESYS, "host device %d: mmap of %zu bytes: %s", dev->index, h->size, strerror(errno));
+        st = xo__error_set(XO_ESYS, "host device %d: mmap of %zu bytes: %s", dev->index, h->size, strerror(errno));
         goto fail;
     }
     h->base = base;
     if (fstat(h->fd, &sb) != 0) {
-        st = xo_error_set(XO_ESYS, "host device %d: fstat: %s", dev->index, strerror(errno));
+        st = xo__error_set(XO_ESYS, "host device %d: fstat: %s", dev->index, strerror(errno));
         munmap(h->base, h->size);
         goto fail;
     }
@@ -158,7 +158,7 @@ static xo_status_t host_open(xo_device_t *dev, const xo_device_config_t *cfg)
     h->free = malloc(16 * sizeof *h->free);
     if (!h->free) {
         munmap(h->base, h->size);
-        st = xo_error_set(XO_ENOMEM, "out of memory");
+        st = xo__error_set(XO_ENOMEM, "out of memory");
         goto fail;
     }
     h->cap_free = 16;
@@ -215,7 +215,7 @@ static xo_status_t host_alloc(xo_device_t *dev, size_t size, void **ptr_p)
     }
     size_t free_bytes = h->free_bytes, n_free = h->n_free;
     pthread_mutex_unlock(&h->lock);
-    return xo_error_set(XO_ENOMEM, "device %s: cannot allocate %zu bytes: %zu of %zu bytes free, but in %zu ranges "
+    return xo__error_set(XO_ENOMEM, "device %s: cannot allocate %zu bytes: %zu of %zu bytes free, but in %zu ranges "
                         "none of which is that large (fragmented)", xo__device_label(dev), size, free_bytes, h->size,
                         n_free);
 }
@@ -350,7 +350,7 @@ static xo_status_t event_wait(host_event_t *e, uint64_t gen)
         if (atomic_load_explicit(&s->completed, memory_order_acquire) >= gen) break;
         xo_futex_wait_shared(&s->wake, w, e->exporter ? 100 * 1000000LL : -1);
         if (e->exporter && atomic_load(&s->completed) < gen && exporter_gone(e)) {
-            st = xo_error_set(XO_EDEVICE, "the process that exported this event (%d) is gone with record %" PRIu64
+            st = xo__error_set(XO_EDEVICE, "the process that exported this event (%d) is gone with record %" PRIu64
                               " pending", (int)e->exporter, gen);
             break;
         }
@@ -383,7 +383,7 @@ static host_event_t *event_alloc(void)
 static xo_status_t host_event_create(xo_device_t *dev, void **event_p)
 {
     host_event_t *e = event_alloc();
-    if (!e) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!e) return xo__error_set(XO_ENOMEM, "out of memory");
     *event_p = e;
     return XO_OK;
 }
@@ -398,20 +398,20 @@ typedef struct host_event_ipc {
 static xo_status_t host_event_create_ipc(xo_device_t *dev, void **event_p, void *payload, size_t *len_p)
 {
     host_event_t *e = event_alloc();
-    if (!e) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!e) return xo__error_set(XO_ENOMEM, "out of memory");
     struct stat sb;
     e->fd = memfd_create("xo-device-event", MFD_CLOEXEC);
     if (e->fd < 0 || ftruncate(e->fd, EVENT_PAGE) != 0 || fstat(e->fd, &sb) != 0) {
         int err = errno;
         event_unref(e);
-        return xo_error_set(XO_ESYS, "device %s: memfd for a shared event: %s", xo__device_label(dev), strerror(err));
+        return xo__error_set(XO_ESYS, "device %s: memfd for a shared event: %s", xo__device_label(dev), strerror(err));
     }
     e->page = mmap(NULL, EVENT_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, e->fd, 0);
     if (e->page == MAP_FAILED) {
         int err = errno;
         e->page = NULL;
         event_unref(e);
-        return xo_error_set(XO_ESYS, "device %s: mmap of a shared event: %s", xo__device_label(dev), strerror(err));
+        return xo__error_set(XO_ESYS, "device %s: mmap of a shared event: %s", xo__device_label(dev), strerror(err));
     }
     e->st = e->page; /* a fresh memfd reads as zeros: counters at 0 */
     e->st->magic = EVENT_STATE_MAGIC;
@@ -430,17 +430,17 @@ static int open_exporter_fd(int32_t pid, int32_t fd, int *err_p);
 static xo_status_t host_event_ipc_import(xo_device_t *dev, const void *payload, size_t len, void **event_p)
 {
     host_event_ipc_t m;
-    if (len != sizeof m) return xo_error_set(XO_EINVAL, "device %s: malformed host event handle", xo__device_label(dev));
+    if (len != sizeof m) return xo__error_set(XO_EINVAL, "device %s: malformed host event handle", xo__device_label(dev));
     memcpy(&m, payload, sizeof m);
     if (m.pid <= 0 || m.fd < 0)
-        return xo_error_set(XO_EINVAL, "device %s: malformed host event handle", xo__device_label(dev));
+        return xo__error_set(XO_EINVAL, "device %s: malformed host event handle", xo__device_label(dev));
     int err = 0;
     int fd = open_exporter_fd(m.pid, m.fd, &err);
     if (fd < 0) {
         if (process_gone(m.pid))
-            return xo_error_set(XO_EINVAL, "device %s: stale event handle: process %d that exported it is gone",
+            return xo__error_set(XO_EINVAL, "device %s: stale event handle: process %d that exported it is gone",
                                 xo__device_label(dev), (int)m.pid);
-        return xo_error_set(err == ENOENT ? XO_EINVAL : XO_ESYS, "device %s: cannot open the event of process %d (fd "
+        return xo__error_set(err == ENOENT ? XO_EINVAL : XO_ESYS, "device %s: cannot open the event of process %d (fd "
                             "%d): %s", xo__device_label(dev), (int)m.pid, (int)m.fd,
                             err == ENOENT ? "stale handle (the event was destroyed)" : strerror(err));
     }
@@ -452,13 +452,13 @@ static xo_status_t host_event_ipc_import(xo_device_t *dev, const void *payload, 
     close(fd);
     if (page == MAP_FAILED || ((host_event_state_t *)page)->magic != EVENT_STATE_MAGIC) {
         if (page != MAP_FAILED) munmap(page, EVENT_PAGE);
-        return xo_error_set(XO_EINVAL, "device %s: stale event handle: fd %d of process %d is no longer the event it "
+        return xo__error_set(XO_EINVAL, "device %s: stale event handle: fd %d of process %d is no longer the event it "
                             "exported", xo__device_label(dev), (int)m.fd, (int)m.pid);
     }
     host_event_t *e = event_alloc();
     if (!e) {
         munmap(page, EVENT_PAGE);
-        return xo_error_set(XO_ENOMEM, "out of memory");
+        return xo__error_set(XO_ENOMEM, "out of memory");
     }
     e->page = page;
     e->st = page;
@@ -484,7 +484,7 @@ static xo_status_t host_event_query(xo_device_t *dev, void *event)
     uint64_t target = atomic_load_explicit(&e->st->recorded, memory_order_acquire);
     if (atomic_load_explicit(&e->st->completed, memory_order_acquire) >= target) return XO_OK;
     if (exporter_gone(e))
-        return xo_error_set(XO_EDEVICE, "the process that exported this event (%d) is gone with a record pending",
+        return xo__error_set(XO_EDEVICE, "the process that exported this event (%d) is gone with a record pending",
                             (int)e->exporter);
     return XO_EAGAIN;
 }
@@ -577,7 +577,7 @@ static void *stream_main(void *arg)
 static xo_status_t enqueue(host_stream_t *s, const op_t *tmpl)
 {
     op_t *op = malloc(sizeof *op);
-    if (!op) return xo_error_set(XO_ENOMEM, "out of memory for a stream operation");
+    if (!op) return xo__error_set(XO_ENOMEM, "out of memory for a stream operation");
     *op = *tmpl;
     op->next = NULL;
     pthread_mutex_lock(&s->lock);
@@ -593,7 +593,7 @@ static xo_status_t enqueue(host_stream_t *s, const op_t *tmpl)
 static xo_status_t host_stream_create(xo_device_t *dev, void **stream_p)
 {
     host_stream_t *s = calloc(1, sizeof *s);
-    if (!s) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!s) return xo__error_set(XO_ENOMEM, "out of memory");
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work_cv, NULL);
     pthread_cond_init(&s->done_cv, NULL);
@@ -603,7 +603,7 @@ static xo_status_t host_stream_create(xo_device_t *dev, void **stream_p)
         pthread_cond_destroy(&s->work_cv);
         pthread_cond_destroy(&s->done_cv);
         free(s);
-        return xo_error_set(XO_ESYS, "device %s: cannot start a stream thread: %s", xo__device_label(dev),
+        return xo__error_set(XO_ESYS, "device %s: cannot start a stream thread: %s", xo__device_label(dev),
                             strerror(rc));
     }
     *stream_p = s;
@@ -751,10 +751,10 @@ static xo_status_t host_ipc_import(xo_device_t *dev, const void *payload, size_t
 {
     host_dev_t *h = dev->impl;
     host_ipc_t m;
-    if (len != sizeof m) return xo_error_set(XO_EINVAL, "device %s: malformed host IPC handle", xo__device_label(dev));
+    if (len != sizeof m) return xo__error_set(XO_EINVAL, "device %s: malformed host IPC handle", xo__device_label(dev));
     memcpy(&m, payload, sizeof m);
     if (m.pid <= 0 || m.fd < 0 || m.offset > m.file_size || m.len > m.file_size - m.offset || m.len == 0)
-        return xo_error_set(XO_EINVAL, "device %s: malformed host IPC handle", xo__device_label(dev));
+        return xo__error_set(XO_EINVAL, "device %s: malformed host IPC handle", xo__device_label(dev));
 
     /* A mapping of that memfd already here is the same file: we hold it, so its inode cannot have been reused. An
      * idle one is used again only while the exporter still has that memfd open as the handle says (it may have
@@ -784,23 +784,23 @@ static xo_status_t host_ipc_import(xo_device_t *dev, const void *payload, size_t
     int fd = open_exporter_fd(m.pid, m.fd, &err);
     if (fd < 0) {
         if (kill((pid_t)m.pid, 0) != 0 && errno == ESRCH)
-            return xo_error_set(XO_EINVAL, "device %s: stale IPC handle: process %d that exported it is gone",
+            return xo__error_set(XO_EINVAL, "device %s: stale IPC handle: process %d that exported it is gone",
                                 xo__device_label(dev), (int)m.pid);
         if (err == ENOENT)
-            return xo_error_set(XO_EINVAL, "device %s: stale IPC handle: process %d has no fd %d any more (its device "
+            return xo__error_set(XO_EINVAL, "device %s: stale IPC handle: process %d has no fd %d any more (its device "
                                 "was closed)", xo__device_label(dev), (int)m.pid, (int)m.fd);
-        return xo_error_set(XO_ESYS, "device %s: cannot open fd %d of process %d: %s", xo__device_label(dev),
+        return xo__error_set(XO_ESYS, "device %s: cannot open fd %d of process %d: %s", xo__device_label(dev),
                             (int)m.fd, (int)m.pid, strerror(err));
     }
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         int e = errno;
         close(fd);
-        return xo_error_set(XO_ESYS, "device %s: fstat of the imported memory: %s", xo__device_label(dev), strerror(e));
+        return xo__error_set(XO_ESYS, "device %s: fstat of the imported memory: %s", xo__device_label(dev), strerror(e));
     }
     if ((uint64_t)sb.st_ino != m.ino || (uint64_t)sb.st_dev != m.devno || (uint64_t)sb.st_size < m.file_size) {
         close(fd);
-        return xo_error_set(XO_EINVAL, "device %s: stale IPC handle: fd %d of process %d is no longer the device memory "
+        return xo__error_set(XO_EINVAL, "device %s: stale IPC handle: fd %d of process %d is no longer the device memory "
                             "it exported (inode %" PRIu64 ", the handle names %" PRIu64 ")", xo__device_label(dev),
                             (int)m.fd, (int)m.pid, (uint64_t)sb.st_ino, m.ino);
     }
@@ -808,12 +808,12 @@ static xo_status_t host_ipc_import(xo_device_t *dev, const void *payload, size_t
     int map_errno = errno;
     close(fd); /* the mapping keeps the file */
     if (base == MAP_FAILED)
-        return xo_error_set(XO_ESYS, "device %s: mmap of %" PRIu64 " imported bytes: %s", xo__device_label(dev),
+        return xo__error_set(XO_ESYS, "device %s: mmap of %" PRIu64 " imported bytes: %s", xo__device_label(dev),
                             m.file_size, strerror(map_errno));
     import_map_t *im = calloc(1, sizeof *im);
     if (!im) {
         munmap(base, m.file_size);
-        return xo_error_set(XO_ENOMEM, "out of memory");
+        return xo__error_set(XO_ENOMEM, "out of memory");
     }
     *im = (import_map_t){.pid = m.pid, .fd = m.fd, .ino = m.ino, .devno = m.devno, .base = base,
                          .size = m.file_size, .refs = 1};

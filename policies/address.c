@@ -7,14 +7,14 @@
 static xo_status_t address_choose(const xo_pool_view_t *pools, size_t n, const xo_place_request_t *req,
                                   size_t *chosen_p)
 {
-    if (!req->address) return xo_error_set(XO_EINVAL, "address: the request names no address");
+    if (!req->address) return xo__error_set(XO_EINVAL, "address: the request names no address");
     for (size_t i = 0; i < n; i++) {
         if (strcmp(pools[i].address, req->address) == 0) {
             *chosen_p = i;
             return XO_OK;
         }
     }
-    return xo_error_set(XO_EINVAL, "address: unknown address \"%s\" (not among the %zu pools)", req->address, n);
+    return xo__error_set(XO_EINVAL, "address: unknown address \"%s\" (not among the %zu pools)", req->address, n);
 }
 
 const xo_policy_ops_t xo__policy_address = {

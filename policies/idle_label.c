@@ -13,7 +13,7 @@ static bool is_idle(const xo_pool_view_t *p, const xo_place_request_t *req)
 static xo_status_t idle_label_choose(const xo_pool_view_t *pools, size_t n, const xo_place_request_t *req,
                                      size_t *chosen_p)
 {
-    if (!req->label) return xo_error_set(XO_EINVAL, "idle_label: the request names no label");
+    if (!req->label) return xo__error_set(XO_EINVAL, "idle_label: the request names no label");
     size_t n_label = 0, n_idle = 0;
     for (size_t i = 0; i < n; i++) {
         if (!xo__pool_has_label(&pools[i], req->label)) continue;
@@ -28,9 +28,9 @@ static xo_status_t idle_label_choose(const xo_pool_view_t *pools, size_t n, cons
     /* Xoscar raises NoIdleSlot both when no pool has the label and when every one is taken. */
     const char *mark = req->mark ? req->mark : "";
     if (n_label == 0)
-        return xo_error_set(XO_ENOIDLESLOT, "idle_label: no pool has label \"%s\" (mark \"%s\")", req->label, mark);
+        return xo__error_set(XO_ENOIDLESLOT, "idle_label: no pool has label \"%s\" (mark \"%s\")", req->label, mark);
     if (n_idle == 0)
-        return xo_error_set(XO_ENOIDLESLOT,
+        return xo__error_set(XO_ENOIDLESLOT,
                             "idle_label: no idle slot for label \"%s\" mark \"%s\": all %zu pools with the label "
                             "hold one",
                             req->label, mark, n_label);

@@ -12,7 +12,7 @@ static xo_status_t main_pool_choose(const xo_pool_view_t *pools, size_t n, const
             return XO_OK;
         }
     }
-    return xo_error_set(XO_ENOSLOT, "main_pool: no main pool (process index 0) among the %zu pools", n);
+    return xo__error_set(XO_ENOSLOT, "main_pool: no main pool (process index 0) among the %zu pools", n);
 }
 
 const xo_policy_ops_t xo__policy_main_pool = {

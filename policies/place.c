@@ -1,4 +1,4 @@
-/* xo_place: checks the arguments once, so that each policy can trust them, then dispatches on the kind. Also the
+/* xo__place: checks the arguments once, so that each policy can trust them, then dispatches on the kind. Also the
  * helpers the policies share: filters, the random draw, and the text explaining an empty candidate list. */
 #include <inttypes.h>
 #include <math.h>
@@ -58,7 +58,7 @@ static uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-uint64_t xo_place_seed_next(uint64_t *state)
+uint64_t xo__place_seed_next(uint64_t *state)
 {
     *state += 0x9e3779b97f4a7c15ULL;
     return mix64(*state);
@@ -91,7 +91,7 @@ xo_status_t xo__place_random(const char *policy, const char *noun, const xo_pool
             return XO_OK;
         }
     }
-    return xo_error_set(XO_EINVAL, "%s: candidate list changed during the call", policy);
+    return xo__error_set(XO_EINVAL, "%s: candidate list changed during the call", policy);
 }
 
 xo_status_t xo__place_explain(const char *policy, const char *noun, const xo_pool_view_t *pools, size_t n,
@@ -103,8 +103,8 @@ xo_status_t xo__place_explain(const char *policy, const char *noun, const xo_poo
         n_pred++;
         if (!req->label || xo__pool_has_label(&pools[i], req->label)) n_label++;
     }
-    if (n_pred == 0) return xo_error_set(XO_ENOSLOT, "%s: no %s among the %zu pools", policy, noun, n);
-    if (n_label == 0) return xo_error_set(XO_ENOSLOT, "%s: no %s has label \"%s\"", policy, noun, req->label);
+    if (n_pred == 0) return xo__error_set(XO_ENOSLOT, "%s: no %s among the %zu pools", policy, noun, n);
+    if (n_label == 0) return xo__error_set(XO_ENOSLOT, "%s: no %s has label \"%s\"", policy, noun, req->label);
 
     /* Only memory is left to blame. Report the best there is so the operator sees how far off the request is. */
     const xo_pool_view_t *best = NULL;
@@ -118,25 +118,25 @@ xo_status_t xo__place_explain(const char *policy, const char *noun, const xo_poo
     if (req->label) snprintf(with_label, sizeof with_label, " with label \"%s\"", req->label);
     if (!best) {
         if (req->mem_bytes)
-            return xo_error_set(XO_ENOSLOT, "%s: no %s%s has %" PRIu64 " bytes free (none has a device)", policy,
+            return xo__error_set(XO_ENOSLOT, "%s: no %s%s has %" PRIu64 " bytes free (none has a device)", policy,
                                 noun, with_label, req->mem_bytes);
-        return xo_error_set(XO_ENOSLOT, "%s: no %s%s has a device", policy, noun, with_label);
+        return xo__error_set(XO_ENOSLOT, "%s: no %s%s has a device", policy, noun, with_label);
     }
     if (req->mem_bytes || need_device)
-        return xo_error_set(XO_ENOSLOT, "%s: no %s%s has %" PRIu64 " bytes free (largest free: %" PRIu64 " on %s)",
+        return xo__error_set(XO_ENOSLOT, "%s: no %s%s has %" PRIu64 " bytes free (largest free: %" PRIu64 " on %s)",
                             policy, noun, with_label, req->mem_bytes, xo__pool_free(best), best->address);
     /* Unreachable when the caller is right: some pool passed every condition. Say so rather than invent a reason. */
-    return xo_error_set(XO_ENOSLOT, "%s: no eligible %s", policy, noun);
+    return xo__error_set(XO_ENOSLOT, "%s: no eligible %s", policy, noun);
 }
 
 static xo_status_t check_view(const xo_pool_view_t *p, size_t i)
 {
-    if (!p->address) return xo_error_set(XO_EINVAL, "placement: pool %zu has no address", i);
+    if (!p->address) return xo__error_set(XO_EINVAL, "placement: pool %zu has no address", i);
     if (p->n_labels && !p->labels)
-        return xo_error_set(XO_EINVAL, "placement: pool %s has %zu labels but no label array", p->address,
+        return xo__error_set(XO_EINVAL, "placement: pool %s has %zu labels but no label array", p->address,
                             p->n_labels);
     if (p->n_idle_marks && !p->idle_marks)
-        return xo_error_set(XO_EINVAL, "placement: pool %s has %zu idle marks but no mark array", p->address,
+        return xo__error_set(XO_EINVAL, "placement: pool %s has %zu idle marks but no mark array", p->address,
                             p->n_idle_marks);
     switch (p->device_kind) {
     case XO_POOL_DEVICE_NONE:
@@ -144,23 +144,23 @@ static xo_status_t check_view(const xo_pool_view_t *p, size_t i)
     case XO_POOL_DEVICE_CUDA:
         break;
     default:
-        return xo_error_set(XO_EINVAL, "placement: pool %s has unknown device kind %d", p->address,
+        return xo__error_set(XO_EINVAL, "placement: pool %s has unknown device kind %d", p->address,
                             (int)p->device_kind);
     }
     if (!isfinite(p->link_cost) || p->link_cost < 0)
-        return xo_error_set(XO_EINVAL, "placement: pool %s has link cost %g (want a finite value >= 0)", p->address,
+        return xo__error_set(XO_EINVAL, "placement: pool %s has link cost %g (want a finite value >= 0)", p->address,
                             p->link_cost);
     return XO_OK;
 }
 
-xo_status_t xo_place(const xo_pool_view_t *pools, size_t n, const xo_place_request_t *req, size_t *chosen_p)
+xo_status_t xo__place(const xo_pool_view_t *pools, size_t n, const xo_place_request_t *req, size_t *chosen_p)
 {
-    if (!req) return xo_error_set(XO_EINVAL, "placement: no request");
-    if (!chosen_p) return xo_error_set(XO_EINVAL, "placement: no place for the result");
-    const xo_policy_ops_t *ops = xo_policy_get(req->kind);
-    if (!ops) return xo_error_set(XO_EINVAL, "placement: unknown placement kind %d", (int)req->kind);
-    if (n == 0) return xo_error_set(XO_ENOSLOT, "%s: no pools to choose from", ops->name);
-    if (!pools) return xo_error_set(XO_EINVAL, "%s: %zu pools but no pool array", ops->name, n);
+    if (!req) return xo__error_set(XO_EINVAL, "placement: no request");
+    if (!chosen_p) return xo__error_set(XO_EINVAL, "placement: no place for the result");
+    const xo_policy_ops_t *ops = xo__policy_get(req->kind);
+    if (!ops) return xo__error_set(XO_EINVAL, "placement: unknown placement kind %d", (int)req->kind);
+    if (n == 0) return xo__error_set(XO_ENOSLOT, "%s: no pools to choose from", ops->name);
+    if (!pools) return xo__error_set(XO_EINVAL, "%s: %zu pools but no pool array", ops->name, n);
     for (size_t i = 0; i < n; i++) {
         xo_status_t st = check_view(&pools[i], i);
         if (st != XO_OK) return st;
@@ -169,7 +169,7 @@ xo_status_t xo_place(const xo_pool_view_t *pools, size_t n, const xo_place_reque
     xo_status_t st = ops->choose(pools, n, req, &chosen);
     if (st != XO_OK) return st;
     if (chosen >= n) /* a policy bug; refuse it here rather than index out of bounds in the caller */
-        return xo_error_set(XO_EINVAL, "%s: chose pool %zu of %zu", ops->name, chosen, n);
+        return xo__error_set(XO_EINVAL, "%s: chose pool %zu of %zu", ops->name, chosen, n);
     *chosen_p = chosen;
     return XO_OK;
 }

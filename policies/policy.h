@@ -1,7 +1,7 @@
 /* Placement: given the views of the pools and a request, choose the pool that gets a new actor.
  *
  * Every policy is a pure function of its arguments: it reads the pool views and the request, writes *chosen_p on
- * success and the calling thread's error text (xo_error_set, read with xo_last_error()) on failure, and nothing
+ * success and the calling thread's error text (xo__error_set, read with xo_last_error()) on failure, and nothing
  * else. It allocates nothing, takes no lock, keeps no state between calls, and may run on any thread at once.
  * Anything that must change from one placement to the next (the random draw, the round-robin cursor, which pools
  * already hold an IdleLabel actor) is kept by the caller, in the main pool's allocation table, and handed in.
@@ -133,13 +133,13 @@ typedef struct xo_place_request {
     uint64_t mem_bytes;         /* the memory filter: device memory the actor needs */
     xo_place_weights_t weights; /* WEIGHTED */
     uint64_t seed;              /* RANDOM*: the random draw; the same seed over the same views gives the same pool.
-                                 * The caller passes a fresh one per placement, e.g. from xo_place_seed_next(). */
+                                 * The caller passes a fresh one per placement, e.g. from xo__place_seed_next(). */
     size_t cursor;              /* ROUND_ROBIN: where to start; the caller stores chosen + 1 for the next request */
 } xo_place_request_t;
 
-/* A policy. `choose` is called by xo_place only, after it has checked its arguments: pools is not NULL, n > 0,
+/* A policy. `choose` is called by xo__place only, after it has checked its arguments: pools is not NULL, n > 0,
  * every view is well formed, req->kind is this policy's kind, chosen_p is not NULL. It returns XO_OK and sets
- * *chosen_p to an index < n, or returns an error with its text set (xo_error_set) and leaves *chosen_p alone.
+ * *chosen_p to an index < n, or returns an error with its text set (xo__error_set) and leaves *chosen_p alone.
  * It must be pure and thread-safe as described at the top of this file. */
 typedef struct xo_policy_ops {
     const char *name;  /* as in XO_POLICY_MAP, e.g. "least_loaded" */
@@ -156,18 +156,18 @@ typedef struct xo_policy_ops {
  *         XO_ENOSLOT: no pools at all (n == 0), or no pool passes the policy and its filters; the text names the
  *         filter that emptied the list, and for memory the largest free amount and where it is.
  *         XO_ENOIDLESLOT: IDLE_LABEL found no pool with the label that is idle for (label, mark). */
-xo_status_t xo_place(const xo_pool_view_t *pools, size_t n, const xo_place_request_t *req, size_t *chosen_p);
+xo_status_t xo__place(const xo_pool_view_t *pools, size_t n, const xo_place_request_t *req, size_t *chosen_p);
 
 /* The policy of a kind, or NULL for a value that is no kind. Static storage; thread-safe. */
-const xo_policy_ops_t *xo_policy_get(xo_place_kind_t kind);
+const xo_policy_ops_t *xo__policy_get(xo_place_kind_t kind);
 
 /* The policy with that name (e.g. "least_loaded", as the cluster file writes it) or Xoscar alias (e.g. "IdleLabel"),
  * compared exactly; NULL when there is none or name is NULL. Static storage; thread-safe. */
-const xo_policy_ops_t *xo_policy_find(const char *name);
+const xo_policy_ops_t *xo__policy_find(const char *name);
 
 /* Advances a caller-kept random state (splitmix64) and returns the next seed for xo_place_request_t.seed. Any
  * starting value is fine, 0 included. Not thread-safe for one state; use one state per caller or hold its lock. */
-uint64_t xo_place_seed_next(uint64_t *state);
+uint64_t xo__place_seed_next(uint64_t *state);
 
 #ifdef __cplusplus
 }

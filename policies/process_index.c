@@ -13,7 +13,7 @@ static xo_status_t process_index_choose(const xo_pool_view_t *pools, size_t n, c
         }
         if (pools[i].process_index > highest) highest = pools[i].process_index;
     }
-    return xo_error_set(XO_EINVAL, "process_index: no pool has process index %zu (the highest is %zu)",
+    return xo__error_set(XO_EINVAL, "process_index: no pool has process index %zu (the highest is %zu)",
                         req->process_index, highest);
 }
 

@@ -6,7 +6,7 @@
 static xo_status_t random_label_choose(const xo_pool_view_t *pools, size_t n, const xo_place_request_t *req,
                                        size_t *chosen_p)
 {
-    if (!req->label) return xo_error_set(XO_EINVAL, "random_label: the request names no label");
+    if (!req->label) return xo__error_set(XO_EINVAL, "random_label: the request names no label");
     return xo__place_random("random_label", "pool", pools, n, req, NULL, chosen_p);
 }
 

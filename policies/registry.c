@@ -14,13 +14,13 @@ static const xo_policy_ops_t *const policies[] = {
 _Static_assert(sizeof policies / sizeof policies[0] == XO_PLACE_KIND_COUNT,
                "XO_POLICY_MAP values must be dense from 0");
 
-const xo_policy_ops_t *xo_policy_get(xo_place_kind_t kind)
+const xo_policy_ops_t *xo__policy_get(xo_place_kind_t kind)
 {
     if ((int)kind < 0 || (int)kind >= XO_PLACE_KIND_COUNT) return NULL;
     return policies[kind];
 }
 
-const xo_policy_ops_t *xo_policy_find(const char *name)
+const xo_policy_ops_t *xo__policy_find(const char *name)
 {
     if (!name) return NULL;
     for (size_t k = 0; k < XO_PLACE_KIND_COUNT; k++) {

@@ -12,7 +12,7 @@ static xo_status_t weighted_choose(const xo_pool_view_t *pools, size_t n, const 
 {
     xo_place_weights_t w = req->weights;
     if (!weight_ok(w.mem) || !weight_ok(w.load) || !weight_ok(w.link))
-        return xo_error_set(XO_EINVAL, "weighted: weights must be finite and >= 0 (mem %g, load %g, link %g)", w.mem,
+        return xo__error_set(XO_EINVAL, "weighted: weights must be finite and >= 0 (mem %g, load %g, link %g)", w.mem,
                             w.load, w.link);
     if (w.mem == 0 && w.load == 0 && w.link == 0) w = XO_PLACE_WEIGHTS_DEFAULT;
 

@@ -23,11 +23,11 @@ static char *error_text(xo_worker_t *w, xo_status_t st)
 static xo_status_t decode_args(xo_worker_t *w, const xo_args_t *args, msgpack_object *obj)
 {
     size_t len;
-    const char *data = xo_args_data(args, &len);
-    xo_status_t st = xo_decode(data, len, &w->zone, obj);
+    const char *data = xo__args_data(args, &len);
+    xo_status_t st = xo__decode(data, len, &w->zone, obj);
     if (st != XO_OK) return st;
     if (obj->type != MSGPACK_OBJECT_ARRAY)
-        return xo_error_set(XO_EPROTO, "arguments must be a msgpack array, got type %d", (int)obj->type);
+        return xo__error_set(XO_EPROTO, "arguments must be a msgpack array, got type %d", (int)obj->type);
     return XO_OK;
 }
 
@@ -58,7 +58,7 @@ void xo_batch_error(xo_batch_out_t *out, size_t i, xo_status_t st, const char *f
     free(out->errors[i]);
     va_list ap;
     va_start(ap, fmt);
-    out->errors[i] = xo_error_text_vdup(fmt, ap);
+    out->errors[i] = xo__error_text_vdup(fmt, ap);
     va_end(ap);
 }
 
@@ -70,14 +70,14 @@ static bool batch_out_init(xo_batch_out_t *out, size_t n)
     out->status = calloc(n ? n : 1, sizeof *out->status);
     out->errors = calloc(n ? n : 1, sizeof *out->errors);
     if (!out->bufs || !out->pks || !out->status || !out->errors) return false;
-    for (size_t i = 0; i < n; i++) msgpack_packer_init(&out->pks[i], &out->bufs[i], xo_buf_write);
+    for (size_t i = 0; i < n; i++) msgpack_packer_init(&out->pks[i], &out->bufs[i], xo__buf_write);
     return true;
 }
 
 static void batch_out_free(xo_batch_out_t *out)
 {
     for (size_t i = 0; i < out->n; i++) {
-        if (out->bufs) xo_buf_free(&out->bufs[i]);
+        if (out->bufs) xo__buf_free(&out->bufs[i]);
         if (out->errors) free(out->errors[i]);
     }
     free(out->bufs);
@@ -102,15 +102,15 @@ static xo_status_t run_single_as_batch(xo_worker_t *w, const xo_method_t *mt, co
     xo_batch_out_t out;
     if (!batch_out_init(&out, 1)) {
         batch_out_free(&out);
-        return xo_error_set(XO_ENOMEM, "out of memory");
+        return xo__error_set(XO_ENOMEM, "out of memory");
     }
     const msgpack_object *one[1] = {args};
     call_batch_handler(w, mt, 1, one, &out);
     xo_status_t st = out.status[0];
     if (st == XO_OK) {
-        if (out.bufs[0].size) xo_buf_write(&w->out, out.bufs[0].data, out.bufs[0].size);
+        if (out.bufs[0].size) xo__buf_write(&w->out, out.bufs[0].data, out.bufs[0].size);
     } else {
-        xo_error_set(st, "%s", out.errors[0] ? out.errors[0] : xo_strerror(st));
+        xo__error_set(st, "%s", out.errors[0] ? out.errors[0] : xo_strerror(st));
     }
     batch_out_free(&out);
     return st;
@@ -125,7 +125,7 @@ static void run_batch(xo_worker_t *w, xo_actor_t *a, xo_msg_t *m)
     const msgpack_object **ptrs = msgpack_zone_malloc(&w->zone, (n ? n : 1) * sizeof *ptrs);
     if (!batch_out_init(&out, n) || !objs || !ptrs) {
         batch_out_free(&out);
-        if (m->reply) xo_future_complete(m->reply, XO_ENOMEM, strdup("out of memory for a batch"), NULL);
+        if (m->reply) xo__future_complete(m->reply, XO_ENOMEM, strdup("out of memory for a batch"), NULL);
         return;
     }
     size_t n_ok = 0;
@@ -145,8 +145,8 @@ static void run_batch(xo_worker_t *w, xo_actor_t *a, xo_msg_t *m)
                                     : run_single_as_batch(w, mt, ptrs[i]);
             if (st != XO_OK) xo_batch_error(&out, i, st, "%s", w->error[0] ? w->error : xo_strerror(st));
             else if (!mt->fn && w->out.size) {
-                xo_buf_write(&out.bufs[i], w->out.data, w->out.size);
-                xo_buf_reset(&w->out);
+                xo__buf_write(&out.bufs[i], w->out.data, w->out.size);
+                xo__buf_reset(&w->out);
             }
         }
     }
@@ -157,12 +157,12 @@ static void run_batch(xo_worker_t *w, xo_actor_t *a, xo_msg_t *m)
     xo_result_t **results = calloc(n ? n : 1, sizeof *results);
     if (!results) {
         batch_out_free(&out);
-        xo_future_complete(m->reply, XO_ENOMEM, strdup("out of memory for batch results"), NULL);
+        xo__future_complete(m->reply, XO_ENOMEM, strdup("out of memory for batch results"), NULL);
         return;
     }
     for (size_t i = 0; i < n; i++) {
         if (out.status[i] != XO_OK) continue;
-        results[i] = xo_result_from_bytes(out.bufs[i].data, out.bufs[i].size);
+        results[i] = xo__result_from_bytes(out.bufs[i].data, out.bufs[i].size);
         if (!results[i]) {
             out.status[i] = XO_ENOMEM;
             out.errors[i] = strdup("out of memory for a result");
@@ -173,10 +173,10 @@ static void run_batch(xo_worker_t *w, xo_actor_t *a, xo_msg_t *m)
     char **errors = out.errors;
     out.status = NULL;
     out.errors = NULL;
-    for (size_t i = 0; i < n; i++) xo_buf_free(&out.bufs[i]);
+    for (size_t i = 0; i < n; i++) xo__buf_free(&out.bufs[i]);
     free(out.bufs);
     free(out.pks);
-    xo_future_complete_batch(m->reply, n, status, results, errors);
+    xo__future_complete_batch(m->reply, n, status, results, errors);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------------------------- */
@@ -185,7 +185,7 @@ static xo_status_t hook_failed(xo_worker_t *w, xo_actor_t *a, const char *hook, 
 {
     char text[XO_ERROR_TEXT_MAX];
     snprintf(text, sizeof text, "%s", w->error[0] ? w->error : xo_strerror(st));
-    return xo_error_set(XO_EHOOK, "%s.%s of actor \"%s\" failed (%s): %s", a->cls->name, hook, a->uid,
+    return xo__error_set(XO_EHOOK, "%s.%s of actor \"%s\" failed (%s): %s", a->cls->name, hook, a->uid,
                         xo_status_name(st), text);
 }
 
@@ -211,28 +211,28 @@ static xo_status_t run_create(xo_worker_t *w, xo_actor_t *a, xo_msg_t *m)
         }
     }
     atomic_store_explicit(&a->life, XO_LIFE_ALIVE, memory_order_release);
-    xo_pool_report_actor(a->pool, a->uid, true);
+    xo__pool_report_actor(a->pool, a->uid, true);
     return xo_pack(&w->out_pk, "s", a->uid); /* the creator learns the uid (it may have been generated) */
 fail:
     atomic_store_explicit(&a->life, XO_LIFE_DEAD, memory_order_release);
-    xo_pool_table_remove(a->pool, a);
+    xo__pool_table_remove(a->pool, a);
     return st; /* fini, if due, runs when this activation ends */
 }
 
 static xo_status_t run_destroy(xo_worker_t *w, xo_actor_t *a)
 {
-    if (atomic_load(&a->life) == XO_LIFE_DEAD) return xo_error_set(XO_ENOACTOR, "actor \"%s\" was destroyed", a->uid);
+    if (atomic_load(&a->life) == XO_LIFE_DEAD) return xo__error_set(XO_ENOACTOR, "actor \"%s\" was destroyed", a->uid);
     xo_status_t st = XO_OK;
     if (a->cls->before_destroy) {
         st = a->cls->before_destroy(w, a->state);
         if (st != XO_OK) st = hook_failed(w, a, "before_destroy", st);
     }
     atomic_store_explicit(&a->life, XO_LIFE_DEAD, memory_order_release);
-    xo_pool_table_remove(a->pool, a);
-    xo_pool_report_actor(a->pool, a->uid, false);
+    xo__pool_table_remove(a->pool, a);
+    xo__pool_report_actor(a->pool, a->uid, false);
     /* With no other activation (the common case), fini runs before the reply, so a caller of xo_destroy_actor
      * finds the actor's resources released when it returns. Otherwise the last activation to end runs it. */
-    if (atomic_load(&a->activations) == 1) xo_actor_try_fini(a);
+    if (atomic_load(&a->activations) == 1) xo__actor_try_fini(a);
     return st;
 }
 
@@ -269,7 +269,7 @@ static const char *message_name(const xo_actor_t *a, const xo_msg_t *m)
 
 /* ---- the body ------------------------------------------------------------------------------------------------ */
 
-void xo_activation_body(xo_worker_t *w)
+void xo__activation_body(xo_worker_t *w)
 {
     xo_actor_t *a = w->actor;
     xo_msg_t *m = w->msg;
@@ -277,50 +277,50 @@ void xo_activation_body(xo_worker_t *w)
     bool ended = false;
     int64_t slow_ns = 0;
     uint64_t started = 0;
-    xo_actor_retain(a); /* a suspended activation keeps its actor alive, whoever else lets go */
+    xo__actor_retain(a); /* a suspended activation keeps its actor alive, whoever else lets go */
     atomic_fetch_add(&a->activations, 1);
     msgpack_zone_clear(&w->zone);
-    xo_buf_reset(&w->out);
+    xo__buf_reset(&w->out);
 
     if (reply && atomic_load(&reply->cancel_requested)) {
-        xo_future_complete(reply, XO_ECANCELED, strdup("call cancelled before it ran"), NULL);
+        xo__future_complete(reply, XO_ECANCELED, strdup("call cancelled before it ran"), NULL);
         goto done;
     }
     if (atomic_load(&a->life) == XO_LIFE_DEAD && m->kind != XO_MSG_DESTROY) {
         if (reply) {
             char *text = malloc(XO_ERROR_TEXT_MAX);
             if (text) snprintf(text, XO_ERROR_TEXT_MAX, "actor \"%s\" was destroyed", a->uid);
-            xo_future_complete(reply, XO_ENOACTOR, text, NULL);
+            xo__future_complete(reply, XO_ENOACTOR, text, NULL);
         }
         goto done;
     }
-    if (reply) xo_future_set_runner(reply, w);
+    if (reply) xo__future_set_runner(reply, w);
 
     slow_ns = slow_call_ns();
-    started = slow_ns ? xo_now_ns() : 0;
+    started = slow_ns ? xo__now_ns() : 0;
     xo_status_t st = XO_OK;
     switch (m->kind) {
     case XO_MSG_CALL: st = run_call(w, a, m); break;
     case XO_MSG_BATCH: run_batch(w, a, m); break;
     case XO_MSG_CREATE: st = run_create(w, a, m); break;
     case XO_MSG_DESTROY: st = run_destroy(w, a); break;
-    default: st = xo_error_set(XO_EPROTO, "unknown message kind %d", m->kind); break;
+    default: st = xo__error_set(XO_EPROTO, "unknown message kind %d", m->kind); break;
     }
     xo__worker_run_on_return(w); /* what was lent to this method only (device buffers) ends with it */
     if (slow_ns) {
-        uint64_t took = xo_now_ns() - started;
+        uint64_t took = xo__now_ns() - started;
         if ((int64_t)took > slow_ns)
             xo_log_warn("slow call: actor \"%s\" (class %s) %s took %.3f ms (threshold %.3f ms, XO_SLOW_CALL_MS)",
                         a->uid, a->cls->name, message_name(a, m), (double)took / 1e6, (double)slow_ns / 1e6);
     }
 
     if (reply) {
-        xo_future_set_runner(reply, NULL);
+        xo__future_set_runner(reply, NULL);
         if (m->kind != XO_MSG_BATCH) {
             xo_result_t *r = NULL;
             char *text = NULL;
             if (st == XO_OK) {
-                r = xo_result_from_bytes(w->out.data, w->out.size);
+                r = xo__result_from_bytes(w->out.data, w->out.size);
                 if (!r) {
                     st = XO_ENOMEM;
                     text = strdup("out of memory for the result");
@@ -331,8 +331,8 @@ void xo_activation_body(xo_worker_t *w)
             /* End the activation before answering: a caller that sees the reply of a method that destroyed its own
              * actor must also see fini done. */
             ended = true;
-            xo_actor_activation_end(a);
-            xo_future_complete(reply, st, text, r);
+            xo__actor_activation_end(a);
+            xo__future_complete(reply, st, text, r);
         }
     } else if (st != XO_OK) {
         /* a tell has nobody to report to: log it once, here */
@@ -340,9 +340,9 @@ void xo_activation_body(xo_worker_t *w)
     }
 done:
     w->msg = NULL;
-    xo_msg_free(m);
-    if (!ended) xo_actor_activation_end(a);
-    xo_actor_release(a);
+    xo__msg_free(m);
+    if (!ended) xo__actor_activation_end(a);
+    xo__actor_release(a);
 }
 
 /* ---- ctx ----------------------------------------------------------------------------------------------------- */
@@ -350,7 +350,7 @@ done:
 const char *xo_ctx_uid(const xo_ctx_t *ctx) { return ctx->actor->uid; }
 const char *xo_ctx_address(const xo_ctx_t *ctx) { return ctx->actor->pool->address; }
 bool xo_ctx_cancelled(const xo_ctx_t *ctx) { return atomic_load(&((xo_ctx_t *)ctx)->cancelled); }
-xo_ctx_t *xo_ctx_current(void) { return xo_worker_current(); }
+xo_ctx_t *xo_ctx_current(void) { return xo__worker_current(); }
 
 xo_status_t xo_ctx_error(xo_ctx_t *ctx, xo_status_t st, const char *fmt, ...)
 {
@@ -363,12 +363,12 @@ xo_status_t xo_ctx_error(xo_ctx_t *ctx, xo_status_t st, const char *fmt, ...)
 
 xo_status_t xo__worker_on_return(void (*fn)(xo_worker_t *w, void *arg), void *arg)
 {
-    xo_worker_t *w = xo_worker_current();
+    xo_worker_t *w = xo__worker_current();
     if (!w) return XO_OK;
     if (w->n_on_return == w->cap_on_return) {
         size_t ncap = w->cap_on_return ? w->cap_on_return * 2 : 4;
         xo__on_return_t *n = realloc(w->on_return, ncap * sizeof *n);
-        if (!n) return xo_error_set(XO_ENOMEM, "out of memory");
+        if (!n) return xo__error_set(XO_ENOMEM, "out of memory");
         w->on_return = n;
         w->cap_on_return = ncap;
     }

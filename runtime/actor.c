@@ -14,7 +14,7 @@ static bool is_stateless(const xo_actor_t *a) { return (a->cls->flags & XO_ACTOR
 
 /* ---- life and references ------------------------------------------------------------------------------------- */
 
-xo_actor_t *xo_actor_new(xo_pool_t *pool, const xo_actor_class_t *cls, const char *uid)
+xo_actor_t *xo__actor_new(xo_pool_t *pool, const xo_actor_class_t *cls, const char *uid)
 {
     size_t ulen = strlen(uid) + 1;
     size_t state_off = (sizeof(xo_actor_t) + ulen + 15) & ~(size_t)15;
@@ -39,26 +39,26 @@ xo_actor_t *xo_actor_new(xo_pool_t *pool, const xo_actor_class_t *cls, const cha
     return a;
 }
 
-void xo_actor_retain(xo_actor_t *a) { atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed); }
+void xo__actor_retain(xo_actor_t *a) { atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed); }
 
-void xo_actor_release(xo_actor_t *a)
+void xo__actor_release(xo_actor_t *a)
 {
     if (atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) == 1) free(a);
 }
 
-void xo_actor_try_fini(xo_actor_t *a)
+void xo__actor_try_fini(xo_actor_t *a)
 {
     if (atomic_load(&a->life) != XO_LIFE_DEAD) return;
     if (atomic_flag_test_and_set(&a->fini_done)) return;
     if (a->init_ok && a->cls->fini) a->cls->fini(a->state);
 }
 
-void xo_actor_activation_end(xo_actor_t *a)
+void xo__actor_activation_end(xo_actor_t *a)
 {
-    if (atomic_fetch_sub(&a->activations, 1) == 1 && atomic_load(&a->life) == XO_LIFE_DEAD) xo_actor_try_fini(a);
+    if (atomic_fetch_sub(&a->activations, 1) == 1 && atomic_load(&a->life) == XO_LIFE_DEAD) xo__actor_try_fini(a);
 }
 
-int xo_class_method_index(const xo_actor_class_t *cls, const char *name)
+int xo__class_method_index(const xo_actor_class_t *cls, const char *name)
 {
     for (size_t i = 0; i < cls->n_methods; i++) {
         const char *m = cls->methods[i].name;
@@ -69,50 +69,50 @@ int xo_class_method_index(const xo_actor_class_t *cls, const char *name)
 
 /* ---- messages ------------------------------------------------------------------------------------------------ */
 
-void xo_msg_free(xo_msg_t *m)
+void xo__msg_free(xo_msg_t *m)
 {
     xo_args_free(m->args);
     for (size_t i = 0; i < m->n_calls; i++) xo_args_free(m->batch_args[i]);
     free(m->batch_args);
-    xo_future_unref(m->reply);
+    xo__future_unref(m->reply);
     free(m);
 }
 
-void xo_msg_reject(xo_msg_t *m, xo_status_t st, const char *fmt, ...)
+void xo__msg_reject(xo_msg_t *m, xo_status_t st, const char *fmt, ...)
 {
     if (m->reply) {
         va_list ap;
         va_start(ap, fmt);
-        char *text = xo_error_text_vdup(fmt, ap);
+        char *text = xo__error_text_vdup(fmt, ap);
         va_end(ap);
-        xo_future_complete(m->reply, st, text, NULL);
+        xo__future_complete(m->reply, st, text, NULL);
     }
-    xo_msg_free(m);
+    xo__msg_free(m);
 }
 
 /* ---- delivery ------------------------------------------------------------------------------------------------ */
 
-void xo_actor_post(xo_actor_t *a, xo_msg_t *m)
+void xo__actor_post(xo_actor_t *a, xo_msg_t *m)
 {
     if (m->kind != XO_MSG_RESUME && is_stateless(a) &&
         atomic_load_explicit(&a->life, memory_order_acquire) == XO_LIFE_ALIVE) {
         /* Stateless: every message is its own runnable; the mailbox only serialises creation. */
-        xo_actor_retain(a);
+        xo__actor_retain(a);
         m->actor = a;
         m->run.kind = XO_RUN_MESSAGE;
-        xo_sched_post(a->pool, &m->run, -1);
+        xo__sched_post(a->pool, &m->run, -1);
         return;
     }
     xo_mpsc_push(&a->mailbox, &m->run.node);
     /* seq_cst load after the seq_cst push: see xo_mpsc_push. The plain load first keeps the common case (the actor
      * is already scheduled) to a read of a shared line instead of a write. */
     if (atomic_load_explicit(&a->scheduled, memory_order_seq_cst) == 0 && atomic_exchange(&a->scheduled, 1) == 0) {
-        xo_actor_retain(a); /* the token holds a ref until it is given back */
+        xo__actor_retain(a); /* the token holds a ref until it is given back */
         int home = atomic_load(&a->home);
         /* From a plain thread, go back to the scheduler that ran the actor last: bouncing an idle actor between
          * schedulers costs a sleeping thread's wake-up per call (measured: 27 us vs 0.5 us per call on 2 CPUs). */
-        if (home < 0 && !xo_sched_current()) home = atomic_load_explicit(&a->last, memory_order_relaxed);
-        xo_sched_post(a->pool, &a->run, home);
+        if (home < 0 && !xo__sched_current()) home = atomic_load_explicit(&a->last, memory_order_relaxed);
+        xo__sched_post(a->pool, &a->run, home);
     }
 }
 
@@ -144,16 +144,16 @@ static void after_stateful_switch(xo_sched_t *s, xo_actor_t *a, xo_worker_t *w)
         return;
     }
     if (w->counted) a->depth--;
-    xo_sched_worker_put(s, w);
+    xo__sched_worker_put(s, w);
 }
 
 static void start_activation(xo_sched_t *s, xo_actor_t *a, xo_msg_t *m, bool via_mailbox)
 {
-    xo_worker_t *w = xo_sched_worker_get(s);
+    xo_worker_t *w = xo__sched_worker_get(s);
     if (!w) {
         xo_log_error("out of memory for a worker: call to %s rejected", a->uid);
-        xo_msg_reject(m, XO_ENOMEM, "out of memory for a worker in pool %s", a->pool->address);
-        if (!via_mailbox) xo_actor_release(a);
+        xo__msg_reject(m, XO_ENOMEM, "out of memory for a worker in pool %s", a->pool->address);
+        if (!via_mailbox) xo__actor_release(a);
         return;
     }
     w->actor = a;
@@ -165,16 +165,16 @@ static void start_activation(xo_sched_t *s, xo_actor_t *a, xo_msg_t *m, bool via
     w->awaiting = NULL;
     w->error[0] = '\0';
     if (via_mailbox && a->depth == 0) a->chain = m->chain;
-    xo_sched_switch_in(s, w);
+    xo__sched_switch_in(s, w);
     if (via_mailbox) {
         after_stateful_switch(s, a, w);
     } else if (w->state == XO_W_DONE) {
-        xo_sched_worker_put(s, w);
-        xo_actor_release(a); /* the ref the message carried */
+        xo__sched_worker_put(s, w);
+        xo__actor_release(a); /* the ref the message carried */
     }
 }
 
-void xo_actor_run(xo_sched_t *s, xo_actor_t *a)
+void xo__actor_run(xo_sched_t *s, xo_actor_t *a)
 {
     if (atomic_load_explicit(&a->last, memory_order_relaxed) != (int)s->index)
         atomic_store_explicit(&a->last, (int)s->index, memory_order_relaxed);
@@ -188,12 +188,12 @@ void xo_actor_run(xo_sched_t *s, xo_actor_t *a)
             atomic_store(&a->home, a->depth > 0 ? (int)s->index : -1);
             atomic_store_explicit(&a->scheduled, 0, memory_order_seq_cst);
             if (xo_mpsc_pushed_since_empty(&a->mailbox) && atomic_exchange(&a->scheduled, 1) == 0) break;
-            xo_actor_release(a); /* the token's ref */
+            xo__actor_release(a); /* the token's ref */
             return;
         }
         if (m->kind == XO_MSG_RESUME) {
             xo_worker_t *w = (xo_worker_t *)((char *)m - offsetof(xo_worker_t, resume_msg));
-            xo_sched_switch_in(s, w); /* w->home == s: a suspended actor is pinned to its workers' thread */
+            xo__sched_switch_in(s, w); /* w->home == s: a suspended actor is pinned to its workers' thread */
             after_stateful_switch(s, a, w);
             continue;
         }
@@ -203,41 +203,41 @@ void xo_actor_run(xo_sched_t *s, xo_actor_t *a)
         }
         int life = atomic_load_explicit(&a->life, memory_order_acquire);
         if (life == XO_LIFE_DEAD && m->kind != XO_MSG_CREATE) {
-            xo_msg_reject(m, XO_ENOACTOR, "actor \"%s\" was destroyed", a->uid);
+            xo__msg_reject(m, XO_ENOACTOR, "actor \"%s\" was destroyed", a->uid);
             continue;
         }
         if (life == XO_LIFE_ALIVE && is_stateless(a)) {
             /* queued while the stateless actor was being created: now it runs concurrently */
-            xo_actor_retain(a);
+            xo__actor_retain(a);
             m->actor = a;
             m->run.kind = XO_RUN_MESSAGE;
-            xo_sched_post(a->pool, &m->run, -1);
+            xo__sched_post(a->pool, &m->run, -1);
             continue;
         }
         start_activation(s, a, m, true);
     }
     /* Still holding the token with work left (budget spent, deferred calls runnable, or a half-done push): requeue. */
-    xo_sched_post(a->pool, &a->run, a->depth > 0 ? (int)s->index : -1);
+    xo__sched_post(a->pool, &a->run, a->depth > 0 ? (int)s->index : -1);
 }
 
-void xo_actor_run_stateless(xo_sched_t *s, xo_msg_t *m)
+void xo__actor_run_stateless(xo_sched_t *s, xo_msg_t *m)
 {
     xo_actor_t *a = m->actor;
     m->actor = NULL;
     if (atomic_load_explicit(&a->life, memory_order_acquire) == XO_LIFE_DEAD) {
-        xo_msg_reject(m, XO_ENOACTOR, "actor \"%s\" was destroyed", a->uid);
-        xo_actor_release(a);
+        xo__msg_reject(m, XO_ENOACTOR, "actor \"%s\" was destroyed", a->uid);
+        xo__actor_release(a);
         return;
     }
     start_activation(s, a, m, false);
 }
 
-void xo_actor_resume_stateless(xo_sched_t *s, xo_worker_t *w)
+void xo__actor_resume_stateless(xo_sched_t *s, xo_worker_t *w)
 {
     xo_actor_t *a = w->actor;
-    xo_sched_switch_in(s, w);
+    xo__sched_switch_in(s, w);
     if (w->state == XO_W_DONE) {
-        xo_sched_worker_put(s, w);
-        xo_actor_release(a);
+        xo__sched_worker_put(s, w);
+        xo__actor_release(a);
     }
 }

@@ -34,21 +34,21 @@ static xo_ref_t *ref_new(const char *address, const char *uid, xo_actor_t *a)
         return NULL;
     }
     r->actor = a;
-    if (a) xo_actor_retain(a);
+    if (a) xo__actor_retain(a);
     return r;
 }
 
 const char *xo_ref_address(const xo_ref_t *ref) { return ref->address; }
 const char *xo_ref_uid(const xo_ref_t *ref) { return ref->uid; }
 
-xo_ref_t *xo_ref_unchecked(const char *address, const char *uid) { return ref_new(address, uid, NULL); }
+xo_ref_t *xo__ref_unchecked(const char *address, const char *uid) { return ref_new(address, uid, NULL); }
 
 xo_ref_t *xo_ref_dup(const xo_ref_t *ref) { return ref ? ref_new(ref->address, ref->uid, ref->actor) : NULL; }
 
 void xo_ref_free(xo_ref_t *ref)
 {
     if (!ref) return;
-    if (ref->actor) xo_actor_release(ref->actor);
+    if (ref->actor) xo__actor_release(ref->actor);
     free(ref->address);
     free(ref->uid);
     free(ref);
@@ -58,30 +58,30 @@ xo_ref_t *xo_ctx_self(const xo_ctx_t *ctx) { return ref_new(ctx->actor->pool->ad
 
 static xo_pool_t *pool_at(const char *address)
 {
-    return address ? xo_pool_find(address) : xo_pool_default();
+    return address ? xo__pool_find(address) : xo__pool_default();
 }
 
 static xo_status_t no_pool(const char *address)
 {
-    return xo_error_set(XO_EUNREACHABLE, "no pool at \"%s\" in this process, and it is not a process pool address "
+    return xo__error_set(XO_EUNREACHABLE, "no pool at \"%s\" in this process, and it is not a process pool address "
                                          "(host:port or host:port/N)", address ? address : "(default)");
 }
 
-/* The live actor behind ref. *held says whether the caller must drop a ref with xo_actor_release: not when the
+/* The live actor behind ref. *held says whether the caller must drop a ref with xo__actor_release: not when the
  * ref's own cached actor is used (the ref keeps it alive for the call, and a send then touches no refcount). */
 static xo_status_t resolve(const xo_ref_t *ref, xo_actor_t **a_p, bool *held)
 {
-    if (!ref) return xo_error_set(XO_EINVAL, "NULL ref");
+    if (!ref) return xo__error_set(XO_EINVAL, "NULL ref");
     xo_actor_t *a = ref->actor;
     if (a && atomic_load_explicit(&a->life, memory_order_acquire) != XO_LIFE_DEAD) {
         *a_p = a;
         *held = false;
         return XO_OK;
     }
-    xo_pool_t *pool = xo_pool_find(ref->address);
+    xo_pool_t *pool = xo__pool_find(ref->address);
     if (!pool) return no_pool(ref->address);
-    a = xo_pool_table_lookup(pool, ref->uid);
-    if (!a) return xo_error_set(XO_ENOACTOR, "no actor \"%s\" at %s", ref->uid, ref->address);
+    a = xo__pool_table_lookup(pool, ref->uid);
+    if (!a) return xo__error_set(XO_ENOACTOR, "no actor \"%s\" at %s", ref->uid, ref->address);
     *a_p = a;
     *held = true;
     return XO_OK;
@@ -89,7 +89,7 @@ static xo_status_t resolve(const xo_ref_t *ref, xo_actor_t **a_p, bool *held)
 
 static void unhold(xo_actor_t *a, bool held)
 {
-    if (held) xo_actor_release(a);
+    if (held) xo__actor_release(a);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------------------------- */
@@ -109,14 +109,14 @@ static xo_msg_t *msg_new(xo_msg_kind_t kind, xo_future_t **reply_p)
     xo_msg_t *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     m->kind = (uint8_t)kind;
-    m->chain = xo_chain_current();
+    m->chain = xo__chain_current();
     if (reply_p) {
-        xo_future_t *f = xo_future_new();
+        xo_future_t *f = xo__future_new();
         if (!f) {
             free(m);
             return NULL;
         }
-        xo_future_ref(f); /* one for the message, one for the caller */
+        xo__future_ref(f); /* one for the message, one for the caller */
         m->reply = f;
         *reply_p = f;
     }
@@ -128,7 +128,7 @@ static xo_msg_t *msg_new(xo_msg_kind_t kind, xo_future_t **reply_p)
 /* A ref that no pool of this process serves, with the address of a process pool: calls go through remote.c. */
 static bool is_remote(const xo_ref_t *ref)
 {
-    return ref && !ref->actor && !xo_pool_find(ref->address) && xo_remote_address_ok(ref->address);
+    return ref && !ref->actor && !xo__pool_find(ref->address) && xo__remote_address_ok(ref->address);
 }
 
 /* Waits for a remote reply that carries a string (a uid or an address) into buf. */
@@ -136,12 +136,12 @@ static xo_status_t wait_string(xo_future_t *f, char *buf, size_t len)
 {
     xo_result_t *r = NULL;
     xo_status_t st = xo_future_wait(f, XO_FOREVER, &r);
-    xo_future_unref(f);
+    xo__future_unref(f);
     if (st != XO_OK) return st;
     xo_str_t s;
     if (xo_result_unpack(r, "s", &s) != XO_OK || s.len >= len) {
         xo_result_free(r);
-        return xo_error_set(XO_EPROTO, "the remote pool answered without the expected string");
+        return xo__error_set(XO_EPROTO, "the remote pool answered without the expected string");
     }
     memcpy(buf, s.ptr, s.len);
     buf[s.len] = '\0';
@@ -149,17 +149,17 @@ static xo_status_t wait_string(xo_future_t *f, char *buf, size_t len)
     return XO_OK;
 }
 
-xo_status_t xo_create_remote(const char *address, const char *class_name, xo_args_t *args, const char *uid,
+xo_status_t xo__create_remote(const char *address, const char *class_name, xo_args_t *args, const char *uid,
                              xo_ref_t **ref_p)
 {
     xo_future_t *f = NULL;
-    xo_status_t st = xo_remote_send(address, XO_WIRE_CREATE, xo_chain_current(), uid, class_name, args, true, &f);
+    xo_status_t st = xo__remote_send(address, XO_WIRE_CREATE, xo__chain_current(), uid, class_name, args, true, &f);
     if (st != XO_OK) return st;
     char created[512];
     st = wait_string(f, created, sizeof created);
     if (st != XO_OK) return st;
     xo_ref_t *ref = ref_new(address, created, NULL);
-    if (!ref) return xo_error_set(XO_ENOMEM, "out of memory for a ref");
+    if (!ref) return xo__error_set(XO_ENOMEM, "out of memory for a ref");
     if (ref_p) *ref_p = ref;
     else xo_ref_free(ref);
     return XO_OK;
@@ -169,14 +169,14 @@ xo_status_t xo_create_remote(const char *address, const char *class_name, xo_arg
 static xo_status_t remote_simple(const xo_ref_t *ref, int type, xo_result_t **r_p)
 {
     xo_future_t *f = NULL;
-    xo_status_t st = xo_remote_send(ref->address, type, xo_chain_current(), ref->uid, NULL, NULL, true, &f);
+    xo_status_t st = xo__remote_send(ref->address, type, xo__chain_current(), ref->uid, NULL, NULL, true, &f);
     if (st != XO_OK) return st;
     st = xo_future_wait(f, XO_FOREVER, r_p);
-    xo_future_unref(f);
+    xo__future_unref(f);
     return st;
 }
 
-xo_status_t xo_create_start(xo_pool_t *pool, const xo_actor_class_t *cls, xo_args_t *args, const char *uid,
+xo_status_t xo__create_start(xo_pool_t *pool, const xo_actor_class_t *cls, xo_args_t *args, const char *uid,
                             xo_future_t *f)
 {
     char gen[160];
@@ -184,12 +184,12 @@ xo_status_t xo_create_start(xo_pool_t *pool, const xo_actor_class_t *cls, xo_arg
         make_uid(pool, cls, gen, sizeof gen);
         uid = gen;
     }
-    xo_actor_t *a = xo_actor_new(pool, cls, uid);
+    xo_actor_t *a = xo__actor_new(pool, cls, uid);
     xo_args_t *uid_value = a ? xo_args("s", uid) : NULL;
     if (!uid_value) {
-        if (a) xo_actor_release(a);
+        if (a) xo__actor_release(a);
         xo_args_free(args);
-        return xo_error_set(XO_ENOMEM, "out of memory creating actor \"%s\"", uid);
+        return xo__error_set(XO_ENOMEM, "out of memory creating actor \"%s\"", uid);
     }
     if (!cls->init && !cls->after_create && !pool->main_address) {
         /* Nothing to run: the actor is alive as soon as it is in the table, no round trip through a scheduler. (A
@@ -197,8 +197,8 @@ xo_status_t xo_create_start(xo_pool_t *pool, const xo_actor_class_t *cls, xo_arg
         xo_args_free(args);
         a->init_ok = true;
         atomic_store_explicit(&a->life, XO_LIFE_ALIVE, memory_order_release);
-        xo_status_t st = xo_pool_table_insert(pool, a);
-        xo_actor_release(a);
+        xo_status_t st = xo__pool_table_insert(pool, a);
+        xo__actor_release(a);
         if (st != XO_OK) {
             xo_args_free(uid_value);
             return st;
@@ -209,32 +209,32 @@ xo_status_t xo_create_start(xo_pool_t *pool, const xo_actor_class_t *cls, xo_arg
     xo_msg_t *m = calloc(1, sizeof *m);
     if (!m) {
         xo_args_free(uid_value);
-        xo_actor_release(a);
+        xo__actor_release(a);
         xo_args_free(args);
-        return xo_error_set(XO_ENOMEM, "out of memory creating actor \"%s\"", uid);
+        return xo__error_set(XO_ENOMEM, "out of memory creating actor \"%s\"", uid);
     }
     m->kind = XO_MSG_CREATE;
-    m->chain = xo_chain_current();
+    m->chain = xo__chain_current();
     m->args = args;
     m->reply = f;
-    xo_future_ref(f);
+    xo__future_ref(f);
     /* The create message goes first in the mailbox before anyone can find the actor, so whatever others send
      * once it is in the table runs after init and after_create. */
     xo_mpsc_push(&a->mailbox, &m->run.node);
-    xo_status_t st = xo_pool_table_insert(pool, a);
+    xo_status_t st = xo__pool_table_insert(pool, a);
     if (st != XO_OK) {
         xo_msg_t *back = (xo_msg_t *)xo_mpsc_pop(&a->mailbox);
-        xo_msg_free(back); /* drops the message's ref on f */
+        xo__msg_free(back); /* drops the message's ref on f */
         xo_args_free(uid_value);
-        xo_actor_release(a);
+        xo__actor_release(a);
         return st;
     }
     xo_args_free(uid_value); /* run_create answers with the uid itself */
     if (atomic_exchange(&a->scheduled, 1) == 0) {
-        xo_actor_retain(a);
-        xo_sched_post(pool, &a->run, -1);
+        xo__actor_retain(a);
+        xo__sched_post(pool, &a->run, -1);
     }
-    xo_actor_release(a);
+    xo__actor_release(a);
     return XO_OK;
 }
 
@@ -248,37 +248,37 @@ xo_status_t xo_create_actor(const xo_actor_class_t *cls, xo_args_t *args, const 
     }
     xo_pool_t *pool = pool_at(address);
     if (!pool) {
-        if (address && xo_remote_address_ok(address)) return xo_create_remote(address, cls->name, args, uid, ref_p);
+        if (address && xo__remote_address_ok(address)) return xo__create_remote(address, cls->name, args, uid, ref_p);
         xo_args_free(args);
         return no_pool(address);
     }
-    xo_future_t *f = xo_future_new();
+    xo_future_t *f = xo__future_new();
     if (!f) {
         xo_args_free(args);
-        return xo_error_set(XO_ENOMEM, "out of memory");
+        return xo__error_set(XO_ENOMEM, "out of memory");
     }
-    st = xo_create_start(pool, cls, args, uid, f);
+    st = xo__create_start(pool, cls, args, uid, f);
     if (st != XO_OK) {
-        xo_future_unref(f);
+        xo__future_unref(f);
         return st;
     }
     xo_result_t *r = NULL;
     st = xo_future_wait(f, XO_FOREVER, &r);
-    xo_future_unref(f);
+    xo__future_unref(f);
     if (st != XO_OK) return st;
     xo_str_t created;
     char uidbuf[256];
     if (xo_result_unpack(r, "s", &created) != XO_OK || created.len >= sizeof uidbuf) {
         xo_result_free(r);
-        return xo_error_set(XO_EPROTO, "create answered without a uid");
+        return xo__error_set(XO_EPROTO, "create answered without a uid");
     }
     memcpy(uidbuf, created.ptr, created.len);
     uidbuf[created.len] = '\0';
     xo_result_free(r);
-    xo_actor_t *a = xo_pool_table_lookup(pool, uidbuf); /* to cache it in the ref; NULL if already destroyed */
+    xo_actor_t *a = xo__pool_table_lookup(pool, uidbuf); /* to cache it in the ref; NULL if already destroyed */
     xo_ref_t *ref = ref_new(pool->address, uidbuf, a);
-    if (a) xo_actor_release(a);
-    if (!ref) return xo_error_set(XO_ENOMEM, "out of memory for a ref");
+    if (a) xo__actor_release(a);
+    if (!ref) return xo__error_set(XO_ENOMEM, "out of memory for a ref");
     if (ref_p) *ref_p = ref;
     else xo_ref_free(ref);
     return XO_OK;
@@ -286,29 +286,29 @@ xo_status_t xo_create_actor(const xo_actor_class_t *cls, xo_args_t *args, const 
 
 xo_status_t xo_actor_ref(const char *address, const char *uid, xo_ref_t **ref_p)
 {
-    if (!uid || !ref_p) return xo_error_set(XO_EINVAL, "uid and ref_p are required");
+    if (!uid || !ref_p) return xo__error_set(XO_EINVAL, "uid and ref_p are required");
     xo_pool_t *pool = pool_at(address);
-    if (!pool && address && xo_remote_address_ok(address)) {
+    if (!pool && address && xo__remote_address_ok(address)) {
         /* The pool answers with the address that holds the actor (a main pool may point into a sub pool). */
         xo_future_t *f = NULL;
-        xo_status_t st = xo_remote_send(address, XO_WIRE_LOOKUP, 0, uid, NULL, NULL, true, &f);
+        xo_status_t st = xo__remote_send(address, XO_WIRE_LOOKUP, 0, uid, NULL, NULL, true, &f);
         char where[256];
         if (st == XO_OK) st = wait_string(f, where, sizeof where);
         if (st != XO_OK) return st;
         xo_ref_t *ref = ref_new(where, uid, NULL);
-        if (!ref) return xo_error_set(XO_ENOMEM, "out of memory for a ref");
+        if (!ref) return xo__error_set(XO_ENOMEM, "out of memory for a ref");
         *ref_p = ref;
         return XO_OK;
     }
     if (!pool) return no_pool(address);
-    xo_actor_t *a = xo_pool_table_lookup(pool, uid);
+    xo_actor_t *a = xo__pool_table_lookup(pool, uid);
     char elsewhere[256];
     if (!a && pool->locate && pool->locate(pool->locate_arg, uid, elsewhere, sizeof elsewhere))
         return xo_actor_ref(elsewhere, uid, ref_p); /* in one of this main pool's sub pools */
-    if (!a) return xo_error_set(XO_ENOACTOR, "no actor \"%s\" at %s", uid, pool->address);
+    if (!a) return xo__error_set(XO_ENOACTOR, "no actor \"%s\" at %s", uid, pool->address);
     xo_ref_t *ref = ref_new(pool->address, uid, a);
-    xo_actor_release(a);
-    if (!ref) return xo_error_set(XO_ENOMEM, "out of memory for a ref");
+    xo__actor_release(a);
+    if (!ref) return xo__error_set(XO_ENOMEM, "out of memory for a ref");
     *ref_p = ref;
     return XO_OK;
 }
@@ -341,12 +341,12 @@ xo_status_t xo_destroy_actor(const xo_ref_t *ref)
     xo_msg_t *m = msg_new(XO_MSG_DESTROY, &f);
     if (!m) {
         unhold(a, held);
-        return xo_error_set(XO_ENOMEM, "out of memory");
+        return xo__error_set(XO_ENOMEM, "out of memory");
     }
-    xo_actor_post(a, m);
+    xo__actor_post(a, m);
     unhold(a, held);
     st = xo_future_wait(f, XO_FOREVER, NULL);
-    xo_future_unref(f);
+    xo__future_unref(f);
     return st;
 }
 
@@ -354,10 +354,10 @@ xo_status_t xo_destroy_actor(const xo_ref_t *ref)
 
 static xo_status_t find_method(xo_actor_t *a, const char *method, int *index_p)
 {
-    if (!method) return xo_error_set(XO_EINVAL, "NULL method name");
-    int i = xo_class_method_index(a->cls, method);
+    if (!method) return xo__error_set(XO_EINVAL, "NULL method name");
+    int i = xo__class_method_index(a->cls, method);
     if (i < 0)
-        return xo_error_set(XO_ENOMETHOD, "actor \"%s\" (class %s) has no method \"%s\"", a->uid, a->cls->name,
+        return xo__error_set(XO_ENOMETHOD, "actor \"%s\" (class %s) has no method \"%s\"", a->uid, a->cls->name,
                             method);
     *index_p = i;
     return XO_OK;
@@ -369,9 +369,9 @@ static xo_status_t post_call(const xo_ref_t *ref, const char *method, xo_args_t 
     if (is_remote(ref)) {
         if (!method) {
             xo_args_free(args);
-            return xo_error_set(XO_EINVAL, "NULL method name");
+            return xo__error_set(XO_EINVAL, "NULL method name");
         }
-        return xo_remote_send(ref->address, XO_WIRE_CALL, xo_chain_current(), ref->uid, method, args,
+        return xo__remote_send(ref->address, XO_WIRE_CALL, xo__chain_current(), ref->uid, method, args,
                               future_p != NULL, future_p);
     }
     xo_actor_t *a;
@@ -390,11 +390,11 @@ static xo_status_t post_call(const xo_ref_t *ref, const char *method, xo_args_t 
     if (!m) {
         unhold(a, held);
         xo_args_free(args);
-        return xo_error_set(XO_ENOMEM, "out of memory for a message");
+        return xo__error_set(XO_ENOMEM, "out of memory for a message");
     }
     m->method = (uint32_t)index;
     m->args = args;
-    xo_actor_post(a, m);
+    xo__actor_post(a, m);
     unhold(a, held);
     return XO_OK;
 }
@@ -403,7 +403,7 @@ xo_status_t xo_send(const xo_ref_t *ref, const char *method, xo_args_t *args, xo
 {
     if (!future_p) {
         xo_args_free(args);
-        return xo_error_set(XO_EINVAL, "xo_send needs future_p (use xo_tell for no reply)");
+        return xo__error_set(XO_EINVAL, "xo_send needs future_p (use xo_tell for no reply)");
     }
     return post_call(ref, method, args, future_p);
 }
@@ -420,8 +420,8 @@ xo_status_t xo_call(const xo_ref_t *ref, const char *method, xo_args_t *args, in
     xo_status_t st = post_call(ref, method, args, &f);
     if (st != XO_OK) return st;
     st = xo_future_wait(f, timeout_ms, result_p);
-    if (st == XO_ETIMEDOUT) xo_future_request_cancel(f);
-    xo_future_unref(f);
+    if (st == XO_ETIMEDOUT) xo__future_request_cancel(f);
+    xo__future_unref(f);
     return st;
 }
 
@@ -459,11 +459,11 @@ xo_status_t xo_tell_delay(const xo_ref_t *ref, const char *method, xo_args_t *ar
 {
     if (!ref || !method) {
         xo_args_free(args);
-        return xo_error_set(XO_EINVAL, "ref and method are required");
+        return xo__error_set(XO_EINVAL, "ref and method are required");
     }
     if (delay_ms <= 0) return xo_tell(ref, method, args);
-    xo_pool_t *pool = xo_pool_find(ref->address);
-    xo_timers_t *timers = pool ? pool->timers : is_remote(ref) ? xo_remote_timers() : NULL;
+    xo_pool_t *pool = xo__pool_find(ref->address);
+    xo_timers_t *timers = pool ? pool->timers : is_remote(ref) ? xo__remote_timers() : NULL;
     if (!timers) {
         xo_args_free(args);
         return no_pool(ref->address);
@@ -476,32 +476,32 @@ xo_status_t xo_tell_delay(const xo_ref_t *ref, const char *method, xo_args_t *ar
     if (!d || !d->ref || !d->method) {
         if (d) delayed_tell_free(d);
         xo_args_free(args);
-        return xo_error_set(XO_ENOMEM, "out of memory");
+        return xo__error_set(XO_ENOMEM, "out of memory");
     }
     d->args = args;
     d->timer.heap_index = SIZE_MAX;
     d->timer.fire = delayed_tell_fire;
     d->timer.drop = delayed_tell_drop;
-    xo_timers_add(timers, &d->timer, xo_now_ns() + (uint64_t)delay_ms * 1000000ull);
+    xo__timers_add(timers, &d->timer, xo__now_ns() + (uint64_t)delay_ms * 1000000ull);
     return XO_OK;
 }
 
 xo_status_t xo_sleep_ms(int64_t ms)
 {
     if (ms < 0) ms = 0;
-    if (!xo_worker_current()) {
+    if (!xo__worker_current()) {
         struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
         while (nanosleep(&ts, &ts) != 0) {
         }
         return XO_OK;
     }
     /* A method sleeps by waiting, with a timeout, on a future nobody completes. */
-    xo_future_t *never = xo_future_new();
-    if (!never) return xo_error_set(XO_ENOMEM, "out of memory");
-    xo_status_t st = xo_future_await(never, ms);
-    xo_future_unref(never);
+    xo_future_t *never = xo__future_new();
+    if (!never) return xo__error_set(XO_ENOMEM, "out of memory");
+    xo_status_t st = xo__future_await(never, ms);
+    xo__future_unref(never);
     if (st == XO_ETIMEDOUT) {
-        xo_error_clear();
+        xo__error_clear();
         return XO_OK;
     }
     return st;
@@ -541,15 +541,15 @@ xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_
     if (n == 0) return XO_OK;
     if (!calls || !statuses || !results) {
         if (calls) free_calls(calls, n);
-        return xo_error_set(XO_EINVAL, "calls, statuses and results are required");
+        return xo__error_set(XO_EINVAL, "calls, statuses and results are required");
     }
     for (size_t i = 0; i < n; i++) {
         if (!calls[i] || !calls[i]->method) {
             free_calls(calls, n);
-            return xo_error_set(XO_EINVAL, "batch call %zu is NULL or has no method", i);
+            return xo__error_set(XO_EINVAL, "batch call %zu is NULL or has no method", i);
         }
         if (strcmp(calls[i]->method, calls[0]->method) != 0) {
-            xo_status_t st = xo_error_set(XO_EBATCH, "a batch must call one method: call 0 is \"%s\", call %zu is \"%s\"",
+            xo_status_t st = xo__error_set(XO_EBATCH, "a batch must call one method: call 0 is \"%s\", call %zu is \"%s\"",
                                           calls[0]->method, i, calls[i]->method);
             free_calls(calls, n);
             return st;
@@ -563,13 +563,13 @@ xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_
         xo_args_t **args = calloc(n, sizeof *args);
         if (!args) {
             free_calls(calls, n);
-            return xo_error_set(XO_ENOMEM, "out of memory for a batch");
+            return xo__error_set(XO_ENOMEM, "out of memory for a batch");
         }
         for (size_t i = 0; i < n; i++) {
             args[i] = calls[i]->args;
             calls[i]->args = NULL;
         }
-        st = xo_remote_send_batch(ref->address, xo_chain_current(), ref->uid, calls[0]->method, n, args, &f);
+        st = xo__remote_send_batch(ref->address, xo__chain_current(), ref->uid, calls[0]->method, n, args, &f);
         free(args);
         free_calls(calls, n);
         if (st != XO_OK) return st;
@@ -580,7 +580,7 @@ xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_
     if (st == XO_OK) {
         st = find_method(a, calls[0]->method, &index);
         if (st == XO_OK && !(a->cls->methods[index].flags & XO_METHOD_EXTENSIBLE))
-            st = xo_error_set(XO_EBATCH, "method \"%s\" of class %s is not extensible (it cannot be batched)",
+            st = xo__error_set(XO_EBATCH, "method \"%s\" of class %s is not extensible (it cannot be batched)",
                               calls[0]->method, a->cls->name);
         if (st != XO_OK) unhold(a, held);
     }
@@ -591,11 +591,11 @@ xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_
     xo_msg_t *m = msg_new(XO_MSG_BATCH, &f);
     xo_args_t **batch_args = m ? calloc(n, sizeof *batch_args) : NULL;
     if (!batch_args) {
-        if (m) xo_msg_free(m);
-        xo_future_unref(f);
+        if (m) xo__msg_free(m);
+        xo__future_unref(f);
         unhold(a, held);
         free_calls(calls, n);
-        return xo_error_set(XO_ENOMEM, "out of memory for a batch");
+        return xo__error_set(XO_ENOMEM, "out of memory for a batch");
     }
     for (size_t i = 0; i < n; i++) {
         batch_args[i] = calls[i]->args;
@@ -605,12 +605,12 @@ xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_
     m->method = (uint32_t)index;
     m->n_calls = n;
     m->batch_args = batch_args;
-    xo_actor_post(a, m);
+    xo__actor_post(a, m);
     unhold(a, held);
 wait:
-    st = xo_future_await(f, timeout_ms);
+    st = xo__future_await(f, timeout_ms);
     if (st == XO_OK && f->status != XO_OK) {
-        st = f->error ? xo_error_set(f->status, "%s", f->error) : xo_error_set(f->status, "%s", xo_strerror(f->status));
+        st = f->error ? xo__error_set(f->status, "%s", f->error) : xo__error_set(f->status, "%s", xo_strerror(f->status));
     } else if (st == XO_OK) {
         for (size_t i = 0; i < n; i++) {
             statuses[i] = f->item_status[i];
@@ -622,8 +622,8 @@ wait:
             }
         }
     } else if (st == XO_ETIMEDOUT) {
-        xo_future_request_cancel(f);
+        xo__future_request_cancel(f);
     }
-    xo_future_unref(f);
+    xo__future_unref(f);
     return st;
 }

@@ -28,7 +28,7 @@ void xo_set_secret(const char *s)
     pthread_mutex_unlock(&secret_lock);
 }
 
-char *xo_auth_secret_dup(void)
+char *xo__auth_secret_dup(void)
 {
     pthread_mutex_lock(&secret_lock);
     if (!secret_set) {
@@ -61,15 +61,15 @@ static void mac(const char *label, const unsigned char nonce[32], unsigned char 
 static xo_status_t send_auth(xo_channel_t *ch, int type, const unsigned char bytes[32])
 {
     xo_wire_out_t w;
-    xo_wire_out_init(&w);
+    xo__wire_out_init(&w);
     msgpack_pack_array(&w.pk, 4);
     msgpack_pack_int(&w.pk, XO_WIRE_VERSION);
     msgpack_pack_int(&w.pk, type);
     msgpack_pack_int(&w.pk, 0);
     msgpack_pack_bin_with_body(&w.pk, bytes, 32);
-    xo_frame_t f = xo_wire_frame(&w);
-    xo_status_t st = xo_channel_send(ch, &f);
-    xo_wire_out_free(&w);
+    xo_frame_t f = xo__wire_frame(&w);
+    xo_status_t st = xo__channel_send(ch, &f);
+    xo__wire_out_free(&w);
     return st;
 }
 
@@ -86,19 +86,19 @@ static bool parse_auth(const xo_frame_t *f, int type, unsigned char out[32])
     return true;
 }
 
-xo_status_t xo_auth_challenge(xo_channel_t *ch, unsigned char nonce[32])
+xo_status_t xo__auth_challenge(xo_channel_t *ch, unsigned char nonce[32])
 {
-    if (RAND_bytes(nonce, 32) != 1) return xo_error_set(XO_ESYS, "no randomness for an authentication challenge");
+    if (RAND_bytes(nonce, 32) != 1) return xo__error_set(XO_ESYS, "no randomness for an authentication challenge");
     return send_auth(ch, AUTH_CHALLENGE, nonce);
 }
 
-xo_status_t xo_auth_check(xo_channel_t *ch, const xo_frame_t *frame, const unsigned char nonce[32])
+xo_status_t xo__auth_check(xo_channel_t *ch, const xo_frame_t *frame, const unsigned char nonce[32])
 {
     unsigned char got[32], want[32];
     if (!parse_auth(frame, AUTH_RESPONSE, got))
-        return xo_error_set(XO_EAUTH, "the first message was not an authentication response");
+        return xo__error_set(XO_EAUTH, "the first message was not an authentication response");
     mac("xoscar-auth-v1", nonce, want);
-    if (CRYPTO_memcmp(got, want, 32) != 0) return xo_error_set(XO_EAUTH, "wrong cluster secret");
+    if (CRYPTO_memcmp(got, want, 32) != 0) return xo__error_set(XO_EAUTH, "wrong cluster secret");
     mac("xoscar-auth-ok-v1", nonce, want);
     return send_auth(ch, AUTH_OK, want);
 }
@@ -106,18 +106,18 @@ xo_status_t xo_auth_check(xo_channel_t *ch, const xo_frame_t *frame, const unsig
 static xo_status_t recv_auth(xo_channel_t *ch, int type, unsigned char out[32], const char *what)
 {
     xo_frame_t f = {0};
-    xo_status_t st = xo_channel_recv(ch, XO_AUTH_TIMEOUT_MS, &f);
+    xo_status_t st = xo__channel_recv(ch, XO_AUTH_TIMEOUT_MS, &f);
     /* A hang-up before the challenge is a pool going away (or not a pool), not a refusal of our secret. */
     if (st == XO_ECLOSED && type == AUTH_CHALLENGE)
-        return xo_error_set(XO_ECLOSED, "the connection closed before authentication began");
-    if (st == XO_ECLOSED) return xo_error_set(XO_EAUTH, "the pool hung up during authentication (%s)", what);
+        return xo__error_set(XO_ECLOSED, "the connection closed before authentication began");
+    if (st == XO_ECLOSED) return xo__error_set(XO_EAUTH, "the pool hung up during authentication (%s)", what);
     if (st != XO_OK) return st;
     bool ok = parse_auth(&f, type, out);
-    xo_frame_release(&f);
-    return ok ? XO_OK : xo_error_set(XO_EPROTO, "expected an authentication %s", what);
+    xo__frame_release(&f);
+    return ok ? XO_OK : xo__error_set(XO_EPROTO, "expected an authentication %s", what);
 }
 
-xo_status_t xo_auth_connect(xo_channel_t *ch)
+xo_status_t xo__auth_connect(xo_channel_t *ch)
 {
     unsigned char nonce[32], resp[32], ok[32], want[32];
     xo_status_t st = recv_auth(ch, AUTH_CHALLENGE, nonce, "challenge");
@@ -129,6 +129,6 @@ xo_status_t xo_auth_connect(xo_channel_t *ch)
     if (st != XO_OK) return st;
     mac("xoscar-auth-ok-v1", nonce, want);
     if (CRYPTO_memcmp(ok, want, 32) != 0)
-        return xo_error_set(XO_EAUTH, "the pool proved a different cluster secret");
+        return xo__error_set(XO_EAUTH, "the pool proved a different cluster secret");
     return XO_OK;
 }

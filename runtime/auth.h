@@ -21,17 +21,17 @@
 
 /* A copy of this process's secret (the caller frees it): a host hands it to its sub pools in their environment
  * (XO_SECRET; /proc/<pid>/environ is readable by its owner only), never on their command line. */
-char *xo_auth_secret_dup(void);
+char *xo__auth_secret_dup(void);
 
 /* Acceptor side, step 1: sends the challenge on ch and keeps the nonce in nonce[32]. */
-xo_status_t xo_auth_challenge(xo_channel_t *ch, unsigned char nonce[32]);
+xo_status_t xo__auth_challenge(xo_channel_t *ch, unsigned char nonce[32]);
 
 /* Acceptor side, step 2: checks the frame as the response to nonce; on XO_OK sends the OK. XO_EAUTH otherwise
  * (the caller hangs up). Does not release the frame. */
-xo_status_t xo_auth_check(xo_channel_t *ch, const xo_frame_t *frame, const unsigned char nonce[32]);
+xo_status_t xo__auth_check(xo_channel_t *ch, const xo_frame_t *frame, const unsigned char nonce[32]);
 
 /* Connector side: answers the challenge and waits for the OK, up to XO_AUTH_TIMEOUT_MS in all. XO_EAUTH when the
  * peer hangs up or proves a different secret; XO_ETIMEDOUT; XO_EPROTO. */
-xo_status_t xo_auth_connect(xo_channel_t *ch);
+xo_status_t xo__auth_connect(xo_channel_t *ch);
 
 #endif

@@ -25,7 +25,7 @@ static int grow(char **data, size_t *cap, size_t need, char *inline_buf)
     return 0;
 }
 
-int xo_buf_write(void *p, const char *data, size_t len)
+int xo__buf_write(void *p, const char *data, size_t len)
 {
     xo_buf_t *b = p;
     if (len == 0) return 0;
@@ -35,9 +35,9 @@ int xo_buf_write(void *p, const char *data, size_t len)
     return 0;
 }
 
-void xo_buf_reset(xo_buf_t *b) { b->size = 0; }
+void xo__buf_reset(xo_buf_t *b) { b->size = 0; }
 
-void xo_buf_free(xo_buf_t *b)
+void xo__buf_free(xo_buf_t *b)
 {
     free(b->data);
     b->data = NULL;
@@ -77,7 +77,7 @@ xo_args_t *xo_args_new(uint32_t n)
     return a;
 }
 
-xo_args_t *xo_args_from_bytes(const void *data, size_t len)
+xo_args_t *xo__args_from_bytes(const void *data, size_t len)
 {
     xo_args_t *a = args_alloc();
     if (a && args_write(a, data, len) != 0) {
@@ -96,7 +96,7 @@ void xo_args_free(xo_args_t *a)
     free(a);
 }
 
-const char *xo_args_data(const xo_args_t *args, size_t *len_p)
+const char *xo__args_data(const xo_args_t *args, size_t *len_p)
 {
     static const char empty_array[1] = {(char)0x90};
     if (!args) {
@@ -165,7 +165,7 @@ static xo_status_t pack_level(msgpack_packer *pk, const char **fmtp, char close,
         case '{': {
             char sub_close = *p == '[' ? ']' : '}';
             long n = count_level(p + 1, sub_close);
-            if (n < 0 || (sub_close == '}' && n % 2)) return xo_error_set(XO_EINVAL, "bad pack format near '%s'", p);
+            if (n < 0 || (sub_close == '}' && n % 2)) return xo__error_set(XO_EINVAL, "bad pack format near '%s'", p);
             rc = sub_close == ']' ? msgpack_pack_array(pk, (size_t)n) : msgpack_pack_map(pk, (size_t)n / 2);
             if (rc) break;
             const char *q = p + 1;
@@ -174,18 +174,18 @@ static xo_status_t pack_level(msgpack_packer *pk, const char **fmtp, char close,
             p = q; /* at the closing bracket */
             break;
         }
-        default: return xo_error_set(XO_EINVAL, "bad pack format character '%c'", *p);
+        default: return xo__error_set(XO_EINVAL, "bad pack format character '%c'", *p);
         }
-        if (rc != 0) return xo_error_set(XO_ENOMEM, "out of memory while packing");
+        if (rc != 0) return xo__error_set(XO_ENOMEM, "out of memory while packing");
     }
-    if (*p != close) return xo_error_set(XO_EINVAL, "unbalanced brackets in pack format");
+    if (*p != close) return xo__error_set(XO_EINVAL, "unbalanced brackets in pack format");
     *fmtp = p;
     return XO_OK;
 }
 
-xo_status_t xo_vpack(msgpack_packer *pk, const char *fmt, va_list *ap)
+xo_status_t xo__vpack(msgpack_packer *pk, const char *fmt, va_list *ap)
 {
-    if (count_level(fmt, '\0') < 0) return xo_error_set(XO_EINVAL, "unbalanced brackets in pack format \"%s\"", fmt);
+    if (count_level(fmt, '\0') < 0) return xo__error_set(XO_EINVAL, "unbalanced brackets in pack format \"%s\"", fmt);
     const char *p = fmt;
     return pack_level(pk, &p, '\0', ap);
 }
@@ -194,7 +194,7 @@ xo_status_t xo_pack(msgpack_packer *pk, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    xo_status_t st = xo_vpack(pk, fmt, &ap);
+    xo_status_t st = xo__vpack(pk, fmt, &ap);
     va_end(ap);
     return st;
 }
@@ -207,7 +207,7 @@ xo_args_t *xo_args(const char *fmt, ...)
     if (!a) return NULL;
     va_list ap;
     va_start(ap, fmt);
-    xo_status_t st = xo_vpack(&a->pk, fmt, &ap);
+    xo_status_t st = xo__vpack(&a->pk, fmt, &ap);
     va_end(ap);
     if (st != XO_OK) {
         xo_args_free(a);
@@ -238,7 +238,7 @@ static const char *type_name(msgpack_object_type t)
 
 static xo_status_t mismatch(const char *path, size_t i, const char *want, const msgpack_object *o)
 {
-    return xo_error_set(XO_EBADARGS, "argument %s%zu: expected %s, got %s", path, i + 1, want, type_name(o->type));
+    return xo__error_set(XO_EBADARGS, "argument %s%zu: expected %s, got %s", path, i + 1, want, type_name(o->type));
 }
 
 static bool as_int64(const msgpack_object *o, int64_t *v)
@@ -271,7 +271,7 @@ static xo_status_t unpack_level(const msgpack_object *arr, const char **fmtp, ch
                                 const char *path)
 {
     if (arr->type != MSGPACK_OBJECT_ARRAY)
-        return xo_error_set(XO_EBADARGS, "arguments %s: expected an array, got %s", path, type_name(arr->type));
+        return xo__error_set(XO_EBADARGS, "arguments %s: expected an array, got %s", path, type_name(arr->type));
     const msgpack_object *items = arr->via.array.ptr;
     size_t n = arr->via.array.size, i = 0;
     bool optional = false, extra_ok = false;
@@ -291,7 +291,7 @@ static xo_status_t unpack_level(const msgpack_object *arr, const char **fmtp, ch
         bool skip = !o || (optional && o->type == MSGPACK_OBJECT_NIL && c != 'n' && c != 'o');
         if (!o && !optional) {
             long want = count_level(*fmtp, close);
-            return xo_error_set(XO_EBADARGS, "arguments %s: expected %ld values, got %zu", path[0] ? path : "",
+            return xo__error_set(XO_EBADARGS, "arguments %s: expected %ld values, got %zu", path[0] ? path : "",
                                 want, n);
         }
         switch (c) {
@@ -374,18 +374,18 @@ static xo_status_t unpack_level(const msgpack_object *arr, const char **fmtp, ch
             p = q;
             break;
         }
-        default: return xo_error_set(XO_EINVAL, "bad unpack format character '%c'", c);
+        default: return xo__error_set(XO_EINVAL, "bad unpack format character '%c'", c);
         }
         i++;
     }
-    if (*p != close) return xo_error_set(XO_EINVAL, "unbalanced brackets in unpack format");
+    if (*p != close) return xo__error_set(XO_EINVAL, "unbalanced brackets in unpack format");
     if (i < n && !extra_ok)
-        return xo_error_set(XO_EBADARGS, "arguments %s: expected at most %zu values, got %zu", path, i, n);
+        return xo__error_set(XO_EBADARGS, "arguments %s: expected at most %zu values, got %zu", path, i, n);
     *fmtp = p;
     return XO_OK;
 }
 
-xo_status_t xo_vunpack(const msgpack_object *args, const char *fmt, va_list *ap)
+xo_status_t xo__vunpack(const msgpack_object *args, const char *fmt, va_list *ap)
 {
     const char *p = fmt;
     return unpack_level(args, &p, '\0', ap, "");
@@ -395,7 +395,7 @@ xo_status_t xo_unpack(const msgpack_object *args, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    xo_status_t st = xo_vunpack(args, fmt, &ap);
+    xo_status_t st = xo__vunpack(args, fmt, &ap);
     va_end(ap);
     return st;
 }
@@ -404,7 +404,7 @@ bool xo_str_eq(xo_str_t s, const char *c) { return strlen(c) == s.len && memcmp(
 
 /* ---- decoding and results ------------------------------------------------------------------------------------- */
 
-bool xo_encoded_is_container(const char *data, size_t len)
+bool xo__encoded_is_container(const char *data, size_t len)
 {
     if (len == 0) return false;
     unsigned char b = (unsigned char)data[0];
@@ -561,18 +561,18 @@ static bool sane(const unsigned char *p, size_t len)
     return i == len;
 }
 
-xo_status_t xo_decode(const char *data, size_t len, msgpack_zone *zone, msgpack_object *obj)
+xo_status_t xo__decode(const char *data, size_t len, msgpack_zone *zone, msgpack_object *obj)
 {
-    if (len == 0) return xo_error_set(XO_EPROTO, "empty msgpack value");
-    if (!xo_encoded_is_container(data, len) && decode_scalar(data, len, obj)) return XO_OK;
-    if (!zone) return xo_error_set(XO_EPROTO, "malformed msgpack scalar (%zu bytes)", len);
+    if (len == 0) return xo__error_set(XO_EPROTO, "empty msgpack value");
+    if (!xo__encoded_is_container(data, len) && decode_scalar(data, len, obj)) return XO_OK;
+    if (!zone) return xo__error_set(XO_EPROTO, "malformed msgpack scalar (%zu bytes)", len);
     if (!sane((const unsigned char *)data, len))
-        return xo_error_set(XO_EPROTO, "malformed msgpack value (%zu bytes: truncated, oversized counts or nested "
+        return xo__error_set(XO_EPROTO, "malformed msgpack value (%zu bytes: truncated, oversized counts or nested "
                                        "deeper than %d)", len, XO_MAX_DEPTH);
     size_t off = 0;
     msgpack_unpack_return r = msgpack_unpack(data, len, &off, zone, obj);
     if (r != MSGPACK_UNPACK_SUCCESS || off != len)
-        return xo_error_set(XO_EPROTO, "malformed msgpack value (%zu bytes, decoder said %d at %zu)", len, (int)r, off);
+        return xo__error_set(XO_EPROTO, "malformed msgpack value (%zu bytes, decoder said %d at %zu)", len, (int)r, off);
     return XO_OK;
 }
 
@@ -587,7 +587,7 @@ struct xo_result {
     char data[];
 };
 
-xo_result_t *xo_result_from_bytes(const char *data, size_t len)
+xo_result_t *xo__result_from_bytes(const char *data, size_t len)
 {
     static const char nil = (char)0xc0;
     if (len == 0) {
@@ -603,7 +603,7 @@ xo_result_t *xo_result_from_bytes(const char *data, size_t len)
     return r;
 }
 
-const char *xo_result_bytes(const xo_result_t *r, size_t *len_p)
+const char *xo__result_bytes(const xo_result_t *r, size_t *len_p)
 {
     *len_p = r->len;
     return r->data;
@@ -616,11 +616,11 @@ const msgpack_object *xo_result_value(const xo_result_t *cr)
     if (!r) return &nil_obj;
     if (!r->decoded) {
         msgpack_zone *zone = NULL;
-        if (xo_encoded_is_container(r->data, r->len) || !decode_scalar(r->data, r->len, &r->obj)) {
+        if (xo__encoded_is_container(r->data, r->len) || !decode_scalar(r->data, r->len, &r->obj)) {
             if (!msgpack_zone_init(&r->zone, 256)) return &nil_obj;
             r->has_zone = true;
             zone = &r->zone;
-            if (xo_decode(r->data, r->len, zone, &r->obj) != XO_OK) r->obj = nil_obj;
+            if (xo__decode(r->data, r->len, zone, &r->obj) != XO_OK) r->obj = nil_obj;
         }
         r->decoded = true;
     }
@@ -634,7 +634,7 @@ xo_status_t xo_result_unpack(const xo_result_t *r, const char *fmt, ...)
     one.via.array.ptr = (msgpack_object *)xo_result_value(r);
     va_list ap;
     va_start(ap, fmt);
-    xo_status_t st = xo_vunpack(&one, fmt, &ap);
+    xo_status_t st = xo__vunpack(&one, fmt, &ap);
     va_end(ap);
     return st;
 }

@@ -20,10 +20,10 @@ struct xo_args {
 
 /* An argument list holding a copy of data[0..len) (already encoded, e.g. received from another pool). The caller
  * owns it. NULL when out of memory. */
-xo_args_t *xo_args_from_bytes(const void *data, size_t len);
+xo_args_t *xo__args_from_bytes(const void *data, size_t len);
 
 /* The encoded bytes of args (a msgpack array). An empty array when args is NULL. */
-const char *xo_args_data(const xo_args_t *args, size_t *len_p);
+const char *xo__args_data(const xo_args_t *args, size_t *len_p);
 
 /* A growable buffer for packing results, reused across calls by one thread. */
 typedef struct xo_buf {
@@ -32,24 +32,24 @@ typedef struct xo_buf {
     size_t cap;
 } xo_buf_t;
 
-int xo_buf_write(void *buf, const char *data, size_t len); /* msgpack_packer_write callback */
-void xo_buf_reset(xo_buf_t *buf);
-void xo_buf_free(xo_buf_t *buf);
+int xo__buf_write(void *buf, const char *data, size_t len); /* msgpack_packer_write callback */
+void xo__buf_reset(xo_buf_t *buf);
+void xo__buf_free(xo_buf_t *buf);
 
 /* Decodes one msgpack value from data[0..len) into *obj. Containers need zone (initialised by the caller);
  * scalars do not touch it. Strings and binaries point into data. XO_EPROTO when the bytes are not one whole value. */
-xo_status_t xo_decode(const char *data, size_t len, msgpack_zone *zone, msgpack_object *obj);
+xo_status_t xo__decode(const char *data, size_t len, msgpack_zone *zone, msgpack_object *obj);
 
 /* True when the first byte of an encoded value starts an array or a map (decoding it needs a zone). */
-bool xo_encoded_is_container(const char *data, size_t len);
+bool xo__encoded_is_container(const char *data, size_t len);
 
 /* A result holding a copy of data[0..len). The caller owns it (xo_result_free). NULL when out of memory. */
-xo_result_t *xo_result_from_bytes(const char *data, size_t len);
+xo_result_t *xo__result_from_bytes(const char *data, size_t len);
 
 /* The encoded bytes of a result. */
-const char *xo_result_bytes(const xo_result_t *r, size_t *len_p);
+const char *xo__result_bytes(const xo_result_t *r, size_t *len_p);
 
-xo_status_t xo_vpack(msgpack_packer *pk, const char *fmt, va_list *ap);
-xo_status_t xo_vunpack(const msgpack_object *args, const char *fmt, va_list *ap);
+xo_status_t xo__vpack(msgpack_packer *pk, const char *fmt, va_list *ap);
+xo_status_t xo__vunpack(const msgpack_object *args, const char *fmt, va_list *ap);
 
 #endif

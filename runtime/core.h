@@ -69,10 +69,10 @@ struct xo_msg {
 };
 
 /* Frees m and what it owns, dropping its reply ref (without completing the reply). */
-void xo_msg_free(xo_msg_t *m);
+void xo__msg_free(xo_msg_t *m);
 
 /* Completes m's reply (if any) with st and the current error text, then frees m. For messages that will not run. */
-void xo_msg_reject(xo_msg_t *m, xo_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void xo__msg_reject(xo_msg_t *m, xo_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- futures -------------------------------------------------------------------------------------------------- */
 
@@ -103,38 +103,38 @@ struct xo_future {
 };
 
 /* A new future with refs = 1 (the caller's). NULL when out of memory. */
-xo_future_t *xo_future_new(void);
-void xo_future_ref(xo_future_t *f);
-void xo_future_unref(xo_future_t *f);
+xo_future_t *xo__future_new(void);
+void xo__future_ref(xo_future_t *f);
+void xo__future_unref(xo_future_t *f);
 
 /* Publishes the reply and wakes the waiter. Consumes result and error (malloc'd text, may be NULL). Returns false
  * (and frees them) when the future was already complete. */
-bool xo_future_complete(xo_future_t *f, xo_status_t st, char *error, xo_result_t *result);
+bool xo__future_complete(xo_future_t *f, xo_status_t st, char *error, xo_result_t *result);
 
 /* Same for a batch reply: consumes the three arrays of n entries. */
-bool xo_future_complete_batch(xo_future_t *f, size_t n, xo_status_t *st, xo_result_t **results, char **errors);
+bool xo__future_complete_batch(xo_future_t *f, size_t n, xo_status_t *st, xo_result_t **results, char **errors);
 
 /* Waits for f (thread or worker), up to timeout_ms. XO_OK when f is complete; XO_ETIMEDOUT; XO_ECANCELED when the
  * waiting activation was cancelled. Does not take the reply. */
-xo_status_t xo_future_await(xo_future_t *f, int64_t timeout_ms);
+xo_status_t xo__future_await(xo_future_t *f, int64_t timeout_ms);
 
 /* Requests cancellation of the call behind f and of whatever its running activation is waiting on. */
-void xo_future_request_cancel(xo_future_t *f);
+void xo__future_request_cancel(xo_future_t *f);
 
 /* Starts creating an actor in a pool of this process; f (the caller's, which keeps its ref) completes when init and
  * after_create have run, with the uid (a string) as its value. Consumes args. Never blocks. On an error return f
  * is left untouched (not completed). */
-xo_status_t xo_create_start(xo_pool_t *pool, const xo_actor_class_t *cls, xo_args_t *args, const char *uid,
+xo_status_t xo__create_start(xo_pool_t *pool, const xo_actor_class_t *cls, xo_args_t *args, const char *uid,
                             xo_future_t *f);
 
 /* Creates an actor of the class called class_name in the process pool at address (which must know the class,
  * e.g. from a module); this process need not. Consumes args. Waits for the reply. */
-xo_status_t xo_create_remote(const char *address, const char *class_name, xo_args_t *args, const char *uid,
+xo_status_t xo__create_remote(const char *address, const char *class_name, xo_args_t *args, const char *uid,
                              xo_ref_t **ref_p);
 
 /* A sub pool tells its main pool's host service that an actor now lives here (add) or is gone, so that lookups
  * through the main address find actors created directly in the sub pool. Fire and forget. */
-void xo_pool_report_actor(xo_pool_t *pool, const char *uid, bool add);
+void xo__pool_report_actor(xo_pool_t *pool, const char *uid, bool add);
 
 /* ---- workers (activations) ------------------------------------------------------------------------------------ */
 
@@ -180,14 +180,14 @@ xo_status_t xo__worker_on_return(void (*fn)(xo_worker_t *w, void *arg), void *ar
 void xo__worker_run_on_return(xo_worker_t *w);
 
 /* The worker running on this thread, or NULL (a plain thread, or a scheduler's loop). */
-xo_worker_t *xo_worker_current(void);
+xo_worker_t *xo__worker_current(void);
 
-/* Suspends the current worker until xo_worker_wake. Only from a worker. Returns its wake_status. */
-xo_status_t xo_worker_suspend(xo_worker_t *w);
+/* Suspends the current worker until xo__worker_wake. Only from a worker. Returns its wake_status. */
+xo_status_t xo__worker_suspend(xo_worker_t *w);
 
 /* Makes a suspended worker runnable again, with why its wait ended. Thread-safe; exactly one party may wake a given
  * suspension (the one that won the future's state CAS). */
-void xo_worker_wake(xo_worker_t *w, xo_status_t why);
+void xo__worker_wake(xo_worker_t *w, xo_status_t why);
 
 /* ---- schedulers ----------------------------------------------------------------------------------------------- */
 
@@ -207,36 +207,36 @@ struct xo_sched {
 };
 
 /* The scheduler running on this thread, or NULL. */
-xo_sched_t *xo_sched_current(void);
+xo_sched_t *xo__sched_current(void);
 
 /* Queues r on pool. home >= 0 pins it to that scheduler; -1 lets the runtime choose (the calling scheduler when it
  * is one of pool's, for locality). Wakes the chosen thread when it sleeps. */
-void xo_sched_post(xo_pool_t *pool, xo_runnable_t *r, int home);
+void xo__sched_post(xo_pool_t *pool, xo_runnable_t *r, int home);
 
 /* A worker of s ready for a new activation (cached, or new). NULL when out of memory. */
-xo_worker_t *xo_sched_worker_get(xo_sched_t *s);
+xo_worker_t *xo__sched_worker_get(xo_sched_t *s);
 
 /* Returns a finished worker to s's cache. */
-void xo_sched_worker_put(xo_sched_t *s, xo_worker_t *w);
+void xo__sched_worker_put(xo_sched_t *s, xo_worker_t *w);
 
 /* Runs w on s's thread until it finishes or suspends (w->state tells which). w->home must be s. */
-void xo_sched_switch_in(xo_sched_t *s, xo_worker_t *w);
+void xo__sched_switch_in(xo_sched_t *s, xo_worker_t *w);
 
 /* The body of every activation: runs w->msg on w->actor and replies. Defined in actor.c. */
-void xo_activation_body(xo_worker_t *w);
+void xo__activation_body(xo_worker_t *w);
 
 /* Marks the start and end of f's call being run by w (for cancellation). */
-void xo_future_set_runner(xo_future_t *f, xo_worker_t *w);
+void xo__future_set_runner(xo_future_t *f, xo_worker_t *w);
 
 /* Starts and stops the pool's scheduler threads. */
-xo_status_t xo_sched_start_all(xo_pool_t *pool);
-void xo_sched_stop_all(xo_pool_t *pool);
+xo_status_t xo__sched_start_all(xo_pool_t *pool);
+void xo__sched_stop_all(xo_pool_t *pool);
 
 /* ---- actors --------------------------------------------------------------------------------------------------- */
 
 enum { XO_LIFE_CREATING = 0, XO_LIFE_ALIVE, XO_LIFE_DEAD };
 
-/* Field order follows who touches what per message (see xo_actor_post and xo_actor_run): senders read the first
+/* Field order follows who touches what per message (see xo__actor_post and xo__actor_run): senders read the first
  * line and write the mailbox head (its own line); the scheduler running the actor owns the lines after it. */
 struct xo_actor {
     /* read by senders */
@@ -263,30 +263,30 @@ struct xo_actor {
 };
 
 /* A new actor (refs = 1, the caller's), state zeroed. NULL when out of memory. */
-xo_actor_t *xo_actor_new(xo_pool_t *pool, const xo_actor_class_t *cls, const char *uid);
-void xo_actor_retain(xo_actor_t *a);
-void xo_actor_release(xo_actor_t *a);
+xo_actor_t *xo__actor_new(xo_pool_t *pool, const xo_actor_class_t *cls, const char *uid);
+void xo__actor_retain(xo_actor_t *a);
+void xo__actor_release(xo_actor_t *a);
 
 /* Delivers m to a (consumes m) and schedules a when needed. Thread-safe. */
-void xo_actor_post(xo_actor_t *a, xo_msg_t *m);
+void xo__actor_post(xo_actor_t *a, xo_msg_t *m);
 
 /* Runs up to a batch of a's mailbox; called by a scheduler holding a's token. */
-void xo_actor_run(xo_sched_t *s, xo_actor_t *a);
+void xo__actor_run(xo_sched_t *s, xo_actor_t *a);
 
 /* Runs one stateless message on a worker (scheduler only). */
-void xo_actor_run_stateless(xo_sched_t *s, xo_msg_t *m);
+void xo__actor_run_stateless(xo_sched_t *s, xo_msg_t *m);
 
 /* Resumes a stateless actor's suspended worker (scheduler only). */
-void xo_actor_resume_stateless(xo_sched_t *s, xo_worker_t *w);
+void xo__actor_resume_stateless(xo_sched_t *s, xo_worker_t *w);
 
 /* Ends an activation's count; the last one of a dead actor runs fini. */
-void xo_actor_activation_end(xo_actor_t *a);
+void xo__actor_activation_end(xo_actor_t *a);
 
 /* Runs fini once, when the actor is dead and no activation remains. */
-void xo_actor_try_fini(xo_actor_t *a);
+void xo__actor_try_fini(xo_actor_t *a);
 
 /* Index of the method called name in cls, or -1. */
-int xo_class_method_index(const xo_actor_class_t *cls, const char *name);
+int xo__class_method_index(const xo_actor_class_t *cls, const char *name);
 
 /* ---- pools ---------------------------------------------------------------------------------------------------- */
 
@@ -320,33 +320,33 @@ xo_status_t xo__pool_start_engine(const xo_pool_config_t *cfg, xo_pool_t **pool_
 
 /* The pool of this process at address, or NULL. The pointer stays valid until that pool is stopped: stopping a
  * pool must not race with other threads' calls into it (see xo_pool_stop). */
-xo_pool_t *xo_pool_find(const char *address);
+xo_pool_t *xo__pool_find(const char *address);
 
 /* A ref to (address, uid) made without asking whether the actor exists (it is looked up when used), for actors
  * known to exist or to come and go (a collective's peers). The caller frees it; NULL when out of memory. */
-xo_ref_t *xo_ref_unchecked(const char *address, const char *uid);
+xo_ref_t *xo__ref_unchecked(const char *address, const char *uid);
 
 /* The pool a NULL address means: the running actor's pool, else the first pool started in this process. */
-xo_pool_t *xo_pool_default(void);
+xo_pool_t *xo__pool_default(void);
 
 /* Table operations (take the table lock). insert: XO_EEXIST when taken; takes a ref. remove drops it (only if
  * the entry is a). lookup returns a new ref or NULL. */
-xo_status_t xo_pool_table_insert(xo_pool_t *pool, xo_actor_t *a);
-void xo_pool_table_remove(xo_pool_t *pool, xo_actor_t *a);
-xo_actor_t *xo_pool_table_lookup(xo_pool_t *pool, const char *uid);
+xo_status_t xo__pool_table_insert(xo_pool_t *pool, xo_actor_t *a);
+void xo__pool_table_remove(xo_pool_t *pool, xo_actor_t *a);
+xo_actor_t *xo__pool_table_lookup(xo_pool_t *pool, const char *uid);
 
 /* The process registry (process.c). register: XO_EEXIST when the address is taken. */
-xo_status_t xo_process_register_pool(xo_pool_t *pool);
-void xo_process_unregister_pool(xo_pool_t *pool);
+xo_status_t xo__process_register_pool(xo_pool_t *pool);
+void xo__process_unregister_pool(xo_pool_t *pool);
 
 /* The registered class called name, or NULL. */
-const xo_actor_class_t *xo_class_find(const char *name);
+const xo_actor_class_t *xo__class_find(const char *name);
 
 /* A new call-chain id, unique in the process. */
-uint64_t xo_chain_new(void);
+uint64_t xo__chain_new(void);
 
 /* The chain of the current activation, or a new one on a plain thread. */
-uint64_t xo_chain_current(void);
+uint64_t xo__chain_current(void);
 
 /* ---- timers --------------------------------------------------------------------------------------------------- */
 
@@ -360,14 +360,14 @@ struct xo_timer {
     xo_timer_fn drop;           /* optional: frees a timer still queued when the timers stop */
 };
 
-xo_status_t xo_timers_start(xo_timers_t **timers_p, const char *thread_name);
+xo_status_t xo__timers_start(xo_timers_t **timers_p, const char *thread_name);
 /* Stops the thread; timers still queued are not fired but handed to their drop function, if any. */
-void xo_timers_stop(xo_timers_t *timers);
-/* t stays owned by the caller and must stay valid until it fires or xo_timers_remove returns. */
-void xo_timers_add(xo_timers_t *timers, xo_timer_t *t, uint64_t deadline_ns);
+void xo__timers_stop(xo_timers_t *timers);
+/* t stays owned by the caller and must stay valid until it fires or xo__timers_remove returns. */
+void xo__timers_add(xo_timers_t *timers, xo_timer_t *t, uint64_t deadline_ns);
 /* True when t was removed before firing; false when it had fired (or was never added). Never returns while t fires. */
-bool xo_timers_remove(xo_timers_t *timers, xo_timer_t *t);
+bool xo__timers_remove(xo_timers_t *timers, xo_timer_t *t);
 
-uint64_t xo_now_ns(void);
+uint64_t xo__now_ns(void);
 
 #endif

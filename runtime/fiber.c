@@ -62,11 +62,11 @@ struct xo_fiber {
 };
 
 #ifdef XO_FIBER_ASM
-void xo_fiber_switch_asm(void **save_sp, void *load_sp);
-void xo_fiber_entry_asm(void);
+void xo__fiber_switch_asm(void **save_sp, void *load_sp);
+void xo__fiber_entry_asm(void);
 #endif
 
-const char *xo_fiber_backend(void)
+const char *xo__fiber_backend(void)
 {
 #ifdef XO_FIBER_ASM
     return "x86_64-asm";
@@ -75,7 +75,7 @@ const char *xo_fiber_backend(void)
 #endif
 }
 
-xo_fiber_t *xo_fiber_for_thread(void)
+xo_fiber_t *xo__fiber_for_thread(void)
 {
     xo_fiber_t *f = calloc(1, sizeof *f);
     if (!f) return NULL;
@@ -106,7 +106,7 @@ static void ucontext_entry(unsigned hi, unsigned lo)
     abort(); /* fn must not return */
 }
 #else
-/* First code a new fiber runs (called from xo_fiber_entry_asm): completes the sanitizer switch, then runs fn. */
+/* First code a new fiber runs (called from xo__fiber_entry_asm): completes the sanitizer switch, then runs fn. */
 static void asm_entry(void *arg)
 {
     xo_fiber_t *f = arg;
@@ -118,7 +118,7 @@ static void asm_entry(void *arg)
 }
 #endif
 
-xo_fiber_t *xo_fiber_create(size_t stack_size, xo_fiber_fn fn, void *arg)
+xo_fiber_t *xo__fiber_create(size_t stack_size, xo_fiber_fn fn, void *arg)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     stack_size = (stack_size + page - 1) & ~(page - 1);
@@ -140,12 +140,12 @@ xo_fiber_t *xo_fiber_create(size_t stack_size, xo_fiber_fn fn, void *arg)
     f->tsan_fiber = __tsan_create_fiber(0);
 #endif
 #ifdef XO_FIBER_ASM
-    /* Lay out the frame xo_fiber_switch_asm pops: control words, r15, r14, r13 (arg), r12 (fn), rbx, rbp, and the
-     * return address xo_fiber_entry_asm. The ABI wants rsp % 16 == 8 at a function's first instruction (the call
-     * pushed 8 bytes); xo_fiber_entry_asm is entered by ret with rsp 16-aligned, and its callq pushes 8. */
+    /* Lay out the frame xo__fiber_switch_asm pops: control words, r15, r14, r13 (arg), r12 (fn), rbx, rbp, and the
+     * return address xo__fiber_entry_asm. The ABI wants rsp % 16 == 8 at a function's first instruction (the call
+     * pushed 8 bytes); xo__fiber_entry_asm is entered by ret with rsp 16-aligned, and its callq pushes 8. */
     uintptr_t top = ((uintptr_t)f->stack_bottom + stack_size) & ~(uintptr_t)15;
     uint64_t *sp = (uint64_t *)top;
-    *--sp = (uint64_t)(uintptr_t)xo_fiber_entry_asm; /* popped by ret: entry then runs with rsp % 16 == 0 */
+    *--sp = (uint64_t)(uintptr_t)xo__fiber_entry_asm; /* popped by ret: entry then runs with rsp % 16 == 0 */
     *--sp = 0;                                /* rbp */
     *--sp = 0;                                /* rbx */
     *--sp = (uint64_t)(uintptr_t)asm_entry;   /* r12: function */
@@ -168,7 +168,7 @@ xo_fiber_t *xo_fiber_create(size_t stack_size, xo_fiber_fn fn, void *arg)
     return f;
 }
 
-void xo_fiber_destroy(xo_fiber_t *f)
+void xo__fiber_destroy(xo_fiber_t *f)
 {
     if (!f) return;
 #ifdef XO_TSAN_FIBERS
@@ -178,7 +178,7 @@ void xo_fiber_destroy(xo_fiber_t *f)
     free(f);
 }
 
-void xo_fiber_switch(xo_fiber_t *from, xo_fiber_t *to)
+void xo__fiber_switch(xo_fiber_t *from, xo_fiber_t *to)
 {
 #ifdef XO_ASAN_FIBERS
     __sanitizer_start_switch_fiber(&from->fake_stack, to->stack_bottom, to->stack_size);
@@ -187,7 +187,7 @@ void xo_fiber_switch(xo_fiber_t *from, xo_fiber_t *to)
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
 #ifdef XO_FIBER_ASM
-    xo_fiber_switch_asm(&from->sp, to->sp);
+    xo__fiber_switch_asm(&from->sp, to->sp);
 #else
     swapcontext(&from->uc, &to->uc);
 #endif

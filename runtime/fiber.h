@@ -11,20 +11,20 @@ typedef struct xo_fiber xo_fiber_t;
 typedef void (*xo_fiber_fn)(void *arg);
 
 /* A fiber standing for the calling thread's own stack, to switch away from and back to. Freed with
- * xo_fiber_destroy (which does not touch the thread's stack). NULL when out of memory. */
-xo_fiber_t *xo_fiber_for_thread(void);
+ * xo__fiber_destroy (which does not touch the thread's stack). NULL when out of memory. */
+xo_fiber_t *xo__fiber_for_thread(void);
 
 /* A new fiber with a stack of stack_size bytes (rounded up to pages, plus a guard page that faults on overflow).
- * The caller owns it and frees it with xo_fiber_destroy, only while it is not running. NULL on failure. */
-xo_fiber_t *xo_fiber_create(size_t stack_size, xo_fiber_fn fn, void *arg);
+ * The caller owns it and frees it with xo__fiber_destroy, only while it is not running. NULL on failure. */
+xo_fiber_t *xo__fiber_create(size_t stack_size, xo_fiber_fn fn, void *arg);
 
-void xo_fiber_destroy(xo_fiber_t *fiber);
+void xo__fiber_destroy(xo_fiber_t *fiber);
 
 /* Saves the running context into from (which must be the running fiber) and resumes to. Returns when some other
  * fiber switches back to from. */
-void xo_fiber_switch(xo_fiber_t *from, xo_fiber_t *to);
+void xo__fiber_switch(xo_fiber_t *from, xo_fiber_t *to);
 
 /* Which switch implementation this build uses: "x86_64-asm" or "ucontext". */
-const char *xo_fiber_backend(void);
+const char *xo__fiber_backend(void);
 
 #endif

@@ -1,17 +1,17 @@
-/* xo_fiber_switch_asm(void **save_sp, void *load_sp)
+/* xo__fiber_switch_asm(void **save_sp, void *load_sp)
  *
  * Saves the callee-saved registers of the System V AMD64 ABI (rbx, rbp, r12-r15) plus the x87 control word and
  * MXCSR control bits on the current stack, stores the stack pointer in *save_sp, loads load_sp and restores the
  * same set from there. A hand-written switch because glibc's swapcontext makes a sigprocmask system call on every
  * switch (measured: ~0.3 us vs ~5 ns here), which alone would blow the 0.5 us actor ping-pong budget.
  *
- * A new fiber's stack is prepared by fiber.c so that the first switch "returns" into xo_fiber_entry_asm with the
+ * A new fiber's stack is prepared by fiber.c so that the first switch "returns" into xo__fiber_entry_asm with the
  * entry function in r12 and its argument in r13. */
     .text
-    .globl xo_fiber_switch_asm
-    .hidden xo_fiber_switch_asm
-    .type xo_fiber_switch_asm, @function
-xo_fiber_switch_asm:
+    .globl xo__fiber_switch_asm
+    .hidden xo__fiber_switch_asm
+    .type xo__fiber_switch_asm, @function
+xo__fiber_switch_asm:
     .cfi_startproc
     pushq %rbp
     pushq %rbx
@@ -35,18 +35,18 @@ xo_fiber_switch_asm:
     popq %rbp
     ret
     .cfi_endproc
-    .size xo_fiber_switch_asm, .-xo_fiber_switch_asm
+    .size xo__fiber_switch_asm, .-xo__fiber_switch_asm
 
-    .globl xo_fiber_entry_asm
-    .hidden xo_fiber_entry_asm
-    .type xo_fiber_entry_asm, @function
-xo_fiber_entry_asm:
+    .globl xo__fiber_entry_asm
+    .hidden xo__fiber_entry_asm
+    .type xo__fiber_entry_asm, @function
+xo__fiber_entry_asm:
     .cfi_startproc
     .cfi_undefined rip
     movq %r13, %rdi
     callq *%r12
     ud2
     .cfi_endproc
-    .size xo_fiber_entry_asm, .-xo_fiber_entry_asm
+    .size xo__fiber_entry_asm, .-xo__fiber_entry_asm
 
     .section .note.GNU-stack,"",@progbits

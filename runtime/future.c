@@ -19,7 +19,7 @@ typedef struct {
 
 #define BOX(fp) ((future_box_t *)((char *)(fp) - offsetof(future_box_t, f)))
 
-xo_future_t *xo_future_new(void)
+xo_future_t *xo__future_new(void)
 {
     future_box_t *b = calloc(1, sizeof *b);
     if (!b) return NULL;
@@ -28,7 +28,7 @@ xo_future_t *xo_future_new(void)
     return &b->f;
 }
 
-void xo_future_ref(xo_future_t *f) { atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed); }
+void xo__future_ref(xo_future_t *f) { atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed); }
 
 static void free_items(xo_future_t *f)
 {
@@ -41,7 +41,7 @@ static void free_items(xo_future_t *f)
     free(f->item_errors);
 }
 
-void xo_future_unref(xo_future_t *f)
+void xo__future_unref(xo_future_t *f)
 {
     if (!f) return;
     /* acq_rel: the last holder must see every write the others made (the reply, the taken flag). */
@@ -73,10 +73,10 @@ static void publish(xo_future_t *f)
     if (f->on_done) f->on_done(f, f->hook_arg);
     if (prev == XO_FUT_WAITING) {
         xo_worker_t *w = f->waiter;
-        if (w) xo_worker_wake(w, XO_OK);
+        if (w) xo__worker_wake(w, XO_OK);
         else xo_futex_wake(&f->state, INT_MAX);
     }
-    xo_future_unref(f);
+    xo__future_unref(f);
 }
 
 static bool claim(xo_future_t *f)
@@ -85,7 +85,7 @@ static bool claim(xo_future_t *f)
     return atomic_compare_exchange_strong(&BOX(f)->completed, &expected, true);
 }
 
-bool xo_future_complete(xo_future_t *f, xo_status_t st, char *error, xo_result_t *result)
+bool xo__future_complete(xo_future_t *f, xo_status_t st, char *error, xo_result_t *result)
 {
     if (!claim(f)) {
         free(error);
@@ -99,7 +99,7 @@ bool xo_future_complete(xo_future_t *f, xo_status_t st, char *error, xo_result_t
     return true;
 }
 
-bool xo_future_complete_batch(xo_future_t *f, size_t n, xo_status_t *st, xo_result_t **results, char **errors)
+bool xo__future_complete_batch(xo_future_t *f, size_t n, xo_status_t *st, xo_result_t **results, char **errors)
 {
     if (!claim(f)) {
         for (size_t i = 0; i < n; i++) {
@@ -133,32 +133,32 @@ bool xo_future_done(const xo_future_t *f)
 
 static xo_status_t thread_wait(xo_future_t *f, int64_t timeout_ms)
 {
-    uint64_t start = xo_now_ns();
+    uint64_t start = xo__now_ns();
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : start + (uint64_t)timeout_ms * 1000000ull;
     uint64_t spin_until = start + THREAD_SPIN_NS < deadline ? start + THREAD_SPIN_NS : deadline;
     for (unsigned i = 0;; i++) {
         if (atomic_load_explicit(&f->state, memory_order_acquire) == XO_FUT_DONE) {
-            xo_remote_poll_stop();
+            xo__remote_poll_stop();
             return XO_OK;
         }
         /* Takes a remote reply off its shared-memory ring here instead of waking the I/O thread for it. */
-        if ((i & 7) == 0) xo_remote_poll(NULL);
-        if ((i & 63) == 63 && xo_now_ns() >= spin_until) break;
+        if ((i & 7) == 0) xo__remote_poll(NULL);
+        if ((i & 63) == 63 && xo__now_ns() >= spin_until) break;
         xo_cpu_relax();
     }
-    xo_remote_poll_stop();
+    xo__remote_poll_stop();
     f->waiter = NULL;
     int expected = XO_FUT_PENDING;
     if (!atomic_compare_exchange_strong_explicit(&f->state, &expected, XO_FUT_WAITING, memory_order_acq_rel,
                                                  memory_order_acquire))
         return XO_OK; /* it became DONE meanwhile */
     for (;;) {
-        uint64_t now = xo_now_ns();
+        uint64_t now = xo__now_ns();
         if (now >= deadline) {
             expected = XO_FUT_WAITING;
             if (atomic_compare_exchange_strong_explicit(&f->state, &expected, XO_FUT_PENDING, memory_order_acq_rel,
                                                         memory_order_acquire))
-                return xo_error_set(XO_ETIMEDOUT, "no reply within %lld ms", (long long)timeout_ms);
+                return xo__error_set(XO_ETIMEDOUT, "no reply within %lld ms", (long long)timeout_ms);
             return XO_OK;
         }
         xo_futex_wait(&f->state, XO_FUT_WAITING, deadline == UINT64_MAX ? -1 : (int64_t)(deadline - now));
@@ -180,7 +180,7 @@ static void wait_timer_fire(xo_timer_t *t)
     int expected = XO_FUT_WAITING;
     if (atomic_compare_exchange_strong_explicit(&wt->f->state, &expected, XO_FUT_PENDING, memory_order_acq_rel,
                                                 memory_order_acquire))
-        xo_worker_wake(wt->w, XO_ETIMEDOUT);
+        xo__worker_wake(wt->w, XO_ETIMEDOUT);
 }
 
 static void set_awaiting(xo_worker_t *w, xo_future_t *f)
@@ -197,7 +197,7 @@ static void set_awaiting(xo_worker_t *w, xo_future_t *f)
 
 static xo_status_t worker_wait(xo_worker_t *w, xo_future_t *f, int64_t timeout_ms)
 {
-    if (atomic_load(&w->cancelled)) return xo_error_set(XO_ECANCELED, "the calling method was cancelled");
+    if (atomic_load(&w->cancelled)) return xo__error_set(XO_ECANCELED, "the calling method was cancelled");
     set_awaiting(w, f);
     f->waiter = w;
     wait_timer_t wt = {.timer = {.heap_index = SIZE_MAX, .fire = wait_timer_fire}, .f = f, .w = w};
@@ -208,34 +208,34 @@ static xo_status_t worker_wait(xo_worker_t *w, xo_future_t *f, int64_t timeout_m
     if (atomic_compare_exchange_strong(&f->state, &expected, XO_FUT_WAITING)) {
         /* The timer starts only once we are registered as WAITING: a timer that fired before would find nobody to
          * wake and we would sleep for good. */
-        if (timeout_ms >= 0) xo_timers_add(timers, &wt.timer, xo_now_ns() + (uint64_t)timeout_ms * 1000000ull);
+        if (timeout_ms >= 0) xo__timers_add(timers, &wt.timer, xo__now_ns() + (uint64_t)timeout_ms * 1000000ull);
         /* seq_cst CAS above, seq_cst load here, against the canceller's seq_cst store of cancelled and its CAS of
          * our state: either it sees WAITING and wakes us, or we see cancelled and withdraw ourselves. */
         if (atomic_load(&w->cancelled)) {
             expected = XO_FUT_WAITING;
             if (atomic_compare_exchange_strong(&f->state, &expected, XO_FUT_PENDING)) why = XO_ECANCELED;
-            else why = xo_worker_suspend(w); /* somebody already claimed the wake: consume it */
+            else why = xo__worker_suspend(w); /* somebody already claimed the wake: consume it */
         } else {
-            why = xo_worker_suspend(w);
+            why = xo__worker_suspend(w);
         }
-        if (timeout_ms >= 0) xo_timers_remove(timers, &wt.timer);
+        if (timeout_ms >= 0) xo__timers_remove(timers, &wt.timer);
     }
     set_awaiting(w, NULL);
-    if (why == XO_ETIMEDOUT) return xo_error_set(XO_ETIMEDOUT, "no reply within %lld ms", (long long)timeout_ms);
-    if (why == XO_ECANCELED) return xo_error_set(XO_ECANCELED, "the calling method was cancelled");
+    if (why == XO_ETIMEDOUT) return xo__error_set(XO_ETIMEDOUT, "no reply within %lld ms", (long long)timeout_ms);
+    if (why == XO_ECANCELED) return xo__error_set(XO_ECANCELED, "the calling method was cancelled");
     return XO_OK;
 }
 
-xo_status_t xo_future_await(xo_future_t *f, int64_t timeout_ms)
+xo_status_t xo__future_await(xo_future_t *f, int64_t timeout_ms)
 {
     if (atomic_load_explicit(&f->state, memory_order_acquire) == XO_FUT_DONE) return XO_OK;
-    xo_worker_t *w = xo_worker_current();
+    xo_worker_t *w = xo__worker_current();
     return w ? worker_wait(w, f, timeout_ms) : thread_wait(f, timeout_ms);
 }
 
 /* ---- cancellation -------------------------------------------------------------------------------------------- */
 
-void xo_future_request_cancel(xo_future_t *f)
+void xo__future_request_cancel(xo_future_t *f)
 {
     if (atomic_exchange(&f->cancel_requested, true)) return; /* once is enough */
     if (f->on_cancel && !xo_future_done(f)) f->on_cancel(f, f->hook_arg);
@@ -245,7 +245,7 @@ void xo_future_request_cancel(xo_future_t *f)
     if (w) {
         atomic_store(&w->cancelled, true);
         g = w->awaiting;
-        if (g) xo_future_ref(g);
+        if (g) xo__future_ref(g);
     }
     unlock(f);
     if (!g) return;
@@ -253,13 +253,13 @@ void xo_future_request_cancel(xo_future_t *f)
      * the call it was waiting on, down the chain. In the other order the inner call could complete first and the
      * method would get its value instead. */
     int expected = XO_FUT_WAITING;
-    if (atomic_compare_exchange_strong(&g->state, &expected, XO_FUT_PENDING)) xo_worker_wake(w, XO_ECANCELED);
-    xo_future_request_cancel(g);
-    xo_future_unref(g);
+    if (atomic_compare_exchange_strong(&g->state, &expected, XO_FUT_PENDING)) xo__worker_wake(w, XO_ECANCELED);
+    xo__future_request_cancel(g);
+    xo__future_unref(g);
 }
 
 /* Called by the activation that runs f's call, at its start and end (runner = NULL). */
-void xo_future_set_runner(xo_future_t *f, xo_worker_t *w)
+void xo__future_set_runner(xo_future_t *f, xo_worker_t *w)
 {
     lock(f);
     f->runner = w;
@@ -270,13 +270,13 @@ void xo_future_set_runner(xo_future_t *f, xo_worker_t *w)
 
 xo_status_t xo_future_wait(xo_future_t *f, int64_t timeout_ms, xo_result_t **result_p)
 {
-    if (!f) return xo_error_set(XO_EINVAL, "NULL future");
-    xo_status_t st = xo_future_await(f, timeout_ms);
+    if (!f) return xo__error_set(XO_EINVAL, "NULL future");
+    xo_status_t st = xo__future_await(f, timeout_ms);
     if (st != XO_OK) return st;
-    if (f->taken) return xo_error_set(XO_EINVAL, "the future's value was already taken");
+    if (f->taken) return xo__error_set(XO_EINVAL, "the future's value was already taken");
     if (f->status != XO_OK) {
-        if (f->error) xo_error_set(f->status, "%s", f->error);
-        else xo_error_set(f->status, "%s", xo_strerror(f->status));
+        if (f->error) xo__error_set(f->status, "%s", f->error);
+        else xo__error_set(f->status, "%s", xo_strerror(f->status));
         return f->status;
     }
     f->taken = true;
@@ -289,28 +289,28 @@ xo_status_t xo_future_wait(xo_future_t *f, int64_t timeout_ms, xo_result_t **res
 
 void xo_future_cancel(xo_future_t *f)
 {
-    if (f) xo_future_request_cancel(f);
+    if (f) xo__future_request_cancel(f);
 }
 
-void xo_future_free(xo_future_t *f) { xo_future_unref(f); }
+void xo_future_free(xo_future_t *f) { xo__future_unref(f); }
 
-xo_future_t *xo_promise_new(void) { return xo_future_new(); }
+xo_future_t *xo_promise_new(void) { return xo__future_new(); }
 
 xo_status_t xo_promise_resolve(xo_future_t *p, xo_args_t *value)
 {
     if (!p) {
         xo_args_free(value);
-        return xo_error_set(XO_EINVAL, "NULL promise");
+        return xo__error_set(XO_EINVAL, "NULL promise");
     }
     size_t len = 0;
     const char *data = NULL;
     static const char nil = (char)0xc0;
     if (value) {
         /* value is an argument list of one: the promise's value is that one element */
-        data = xo_args_data(value, &len);
+        data = xo__args_data(value, &len);
         if (len < 2 || (unsigned char)data[0] != 0x91) {
             xo_args_free(value);
-            return xo_error_set(XO_EINVAL, "a promise value must be exactly one value, e.g. xo_args(\"i\", 1)");
+            return xo__error_set(XO_EINVAL, "a promise value must be exactly one value, e.g. xo_args(\"i\", 1)");
         }
         data++;
         len--;
@@ -318,21 +318,21 @@ xo_status_t xo_promise_resolve(xo_future_t *p, xo_args_t *value)
         data = &nil;
         len = 1;
     }
-    xo_result_t *r = xo_result_from_bytes(data, len);
+    xo_result_t *r = xo__result_from_bytes(data, len);
     xo_args_free(value);
-    if (!r) return xo_error_set(XO_ENOMEM, "out of memory");
-    if (!xo_future_complete(p, XO_OK, NULL, r)) return xo_error_set(XO_EINVAL, "promise already completed");
+    if (!r) return xo__error_set(XO_ENOMEM, "out of memory");
+    if (!xo__future_complete(p, XO_OK, NULL, r)) return xo__error_set(XO_EINVAL, "promise already completed");
     return XO_OK;
 }
 
 xo_status_t xo_promise_reject(xo_future_t *p, xo_status_t st, const char *fmt, ...)
 {
-    if (!p) return xo_error_set(XO_EINVAL, "NULL promise");
+    if (!p) return xo__error_set(XO_EINVAL, "NULL promise");
     if (st == XO_OK) st = XO_EMETHOD;
     va_list ap;
     va_start(ap, fmt);
-    char *text = xo_error_text_vdup(fmt, ap);
+    char *text = xo__error_text_vdup(fmt, ap);
     va_end(ap);
-    if (!xo_future_complete(p, st, text, NULL)) return xo_error_set(XO_EINVAL, "promise already completed");
+    if (!xo__future_complete(p, st, text, NULL)) return xo__error_set(XO_EINVAL, "promise already completed");
     return XO_OK;
 }

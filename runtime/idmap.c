@@ -10,18 +10,18 @@ static size_t slot(uint64_t id, size_t cap)
     return (size_t)id & (cap - 1);
 }
 
-void xo_idmap_init(xo_idmap_t *m)
+void xo__idmap_init(xo_idmap_t *m)
 {
     m->keys = NULL;
     m->vals = NULL;
     m->cap = m->n = 0;
 }
 
-void xo_idmap_free(xo_idmap_t *m)
+void xo__idmap_free(xo_idmap_t *m)
 {
     free(m->keys);
     free(m->vals);
-    xo_idmap_init(m);
+    xo__idmap_init(m);
 }
 
 static bool grow(xo_idmap_t *m)
@@ -49,7 +49,7 @@ static bool grow(xo_idmap_t *m)
     return true;
 }
 
-bool xo_idmap_put(xo_idmap_t *m, uint64_t id, void *val)
+bool xo__idmap_put(xo_idmap_t *m, uint64_t id, void *val)
 {
     if (id == 0) return false;
     if ((m->n + 1) * 2 > m->cap && !grow(m)) return false;
@@ -72,13 +72,13 @@ static size_t find(const xo_idmap_t *m, uint64_t id)
     return SIZE_MAX;
 }
 
-void *xo_idmap_get(const xo_idmap_t *m, uint64_t id)
+void *xo__idmap_get(const xo_idmap_t *m, uint64_t id)
 {
     size_t i = find(m, id);
     return i == SIZE_MAX ? NULL : m->vals[i];
 }
 
-void *xo_idmap_take(xo_idmap_t *m, uint64_t id)
+void *xo__idmap_take(xo_idmap_t *m, uint64_t id)
 {
     size_t i = find(m, id);
     if (i == SIZE_MAX) return NULL;
@@ -101,7 +101,7 @@ void *xo_idmap_take(xo_idmap_t *m, uint64_t id)
     return val;
 }
 
-void xo_idmap_drain(xo_idmap_t *m, void (*fn)(void *val, void *arg), void *arg)
+void xo__idmap_drain(xo_idmap_t *m, void (*fn)(void *val, void *arg), void *arg)
 {
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->keys[i]) continue;

@@ -13,14 +13,14 @@ typedef struct xo_idmap {
     size_t cap, n;
 } xo_idmap_t;
 
-void xo_idmap_init(xo_idmap_t *m);
-void xo_idmap_free(xo_idmap_t *m);
+void xo__idmap_init(xo_idmap_t *m);
+void xo__idmap_free(xo_idmap_t *m);
 /* false when out of memory or id == 0. Replaces an existing value. */
-bool xo_idmap_put(xo_idmap_t *m, uint64_t id, void *val);
-void *xo_idmap_get(const xo_idmap_t *m, uint64_t id);
+bool xo__idmap_put(xo_idmap_t *m, uint64_t id, void *val);
+void *xo__idmap_get(const xo_idmap_t *m, uint64_t id);
 /* Removes and returns the value, or NULL. */
-void *xo_idmap_take(xo_idmap_t *m, uint64_t id);
+void *xo__idmap_take(xo_idmap_t *m, uint64_t id);
 /* Calls fn on every value and empties the map. */
-void xo_idmap_drain(xo_idmap_t *m, void (*fn)(void *val, void *arg), void *arg);
+void xo__idmap_drain(xo_idmap_t *m, void (*fn)(void *val, void *arg), void *arg);
 
 #endif

@@ -21,7 +21,7 @@ typedef struct module_entry {
 } module_entry_t;
 
 /* Serialises loads (so two threads loading one file register its classes once) and guards the list. Lock order:
- * modules_lock, then the class registry's lock inside xo_register_class / xo_class_find; never the other way. */
+ * modules_lock, then the class registry's lock inside xo_register_class / xo__class_find; never the other way. */
 static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
 static module_entry_t *modules;     /* newest first */
 
@@ -38,31 +38,31 @@ static const module_entry_t *owner_of(const xo_actor_class_t *cls)
  * holds modules_lock. */
 static xo_status_t check_module(const char *path, const xo_module_v1_t *mod)
 {
-    if (!mod->name || !mod->name[0]) return xo_error_set(XO_EINVAL, "module %s: its descriptor has no name", path);
+    if (!mod->name || !mod->name[0]) return xo__error_set(XO_EINVAL, "module %s: its descriptor has no name", path);
     if (mod->n_classes && !mod->classes)
-        return xo_error_set(XO_EINVAL, "module %s (%s): %zu classes but no class array", path, mod->name,
+        return xo__error_set(XO_EINVAL, "module %s (%s): %zu classes but no class array", path, mod->name,
                             mod->n_classes);
     for (const module_entry_t *e = modules; e; e = e->next)
         if (strcmp(e->mod->name, mod->name) == 0)
-            return xo_error_set(XO_EEXIST, "module %s is named %s, like the module already loaded from %s", path,
+            return xo__error_set(XO_EEXIST, "module %s is named %s, like the module already loaded from %s", path,
                                 mod->name, e->path);
     for (size_t i = 0; i < mod->n_classes; i++) {
         const xo_actor_class_t *cls = mod->classes[i];
         if (!cls || !cls->name)
-            return xo_error_set(XO_EINVAL, "module %s (%s): class %zu is NULL or has no name", path, mod->name, i);
+            return xo__error_set(XO_EINVAL, "module %s (%s): class %zu is NULL or has no name", path, mod->name, i);
         for (size_t j = 0; j < i; j++)
             if (mod->classes[j] != cls && strcmp(mod->classes[j]->name, cls->name) == 0)
-                return xo_error_set(XO_EEXIST, "module %s (%s): two classes are named %s", path, mod->name,
+                return xo__error_set(XO_EEXIST, "module %s (%s): two classes are named %s", path, mod->name,
                                     cls->name);
-        const xo_actor_class_t *other = xo_class_find(cls->name);
+        const xo_actor_class_t *other = xo__class_find(cls->name);
         if (other && other != cls) {
             const module_entry_t *e = owner_of(other);
             if (e)
-                return xo_error_set(XO_EEXIST,
+                return xo__error_set(XO_EEXIST,
                                     "module %s (%s): class %s conflicts with class %s of module %s (%s), already "
                                     "registered",
                                     path, mod->name, cls->name, other->name, e->mod->name, e->path);
-            return xo_error_set(XO_EEXIST,
+            return xo__error_set(XO_EEXIST,
                                 "module %s (%s): class %s conflicts with class %s already registered by the program",
                                 path, mod->name, cls->name, other->name);
         }
@@ -86,7 +86,7 @@ static xo_status_t check_same_runtime(const char *path, void *h)
     Dl_info a = {0}, b = {0};
     dladdr(ours, &a);
     dladdr(theirs, &b);
-    return xo_error_set(XO_ECONFIG,
+    return xo__error_set(XO_ECONFIG,
                         "module %s uses the xoscar runtime in %s, not this process's (in %s): link the program "
                         "against libxoscar.so, or export its symbols (-rdynamic)",
                         path, b.dli_fname ? b.dli_fname : "?", a.dli_fname ? a.dli_fname : "?");
@@ -94,7 +94,7 @@ static xo_status_t check_same_runtime(const char *path, void *h)
 
 xo_status_t xo_module_load(const char *path, const xo_module_v1_t **mod_p)
 {
-    if (!path || !path[0]) return xo_error_set(XO_EINVAL, "module: no path");
+    if (!path || !path[0]) return xo__error_set(XO_EINVAL, "module: no path");
     pthread_mutex_lock(&modules_lock);
     /* RTLD_NOW: a missing symbol fails here, with its name, rather than at the first call of an actor method.
      * RTLD_LOCAL: two modules may hold file-local helpers with the same names without one binding to the other. */
@@ -102,7 +102,7 @@ xo_status_t xo_module_load(const char *path, const xo_module_v1_t **mod_p)
     if (!h) {
         const char *why = dlerror();
         pthread_mutex_unlock(&modules_lock);
-        return xo_error_set(XO_EINVAL, "module %s cannot be loaded: %s", path, why ? why : "unknown dlopen error");
+        return xo__error_set(XO_EINVAL, "module %s cannot be loaded: %s", path, why ? why : "unknown dlopen error");
     }
     /* dlopen of a file already open returns its handle again (one more reference), whatever path names it. */
     for (module_entry_t *e = modules; e; e = e->next) {
@@ -120,13 +120,13 @@ xo_status_t xo_module_load(const char *path, const xo_module_v1_t **mod_p)
     const char *why = dlerror();
     xo_status_t st;
     if (!mod) {
-        st = xo_error_set(XO_EINVAL, "module %s does not export %s: %s", path, XO_MODULE_SYMBOL,
+        st = xo__error_set(XO_EINVAL, "module %s does not export %s: %s", path, XO_MODULE_SYMBOL,
                           why ? why : "the symbol is NULL");
         goto out;
     }
     /* Only the first field is read before the version is known: every version keeps abi_version first. */
     if (mod->abi_version != XO_MODULE_ABI_V1) {
-        st = xo_error_set(XO_ENOTSUP, "module %s has abi_version %u; this runtime loads abi_version %u only", path,
+        st = xo__error_set(XO_ENOTSUP, "module %s has abi_version %u; this runtime loads abi_version %u only", path,
                           mod->abi_version, XO_MODULE_ABI_V1);
         goto out;
     }
@@ -139,7 +139,7 @@ xo_status_t xo_module_load(const char *path, const xo_module_v1_t **mod_p)
     if (!e || !p) {
         free(e);
         free(p);
-        st = xo_error_set(XO_ENOMEM, "out of memory");
+        st = xo__error_set(XO_ENOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < mod->n_classes; i++) {
@@ -151,7 +151,7 @@ xo_status_t xo_module_load(const char *path, const xo_module_v1_t **mod_p)
             snprintf(why_cls, sizeof why_cls, "%s", xo_last_error());
             free(e);
             free(p);
-            st = xo_error_set(st, "module %s (%s): class %s refused: %s", path, mod->name, mod->classes[i]->name,
+            st = xo__error_set(st, "module %s (%s): class %s refused: %s", path, mod->name, mod->classes[i]->name,
                               why_cls);
             goto out;
         }
@@ -182,12 +182,12 @@ const xo_module_v1_t *xo_module_loaded(const char *name)
 xo_status_t xo_create_actor_by_name(const char *class_name, xo_args_t *args, const char *address, const char *uid,
                                     xo_ref_t **ref_p)
 {
-    const xo_actor_class_t *cls = class_name ? xo_class_find(class_name) : NULL;
-    if (!cls && class_name && address && !xo_pool_find(address) && xo_remote_address_ok(address))
-        return xo_create_remote(address, class_name, args, uid, ref_p); /* the remote pool knows the class */
+    const xo_actor_class_t *cls = class_name ? xo__class_find(class_name) : NULL;
+    if (!cls && class_name && address && !xo__pool_find(address) && xo__remote_address_ok(address))
+        return xo__create_remote(address, class_name, args, uid, ref_p); /* the remote pool knows the class */
     if (!cls) {
         xo_args_free(args); /* consumed, whatever the result */
-        return xo_error_set(XO_ENOCLASS, "no actor class named %s is registered", class_name ? class_name : "(null)");
+        return xo__error_set(XO_ENOCLASS, "no actor class named %s is registered", class_name ? class_name : "(null)");
     }
     return xo_create_actor(cls, args, address, uid, ref_p);
 }

@@ -31,7 +31,7 @@ static xo_status_t table_grow(xo_pool_t *p)
 {
     size_t ncap = p->table_cap ? p->table_cap * 2 : 64;
     xo_actor_t **nt = calloc(ncap, sizeof *nt);
-    if (!nt) return xo_error_set(XO_ENOMEM, "out of memory for the actor table");
+    if (!nt) return xo__error_set(XO_ENOMEM, "out of memory for the actor table");
     for (size_t i = 0; i < p->table_cap; i++) {
         xo_actor_t *a = p->table[i];
         while (a) {
@@ -48,12 +48,12 @@ static xo_status_t table_grow(xo_pool_t *p)
     return XO_OK;
 }
 
-xo_status_t xo_pool_table_insert(xo_pool_t *p, xo_actor_t *a)
+xo_status_t xo__pool_table_insert(xo_pool_t *p, xo_actor_t *a)
 {
     pthread_mutex_lock(&p->table_lock);
     if (atomic_load(&p->stopping)) {
         pthread_mutex_unlock(&p->table_lock);
-        return xo_error_set(XO_ECLOSED, "pool %s is stopping", p->address);
+        return xo__error_set(XO_ECLOSED, "pool %s is stopping", p->address);
     }
     if (p->n_actors + 1 > p->table_cap * 3 / 4) {
         xo_status_t st = table_grow(p);
@@ -66,10 +66,10 @@ xo_status_t xo_pool_table_insert(xo_pool_t *p, xo_actor_t *a)
     for (xo_actor_t *e = p->table[b]; e; e = e->table_next) {
         if (strcmp(e->uid, a->uid) == 0) {
             pthread_mutex_unlock(&p->table_lock);
-            return xo_error_set(XO_EEXIST, "actor \"%s\" already exists at %s", a->uid, p->address);
+            return xo__error_set(XO_EEXIST, "actor \"%s\" already exists at %s", a->uid, p->address);
         }
     }
-    xo_actor_retain(a);
+    xo__actor_retain(a);
     a->table_next = p->table[b];
     p->table[b] = a;
     p->n_actors++;
@@ -77,7 +77,7 @@ xo_status_t xo_pool_table_insert(xo_pool_t *p, xo_actor_t *a)
     return XO_OK;
 }
 
-void xo_pool_table_remove(xo_pool_t *p, xo_actor_t *a)
+void xo__pool_table_remove(xo_pool_t *p, xo_actor_t *a)
 {
     bool found = false;
     pthread_mutex_lock(&p->table_lock);
@@ -93,10 +93,10 @@ void xo_pool_table_remove(xo_pool_t *p, xo_actor_t *a)
         }
     }
     pthread_mutex_unlock(&p->table_lock);
-    if (found) xo_actor_release(a);
+    if (found) xo__actor_release(a);
 }
 
-xo_actor_t *xo_pool_table_lookup(xo_pool_t *p, const char *uid)
+xo_actor_t *xo__pool_table_lookup(xo_pool_t *p, const char *uid)
 {
     xo_actor_t *found = NULL;
     pthread_mutex_lock(&p->table_lock);
@@ -105,7 +105,7 @@ xo_actor_t *xo_pool_table_lookup(xo_pool_t *p, const char *uid)
         for (xo_actor_t *e = p->table[b]; e; e = e->table_next) {
             if (strcmp(e->uid, uid) == 0) {
                 found = e;
-                xo_actor_retain(e);
+                xo__actor_retain(e);
                 break;
             }
         }
@@ -114,21 +114,21 @@ xo_actor_t *xo_pool_table_lookup(xo_pool_t *p, const char *uid)
     return found;
 }
 
-void xo_pool_report_actor(xo_pool_t *pool, const char *uid, bool add)
+void xo__pool_report_actor(xo_pool_t *pool, const char *uid, bool add)
 {
     if (!pool->main_address || strcmp(uid, XO_HOST_SERVICE_UID) == 0 || strcmp(uid, XO_DEVBUF_SERVICE_UID) == 0)
         return; /* every pool has its own: not found through the main pool */
     /* Waited for (from the create or destroy activation, so only that fiber waits): once the creator has its reply,
      * a lookup through the main address finds the actor. A main pool without a host service answers ENOACTOR. */
     xo_future_t *f = NULL;
-    xo_status_t st = xo_remote_send(pool->main_address, XO_WIRE_CALL, xo_chain_new(), XO_HOST_SERVICE_UID,
+    xo_status_t st = xo__remote_send(pool->main_address, XO_WIRE_CALL, xo__chain_new(), XO_HOST_SERVICE_UID,
                                     "register", xo_args("sst", uid, pool->address, (int)add), true, &f);
     if (st == XO_OK) {
         st = xo_future_wait(f, 2000, NULL);
-        xo_future_unref(f);
+        xo__future_unref(f);
     }
     if (st != XO_OK) xo_log_debug("cannot report actor %s to %s: %s", uid, pool->main_address, xo_last_error());
-    xo_error_clear();
+    xo__error_clear();
 }
 
 size_t xo_pool_actor_count(const xo_pool_t *cp)
@@ -151,12 +151,12 @@ static xo_status_t open_device(xo_pool_t *p, const char *name, uint64_t capacity
     int index = 0;
     const char *colon = strchr(name, ':');
     size_t n = colon ? (size_t)(colon - name) : strlen(name);
-    if (n == 0 || n >= sizeof backend) return xo_error_set(XO_EINVAL, "bad device name \"%s\"", name);
+    if (n == 0 || n >= sizeof backend) return xo__error_set(XO_EINVAL, "bad device name \"%s\"", name);
     memcpy(backend, name, n);
     backend[n] = '\0';
     if (colon) index = atoi(colon + 1);
     const xo_device_ops_t *ops = xo_device_backend_find(backend);
-    if (!ops) return xo_error_set(XO_ENOTSUP, "no device backend \"%s\" in this build", backend);
+    if (!ops) return xo__error_set(XO_ENOTSUP, "no device backend \"%s\" in this build", backend);
     xo_device_config_t dc = {.capacity = capacity};
     return xo_device_open(ops, index, &dc, &p->device);
 }
@@ -167,9 +167,9 @@ xo_status_t xo__pool_start_engine(const xo_pool_config_t *cfg, xo_pool_t **pool_
 {
     xo_pool_config_t def = {0};
     if (!cfg) cfg = &def;
-    if (!pool_p) return xo_error_set(XO_EINVAL, "pool_p is NULL");
+    if (!pool_p) return xo__error_set(XO_EINVAL, "pool_p is NULL");
     xo_pool_t *p = calloc(1, sizeof *p);
-    if (!p) return xo_error_set(XO_ENOMEM, "out of memory for a pool");
+    if (!p) return xo__error_set(XO_ENOMEM, "out of memory for a pool");
     if (cfg->address) {
         p->address = strdup(cfg->address);
     } else {
@@ -183,43 +183,43 @@ xo_status_t xo__pool_start_engine(const xo_pool_config_t *cfg, xo_pool_t **pool_
     p->sched = calloc(p->n_sched, sizeof *p->sched);
     pthread_mutex_init(&p->table_lock, NULL);
     if (getrandom(&p->uid_seed, sizeof p->uid_seed, 0) != sizeof p->uid_seed)
-        p->uid_seed = (uint64_t)getpid() ^ xo_now_ns();
+        p->uid_seed = (uint64_t)getpid() ^ xo__now_ns();
     if (!p->address || !p->sched) {
         free(p->address);
         free(p->sched);
         free(p);
-        return xo_error_set(XO_ENOMEM, "out of memory for a pool");
+        return xo__error_set(XO_ENOMEM, "out of memory for a pool");
     }
     unsigned spin = cfg->spin_us ? cfg->spin_us : DEFAULT_SPIN_US;
     for (unsigned i = 0; i < p->n_sched; i++) p->sched[i].spin_ns = (uint64_t)spin * 1000u;
 
     xo_status_t st = cfg->device ? open_device(p, cfg->device, cfg->device_capacity) : XO_OK;
     if (st != XO_OK) goto fail_free;
-    st = xo_timers_start(&p->timers, "xo-timer");
+    st = xo__timers_start(&p->timers, "xo-timer");
     if (st != XO_OK) goto fail_free;
-    st = xo_sched_start_all(p);
+    st = xo__sched_start_all(p);
     if (st != XO_OK) goto fail_timers;
     /* A process pool address ("host:port[/N]") is served to other processes; listening may fix a port 0. */
-    p->listening = xo_remote_address_ok(p->address);
+    p->listening = xo__remote_address_ok(p->address);
     const char *slash = p->listening ? strrchr(p->address, '/') : NULL;
     if (slash && atoi(slash + 1) > 0) p->main_address = strndup(p->address, (size_t)(slash - p->address));
     if (p->listening) {
-        st = xo_remote_listen(p);
+        st = xo__remote_listen(p);
         if (st != XO_OK) goto fail_sched;
     }
-    st = xo_process_register_pool(p);
+    st = xo__process_register_pool(p);
     if (st != XO_OK) goto fail_unlisten;
     xo_log_debug("pool %s started with %u scheduler threads", p->address, p->n_sched);
     *pool_p = p;
     return XO_OK;
 
 fail_unlisten:
-    if (p->listening) xo_remote_unlisten(p);
+    if (p->listening) xo__remote_unlisten(p);
 fail_sched:
-    xo_sched_stop_all(p);
+    xo__sched_stop_all(p);
     cleanup(p);
 fail_timers:
-    xo_timers_stop(p->timers);
+    xo__timers_stop(p->timers);
 fail_free:
     if (p->device) xo_device_close(p->device);
     free(p->main_address);
@@ -241,7 +241,7 @@ static void destroy_remaining(xo_pool_t *p)
     xo_actor_t **v = malloc((p->n_actors ? p->n_actors : 1) * sizeof *v);
     for (size_t i = 0; v && i < p->table_cap; i++)
         for (xo_actor_t *a = p->table[i]; a; a = a->table_next) {
-            xo_actor_retain(a);
+            xo__actor_retain(a);
             v[n++] = a;
         }
     pthread_mutex_unlock(&p->table_lock);
@@ -249,30 +249,30 @@ static void destroy_remaining(xo_pool_t *p)
     xo_future_t **fs = calloc(n ? n : 1, sizeof *fs);
     for (size_t i = 0; fs && i < n; i++) {
         xo_msg_t *m = calloc(1, sizeof *m);
-        xo_future_t *f = m ? xo_future_new() : NULL;
+        xo_future_t *f = m ? xo__future_new() : NULL;
         if (!f) {
             free(m);
             continue;
         }
         m->kind = XO_MSG_DESTROY;
-        m->chain = xo_chain_new();
+        m->chain = xo__chain_new();
         m->reply = f;
-        xo_future_ref(f);
+        xo__future_ref(f);
         fs[i] = f;
-        xo_actor_post(v[i], m);
+        xo__actor_post(v[i], m);
     }
-    uint64_t deadline = xo_now_ns() + (uint64_t)STOP_DESTROY_BUDGET_MS * 1000000ull;
+    uint64_t deadline = xo__now_ns() + (uint64_t)STOP_DESTROY_BUDGET_MS * 1000000ull;
     for (size_t i = 0; i < n; i++) {
         if (fs && fs[i]) {
-            uint64_t now = xo_now_ns();
+            uint64_t now = xo__now_ns();
             int64_t left = now < deadline ? (int64_t)((deadline - now) / 1000000ull) : 0;
-            if (xo_future_await(fs[i], left) != XO_OK)
+            if (xo__future_await(fs[i], left) != XO_OK)
                 xo_log_warn("pool %s stop: actor \"%s\" was not destroyed in time (before_destroy still running, "
                             "or the actor is waiting); finalising it without before_destroy",
                             p->address, v[i]->uid);
-            xo_future_unref(fs[i]);
+            xo__future_unref(fs[i]);
         }
-        xo_actor_release(v[i]);
+        xo__actor_release(v[i]);
     }
     free(fs);
     free(v);
@@ -294,13 +294,13 @@ static void set_add(actor_set_t *s, xo_actor_t *a)
         s->v = nv;
         s->cap = ncap;
     }
-    xo_actor_retain(a);
+    xo__actor_retain(a);
     s->v[s->n++] = a;
 }
 
 static void reject_closed(xo_pool_t *p, xo_msg_t *m)
 {
-    xo_msg_reject(m, XO_ECLOSED, "pool %s stopped", p->address);
+    xo__msg_reject(m, XO_ECLOSED, "pool %s stopped", p->address);
 }
 
 /* With every thread of the pool stopped: answer every queued message with XO_ECLOSED, abandon suspended
@@ -323,12 +323,12 @@ static void cleanup(xo_pool_t *p)
                 xo_actor_t *a = (xo_actor_t *)r;
                 set_add(&actors, a);
                 atomic_store(&a->scheduled, 0);
-                xo_actor_release(a); /* the token's ref */
+                xo__actor_release(a); /* the token's ref */
             } else if (r->kind == XO_RUN_MESSAGE) {
                 xo_msg_t *m = (xo_msg_t *)r;
                 xo_actor_t *a = m->actor;
                 reject_closed(p, m);
-                xo_actor_release(a);
+                xo__actor_release(a);
             }
             /* XO_RUN_RESUME: the worker is handled below */
         }
@@ -343,8 +343,8 @@ static void cleanup(xo_pool_t *p)
                 reject_closed(p, w->msg);
                 w->msg = NULL;
                 atomic_fetch_sub(&a->activations, 1);
-                if (!w->via_mailbox) xo_actor_release(a); /* the stateless message's ref */
-                xo_actor_release(a);                      /* the activation's ref */
+                if (!w->via_mailbox) xo__actor_release(a); /* the stateless message's ref */
+                xo__actor_release(a);                      /* the activation's ref */
             }
         }
     }
@@ -361,42 +361,42 @@ static void cleanup(xo_pool_t *p)
                                                        (xo_msg_t *)atomic_load(&m->run.node.next), m));
         a->deferred_tail = NULL;
         atomic_store(&a->life, XO_LIFE_DEAD);
-        xo_pool_table_remove(p, a);
+        xo__pool_table_remove(p, a);
         atomic_store(&a->activations, 0);
-        xo_actor_try_fini(a);
-        xo_actor_release(a);
+        xo__actor_try_fini(a);
+        xo__actor_release(a);
     }
     free(actors.v);
     for (unsigned i = 0; i < p->n_sched; i++) {
         xo_sched_t *s = &p->sched[i];
         for (size_t k = 0; k < s->n_workers; k++) {
             xo_worker_t *w = s->workers[k];
-            xo_fiber_destroy(w->fiber);
+            xo__fiber_destroy(w->fiber);
             msgpack_zone_destroy(&w->zone);
-            xo_buf_free(&w->out);
+            xo__buf_free(&w->out);
             free(w->on_return);
             free(w);
         }
         free(s->workers);
-        xo_fiber_destroy(s->loop_fiber);
+        xo__fiber_destroy(s->loop_fiber);
     }
 }
 
 void xo_pool_stop(xo_pool_t *p)
 {
     if (!p) return;
-    if (xo_sched_current() && xo_sched_current()->pool == p) {
+    if (xo__sched_current() && xo__sched_current()->pool == p) {
         xo_log_error("xo_pool_stop called from pool %s's own thread: refused (it would join itself)", p->address);
         return;
     }
-    if (p->listening) xo_remote_unlisten(p); /* no new requests from other processes */
+    if (p->listening) xo__remote_unlisten(p); /* no new requests from other processes */
     destroy_remaining(p);
     pthread_mutex_lock(&p->table_lock);
     atomic_store(&p->stopping, true);
     pthread_mutex_unlock(&p->table_lock);
-    xo_process_unregister_pool(p);
-    xo_sched_stop_all(p);
-    xo_timers_stop(p->timers);
+    xo__process_unregister_pool(p);
+    xo__sched_stop_all(p);
+    xo__timers_stop(p->timers);
     cleanup(p);
     pthread_mutex_destroy(&p->table_lock);
     if (p->device) xo_device_close(p->device); /* after cleanup: the actors' fini may free device memory */

@@ -16,13 +16,13 @@ typedef struct class_entry {
 } class_entry_t;
 static class_entry_t *classes;
 
-xo_status_t xo_process_register_pool(xo_pool_t *pool)
+xo_status_t xo__process_register_pool(xo_pool_t *pool)
 {
     pthread_mutex_lock(&registry_lock);
     for (xo_pool_t *p = pools; p; p = p->registry_next) {
         if (strcmp(p->address, pool->address) == 0) {
             pthread_mutex_unlock(&registry_lock);
-            return xo_error_set(XO_EEXIST, "a pool with address %s already runs in this process", pool->address);
+            return xo__error_set(XO_EEXIST, "a pool with address %s already runs in this process", pool->address);
         }
     }
     pool->registry_next = pools;
@@ -31,7 +31,7 @@ xo_status_t xo_process_register_pool(xo_pool_t *pool)
     return XO_OK;
 }
 
-void xo_process_unregister_pool(xo_pool_t *pool)
+void xo__process_unregister_pool(xo_pool_t *pool)
 {
     pthread_mutex_lock(&registry_lock);
     for (xo_pool_t **pp = &pools; *pp; pp = &(*pp)->registry_next) {
@@ -43,7 +43,7 @@ void xo_process_unregister_pool(xo_pool_t *pool)
     pthread_mutex_unlock(&registry_lock);
 }
 
-xo_pool_t *xo_pool_find(const char *address)
+xo_pool_t *xo__pool_find(const char *address)
 {
     pthread_mutex_lock(&registry_lock);
     xo_pool_t *p = pools;
@@ -52,9 +52,9 @@ xo_pool_t *xo_pool_find(const char *address)
     return p;
 }
 
-xo_pool_t *xo_pool_default(void)
+xo_pool_t *xo__pool_default(void)
 {
-    xo_worker_t *w = xo_worker_current();
+    xo_worker_t *w = xo__worker_current();
     if (w) return w->actor->pool;
     pthread_mutex_lock(&registry_lock);
     xo_pool_t *p = pools;
@@ -65,16 +65,16 @@ xo_pool_t *xo_pool_default(void)
 
 xo_status_t xo_register_class(const xo_actor_class_t *cls)
 {
-    if (!cls || !cls->name || !cls->name[0]) return xo_error_set(XO_EINVAL, "a class needs a name");
+    if (!cls || !cls->name || !cls->name[0]) return xo__error_set(XO_EINVAL, "a class needs a name");
     if (cls->abi_version != XO_CLASS_ABI_V1)
-        return xo_error_set(XO_EINVAL, "class %s: abi_version %u is not supported (this runtime knows %u)", cls->name,
+        return xo__error_set(XO_EINVAL, "class %s: abi_version %u is not supported (this runtime knows %u)", cls->name,
                             cls->abi_version, XO_CLASS_ABI_V1);
     for (size_t i = 0; i < cls->n_methods; i++) {
         const xo_method_t *m = &cls->methods[i];
         if (!m->name || (!m->fn && !m->batch))
-            return xo_error_set(XO_EINVAL, "class %s: method %zu has no name or no function", cls->name, i);
+            return xo__error_set(XO_EINVAL, "class %s: method %zu has no name or no function", cls->name, i);
         if (m->batch && !(m->flags & XO_METHOD_EXTENSIBLE))
-            return xo_error_set(XO_EINVAL, "class %s: method %s has a batch handler but is not extensible", cls->name,
+            return xo__error_set(XO_EINVAL, "class %s: method %s has a batch handler but is not extensible", cls->name,
                                 m->name);
     }
     pthread_mutex_lock(&registry_lock);
@@ -82,13 +82,13 @@ xo_status_t xo_register_class(const xo_actor_class_t *cls)
         if (strcmp(e->cls->name, cls->name) == 0) {
             pthread_mutex_unlock(&registry_lock);
             if (e->cls == cls) return XO_OK;
-            return xo_error_set(XO_EEXIST, "another class named %s is already registered", cls->name);
+            return xo__error_set(XO_EEXIST, "another class named %s is already registered", cls->name);
         }
     }
     class_entry_t *e = malloc(sizeof *e);
     if (!e) {
         pthread_mutex_unlock(&registry_lock);
-        return xo_error_set(XO_ENOMEM, "out of memory");
+        return xo__error_set(XO_ENOMEM, "out of memory");
     }
     e->cls = cls;
     e->next = classes;
@@ -97,7 +97,7 @@ xo_status_t xo_register_class(const xo_actor_class_t *cls)
     return XO_OK;
 }
 
-const xo_actor_class_t *xo_class_find(const char *name)
+const xo_actor_class_t *xo__class_find(const char *name)
 {
     pthread_mutex_lock(&registry_lock);
     class_entry_t *e = classes;
@@ -123,7 +123,7 @@ static void chain_init(void)
 #define CHAIN_BLOCK 4096u
 static _Thread_local uint64_t chain_next, chain_end;
 
-uint64_t xo_chain_new(void)
+uint64_t xo__chain_new(void)
 {
     if (chain_next == chain_end) {
         pthread_once(&chain_once, chain_init);
@@ -133,8 +133,8 @@ uint64_t xo_chain_new(void)
     return chain_next++;
 }
 
-uint64_t xo_chain_current(void)
+uint64_t xo__chain_current(void)
 {
-    xo_worker_t *w = xo_worker_current();
-    return w ? w->chain : xo_chain_new();
+    xo_worker_t *w = xo__worker_current();
+    return w ? w->chain : xo__chain_new();
 }

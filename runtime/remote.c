@@ -109,7 +109,7 @@ static bool parse_address(const char *address, addr_t *a)
     return true;
 }
 
-bool xo_remote_address_ok(const char *address)
+bool xo__remote_address_ok(const char *address)
 {
     addr_t a;
     return parse_address(address, &a);
@@ -153,7 +153,7 @@ static size_t peer_urls(const addr_t *a, char urls[4][XO_URL_MAX])
     local_name(a, name, sizeof name);
     size_t n = 0;
     bool local = is_local_host(a->host);
-    if (a->port != 0 && xo_transport_find("ucx") && ucx_enabled() && (force ? strcmp(force, "ucx") == 0 : !local))
+    if (a->port != 0 && xo__transport_find("ucx") && ucx_enabled() && (force ? strcmp(force, "ucx") == 0 : !local))
         snprintf(urls[n++], XO_URL_MAX, "ucx://%s:%u", a->host, a->port + XO_UCX_PORT_OFFSET + a->index);
     if (local && (!force || strcmp(force, "shm") == 0)) snprintf(urls[n++], XO_URL_MAX, "shm://%s", name);
     if (local && (!force || strcmp(force, "unix") == 0)) snprintf(urls[n++], XO_URL_MAX, "unix://@%s.u", name);
@@ -179,7 +179,7 @@ static conn_t *conn_new(conn_kind_t kind)
     }
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->rx_lock, NULL);
-    xo_idmap_init(&c->calls);
+    xo__idmap_init(&c->calls);
     return c;
 }
 
@@ -188,9 +188,9 @@ static void conn_retain(conn_t *c) { atomic_fetch_add(&c->refs, 1); }
 static void conn_release(conn_t *c)
 {
     if (atomic_fetch_sub(&c->refs, 1) != 1) return;
-    if (c->ch) xo_channel_close(c->ch);
-    if (c->listener) xo_listener_close(c->listener);
-    xo_idmap_free(&c->calls);
+    if (c->ch) xo__channel_close(c->ch);
+    if (c->listener) xo__listener_close(c->listener);
+    xo__idmap_free(&c->calls);
     msgpack_zone_destroy(&c->zone);
     pthread_mutex_destroy(&c->lock);
     pthread_mutex_destroy(&c->rx_lock);
@@ -208,7 +208,7 @@ static void wake_io(void)
 /* Links c into io.conns (caller holds io.lock) and tells pollers to take a new snapshot. */
 static void link_conn(conn_t *c)
 {
-    c->pollable = c->ch && xo_channel_has_poll(c->ch);
+    c->pollable = c->ch && xo__channel_has_poll(c->ch);
     c->next = io.conns;
     io.conns = c;
     atomic_fetch_add(&io.poll_gen, 1);
@@ -232,18 +232,18 @@ typedef struct {
 
 static void send_frame(conn_t *c, xo_wire_out_t *w)
 {
-    xo_frame_t fr = xo_wire_frame(w);
-    xo_status_t st = xo_channel_send(c->ch, &fr);
+    xo_frame_t fr = xo__wire_frame(w);
+    xo_status_t st = xo__channel_send(c->ch, &fr);
     if (st != XO_OK) xo_log_debug("reply on a closed connection dropped: %s", xo_last_error());
 }
 
 static void send_error(conn_t *c, uint64_t call_id, xo_status_t st, const char *text)
 {
     xo_wire_out_t w;
-    xo_wire_out_init(&w);
-    xo_wire_reply(&w, call_id, st, text, NULL, 0);
+    xo__wire_out_init(&w);
+    xo__wire_reply(&w, call_id, st, text, NULL, 0);
     send_frame(c, &w);
-    xo_wire_out_free(&w);
+    xo__wire_out_free(&w);
 }
 
 /* on_done of a future standing for a remote caller: runs on the thread that completed it. */
@@ -252,20 +252,20 @@ static void reply_done(xo_future_t *f, void *arg)
     inflight_t *in = arg;
     conn_t *c = in->conn;
     pthread_mutex_lock(&c->lock);
-    xo_idmap_take(&c->calls, in->call_id);
+    xo__idmap_take(&c->calls, in->call_id);
     pthread_mutex_unlock(&c->lock);
     xo_wire_out_t w;
-    xo_wire_out_init(&w);
+    xo__wire_out_init(&w);
     if (f->n_items || f->item_status) {
-        xo_wire_reply_batch(&w, in->call_id, f->status, f->error, f->n_items, f->item_status, f->item_errors,
+        xo__wire_reply_batch(&w, in->call_id, f->status, f->error, f->n_items, f->item_status, f->item_errors,
                             f->item_results);
     } else {
         size_t len = 0;
-        const char *bytes = f->result ? xo_result_bytes(f->result, &len) : NULL;
-        xo_wire_reply(&w, in->call_id, f->status, f->error, bytes, len);
+        const char *bytes = f->result ? xo__result_bytes(f->result, &len) : NULL;
+        xo__wire_reply(&w, in->call_id, f->status, f->error, bytes, len);
     }
     send_frame(c, &w);
-    xo_wire_out_free(&w);
+    xo__wire_out_free(&w);
 }
 
 static void inflight_free(void *arg)
@@ -278,10 +278,10 @@ static void inflight_free(void *arg)
 /* A future whose completion goes back over c as the reply to call_id. The caller owns one ref. */
 static xo_future_t *reply_future(conn_t *c, uint64_t call_id)
 {
-    xo_future_t *f = xo_future_new();
+    xo_future_t *f = xo__future_new();
     inflight_t *in = f ? malloc(sizeof *in) : NULL;
     if (!in) {
-        xo_future_unref(f);
+        xo__future_unref(f);
         return NULL;
     }
     conn_retain(c);
@@ -291,7 +291,7 @@ static xo_future_t *reply_future(conn_t *c, uint64_t call_id)
     f->on_free = inflight_free;
     f->hook_arg = in;
     pthread_mutex_lock(&c->lock);
-    xo_idmap_put(&c->calls, call_id, f); /* no ref: reply_done removes it before the message drops its ref */
+    xo__idmap_put(&c->calls, call_id, f); /* no ref: reply_done removes it before the message drops its ref */
     pthread_mutex_unlock(&c->lock);
     return f;
 }
@@ -312,7 +312,7 @@ static xo_actor_t *find_actor(conn_t *c, const xo_wire_msg_t *m, char *uid)
         send_error(c, m->call_id, XO_EINVAL, "bad or too long uid");
         return NULL;
     }
-    xo_actor_t *a = xo_pool_table_lookup(c->pool, uid);
+    xo_actor_t *a = xo__pool_table_lookup(c->pool, uid);
     if (!a) {
         char text[XO_ERROR_TEXT_MAX];
         snprintf(text, sizeof text, "no actor \"%s\" at %s", uid, c->pool->address);
@@ -326,13 +326,13 @@ static void serve_call(conn_t *c, const xo_wire_msg_t *m)
     char uid[UID_MAX], method[256];
     xo_actor_t *a = find_actor(c, m, uid);
     if (!a) return;
-    int index = copy_str(m->method, method, sizeof method) ? xo_class_method_index(a->cls, method) : -1;
+    int index = copy_str(m->method, method, sizeof method) ? xo__class_method_index(a->cls, method) : -1;
     if (index < 0) {
         char text[XO_ERROR_TEXT_MAX];
         snprintf(text, sizeof text, "actor \"%.200s\" (class %s) has no method \"%.*s\"", uid, a->cls->name,
                  (int)m->method.len, m->method.ptr ? m->method.ptr : "");
         if (m->want_reply) send_error(c, m->call_id, XO_ENOMETHOD, text);
-        xo_actor_release(a);
+        xo__actor_release(a);
         return;
     }
     xo_msg_t *msg = calloc(1, sizeof *msg);
@@ -340,17 +340,17 @@ static void serve_call(conn_t *c, const xo_wire_msg_t *m)
         if (!(a->cls->methods[index].flags & XO_METHOD_EXTENSIBLE)) {
             free(msg);
             send_error(c, m->call_id, XO_EBATCH, "method is not extensible (it cannot be batched)");
-            xo_actor_release(a);
+            xo__actor_release(a);
             return;
         }
         msg->kind = XO_MSG_BATCH;
         msg->n_calls = m->n_items;
         msg->batch_args = calloc(m->n_items ? m->n_items : 1, sizeof *msg->batch_args);
         for (size_t i = 0; msg->batch_args && i < m->n_items; i++)
-            msg->batch_args[i] = xo_args_from_bytes(m->items[i].ptr, m->items[i].len);
+            msg->batch_args[i] = xo__args_from_bytes(m->items[i].ptr, m->items[i].len);
     } else if (msg) {
         msg->kind = XO_MSG_CALL;
-        msg->args = m->has_payload ? xo_args_from_bytes(m->payload.ptr, m->payload.len) : NULL;
+        msg->args = m->has_payload ? xo__args_from_bytes(m->payload.ptr, m->payload.len) : NULL;
     }
     if (msg) {
         msg->method = (uint32_t)index;
@@ -358,13 +358,13 @@ static void serve_call(conn_t *c, const xo_wire_msg_t *m)
         if (m->want_reply) msg->reply = reply_future(c, m->call_id);
     }
     if (!msg || (m->want_reply && !msg->reply)) {
-        if (msg) xo_msg_free(msg);
+        if (msg) xo__msg_free(msg);
         send_error(c, m->call_id, XO_ENOMEM, "out of memory in the target pool");
-        xo_actor_release(a);
+        xo__actor_release(a);
         return;
     }
-    xo_actor_post(a, msg);
-    xo_actor_release(a);
+    xo__actor_post(a, msg);
+    xo__actor_release(a);
 }
 
 static void serve_create(conn_t *c, const xo_wire_msg_t *m)
@@ -374,7 +374,7 @@ static void serve_create(conn_t *c, const xo_wire_msg_t *m)
         send_error(c, m->call_id, XO_EINVAL, "bad uid or class name");
         return;
     }
-    const xo_actor_class_t *cls = xo_class_find(cls_name);
+    const xo_actor_class_t *cls = xo__class_find(cls_name);
     if (!cls) {
         char text[XO_ERROR_TEXT_MAX];
         snprintf(text, sizeof text, "no class \"%s\" in pool %s (is its module loaded there?)", cls_name,
@@ -383,16 +383,16 @@ static void serve_create(conn_t *c, const xo_wire_msg_t *m)
         return;
     }
     xo_future_t *f = reply_future(c, m->call_id);
-    xo_args_t *args = m->has_payload ? xo_args_from_bytes(m->payload.ptr, m->payload.len) : NULL;
+    xo_args_t *args = m->has_payload ? xo__args_from_bytes(m->payload.ptr, m->payload.len) : NULL;
     if (!f) {
         xo_args_free(args);
         send_error(c, m->call_id, XO_ENOMEM, "out of memory in the target pool");
         return;
     }
     /* Created under the requester's chain, so its after_create may call back into the requester. */
-    xo_status_t st = xo_create_start(c->pool, cls, args, m->uid.ptr ? uid : NULL, f);
-    if (st != XO_OK) xo_future_complete(f, st, strdup(xo_last_error()), NULL);
-    xo_future_unref(f);
+    xo_status_t st = xo__create_start(c->pool, cls, args, m->uid.ptr ? uid : NULL, f);
+    if (st != XO_OK) xo__future_complete(f, st, strdup(xo_last_error()), NULL);
+    xo__future_unref(f);
 }
 
 static void serve_destroy(conn_t *c, const xo_wire_msg_t *m)
@@ -410,20 +410,20 @@ static void serve_destroy(conn_t *c, const xo_wire_msg_t *m)
         free(msg);
         send_error(c, m->call_id, XO_ENOMEM, "out of memory in the target pool");
     } else {
-        xo_actor_post(a, msg);
+        xo__actor_post(a, msg);
     }
-    xo_actor_release(a);
+    xo__actor_release(a);
 }
 
 static void serve_value(conn_t *c, uint64_t call_id, xo_args_t *value)
 {
     size_t len;
-    const char *data = xo_args_data(value, &len); /* an array of one: skip its header byte */
+    const char *data = xo__args_data(value, &len); /* an array of one: skip its header byte */
     xo_wire_out_t w;
-    xo_wire_out_init(&w);
-    xo_wire_reply(&w, call_id, XO_OK, NULL, data + 1, len - 1);
+    xo__wire_out_init(&w);
+    xo__wire_reply(&w, call_id, XO_OK, NULL, data + 1, len - 1);
     send_frame(c, &w);
-    xo_wire_out_free(&w);
+    xo__wire_out_free(&w);
     xo_args_free(value);
 }
 
@@ -442,9 +442,9 @@ static void serve_query(conn_t *c, const xo_wire_msg_t *m)
         send_error(c, m->call_id, XO_EINVAL, "bad or too long uid");
         return;
     }
-    xo_actor_t *a = xo_pool_table_lookup(c->pool, uid);
+    xo_actor_t *a = xo__pool_table_lookup(c->pool, uid);
     bool alive = a && atomic_load(&a->life) != XO_LIFE_DEAD;
-    if (a) xo_actor_release(a);
+    if (a) xo__actor_release(a);
     char elsewhere[256];
     if (m->type == XO_WIRE_HAS) {
         serve_value(c, m->call_id, xo_args("t", (int)alive));
@@ -462,12 +462,12 @@ static void serve_query(conn_t *c, const xo_wire_msg_t *m)
 static void serve_cancel(conn_t *c, const xo_wire_msg_t *m)
 {
     pthread_mutex_lock(&c->lock);
-    xo_future_t *f = xo_idmap_get(&c->calls, m->call_id);
-    if (f) xo_future_ref(f);
+    xo_future_t *f = xo__idmap_get(&c->calls, m->call_id);
+    if (f) xo__future_ref(f);
     pthread_mutex_unlock(&c->lock);
     if (!f) return; /* already answered */
-    xo_future_request_cancel(f);
-    xo_future_unref(f);
+    xo__future_request_cancel(f);
+    xo__future_unref(f);
 }
 
 static void handle_request(conn_t *c, const xo_wire_msg_t *m)
@@ -492,15 +492,15 @@ static char *dup_text(xo_str_t s) { return s.ptr ? strndup(s.ptr, s.len) : NULL;
 static void handle_reply(conn_t *c, const xo_wire_msg_t *m)
 {
     pthread_mutex_lock(&c->lock);
-    xo_future_t *f = xo_idmap_take(&c->calls, m->call_id);
+    xo_future_t *f = xo__idmap_take(&c->calls, m->call_id);
     pthread_mutex_unlock(&c->lock);
     if (!f) return; /* nobody waits any more (a told call, or the connection was failed) */
     if (m->type == XO_WIRE_REPLY) {
         xo_result_t *r = NULL;
-        if (m->status == XO_OK) r = xo_result_from_bytes(m->has_payload ? m->payload.ptr : NULL, m->payload.len);
-        xo_future_complete(f, (xo_status_t)m->status, dup_text(m->error), r);
+        if (m->status == XO_OK) r = xo__result_from_bytes(m->has_payload ? m->payload.ptr : NULL, m->payload.len);
+        xo__future_complete(f, (xo_status_t)m->status, dup_text(m->error), r);
     } else if (m->status != XO_OK) {
-        xo_future_complete(f, (xo_status_t)m->status, dup_text(m->error), NULL);
+        xo__future_complete(f, (xo_status_t)m->status, dup_text(m->error), NULL);
     } else {
         size_t n = m->n_items, nn = n ? n : 1;
         xo_status_t *st = calloc(nn, sizeof *st);
@@ -510,18 +510,18 @@ static void handle_reply(conn_t *c, const xo_wire_msg_t *m)
             free(st);
             free(rs);
             free(errs);
-            xo_future_complete(f, XO_ENOMEM, strdup("out of memory for a batch reply"), NULL);
+            xo__future_complete(f, XO_ENOMEM, strdup("out of memory for a batch reply"), NULL);
         } else {
             for (size_t i = 0; i < n; i++) {
                 st[i] = (xo_status_t)m->item_status[i];
                 errs[i] = dup_text(m->item_error[i]);
-                if (st[i] == XO_OK) rs[i] = xo_result_from_bytes(m->item_has[i] ? m->items[i].ptr : NULL,
+                if (st[i] == XO_OK) rs[i] = xo__result_from_bytes(m->item_has[i] ? m->items[i].ptr : NULL,
                                                                  m->items[i].len);
             }
-            xo_future_complete_batch(f, n, st, rs, errs);
+            xo__future_complete_batch(f, n, st, rs, errs);
         }
     }
-    xo_future_unref(f); /* the pending map's ref */
+    xo__future_unref(f); /* the pending map's ref */
 }
 
 /* ---- the I/O loop --------------------------------------------------------------------------------------------- */
@@ -534,14 +534,14 @@ static void fail_pending(void *val, void *arg)
 {
     xo_future_t *f = val;
     const char *why = arg;
-    xo_future_complete(f, XO_EPOOLDIED, strdup(why), NULL);
-    xo_future_unref(f);
+    xo__future_complete(f, XO_EPOOLDIED, strdup(why), NULL);
+    xo__future_unref(f);
 }
 
 static void cancel_inflight(void *val, void *arg)
 {
     (void)arg;
-    xo_future_request_cancel((xo_future_t *)val); /* the caller is gone: do not run what has not started */
+    xo__future_request_cancel((xo_future_t *)val); /* the caller is gone: do not run what has not started */
 }
 
 /* The connection is gone: fail what waits on it, and let it go. I/O thread, or a supervisor via peer_died. */
@@ -549,38 +549,38 @@ static void conn_lost(conn_t *c, const char *why)
 {
     if (atomic_exchange(&c->dead, true)) return;
     atomic_fetch_add(&io.poll_gen, 1); /* pollers drop it */
-    if (c->ch) xo_channel_shutdown(c->ch);
+    if (c->ch) xo__channel_shutdown(c->ch);
     pthread_mutex_lock(&c->lock);
     xo_idmap_t calls = c->calls;
-    xo_idmap_init(&c->calls);
+    xo__idmap_init(&c->calls);
     pthread_mutex_unlock(&c->lock);
     if (c->kind == CONN_OUTBOUND) {
         char text[XO_ERROR_TEXT_MAX];
         snprintf(text, sizeof text, "pool %s died: %s", c->address, why);
-        xo_idmap_drain(&calls, fail_pending, text);
+        xo__idmap_drain(&calls, fail_pending, text);
         if (calls.cap) xo_log_debug("%s", text);
     } else {
-        xo_idmap_drain(&calls, cancel_inflight, NULL);
+        xo__idmap_drain(&calls, cancel_inflight, NULL);
     }
-    xo_idmap_free(&calls);
+    xo__idmap_free(&calls);
 }
 
 static void handle_frame(conn_t *c, xo_frame_t *fr)
 {
     if (c->kind == CONN_INBOUND && !c->authed) {
         /* Nothing is decoded before the peer has proved the secret. */
-        if (xo_auth_check(c->ch, fr, c->nonce) == XO_OK) {
+        if (xo__auth_check(c->ch, fr, c->nonce) == XO_OK) {
             c->authed = true;
         } else {
             xo_log_warn("pool %s: refusing a connection: %s", c->pool->address, xo_last_error());
             conn_lost(c, "authentication failed");
         }
-        xo_frame_release(fr);
+        xo__frame_release(fr);
         return;
     }
     xo_wire_msg_t m;
     msgpack_zone_clear(&c->zone);
-    if (xo_wire_decode(fr, &c->zone, &m) != XO_OK) {
+    if (xo__wire_decode(fr, &c->zone, &m) != XO_OK) {
         xo_log_error("dropping a connection that sent a malformed message: %s", xo_last_error());
         conn_lost(c, "malformed message");
     } else if (c->kind == CONN_OUTBOUND) {
@@ -589,10 +589,10 @@ static void handle_frame(conn_t *c, xo_frame_t *fr)
     } else {
         handle_request(c, &m);
     }
-    xo_frame_release(fr);
+    xo__frame_release(fr);
 }
 
-/* Receives and handles what is there, up to a budget; caller holds rx_lock. flags as xo_channel_recv_nowait (a
+/* Receives and handles what is there, up to a budget; caller holds rx_lock. flags as xo__channel_recv_nowait (a
  * channel that cannot be polled is always drained as recv(0) does). True when nothing is left: with XO_RECV_ARM
  * the fd signals the next frame. */
 static bool drain_locked(conn_t *c, unsigned flags)
@@ -602,7 +602,7 @@ static bool drain_locked(conn_t *c, unsigned flags)
         /* A poller came along (it registers without waiting for rx_lock): the rest is its to take. */
         if (i && (flags & XO_RECV_ARM) && atomic_load(&c->pollers)) return true;
         xo_frame_t fr = {0};
-        xo_status_t st = c->pollable ? xo_channel_recv_nowait(c->ch, flags, &fr) : xo_channel_recv(c->ch, 0, &fr);
+        xo_status_t st = c->pollable ? xo__channel_recv_nowait(c->ch, flags, &fr) : xo__channel_recv(c->ch, 0, &fr);
         if (st == XO_ETIMEDOUT || st == XO_EAGAIN) return true;
         if (st != XO_OK) {
             conn_lost(c, st == XO_ECLOSED ? "connection closed" : xo_last_error());
@@ -628,21 +628,21 @@ static void accept_all(conn_t *l)
 {
     for (;;) {
         xo_channel_t *ch = NULL;
-        xo_status_t st = xo_listener_accept(l->listener, 0, &ch);
+        xo_status_t st = xo__listener_accept(l->listener, 0, &ch);
         if (st == XO_ETIMEDOUT) return;
         if (st != XO_OK) {
-            xo_log_debug("accept on %s failed: %s", xo_listener_url(l->listener), xo_last_error());
+            xo_log_debug("accept on %s failed: %s", xo__listener_url(l->listener), xo_last_error());
             continue; /* a failed handshake; the listener goes on */
         }
         conn_t *c = conn_new(CONN_INBOUND);
         if (!c) {
-            xo_channel_close(ch);
+            xo__channel_close(ch);
             continue;
         }
         c->ch = ch;
         c->pool = l->pool;
-        if (xo_auth_challenge(ch, c->nonce) != XO_OK) {
-            xo_log_debug("authentication challenge on %s failed: %s", xo_listener_url(l->listener), xo_last_error());
+        if (xo__auth_challenge(ch, c->nonce) != XO_OK) {
+            xo_log_debug("authentication challenge on %s failed: %s", xo__listener_url(l->listener), xo_last_error());
             conn_release(c);
             continue;
         }
@@ -670,8 +670,8 @@ static void sync_conns(conn_t **ready)
     while (c) {
         conn_t *next = c->next;
         if (c->closing || atomic_load(&c->dead)) {
-            if (c->in_epoll) epoll_ctl(io.epfd, EPOLL_CTL_DEL, c->listener ? xo_listener_fd(c->listener)
-                                                                           : xo_channel_fd(c->ch), NULL);
+            if (c->in_epoll) epoll_ctl(io.epfd, EPOLL_CTL_DEL, c->listener ? xo__listener_fd(c->listener)
+                                                                           : xo__channel_fd(c->ch), NULL);
             c->in_epoll = false;
             if (!c->ready) {
                 unlink_conn(c);
@@ -686,7 +686,7 @@ static void sync_conns(conn_t **ready)
             }
         } else if (!c->in_epoll) {
             struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-            int fd = c->listener ? xo_listener_fd(c->listener) : xo_channel_fd(c->ch);
+            int fd = c->listener ? xo__listener_fd(c->listener) : xo__channel_fd(c->ch);
             if (epoll_ctl(io.epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
                 c->in_epoll = true;
                 if (!c->ready && c->kind != CONN_LISTENER) { /* drain once: the fd only signals after a recv said
@@ -778,7 +778,7 @@ static void *io_main(void *arg)
         }
         if (sync) sync_conns(&ready);
         if (atomic_load(&io.pause_watch)) {
-            /* Dekker with xo_remote_poll_pause: off first, then look; a pause we miss sees the watch off. The watch
+            /* Dekker with xo__remote_poll_pause: off first, then look; a pause we miss sees the watch off. The watch
              * stays on for PAUSE_QUIET_ROUNDS looks after the last pause, so that a pool answering calls one by
              * one (each a pause of a microsecond, rarely on when we look) does not ring us at each; those looks
              * come every PAUSE_GRACE_NS, so that such a pool is not woken 5000 times a second either. */
@@ -854,7 +854,7 @@ static void poll_register(conn_t *c)
     atomic_fetch_add(&c->pollers, 1);
     if (pthread_mutex_trylock(&c->rx_lock) != 0) return;
     xo_frame_t fr = {0};
-    xo_status_t st = atomic_load(&c->dead) ? XO_ECLOSED : xo_channel_recv_nowait(c->ch, XO_RECV_NOFRAME, &fr);
+    xo_status_t st = atomic_load(&c->dead) ? XO_ECLOSED : xo__channel_recv_nowait(c->ch, XO_RECV_NOFRAME, &fr);
     pthread_mutex_unlock(&c->rx_lock);
     if (st != XO_ETIMEDOUT && st != XO_EAGAIN && st != XO_ECLOSED) conn_kick(c); /* an error for the I/O thread */
 }
@@ -867,7 +867,7 @@ static void poll_unregister(conn_t *c)
     xo_status_t st = XO_ETIMEDOUT;
     if (atomic_fetch_sub(&c->pollers, 1) == 1 && !atomic_load(&c->dead)) {
         xo_frame_t fr = {0};
-        st = xo_channel_recv_nowait(c->ch, XO_RECV_ARM | XO_RECV_NOFRAME, &fr);
+        st = xo__channel_recv_nowait(c->ch, XO_RECV_ARM | XO_RECV_NOFRAME, &fr);
     }
     pthread_mutex_unlock(&c->rx_lock);
     if (st != XO_ETIMEDOUT) conn_kick(c);
@@ -943,7 +943,7 @@ enum { PAUSE_NONE = 0, PAUSE_ON, PAUSE_TAKING, PAUSE_TAKEN };
 
 typedef struct pauser {
     _Atomic int state;         /* NONE -> ON (owner) -> NONE (owner resumes) or TAKING -> TAKEN (I/O thread) */
-    _Atomic uint64_t deadline; /* ns (xo_now_ns) after which the I/O thread takes over */
+    _Atomic uint64_t deadline; /* ns (xo__now_ns) after which the I/O thread takes over */
     _Atomic uint64_t count;    /* pauses so far (owner) */
     uint64_t seen;             /* count at the I/O thread's last look (I/O thread only) */
     poller_t *p;               /* the owner's poller: the I/O thread reads it between TAKING and TAKEN only */
@@ -972,7 +972,7 @@ static int pausers_check(void)
     pauser_t *due[64];
     size_t n_due = 0;
     bool any_on = false, lately = false;
-    uint64_t now = xo_now_ns();
+    uint64_t now = xo__now_ns();
     pthread_mutex_lock(&io.lock);
     for (pauser_t *z = io.pausers; z; z = z->next) {
         uint64_t count = atomic_load_explicit(&z->count, memory_order_relaxed);
@@ -1013,14 +1013,14 @@ static void pauser_exit(void *arg)
 
 static bool pool_has_sleeper(xo_pool_t *pool)
 {
-    xo_sched_t *me = xo_sched_current();
+    xo_sched_t *me = xo__sched_current();
     for (unsigned i = 0; i < pool->n_sched; i++)
         if (&pool->sched[i] != me && atomic_load_explicit(&pool->sched[i].sleeping, memory_order_relaxed))
             return true;
     return false;
 }
 
-void xo_remote_poll_pause(void)
+void xo__remote_poll_pause(void)
 {
     poller_t *p = &tls_poller;
     if (p->busy) return;
@@ -1046,7 +1046,7 @@ void xo_remote_poll_pause(void)
             }
         }
         if (!p->pz || pool_has_sleeper(p->pool)) {
-            xo_remote_poll_stop();
+            xo__remote_poll_stop();
             return;
         }
     }
@@ -1064,7 +1064,7 @@ void xo_remote_poll_pause(void)
     p->n = k;
     p->partial = true;
     if (k) {
-        atomic_store(&p->pz->deadline, xo_now_ns() + POLL_PAUSE_NS);
+        atomic_store(&p->pz->deadline, xo__now_ns() + POLL_PAUSE_NS);
         atomic_store_explicit(&p->pz->count, atomic_load_explicit(&p->pz->count, memory_order_relaxed) + 1,
                               memory_order_relaxed);
         /* Dekker with the I/O thread's pausers_check after it clears pause_watch: it sees us ON, or we see the
@@ -1081,20 +1081,20 @@ void xo_remote_poll_pause(void)
 /* Takes up to POLL_BUDGET frames from c when it has some and nobody else is receiving. True when it took any. */
 static bool poll_one(conn_t *c)
 {
-    if (!xo_channel_ready(c->ch) || atomic_load_explicit(&c->dead, memory_order_relaxed)) return false;
+    if (!xo__channel_ready(c->ch) || atomic_load_explicit(&c->dead, memory_order_relaxed)) return false;
     if (pthread_mutex_trylock(&c->rx_lock) != 0) return false; /* the I/O thread or another poller has it */
     bool took = false, ok = true;
     size_t bytes = 0;
-    for (int i = 0; i < POLL_BUDGET && bytes < POLL_BYTES && !atomic_load(&c->dead) && xo_channel_ready(c->ch); i++) {
+    for (int i = 0; i < POLL_BUDGET && bytes < POLL_BYTES && !atomic_load(&c->dead) && xo__channel_ready(c->ch); i++) {
         xo_frame_t fr = {0};
-        xo_status_t st = xo_channel_recv_nowait(c->ch, 0, &fr);
+        xo_status_t st = xo__channel_recv_nowait(c->ch, 0, &fr);
         if (st == XO_ETIMEDOUT) break;
         if (st != XO_OK) {
             conn_lost(c, st == XO_ECLOSED ? "connection closed" : xo_last_error());
             ok = false;
             break;
         }
-        bytes += xo_frame_size(&fr);
+        bytes += xo__frame_size(&fr);
         handle_frame(c, &fr);
         took = true;
     }
@@ -1103,7 +1103,7 @@ static bool poll_one(conn_t *c)
     return took;
 }
 
-bool xo_remote_poll(xo_pool_t *pool)
+bool xo__remote_poll(xo_pool_t *pool)
 {
     poller_t *p = &tls_poller;
     if (p->busy || !atomic_load_explicit(&io.started, memory_order_acquire)) return false;
@@ -1118,7 +1118,7 @@ bool xo_remote_poll(xo_pool_t *pool)
     return took;
 }
 
-void xo_remote_poll_stop(void)
+void xo__remote_poll_stop(void)
 {
     poller_t *p = &tls_poller;
     if (p->busy) return;
@@ -1138,7 +1138,7 @@ static void io_init(void)
     io.epfd = epoll_create1(EPOLL_CLOEXEC);
     io.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (io.epfd < 0 || io.wakefd < 0) {
-        io.init_st = xo_error_set(XO_ESYS, "cannot create the I/O thread's epoll: %s", strerror(errno));
+        io.init_st = xo__error_set(XO_ESYS, "cannot create the I/O thread's epoll: %s", strerror(errno));
         return;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
@@ -1146,14 +1146,14 @@ static void io_init(void)
     int krc = pthread_key_create(&io.sender_key, sender_exit);
     if (krc == 0) krc = pthread_key_create(&io.pause_key, pauser_exit);
     if (krc != 0) {
-        io.init_st = xo_error_set(XO_ESYS, "cannot create the I/O thread's thread keys: %s", strerror(krc));
+        io.init_st = xo__error_set(XO_ESYS, "cannot create the I/O thread's thread keys: %s", strerror(krc));
         return;
     }
     uint64_t seed = (uint64_t)getpid() << 40;
     atomic_store(&io.next_call_id, seed);
     int rc = pthread_create(&io.thread, NULL, io_main, NULL);
     if (rc != 0) {
-        io.init_st = xo_error_set(XO_ESYS, "cannot start the I/O thread: %s", strerror(rc));
+        io.init_st = xo__error_set(XO_ESYS, "cannot start the I/O thread: %s", strerror(rc));
         return;
     }
     pthread_detach(io.thread); /* lives as long as the process */
@@ -1169,10 +1169,10 @@ static xo_status_t io_start(void)
 
 static void timers_init(void)
 {
-    if (xo_timers_start(&io.timers, "xo-rtimer") != XO_OK) io.timers = NULL;
+    if (xo__timers_start(&io.timers, "xo-rtimer") != XO_OK) io.timers = NULL;
 }
 
-xo_timers_t *xo_remote_timers(void)
+xo_timers_t *xo__remote_timers(void)
 {
     pthread_once(&io.timers_once, timers_init);
     return io.timers;
@@ -1185,8 +1185,8 @@ static xo_status_t adopt_listener(xo_pool_t *pool, xo_listener_t *l)
 {
     conn_t *c = conn_new(CONN_LISTENER);
     if (!c) {
-        xo_listener_close(l);
-        return xo_error_set(XO_ENOMEM, "out of memory");
+        xo__listener_close(l);
+        return xo__error_set(XO_ENOMEM, "out of memory");
     }
     c->listener = l;
     c->pool = pool;
@@ -1197,7 +1197,7 @@ static xo_status_t adopt_listener(xo_pool_t *pool, xo_listener_t *l)
 static xo_status_t add_listener(xo_pool_t *pool, const char *url)
 {
     xo_listener_t *l = NULL;
-    xo_status_t st = xo_listen(url, NULL, &l);
+    xo_status_t st = xo__listen(url, NULL, &l);
     return st == XO_OK ? adopt_listener(pool, l) : st;
 }
 
@@ -1211,29 +1211,29 @@ static const char *bind_host(const addr_t *a)
     return a->host[0] == '[' ? "[::]" : "0.0.0.0";
 }
 
-xo_status_t xo_remote_listen(xo_pool_t *pool)
+xo_status_t xo__remote_listen(xo_pool_t *pool)
 {
     addr_t a;
     if (!parse_address(pool->address, &a))
-        return xo_error_set(XO_EINVAL, "bad pool address \"%s\" (expected host:port or host:port/N)", pool->address);
+        return xo__error_set(XO_EINVAL, "bad pool address \"%s\" (expected host:port or host:port/N)", pool->address);
     xo_status_t st = io_start();
     if (st != XO_OK) return st;
     char url[XO_URL_MAX];
     if (a.index == 0) {
         snprintf(url, sizeof url, "tcp://%s:%u", bind_host(&a), a.port);
         xo_listener_t *l = NULL;
-        st = xo_listen(url, NULL, &l);
+        st = xo__listen(url, NULL, &l);
         if (st != XO_OK) return st;
         if (a.port == 0) { /* learn the port, and name the pool by it */
-            const char *bound = xo_listener_url(l);
+            const char *bound = xo__listener_url(l);
             const char *colon = strrchr(bound, ':');
             a.port = (unsigned)atoi(colon + 1);
             char addr[200];
             snprintf(addr, sizeof addr, "%s:%u", a.host, a.port);
             char *na = strdup(addr);
             if (!na) {
-                xo_listener_close(l);
-                return xo_error_set(XO_ENOMEM, "out of memory");
+                xo__listener_close(l);
+                return xo__error_set(XO_ENOMEM, "out of memory");
             }
             free(pool->address);
             pool->address = na;
@@ -1248,7 +1248,7 @@ xo_status_t xo_remote_listen(xo_pool_t *pool)
             xo_log_warn("sub pool %s: no TCP listener (%s); only this host can reach it", pool->address,
                         xo_last_error());
     }
-    if (a.port != 0 && ucx_enabled() && xo_transport_find("ucx")) {
+    if (a.port != 0 && ucx_enabled() && xo__transport_find("ucx")) {
         snprintf(url, sizeof url, "ucx://%s:%u", bind_host(&a), a.port + XO_UCX_PORT_OFFSET + a.index);
         if (add_listener(pool, url) != XO_OK)
             xo_log_warn("pool %s: no UCX listener (%s)", pool->address, xo_last_error());
@@ -1261,11 +1261,11 @@ xo_status_t xo_remote_listen(xo_pool_t *pool)
         snprintf(url, sizeof url, "unix://@%s.u", name);
         st = add_listener(pool, url);
     }
-    if (st != XO_OK) xo_remote_unlisten(pool);
+    if (st != XO_OK) xo__remote_unlisten(pool);
     return st;
 }
 
-void xo_remote_unlisten(xo_pool_t *pool)
+void xo__remote_unlisten(xo_pool_t *pool)
 {
     if (io_start() != XO_OK) return;
     pthread_mutex_lock(&io.lock);
@@ -1306,7 +1306,7 @@ static xo_status_t peer_get(const char *address, conn_t **c_p)
 {
     addr_t a;
     if (!parse_address(address, &a))
-        return xo_error_set(XO_EUNREACHABLE, "\"%s\" is not a pool address (host:port or host:port/N)", address);
+        return xo__error_set(XO_EUNREACHABLE, "\"%s\" is not a pool address (host:port or host:port/N)", address);
     xo_status_t st = io_start();
     if (st != XO_OK) return st;
     pthread_mutex_lock(&io.lock);
@@ -1331,29 +1331,29 @@ static xo_status_t peer_get(const char *address, conn_t **c_p)
     xo_channel_t *ch = NULL;
     char last[XO_ERROR_TEXT_MAX] = "no transport reaches it from here";
     for (size_t i = 0; i < n && !ch; i++) {
-        if (xo_connect(urls[i], NULL, CONNECT_TIMEOUT_MS, &ch) != XO_OK) {
+        if (xo__connect(urls[i], NULL, CONNECT_TIMEOUT_MS, &ch) != XO_OK) {
             snprintf(last, sizeof last, "%s: %s", urls[i], xo_last_error());
             ch = NULL;
-        } else if ((st = xo_auth_connect(ch)) != XO_OK) {
+        } else if ((st = xo__auth_connect(ch)) != XO_OK) {
             char why[XO_ERROR_TEXT_MAX];
             snprintf(why, sizeof why, "%s", xo_last_error());
-            xo_channel_close(ch);
+            xo__channel_close(ch);
             pthread_mutex_unlock(&io.connect_lock);
-            return xo_error_set(st == XO_EAUTH ? XO_EAUTH : XO_EUNREACHABLE, "cannot reach pool %s: %s via %s", address,
+            return xo__error_set(st == XO_EAUTH ? XO_EAUTH : XO_EUNREACHABLE, "cannot reach pool %s: %s via %s", address,
                                 why, urls[i]);
         }
     }
     if (!ch) {
         pthread_mutex_unlock(&io.connect_lock);
-        return xo_error_set(XO_EUNREACHABLE, "cannot reach pool %s (%s)", address, last);
+        return xo__error_set(XO_EUNREACHABLE, "cannot reach pool %s (%s)", address, last);
     }
     c = conn_new(CONN_OUTBOUND);
     char *addr_copy = c ? strdup(address) : NULL;
     if (!addr_copy) {
         if (c) conn_release(c);
-        xo_channel_close(ch);
+        xo__channel_close(ch);
         pthread_mutex_unlock(&io.connect_lock);
-        return xo_error_set(XO_ENOMEM, "out of memory");
+        return xo__error_set(XO_ENOMEM, "out of memory");
     }
     c->ch = ch;
     c->address = addr_copy;
@@ -1373,10 +1373,10 @@ static void cancel_remote(xo_future_t *f, void *arg)
 {
     pending_t *p = arg;
     xo_wire_out_t w;
-    xo_wire_out_init(&w);
-    xo_wire_simple(&w, XO_WIRE_CANCEL, p->call_id, 0, NULL);
+    xo__wire_out_init(&w);
+    xo__wire_simple(&w, XO_WIRE_CANCEL, p->call_id, 0, NULL);
     if (!atomic_load(&p->conn->dead)) send_frame(p->conn, &w);
-    xo_wire_out_free(&w);
+    xo__wire_out_free(&w);
 }
 
 static void pending_free(void *arg)
@@ -1389,11 +1389,11 @@ static void pending_free(void *arg)
 /* Registers a pending reply for call_id on c: a future with one ref for the caller and one for the map. */
 static xo_status_t pending_new(conn_t *c, uint64_t call_id, xo_future_t **f_p)
 {
-    xo_future_t *f = xo_future_new();
+    xo_future_t *f = xo__future_new();
     pending_t *p = f ? malloc(sizeof *p) : NULL;
     if (!p) {
-        xo_future_unref(f);
-        return xo_error_set(XO_ENOMEM, "out of memory");
+        xo__future_unref(f);
+        return xo__error_set(XO_ENOMEM, "out of memory");
     }
     conn_retain(c);
     p->conn = c;
@@ -1401,14 +1401,14 @@ static xo_status_t pending_new(conn_t *c, uint64_t call_id, xo_future_t **f_p)
     f->on_cancel = cancel_remote;
     f->on_free = pending_free;
     f->hook_arg = p;
-    xo_future_ref(f);
+    xo__future_ref(f);
     pthread_mutex_lock(&c->lock);
-    bool ok = !atomic_load(&c->dead) && xo_idmap_put(&c->calls, call_id, f);
+    bool ok = !atomic_load(&c->dead) && xo__idmap_put(&c->calls, call_id, f);
     pthread_mutex_unlock(&c->lock);
     if (!ok) {
-        xo_future_unref(f);
-        xo_future_unref(f);
-        return xo_error_set(XO_EPOOLDIED, "pool %s died: connection lost", c->address);
+        xo__future_unref(f);
+        xo__future_unref(f);
+        return xo__error_set(XO_EPOOLDIED, "pool %s died: connection lost", c->address);
     }
     *f_p = f;
     return XO_OK;
@@ -1416,16 +1416,16 @@ static xo_status_t pending_new(conn_t *c, uint64_t call_id, xo_future_t **f_p)
 
 static xo_status_t send_request(conn_t *c, xo_wire_out_t *w, uint64_t call_id, xo_future_t *f)
 {
-    xo_frame_t fr = xo_wire_frame(w);
-    xo_status_t st = xo_channel_send(c->ch, &fr);
+    xo_frame_t fr = xo__wire_frame(w);
+    xo_status_t st = xo__channel_send(c->ch, &fr);
     if (st == XO_OK) return XO_OK;
-    st = xo_error_set(st == XO_EMSGSIZE ? XO_EMSGSIZE : XO_EPOOLDIED, "cannot send to pool %s: %s", c->address,
+    st = xo__error_set(st == XO_EMSGSIZE ? XO_EMSGSIZE : XO_EPOOLDIED, "cannot send to pool %s: %s", c->address,
                       xo_last_error());
     if (f) {
         pthread_mutex_lock(&c->lock);
-        xo_future_t *mine = xo_idmap_take(&c->calls, call_id);
+        xo_future_t *mine = xo__idmap_take(&c->calls, call_id);
         pthread_mutex_unlock(&c->lock);
-        if (mine) xo_future_unref(mine);
+        if (mine) xo__future_unref(mine);
     }
     return st;
 }
@@ -1469,7 +1469,7 @@ static void sender_exit(void *arg)
     pthread_mutex_unlock(&io.lock);
     conn_t *c = atomic_exchange(&s->conn, NULL);
     if (c) conn_release(c);
-    xo_buf_free(&s->hdr);
+    xo__buf_free(&s->hdr);
     free(s);
 }
 
@@ -1519,7 +1519,7 @@ static void sender_keep(sender_t *s, conn_t *c)
 /* Starts w on the thread's kept header buffer (empty, its capacity reused). */
 static void sender_out_init(sender_t *s, xo_wire_out_t *w)
 {
-    xo_wire_out_init(w);
+    xo__wire_out_init(w);
     if (!s) return;
     w->header = s->hdr; /* moved: a nested send on this thread would find it empty and allocate its own */
     w->header.size = 0;
@@ -1529,10 +1529,10 @@ static void sender_out_init(sender_t *s, xo_wire_out_t *w)
 static void sender_out_free(sender_t *s, xo_wire_out_t *w)
 {
     if (s && !s->hdr.data && w->header.cap <= SENDER_BUF_KEEP) s->hdr = w->header;
-    else xo_wire_out_free(w);
+    else xo__wire_out_free(w);
 }
 
-xo_status_t xo_remote_send(const char *address, int type, uint64_t chain, const char *uid, const char *name,
+xo_status_t xo__remote_send(const char *address, int type, uint64_t chain, const char *uid, const char *name,
                            xo_args_t *args, bool want_reply, xo_future_t **f_p)
 {
     xo_status_t st = io_start();
@@ -1558,58 +1558,58 @@ xo_status_t xo_remote_send(const char *address, int type, uint64_t chain, const 
         }
     }
     size_t len = 0;
-    const char *data = args ? xo_args_data(args, &len) : NULL;
+    const char *data = args ? xo__args_data(args, &len) : NULL;
     xo_wire_out_t w;
     sender_out_init(snd, &w);
     switch (type) {
-    case XO_WIRE_CALL: st = xo_wire_call(&w, id, chain, want_reply, uid, name, data, len); break;
-    case XO_WIRE_CREATE: st = xo_wire_create(&w, id, chain, uid, name, data, len); break;
-    default: st = xo_wire_simple(&w, type, id, chain, uid); break;
+    case XO_WIRE_CALL: st = xo__wire_call(&w, id, chain, want_reply, uid, name, data, len); break;
+    case XO_WIRE_CREATE: st = xo__wire_create(&w, id, chain, uid, name, data, len); break;
+    default: st = xo__wire_simple(&w, type, id, chain, uid); break;
     }
     if (st == XO_OK) st = send_request(c, &w, id, f);
     sender_out_free(snd, &w);
     xo_args_free(args);
     sender_keep(snd, c);
     if (st != XO_OK) {
-        xo_future_unref(f);
+        xo__future_unref(f);
         return st;
     }
     if (f_p) *f_p = f;
-    else xo_future_unref(f);
+    else xo__future_unref(f);
     return XO_OK;
 }
 
-xo_status_t xo_remote_send_batch(const char *address, uint64_t chain, const char *uid, const char *method, size_t n,
+xo_status_t xo__remote_send_batch(const char *address, uint64_t chain, const char *uid, const char *method, size_t n,
                                  xo_args_t **args, xo_future_t **f_p)
 {
     conn_t *c = NULL;
     const void **data = calloc(n ? n : 1, sizeof *data);
     size_t *lens = calloc(n ? n : 1, sizeof *lens);
-    xo_status_t st = (data && lens) ? peer_get(address, &c) : xo_error_set(XO_ENOMEM, "out of memory");
+    xo_status_t st = (data && lens) ? peer_get(address, &c) : xo__error_set(XO_ENOMEM, "out of memory");
     uint64_t id = atomic_fetch_add(&io.next_call_id, 1) + 1;
     xo_future_t *f = NULL;
     if (st == XO_OK) st = pending_new(c, id, &f);
     if (st == XO_OK) {
-        for (size_t i = 0; i < n; i++) data[i] = xo_args_data(args[i], &lens[i]);
+        for (size_t i = 0; i < n; i++) data[i] = xo__args_data(args[i], &lens[i]);
         xo_wire_out_t w;
-        xo_wire_out_init(&w);
-        st = xo_wire_batch(&w, id, chain, uid, method, n, data, lens);
+        xo__wire_out_init(&w);
+        st = xo__wire_batch(&w, id, chain, uid, method, n, data, lens);
         if (st == XO_OK) st = send_request(c, &w, id, f);
-        xo_wire_out_free(&w);
+        xo__wire_out_free(&w);
     }
     for (size_t i = 0; i < n; i++) xo_args_free(args[i]);
     free(data);
     free(lens);
     if (c) conn_release(c);
     if (st != XO_OK) {
-        xo_future_unref(f);
+        xo__future_unref(f);
         return st;
     }
     *f_p = f;
     return XO_OK;
 }
 
-void xo_remote_peer_died(const char *address, const char *why)
+void xo__remote_peer_died(const char *address, const char *why)
 {
     if (io_start() != XO_OK) return;
     pthread_mutex_lock(&io.lock);

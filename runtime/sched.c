@@ -16,8 +16,8 @@
 static _Thread_local xo_sched_t *tls_sched;
 static _Thread_local xo_worker_t *tls_worker;
 
-xo_sched_t *xo_sched_current(void) { return tls_sched; }
-xo_worker_t *xo_worker_current(void) { return tls_worker; }
+xo_sched_t *xo__sched_current(void) { return tls_sched; }
+xo_worker_t *xo__worker_current(void) { return tls_worker; }
 
 /* ---- queues -------------------------------------------------------------------------------------------------- */
 
@@ -50,7 +50,7 @@ static void push_remote(xo_sched_t *t, xo_runnable_t *r)
     }
 }
 
-void xo_sched_post(xo_pool_t *pool, xo_runnable_t *r, int home)
+void xo__sched_post(xo_pool_t *pool, xo_runnable_t *r, int home)
 {
     xo_sched_t *cur = tls_sched;
     if (cur && cur->pool == pool && (home < 0 || (unsigned)home == cur->index)) {
@@ -78,13 +78,13 @@ static void worker_main(void *arg)
 {
     xo_worker_t *w = arg;
     for (;;) {
-        xo_activation_body(w);
+        xo__activation_body(w);
         w->state = XO_W_DONE;
-        xo_fiber_switch(w->fiber, w->home->loop_fiber);
+        xo__fiber_switch(w->fiber, w->home->loop_fiber);
     }
 }
 
-xo_worker_t *xo_sched_worker_get(xo_sched_t *s)
+xo_worker_t *xo__sched_worker_get(xo_sched_t *s)
 {
     xo_worker_t *w = s->free_workers;
     if (w) {
@@ -101,21 +101,21 @@ xo_worker_t *xo_sched_worker_get(xo_sched_t *s)
     }
     w = calloc(1, sizeof *w);
     if (!w) return NULL;
-    w->fiber = xo_fiber_create(s->pool->fiber_stack_size, worker_main, w);
+    w->fiber = xo__fiber_create(s->pool->fiber_stack_size, worker_main, w);
     if (!w->fiber || !msgpack_zone_init(&w->zone, 1024)) {
-        xo_fiber_destroy(w->fiber);
+        xo__fiber_destroy(w->fiber);
         free(w);
         return NULL;
     }
     w->home = s;
     w->run.kind = XO_RUN_RESUME;
     w->resume_msg.kind = XO_MSG_RESUME;
-    msgpack_packer_init(&w->out_pk, &w->out, xo_buf_write);
+    msgpack_packer_init(&w->out_pk, &w->out, xo__buf_write);
     s->workers[s->n_workers++] = w;
     return w;
 }
 
-void xo_sched_worker_put(xo_sched_t *s, xo_worker_t *w)
+void xo__sched_worker_put(xo_sched_t *s, xo_worker_t *w)
 {
     w->state = XO_W_IDLE;
     w->actor = NULL;
@@ -124,28 +124,28 @@ void xo_sched_worker_put(xo_sched_t *s, xo_worker_t *w)
     s->free_workers = w;
 }
 
-void xo_sched_switch_in(xo_sched_t *s, xo_worker_t *w)
+void xo__sched_switch_in(xo_sched_t *s, xo_worker_t *w)
 {
     tls_worker = w;
-    xo_error_bind(w->error);
+    xo__error_bind(w->error);
     w->state = XO_W_RUNNING;
-    xo_fiber_switch(s->loop_fiber, w->fiber);
+    xo__fiber_switch(s->loop_fiber, w->fiber);
     tls_worker = NULL;
-    xo_error_bind(NULL);
+    xo__error_bind(NULL);
 }
 
-xo_status_t xo_worker_suspend(xo_worker_t *w)
+xo_status_t xo__worker_suspend(xo_worker_t *w)
 {
     w->state = XO_W_SUSPENDED;
-    xo_fiber_switch(w->fiber, w->home->loop_fiber);
+    xo__fiber_switch(w->fiber, w->home->loop_fiber);
     return w->wake_status;
 }
 
-void xo_worker_wake(xo_worker_t *w, xo_status_t why)
+void xo__worker_wake(xo_worker_t *w, xo_status_t why)
 {
     w->wake_status = why; /* published to the resumer by the queue push below (release) */
-    if (w->via_mailbox) xo_actor_post(w->actor, &w->resume_msg);
-    else xo_sched_post(w->home->pool, &w->run, (int)w->home->index);
+    if (w->via_mailbox) xo__actor_post(w->actor, &w->resume_msg);
+    else xo__sched_post(w->home->pool, &w->run, (int)w->home->index);
 }
 
 /* ---- the loop ------------------------------------------------------------------------------------------------ */
@@ -153,22 +153,22 @@ void xo_worker_wake(xo_worker_t *w, xo_status_t why)
 /* While it spins, the thread also takes frames off the process's shared-memory connections (requests to this pool,
  * replies to its actors' calls): a frame then reaches its actor with no thread woken on the way. It stops polling
  * before it sleeps, so that the I/O thread is the one woken while it is away; before it runs work it only pauses
- * (its pool's requests wait a short while for it rather than go to the I/O thread: see xo_remote_poll_pause). */
+ * (its pool's requests wait a short while for it rather than go to the I/O thread: see xo__remote_poll_pause). */
 static void idle(xo_sched_t *s)
 {
     xo_pool_t *pool = s->pool;
-    uint64_t until = xo_now_ns() + s->spin_ns;
+    uint64_t until = xo__now_ns() + s->spin_ns;
     for (unsigned i = 0;; i++) {
         if (xo_mpsc_maybe_nonempty(&s->inbox) || s->local_head ||
             atomic_load_explicit(&pool->threads_stop, memory_order_relaxed)) {
-            xo_remote_poll_pause();
+            xo__remote_poll_pause();
             return;
         }
-        if ((i & 7) == 0 && xo_remote_poll(pool)) until = xo_now_ns() + s->spin_ns;
-        if ((i & 63) == 63 && xo_now_ns() >= until) break;
+        if ((i & 7) == 0 && xo__remote_poll(pool)) until = xo__now_ns() + s->spin_ns;
+        if ((i & 63) == 63 && xo__now_ns() >= until) break;
         xo_cpu_relax();
     }
-    xo_remote_poll_stop();
+    xo__remote_poll_stop();
     if (s->local_head) return;
     atomic_store(&s->sleeping, 1);
     atomic_thread_fence(memory_order_seq_cst); /* pairs with push_remote's fence */
@@ -181,9 +181,9 @@ static void idle(xo_sched_t *s)
 static void dispatch(xo_sched_t *s, xo_runnable_t *r)
 {
     switch (r->kind) {
-    case XO_RUN_ACTOR: xo_actor_run(s, (xo_actor_t *)r); break;
-    case XO_RUN_MESSAGE: xo_actor_run_stateless(s, (xo_msg_t *)r); break;
-    case XO_RUN_RESUME: xo_actor_resume_stateless(s, (xo_worker_t *)((char *)r - offsetof(xo_worker_t, run))); break;
+    case XO_RUN_ACTOR: xo__actor_run(s, (xo_actor_t *)r); break;
+    case XO_RUN_MESSAGE: xo__actor_run_stateless(s, (xo_msg_t *)r); break;
+    case XO_RUN_RESUME: xo__actor_resume_stateless(s, (xo_worker_t *)((char *)r - offsetof(xo_worker_t, run))); break;
     default: xo_log_error("unknown runnable kind %d", r->kind); break;
     }
 }
@@ -195,7 +195,7 @@ static void *sched_main(void *arg)
     snprintf(name, sizeof name, "xo-sched-%u", s->index);
     pthread_setname_np(pthread_self(), name);
     tls_sched = s;
-    s->loop_fiber = xo_fiber_for_thread();
+    s->loop_fiber = xo__fiber_for_thread();
     if (!s->loop_fiber) {
         xo_log_error("scheduler %u: out of memory for its loop fiber", s->index);
         abort();
@@ -209,12 +209,12 @@ static void *sched_main(void *arg)
         }
         dispatch(s, r);
     }
-    xo_remote_poll_stop(); /* idle() stops polling on every exit; this one is for safety */
+    xo__remote_poll_stop(); /* idle() stops polling on every exit; this one is for safety */
     tls_sched = NULL;
     return NULL;
 }
 
-xo_status_t xo_sched_start_all(xo_pool_t *pool)
+xo_status_t xo__sched_start_all(xo_pool_t *pool)
 {
     for (unsigned i = 0; i < pool->n_sched; i++) {
         xo_sched_t *s = &pool->sched[i];
@@ -233,13 +233,13 @@ xo_status_t xo_sched_start_all(xo_pool_t *pool)
                 xo_futex_wake(&pool->sched[j].sleeping, 1);
                 pthread_join(pool->sched[j].thread, NULL);
             }
-            return xo_error_set(XO_ESYS, "cannot start scheduler thread %u: %s", i, strerror(rc));
+            return xo__error_set(XO_ESYS, "cannot start scheduler thread %u: %s", i, strerror(rc));
         }
     }
     return XO_OK;
 }
 
-void xo_sched_stop_all(xo_pool_t *pool)
+void xo__sched_stop_all(xo_pool_t *pool)
 {
     atomic_store(&pool->threads_stop, true);
     for (unsigned i = 0; i < pool->n_sched; i++) {

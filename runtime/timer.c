@@ -20,7 +20,7 @@ struct xo_timers {
     char name[16];
 };
 
-uint64_t xo_now_ns(void)
+uint64_t xo__now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -80,11 +80,11 @@ static void *timer_main(void *arg)
     pthread_setname_np(pthread_self(), t->name);
     pthread_mutex_lock(&t->lock);
     while (!t->stop) {
-        uint64_t now = xo_now_ns();
+        uint64_t now = xo__now_ns();
         while (t->n > 0 && t->heap[0]->deadline_ns <= now) {
             xo_timer_t *x = t->heap[0];
             heap_remove_at(t, 0);
-            x->fire(x); /* under the lock: xo_timers_remove cannot return while x fires, so x stays valid */
+            x->fire(x); /* under the lock: xo__timers_remove cannot return while x fires, so x stays valid */
         }
         if (t->n == 0) {
             pthread_cond_wait(&t->cond, &t->lock);
@@ -98,10 +98,10 @@ static void *timer_main(void *arg)
     return NULL;
 }
 
-xo_status_t xo_timers_start(xo_timers_t **timers_p, const char *thread_name)
+xo_status_t xo__timers_start(xo_timers_t **timers_p, const char *thread_name)
 {
     xo_timers_t *t = calloc(1, sizeof *t);
-    if (!t) return xo_error_set(XO_ENOMEM, "out of memory for timers");
+    if (!t) return xo__error_set(XO_ENOMEM, "out of memory for timers");
     pthread_mutex_init(&t->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -114,13 +114,13 @@ xo_status_t xo_timers_start(xo_timers_t **timers_p, const char *thread_name)
         pthread_cond_destroy(&t->cond);
         pthread_mutex_destroy(&t->lock);
         free(t);
-        return xo_error_set(XO_ESYS, "cannot start the timer thread: %s", strerror(rc));
+        return xo__error_set(XO_ESYS, "cannot start the timer thread: %s", strerror(rc));
     }
     *timers_p = t;
     return XO_OK;
 }
 
-void xo_timers_stop(xo_timers_t *t)
+void xo__timers_stop(xo_timers_t *t)
 {
     if (!t) return;
     pthread_mutex_lock(&t->lock);
@@ -139,7 +139,7 @@ void xo_timers_stop(xo_timers_t *t)
     free(t);
 }
 
-void xo_timers_add(xo_timers_t *t, xo_timer_t *x, uint64_t deadline_ns)
+void xo__timers_add(xo_timers_t *t, xo_timer_t *x, uint64_t deadline_ns)
 {
     pthread_mutex_lock(&t->lock);
     if (t->n == t->cap) {
@@ -163,7 +163,7 @@ void xo_timers_add(xo_timers_t *t, xo_timer_t *x, uint64_t deadline_ns)
     pthread_mutex_unlock(&t->lock);
 }
 
-bool xo_timers_remove(xo_timers_t *t, xo_timer_t *x)
+bool xo__timers_remove(xo_timers_t *t, xo_timer_t *x)
 {
     pthread_mutex_lock(&t->lock);
     bool queued = x->heap_index != SIZE_MAX && x->heap_index < t->n && t->heap[x->heap_index] == x;

@@ -4,22 +4,22 @@
 
 #include "base/error.h"
 
-void xo_wire_out_init(xo_wire_out_t *w)
+void xo__wire_out_init(xo_wire_out_t *w)
 {
     memset(w, 0, sizeof *w);
-    msgpack_packer_init(&w->pk, &w->header, xo_buf_write);
+    msgpack_packer_init(&w->pk, &w->header, xo__buf_write);
 }
 
-void xo_wire_out_free(xo_wire_out_t *w) { xo_buf_free(&w->header); }
+void xo__wire_out_free(xo_wire_out_t *w) { xo__buf_free(&w->header); }
 
-xo_frame_t xo_wire_frame(xo_wire_out_t *w)
+xo_frame_t xo__wire_frame(xo_wire_out_t *w)
 {
     xo_frame_t f = {.header = w->header.data, .header_len = w->header.size, .segs = w->nsegs ? w->segs : NULL,
                     .nsegs = w->nsegs};
     return f;
 }
 
-void xo_wire_pack_bytes(xo_wire_out_t *w, const void *data, size_t len)
+void xo__wire_pack_bytes(xo_wire_out_t *w, const void *data, size_t len)
 {
     if (!data) {
         msgpack_pack_nil(&w->pk);
@@ -51,10 +51,10 @@ static void head(xo_wire_out_t *w, size_t n_fields, int type, uint64_t call_id)
 
 static xo_status_t done(xo_wire_out_t *w)
 {
-    return w->header.data ? XO_OK : xo_error_set(XO_ENOMEM, "out of memory encoding a message");
+    return w->header.data ? XO_OK : xo__error_set(XO_ENOMEM, "out of memory encoding a message");
 }
 
-xo_status_t xo_wire_call(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, bool want_reply, const char *uid,
+xo_status_t xo__wire_call(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, bool want_reply, const char *uid,
                          const char *method, const void *args, size_t args_len)
 {
     head(w, 8, XO_WIRE_CALL, call_id);
@@ -63,11 +63,11 @@ xo_status_t xo_wire_call(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, boo
     else msgpack_pack_false(&w->pk);
     pack_str(&w->pk, uid);
     pack_str(&w->pk, method);
-    xo_wire_pack_bytes(w, args, args_len);
+    xo__wire_pack_bytes(w, args, args_len);
     return done(w);
 }
 
-xo_status_t xo_wire_batch(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, const char *uid, const char *method,
+xo_status_t xo__wire_batch(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, const char *uid, const char *method,
                           size_t n, const void *const *args, const size_t *args_len)
 {
     head(w, 8, XO_WIRE_BATCH, call_id);
@@ -76,22 +76,22 @@ xo_status_t xo_wire_batch(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, co
     pack_str(&w->pk, uid);
     pack_str(&w->pk, method);
     msgpack_pack_array(&w->pk, n);
-    for (size_t i = 0; i < n; i++) xo_wire_pack_bytes(w, args[i], args_len[i]);
+    for (size_t i = 0; i < n; i++) xo__wire_pack_bytes(w, args[i], args_len[i]);
     return done(w);
 }
 
-xo_status_t xo_wire_create(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, const char *uid,
+xo_status_t xo__wire_create(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, const char *uid,
                            const char *class_name, const void *args, size_t args_len)
 {
     head(w, 7, XO_WIRE_CREATE, call_id);
     msgpack_pack_uint64(&w->pk, chain);
     pack_str(&w->pk, uid);
     pack_str(&w->pk, class_name);
-    xo_wire_pack_bytes(w, args, args_len);
+    xo__wire_pack_bytes(w, args, args_len);
     return done(w);
 }
 
-xo_status_t xo_wire_simple(xo_wire_out_t *w, int type, uint64_t call_id, uint64_t chain, const char *uid)
+xo_status_t xo__wire_simple(xo_wire_out_t *w, int type, uint64_t call_id, uint64_t chain, const char *uid)
 {
     head(w, 5, type, call_id);
     msgpack_pack_uint64(&w->pk, chain);
@@ -99,17 +99,17 @@ xo_status_t xo_wire_simple(xo_wire_out_t *w, int type, uint64_t call_id, uint64_
     return done(w);
 }
 
-xo_status_t xo_wire_reply(xo_wire_out_t *w, uint64_t call_id, xo_status_t st, const char *error, const void *result,
+xo_status_t xo__wire_reply(xo_wire_out_t *w, uint64_t call_id, xo_status_t st, const char *error, const void *result,
                           size_t result_len)
 {
     head(w, 6, XO_WIRE_REPLY, call_id);
     msgpack_pack_int32(&w->pk, st);
     pack_str(&w->pk, error);
-    xo_wire_pack_bytes(w, result, result_len);
+    xo__wire_pack_bytes(w, result, result_len);
     return done(w);
 }
 
-xo_status_t xo_wire_reply_batch(xo_wire_out_t *w, uint64_t call_id, xo_status_t st, const char *error, size_t n,
+xo_status_t xo__wire_reply_batch(xo_wire_out_t *w, uint64_t call_id, xo_status_t st, const char *error, size_t n,
                                 const xo_status_t *item_st, char *const *item_err, xo_result_t *const *item_results)
 {
     head(w, 6, XO_WIRE_REPLY_BATCH, call_id);
@@ -121,15 +121,15 @@ xo_status_t xo_wire_reply_batch(xo_wire_out_t *w, uint64_t call_id, xo_status_t 
         msgpack_pack_int32(&w->pk, item_st[i]);
         pack_str(&w->pk, item_err ? item_err[i] : NULL);
         size_t len = 0;
-        const char *bytes = item_results && item_results[i] ? xo_result_bytes(item_results[i], &len) : NULL;
-        xo_wire_pack_bytes(w, bytes, len);
+        const char *bytes = item_results && item_results[i] ? xo__result_bytes(item_results[i], &len) : NULL;
+        xo__wire_pack_bytes(w, bytes, len);
     }
     return done(w);
 }
 
 /* ---- decoding ------------------------------------------------------------------------------------------------- */
 
-static xo_status_t bad(const char *what) { return xo_error_set(XO_EPROTO, "malformed envelope: %s", what); }
+static xo_status_t bad(const char *what) { return xo__error_set(XO_EPROTO, "malformed envelope: %s", what); }
 
 static bool get_u64(const msgpack_object *o, uint64_t *v)
 {
@@ -182,17 +182,17 @@ static bool get_bytes(const msgpack_object *o, const xo_frame_t *f, xo_bytes_t *
     return false;
 }
 
-xo_status_t xo_wire_decode(const xo_frame_t *frame, msgpack_zone *zone, xo_wire_msg_t *m)
+xo_status_t xo__wire_decode(const xo_frame_t *frame, msgpack_zone *zone, xo_wire_msg_t *m)
 {
     memset(m, 0, sizeof *m);
     msgpack_object root;
-    if (xo_decode(frame->header, frame->header_len, zone, &root) != XO_OK) return bad("not one msgpack value");
+    if (xo__decode(frame->header, frame->header_len, zone, &root) != XO_OK) return bad("not one msgpack value");
     if (root.type != MSGPACK_OBJECT_ARRAY || root.via.array.size < 3) return bad("not an array of 3+ fields");
     const msgpack_object *f = root.via.array.ptr;
     size_t n = root.via.array.size;
     uint64_t version, type;
     if (!get_u64(&f[0], &version) || version != XO_WIRE_VERSION)
-        return xo_error_set(XO_EPROTO, "unsupported envelope version (this runtime speaks %d)", XO_WIRE_VERSION);
+        return xo__error_set(XO_EPROTO, "unsupported envelope version (this runtime speaks %d)", XO_WIRE_VERSION);
     if (!get_u64(&f[1], &type) || !get_u64(&f[2], &m->call_id)) return bad("type or call id");
     m->type = (int)type;
     bool present;
@@ -210,7 +210,7 @@ xo_status_t xo_wire_decode(const xo_frame_t *frame, msgpack_zone *zone, xo_wire_
         m->want_reply = f[4].via.boolean;
         m->n_items = f[7].via.array.size;
         m->items = msgpack_zone_malloc(zone, (m->n_items ? m->n_items : 1) * sizeof *m->items);
-        if (!m->items) return xo_error_set(XO_ENOMEM, "out of memory decoding a batch");
+        if (!m->items) return xo__error_set(XO_ENOMEM, "out of memory decoding a batch");
         for (size_t i = 0; i < m->n_items; i++)
             if (!get_bytes(&f[7].via.array.ptr[i], frame, &m->items[i], &present)) return bad("batch item");
         return XO_OK;
@@ -243,7 +243,7 @@ xo_status_t xo_wire_decode(const xo_frame_t *frame, msgpack_zone *zone, xo_wire_
         m->item_error = msgpack_zone_malloc(zone, kk * sizeof *m->item_error);
         m->item_has = msgpack_zone_malloc(zone, kk * sizeof *m->item_has);
         if (!m->items || !m->item_status || !m->item_error || !m->item_has)
-            return xo_error_set(XO_ENOMEM, "out of memory decoding a batch reply");
+            return xo__error_set(XO_ENOMEM, "out of memory decoding a batch reply");
         for (size_t i = 0; i < k; i++) {
             const msgpack_object *it = &f[5].via.array.ptr[i];
             if (it->type != MSGPACK_OBJECT_ARRAY || it->via.array.size != 3 ||
@@ -254,6 +254,6 @@ xo_status_t xo_wire_decode(const xo_frame_t *frame, msgpack_zone *zone, xo_wire_
         }
         return XO_OK;
     }
-    default: return xo_error_set(XO_EPROTO, "unknown envelope type %d", m->type);
+    default: return xo__error_set(XO_EPROTO, "unknown envelope type %d", m->type);
     }
 }

@@ -57,29 +57,29 @@ typedef struct xo_wire_out {
     size_t nsegs;
 } xo_wire_out_t;
 
-void xo_wire_out_init(xo_wire_out_t *w);
-void xo_wire_out_free(xo_wire_out_t *w);
+void xo__wire_out_init(xo_wire_out_t *w);
+void xo__wire_out_free(xo_wire_out_t *w);
 /* A frame pointing into w (valid while w is). */
-xo_frame_t xo_wire_frame(xo_wire_out_t *w);
+xo_frame_t xo__wire_frame(xo_wire_out_t *w);
 
 /* Packs a byte string: inline bin, or a segment reference when large. nil when data is NULL. */
-void xo_wire_pack_bytes(xo_wire_out_t *w, const void *data, size_t len);
+void xo__wire_pack_bytes(xo_wire_out_t *w, const void *data, size_t len);
 
-xo_status_t xo_wire_call(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, bool want_reply, const char *uid,
+xo_status_t xo__wire_call(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, bool want_reply, const char *uid,
                          const char *method, const void *args, size_t args_len);
-xo_status_t xo_wire_batch(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, const char *uid, const char *method,
+xo_status_t xo__wire_batch(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, const char *uid, const char *method,
                           size_t n, const void *const *args, const size_t *args_len);
-xo_status_t xo_wire_create(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, const char *uid,
+xo_status_t xo__wire_create(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, const char *uid,
                            const char *class_name, const void *args, size_t args_len);
-xo_status_t xo_wire_simple(xo_wire_out_t *w, int type, uint64_t call_id, uint64_t chain, const char *uid);
-xo_status_t xo_wire_reply(xo_wire_out_t *w, uint64_t call_id, xo_status_t st, const char *error,
+xo_status_t xo__wire_simple(xo_wire_out_t *w, int type, uint64_t call_id, uint64_t chain, const char *uid);
+xo_status_t xo__wire_reply(xo_wire_out_t *w, uint64_t call_id, xo_status_t st, const char *error,
                           const void *result, size_t result_len);
-xo_status_t xo_wire_reply_batch(xo_wire_out_t *w, uint64_t call_id, xo_status_t st, const char *error, size_t n,
+xo_status_t xo__wire_reply_batch(xo_wire_out_t *w, uint64_t call_id, xo_status_t st, const char *error, size_t n,
                                 const xo_status_t *item_st, char *const *item_err,
                                 xo_result_t *const *item_results);
 
 /* Decodes frame's header into msg, using zone for arrays. XO_EPROTO (with text) on anything malformed: unknown
  * version or type, wrong field types, a segment index out of range. */
-xo_status_t xo_wire_decode(const xo_frame_t *frame, msgpack_zone *zone, xo_wire_msg_t *msg);
+xo_status_t xo__wire_decode(const xo_frame_t *frame, msgpack_zone *zone, xo_wire_msg_t *msg);
 
 #endif

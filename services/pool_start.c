@@ -9,7 +9,7 @@
 xo_status_t xo_pool_start(const xo_pool_config_t *cfg, xo_pool_t **pool_p)
 {
     /* Before the pool can answer anyone: other processes may create a collective rendezvous here at once. */
-    xo_coll_register_classes();
+    xo__coll_register_classes();
     xo_pool_t *p = NULL;
     xo_status_t st = xo__pool_start_engine(cfg, &p);
     if (st != XO_OK) return st;
@@ -20,7 +20,7 @@ xo_status_t xo_pool_start(const xo_pool_config_t *cfg, xo_pool_t **pool_p)
             char why[XO_ERROR_TEXT_MAX];
             snprintf(why, sizeof why, "%s", xo_last_error());
             xo_pool_stop(p);
-            return xo_error_set(st, "%s", why);
+            return xo__error_set(st, "%s", why);
         }
     }
     *pool_p = p;

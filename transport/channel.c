@@ -8,24 +8,24 @@
 
 #include "base/error.h"
 
-xo_status_t xo_url_parse(const char *url, xo_url_t *out)
+xo_status_t xo__url_parse(const char *url, xo_url_t *out)
 {
-    if (!url) return xo_error_set(XO_EINVAL, "NULL url");
+    if (!url) return xo__error_set(XO_EINVAL, "NULL url");
     const char *sep = strstr(url, "://");
-    if (!sep || sep == url) return xo_error_set(XO_EINVAL, "url '%s' is not scheme://address", url);
+    if (!sep || sep == url) return xo__error_set(XO_EINVAL, "url '%s' is not scheme://address", url);
     size_t slen = (size_t)(sep - url);
-    if (slen >= sizeof out->scheme) return xo_error_set(XO_EINVAL, "url '%s': scheme too long", url);
+    if (slen >= sizeof out->scheme) return xo__error_set(XO_EINVAL, "url '%s': scheme too long", url);
     const char *rest = sep + 3;
     size_t rlen = strlen(rest);
-    if (rlen == 0) return xo_error_set(XO_EINVAL, "url '%s' has no address", url);
-    if (rlen >= sizeof out->rest) return xo_error_set(XO_EINVAL, "url '%.32s...' longer than %d", url, XO_URL_MAX - 1);
+    if (rlen == 0) return xo__error_set(XO_EINVAL, "url '%s' has no address", url);
+    if (rlen >= sizeof out->rest) return xo__error_set(XO_EINVAL, "url '%.32s...' longer than %d", url, XO_URL_MAX - 1);
     memcpy(out->scheme, url, slen);
     out->scheme[slen] = '\0';
     memcpy(out->rest, rest, rlen + 1);
     return XO_OK;
 }
 
-xo_chan_opts_t xo_chan_opts_resolve(const xo_chan_opts_t *opts)
+xo_chan_opts_t xo__chan_opts_resolve(const xo_chan_opts_t *opts)
 {
     xo_chan_opts_t o = {0};
     if (opts) o = *opts;
@@ -40,101 +40,101 @@ xo_chan_opts_t xo_chan_opts_resolve(const xo_chan_opts_t *opts)
 /* Splits url and finds its backend; the error text names the URL. */
 static xo_status_t resolve(const char *url, xo_url_t *u, const xo_transport_ops_t **t_p)
 {
-    xo_status_t st = xo_url_parse(url, u);
+    xo_status_t st = xo__url_parse(url, u);
     if (st != XO_OK) return st;
-    const xo_transport_ops_t *t = xo_transport_find(u->scheme);
-    if (!t) return xo_error_set(XO_EINVAL, "url '%s': no transport for scheme '%s'", url, u->scheme);
+    const xo_transport_ops_t *t = xo__transport_find(u->scheme);
+    if (!t) return xo__error_set(XO_EINVAL, "url '%s': no transport for scheme '%s'", url, u->scheme);
     *t_p = t;
     return XO_OK;
 }
 
-xo_status_t xo_listen(const char *url, const xo_chan_opts_t *opts, xo_listener_t **l_p)
+xo_status_t xo__listen(const char *url, const xo_chan_opts_t *opts, xo_listener_t **l_p)
 {
     xo_url_t u;
     const xo_transport_ops_t *t = NULL;
     xo_status_t st = resolve(url, &u, &t);
     if (st != XO_OK) return st;
-    xo_chan_opts_t o = xo_chan_opts_resolve(opts);
+    xo_chan_opts_t o = xo__chan_opts_resolve(opts);
     return t->listen(&u, &o, l_p);
 }
 
-xo_status_t xo_listener_accept(xo_listener_t *l, int timeout_ms, xo_channel_t **ch_p)
+xo_status_t xo__listener_accept(xo_listener_t *l, int timeout_ms, xo_channel_t **ch_p)
 {
     return l->ops->accept(l, timeout_ms, ch_p);
 }
 
-const char *xo_listener_url(const xo_listener_t *l) { return l->url; }
+const char *xo__listener_url(const xo_listener_t *l) { return l->url; }
 
-int xo_listener_fd(const xo_listener_t *l) { return l->ops->fd((xo_listener_t *)l); }
+int xo__listener_fd(const xo_listener_t *l) { return l->ops->fd((xo_listener_t *)l); }
 
-void xo_listener_close(xo_listener_t *l)
+void xo__listener_close(xo_listener_t *l)
 {
     if (l) l->ops->close(l);
 }
 
-xo_status_t xo_connect(const char *url, const xo_chan_opts_t *opts, int timeout_ms, xo_channel_t **ch_p)
+xo_status_t xo__connect(const char *url, const xo_chan_opts_t *opts, int timeout_ms, xo_channel_t **ch_p)
 {
     xo_url_t u;
     const xo_transport_ops_t *t = NULL;
     xo_status_t st = resolve(url, &u, &t);
     if (st != XO_OK) return st;
-    xo_chan_opts_t o = xo_chan_opts_resolve(opts);
+    xo_chan_opts_t o = xo__chan_opts_resolve(opts);
     return t->connect(&u, &o, timeout_ms, ch_p);
 }
 
-size_t xo_frame_size(const xo_frame_t *frame)
+size_t xo__frame_size(const xo_frame_t *frame)
 {
     size_t n = frame->header_len;
     for (size_t i = 0; i < frame->nsegs; i++) n += frame->segs[i].len;
     return n;
 }
 
-xo_status_t xo_channel_send(xo_channel_t *ch, const xo_frame_t *frame)
+xo_status_t xo__channel_send(xo_channel_t *ch, const xo_frame_t *frame)
 {
     if (!frame || (frame->header_len && !frame->header) || (frame->nsegs && !frame->segs))
-        return xo_error_set(XO_EINVAL, "send: NULL frame or buffer");
+        return xo__error_set(XO_EINVAL, "send: NULL frame or buffer");
     if (frame->nsegs > XO_FRAME_MAX_SEGS)
-        return xo_error_set(XO_EINVAL, "send: %zu segments, at most %u", frame->nsegs, XO_FRAME_MAX_SEGS);
+        return xo__error_set(XO_EINVAL, "send: %zu segments, at most %u", frame->nsegs, XO_FRAME_MAX_SEGS);
     /* Sum with an overflow check: a caller's bogus length must not wrap around below the limit. */
     size_t total = frame->header_len;
     for (size_t i = 0; i < frame->nsegs; i++) {
         const xo_seg_t *s = &frame->segs[i];
-        if (s->len && !s->data) return xo_error_set(XO_EINVAL, "send: segment %zu has NULL data", i);
+        if (s->len && !s->data) return xo__error_set(XO_EINVAL, "send: segment %zu has NULL data", i);
         if (s->len > ch->opts.max_frame || total + s->len < total) total = SIZE_MAX;
         else total += s->len;
     }
     if (total > ch->opts.max_frame)
-        return xo_error_set(XO_EMSGSIZE, "send: frame larger than max_frame %zu", ch->opts.max_frame);
+        return xo__error_set(XO_EMSGSIZE, "send: frame larger than max_frame %zu", ch->opts.max_frame);
     return ch->ops->send(ch, frame);
 }
 
-xo_status_t xo_channel_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
+xo_status_t xo__channel_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
 {
     return ch->ops->recv(ch, timeout_ms, out);
 }
 
-bool xo_channel_has_poll(const xo_channel_t *ch) { return ch->ops->ready && ch->ops->recv_nowait; }
+bool xo__channel_has_poll(const xo_channel_t *ch) { return ch->ops->ready && ch->ops->recv_nowait; }
 
-bool xo_channel_ready(xo_channel_t *ch) { return ch->ops->ready && ch->ops->ready(ch); }
+bool xo__channel_ready(xo_channel_t *ch) { return ch->ops->ready && ch->ops->ready(ch); }
 
-xo_status_t xo_channel_recv_nowait(xo_channel_t *ch, unsigned flags, xo_frame_t *out)
+xo_status_t xo__channel_recv_nowait(xo_channel_t *ch, unsigned flags, xo_frame_t *out)
 {
-    if (!ch->ops->recv_nowait) return xo_error_set(XO_ENOTSUP, "%s channels cannot be polled", ch->tran->scheme);
+    if (!ch->ops->recv_nowait) return xo__error_set(XO_ENOTSUP, "%s channels cannot be polled", ch->tran->scheme);
     return ch->ops->recv_nowait(ch, flags, out);
 }
 
-int xo_channel_fd(xo_channel_t *ch) { return ch->ops->fd(ch); }
+int xo__channel_fd(xo_channel_t *ch) { return ch->ops->fd(ch); }
 
-void xo_channel_shutdown(xo_channel_t *ch) { ch->ops->shutdown(ch); }
+void xo__channel_shutdown(xo_channel_t *ch) { ch->ops->shutdown(ch); }
 
-void xo_channel_close(xo_channel_t *ch)
+void xo__channel_close(xo_channel_t *ch)
 {
     if (ch) ch->ops->close(ch);
 }
 
-const char *xo_channel_scheme(const xo_channel_t *ch) { return ch->tran->scheme; }
+const char *xo__channel_scheme(const xo_channel_t *ch) { return ch->tran->scheme; }
 
-void xo_frame_release(xo_frame_t *frame)
+void xo__frame_release(xo_frame_t *frame)
 {
     if (!frame || (!frame->mem && !frame->map)) return;
     free(frame->mem);

@@ -2,7 +2,7 @@
  *
  * One interface, several backends chosen by the URL scheme:
  *   unix://<path> or unix://@<abstract-name>   unix-domain stream socket
- *   tcp://<host>:<port>, tcp://[<ipv6>]:<port>  TCP (port 0 = ephemeral; read the real one with xo_listener_url)
+ *   tcp://<host>:<port>, tcp://[<ipv6>]:<port>  TCP (port 0 = ephemeral; read the real one with xo__listener_url)
  *   shm://<name>                                shared-memory rings, set up over an abstract unix socket
  *
  * A message is a frame: one header byte string (the runtime's msgpack envelope, usually small) plus zero or more
@@ -14,11 +14,11 @@
  * validate arguments and dispatch through those tables.
  *
  * Threading, per object:
- *   - xo_channel_send: any number of threads at once; each frame is written atomically (never interleaved).
- *   - xo_channel_recv: one receiving thread at a time per channel.
- *   - xo_channel_shutdown: any thread, any time, any number of times.
- *   - xo_channel_close / xo_listener_close: once, after every other thread has stopped using the object.
- *   - xo_listener_accept: one thread at a time per listener. */
+ *   - xo__channel_send: any number of threads at once; each frame is written atomically (never interleaved).
+ *   - xo__channel_recv: one receiving thread at a time per channel.
+ *   - xo__channel_shutdown: any thread, any time, any number of times.
+ *   - xo__channel_close / xo__listener_close: once, after every other thread has stopped using the object.
+ *   - xo__listener_accept: one thread at a time per listener. */
 #ifndef XO_TRANSPORT_CHANNEL_H
 #define XO_TRANSPORT_CHANNEL_H
 
@@ -47,14 +47,14 @@ typedef struct xo_seg {
 } xo_seg_t;
 
 /* A frame. To send, the caller fills header/header_len and segs/nsegs and leaves the rest zero. A received frame also
- * carries the memory that backs it (mem, map): release it with xo_frame_release. The header and every segment of a
+ * carries the memory that backs it (mem, map): release it with xo__frame_release. The header and every segment of a
  * received frame are 64-byte aligned and writable. */
 typedef struct xo_frame {
     void *header;
     size_t header_len;
     xo_seg_t *segs;
     size_t nsegs;
-    /* Filled by xo_channel_recv, NULL/0 in frames the caller builds: one heap block (segment table, inline data)
+    /* Filled by xo__channel_recv, NULL/0 in frames the caller builds: one heap block (segment table, inline data)
      * and one shared mapping (payloads that travelled out of band). */
     void *mem;
     void *map;
@@ -87,8 +87,8 @@ typedef struct xo_channel_ops {
     void (*shutdown)(xo_channel_t *ch);
     void (*close)(xo_channel_t *ch); /* frees ch */
     int (*fd)(xo_channel_t *ch);
-    /* Optional (NULL in backends without a cheap poll; both or neither): see xo_channel_ready and
-     * xo_channel_recv_nowait. */
+    /* Optional (NULL in backends without a cheap poll; both or neither): see xo__channel_ready and
+     * xo__channel_recv_nowait. */
     bool (*ready)(xo_channel_t *ch);
     xo_status_t (*recv_nowait)(xo_channel_t *ch, unsigned flags, xo_frame_t *out);
 } xo_channel_ops_t;
@@ -126,48 +126,48 @@ struct xo_listener {
 };
 
 /* The backend for a scheme ("tcp"), or NULL when none is registered (or it failed its registration check). */
-const xo_transport_ops_t *xo_transport_find(const char *scheme);
+const xo_transport_ops_t *xo__transport_find(const char *scheme);
 
 /* The registered backends, in the registry's order; *n_p gets their number. Static storage. */
-const xo_transport_ops_t *const *xo_transport_list(size_t *n_p);
+const xo_transport_ops_t *const *xo__transport_list(size_t *n_p);
 
 /* Splits "scheme://rest". XO_EINVAL (with text) when there is no "://", the scheme is empty or too long, or the
  * rest does not fit. Does not check that the scheme is registered. */
-xo_status_t xo_url_parse(const char *url, xo_url_t *out);
+xo_status_t xo__url_parse(const char *url, xo_url_t *out);
 
 /* Fills defaults into a copy of opts (NULL allowed). */
-xo_chan_opts_t xo_chan_opts_resolve(const xo_chan_opts_t *opts);
+xo_chan_opts_t xo__chan_opts_resolve(const xo_chan_opts_t *opts);
 
 /* ---- listeners ---- */
 
 /* Listens on url. Does not block (beyond binding). On XO_OK *l_p owns a new listener, to be freed with
- * xo_listener_close. Errors: XO_EINVAL (bad or unknown URL), XO_ESYS (address in use by a live listener, or not
+ * xo__listener_close. Errors: XO_EINVAL (bad or unknown URL), XO_ESYS (address in use by a live listener, or not
  * available here); *l_p is untouched. */
-xo_status_t xo_listen(const char *url, const xo_chan_opts_t *opts, xo_listener_t **l_p);
+xo_status_t xo__listen(const char *url, const xo_chan_opts_t *opts, xo_listener_t **l_p);
 
 /* Waits up to timeout_ms (negative: forever, 0: poll) for one incoming channel. On XO_OK *ch_p owns the new
- * channel (free with xo_channel_close). XO_ETIMEDOUT when none came in time. A connection that fails its setup
+ * channel (free with xo__channel_close). XO_ETIMEDOUT when none came in time. A connection that fails its setup
  * (for shm: a bad handshake) returns XO_EPROTO or XO_ECLOSED; the listener stays usable either way. One thread
  * at a time. shm only: once a connection is there, accept also waits for its handshake message, which a client
  * sends right after connecting; a client that stays silent costs at most 2 s (then XO_EPROTO), even with
  * timeout_ms 0. */
-xo_status_t xo_listener_accept(xo_listener_t *l, int timeout_ms, xo_channel_t **ch_p);
+xo_status_t xo__listener_accept(xo_listener_t *l, int timeout_ms, xo_channel_t **ch_p);
 
 /* The address actually bound ("tcp://127.0.0.1:39211" for "tcp://127.0.0.1:0"). Owned by the listener. */
-const char *xo_listener_url(const xo_listener_t *l);
+const char *xo__listener_url(const xo_listener_t *l);
 
 /* A file descriptor that polls readable when an accept may succeed without blocking. Owned by the listener. */
-int xo_listener_fd(const xo_listener_t *l);
+int xo__listener_fd(const xo_listener_t *l);
 
 /* Stops listening and frees l (unlinks a unix socket file it created). Channels already accepted live on. */
-void xo_listener_close(xo_listener_t *l);
+void xo__listener_close(xo_listener_t *l);
 
 /* ---- channels ---- */
 
 /* Connects to url, waiting up to timeout_ms (negative: forever) for the connection and any handshake.
  * XO_EREFUSED at once when nothing listens there, XO_ETIMEDOUT, XO_EINVAL (bad URL), XO_EPROTO (handshake),
- * XO_ESYS. On XO_OK *ch_p owns a new channel (free with xo_channel_close); on error *ch_p is untouched. */
-xo_status_t xo_connect(const char *url, const xo_chan_opts_t *opts, int timeout_ms, xo_channel_t **ch_p);
+ * XO_ESYS. On XO_OK *ch_p owns a new channel (free with xo__channel_close); on error *ch_p is untouched. */
+xo_status_t xo__connect(const char *url, const xo_chan_opts_t *opts, int timeout_ms, xo_channel_t **ch_p);
 
 /* Sends one frame. Thread-safe: many threads may send on one channel at once; frames are never interleaved.
  * Blocks while the peer is not reading (back pressure), until the whole frame is handed to the transport; returns
@@ -175,71 +175,71 @@ xo_status_t xo_connect(const char *url, const xo_chan_opts_t *opts, int timeout_
  * The caller keeps ownership of the frame and all its buffers whatever the result: nothing is retained after the
  * call returns. Errors: XO_EMSGSIZE (larger than max_frame: nothing was sent, the channel stays usable),
  * XO_EINVAL (more than XO_FRAME_MAX_SEGS segments, NULL data with a nonzero length), XO_ECLOSED, XO_ESYS. */
-xo_status_t xo_channel_send(xo_channel_t *ch, const xo_frame_t *frame);
+xo_status_t xo__channel_send(xo_channel_t *ch, const xo_frame_t *frame);
 
 /* Receives one frame, waiting up to timeout_ms (negative: forever, 0: poll). One receiving thread per channel.
- * On XO_OK *out owns the frame's memory: release it with xo_frame_release. On error *out is untouched.
+ * On XO_OK *out owns the frame's memory: release it with xo__frame_release. On error *out is untouched.
  * XO_ETIMEDOUT: nothing complete arrived in time (a partly received frame is kept for the next call).
  * XO_ECLOSED: the peer closed or died, or the channel was shut down; every later call returns it too.
  * XO_EPROTO / XO_EMSGSIZE: the peer sent a malformed or oversize frame; the error is logged, the channel is
  * shut down (the peer sees it closed) and later calls return XO_ECLOSED. Never allocates more than max_frame. */
-xo_status_t xo_channel_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out);
+xo_status_t xo__channel_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out);
 
 /* ---- polling from several threads (backends with ready/recv_nowait: shm) ----
  *
- * xo_channel_recv(ch, 0, ...) leaves a wake-up armed when it finds nothing, so that the fd signals the next frame:
+ * xo__channel_recv(ch, 0, ...) leaves a wake-up armed when it finds nothing, so that the fd signals the next frame:
  * for shm that costs the sender a doorbell syscall and the fd's waiter a wake-up per frame. Threads that spin
- * anyway (an idle scheduler, a caller waiting for its reply) can instead watch xo_channel_ready and take frames with
- * xo_channel_recv_nowait without arming, so that a frame crosses with no syscall and no wake-up. The receive
+ * anyway (an idle scheduler, a caller waiting for its reply) can instead watch xo__channel_ready and take frames with
+ * xo__channel_recv_nowait without arming, so that a frame crosses with no syscall and no wake-up. The receive
  * contract still holds: one receiving thread at a time (the caller serialises recv and recv_nowait). */
 
 /* True when ch's backend supports the two calls below. */
-bool xo_channel_has_poll(const xo_channel_t *ch);
+bool xo__channel_has_poll(const xo_channel_t *ch);
 
 /* True when a frame may be waiting (a hint: recv_nowait may still say XO_ETIMEDOUT). Any thread, any time, no side
  * effect, no syscall. False for backends without the ops. */
-bool xo_channel_ready(xo_channel_t *ch);
+bool xo__channel_ready(xo_channel_t *ch);
 
-/* Flags of xo_channel_recv_nowait. */
+/* Flags of xo__channel_recv_nowait. */
 #define XO_RECV_ARM 1u /* when nothing is there, leave a wake-up armed: the fd will signal the next frame */
 #define XO_RECV_FD 2u  /* the caller polls the fd: when nothing is there, empty it (doorbells, peer hang-up) so it
                         * stops polling readable */
 #define XO_RECV_NOFRAME 4u /* take no frame: XO_EAGAIN (no error text) when frames are waiting, else as without it
                             * (XO_ETIMEDOUT, armed with XO_RECV_ARM). With XO_RECV_FD the fd is emptied either way */
 
-/* Receives one frame without waiting, as xo_channel_recv(ch, 0, out) does when flags = XO_RECV_ARM | XO_RECV_FD.
+/* Receives one frame without waiting, as xo__channel_recv(ch, 0, out) does when flags = XO_RECV_ARM | XO_RECV_FD.
  * Without XO_RECV_ARM it also disarms a wake-up left by an earlier call: until a later call arms again, the fd
- * does not signal new frames, so whoever called it must keep watching xo_channel_ready. Without XO_RECV_FD it makes
- * no syscall on the fast path. Results and ownership as xo_channel_recv; XO_ETIMEDOUT when nothing is there (no
+ * does not signal new frames, so whoever called it must keep watching xo__channel_ready. Without XO_RECV_FD it makes
+ * no syscall on the fast path. Results and ownership as xo__channel_recv; XO_ETIMEDOUT when nothing is there (no
  * error text is set for it: it is the polling loop's common case). XO_ENOTSUP for a backend without the op. */
-xo_status_t xo_channel_recv_nowait(xo_channel_t *ch, unsigned flags, xo_frame_t *out);
+xo_status_t xo__channel_recv_nowait(xo_channel_t *ch, unsigned flags, xo_frame_t *out);
 
-/* A file descriptor for an epoll loop, owned by the channel. Contract: once xo_channel_recv has returned
+/* A file descriptor for an epoll loop, owned by the channel. Contract: once xo__channel_recv has returned
  * XO_ETIMEDOUT, the fd polls readable when a frame may be waiting or the channel closed; so drain the channel
- * with xo_channel_recv(ch, 0, ...) until XO_ETIMEDOUT before waiting on the fd again. Spurious wakeups happen. */
-int xo_channel_fd(xo_channel_t *ch);
+ * with xo__channel_recv(ch, 0, ...) until XO_ETIMEDOUT before waiting on the fd again. Spurious wakeups happen. */
+int xo__channel_fd(xo_channel_t *ch);
 
 /* Wakes every thread blocked in send or recv on ch (they return XO_ECLOSED, as do all later calls) and tells the
  * peer the channel is closed. Thread-safe, idempotent; does not free ch. */
-void xo_channel_shutdown(xo_channel_t *ch);
+void xo__channel_shutdown(xo_channel_t *ch);
 
 /* Frees ch and closes this process's reference to it. Call once, when no other thread uses ch any more (shut it
  * down first to wake them). The peer sees the channel closed once no process holds it: a child forked without
- * exec may share it (all fds are close-on-exec); xo_channel_shutdown ends it for every holder. Frames already
+ * exec may share it (all fds are close-on-exec); xo__channel_shutdown ends it for every holder. Frames already
  * received stay valid: they own their memory. NULL is a no-op. */
-void xo_channel_close(xo_channel_t *ch);
+void xo__channel_close(xo_channel_t *ch);
 
 /* The scheme of the backend under ch ("shm"). Static storage. */
-const char *xo_channel_scheme(const xo_channel_t *ch);
+const char *xo__channel_scheme(const xo_channel_t *ch);
 
 /* ---- frames ---- */
 
 /* Total bytes of a frame: header plus all segments. */
-size_t xo_frame_size(const xo_frame_t *frame);
+size_t xo__frame_size(const xo_frame_t *frame);
 
-/* Frees the memory of a frame filled by xo_channel_recv and zeroes *frame. A zeroed or caller-built frame (mem and
+/* Frees the memory of a frame filled by xo__channel_recv and zeroes *frame. A zeroed or caller-built frame (mem and
  * map NULL) is left as it is, so calling it twice is harmless. */
-void xo_frame_release(xo_frame_t *frame);
+void xo__frame_release(xo_frame_t *frame);
 
 #ifdef __cplusplus
 }

@@ -47,7 +47,7 @@ static void check_all(void)
     }
 }
 
-const xo_transport_ops_t *xo_transport_find(const char *scheme)
+const xo_transport_ops_t *xo__transport_find(const char *scheme)
 {
     pthread_once(&check_once, check_all);
     for (size_t i = 0; i < N_TRANSPORTS; i++)
@@ -55,7 +55,7 @@ const xo_transport_ops_t *xo_transport_find(const char *scheme)
     return NULL;
 }
 
-const xo_transport_ops_t *const *xo_transport_list(size_t *n_p)
+const xo_transport_ops_t *const *xo__transport_list(size_t *n_p)
 {
     pthread_once(&check_once, check_all);
     *n_p = N_TRANSPORTS;

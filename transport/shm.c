@@ -8,7 +8,7 @@
  * Data: a frame is one record in the sender's ring. Parts of at least XO_SHM_OOB_MIN bytes (and every part, when
  * the inline record would take more than a quarter of the ring) travel out of band: the sender writes them into a
  * fresh sealed memfd, passes its fd over the setup socket *before* publishing the record, and the receiver maps
- * it: that mapping backs the received frame until xo_frame_release. So a large payload is copied once on the way.
+ * it: that mapping backs the received frame until xo__frame_release. So a large payload is copied once on the way.
  *
  * Waiting: the receiver busy-polls the ring for spin_us, then sleeps in poll() on the setup socket; the sender
  * rings a one-byte doorbell on that socket only when the receiver's flag says it sleeps. The same socket reports
@@ -71,7 +71,7 @@ typedef struct shm_chan {
     uint8_t *seg;
     size_t seg_len;
     xo_ring_t tx, rx;
-    atomic_bool shut;      /* xo_channel_shutdown was called, or the stream broke */
+    atomic_bool shut;      /* xo__channel_shutdown was called, or the stream broke */
     atomic_bool peer_gone; /* the receiver saw EOF on the setup socket: senders stop at once */
     pthread_mutex_t send_lock;
 
@@ -125,10 +125,10 @@ static void futex_wake(_Atomic uint32_t *word) { syscall(SYS_futex, (uint32_t *)
 
 xo_status_t xo__shm_sockaddr(const char *name, xo_sockaddr_t *out)
 {
-    if (!name[0] || strchr(name, '/')) return xo_error_set(XO_EINVAL, "shm url: bad name '%s'", name);
+    if (!name[0] || strchr(name, '/')) return xo__error_set(XO_EINVAL, "shm url: bad name '%s'", name);
     char abs[XO_URL_MAX + 16];
     int n = snprintf(abs, sizeof abs, "@xoscar-shm/%s", name);
-    if (n < 0 || (size_t)n >= sizeof abs) return xo_error_set(XO_EINVAL, "shm url: name too long");
+    if (n < 0 || (size_t)n >= sizeof abs) return xo__error_set(XO_EINVAL, "shm url: name too long");
     return xo__sockaddr_unix(abs, out);
 }
 
@@ -141,7 +141,7 @@ static xo_status_t fdq_push(shm_chan_t *c, int fd)
         int *q = malloc(ncap * sizeof *q);
         if (!q) {
             close(fd);
-            return xo_error_set(XO_ENOMEM, "shm: no memory for the fd queue");
+            return xo__error_set(XO_ENOMEM, "shm: no memory for the fd queue");
         }
         for (size_t i = 0; i < c->fdq_len; i++) q[i] = c->fdq[(c->fdq_head + i) % c->fdq_cap];
         free(c->fdq);
@@ -172,13 +172,13 @@ static xo_status_t ctl_drain(shm_chan_t *c)
         long r = xo__ctl_recv(c->sock, b, sizeof b, fds, 2, &nfds);
         if (r < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) return XO_OK;
-            if (errno == EPROTO) return xo_error_set(XO_EPROTO, "shm: empty control message with descriptors");
+            if (errno == EPROTO) return xo__error_set(XO_EPROTO, "shm: empty control message with descriptors");
             atomic_store_explicit(&c->peer_gone, true, memory_order_relaxed);
-            return xo_error_set(XO_ECLOSED, "shm: setup socket: %s", strerror(errno));
+            return xo__error_set(XO_ECLOSED, "shm: setup socket: %s", strerror(errno));
         }
         if (r == 0) {
             atomic_store_explicit(&c->peer_gone, true, memory_order_relaxed);
-            return xo_error_set(XO_ECLOSED, "shm: peer closed the channel");
+            return xo__error_set(XO_ECLOSED, "shm: peer closed the channel");
         }
         if (r == 1 && b[0] == XO_CTL_DOORBELL && nfds == 0) continue;
         if (r == 1 && b[0] == XO_CTL_FD && nfds == 1) {
@@ -187,7 +187,7 @@ static xo_status_t ctl_drain(shm_chan_t *c)
             continue;
         }
         for (int i = 0; i < nfds; i++) close(fds[i]);
-        return xo_error_set(XO_EPROTO, "shm: unexpected control message (%ld bytes, first 0x%02x, %d fds)", r,
+        return xo__error_set(XO_EPROTO, "shm: unexpected control message (%ld bytes, first 0x%02x, %d fds)", r,
                             (unsigned char)b[0], nfds);
     }
 }
@@ -228,11 +228,11 @@ static void plan(const xo_frame_t *f, bool all_oob, uint64_t *rec_len, uint64_t 
 static xo_status_t oob_create(const xo_frame_t *f, bool all_oob, uint64_t size, int *fd_p)
 {
     int fd = memfd_create("xo-shm-oob", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0) return xo_error_set(XO_ESYS, "shm send: memfd_create: %s", strerror(errno));
+    if (fd < 0) return xo__error_set(XO_ESYS, "shm send: memfd_create: %s", strerror(errno));
     if (ftruncate(fd, (off_t)size) < 0) {
         int e = errno;
         close(fd);
-        return xo_error_set(e == ENOSPC || e == ENOMEM ? XO_ENOMEM : XO_ESYS, "shm send: %llu-byte memfd: %s",
+        return xo__error_set(e == ENOSPC || e == ENOMEM ? XO_ENOMEM : XO_ESYS, "shm send: %llu-byte memfd: %s",
                             (unsigned long long)size, strerror(e));
     }
     uint64_t off = 0;
@@ -247,7 +247,7 @@ static xo_status_t oob_create(const xo_frame_t *f, bool all_oob, uint64_t size, 
             if (w <= 0) {
                 int e = errno;
                 close(fd);
-                return xo_error_set(XO_ENOMEM, "shm send: writing the out-of-band segment: %s", strerror(e));
+                return xo__error_set(XO_ENOMEM, "shm send: writing the out-of-band segment: %s", strerror(e));
             }
             done += (size_t)w;
         }
@@ -257,7 +257,7 @@ static xo_status_t oob_create(const xo_frame_t *f, bool all_oob, uint64_t size, 
     if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
         int e = errno;
         close(fd);
-        return xo_error_set(XO_ESYS, "shm send: sealing: %s", strerror(e));
+        return xo__error_set(XO_ESYS, "shm send: sealing: %s", strerror(e));
     }
     *fd_p = fd;
     return XO_OK;
@@ -285,9 +285,9 @@ static xo_status_t wait_space(shm_chan_t *c, uint64_t need)
         c->tx_head_cache = atomic_load_explicit(&ctl->head, memory_order_acquire);
         if (tx_has_room(c, need)) return XO_OK;
         if (atomic_load_explicit(&c->shut, memory_order_relaxed))
-            return xo_error_set(XO_ECLOSED, "shm send: channel shut down");
+            return xo__error_set(XO_ECLOSED, "shm send: channel shut down");
         if (atomic_load_explicit(&c->peer_gone, memory_order_relaxed) || (spins % 64 == 63 && peer_hung_up(c)))
-            return xo_error_set(XO_ECLOSED, "shm send: peer closed the channel");
+            return xo__error_set(XO_ECLOSED, "shm send: peer closed the channel");
         if (spins < WRITER_SPINS) {
             cpu_relax();
             continue;
@@ -301,7 +301,7 @@ static xo_status_t wait_space(shm_chan_t *c, uint64_t need)
             return XO_OK;
         }
         futex_wait(&ctl->writer_waiting, 1, WRITER_SLICE_MS);
-        if (peer_hung_up(c)) return xo_error_set(XO_ECLOSED, "shm send: peer closed the channel");
+        if (peer_hung_up(c)) return xo__error_set(XO_ECLOSED, "shm send: peer closed the channel");
     }
 }
 
@@ -338,7 +338,7 @@ static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
     xo_status_t st = XO_OK;
     if (atomic_load_explicit(&c->shut, memory_order_relaxed) ||
         atomic_load_explicit(&c->peer_gone, memory_order_relaxed))
-        st = xo_error_set(XO_ECLOSED, "shm send: channel closed");
+        st = xo__error_set(XO_ECLOSED, "shm send: channel closed");
     bool sent_fd = false;
     if (st == XO_OK && oob_fd >= 0) {
         /* The fd goes first: when the receiver meets the record, its memfd is already queued on its socket. */
@@ -403,14 +403,14 @@ static xo_status_t oob_map(int fd, uint64_t size, void **map_p)
     int seals = fcntl(fd, F_GET_SEALS);
     xo_status_t st = XO_OK;
     if (fstat(fd, &sb) < 0 || (uint64_t)sb.st_size != size)
-        st = xo_error_set(XO_EPROTO, "shm recv: out-of-band segment is not %llu bytes", (unsigned long long)size);
+        st = xo__error_set(XO_EPROTO, "shm recv: out-of-band segment is not %llu bytes", (unsigned long long)size);
     else if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
-        st = xo_error_set(XO_EPROTO, "shm recv: out-of-band segment is not sealed");
+        st = xo__error_set(XO_EPROTO, "shm recv: out-of-band segment is not sealed");
     void *m = MAP_FAILED;
     if (st == XO_OK) {
         /* MAP_POPULATE maps every page now, in one go, instead of one fault per page while the frame is read. */
         m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-        if (m == MAP_FAILED) st = xo_error_set(XO_ENOMEM, "shm recv: mmap %llu bytes: %s", (unsigned long long)size,
+        if (m == MAP_FAILED) st = xo__error_set(XO_ENOMEM, "shm recv: mmap %llu bytes: %s", (unsigned long long)size,
                                                strerror(errno));
     }
     close(fd);
@@ -426,13 +426,13 @@ static xo_status_t read_record(shm_chan_t *c, xo_frame_t *out)
     size_t max = c->base.opts.max_frame;
     uint32_t h[4];
     uint64_t oob_size;
-    if (avail < XO_REC_HDR_LEN || avail > r->cap) return xo_error_set(XO_EPROTO, "shm recv: ring indices corrupt");
+    if (avail < XO_REC_HDR_LEN || avail > r->cap) return xo__error_set(XO_EPROTO, "shm recv: ring indices corrupt");
     xo__ring_get(r, head, h, sizeof h);
     xo__ring_get(r, head + 16, &oob_size, 8);
     uint64_t rec_len = h[1], nparts = h[2], table_end = XO_REC_HDR_LEN + XO_REC_DESC_LEN * nparts;
     if (h[0] != XO_REC_MAGIC || h[3] != 0 || nparts == 0 || nparts > XO_FRAME_MAX_SEGS + 1 || rec_len % 8 ||
         rec_len > avail || rec_len < table_end)
-        return xo_error_set(XO_EPROTO, "shm recv: malformed record (magic 0x%08x, %llu bytes, %llu parts)", h[0],
+        return xo__error_set(XO_EPROTO, "shm recv: malformed record (magic 0x%08x, %llu bytes, %llu parts)", h[0],
                             (unsigned long long)rec_len, (unsigned long long)nparts);
     /* The memfd travels ahead of its record: take it off the queue first, so every error path closes it. */
     int fd = -1;
@@ -442,7 +442,7 @@ static xo_status_t read_record(shm_chan_t *c, xo_frame_t *out)
             if (st == XO_EPROTO || st == XO_ENOMEM) return st;
         }
         fd = fdq_pop(c);
-        if (fd < 0) return xo_error_set(XO_EPROTO, "shm recv: record refers to a memfd that never came");
+        if (fd < 0) return xo__error_set(XO_EPROTO, "shm recv: record refers to a memfd that never came");
     }
     xo__ring_get(r, head + XO_REC_HDR_LEN, c->desc, XO_REC_DESC_LEN * nparts);
     size_t total = 0, inline_bytes = 0;
@@ -450,21 +450,21 @@ static xo_status_t read_record(shm_chan_t *c, xo_frame_t *out)
     for (size_t i = 0; i < nparts && st == XO_OK; i++) {
         uint64_t len = c->desc[2 * i], loc = c->desc[2 * i + 1];
         if (len > max - total) {
-            st = xo_error_set(XO_EMSGSIZE, "shm recv: frame larger than max_frame %zu (part %zu: %llu bytes)", max, i,
+            st = xo__error_set(XO_EMSGSIZE, "shm recv: frame larger than max_frame %zu (part %zu: %llu bytes)", max, i,
                               (unsigned long long)len);
         } else if (loc & XO_REC_OOB) {
             uint64_t o = loc & ~XO_REC_OOB;
             if (!oob_size || o > oob_size || len > oob_size - o)
-                st = xo_error_set(XO_EPROTO, "shm recv: part %zu lies outside its out-of-band segment", i);
+                st = xo__error_set(XO_EPROTO, "shm recv: part %zu lies outside its out-of-band segment", i);
         } else if (loc < table_end || loc > rec_len || len > rec_len - loc) {
-            st = xo_error_set(XO_EPROTO, "shm recv: part %zu lies outside its record", i);
+            st = xo__error_set(XO_EPROTO, "shm recv: part %zu lies outside its record", i);
         } else {
             inline_bytes += align_up(len, 64);
         }
         total += len;
     }
     if (st == XO_OK && oob_size > (uint64_t)max + nparts * OOB_ALIGN)
-        st = xo_error_set(XO_EMSGSIZE, "shm recv: %llu-byte out-of-band segment exceeds max_frame %zu",
+        st = xo__error_set(XO_EMSGSIZE, "shm recv: %llu-byte out-of-band segment exceeds max_frame %zu",
                           (unsigned long long)oob_size, max);
     if (st != XO_OK) {
         if (fd >= 0) close(fd);
@@ -474,11 +474,11 @@ static xo_status_t read_record(shm_chan_t *c, xo_frame_t *out)
     size_t nsegs = nparts - 1, table = align_up(nsegs * sizeof(xo_seg_t), 64);
     /* malloc and align by hand rather than aligned_alloc: glibc serves small mallocs from a per-thread cache, while
      * every aligned_alloc takes the arena lock and splits a chunk (the larger part of a small frame's receive cost
-     * when a stream of tells arrives). frame.mem keeps the block's start for xo_frame_release. */
+     * when a stream of tells arrives). frame.mem keeps the block's start for xo__frame_release. */
     uint8_t *block = malloc(table + inline_bytes + 63);
     uint8_t *mem = block ? (uint8_t *)align_up((uintptr_t)block, 64) : NULL;
     void *map = NULL;
-    if (!mem) st = xo_error_set(XO_ENOMEM, "shm recv: no memory for a frame");
+    if (!mem) st = xo__error_set(XO_ENOMEM, "shm recv: no memory for a frame");
     if (st == XO_OK && fd >= 0) st = oob_map(fd, oob_size, &map);
     else if (fd >= 0) close(fd);
     if (st != XO_OK) {
@@ -571,7 +571,7 @@ static bool chan_ready(xo_channel_t *ch)
 static xo_status_t chan_recv_nowait(xo_channel_t *ch, unsigned flags, xo_frame_t *out)
 {
     shm_chan_t *c = (shm_chan_t *)ch;
-    if (c->rx_dead) return xo_error_set(XO_ECLOSED, "shm recv: channel closed");
+    if (c->rx_dead) return xo__error_set(XO_ECLOSED, "shm recv: channel closed");
     if (!(flags & XO_RECV_ARM) && c->armed) disarm(c);
     for (;;) {
         bool any = xo__ring_avail(&c->rx, c->rx_head) > 0;
@@ -586,7 +586,7 @@ static xo_status_t chan_recv_nowait(xo_channel_t *ch, unsigned flags, xo_frame_t
         if (any) return take_record(c, out);
         if (atomic_load_explicit(&c->shut, memory_order_relaxed)) {
             c->rx_dead = true;
-            return xo_error_set(XO_ECLOSED, "shm recv: channel shut down");
+            return xo__error_set(XO_ECLOSED, "shm recv: channel shut down");
         }
         if ((flags & XO_RECV_FD) || c->bell_owed) {
             bool retry;
@@ -602,14 +602,14 @@ static xo_status_t chan_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
 {
     shm_chan_t *c = (shm_chan_t *)ch;
     xo_ring_t *r = &c->rx;
-    if (c->rx_dead) return xo_error_set(XO_ECLOSED, "shm recv: channel closed");
+    if (c->rx_dead) return xo__error_set(XO_ECLOSED, "shm recv: channel closed");
     int64_t deadline = xo__deadline(timeout_ms);
     bool spun = timeout_ms == 0 || ch->opts.spin_us <= 0;
     for (;;) {
         if (xo__ring_avail(r, c->rx_head) > 0) return take_record(c, out);
         if (atomic_load_explicit(&c->shut, memory_order_relaxed)) {
             c->rx_dead = true;
-            return xo_error_set(XO_ECLOSED, "shm recv: channel shut down");
+            return xo__error_set(XO_ECLOSED, "shm recv: channel shut down");
         }
         if (!spun) {
             spun = true;
@@ -626,10 +626,10 @@ static xo_status_t chan_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
         if (st != XO_OK) return st;
         if (retry || !arm(c)) continue;
         int left = xo__remaining_ms(deadline);
-        if (left == 0) return xo_error_set(XO_ETIMEDOUT, "shm recv: nothing within %d ms", timeout_ms);
+        if (left == 0) return xo__error_set(XO_ETIMEDOUT, "shm recv: nothing within %d ms", timeout_ms);
         int slice = left < 0 || left > WAIT_SLICE_MS ? WAIT_SLICE_MS : left;
         if (xo__poll1(c->sock, POLLIN, xo__deadline(slice)) < 0)
-            return xo_error_set(XO_ESYS, "shm recv: poll: %s", strerror(errno));
+            return xo__error_set(XO_ESYS, "shm recv: poll: %s", strerror(errno));
     }
 }
 
@@ -666,7 +666,7 @@ static xo_status_t chan_new(int sock, uint8_t *seg, size_t seg_len, uint64_t cap
     if (!c) {
         close(sock);
         munmap(seg, seg_len);
-        return xo_error_set(XO_ENOMEM, "shm: no memory for a channel");
+        return xo__error_set(XO_ENOMEM, "shm: no memory for a channel");
     }
     c->base = (xo_channel_t){.ops = &shm_channel_ops, .tran = &xo__shm_transport, .opts = *opts};
     c->sock = sock;
@@ -700,11 +700,11 @@ static xo_status_t shm_connect(const xo_url_t *url, const xo_chan_opts_t *opts, 
     size_t len = seg_size(cap);
     uint8_t *seg = MAP_FAILED;
     int mfd = memfd_create("xo-shm-rings", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (mfd < 0) st = xo_error_set(XO_ESYS, "shm connect: memfd_create: %s", strerror(errno));
+    if (mfd < 0) st = xo__error_set(XO_ESYS, "shm connect: memfd_create: %s", strerror(errno));
     else if (ftruncate(mfd, (off_t)len) < 0 || fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
-        st = xo_error_set(XO_ESYS, "shm connect: sizing the segment: %s", strerror(errno));
+        st = xo__error_set(XO_ESYS, "shm connect: sizing the segment: %s", strerror(errno));
     else if ((seg = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0)) == MAP_FAILED)
-        st = xo_error_set(XO_ENOMEM, "shm connect: mmap: %s", strerror(errno));
+        st = xo__error_set(XO_ENOMEM, "shm connect: mmap: %s", strerror(errno));
     if (st == XO_OK) {
         hello_t hello = {.magic = SHM_MAGIC, .version = SHM_VERSION, .cap = cap};
         st = xo__ctl_send(sock, &hello, sizeof hello, mfd, deadline, NULL);
@@ -720,13 +720,13 @@ static xo_status_t shm_connect(const xo_url_t *url, const xo_chan_opts_t *opts, 
             if (n >= 0 || errno != EAGAIN) break;
             int rev = xo__poll1(sock, POLLIN, deadline);
             if (rev == 0) {
-                st = xo_error_set(XO_ETIMEDOUT, "shm connect %s: no handshake reply in %d ms", url->rest, timeout_ms);
+                st = xo__error_set(XO_ETIMEDOUT, "shm connect %s: no handshake reply in %d ms", url->rest, timeout_ms);
                 break;
             }
         }
-        if (st == XO_OK && n == 0) st = xo_error_set(XO_ECLOSED, "shm connect %s: listener hung up", url->rest);
+        if (st == XO_OK && n == 0) st = xo__error_set(XO_ECLOSED, "shm connect %s: listener hung up", url->rest);
         else if (st == XO_OK && (n != (long)sizeof ack || ack.magic != SHM_MAGIC || ack.status != 0))
-            st = xo_error_set(XO_EPROTO, "shm connect %s: handshake rejected", url->rest);
+            st = xo__error_set(XO_EPROTO, "shm connect %s: handshake rejected", url->rest);
     }
     if (st != XO_OK) {
         if (seg != MAP_FAILED) munmap(seg, len);
@@ -744,18 +744,18 @@ static xo_status_t take_segment(const hello_t *h, long n, int seg_fd, uint8_t **
     size_t len = 0;
     int seals;
     if (n != (long)sizeof *h || h->magic != SHM_MAGIC || h->version != SHM_VERSION)
-        st = xo_error_set(XO_EPROTO, "shm accept: bad hello (%ld bytes)", n);
+        st = xo__error_set(XO_EPROTO, "shm accept: bad hello (%ld bytes)", n);
     else if (h->cap < 4096 || h->cap > ((uint64_t)1 << 30) || (h->cap & (h->cap - 1)))
-        st = xo_error_set(XO_EPROTO, "shm accept: bad ring size %llu", (unsigned long long)h->cap);
+        st = xo__error_set(XO_EPROTO, "shm accept: bad ring size %llu", (unsigned long long)h->cap);
     else if (seg_fd < 0)
-        st = xo_error_set(XO_EPROTO, "shm accept: hello without a segment");
+        st = xo__error_set(XO_EPROTO, "shm accept: hello without a segment");
     else if (fstat(seg_fd, &sb) < 0 || (size_t)sb.st_size != (len = seg_size(h->cap)))
-        st = xo_error_set(XO_EPROTO, "shm accept: segment has the wrong size");
+        st = xo__error_set(XO_EPROTO, "shm accept: segment has the wrong size");
     else if ((seals = fcntl(seg_fd, F_GET_SEALS)) < 0 || !(seals & F_SEAL_SHRINK))
-        st = xo_error_set(XO_EPROTO, "shm accept: segment is not sealed against shrinking");
+        st = xo__error_set(XO_EPROTO, "shm accept: segment is not sealed against shrinking");
     if (st == XO_OK) {
         void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, seg_fd, 0);
-        if (m == MAP_FAILED) st = xo_error_set(XO_ENOMEM, "shm accept: mmap: %s", strerror(errno));
+        if (m == MAP_FAILED) st = xo__error_set(XO_ENOMEM, "shm accept: mmap: %s", strerror(errno));
         else *seg_p = m;
     }
     if (seg_fd >= 0) close(seg_fd);
@@ -781,8 +781,8 @@ static xo_status_t lis_accept(xo_listener_t *l, int timeout_ms, xo_channel_t **c
     }
     uint8_t *seg = NULL;
     size_t len = 0;
-    if (n == 0) st = xo_error_set(XO_ECLOSED, "shm accept: client hung up before its hello");
-    else if (n < 0) st = xo_error_set(XO_EPROTO, "shm accept: no hello from the client");
+    if (n == 0) st = xo__error_set(XO_ECLOSED, "shm accept: client hung up before its hello");
+    else if (n < 0) st = xo__error_set(XO_EPROTO, "shm accept: no hello from the client");
     if (st == XO_OK) st = take_segment(&h, n, nfds ? fds[0] : -1, &seg, &len);
     else if (nfds) close(fds[0]);
     if (st == XO_OK) {
@@ -818,7 +818,7 @@ static xo_status_t shm_listen(const xo_url_t *url, const xo_chan_opts_t *opts, x
     xo_status_t st = xo__shm_sockaddr(url->rest, &a);
     if (st != XO_OK) return st;
     shm_listener_t *sl = calloc(1, sizeof *sl);
-    if (!sl) return xo_error_set(XO_ENOMEM, "shm: no memory for a listener");
+    if (!sl) return xo__error_set(XO_ENOMEM, "shm: no memory for a listener");
     st = xo__sock_listen(&a, SOCK_SEQPACKET, &sl->fd);
     if (st != XO_OK) {
         free(sl);

@@ -33,21 +33,21 @@ xo_status_t xo__ctl_send(int sock, const void *buf, size_t len, int fd, int64_t 
     }
     for (;;) {
         if (shut && atomic_load_explicit(shut, memory_order_relaxed))
-            return xo_error_set(XO_ECLOSED, "shm: channel shut down");
+            return xo__error_set(XO_ECLOSED, "shm: channel shut down");
         ssize_t w = sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w == (ssize_t)len) return XO_OK;
-        if (w >= 0) return xo_error_set(XO_ESYS, "shm: short control message (%zd of %zu)", w, len);
+        if (w >= 0) return xo__error_set(XO_ESYS, "shm: short control message (%zd of %zu)", w, len);
         if (errno == EINTR) continue;
         if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
-            return xo_error_set(XO_ECLOSED, "shm: peer closed the channel");
-        if (errno != EAGAIN && errno != EWOULDBLOCK) return xo_error_set(XO_ESYS, "shm: sendmsg: %s", strerror(errno));
+            return xo__error_set(XO_ECLOSED, "shm: peer closed the channel");
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return xo__error_set(XO_ESYS, "shm: sendmsg: %s", strerror(errno));
         /* Poll in slices so that a shutdown flag set by another thread is seen even without a kernel wakeup. */
         int left = xo__remaining_ms(deadline);
-        if (left == 0) return xo_error_set(XO_ETIMEDOUT, "shm: control socket full");
+        if (left == 0) return xo__error_set(XO_ETIMEDOUT, "shm: control socket full");
         int slice = left < 0 || left > SLICE_MS ? SLICE_MS : left;
         int rev = xo__poll1(sock, POLLOUT, xo__deadline(slice));
-        if (rev < 0) return xo_error_set(XO_ESYS, "shm: poll: %s", strerror(errno));
-        if (rev & (POLLHUP | POLLERR)) return xo_error_set(XO_ECLOSED, "shm: peer closed the channel");
+        if (rev < 0) return xo__error_set(XO_ESYS, "shm: poll: %s", strerror(errno));
+        if (rev & (POLLHUP | POLLERR)) return xo__error_set(XO_ECLOSED, "shm: peer closed the channel");
     }
 }
 

@@ -25,8 +25,8 @@ xo_status_t xo__sockaddr_unix(const char *rest, xo_sockaddr_t *out)
     memset(out, 0, sizeof *out);
     sun->sun_family = AF_UNIX;
     size_t n = strlen(rest);
-    if (n == 0 || (rest[0] == '@' && n == 1)) return xo_error_set(XO_EINVAL, "unix url: empty path");
-    if (n >= sizeof sun->sun_path) return xo_error_set(XO_EINVAL, "unix url: path '%s' too long", rest);
+    if (n == 0 || (rest[0] == '@' && n == 1)) return xo__error_set(XO_EINVAL, "unix url: empty path");
+    if (n >= sizeof sun->sun_path) return xo__error_set(XO_EINVAL, "unix url: path '%s' too long", rest);
     if (rest[0] == '@') {
         /* Abstract namespace: a leading NUL, no file, and the length says where the name ends. */
         memcpy(sun->sun_path + 1, rest + 1, n - 1);
@@ -44,17 +44,17 @@ xo_status_t xo__sockaddr_tcp(const char *rest, xo_sockaddr_t *out)
     const char *port;
     if (rest[0] == '[') {
         const char *close = strchr(rest, ']');
-        if (!close || close[1] != ':') return xo_error_set(XO_EINVAL, "tcp url '%s': expected [addr]:port", rest);
+        if (!close || close[1] != ':') return xo__error_set(XO_EINVAL, "tcp url '%s': expected [addr]:port", rest);
         size_t hl = (size_t)(close - rest - 1);
-        if (hl >= sizeof host) return xo_error_set(XO_EINVAL, "tcp url '%s': host too long", rest);
+        if (hl >= sizeof host) return xo__error_set(XO_EINVAL, "tcp url '%s': host too long", rest);
         memcpy(host, rest + 1, hl);
         host[hl] = '\0';
         port = close + 2;
     } else {
         const char *colon = strrchr(rest, ':');
-        if (!colon) return xo_error_set(XO_EINVAL, "tcp url '%s': expected host:port", rest);
+        if (!colon) return xo__error_set(XO_EINVAL, "tcp url '%s': expected host:port", rest);
         size_t hl = (size_t)(colon - rest);
-        if (hl >= sizeof host) return xo_error_set(XO_EINVAL, "tcp url '%s': host too long", rest);
+        if (hl >= sizeof host) return xo__error_set(XO_EINVAL, "tcp url '%s': host too long", rest);
         memcpy(host, rest, hl);
         host[hl] = '\0';
         port = colon + 1;
@@ -63,14 +63,14 @@ xo_status_t xo__sockaddr_tcp(const char *rest, xo_sockaddr_t *out)
     errno = 0;
     long p = strtol(port, &end, 10);
     if (*port == '\0' || *end != '\0' || errno || p < 0 || p > 65535)
-        return xo_error_set(XO_EINVAL, "tcp url '%s': bad port", rest);
+        return xo__error_set(XO_EINVAL, "tcp url '%s': bad port", rest);
 
     bool any = host[0] == '\0' || strcmp(host, "*") == 0;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | (any ? AI_PASSIVE : 0)};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(any ? NULL : host, port, &hints, &res);
-    if (rc != 0 || !res) return xo_error_set(XO_EINVAL, "tcp url '%s': cannot resolve: %s", rest, gai_strerror(rc));
+    if (rc != 0 || !res) return xo__error_set(XO_EINVAL, "tcp url '%s': cannot resolve: %s", rest, gai_strerror(rc));
     memset(out, 0, sizeof *out);
     memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
     out->len = res->ai_addrlen;
@@ -141,7 +141,7 @@ xo_status_t xo__sock_listen(const xo_sockaddr_t *a, int type, int *fd_p)
     char name[XO_ERROR_TEXT_MAX / 2];
     xo__sockaddr_format(a, name, sizeof name);
     int fd = socket(a->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return xo_error_set(XO_ESYS, "listen %s: socket: %s", name, strerror(errno));
+    if (fd < 0) return xo__error_set(XO_ESYS, "listen %s: socket: %s", name, strerror(errno));
     if (a->ss.ss_family != AF_UNIX) {
         /* Restarting a pool must be able to rebind its port while old connections sit in TIME_WAIT. */
         int one = 1;
@@ -150,7 +150,7 @@ xo_status_t xo__sock_listen(const xo_sockaddr_t *a, int type, int *fd_p)
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, SOMAXCONN) < 0) {
         int e = errno;
         close(fd);
-        return xo_error_set(XO_ESYS, "listen %s: %s", name, strerror(e));
+        return xo__error_set(XO_ESYS, "listen %s: %s", name, strerror(e));
     }
     *fd_p = fd;
     return XO_OK;
@@ -163,7 +163,7 @@ xo_status_t xo__sock_connect(const xo_sockaddr_t *a, int type, int timeout_ms, i
     int64_t deadline = xo__deadline(timeout_ms);
     for (;;) {
         int fd = socket(a->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) return xo_error_set(XO_ESYS, "connect %s: socket: %s", name, strerror(errno));
+        if (fd < 0) return xo__error_set(XO_ESYS, "connect %s: socket: %s", name, strerror(errno));
         int e = 0;
         if (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
             e = errno;
@@ -171,7 +171,7 @@ xo_status_t xo__sock_connect(const xo_sockaddr_t *a, int type, int timeout_ms, i
                 int rev = xo__poll1(fd, POLLOUT, deadline);
                 if (rev == 0) {
                     close(fd);
-                    return xo_error_set(XO_ETIMEDOUT, "connect %s: timed out after %d ms", name, timeout_ms);
+                    return xo__error_set(XO_ETIMEDOUT, "connect %s: timed out after %d ms", name, timeout_ms);
                 }
                 socklen_t el = sizeof e;
                 if (rev < 0) e = errno;
@@ -190,9 +190,9 @@ xo_status_t xo__sock_connect(const xo_sockaddr_t *a, int type, int timeout_ms, i
             continue;
         }
         if (e == ECONNREFUSED || e == ENOENT || e == ECONNRESET)
-            return xo_error_set(XO_EREFUSED, "connect %s: %s", name, strerror(e));
-        if (e == ETIMEDOUT || e == EAGAIN) return xo_error_set(XO_ETIMEDOUT, "connect %s: %s", name, strerror(e));
-        return xo_error_set(XO_ESYS, "connect %s: %s", name, strerror(e));
+            return xo__error_set(XO_EREFUSED, "connect %s: %s", name, strerror(e));
+        if (e == ETIMEDOUT || e == EAGAIN) return xo__error_set(XO_ETIMEDOUT, "connect %s: %s", name, strerror(e));
+        return xo__error_set(XO_ESYS, "connect %s: %s", name, strerror(e));
     }
 }
 
@@ -207,10 +207,10 @@ xo_status_t xo__sock_accept(int lfd, int timeout_ms, int *fd_p)
         }
         /* A connection that was reset while queued is the client's problem, not the listener's: keep waiting. */
         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) return xo_error_set(XO_ESYS, "accept: %s", strerror(errno));
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return xo__error_set(XO_ESYS, "accept: %s", strerror(errno));
         int rev = xo__poll1(lfd, POLLIN, deadline);
-        if (rev == 0) return xo_error_set(XO_ETIMEDOUT, "accept: timed out after %d ms", timeout_ms);
-        if (rev < 0) return xo_error_set(XO_ESYS, "accept: poll: %s", strerror(errno));
+        if (rev == 0) return xo__error_set(XO_ETIMEDOUT, "accept: timed out after %d ms", timeout_ms);
+        if (rev < 0) return xo__error_set(XO_ESYS, "accept: poll: %s", strerror(errno));
     }
 }
 
@@ -219,6 +219,6 @@ xo_status_t xo__sock_local(int fd, xo_sockaddr_t *out)
     memset(out, 0, sizeof *out);
     out->len = sizeof out->ss;
     if (getsockname(fd, (struct sockaddr *)&out->ss, &out->len) < 0)
-        return xo_error_set(XO_ESYS, "getsockname: %s", strerror(errno));
+        return xo__error_set(XO_ESYS, "getsockname: %s", strerror(errno));
     return XO_OK;
 }

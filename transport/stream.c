@@ -79,19 +79,19 @@ static xo_status_t write_all(stream_chan_t *c, struct iovec *iov, size_t n)
 {
     while (n > 0) {
         if (atomic_load_explicit(&c->shut, memory_order_relaxed))
-            return xo_error_set(XO_ECLOSED, "send: channel shut down");
+            return xo__error_set(XO_ECLOSED, "send: channel shut down");
         struct msghdr m = {.msg_iov = iov, .msg_iovlen = n < IOV_MAX ? n : IOV_MAX};
         ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 if (xo__poll1(c->fd, POLLOUT, xo__deadline(WAIT_SLICE_MS)) < 0)
-                    return xo_error_set(XO_ESYS, "send: poll: %s", strerror(errno));
+                    return xo__error_set(XO_ESYS, "send: poll: %s", strerror(errno));
                 continue;
             }
             if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
-                return xo_error_set(XO_ECLOSED, "send: peer closed the channel (%s)", strerror(errno));
-            return xo_error_set(XO_ESYS, "send: %s", strerror(errno));
+                return xo__error_set(XO_ECLOSED, "send: peer closed the channel (%s)", strerror(errno));
+            return xo__error_set(XO_ESYS, "send: %s", strerror(errno));
         }
         size_t left = (size_t)w;
         while (n > 0 && left >= iov->iov_len) {
@@ -114,14 +114,14 @@ static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
     struct iovec iov_stack[2 + STACK_SEGS];
     uint8_t *pre = pre_stack;
     struct iovec *iov = iov_stack;
-    if (f->header_len > UINT32_MAX) return xo_error_set(XO_EMSGSIZE, "send: header longer than 4 GiB");
+    if (f->header_len > UINT32_MAX) return xo__error_set(XO_EMSGSIZE, "send: header longer than 4 GiB");
     if (f->nsegs > STACK_SEGS) {
         pre = malloc(XO_STREAM_PREFIX_LEN + 8 * f->nsegs);
         iov = malloc(sizeof *iov * (2 + f->nsegs));
         if (!pre || !iov) {
             if (pre != pre_stack) free(pre);
             if (iov != iov_stack) free(iov);
-            return xo_error_set(XO_ENOMEM, "send: no memory for %zu iovecs", f->nsegs);
+            return xo__error_set(XO_ENOMEM, "send: no memory for %zu iovecs", f->nsegs);
         }
     }
     put32(pre, XO_STREAM_MAGIC);
@@ -169,7 +169,7 @@ static xo_status_t rx_alloc(stream_chan_t *c, const uint8_t *lens)
     size_t size = align64(ns * sizeof(xo_seg_t)) + align64(c->header_len);
     for (size_t i = 0; i < ns; i++) size += align64(get64(lens + 8 * i));
     uint8_t *mem = aligned_alloc(64, size ? size : 64);
-    if (!mem) return xo_error_set(XO_ENOMEM, "recv: no memory for a %zu-byte frame", size);
+    if (!mem) return xo__error_set(XO_ENOMEM, "recv: no memory for a %zu-byte frame", size);
     memset(&c->rx, 0, sizeof c->rx);
     c->rx.mem = mem;
     c->rx.segs = ns ? (xo_seg_t *)mem : NULL;
@@ -201,12 +201,12 @@ static xo_status_t rx_parse(stream_chan_t *c)
             if (avail < XO_STREAM_PREFIX_LEN) return XO_INPROGRESS;
             uint32_t magic = get32(p), hl = get32(p + 4), ns = get32(p + 8), flags = get32(p + 12);
             if (magic != XO_STREAM_MAGIC || flags != 0)
-                return xo_error_set(XO_EPROTO, "recv: bad frame prefix (magic 0x%08x, flags 0x%x)", magic, flags);
+                return xo__error_set(XO_EPROTO, "recv: bad frame prefix (magic 0x%08x, flags 0x%x)", magic, flags);
             if (ns > XO_FRAME_MAX_SEGS)
-                return xo_error_set(XO_EPROTO, "recv: frame announces %u segments, at most %u", ns,
+                return xo__error_set(XO_EPROTO, "recv: frame announces %u segments, at most %u", ns,
                                     XO_FRAME_MAX_SEGS);
             if (hl > max)
-                return xo_error_set(XO_EMSGSIZE, "recv: frame header of %u bytes exceeds max_frame %zu", hl, max);
+                return xo__error_set(XO_EMSGSIZE, "recv: frame header of %u bytes exceeds max_frame %zu", hl, max);
             c->header_len = hl;
             c->nsegs = ns;
             c->rstart += XO_STREAM_PREFIX_LEN;
@@ -221,7 +221,7 @@ static xo_status_t rx_parse(stream_chan_t *c)
             for (size_t i = 0; i < c->nsegs; i++) {
                 uint64_t l = get64(p + 8 * i);
                 if (l > max - total)
-                    return xo_error_set(XO_EMSGSIZE, "recv: frame larger than max_frame %zu (segment %zu: %llu bytes)",
+                    return xo__error_set(XO_EMSGSIZE, "recv: frame larger than max_frame %zu (segment %zu: %llu bytes)",
                                         max, i, (unsigned long long)l);
                 total += (size_t)l;
             }
@@ -318,7 +318,7 @@ static xo_status_t rx_fail(stream_chan_t *c, xo_status_t st)
 static xo_status_t chan_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
 {
     stream_chan_t *c = (stream_chan_t *)ch;
-    if (c->rx_dead) return xo_error_set(XO_ECLOSED, "recv: channel closed");
+    if (c->rx_dead) return xo__error_set(XO_ECLOSED, "recv: channel closed");
     int64_t deadline = xo__deadline(timeout_ms);
     for (;;) {
         xo_status_t st = rx_parse(c);
@@ -330,7 +330,7 @@ static xo_status_t chan_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
         if (st != XO_INPROGRESS) return rx_fail(c, st);
         if (atomic_load_explicit(&c->shut, memory_order_relaxed)) {
             c->rx_dead = true;
-            return xo_error_set(XO_ECLOSED, "recv: channel shut down");
+            return xo__error_set(XO_ECLOSED, "recv: channel shut down");
         }
         ssize_t r = rx_read(c);
         if (r > 0) continue;
@@ -338,21 +338,21 @@ static xo_status_t chan_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
             c->rx_dead = true;
             if (c->state != RX_PREFIX || c->rstart != c->rend)
                 xo_log_debug("%s channel: peer closed in the middle of a frame", ch->tran->scheme);
-            return xo_error_set(XO_ECLOSED, "recv: peer closed the channel");
+            return xo__error_set(XO_ECLOSED, "recv: peer closed the channel");
         }
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             int left = xo__remaining_ms(deadline);
-            if (left == 0) return xo_error_set(XO_ETIMEDOUT, "recv: nothing within %d ms", timeout_ms);
+            if (left == 0) return xo__error_set(XO_ETIMEDOUT, "recv: nothing within %d ms", timeout_ms);
             int slice = left < 0 || left > WAIT_SLICE_MS ? WAIT_SLICE_MS : left;
             if (xo__poll1(c->fd, POLLIN, xo__deadline(slice)) < 0)
-                return xo_error_set(XO_ESYS, "recv: poll: %s", strerror(errno));
+                return xo__error_set(XO_ESYS, "recv: poll: %s", strerror(errno));
             continue;
         }
         c->rx_dead = true;
         if (errno == ECONNRESET || errno == EPIPE || errno == ENOTCONN)
-            return xo_error_set(XO_ECLOSED, "recv: peer reset the channel (%s)", strerror(errno));
-        return xo_error_set(XO_ECLOSED, "recv: %s", strerror(errno));
+            return xo__error_set(XO_ECLOSED, "recv: peer reset the channel (%s)", strerror(errno));
+        return xo__error_set(XO_ECLOSED, "recv: %s", strerror(errno));
     }
 }
 
@@ -388,7 +388,7 @@ xo_status_t xo__stream_channel_new(const xo_transport_ops_t *t, int fd, const xo
     stream_chan_t *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
-        return xo_error_set(XO_ENOMEM, "no memory for a channel");
+        return xo__error_set(XO_ENOMEM, "no memory for a channel");
     }
     c->base = (xo_channel_t){.ops = &xo__stream_channel_ops, .tran = t, .opts = *opts};
     c->fd = fd;
@@ -433,10 +433,10 @@ xo_status_t xo__stream_listen(const xo_transport_ops_t *t, const xo_sockaddr_t *
                               bool nodelay, const char *unlink_path, xo_listener_t **l_p)
 {
     stream_listener_t *sl = calloc(1, sizeof *sl);
-    if (!sl) return xo_error_set(XO_ENOMEM, "no memory for a listener");
+    if (!sl) return xo__error_set(XO_ENOMEM, "no memory for a listener");
     if (unlink_path && !(sl->unlink_path = strdup(unlink_path))) {
         free(sl);
-        return xo_error_set(XO_ENOMEM, "no memory for a listener");
+        return xo__error_set(XO_ENOMEM, "no memory for a listener");
     }
     sl->fd = -1;
     xo_status_t st = xo__sock_listen(a, SOCK_STREAM, &sl->fd);

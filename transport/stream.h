@@ -30,7 +30,7 @@ xo_status_t xo__stream_channel_new(const xo_transport_ops_t *t, int fd, const xo
                                    xo_channel_t **ch_p);
 
 /* Listens on a stream socket at a and returns a listener of transport t whose accepted channels are stream
- * channels. url_prefix ("tcp://") and the bound address make xo_listener_url. unlink_path, when not NULL, is a
+ * channels. url_prefix ("tcp://") and the bound address make xo__listener_url. unlink_path, when not NULL, is a
  * socket file the listener removes on close. On XO_OK *l_p owns the listener. */
 xo_status_t xo__stream_listen(const xo_transport_ops_t *t, const xo_sockaddr_t *a, const xo_chan_opts_t *opts,
                               bool nodelay, const char *unlink_path, xo_listener_t **l_p);

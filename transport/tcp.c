@@ -1,4 +1,4 @@
-/* The TCP backend: tcp://host:port or tcp://[v6addr]:port (port 0: ephemeral, see xo_listener_url), stream framing
+/* The TCP backend: tcp://host:port or tcp://[v6addr]:port (port 0: ephemeral, see xo__listener_url), stream framing
  * from stream.c with TCP_NODELAY. */
 #include "base/error.h"
 #include "transport/stream.h"

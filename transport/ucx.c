@@ -1,4 +1,4 @@
-/* The UCX backend: ucx://host:port or ucx://[v6addr]:port (port 0: ephemeral, see xo_listener_url), on UCP.
+/* The UCX backend: ucx://host:port or ucx://[v6addr]:port (port 0: ephemeral, see xo__listener_url), on UCP.
  *
  * Design.
  *   - One ucp_context per process, created by the first listener or channel and cleaned up with the last one
@@ -26,14 +26,14 @@
  *   - Setup. UCX's wireup needs both sides to progress. accept waits until its endpoint is flushed (wired up)
  *     and then sends a READY message (XO_UCX_AM_READY); connect returns once READY came. So when both calls
  *     have returned, neither side needs the other to progress for the setup to finish.
- *   - Closing. xo_channel_close starts a flushing ucp_ep_close_nbx and gives it CLOSE_FLUSH_MS (the peer must
+ *   - Closing. xo__channel_close starts a flushing ucp_ep_close_nbx and gives it CLOSE_FLUSH_MS (the peer must
  *     progress for it to finish), then destroys the worker. Shutdown, and a receive error, force-close the
  *     endpoint (pending sends complete with an error) and destroy the worker at once. Destroying the worker
  *     closes its TCP connections, which is what tells the peer even when the data path is backed up.
  *   - Endpoints use UCP_ERR_HANDLING_MODE_PEER: a dead or closed peer calls the endpoint's error callback (the
  *     kernel resets the TCP connections of a killed process at once), which ends the channel: frames already
  *     queued are still delivered, then recv returns XO_ECLOSED; pending sends complete with an error.
- *   - The event loop. xo_channel_fd returns an epoll set holding the worker's event fd (ucp_worker_get_efd) and
+ *   - The event loop. xo__channel_fd returns an epoll set holding the worker's event fd (ucp_worker_get_efd) and
  *     an eventfd of the channel (`rx_efd`). Senders progress the worker too, and ucp_worker_arm consumes the
  *     worker's wakeup: when a sender's progress delivers a frame it signals rx_efd, so a frame taken in by
  *     another thread still wakes the loop. recv arms the worker (ucp_worker_arm) and clears rx_efd, both under
@@ -97,7 +97,7 @@ static xo_status_t ctx_get(ucp_context_h *ctx_p)
          * did not come along, and its epoll set is shared with the parent, so connection events would go to
          * the parent. Refuse instead of hanging; fork before opening ucx channels, or exec. */
         pthread_mutex_unlock(&g.lock);
-        return xo_error_set(XO_ENOTSUP, "ucx: this process was forked from one with open ucx listeners or "
+        return xo__error_set(XO_ENOTSUP, "ucx: this process was forked from one with open ucx listeners or "
                                         "channels; UCX cannot be used in such a child (fork first, or exec)");
     }
     if (!g.ctx) {
@@ -120,7 +120,7 @@ static xo_status_t ctx_get(ucp_context_h *ctx_p)
         if (cfg) ucp_config_release(cfg);
         if (s != UCS_OK) {
             g.ctx = NULL;
-            st = xo_error_set(XO_ESYS, "ucx: ucp_init: %s", ucs_status_string(s));
+            st = xo__error_set(XO_ESYS, "ucx: ucp_init: %s", ucs_status_string(s));
         } else {
             g.pid = getpid();
         }
@@ -151,11 +151,11 @@ static xo_status_t worker_new(ucp_context_h ctx, ucp_worker_h *w_p, int *efd_p)
     };
     ucp_worker_h w;
     ucs_status_t s = ucp_worker_create(ctx, &wp, &w);
-    if (s != UCS_OK) return xo_error_set(XO_ESYS, "ucx: ucp_worker_create: %s", ucs_status_string(s));
+    if (s != UCS_OK) return xo__error_set(XO_ESYS, "ucx: ucp_worker_create: %s", ucs_status_string(s));
     s = ucp_worker_get_efd(w, efd_p);
     if (s != UCS_OK) {
         ucp_worker_destroy(w);
-        return xo_error_set(XO_ESYS, "ucx: ucp_worker_get_efd: %s", ucs_status_string(s));
+        return xo__error_set(XO_ESYS, "ucx: ucp_worker_get_efd: %s", ucs_status_string(s));
     }
     *w_p = w;
     return XO_OK;
@@ -203,7 +203,7 @@ typedef struct ucx_chan {
     int worker_efd;       /* owned by the worker */
     int rx_efd;           /* eventfd: a frame was queued or the channel ended */
     int shut_efd;         /* eventfd: set once by shutdown, wakes blocked senders */
-    int epfd;             /* epoll set {worker_efd, rx_efd}: xo_channel_fd */
+    int epfd;             /* epoll set {worker_efd, rx_efd}: xo__channel_fd */
 } ucx_chan_t;
 
 static void signal_fd(int fd)
@@ -299,7 +299,7 @@ static void rx_finish(ucx_chan_t *c, rx_item_t *it, size_t table, size_t length)
     for (size_t i = 0; bad == XO_OK && i < ns; i++) {
         uint64_t l = get64(d + 8 * i);
         if (l > max - total)
-            bad = xo_error_set(XO_EMSGSIZE, "recv: frame larger than max_frame %zu (segment %zu: %llu bytes)", max, i,
+            bad = xo__error_set(XO_EMSGSIZE, "recv: frame larger than max_frame %zu (segment %zu: %llu bytes)", max, i,
                                (unsigned long long)l);
         else {
             total += (size_t)l;
@@ -307,7 +307,7 @@ static void rx_finish(ucx_chan_t *c, rx_item_t *it, size_t table, size_t length)
         }
     }
     if (bad == XO_OK && off != length)
-        bad = xo_error_set(XO_EPROTO, "recv: %zu data bytes for a frame of %zu", length, off);
+        bad = xo__error_set(XO_EPROTO, "recv: %zu data bytes for a frame of %zu", length, off);
     if (bad != XO_OK) {
         rx_fail_in_cb(c, bad);
         it->f.nsegs = SLOT_BAD;
@@ -360,25 +360,25 @@ static ucs_status_t am_cb(void *arg, const void *header, size_t header_length, v
     const uint8_t *h = header;
     size_t max = c->base.opts.max_frame;
     if (header_length != XO_UCX_PREFIX_LEN) {
-        rx_fail_in_cb(c, xo_error_set(XO_EPROTO, "recv: AM header of %zu bytes", header_length));
+        rx_fail_in_cb(c, xo__error_set(XO_EPROTO, "recv: AM header of %zu bytes", header_length));
         return rndv ? UCS_ERR_CANCELED : UCS_OK;
     }
     uint32_t magic = get32(h), hl = get32(h + 4), ns = get32(h + 8), flags = get32(h + 12);
     uint64_t seq = get64(h + 16);
     xo_status_t bad = XO_OK;
     if (magic != XO_UCX_MAGIC || flags != 0)
-        bad = xo_error_set(XO_EPROTO, "recv: bad frame prefix (magic 0x%08x, flags 0x%x)", magic, flags);
+        bad = xo__error_set(XO_EPROTO, "recv: bad frame prefix (magic 0x%08x, flags 0x%x)", magic, flags);
     else if (ns > XO_FRAME_MAX_SEGS)
-        bad = xo_error_set(XO_EPROTO, "recv: frame announces %u segments, at most %u", ns, XO_FRAME_MAX_SEGS);
+        bad = xo__error_set(XO_EPROTO, "recv: frame announces %u segments, at most %u", ns, XO_FRAME_MAX_SEGS);
     else if (seq != c->rx_next_arrival)
-        bad = xo_error_set(XO_EPROTO, "recv: frame #%llu where #%llu was due", (unsigned long long)seq,
+        bad = xo__error_set(XO_EPROTO, "recv: frame #%llu where #%llu was due", (unsigned long long)seq,
                            (unsigned long long)c->rx_next_arrival);
     else if (hl > max)
-        bad = xo_error_set(XO_EMSGSIZE, "recv: frame header of %u bytes exceeds max_frame %zu", hl, max);
+        bad = xo__error_set(XO_EMSGSIZE, "recv: frame header of %u bytes exceeds max_frame %zu", hl, max);
     else if (length > max + align64(8 * (size_t)ns) + 64 * ((size_t)ns + 1))
-        bad = xo_error_set(XO_EMSGSIZE, "recv: frame of %zu bytes exceeds max_frame %zu", length, max);
+        bad = xo__error_set(XO_EMSGSIZE, "recv: frame of %zu bytes exceeds max_frame %zu", length, max);
     else if (length < align64(8 * (size_t)ns) + align64(hl))
-        bad = xo_error_set(XO_EPROTO, "recv: %zu data bytes for %u segments and a %u-byte header", length, ns, hl);
+        bad = xo__error_set(XO_EPROTO, "recv: %zu data bytes for %u segments and a %u-byte header", length, ns, hl);
     if (bad != XO_OK) {
         rx_fail_in_cb(c, bad);
         /* A refused rendezvous completes the sender's send with this status; the data never crosses. */
@@ -394,7 +394,7 @@ static ucs_status_t am_cb(void *arg, const void *header, size_t header_length, v
         free(it);
         free(mem);
         free(rc);
-        rx_fail_in_cb(c, xo_error_set(XO_ENOMEM, "recv: no memory for a %zu-byte frame", table + length));
+        rx_fail_in_cb(c, xo__error_set(XO_ENOMEM, "recv: no memory for a %zu-byte frame", table + length));
         return rndv ? UCS_ERR_NO_MEMORY : UCS_OK;
     }
     it->seq = seq;
@@ -475,14 +475,14 @@ static void send_done_cb(void *request, ucs_status_t status, void *user_data)
 static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
 {
     ucx_chan_t *c = (ucx_chan_t *)ch;
-    if (f->header_len > UINT32_MAX) return xo_error_set(XO_EMSGSIZE, "send: header longer than 4 GiB");
+    if (f->header_len > UINT32_MAX) return xo__error_set(XO_EMSGSIZE, "send: header longer than 4 GiB");
     size_t hlen = XO_UCX_PREFIX_LEN, lens_len = 8 * f->nsegs;
     uint8_t *hdr = malloc(hlen + align64(lens_len));
     ucp_dt_iov_t *iov = malloc(sizeof *iov * (2 * f->nsegs + 3));
     if (!hdr || !iov) {
         free(hdr);
         free(iov);
-        return xo_error_set(XO_ENOMEM, "send: no memory for %zu segments", f->nsegs);
+        return xo__error_set(XO_ENOMEM, "send: no memory for %zu segments", f->nsegs);
     }
     put32(hdr, XO_UCX_MAGIC);
     put32(hdr + 4, (uint32_t)f->header_len);
@@ -514,14 +514,14 @@ static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
     xo_status_t st = XO_OK;
     pthread_mutex_lock(&c->lock);
     if (atomic_load_explicit(&c->shut, memory_order_relaxed) || !c->ep || !c->worker) {
-        st = xo_error_set(XO_ECLOSED, "send: channel shut down");
+        st = xo__error_set(XO_ECLOSED, "send: channel shut down");
     } else if (c->ep_failed) {
-        st = xo_error_set(XO_ECLOSED, "send: peer closed the channel (%s)", ucs_status_string(c->ep_status));
+        st = xo__error_set(XO_ECLOSED, "send: peer closed the channel (%s)", ucs_status_string(c->ep_status));
     } else {
         put64(hdr + 16, c->tx_seq++);
         ucs_status_ptr_t r = ucp_am_send_nbx(c->ep, XO_UCX_AM_FRAME, hdr, hlen, n ? (void *)iov : NULL, n, &p);
         if (UCS_PTR_IS_ERR(r)) {
-            st = xo_error_set(XO_ECLOSED, "send: %s", ucs_status_string(UCS_PTR_STATUS(r)));
+            st = xo__error_set(XO_ECLOSED, "send: %s", ucs_status_string(UCS_PTR_STATUS(r)));
         } else if (r != NULL) {
             /* Wait for completion: the caller's buffers are ours until then. A shutdown force-closes the
              * endpoint, which completes the request with an error, so this never outlives the channel. */
@@ -529,9 +529,9 @@ static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
                 if (atomic_load_explicit(&c->shut, memory_order_relaxed)) teardown(c);
                 else if (!ucp_worker_progress(c->worker) && !sc.done) wait_worker(c, c->worker_efd, WAIT_SLICE_MS);
             }
-            if (!sc.done) st = xo_error_set(XO_ECLOSED, "send: channel shut down");
+            if (!sc.done) st = xo__error_set(XO_ECLOSED, "send: channel shut down");
             else if (sc.status != UCS_OK)
-                st = xo_error_set(XO_ECLOSED, "send: %s%s", ucs_status_string(sc.status),
+                st = xo__error_set(XO_ECLOSED, "send: %s%s", ucs_status_string(sc.status),
                                   atomic_load(&c->shut) ? " (channel shut down)" : "");
         }
     }
@@ -560,7 +560,7 @@ static bool rx_take(ucx_chan_t *c, xo_frame_t *out, xo_status_t *st)
         free(it->f.mem);
         free(it);
         c->rx_dead = true;
-        *st = xo_error_set(XO_ECLOSED, "recv: a frame was cut off: the peer is gone");
+        *st = xo__error_set(XO_ECLOSED, "recv: a frame was cut off: the peer is gone");
         return true;
     }
     c->rx_seq++;
@@ -579,7 +579,7 @@ static xo_status_t chan_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
     for (;;) {
         if (c->rx_dead || !c->worker) {
             c->rx_dead = true;
-            st = xo_error_set(XO_ECLOSED, "recv: channel closed");
+            st = xo__error_set(XO_ECLOSED, "recv: channel closed");
             break;
         }
         while (ucp_worker_progress(c->worker)) {
@@ -587,7 +587,7 @@ static xo_status_t chan_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
         if (rx_take(c, out, &st)) break;
         if (c->rx_err != XO_OK) {
             /* Logged here, where the receiver decides; the endpoint goes so that the peer learns at once. */
-            st = xo_error_set(c->rx_err, "%s", c->rx_err_text);
+            st = xo__error_set(c->rx_err, "%s", c->rx_err_text);
             xo_log_error("ucx channel: %s; closing it", c->rx_err_text);
             c->rx_dead = true;
             atomic_store(&c->shut, true);
@@ -597,12 +597,12 @@ static xo_status_t chan_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
         }
         if (atomic_load_explicit(&c->shut, memory_order_relaxed)) {
             c->rx_dead = true;
-            st = xo_error_set(XO_ECLOSED, "recv: channel shut down");
+            st = xo__error_set(XO_ECLOSED, "recv: channel shut down");
             break;
         }
         if (c->ep_failed && (!c->rx_head || c->rx_head->done)) {
             c->rx_dead = true;
-            st = xo_error_set(XO_ECLOSED, "recv: peer closed the channel (%s)", ucs_status_string(c->ep_status));
+            st = xo__error_set(XO_ECLOSED, "recv: peer closed the channel (%s)", ucs_status_string(c->ep_status));
             break;
         }
         /* Nothing complete: clear our own signal, arm the worker, and sleep unless something came meanwhile. */
@@ -611,14 +611,14 @@ static xo_status_t chan_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out)
         if (c->rx_head && c->rx_head->done) continue;
         int left = xo__remaining_ms(deadline);
         if (left == 0) {
-            st = xo_error_set(XO_ETIMEDOUT, "recv: nothing within %d ms", timeout_ms);
+            st = xo__error_set(XO_ETIMEDOUT, "recv: nothing within %d ms", timeout_ms);
             break;
         }
         pthread_mutex_unlock(&c->lock);
         struct pollfd p[2] = {{c->epfd, POLLIN, 0}, {c->shut_efd, POLLIN, 0}};
         if (poll(p, 2, left < 0 || left > WAIT_SLICE_MS ? WAIT_SLICE_MS : left) < 0 && errno != EINTR) {
             pthread_mutex_lock(&c->lock);
-            st = xo_error_set(XO_ESYS, "recv: poll: %s", strerror(errno));
+            st = xo__error_set(XO_ESYS, "recv: poll: %s", strerror(errno));
             break;
         }
         pthread_mutex_lock(&c->lock);
@@ -685,7 +685,7 @@ extern const xo_transport_ops_t xo__ucx_transport;
 static xo_status_t chan_new(const xo_chan_opts_t *opts, ucx_chan_t **c_p)
 {
     ucx_chan_t *c = calloc(1, sizeof *c);
-    if (!c) return xo_error_set(XO_ENOMEM, "no memory for a channel");
+    if (!c) return xo__error_set(XO_ENOMEM, "no memory for a channel");
     c->base = (xo_channel_t){.ops = &ucx_channel_ops, .tran = &xo__ucx_transport, .opts = *opts};
     pthread_mutex_init(&c->lock, NULL);
     atomic_init(&c->shut, false);
@@ -694,7 +694,7 @@ static xo_status_t chan_new(const xo_chan_opts_t *opts, ucx_chan_t **c_p)
     c->epfd = epoll_create1(EPOLL_CLOEXEC);
     xo_status_t st = XO_OK;
     if (c->rx_efd < 0 || c->shut_efd < 0 || c->epfd < 0)
-        st = xo_error_set(XO_ESYS, "ucx: eventfd/epoll: %s", strerror(errno));
+        st = xo__error_set(XO_ESYS, "ucx: eventfd/epoll: %s", strerror(errno));
     if (st == XO_OK) st = ctx_get(&c->ctx);
     if (st == XO_OK) st = worker_new(c->ctx, &c->worker, &c->worker_efd);
     if (st == XO_OK) {
@@ -702,7 +702,7 @@ static xo_status_t chan_new(const xo_chan_opts_t *opts, ucx_chan_t **c_p)
         struct epoll_event e2 = {.events = EPOLLIN, .data.fd = c->rx_efd};
         if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->worker_efd, &e1) < 0 ||
             epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->rx_efd, &e2) < 0)
-            st = xo_error_set(XO_ESYS, "ucx: epoll_ctl: %s", strerror(errno));
+            st = xo__error_set(XO_ESYS, "ucx: epoll_ctl: %s", strerror(errno));
     }
     if (st == XO_OK) {
         ucp_am_handler_param_t hp = {
@@ -719,7 +719,7 @@ static xo_status_t chan_new(const xo_chan_opts_t *opts, ucx_chan_t **c_p)
             hp.cb = ready_cb;
             s = ucp_worker_set_am_recv_handler(c->worker, &hp);
         }
-        if (s != UCS_OK) st = xo_error_set(XO_ESYS, "ucx: set_am_recv_handler: %s", ucs_status_string(s));
+        if (s != UCS_OK) st = xo__error_set(XO_ESYS, "ucx: set_am_recv_handler: %s", ucs_status_string(s));
     }
     if (st != XO_OK) {
         chan_free(c);
@@ -787,7 +787,7 @@ static xo_status_t ucx_connect(const xo_url_t *url, const xo_chan_opts_t *opts, 
         c->ep = NULL;
         pthread_mutex_unlock(&c->lock);
         chan_free(c);
-        return xo_error_set(XO_EREFUSED, "connect %s: %s", url->rest, ucs_status_string(s));
+        return xo__error_set(XO_EREFUSED, "connect %s: %s", url->rest, ucs_status_string(s));
     }
     /* Wireup needs both sides to progress. The client's flush completes before the server's does, so the client
      * keeps progressing until the server says READY: when both calls return, neither side still needs the
@@ -801,9 +801,9 @@ static xo_status_t ucx_connect(const xo_url_t *url, const xo_chan_opts_t *opts, 
         else if (!ucp_worker_progress(c->worker)) wait_worker(c, c->worker_efd, left);
     }
     if (why == UCS_INPROGRESS)
-        st = xo_error_set(XO_ETIMEDOUT, "connect %s: not accepted within %d ms", url->rest, timeout_ms);
+        st = xo__error_set(XO_ETIMEDOUT, "connect %s: not accepted within %d ms", url->rest, timeout_ms);
     else if (why != UCS_OK)
-        st = xo_error_set(XO_EREFUSED, "connect %s: %s", url->rest, ucs_status_string(why));
+        st = xo__error_set(XO_EREFUSED, "connect %s: %s", url->rest, ucs_status_string(why));
     if (st != XO_OK) ep_force_close(c);
     pthread_mutex_unlock(&c->lock);
     if (st != XO_OK) {
@@ -875,10 +875,10 @@ static xo_status_t lis_accept(xo_listener_t *l, int timeout_ms, xo_channel_t **c
         if (!progress_and_arm(ul->worker)) continue;
         if (ul->head) break;
         int left = xo__remaining_ms(deadline);
-        if (left == 0) return xo_error_set(XO_ETIMEDOUT, "accept: no connection within %d ms", timeout_ms);
+        if (left == 0) return xo__error_set(XO_ETIMEDOUT, "accept: no connection within %d ms", timeout_ms);
         if (xo__poll1(ul->efd, POLLIN, xo__deadline(left < 0 || left > WAIT_SLICE_MS ? WAIT_SLICE_MS : left)) < 0 &&
             errno != EINTR)
-            return xo_error_set(XO_ESYS, "accept: poll: %s", strerror(errno));
+            return xo__error_set(XO_ESYS, "accept: poll: %s", strerror(errno));
     }
     conn_item_t *it = ul->head;
     ul->head = it->next;
@@ -902,9 +902,9 @@ static xo_status_t lis_accept(xo_listener_t *l, int timeout_ms, xo_channel_t **c
     pthread_mutex_unlock(&c->lock);
     if (s != UCS_OK) {
         chan_free(c);
-        if (s == UCS_INPROGRESS) return xo_error_set(XO_EPROTO, "accept: connection not set up within %d ms",
+        if (s == UCS_INPROGRESS) return xo__error_set(XO_EPROTO, "accept: connection not set up within %d ms",
                                                      ACCEPT_WIREUP_MS);
-        return xo_error_set(XO_ECLOSED, "accept: %s", ucs_status_string(s));
+        return xo__error_set(XO_ECLOSED, "accept: %s", ucs_status_string(s));
     }
     *ch_p = &c->base;
     return XO_OK;
@@ -942,7 +942,7 @@ static xo_status_t ucx_listen(const xo_url_t *url, const xo_chan_opts_t *opts, x
     xo_status_t st = parse_addr(url, &a);
     if (st != XO_OK) return st;
     ucx_listener_t *ul = calloc(1, sizeof *ul);
-    if (!ul) return xo_error_set(XO_ENOMEM, "no memory for a listener");
+    if (!ul) return xo__error_set(XO_ENOMEM, "no memory for a listener");
     ul->base = (xo_listener_t){.ops = &ucx_listener_ops, .tran = &xo__ucx_transport, .opts = *opts};
     st = ctx_get(&ul->ctx);
     if (st == XO_OK) st = worker_new(ul->ctx, &ul->worker, &ul->efd);
@@ -955,14 +955,14 @@ static xo_status_t ucx_listen(const xo_url_t *url, const xo_chan_opts_t *opts, x
         ucs_status_t s = ucp_listener_create(ul->worker, &lp, &ul->listener);
         if (s != UCS_OK) {
             ul->listener = NULL;
-            st = xo_error_set(XO_ESYS, "listen %s: %s", url->rest, ucs_status_string(s));
+            st = xo__error_set(XO_ESYS, "listen %s: %s", url->rest, ucs_status_string(s));
         }
     }
     if (st == XO_OK) {
         ucp_listener_attr_t la = {.field_mask = UCP_LISTENER_ATTR_FIELD_SOCKADDR};
         ucs_status_t s = ucp_listener_query(ul->listener, &la);
         if (s != UCS_OK) {
-            st = xo_error_set(XO_ESYS, "listen %s: ucp_listener_query: %s", url->rest, ucs_status_string(s));
+            st = xo__error_set(XO_ESYS, "listen %s: ucp_listener_query: %s", url->rest, ucs_status_string(s));
         } else {
             xo_sockaddr_t bound = {.len = sizeof la.sockaddr};
             memcpy(&bound.ss, &la.sockaddr, sizeof la.sockaddr);

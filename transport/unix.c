@@ -40,7 +40,7 @@ static xo_status_t unix_listen(const xo_url_t *url, const xo_chan_opts_t *opts, 
         char why[XO_ERROR_TEXT_MAX];
         snprintf(why, sizeof why, "%s", xo_last_error());
         if (remove_stale(path, &a)) return xo__stream_listen(&xo__unix_transport, &a, opts, false, path, l_p);
-        return xo_error_set(st, "%s", why);
+        return xo__error_set(st, "%s", why);
     }
     return st;
 }

@@ -55,7 +55,7 @@ static xo_cluster_t *load(const char *path)
 {
     xo_cluster_t *c = NULL;
     xo_cluster_error_t err = {0};
-    if (xo_cluster_load(path, &c, &err) != XO_OK) {
+    if (xo__cluster_load(path, &c, &err) != XO_OK) {
         fprintf(stderr, "xoscar: %s\n", err.text);
         return NULL;
     }
@@ -114,11 +114,11 @@ static void on_stop(int sig) { stop_signal = sig; }
 static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *state)
 {
     const xo_cluster_host_t *h = &c->hosts[i];
-    xo_log_set_threshold(c->log_level);
+    xo__log_set_threshold(c->log_level);
     xo_cluster_host_config_t *hc = NULL;
     xo_cluster_error_t err = {0};
     xo_host_t *host = NULL;
-    xo_status_t st = xo_cluster_host_config(c, i, NULL, &hc, &err);
+    xo_status_t st = xo__cluster_host_config(c, i, NULL, &hc, &err);
     /* The sub pools' devices come with the config (gpu/device keys); say what `device: auto` chose here. */
     for (const char *l = st == XO_OK ? hc->device_notes : NULL, *e; l && (e = strchr(l, '\n')); l = e + 1)
         xo_log(hc->device_fallback ? XO_LOG_WARN : XO_LOG_INFO, "%.*s", (int)(e - l), l);
@@ -133,7 +133,7 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
     if (st != XO_OK) {
         if (ready_fd >= 0) dprintf(ready_fd, "error: %s\n", err.text);
         else fprintf(stderr, "xoscar: %s\n", err.text);
-        xo_cluster_host_config_free(hc);
+        xo__cluster_host_config_free(hc);
         return 1;
     }
     FILE *f = fopen(state, "w");
@@ -154,7 +154,7 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
     }
     while (!stop_signal) pause();
     xo_host_stop(host);
-    xo_cluster_host_config_free(hc);
+    xo__cluster_host_config_free(hc);
     unlink(state);
     return 0;
 }
@@ -236,7 +236,7 @@ static int launch_remote(const xo_cluster_t *c, size_t i, const char *self, cons
 static bool selected(const xo_cluster_t *c, size_t i, const char *only)
 {
     if (only) return strcmp(c->hosts[i].name, only) == 0;
-    return c->hosts[i].launcher == XO_LAUNCHER_LOCAL || xo_cluster_host_is_local(c, i);
+    return c->hosts[i].launcher == XO_LAUNCHER_LOCAL || xo__cluster_host_is_local(c, i);
 }
 
 static int parse_opts(int argc, char **argv, const char **only, bool *foreground)
@@ -261,24 +261,24 @@ static int cmd_up(int argc, char **argv)
     if (rc) return rc;
     xo_cluster_t *c = load(argv[1]);
     if (!c) return 2;
-    if (only && xo_cluster_find_host(c, only) < 0) {
+    if (only && xo__cluster_find_host(c, only) < 0) {
         fprintf(stderr, "xoscar: %s has no host named %s\n", argv[1], only);
-        xo_cluster_free(c);
+        xo__cluster_free(c);
         return 2;
     }
     xo_topology_t *topo = NULL;
-    xo_topology_load(&topo);
+    xo__topology_load(&topo);
     for (size_t i = 0; i < c->n_hosts && rc == 0; i++) {
         if (!selected(c, i, only)) continue;
         xo_cluster_error_t err = {0};
-        if (topo && xo_cluster_check_host(c, i, topo, &err) != XO_OK) {
+        if (topo && xo__cluster_check_host(c, i, topo, &err) != XO_OK) {
             fprintf(stderr, "xoscar: %s\n", err.text);
             rc = 2;
         }
     }
-    if (topo) xo_topology_free(topo);
+    if (topo) xo__topology_free(topo);
     if (foreground) {
-        long i = only ? xo_cluster_find_host(c, only) : -1;
+        long i = only ? xo__cluster_find_host(c, only) : -1;
         for (size_t k = 0; i < 0 && k < c->n_hosts; k++)
             if (selected(c, k, NULL)) i = (long)k;
         if (rc == 0 && i < 0) {
@@ -291,14 +291,14 @@ static int cmd_up(int argc, char **argv)
             mkdirs(state);
             rc = run_host(c, (size_t)i, -1, state);
         }
-        xo_cluster_free(c);
+        xo__cluster_free(c);
         return rc;
     }
     for (size_t i = 0; i < c->n_hosts && rc == 0; i++) {
         if (selected(c, i, only)) rc = daemonize_host(c, i);
         else if (!only) rc = launch_remote(c, i, "xoscar", "up");
     }
-    xo_cluster_free(c);
+    xo__cluster_free(c);
     return rc;
 }
 
@@ -345,7 +345,7 @@ static int cmd_down(int argc, char **argv)
         if (selected(c, i, only)) rc |= stop_host(c, i);
         else if (!only) rc |= launch_remote(c, i, "xoscar", "down");
     }
-    xo_cluster_free(c);
+    xo__cluster_free(c);
     return rc;
 }
 
@@ -361,7 +361,7 @@ static int cmd_status(int argc, char **argv)
     for (size_t i = 0; i < c->n_hosts; i++) {
         xo_cluster_host_config_t *hc = NULL;
         xo_cluster_error_t err = {0};
-        if (xo_cluster_host_config(c, i, NULL, &hc, &err) != XO_OK) {
+        if (xo__cluster_host_config(c, i, NULL, &hc, &err) != XO_OK) {
             printf("%-10s %s\n", c->hosts[i].name, err.text);
             down++;
             continue;
@@ -381,9 +381,9 @@ static int cmd_status(int argc, char **argv)
                 down++;
             }
         }
-        xo_cluster_host_config_free(hc);
+        xo__cluster_host_config_free(hc);
     }
-    xo_cluster_free(c);
+    xo__cluster_free(c);
     return down ? 3 : 0;
 }
 
@@ -392,8 +392,8 @@ static int cmd_config(int argc, char **argv)
     if (argc != 2 && !(argc == 3 && strcmp(argv[2], "--dump") == 0)) return 2;
     xo_cluster_t *c = load(argv[1]);
     if (!c) return 2;
-    xo_cluster_dump(c, stdout);
-    xo_cluster_free(c);
+    xo__cluster_dump(c, stdout);
+    xo__cluster_free(c);
     return 0;
 }
 
@@ -405,15 +405,15 @@ static int cmd_run(int argc, char **argv)
     if (!c) return 2;
     xo_cluster_host_config_t *hc = NULL;
     xo_cluster_error_t err = {0};
-    if (c->n_hosts == 0 || xo_cluster_host_config(c, 0, NULL, &hc, &err) != XO_OK) {
+    if (c->n_hosts == 0 || xo__cluster_host_config(c, 0, NULL, &hc, &err) != XO_OK) {
         fprintf(stderr, "xoscar: %s\n", err.text[0] ? err.text : "the cluster has no host");
-        xo_cluster_free(c);
+        xo__cluster_free(c);
         return 2;
     }
     setenv("XO_SECRET", c->secret, 1);
     setenv("XO_CLUSTER_MAIN", hc->cfg.address, 1);
-    xo_cluster_host_config_free(hc);
-    xo_cluster_free(c);
+    xo__cluster_host_config_free(hc);
+    xo__cluster_free(c);
     execvp(argv[3], argv + 3);
     fprintf(stderr, "xoscar: cannot run %s: %s\n", argv[3], strerror(errno));
     return 2;

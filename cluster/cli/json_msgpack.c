@@ -39,10 +39,10 @@ xo_status_t xo_cli_json_to_args(const char *text, xo_args_t **args_p)
 {
     json_error_t err;
     json_t *j = json_loads(text, JSON_DECODE_ANY, &err);
-    if (!j) return xo_error_set(XO_EINVAL, "arguments: %s at line %d column %d", err.text, err.line, err.column);
+    if (!j) return xo__error_set(XO_EINVAL, "arguments: %s at line %d column %d", err.text, err.line, err.column);
     if (!json_is_array(j)) {
         json_decref(j);
-        return xo_error_set(XO_EINVAL, "arguments must be a JSON array, e.g. '[1, \"two\"]'");
+        return xo__error_set(XO_EINVAL, "arguments must be a JSON array, e.g. '[1, \"two\"]'");
     }
     xo_args_t *args = xo_args_new((uint32_t)json_array_size(j));
     int rc = args ? 0 : -1;
@@ -50,7 +50,7 @@ xo_status_t xo_cli_json_to_args(const char *text, xo_args_t **args_p)
     json_decref(j);
     if (rc) {
         xo_args_free(args);
-        return xo_error_set(XO_ENOMEM, "out of memory encoding the arguments");
+        return xo__error_set(XO_ENOMEM, "out of memory encoding the arguments");
     }
     *args_p = args;
     return XO_OK;

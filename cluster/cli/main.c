@@ -94,11 +94,11 @@ static int cmd_batch(int argc, char **argv)
     int rc = parse_args(argc, argv, 4, &all); /* a JSON array whose items are the calls' argument arrays */
     if (rc) return rc;
     size_t len;
-    const char *data = xo_args_data(all, &len);
+    const char *data = xo__args_data(all, &len);
     msgpack_zone z;
     msgpack_zone_init(&z, 1024);
     msgpack_object list;
-    xo_status_t st = xo_decode(data, len, &z, &list);
+    xo_status_t st = xo__decode(data, len, &z, &list);
     size_t n = st == XO_OK ? list.via.array.size : 0;
     xo_delayed_t **calls = calloc(n ? n : 1, sizeof *calls);
     xo_status_t *sts = calloc(n ? n : 1, sizeof *sts);
@@ -107,7 +107,7 @@ static int cmd_batch(int argc, char **argv)
     for (size_t i = 0; st == XO_OK && i < n; i++) {
         const msgpack_object *one = &list.via.array.ptr[i];
         if (one->type != MSGPACK_OBJECT_ARRAY) {
-            st = xo_error_set(XO_EINVAL, "batch: call %zu's arguments must be a JSON array", i);
+            st = xo__error_set(XO_EINVAL, "batch: call %zu's arguments must be a JSON array", i);
             break;
         }
         xo_args_t *a = xo_args_new(one->via.array.size);
@@ -191,12 +191,12 @@ static int cmd_info(int argc, char **argv)
 xo_status_t xo_cli_pool_info(const char *address, int64_t timeout, int *pid, uint64_t *actors)
 {
     xo_future_t *f = NULL;
-    xo_status_t st = xo_remote_send(address, XO_WIRE_INFO, 0, "", NULL, NULL, true, &f);
+    xo_status_t st = xo__remote_send(address, XO_WIRE_INFO, 0, "", NULL, NULL, true, &f);
     if (st != XO_OK) return st;
     xo_result_t *r = NULL;
     st = xo_future_wait(f, timeout, &r);
-    if (st == XO_ETIMEDOUT) xo_future_request_cancel(f);
-    xo_future_unref(f);
+    if (st == XO_ETIMEDOUT) xo__future_request_cancel(f);
+    xo__future_unref(f);
     if (st != XO_OK) return st;
     st = xo_result_unpack(r, "[iu*]", pid, actors);
     xo_result_free(r);

@@ -87,7 +87,7 @@ int main(int argc, char **argv)
     if (cpus) {
         xo_cpuset_t set;
         char err[256];
-        if (xo_cpuset_parse(cpus, &set, err, sizeof err) != XO_OK || xo_bind_self_to(&set) != XO_OK) {
+        if (xo__cpuset_parse(cpus, &set, err, sizeof err) != XO_OK || xo__bind_self_to(&set) != XO_OK) {
             xo_log_error("cannot bind to cpus %s: %s", cpus, err[0] ? err : xo_last_error());
             return 4;
         }

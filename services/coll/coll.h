@@ -95,25 +95,25 @@ extern const xo_actor_class_t xo_coll_rendezvous_class;
 
 /* Gives blob (len bytes, copied) for the group's next phase and waits until every member has given theirs. On
  * XO_OK *all_p is a result holding an array of size bins, by rank (the caller frees it with xo_result_free). */
-xo_status_t xo_coll_exchange(xo_coll_t *g, const void *blob, size_t len, xo_result_t **all_p);
+xo_status_t xo__coll_exchange(xo_coll_t *g, const void *blob, size_t len, xo_result_t **all_p);
 
 /* The bin of member r in an exchange result (points into it). XO_EPROTO when the result is not size bins. */
-xo_status_t xo_coll_exchange_get(const xo_result_t *all, int size, int r, xo_bytes_t *blob_p);
+xo_status_t xo__coll_exchange_get(const xo_result_t *all, int size, int r, xo_bytes_t *blob_p);
 
 /* "reduce(float32, sum, root 1)": an operation signature (g->sig) in words, into buf (len bytes, NUL-terminated). */
-void xo_coll_sig_text(uint64_t sig, char *buf, size_t len);
+void xo__coll_sig_text(uint64_t sig, char *buf, size_t len);
 
 /* ---- mailbox (coll_mailbox.c) ---- */
 
 extern const xo_actor_class_t xo_coll_endpoint_class;
 
 /* The endpoint actor's uid for a member (malloc'd, the caller frees it). */
-char *xo_coll_endpoint_uid(const char *name, int rank);
+char *xo__coll_endpoint_uid(const char *name, int rank);
 
-/* Makes g findable by its endpoint actor (and creates that actor in g->pool); undone by xo_coll_mailbox_close,
+/* Makes g findable by its endpoint actor (and creates that actor in g->pool); undone by xo__coll_mailbox_close,
  * which also waits for puts still running on g and frees what arrived but was never received. */
-xo_status_t xo_coll_mailbox_open(xo_coll_t *g);
-void xo_coll_mailbox_close(xo_coll_t *g);
+xo_status_t xo__coll_mailbox_open(xo_coll_t *g);
+void xo__coll_mailbox_close(xo_coll_t *g);
 
 /* A send in progress: the futures of its put messages. */
 typedef struct xo_coll_sends {
@@ -124,55 +124,55 @@ typedef struct xo_coll_sends {
 
 /* Sends len bytes at src (host memory, read before this returns) to member `to` as (g->seq, tag), in pieces; the
  * replies are collected in s. */
-xo_status_t xo_coll_send(xo_coll_t *g, xo_coll_sends_t *s, int to, uint32_t tag, const void *src, size_t len);
+xo_status_t xo__coll_send(xo_coll_t *g, xo_coll_sends_t *s, int to, uint32_t tag, const void *src, size_t len);
 
 /* Waits for every put in s to be answered and empties s. The first failure wins and names the member. */
-xo_status_t xo_coll_sends_wait(xo_coll_t *g, xo_coll_sends_t *s);
-void xo_coll_sends_free(xo_coll_sends_t *s);
+xo_status_t xo__coll_sends_wait(xo_coll_t *g, xo_coll_sends_t *s);
+void xo__coll_sends_free(xo_coll_sends_t *s);
 
 /* Every member to every member, with tag: sends len bytes at src + to * stride to each other member `to` (stride 0:
  * the same bytes to all) and receives len bytes from each other member `from` into dst + from * len; dst + rank * len
  * gets this member's own block. The puts' replies are collected in s (not waited for). */
-xo_status_t xo_coll_all_to_all(xo_coll_t *g, xo_coll_sends_t *s, uint32_t tag, const void *src, size_t stride,
+xo_status_t xo__coll_all_to_all(xo_coll_t *g, xo_coll_sends_t *s, uint32_t tag, const void *src, size_t stride,
                                size_t len, void *dst);
 
 /* A round of one-byte messages with tag: returns when every other member has sent its own (replies in s). */
-xo_status_t xo_coll_barrier_round(xo_coll_t *g, xo_coll_sends_t *s, uint32_t tag);
+xo_status_t xo__coll_barrier_round(xo_coll_t *g, xo_coll_sends_t *s, uint32_t tag);
 
 /* Receives exactly len bytes from member `from` as (g->seq, tag) into dst (host memory), waiting up to the group's
  * timeout. XO_EPROTO when the peer sent another length (members that disagree on count). */
-xo_status_t xo_coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t len);
+xo_status_t xo__coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t len);
 
 /* ---- the host backend's pieces ---- */
 
 /* dst[i] = op(dst[i], src[i]) for n elements of dt (coll_host.c). */
-void xo_coll_combine(void *dst, const void *src, size_t n, xo_dtype_t dt, xo_reduce_op_t op);
+void xo__coll_combine(void *dst, const void *src, size_t n, xo_dtype_t dt, xo_reduce_op_t op);
 
 /* Part i of count elements split into size parts, [*start, *start + *n): sizes differ by at most one (coll_host.c). */
-void xo_coll_part(size_t count, int size, int i, size_t *start, size_t *n);
+void xo__coll_part(size_t count, int size, int i, size_t *start, size_t *n);
 
 /* The same-host path (coll_shm.c), for groups with g->shm. *done_p false with XO_OK: a member could not share its
  * buffers, and every member must run the operation over messages instead. */
-xo_status_t xo_coll_shm_allreduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+xo_status_t xo__coll_shm_allreduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                   xo_reduce_op_t op, bool *done_p);
-xo_status_t xo_coll_shm_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtype_t dt, int root, bool *done_p);
-xo_status_t xo_coll_shm_reduce_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+xo_status_t xo__coll_shm_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtype_t dt, int root, bool *done_p);
+xo_status_t xo__coll_shm_reduce_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                        xo_reduce_op_t op, bool *done_p);
-xo_status_t xo_coll_shm_allgather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+xo_status_t xo__coll_shm_allgather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                   bool *done_p);
-xo_status_t xo_coll_shm_reduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+xo_status_t xo__coll_shm_reduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                xo_reduce_op_t op, int root, bool *done_p);
-xo_status_t xo_coll_shm_gather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root,
+xo_status_t xo__coll_shm_gather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root,
                                bool *done_p);
-xo_status_t xo_coll_shm_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root,
+xo_status_t xo__coll_shm_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root,
                                 bool *done_p);
-xo_status_t xo_coll_shm_alltoall(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+xo_status_t xo__coll_shm_alltoall(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                  bool *done_p);
 
 /* ---- failures ---- */
 
 /* Records st with a text (printf) as the group's failure, and returns st. */
-xo_status_t xo_coll_fail(xo_coll_t *g, xo_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+xo_status_t xo__coll_fail(xo_coll_t *g, xo_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- backends ---- */
 
@@ -182,6 +182,6 @@ extern const xo_coll_backend_t xo_coll_nccl_backend;
 #endif
 
 /* Registers the runtime's collective actor classes, so that a rendezvous can be created in any pool. */
-void xo_coll_register_classes(void);
+void xo__coll_register_classes(void);
 
 #endif

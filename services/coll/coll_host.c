@@ -46,7 +46,7 @@
 
 /* dst[i] = op(dst[i], src[i]) for n elements. Integer sums and products wrap (unsigned arithmetic for the unsigned
  * types; the signed ones are computed as such, as NCCL does). */
-void xo_coll_combine(void *dst, const void *src, size_t n, xo_dtype_t dt, xo_reduce_op_t op)
+void xo__coll_combine(void *dst, const void *src, size_t n, xo_dtype_t dt, xo_reduce_op_t op)
 {
     switch (dt) {
     case XO_DTYPE_INT8: REDUCE_LOOP(int8_t); break;
@@ -90,7 +90,7 @@ static void *work_buffer(xo_coll_t *g, void *dst, size_t bytes, void **owned_p)
 
 static xo_status_t staging_failed(xo_coll_t *g, xo_status_t st)
 {
-    return xo_coll_fail(g, st, "collective %s: staging device memory: %s", g->name, xo_last_error());
+    return xo__coll_fail(g, st, "collective %s: staging device memory: %s", g->name, xo_last_error());
 }
 
 /* The host copy of bytes of the member's buffer src that an operation only sends from: src itself for host memory,
@@ -100,7 +100,7 @@ static const void *send_buffer(xo_coll_t *g, const void *src, size_t bytes, void
     *owned_p = NULL;
     if (!g->dev) return src;
     if (!(*owned_p = malloc(bytes ? bytes : 1))) {
-        xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of %s", bytes, g->name);
+        xo__coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of %s", bytes, g->name);
         return NULL;
     }
     xo_status_t st = stage_in(g, src, bytes, *owned_p);
@@ -124,7 +124,7 @@ static xo_status_t local_copy(xo_coll_t *g, void *dst, const void *src, size_t b
 
 /* ---- allreduce ---- */
 
-void xo_coll_part(size_t count, int size, int i, size_t *start, size_t *n)
+void xo__coll_part(size_t count, int size, int i, size_t *start, size_t *n)
 {
     size_t a = count * (size_t)i / (size_t)size, b = count * (size_t)(i + 1) / (size_t)size;
     *start = a;
@@ -140,21 +140,21 @@ static xo_status_t direct_reduce(xo_coll_t *g, const unsigned char *w, size_t st
     size_t len = count * xo_dtype_size(dt);
     int n = g->size;
     unsigned char *got = malloc(len * (size_t)n);
-    if (!got) return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of %s", len * (size_t)n, what);
+    if (!got) return xo__coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of %s", len * (size_t)n, what);
     xo_coll_sends_t sends = {0};
-    xo_status_t st = xo_coll_all_to_all(g, &sends, 0, w, stride, len, got);
-    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
+    xo_status_t st = xo__coll_all_to_all(g, &sends, 0, w, stride, len, got);
+    if (st == XO_OK) st = xo__coll_sends_wait(g, &sends);
     if (st == XO_OK) {
         memcpy(out, got, len);
-        for (int r = 1; r < n; r++) xo_coll_combine(out, got + len * (size_t)r, count, dt, op);
+        for (int r = 1; r < n; r++) xo__coll_combine(out, got + len * (size_t)r, count, dt, op);
     }
-    xo_coll_sends_free(&sends);
+    xo__coll_sends_free(&sends);
     free(got);
     return st;
 }
 
 /* The ring's reduce-scatter over w (count elements, reduced in place), tags 0..size-2: afterwards member r holds part
- * (r + 1) % size (xo_coll_part) of the reduction in w. tmp holds the largest part. The puts' replies are left in
+ * (r + 1) % size (xo__coll_part) of the reduction in w. tmp holds the largest part. The puts' replies are left in
  * sends. */
 static xo_status_t ring_reduce_scatter(xo_coll_t *g, xo_coll_sends_t *sends, unsigned char *w, void *tmp, size_t count,
                                        xo_dtype_t dt, xo_reduce_op_t op)
@@ -164,11 +164,11 @@ static xo_status_t ring_reduce_scatter(xo_coll_t *g, xo_coll_sends_t *sends, uns
     xo_status_t st = XO_OK;
     for (int step = 0; st == XO_OK && step < n - 1; step++) {
         size_t s0, sn, r0, rn;
-        xo_coll_part(count, n, (r - step + n) % n, &s0, &sn);
-        xo_coll_part(count, n, (r - step - 1 + 2 * n) % n, &r0, &rn);
-        st = xo_coll_send(g, sends, next, (uint32_t)step, w + s0 * es, sn * es);
-        if (st == XO_OK) st = xo_coll_recv(g, prev, (uint32_t)step, tmp, rn * es);
-        if (st == XO_OK) xo_coll_combine(w + r0 * es, tmp, rn, dt, op);
+        xo__coll_part(count, n, (r - step + n) % n, &s0, &sn);
+        xo__coll_part(count, n, (r - step - 1 + 2 * n) % n, &r0, &rn);
+        st = xo__coll_send(g, sends, next, (uint32_t)step, w + s0 * es, sn * es);
+        if (st == XO_OK) st = xo__coll_recv(g, prev, (uint32_t)step, tmp, rn * es);
+        if (st == XO_OK) xo__coll_combine(w + r0 * es, tmp, rn, dt, op);
     }
     return st;
 }
@@ -180,7 +180,7 @@ static xo_status_t host_allreduce(xo_coll_t *g, const void *send, void *recv, si
     int n = g->size, r = g->rank, next = (r + 1) % n, prev = (r + n - 1) % n;
     if (g->shm && n > 1 && bytes * (size_t)n > XO_COLL_DIRECT_MAX) {
         bool done = false;
-        xo_status_t st = xo_coll_shm_allreduce(g, send, recv, count, dt, op, &done);
+        xo_status_t st = xo__coll_shm_allreduce(g, send, recv, count, dt, op, &done);
         g->last_algorithm = "shm";
         if (st != XO_OK || done) return st;
     }
@@ -190,7 +190,7 @@ static xo_status_t host_allreduce(xo_coll_t *g, const void *send, void *recv, si
     void *tmp = n > 1 ? malloc(max_part ? max_part : 1) : NULL;
     if (!work || (n > 1 && !tmp)) {
         free(owned), free(tmp);
-        return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of allreduce", bytes);
+        return xo__coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of allreduce", bytes);
     }
     xo_status_t st = stage_in(g, send, bytes, work);
     if (st != XO_OK) st = staging_failed(g, st);
@@ -207,17 +207,17 @@ static xo_status_t host_allreduce(xo_coll_t *g, const void *send, void *recv, si
     if (st == XO_OK) st = ring_reduce_scatter(g, &sends, w, tmp, count, dt, op);
     for (int step = 0; st == XO_OK && step < n - 1; step++) { /* allgather of the reduced parts */
         size_t s0, sn, r0, rn;
-        xo_coll_part(count, n, (r + 1 - step + n) % n, &s0, &sn);
-        xo_coll_part(count, n, (r - step + n) % n, &r0, &rn);
+        xo__coll_part(count, n, (r + 1 - step + n) % n, &s0, &sn);
+        xo__coll_part(count, n, (r - step + n) % n, &r0, &rn);
         uint32_t tag = (uint32_t)(n - 1 + step);
-        st = xo_coll_send(g, &sends, next, tag, w + s0 * es, sn * es);
-        if (st == XO_OK) st = xo_coll_recv(g, prev, tag, w + r0 * es, rn * es);
+        st = xo__coll_send(g, &sends, next, tag, w + s0 * es, sn * es);
+        if (st == XO_OK) st = xo__coll_recv(g, prev, tag, w + r0 * es, rn * es);
     }
     /* The puts' replies are collected once, at the end: waiting for each step's would add a round trip per step
      * (the data was copied into the messages when they were sent, so the buffer is free to change meanwhile). */
-    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
+    if (st == XO_OK) st = xo__coll_sends_wait(g, &sends);
     if (st == XO_OK && (st = stage_out(g, recv, work, bytes)) != XO_OK) st = staging_failed(g, st);
-    xo_coll_sends_free(&sends);
+    xo__coll_sends_free(&sends);
     free(tmp);
     free(owned);
     return st;
@@ -231,28 +231,28 @@ static xo_status_t host_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtyp
     int n = g->size, v = (g->rank - root + n) % n; /* rank relative to root */
     if (g->shm && n > 1 && bytes > XO_COLL_DIRECT_MAX) {
         bool done = false;
-        xo_status_t st = xo_coll_shm_broadcast(g, buf, count, dt, root, &done);
+        xo_status_t st = xo__coll_shm_broadcast(g, buf, count, dt, root, &done);
         g->last_algorithm = "shm";
         if (st != XO_OK || done) return st;
     }
     void *owned, *work = work_buffer(g, buf, bytes, &owned);
-    if (!work) return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of broadcast", bytes);
+    if (!work) return xo__coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of broadcast", bytes);
     g->last_algorithm = "tree";
     xo_status_t st = v == 0 ? stage_in(g, buf, bytes, work) : XO_OK;
     if (st != XO_OK) st = staging_failed(g, st);
     int mask = 1;
     for (; st == XO_OK && mask < n; mask <<= 1) { /* receive once, from the member mask below */
         if (v & mask) {
-            st = xo_coll_recv(g, (g->rank - mask + n) % n, 0, work, bytes);
+            st = xo__coll_recv(g, (g->rank - mask + n) % n, 0, work, bytes);
             break;
         }
     }
     xo_coll_sends_t sends = {0};
     for (mask >>= 1; st == XO_OK && mask > 0; mask >>= 1) /* then pass it down the tree */
-        if (v + mask < n) st = xo_coll_send(g, &sends, (g->rank + mask) % n, 0, work, bytes);
-    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
+        if (v + mask < n) st = xo__coll_send(g, &sends, (g->rank + mask) % n, 0, work, bytes);
+    if (st == XO_OK) st = xo__coll_sends_wait(g, &sends);
     if (st == XO_OK && v != 0 && (st = stage_out(g, buf, work, bytes)) != XO_OK) st = staging_failed(g, st);
-    xo_coll_sends_free(&sends);
+    xo__coll_sends_free(&sends);
     free(owned);
     return st;
 }
@@ -265,25 +265,25 @@ static xo_status_t host_allgather(xo_coll_t *g, const void *send, void *recv, si
     int n = g->size, r = g->rank, next = (r + 1) % n, prev = (r + n - 1) % n;
     if (g->shm && n > 1 && block * (size_t)n > XO_COLL_DIRECT_MAX) {
         bool done = false;
-        xo_status_t st = xo_coll_shm_allgather(g, send, recv, count, dt, &done);
+        xo_status_t st = xo__coll_shm_allgather(g, send, recv, count, dt, &done);
         g->last_algorithm = "shm";
         if (st != XO_OK || done) return st;
     }
     void *owned, *work = work_buffer(g, recv, block * (size_t)n, &owned);
     unsigned char *w = work;
-    if (!work) return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of allgather", block * (size_t)n);
+    if (!work) return xo__coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of allgather", block * (size_t)n);
     g->last_algorithm = "ring";
     xo_status_t st = stage_in(g, send, block, w + block * (size_t)r);
     if (st != XO_OK) st = staging_failed(g, st);
     xo_coll_sends_t sends = {0};
     for (int step = 0; st == XO_OK && step < n - 1; step++) {
         int si = (r - step + n) % n, ri = (r - step - 1 + 2 * n) % n;
-        st = xo_coll_send(g, &sends, next, (uint32_t)step, w + block * (size_t)si, block);
-        if (st == XO_OK) st = xo_coll_recv(g, prev, (uint32_t)step, w + block * (size_t)ri, block);
+        st = xo__coll_send(g, &sends, next, (uint32_t)step, w + block * (size_t)si, block);
+        if (st == XO_OK) st = xo__coll_recv(g, prev, (uint32_t)step, w + block * (size_t)ri, block);
     }
-    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
+    if (st == XO_OK) st = xo__coll_sends_wait(g, &sends);
     if (st == XO_OK && (st = stage_out(g, recv, work, block * (size_t)n)) != XO_OK) st = staging_failed(g, st);
-    xo_coll_sends_free(&sends);
+    xo__coll_sends_free(&sends);
     free(owned);
     return st;
 }
@@ -299,7 +299,7 @@ static xo_status_t host_reduce_scatter(xo_coll_t *g, const void *send, void *rec
     if (n == 1) return local_copy(g, recv, send, block);
     if (g->shm && block * (size_t)n > XO_COLL_DIRECT_MAX) {
         bool done = false;
-        xo_status_t st = xo_coll_shm_reduce_scatter(g, send, recv, count, dt, op, &done);
+        xo_status_t st = xo__coll_shm_reduce_scatter(g, send, recv, count, dt, op, &done);
         g->last_algorithm = "shm";
         if (st != XO_OK || done) return st;
     }
@@ -308,7 +308,7 @@ static xo_status_t host_reduce_scatter(xo_coll_t *g, const void *send, void *rec
     if (!w || !tmp || !out) {
         free(w), free(tmp);
         if (g->dev) free(out);
-        return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of reduce_scatter", block * (size_t)n);
+        return xo__coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of reduce_scatter", block * (size_t)n);
     }
     xo_status_t st = g->dev ? xo_device_memcpy(g->dev, w, send, block * (size_t)n, XO_MEMCPY_DEVICE_TO_HOST, NULL)
                             : (memcpy(w, send, block * (size_t)n), XO_OK);
@@ -321,12 +321,12 @@ static xo_status_t host_reduce_scatter(xo_coll_t *g, const void *send, void *rec
         xo_coll_sends_t sends = {0};
         for (int step = 0; st == XO_OK && step < n - 1; step++) {
             int si = (r - step - 1 + 2 * n) % n, ri = (r - step - 2 + 2 * n) % n;
-            st = xo_coll_send(g, &sends, next, (uint32_t)step, w + block * (size_t)si, block);
-            if (st == XO_OK) st = xo_coll_recv(g, prev, (uint32_t)step, tmp, block);
-            if (st == XO_OK) xo_coll_combine(w + block * (size_t)ri, tmp, count, dt, op);
+            st = xo__coll_send(g, &sends, next, (uint32_t)step, w + block * (size_t)si, block);
+            if (st == XO_OK) st = xo__coll_recv(g, prev, (uint32_t)step, tmp, block);
+            if (st == XO_OK) xo__coll_combine(w + block * (size_t)ri, tmp, count, dt, op);
         }
-        if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
-        xo_coll_sends_free(&sends);
+        if (st == XO_OK) st = xo__coll_sends_wait(g, &sends);
+        xo__coll_sends_free(&sends);
         if (st == XO_OK) memcpy(out, w + block * (size_t)r, block);
     }
     if (st == XO_OK && g->dev && (st = xo_device_memcpy(g->dev, recv, out, block, XO_MEMCPY_HOST_TO_DEVICE, NULL)) != XO_OK)
@@ -348,10 +348,10 @@ static xo_status_t tree_reduce(xo_coll_t *g, xo_coll_sends_t *sends, unsigned ch
     int n = g->size, v = (g->rank - root + n) % n;
     xo_status_t st = XO_OK;
     for (int mask = 1; st == XO_OK && mask < n; mask <<= 1) {
-        if (v & mask) return xo_coll_send(g, sends, (g->rank - mask + n) % n, 0, w, bytes);
+        if (v & mask) return xo__coll_send(g, sends, (g->rank - mask + n) % n, 0, w, bytes);
         if (v + mask < n) {
-            st = xo_coll_recv(g, (g->rank + mask) % n, 0, tmp, bytes);
-            if (st == XO_OK) xo_coll_combine(w, tmp, count, dt, op);
+            st = xo__coll_recv(g, (g->rank + mask) % n, 0, tmp, bytes);
+            if (st == XO_OK) xo__coll_combine(w, tmp, count, dt, op);
         }
     }
     return st;
@@ -367,7 +367,7 @@ static xo_status_t host_reduce(xo_coll_t *g, const void *send, void *recv, size_
     if (n == 1) return local_copy(g, recv, send, bytes);
     if (g->shm && bytes * (size_t)n > XO_COLL_DIRECT_MAX) {
         bool done = false;
-        xo_status_t st = xo_coll_shm_reduce(g, send, recv, count, dt, op, root, &done);
+        xo_status_t st = xo__coll_shm_reduce(g, send, recv, count, dt, op, root, &done);
         g->last_algorithm = "shm";
         if (st != XO_OK || done) return st;
     }
@@ -377,7 +377,7 @@ static xo_status_t host_reduce(xo_coll_t *g, const void *send, void *recv, size_
     void *tmp = malloc(tmp_len ? tmp_len : 1);
     if (!work || !tmp) {
         free(owned), free(tmp);
-        return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of reduce", bytes);
+        return xo__coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of reduce", bytes);
     }
     unsigned char *w = work;
     xo_status_t st = stage_in(g, send, bytes, work);
@@ -390,17 +390,17 @@ static xo_status_t host_reduce(xo_coll_t *g, const void *send, void *recv, size_
         st = ring_reduce_scatter(g, &sends, w, tmp, count, dt, op);
         /* Member i holds part (i + 1) % n: each sends it to root, which already holds its own. */
         size_t p0, pn;
-        xo_coll_part(count, n, (g->rank + 1) % n, &p0, &pn);
-        if (st == XO_OK && !is_root) st = xo_coll_send(g, &sends, root, (uint32_t)(n - 1), w + p0 * es, pn * es);
+        xo__coll_part(count, n, (g->rank + 1) % n, &p0, &pn);
+        if (st == XO_OK && !is_root) st = xo__coll_send(g, &sends, root, (uint32_t)(n - 1), w + p0 * es, pn * es);
         for (int i = 0; st == XO_OK && is_root && i < n; i++) {
             if (i == root) continue;
-            xo_coll_part(count, n, (i + 1) % n, &p0, &pn);
-            st = xo_coll_recv(g, i, (uint32_t)(n - 1), w + p0 * es, pn * es);
+            xo__coll_part(count, n, (i + 1) % n, &p0, &pn);
+            st = xo__coll_recv(g, i, (uint32_t)(n - 1), w + p0 * es, pn * es);
         }
     }
-    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
+    if (st == XO_OK) st = xo__coll_sends_wait(g, &sends);
     if (st == XO_OK && is_root && (st = stage_out(g, recv, work, bytes)) != XO_OK) st = staging_failed(g, st);
-    xo_coll_sends_free(&sends);
+    xo__coll_sends_free(&sends);
     free(tmp);
     free(owned);
     return st;
@@ -414,7 +414,7 @@ static xo_status_t host_gather(xo_coll_t *g, const void *send, void *recv, size_
     int n = g->size;
     if (g->shm && n > 1 && block * (size_t)n > XO_COLL_DIRECT_MAX) {
         bool done = false;
-        xo_status_t st = xo_coll_shm_gather(g, send, recv, count, dt, root, &done);
+        xo_status_t st = xo__coll_shm_gather(g, send, recv, count, dt, root, &done);
         g->last_algorithm = "shm";
         if (st != XO_OK || done) return st;
     }
@@ -424,20 +424,20 @@ static xo_status_t host_gather(xo_coll_t *g, const void *send, void *recv, size_
     if (g->rank != root) {
         void *owned;
         const void *src = send_buffer(g, send, block, &owned);
-        st = src ? xo_coll_send(g, &sends, root, 0, src, block) : g->broken;
-        if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
-        xo_coll_sends_free(&sends);
+        st = src ? xo__coll_send(g, &sends, root, 0, src, block) : g->broken;
+        if (st == XO_OK) st = xo__coll_sends_wait(g, &sends);
+        xo__coll_sends_free(&sends);
         free(owned);
         return st;
     }
     void *owned, *work = work_buffer(g, recv, block * (size_t)n, &owned);
     unsigned char *w = work;
-    if (!work) return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of gather", block * (size_t)n);
+    if (!work) return xo__coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of gather", block * (size_t)n);
     st = stage_in(g, send, block, w + block * (size_t)root); /* nothing in place, send being that block */
     if (st != XO_OK) st = staging_failed(g, st);
     for (int i = 1; st == XO_OK && i < n; i++) {
         int from = (root + i) % n;
-        st = xo_coll_recv(g, from, 0, w + block * (size_t)from, block);
+        st = xo__coll_recv(g, from, 0, w + block * (size_t)from, block);
     }
     if (st == XO_OK && (st = stage_out(g, recv, work, block * (size_t)n)) != XO_OK) st = staging_failed(g, st);
     free(owned);
@@ -450,7 +450,7 @@ static xo_status_t host_scatter(xo_coll_t *g, const void *send, void *recv, size
     int n = g->size;
     if (g->shm && n > 1 && block * (size_t)n > XO_COLL_DIRECT_MAX) {
         bool done = false;
-        xo_status_t st = xo_coll_shm_scatter(g, send, recv, count, dt, root, &done);
+        xo_status_t st = xo__coll_shm_scatter(g, send, recv, count, dt, root, &done);
         g->last_algorithm = "shm";
         if (st != XO_OK || done) return st;
     }
@@ -464,18 +464,18 @@ static xo_status_t host_scatter(xo_coll_t *g, const void *send, void *recv, size
         xo_coll_sends_t sends = {0};
         for (int i = 1; st == XO_OK && i < n; i++) {
             int to = (root + i) % n;
-            st = xo_coll_send(g, &sends, to, 0, src + block * (size_t)to, block);
+            st = xo__coll_send(g, &sends, to, 0, src + block * (size_t)to, block);
         }
         if (st == XO_OK && (st = stage_out(g, recv, src + block * (size_t)root, block)) != XO_OK)
             st = staging_failed(g, st);
-        if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
-        xo_coll_sends_free(&sends);
+        if (st == XO_OK) st = xo__coll_sends_wait(g, &sends);
+        xo__coll_sends_free(&sends);
         free(owned);
         return st;
     }
     void *owned, *work = work_buffer(g, recv, block, &owned);
-    if (!work) return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of scatter", block);
-    st = xo_coll_recv(g, root, 0, work, block);
+    if (!work) return xo__coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of scatter", block);
+    st = xo__coll_recv(g, root, 0, work, block);
     if (st == XO_OK && (st = stage_out(g, recv, work, block)) != XO_OK) st = staging_failed(g, st);
     free(owned);
     return st;
@@ -488,7 +488,7 @@ static xo_status_t host_alltoall(xo_coll_t *g, const void *send, void *recv, siz
     size_t block = count * xo_dtype_size(dt), bytes = block * (size_t)g->size;
     if (g->shm && g->size > 1 && bytes > XO_COLL_DIRECT_MAX) {
         bool done = false;
-        xo_status_t st = xo_coll_shm_alltoall(g, send, recv, count, dt, &done);
+        xo_status_t st = xo__coll_shm_alltoall(g, send, recv, count, dt, &done);
         g->last_algorithm = "shm";
         if (st != XO_OK || done) return st;
     }
@@ -499,13 +499,13 @@ static xo_status_t host_alltoall(xo_coll_t *g, const void *send, void *recv, siz
     void *work = work_buffer(g, recv, bytes, &owned_dst);
     if (!work) {
         free(owned_src);
-        return xo_coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of alltoall", bytes);
+        return xo__coll_fail(g, XO_ENOMEM, "out of memory for %zu bytes of alltoall", bytes);
     }
     xo_coll_sends_t sends = {0};
-    xo_status_t st = xo_coll_all_to_all(g, &sends, 0, src, block, block, work);
-    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
+    xo_status_t st = xo__coll_all_to_all(g, &sends, 0, src, block, block, work);
+    if (st == XO_OK) st = xo__coll_sends_wait(g, &sends);
     if (st == XO_OK && (st = stage_out(g, recv, work, bytes)) != XO_OK) st = staging_failed(g, st);
-    xo_coll_sends_free(&sends);
+    xo__coll_sends_free(&sends);
     free(owned_src);
     free(owned_dst);
     return st;

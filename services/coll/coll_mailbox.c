@@ -48,7 +48,7 @@ static xo_coll_t *group_find(xo_str_t name, int rank)
 
 static void group_unref(xo_coll_t *g) { atomic_fetch_sub(&g->refs, 1); }
 
-char *xo_coll_endpoint_uid(const char *name, int rank)
+char *xo__coll_endpoint_uid(const char *name, int rank)
 {
     size_t n = strlen(name) + 32;
     char *uid = malloc(n);
@@ -88,7 +88,7 @@ static void slot_remove(xo_coll_t *g, xo_coll_slot_t *s)
 
 static void slot_wake(xo_coll_slot_t *s)
 {
-    if (s->waiter) xo_future_complete(s->waiter, XO_OK, NULL, NULL);
+    if (s->waiter) xo__future_complete(s->waiter, XO_OK, NULL, NULL);
 }
 
 /* ---- the endpoint actor ---- */
@@ -117,8 +117,8 @@ static void op_mismatch(xo_coll_t *g, uint64_t sig, int from)
 {
     if (g->op_error != XO_OK) return;
     char theirs[96], mine[96];
-    xo_coll_sig_text(sig, theirs, sizeof theirs);
-    xo_coll_sig_text(g->sig, mine, sizeof mine);
+    xo__coll_sig_text(sig, theirs, sizeof theirs);
+    xo__coll_sig_text(g->sig, mine, sizeof mine);
     g->op_error = XO_EPROTO;
     snprintf(g->op_text, sizeof g->op_text, "rank %d called %s where rank %d called %s (every member must call the "
                                             "same collectives in the same order, with the same type, operation and "
@@ -197,13 +197,13 @@ const xo_actor_class_t xo_coll_endpoint_class = {
 
 /* ---- opening and closing ---- */
 
-xo_status_t xo_coll_mailbox_open(xo_coll_t *g)
+xo_status_t xo__coll_mailbox_open(xo_coll_t *g)
 {
     pthread_mutex_lock(&registry_lock);
     for (xo_coll_t *o = registry; o; o = o->registry_next) {
         if (o->rank == g->rank && strcmp(o->name, g->name) == 0) {
             pthread_mutex_unlock(&registry_lock);
-            return xo_error_set(XO_EINVAL, "rank %d of collective group %s is already in this process", g->rank,
+            return xo__error_set(XO_EINVAL, "rank %d of collective group %s is already in this process", g->rank,
                                 g->name);
         }
     }
@@ -212,21 +212,21 @@ xo_status_t xo_coll_mailbox_open(xo_coll_t *g)
     registry = g;
     pthread_mutex_unlock(&registry_lock);
 
-    char *uid = xo_coll_endpoint_uid(g->name, g->rank);
+    char *uid = xo__coll_endpoint_uid(g->name, g->rank);
     xo_status_t st = uid ? xo_create_actor(&xo_coll_endpoint_class, xo_args("si", g->name, g->rank), g->pool->address,
                                            uid, &g->endpoint)
-                         : xo_error_set(XO_ENOMEM, "out of memory");
+                         : xo__error_set(XO_ENOMEM, "out of memory");
     free(uid);
     if (st != XO_OK) {
         char text[XO_ERROR_TEXT_MAX];
         snprintf(text, sizeof text, "%s", xo_last_error());
-        xo_coll_mailbox_close(g);
-        return xo_error_set(st, "collective group %s, rank %d: creating its endpoint: %s", g->name, g->rank, text);
+        xo__coll_mailbox_close(g);
+        return xo__error_set(st, "collective group %s, rank %d: creating its endpoint: %s", g->name, g->rank, text);
     }
     return XO_OK;
 }
 
-void xo_coll_mailbox_close(xo_coll_t *g)
+void xo__coll_mailbox_close(xo_coll_t *g)
 {
     if (g->endpoint) {
         xo_destroy_actor(g->endpoint);
@@ -256,7 +256,7 @@ static xo_status_t sends_push(xo_coll_sends_t *s, xo_future_t *f, int to)
         if (nf) s->futures = nf;
         int *nt = nf ? realloc(s->to, cap * sizeof *nt) : NULL;
         if (nt) s->to = nt;
-        if (!nf || !nt) return xo_error_set(XO_ENOMEM, "out of memory");
+        if (!nf || !nt) return xo__error_set(XO_ENOMEM, "out of memory");
         s->cap = cap;
     }
     s->futures[s->n] = f;
@@ -264,13 +264,13 @@ static xo_status_t sends_push(xo_coll_sends_t *s, xo_future_t *f, int to)
     return XO_OK;
 }
 
-xo_status_t xo_coll_send(xo_coll_t *g, xo_coll_sends_t *s, int to, uint32_t tag, const void *src, size_t len)
+xo_status_t xo__coll_send(xo_coll_t *g, xo_coll_sends_t *s, int to, uint32_t tag, const void *src, size_t len)
 {
     size_t off = 0;
     while (off < len) { /* nothing for 0 bytes: the receiver knows the length too and does not wait */
         size_t n = len - off < XO_COLL_PIECE ? len - off : XO_COLL_PIECE;
         xo_args_t *a = xo_args_new(7);
-        if (!a) return xo_coll_fail(g, XO_ENOMEM, "out of memory");
+        if (!a) return xo__coll_fail(g, XO_ENOMEM, "out of memory");
         msgpack_packer *pk = xo_args_packer(a);
         msgpack_pack_uint64(pk, g->seq);
         msgpack_pack_uint64(pk, g->sig);
@@ -287,14 +287,14 @@ xo_status_t xo_coll_send(xo_coll_t *g, xo_coll_sends_t *s, int to, uint32_t tag,
         if (st == XO_OK && f) st = sends_push(s, f, to);
         if (st != XO_OK) {
             if (f) xo_future_free(f);
-            return xo_coll_fail(g, st, "sending to rank %d: %s", to, xo_last_error());
+            return xo__coll_fail(g, st, "sending to rank %d: %s", to, xo_last_error());
         }
         off += n;
     }
     return XO_OK;
 }
 
-xo_status_t xo_coll_sends_wait(xo_coll_t *g, xo_coll_sends_t *s)
+xo_status_t xo__coll_sends_wait(xo_coll_t *g, xo_coll_sends_t *s)
 {
     xo_status_t first = XO_OK;
     char text[XO_ERROR_TEXT_MAX] = "";
@@ -309,11 +309,11 @@ xo_status_t xo_coll_sends_wait(xo_coll_t *g, xo_coll_sends_t *s)
         xo_future_free(s->futures[i]);
     }
     s->n = 0;
-    if (first != XO_OK) return xo_coll_fail(g, first, "sending to rank %d: %s", who, text);
+    if (first != XO_OK) return xo__coll_fail(g, first, "sending to rank %d: %s", who, text);
     return XO_OK;
 }
 
-void xo_coll_sends_free(xo_coll_sends_t *s)
+void xo__coll_sends_free(xo_coll_sends_t *s)
 {
     for (size_t i = 0; i < s->n; i++) xo_future_free(s->futures[i]);
     free(s->futures);
@@ -323,7 +323,7 @@ void xo_coll_sends_free(xo_coll_sends_t *s)
 
 /* ---- every member to every member ---- */
 
-xo_status_t xo_coll_all_to_all(xo_coll_t *g, xo_coll_sends_t *s, uint32_t tag, const void *src, size_t stride,
+xo_status_t xo__coll_all_to_all(xo_coll_t *g, xo_coll_sends_t *s, uint32_t tag, const void *src, size_t stride,
                                size_t len, void *dst)
 {
     const unsigned char *in = src;
@@ -332,27 +332,27 @@ xo_status_t xo_coll_all_to_all(xo_coll_t *g, xo_coll_sends_t *s, uint32_t tag, c
     xo_status_t st = XO_OK;
     for (int i = 1; st == XO_OK && i < g->size; i++) {
         int to = (g->rank + i) % g->size;
-        st = xo_coll_send(g, s, to, tag, in + stride * (size_t)to, len);
+        st = xo__coll_send(g, s, to, tag, in + stride * (size_t)to, len);
     }
     for (int i = 1; st == XO_OK && i < g->size; i++) {
         int from = (g->rank + g->size - i) % g->size;
-        st = xo_coll_recv(g, from, tag, out + len * (size_t)from, len);
+        st = xo__coll_recv(g, from, tag, out + len * (size_t)from, len);
     }
     return st;
 }
 
-xo_status_t xo_coll_barrier_round(xo_coll_t *g, xo_coll_sends_t *s, uint32_t tag)
+xo_status_t xo__coll_barrier_round(xo_coll_t *g, xo_coll_sends_t *s, uint32_t tag)
 {
     unsigned char one = 1, *all = malloc((size_t)g->size);
-    if (!all) return xo_coll_fail(g, XO_ENOMEM, "out of memory");
-    xo_status_t st = xo_coll_all_to_all(g, s, tag, &one, 0, 1, all);
+    if (!all) return xo__coll_fail(g, XO_ENOMEM, "out of memory");
+    xo_status_t st = xo__coll_all_to_all(g, s, tag, &one, 0, 1, all);
     free(all);
     return st;
 }
 
 /* ---- receiving ---- */
 
-xo_status_t xo_coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t len)
+xo_status_t xo__coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t len)
 {
     if (len == 0) return XO_OK;
     pthread_mutex_lock(&g->lock);
@@ -363,14 +363,14 @@ xo_status_t xo_coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t
         char text[sizeof g->op_text];
         snprintf(text, sizeof text, "%s", g->op_text);
         pthread_mutex_unlock(&g->lock);
-        return xo_coll_fail(g, XO_EPROTO, "collective %s: %s", g->name, text);
+        return xo__coll_fail(g, XO_EPROTO, "collective %s: %s", g->name, text);
     }
     xo_coll_slot_t *s = slot_find(g, g->seq, tag, from);
     if (!s) {
         s = slot_add(g, g->seq, tag, from, len);
         if (!s) {
             pthread_mutex_unlock(&g->lock);
-            return xo_coll_fail(g, XO_ENOMEM, "out of memory");
+            return xo__coll_fail(g, XO_ENOMEM, "out of memory");
         }
         s->data = dst;
         s->sig = g->sig;
@@ -382,18 +382,18 @@ xo_status_t xo_coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t
     }
     xo_future_t *w = NULL;
     if (s->error == XO_OK && s->got < s->total) {
-        w = xo_future_new();
+        w = xo__future_new();
         if (!w) {
             slot_remove(g, s);
             pthread_mutex_unlock(&g->lock);
-            return xo_coll_fail(g, XO_ENOMEM, "out of memory");
+            return xo__coll_fail(g, XO_ENOMEM, "out of memory");
         }
         s->waiter = w;
         pthread_mutex_unlock(&g->lock);
-        xo_status_t st = xo_future_await(w, g->timeout_ms);
+        xo_status_t st = xo__future_await(w, g->timeout_ms);
         pthread_mutex_lock(&g->lock);
         s->waiter = NULL;
-        xo_future_unref(w);
+        xo__future_unref(w);
         if (g->op_error != XO_OK && s->error == XO_OK) { /* woken by another step's mismatch */
             s->error = g->op_error;
             snprintf(s->text, sizeof s->text, "%s", g->op_text);
@@ -402,9 +402,9 @@ xo_status_t xo_coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t
             slot_remove(g, s);
             pthread_mutex_unlock(&g->lock);
             if (st == XO_ETIMEDOUT)
-                return xo_coll_fail(g, st, "collective %s: no data from rank %d within %lld ms (operation %llu, step %u)",
+                return xo__coll_fail(g, st, "collective %s: no data from rank %d within %lld ms (operation %llu, step %u)",
                                     g->name, from, (long long)g->timeout_ms, (unsigned long long)g->seq, tag);
-            return xo_coll_fail(g, st, "collective %s: waiting for rank %d: %s", g->name, from, xo_strerror(st));
+            return xo__coll_fail(g, st, "collective %s: waiting for rank %d: %s", g->name, from, xo_strerror(st));
         }
     }
     xo_status_t st = s->error;
@@ -413,5 +413,5 @@ xo_status_t xo_coll_recv(xo_coll_t *g, int from, uint32_t tag, void *dst, size_t
     if (st == XO_OK && s->owned) memcpy(dst, s->data, len);
     slot_remove(g, s);
     pthread_mutex_unlock(&g->lock);
-    return st == XO_OK ? XO_OK : xo_coll_fail(g, st, "collective %s: %s", g->name, text);
+    return st == XO_OK ? XO_OK : xo__coll_fail(g, st, "collective %s: %s", g->name, text);
 }

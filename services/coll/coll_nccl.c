@@ -36,7 +36,7 @@ static xo_status_t group_fail(xo_coll_t *g, xo_status_t st)
 {
     char text[XO_ERROR_TEXT_MAX];
     snprintf(text, sizeof text, "%s", xo_last_error());
-    return xo_coll_fail(g, st, "collective %s: %s", g->name, text);
+    return xo__coll_fail(g, st, "collective %s: %s", g->name, text);
 }
 
 static xo_status_t nccl_error(xo_coll_t *g, ncclResult_t r, const char *what)
@@ -62,9 +62,9 @@ static xo_status_t wait_stream(xo_coll_t *g, const char *what)
 static xo_status_t nccl_init(xo_coll_t *g)
 {
     if (!g->dev || strcmp(xo_device_backend_name(xo_device_backend(g->dev)), "cuda") != 0)
-        return xo_error_set(XO_ENOTSUP, "collective %s: nccl needs the pool to own a cuda device", g->name);
+        return xo__error_set(XO_ENOTSUP, "collective %s: nccl needs the pool to own a cuda device", g->name);
     nccl_state_t *s = calloc(1, sizeof *s);
-    if (!s) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!s) return xo__error_set(XO_ENOMEM, "out of memory");
     g->backend_state = s;
     ncclUniqueId id;
     memset(&id, 0, sizeof id);
@@ -72,23 +72,23 @@ static xo_status_t nccl_init(xo_coll_t *g)
     if (g->rank == 0 && (r = ncclGetUniqueId(&id)) != ncclSuccess) {
         /* Still exchange (an empty blob), so that the other members fail at once instead of waiting. */
         xo_result_t *all = NULL;
-        xo_coll_exchange(g, "", 0, &all);
+        xo__coll_exchange(g, "", 0, &all);
         xo_result_free(all);
         return nccl_error(g, r, "ncclGetUniqueId");
     }
     xo_result_t *all = NULL;
-    xo_status_t st = xo_coll_exchange(g, &id, g->rank == 0 ? sizeof id : 0, &all);
+    xo_status_t st = xo__coll_exchange(g, &id, g->rank == 0 ? sizeof id : 0, &all);
     xo_bytes_t root_id = {0};
-    if (st == XO_OK) st = xo_coll_exchange_get(all, g->size, 0, &root_id);
+    if (st == XO_OK) st = xo__coll_exchange_get(all, g->size, 0, &root_id);
     if (st == XO_OK && root_id.len != sizeof id)
-        st = xo_error_set(XO_EDEVICE, "collective %s: rank 0 could not make an NCCL id", g->name);
+        st = xo__error_set(XO_EDEVICE, "collective %s: rank 0 could not make an NCCL id", g->name);
     if (st == XO_OK) memcpy(&id, root_id.ptr, sizeof id);
     xo_result_free(all);
     if (st != XO_OK) return st;
 
     cudaError_t e = cudaSetDevice(xo_device_index(g->dev));
     if (e != cudaSuccess)
-        return xo_error_set(XO_EDEVICE, "cudaSetDevice: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
+        return xo__error_set(XO_EDEVICE, "cudaSetDevice: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
     st = xo_device_stream_create(g->dev, &s->stream);
     if (st != XO_OK) return st;
     s->cu = (cudaStream_t)xo_device_stream_native(s->stream);
@@ -193,7 +193,7 @@ static xo_status_t own_block(xo_coll_t *g, void *dst, const void *src, size_t by
     if (dst == src) return XO_OK;
     cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s->cu);
     if (e == cudaSuccess) return XO_OK;
-    return xo_coll_fail(g, XO_EDEVICE, "collective %s: %s: cudaMemcpyAsync: %s (%s)", g->name, what,
+    return xo__coll_fail(g, XO_EDEVICE, "collective %s: %s: cudaMemcpyAsync: %s (%s)", g->name, what,
                         cudaGetErrorString(e), cudaGetErrorName(e));
 }
 

@@ -84,16 +84,16 @@ static xo_status_t share(xo_coll_t *g, xo_coll_sends_t *s, const void *send, voi
         }
     }
     put_u64(msg + 1, bytes);
-    xo_error_clear();
+    xo__error_clear();
     unsigned char *all = malloc((size_t)HANDLE_MSG * (size_t)g->size);
-    if (!all) return xo_coll_fail(g, XO_ENOMEM, "out of memory");
-    xo_status_t st = xo_coll_all_to_all(g, s, TAG_HANDLES, msg, 0, HANDLE_MSG, all);
+    if (!all) return xo__coll_fail(g, XO_ENOMEM, "out of memory");
+    xo_status_t st = xo__coll_all_to_all(g, s, TAG_HANDLES, msg, 0, HANDLE_MSG, all);
     *usable_p = true;
     for (int i = 0; st == XO_OK && i < g->size; i++) {
         const unsigned char *p = all + (size_t)HANDLE_MSG * (size_t)i;
         uint64_t theirs = get_u64(p + 1);
         if (theirs != bytes)
-            st = xo_coll_fail(g, XO_EPROTO,
+            st = xo__coll_fail(g, XO_EPROTO,
                               "collective %s: rank %d passed %llu bytes where rank %d passed %zu (do all members pass "
                               "the same count and type?)",
                               g->name, i, (unsigned long long)theirs, g->rank, bytes);
@@ -104,7 +104,7 @@ static xo_status_t share(xo_coll_t *g, xo_coll_sends_t *s, const void *send, voi
         m->send = calloc(n, sizeof *m->send), m->recv = calloc(n, sizeof *m->recv);
         m->imported_send = calloc(n, sizeof(bool)), m->imported_recv = calloc(n, sizeof(bool));
         if (!m->send || !m->recv || !m->imported_send || !m->imported_recv)
-            st = xo_coll_fail(g, XO_ENOMEM, "out of memory");
+            st = xo__coll_fail(g, XO_ENOMEM, "out of memory");
     }
     for (int i = 0; st == XO_OK && *usable_p && i < g->size; i++) {
         if (i == g->rank) {
@@ -121,7 +121,7 @@ static xo_status_t share(xo_coll_t *g, xo_coll_sends_t *s, const void *send, voi
             st = xo_device_ipc_import(g->dev, &h, slot[k]);
             *imported[k] = st == XO_OK;
             if (st != XO_OK)
-                st = xo_coll_fail(g, st, "collective %s: mapping rank %d's buffer: %s", g->name, i, xo_last_error());
+                st = xo__coll_fail(g, st, "collective %s: mapping rank %d's buffer: %s", g->name, i, xo_last_error());
         }
     }
     free(all);
@@ -133,7 +133,7 @@ static xo_status_t share(xo_coll_t *g, xo_coll_sends_t *s, const void *send, voi
 static void *root_buffer(xo_coll_t *g, void **bufs, int root)
 {
     if (!bufs[root])
-        xo_coll_fail(g, XO_EPROTO, "collective %s: rank %d shared no buffer as root (do all members pass the same "
+        xo__coll_fail(g, XO_EPROTO, "collective %s: rank %d shared no buffer as root (do all members pass the same "
                                    "root?)", g->name, root);
     return bufs[root];
 }
@@ -141,13 +141,13 @@ static void *root_buffer(xo_coll_t *g, void **bufs, int root)
 /* The end of every operation here: wait for the control messages' replies, release them and the peers' mappings. */
 static xo_status_t finish(xo_coll_t *g, xo_coll_sends_t *s, peers_map_t *m, xo_status_t st)
 {
-    if (st == XO_OK) st = xo_coll_sends_wait(g, s);
-    xo_coll_sends_free(s);
+    if (st == XO_OK) st = xo__coll_sends_wait(g, s);
+    xo__coll_sends_free(s);
     unmap(g, m);
     return st;
 }
 
-xo_status_t xo_coll_shm_allreduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+xo_status_t xo__coll_shm_allreduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                   xo_reduce_op_t op, bool *done_p)
 {
     size_t es = xo_dtype_size(dt);
@@ -158,32 +158,32 @@ xo_status_t xo_coll_shm_allreduce(xo_coll_t *g, const void *send, void *recv, si
     xo_status_t st = share(g, &s, send, recv, count * es, &m, &usable);
     if (st == XO_OK && usable) {
         size_t p0, pn;
-        xo_coll_part(count, g->size, g->rank, &p0, &pn);
+        xo__coll_part(count, g->size, g->rank, &p0, &pn);
         unsigned char *tmp = malloc(pn > 0 ? pn * es : 1);
-        if (!tmp) st = xo_coll_fail(g, XO_ENOMEM, "out of memory");
+        if (!tmp) st = xo__coll_fail(g, XO_ENOMEM, "out of memory");
         if (st == XO_OK) { /* part rank, reduced in rank order; scratch first, since send may be recv */
             memcpy(tmp, (const unsigned char *)m.send[0] + p0 * es, pn * es);
             for (int i = 1; i < g->size; i++)
-                xo_coll_combine(tmp, (const unsigned char *)m.send[i] + p0 * es, pn, dt, op);
+                xo__coll_combine(tmp, (const unsigned char *)m.send[i] + p0 * es, pn, dt, op);
         }
         /* Nobody may write its recv (which may be its send) before everyone has read the send buffers. */
-        if (st == XO_OK) st = xo_coll_barrier_round(g, &s, TAG_DONE);
+        if (st == XO_OK) st = xo__coll_barrier_round(g, &s, TAG_DONE);
         if (st == XO_OK) memcpy((unsigned char *)recv + p0 * es, tmp, pn * es);
         free(tmp);
-        if (st == XO_OK) st = xo_coll_barrier_round(g, &s, TAG_DONE + 0x100); /* every part is in its owner's recv */
+        if (st == XO_OK) st = xo__coll_barrier_round(g, &s, TAG_DONE + 0x100); /* every part is in its owner's recv */
         for (int i = 0; st == XO_OK && i < g->size; i++) {
             if (i == g->rank) continue;
             size_t q0, qn;
-            xo_coll_part(count, g->size, i, &q0, &qn);
+            xo__coll_part(count, g->size, i, &q0, &qn);
             memcpy((unsigned char *)recv + q0 * es, (const unsigned char *)m.recv[i] + q0 * es, qn * es);
         }
-        if (st == XO_OK) st = xo_coll_barrier_round(g, &s, TAG_FIN); /* nobody reads anyone's buffers any more */
+        if (st == XO_OK) st = xo__coll_barrier_round(g, &s, TAG_FIN); /* nobody reads anyone's buffers any more */
         *done_p = st == XO_OK;
     }
     return finish(g, &s, &m, st);
 }
 
-xo_status_t xo_coll_shm_allgather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+xo_status_t xo__coll_shm_allgather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                   bool *done_p)
 {
     size_t block = count * xo_dtype_size(dt);
@@ -195,13 +195,13 @@ xo_status_t xo_coll_shm_allgather(xo_coll_t *g, const void *send, void *recv, si
     if (st == XO_OK && usable) {
         for (int i = 0; i < g->size; i++)
             memmove((unsigned char *)recv + block * (size_t)i, m.send[i], block);
-        st = xo_coll_barrier_round(g, &s, TAG_FIN);
+        st = xo__coll_barrier_round(g, &s, TAG_FIN);
         *done_p = st == XO_OK;
     }
     return finish(g, &s, &m, st);
 }
 
-xo_status_t xo_coll_shm_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtype_t dt, int root, bool *done_p)
+xo_status_t xo__coll_shm_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtype_t dt, int root, bool *done_p)
 {
     size_t bytes = count * xo_dtype_size(dt);
     xo_coll_sends_t s = {0};
@@ -213,13 +213,13 @@ xo_status_t xo_coll_shm_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtyp
     xo_status_t st = share(g, &s, buf, NULL, bytes, &m, &usable);
     if (st == XO_OK && usable) {
         if (g->rank != root) memcpy(buf, m.send[root], bytes);
-        st = xo_coll_barrier_round(g, &s, TAG_FIN);
+        st = xo__coll_barrier_round(g, &s, TAG_FIN);
         *done_p = st == XO_OK;
     }
     return finish(g, &s, &m, st);
 }
 
-xo_status_t xo_coll_shm_reduce_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+xo_status_t xo__coll_shm_reduce_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                        xo_reduce_op_t op, bool *done_p)
 {
     size_t block = count * xo_dtype_size(dt), off = block * (size_t)g->rank;
@@ -230,14 +230,14 @@ xo_status_t xo_coll_shm_reduce_scatter(xo_coll_t *g, const void *send, void *rec
     xo_status_t st = share(g, &s, send, NULL, block, &m, &usable);
     if (st == XO_OK && usable) { /* block rank of every member's send, in rank order, straight into recv */
         memcpy(recv, (const unsigned char *)m.send[0] + off, block);
-        for (int i = 1; i < g->size; i++) xo_coll_combine(recv, (const unsigned char *)m.send[i] + off, count, dt, op);
-        st = xo_coll_barrier_round(g, &s, TAG_FIN);
+        for (int i = 1; i < g->size; i++) xo__coll_combine(recv, (const unsigned char *)m.send[i] + off, count, dt, op);
+        st = xo__coll_barrier_round(g, &s, TAG_FIN);
         *done_p = st == XO_OK;
     }
     return finish(g, &s, &m, st);
 }
 
-xo_status_t xo_coll_shm_reduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+xo_status_t xo__coll_shm_reduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                xo_reduce_op_t op, int root, bool *done_p)
 {
     size_t es = xo_dtype_size(dt);
@@ -249,25 +249,25 @@ xo_status_t xo_coll_shm_reduce(xo_coll_t *g, const void *send, void *recv, size_
     if (st == XO_OK && usable) {
         unsigned char *dst = root_buffer(g, m.recv, root);
         size_t p0, pn;
-        xo_coll_part(count, g->size, g->rank, &p0, &pn);
+        xo__coll_part(count, g->size, g->rank, &p0, &pn);
         unsigned char *tmp = malloc(pn > 0 ? pn * es : 1);
         if (!dst) st = g->broken;
-        else if (!tmp) st = xo_coll_fail(g, XO_ENOMEM, "out of memory");
+        else if (!tmp) st = xo__coll_fail(g, XO_ENOMEM, "out of memory");
         if (st == XO_OK) { /* part rank in rank order, into scratch: root's send may be its recv */
             memcpy(tmp, (const unsigned char *)m.send[0] + p0 * es, pn * es);
             for (int i = 1; i < g->size; i++)
-                xo_coll_combine(tmp, (const unsigned char *)m.send[i] + p0 * es, pn, dt, op);
+                xo__coll_combine(tmp, (const unsigned char *)m.send[i] + p0 * es, pn, dt, op);
         }
-        if (st == XO_OK) st = xo_coll_barrier_round(g, &s, TAG_DONE); /* every send has been read */
+        if (st == XO_OK) st = xo__coll_barrier_round(g, &s, TAG_DONE); /* every send has been read */
         if (st == XO_OK) memcpy(dst + p0 * es, tmp, pn * es);
         free(tmp);
-        if (st == XO_OK) st = xo_coll_barrier_round(g, &s, TAG_FIN); /* root's recv is complete */
+        if (st == XO_OK) st = xo__coll_barrier_round(g, &s, TAG_FIN); /* root's recv is complete */
         *done_p = st == XO_OK;
     }
     return finish(g, &s, &m, st);
 }
 
-xo_status_t xo_coll_shm_gather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root,
+xo_status_t xo__coll_shm_gather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root,
                                bool *done_p)
 {
     size_t block = count * xo_dtype_size(dt);
@@ -279,13 +279,13 @@ xo_status_t xo_coll_shm_gather(xo_coll_t *g, const void *send, void *recv, size_
     if (st == XO_OK && usable) { /* every member writes its own block, at once; root's in place is a no-op move */
         unsigned char *dst = root_buffer(g, m.recv, root);
         if (dst) memmove(dst + block * (size_t)g->rank, send, block);
-        st = dst ? xo_coll_barrier_round(g, &s, TAG_FIN) : g->broken;
+        st = dst ? xo__coll_barrier_round(g, &s, TAG_FIN) : g->broken;
         *done_p = st == XO_OK;
     }
     return finish(g, &s, &m, st);
 }
 
-xo_status_t xo_coll_shm_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root,
+xo_status_t xo__coll_shm_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root,
                                 bool *done_p)
 {
     size_t block = count * xo_dtype_size(dt);
@@ -297,13 +297,13 @@ xo_status_t xo_coll_shm_scatter(xo_coll_t *g, const void *send, void *recv, size
     if (st == XO_OK && usable) {
         const unsigned char *src = root_buffer(g, m.send, root);
         if (src) memmove(recv, src + block * (size_t)g->rank, block);
-        st = src ? xo_coll_barrier_round(g, &s, TAG_FIN) : g->broken;
+        st = src ? xo__coll_barrier_round(g, &s, TAG_FIN) : g->broken;
         *done_p = st == XO_OK;
     }
     return finish(g, &s, &m, st);
 }
 
-xo_status_t xo_coll_shm_alltoall(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
+xo_status_t xo__coll_shm_alltoall(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                  bool *done_p)
 {
     size_t block = count * xo_dtype_size(dt), off = block * (size_t)g->rank;
@@ -315,7 +315,7 @@ xo_status_t xo_coll_shm_alltoall(xo_coll_t *g, const void *send, void *recv, siz
     if (st == XO_OK && usable) {
         for (int i = 0; i < g->size; i++)
             memcpy((unsigned char *)recv + block * (size_t)i, (const unsigned char *)m.send[i] + off, block);
-        st = xo_coll_barrier_round(g, &s, TAG_FIN);
+        st = xo__coll_barrier_round(g, &s, TAG_FIN);
         *done_p = st == XO_OK;
     }
     return finish(g, &s, &m, st);

@@ -31,7 +31,7 @@ const char *xo_coll_last_algorithm(const xo_coll_t *g) { return g && g->last_alg
 int xo_coll_rank(const xo_coll_t *g) { return g ? g->rank : -1; }
 int xo_coll_size(const xo_coll_t *g) { return g ? g->size : 0; }
 
-xo_status_t xo_coll_fail(xo_coll_t *g, xo_status_t st, const char *fmt, ...)
+xo_status_t xo__coll_fail(xo_coll_t *g, xo_status_t st, const char *fmt, ...)
 {
     char text[XO_ERROR_TEXT_MAX];
     va_list ap;
@@ -43,10 +43,10 @@ xo_status_t xo_coll_fail(xo_coll_t *g, xo_status_t st, const char *fmt, ...)
         free(g->broken_text);
         g->broken_text = strdup(text);
     }
-    return xo_error_set(st, "%s", text);
+    return xo__error_set(st, "%s", text);
 }
 
-void xo_coll_register_classes(void)
+void xo__coll_register_classes(void)
 {
     xo_register_class(&xo_coll_rendezvous_class);
     xo_register_class(&xo_coll_endpoint_class);
@@ -58,7 +58,7 @@ static xo_status_t open_rendezvous(xo_coll_t *g, const char *address)
 {
     size_t n = strlen(g->name) + 16;
     char *uid = malloc(n);
-    if (!uid) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!uid) return xo__error_set(XO_ENOMEM, "out of memory");
     snprintf(uid, n, "xo.coll.rdv/%s", g->name);
     /* The first member creates it; the others find it (a create that lost the race sees XO_EEXIST). */
     xo_status_t st = xo_create_actor(&xo_coll_rendezvous_class, NULL, address, uid, &g->rendezvous);
@@ -66,13 +66,13 @@ static xo_status_t open_rendezvous(xo_coll_t *g, const char *address)
     if (st != XO_OK) {
         char text[XO_ERROR_TEXT_MAX];
         snprintf(text, sizeof text, "%s", xo_last_error());
-        st = xo_error_set(st, "collective group %s: the rendezvous at %s: %s", g->name, address, text);
+        st = xo__error_set(st, "collective group %s: the rendezvous at %s: %s", g->name, address, text);
     }
     free(uid);
     return st;
 }
 
-xo_status_t xo_coll_exchange(xo_coll_t *g, const void *blob, size_t len, xo_result_t **all_p)
+xo_status_t xo__coll_exchange(xo_coll_t *g, const void *blob, size_t len, xo_result_t **all_p)
 {
     int phase = g->next_phase++;
     xo_result_t *r = NULL;
@@ -83,29 +83,29 @@ xo_status_t xo_coll_exchange(xo_coll_t *g, const void *blob, size_t len, xo_resu
         xo_result_t *a = NULL;
         if (xo_call(g->rendezvous, "arrived", NULL, 5000, &a) == XO_OK) xo_result_unpack(a, "[ii]", &arrived, &size);
         xo_result_free(a);
-        return xo_error_set(st, "collective group %s: %d of %d members joined within %lld ms", g->name,
+        return xo__error_set(st, "collective group %s: %d of %d members joined within %lld ms", g->name,
                             arrived < 0 ? 1 : arrived, g->size, (long long)g->timeout_ms);
     }
     if (st != XO_OK) {
         char text[XO_ERROR_TEXT_MAX];
         snprintf(text, sizeof text, "%s", xo_last_error());
-        return xo_error_set(st, "collective group %s: joining: %s", g->name, text);
+        return xo__error_set(st, "collective group %s: joining: %s", g->name, text);
     }
     const msgpack_object *v = xo_result_value(r);
     if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != (uint32_t)g->size) {
         xo_result_free(r);
-        return xo_error_set(XO_EPROTO, "collective group %s: a malformed answer from the rendezvous", g->name);
+        return xo__error_set(XO_EPROTO, "collective group %s: a malformed answer from the rendezvous", g->name);
     }
     *all_p = r;
     return XO_OK;
 }
 
-xo_status_t xo_coll_exchange_get(const xo_result_t *all, int size, int r, xo_bytes_t *blob_p)
+xo_status_t xo__coll_exchange_get(const xo_result_t *all, int size, int r, xo_bytes_t *blob_p)
 {
     const msgpack_object *v = xo_result_value(all);
     if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != (uint32_t)size || r < 0 || r >= size ||
         v->via.array.ptr[r].type != MSGPACK_OBJECT_BIN)
-        return xo_error_set(XO_EPROTO, "a malformed answer from the rendezvous");
+        return xo__error_set(XO_EPROTO, "a malformed answer from the rendezvous");
     blob_p->ptr = v->via.array.ptr[r].via.bin.ptr;
     blob_p->len = v->via.array.ptr[r].via.bin.size;
     return XO_OK;
@@ -124,7 +124,7 @@ static void device_bus_id(const xo_coll_t *g, char out[XO_DEVICE_BUS_ID_MAX])
     int idx = xo_device_index(g->dev);
     if (xo_device_discover(xo_device_backend(g->dev), infos, 16, &n) == XO_OK && idx >= 0 && (size_t)idx < n && idx < 16)
         memcpy(out, infos[idx].pci_bus_id, XO_DEVICE_BUS_ID_MAX);
-    xo_error_clear();
+    xo__error_clear();
 }
 
 /* The join blob: capabilities (1 byte), the requested backend's length (1 byte) and name, this host's identity
@@ -134,7 +134,7 @@ static xo_status_t join_blob(const xo_coll_t *g, const char *backend, unsigned c
 {
     size_t bl = strlen(backend), al = strlen(g->pool->address);
     unsigned char *b = malloc(2 + bl + JOIN_FIXED + al);
-    if (!b) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!b) return xo__error_set(XO_ENOMEM, "out of memory");
     unsigned caps = 0;
     const char *dev_backend = g->dev ? xo_device_backend_name(xo_device_backend(g->dev)) : "";
 #ifdef XO_HAVE_NCCL
@@ -161,14 +161,14 @@ static xo_status_t meet(xo_coll_t *g, const char *requested, const xo_result_t *
     int no_nccl = -1, shared_gpu_with = -1;
     for (int i = 0; i < g->size; i++) {
         xo_bytes_t b;
-        xo_status_t st = xo_coll_exchange_get(all, g->size, i, &b);
+        xo_status_t st = xo__coll_exchange_get(all, g->size, i, &b);
         const unsigned char *p = b.ptr;
         if (st == XO_OK && (b.len < 2 || (size_t)p[1] + 2 + JOIN_FIXED > b.len))
-            st = xo_error_set(XO_EPROTO, "a malformed join from rank %d", i);
+            st = xo__error_set(XO_EPROTO, "a malformed join from rank %d", i);
         if (st != XO_OK) return st;
         size_t bl = p[1];
         if (bl != strlen(requested) || memcmp(p + 2, requested, bl) != 0)
-            return xo_error_set(XO_EINVAL, "collective group %s: rank %d asked for backend \"%.*s\", rank %d for \"%s\"",
+            return xo__error_set(XO_EINVAL, "collective group %s: rank %d asked for backend \"%.*s\", rank %d for \"%s\"",
                                 g->name, i, (int)bl, (const char *)p + 2, g->rank, requested);
         if (!(p[0] & XO_COLL_CAN_NCCL)) {
             all_nccl = false;
@@ -177,13 +177,13 @@ static xo_status_t meet(xo_coll_t *g, const char *requested, const xo_result_t *
         if (!(p[0] & XO_COLL_CAN_SHM) || memcmp(p + 2 + bl, xo__host_id(), XO_HOST_ID_LEN) != 0) all_shm = false;
         char address[512];
         size_t al = b.len - 2 - bl - JOIN_FIXED;
-        if (al == 0 || al >= sizeof address) return xo_error_set(XO_EPROTO, "a malformed address from rank %d", i);
+        if (al == 0 || al >= sizeof address) return xo__error_set(XO_EPROTO, "a malformed address from rank %d", i);
         memcpy(address, p + 2 + bl + JOIN_FIXED, al);
         /* Two members on one GPU (same host, same bus id): NCCL refuses duplicate GPUs in a communicator. */
         const unsigned char *bus = p + 2 + bl + XO_HOST_ID_LEN;
         for (int k = 0; k < i && (p[0] & XO_COLL_CAN_NCCL) && bus[0]; k++) {
             xo_bytes_t o;
-            if (xo_coll_exchange_get(all, g->size, k, &o) != XO_OK) continue;
+            if (xo__coll_exchange_get(all, g->size, k, &o) != XO_OK) continue;
             const unsigned char *q = o.ptr;
             size_t ql = q[1];
             if (o.len >= 2 + ql + JOIN_FIXED && memcmp(q + 2 + ql, p + 2 + bl, JOIN_FIXED) == 0) {
@@ -192,24 +192,24 @@ static xo_status_t meet(xo_coll_t *g, const char *requested, const xo_result_t *
             }
         }
         address[al] = '\0';
-        char *uid = xo_coll_endpoint_uid(g->name, i);
+        char *uid = xo__coll_endpoint_uid(g->name, i);
         /* Unchecked: a fast peer may already have finished and left by the time this member looks. */
-        g->peers[i] = uid ? xo_ref_unchecked(address, uid) : NULL;
+        g->peers[i] = uid ? xo__ref_unchecked(address, uid) : NULL;
         free(uid);
-        if (!g->peers[i]) return xo_error_set(XO_ENOMEM, "out of memory");
+        if (!g->peers[i]) return xo__error_set(XO_ENOMEM, "out of memory");
     }
     g->shm = all_shm;
     bool want_nccl = strcmp(requested, "nccl") == 0;
     if (want_nccl && !all_nccl) {
 #ifdef XO_HAVE_NCCL
         if (shared_gpu_with >= 0)
-            return xo_error_set(XO_ENOTSUP, "collective group %s: backend nccl needs one GPU per member; ranks %d and %d "
+            return xo__error_set(XO_ENOTSUP, "collective group %s: backend nccl needs one GPU per member; ranks %d and %d "
                                             "share one", g->name, shared_gpu_with, no_nccl);
-        return xo_error_set(XO_ENOTSUP, "collective group %s: backend nccl needs every member on a cuda device; rank %d "
+        return xo__error_set(XO_ENOTSUP, "collective group %s: backend nccl needs every member on a cuda device; rank %d "
                                         "is not",
                             g->name, no_nccl);
 #else
-        return xo_error_set(XO_ENOTSUP, "collective group %s: this build has no NCCL", g->name);
+        return xo__error_set(XO_ENOTSUP, "collective group %s: this build has no NCCL", g->name);
 #endif
     }
 #ifdef XO_HAVE_NCCL
@@ -247,24 +247,24 @@ static void group_free(xo_coll_t *g)
 
 xo_status_t xo_coll_init(const xo_coll_config_t *cfg, xo_coll_t **group_p)
 {
-    if (!cfg || !group_p) return xo_error_set(XO_EINVAL, "xo_coll_init needs a config and group_p");
+    if (!cfg || !group_p) return xo__error_set(XO_EINVAL, "xo_coll_init needs a config and group_p");
     if (!cfg->name || !*cfg->name || strlen(cfg->name) > 200)
-        return xo_error_set(XO_EINVAL, "a collective group needs a name (1 to 200 bytes)");
+        return xo__error_set(XO_EINVAL, "a collective group needs a name (1 to 200 bytes)");
     if (cfg->size < 1 || cfg->rank < 0 || cfg->rank >= cfg->size)
-        return xo_error_set(XO_EINVAL, "collective group %s: rank %d is not in 0..size-1 (size %d)", cfg->name,
+        return xo__error_set(XO_EINVAL, "collective group %s: rank %d is not in 0..size-1 (size %d)", cfg->name,
                             cfg->rank, cfg->size);
     if (!cfg->rendezvous || !*cfg->rendezvous)
-        return xo_error_set(XO_EINVAL, "collective group %s: no rendezvous address", cfg->name);
+        return xo__error_set(XO_EINVAL, "collective group %s: no rendezvous address", cfg->name);
     const char *backend = cfg->backend ? cfg->backend : "auto";
     if (strcmp(backend, "auto") != 0 && strcmp(backend, "host") != 0 && strcmp(backend, "nccl") != 0)
-        return xo_error_set(XO_EINVAL, "collective group %s: unknown backend \"%s\" (expected auto, host or nccl)",
+        return xo__error_set(XO_EINVAL, "collective group %s: unknown backend \"%s\" (expected auto, host or nccl)",
                             cfg->name, backend);
     xo_ctx_t *ctx = xo_ctx_current();
     if (!ctx || !ctx->actor)
-        return xo_error_set(XO_EINVAL, "collective group %s: xo_coll_init runs inside an actor method", cfg->name);
+        return xo__error_set(XO_EINVAL, "collective group %s: xo_coll_init runs inside an actor method", cfg->name);
 
     xo_coll_t *g = calloc(1, sizeof *g);
-    if (!g) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!g) return xo__error_set(XO_ENOMEM, "out of memory");
     pthread_mutex_init(&g->lock, NULL);
     g->name = strdup(cfg->name);
     g->rank = cfg->rank;
@@ -276,9 +276,9 @@ xo_status_t xo_coll_init(const xo_coll_config_t *cfg, xo_coll_t **group_p)
     g->backend = &xo_coll_host_backend;
     if (!g->name || !g->peers) {
         group_free(g);
-        return xo_error_set(XO_ENOMEM, "out of memory");
+        return xo__error_set(XO_ENOMEM, "out of memory");
     }
-    xo_status_t st = xo_coll_mailbox_open(g); /* before joining: peers may send as soon as everyone has joined */
+    xo_status_t st = xo__coll_mailbox_open(g); /* before joining: peers may send as soon as everyone has joined */
     if (st != XO_OK) {
         group_free(g);
         return st;
@@ -288,7 +288,7 @@ xo_status_t xo_coll_init(const xo_coll_config_t *cfg, xo_coll_t **group_p)
     size_t len = 0;
     xo_result_t *all = NULL;
     if (st == XO_OK) st = join_blob(g, backend, &blob, &len);
-    if (st == XO_OK) st = xo_coll_exchange(g, blob, len, &all);
+    if (st == XO_OK) st = xo__coll_exchange(g, blob, len, &all);
     free(blob);
     const xo_coll_backend_t *be = NULL;
     if (st == XO_OK) st = meet(g, backend, all, &be);
@@ -300,16 +300,16 @@ xo_status_t xo_coll_init(const xo_coll_config_t *cfg, xo_coll_t **group_p)
             char text[XO_ERROR_TEXT_MAX];
             snprintf(text, sizeof text, "%s", xo_last_error());
             be->fini(g); /* what init set up before it failed */
-            xo_error_set(st, "%s", text);
+            xo__error_set(st, "%s", text);
         }
     }
     if (st != XO_OK) {
         char text[XO_ERROR_TEXT_MAX];
         snprintf(text, sizeof text, "%s", xo_last_error());
         if (g->rendezvous) leave_rendezvous(g);
-        xo_coll_mailbox_close(g);
+        xo__coll_mailbox_close(g);
         group_free(g);
-        return xo_error_set(st, "%s", text);
+        return xo__error_set(st, "%s", text);
     }
     *group_p = g;
     return XO_OK;
@@ -323,9 +323,9 @@ void xo_coll_destroy(xo_coll_t *g)
     snprintf(saved, sizeof saved, "%s", xo_last_error());
     g->backend->fini(g);
     leave_rendezvous(g);
-    xo_coll_mailbox_close(g);
+    xo__coll_mailbox_close(g);
     group_free(g);
-    xo_error_set_text(XO_OK, saved, strlen(saved));
+    xo__error_set_text(XO_OK, saved, strlen(saved));
 }
 
 /* ---- operations ---- */
@@ -346,7 +346,7 @@ static uint64_t op_sig(const char *what, xo_dtype_t dt, int op, int root)
     return kind << 56 | (uint64_t)(dt & 0xff) << 48 | (uint64_t)((op + 1) & 0xff) << 40 | (uint32_t)(root + 1);
 }
 
-void xo_coll_sig_text(uint64_t sig, char *buf, size_t len)
+void xo__coll_sig_text(uint64_t sig, char *buf, size_t len)
 {
     size_t kind = (size_t)(sig >> 56), dt = (size_t)(sig >> 48 & 0xff), op = (size_t)(sig >> 40 & 0xff);
     uint32_t root = (uint32_t)sig;
@@ -362,17 +362,17 @@ void xo_coll_sig_text(uint64_t sig, char *buf, size_t len)
  * operation has none. */
 static xo_status_t begin_op(xo_coll_t *g, const char *what, xo_dtype_t dt, int op, int root)
 {
-    if (!g) return xo_error_set(XO_EINVAL, "%s: no group", what);
+    if (!g) return xo__error_set(XO_EINVAL, "%s: no group", what);
     xo_ctx_t *ctx = xo_ctx_current();
     if (!ctx || !ctx->actor || ctx->actor->pool != g->pool)
-        return xo_error_set(XO_EINVAL, "%s on group %s: must run inside an actor method of the pool that joined it",
+        return xo__error_set(XO_EINVAL, "%s on group %s: must run inside an actor method of the pool that joined it",
                             what, g->name);
-    if (xo_dtype_size(dt) == 0) return xo_error_set(XO_EINVAL, "%s on group %s: unknown data type %d", what, g->name, dt);
+    if (xo_dtype_size(dt) == 0) return xo__error_set(XO_EINVAL, "%s on group %s: unknown data type %d", what, g->name, dt);
     if (g->broken != XO_OK)
-        return xo_error_set(g->broken, "group %s is broken by an earlier failure: %s", g->name,
+        return xo__error_set(g->broken, "group %s is broken by an earlier failure: %s", g->name,
                             g->broken_text ? g->broken_text : xo_strerror(g->broken));
     if (atomic_exchange(&g->busy, true))
-        return xo_error_set(XO_EINVAL, "%s on group %s: another operation of this member is running", what, g->name);
+        return xo__error_set(XO_EINVAL, "%s on group %s: another operation of this member is running", what, g->name);
     pthread_mutex_lock(&g->lock); /* the endpoint compares arriving messages with these */
     g->seq++;
     g->sig = op_sig(what, dt, op, root);
@@ -386,7 +386,7 @@ static xo_status_t end_op(xo_coll_t *g, const char *what, xo_status_t st)
     if (st != XO_OK && g->broken == XO_OK) { /* a backend failure not recorded yet */
         char text[XO_ERROR_TEXT_MAX];
         snprintf(text, sizeof text, "%s", xo_last_error());
-        xo_coll_fail(g, st, "%s on group %s: %s", what, g->name, text);
+        xo__coll_fail(g, st, "%s on group %s: %s", what, g->name, text);
     }
     atomic_store(&g->busy, false);
     return st;
@@ -396,7 +396,7 @@ static xo_status_t end_op(xo_coll_t *g, const char *what, xo_status_t st)
 static xo_status_t check_root(const xo_coll_t *g, const char *what, int root)
 {
     if (g && (root < 0 || root >= g->size))
-        return xo_error_set(XO_EINVAL, "%s: root %d is not a rank of group %s (size %d)", what, root, g->name, g->size);
+        return xo__error_set(XO_EINVAL, "%s: root %d is not a rank of group %s (size %d)", what, root, g->name, g->size);
     return XO_OK;
 }
 
@@ -407,8 +407,8 @@ static bool bad_op(xo_reduce_op_t op) { return op < XO_REDUCE_SUM || op > XO_RED
 xo_status_t xo_coll_allreduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                               xo_reduce_op_t op)
 {
-    if (bad_op(op)) return xo_error_set(XO_EINVAL, "allreduce: unknown operation %d", op);
-    if (count && (!send || !recv)) return xo_error_set(XO_EINVAL, "allreduce: NULL buffer");
+    if (bad_op(op)) return xo__error_set(XO_EINVAL, "allreduce: unknown operation %d", op);
+    if (count && (!send || !recv)) return xo__error_set(XO_EINVAL, "allreduce: NULL buffer");
     xo_status_t st = begin_op(g, "allreduce", dt, (int)op, -1);
     if (st != XO_OK) return st;
     if (count) st = g->backend->allreduce(g, send, recv, count, dt, op);
@@ -418,7 +418,7 @@ xo_status_t xo_coll_allreduce(xo_coll_t *g, const void *send, void *recv, size_t
 xo_status_t xo_coll_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtype_t dt, int root)
 {
     if (check_root(g, "broadcast", root) != XO_OK) return XO_EINVAL;
-    if (count && !buf) return xo_error_set(XO_EINVAL, "broadcast: NULL buffer");
+    if (count && !buf) return xo__error_set(XO_EINVAL, "broadcast: NULL buffer");
     xo_status_t st = begin_op(g, "broadcast", dt, -1, root);
     if (st != XO_OK) return st;
     if (count) st = g->backend->broadcast(g, buf, count, dt, root);
@@ -427,7 +427,7 @@ xo_status_t xo_coll_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtype_t 
 
 xo_status_t xo_coll_allgather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt)
 {
-    if (count && (!send || !recv)) return xo_error_set(XO_EINVAL, "allgather: NULL buffer");
+    if (count && (!send || !recv)) return xo__error_set(XO_EINVAL, "allgather: NULL buffer");
     xo_status_t st = begin_op(g, "allgather", dt, -1, -1);
     if (st != XO_OK) return st;
     if (count) st = g->backend->allgather(g, send, recv, count, dt);
@@ -437,8 +437,8 @@ xo_status_t xo_coll_allgather(xo_coll_t *g, const void *send, void *recv, size_t
 xo_status_t xo_coll_reduce_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                    xo_reduce_op_t op)
 {
-    if (bad_op(op)) return xo_error_set(XO_EINVAL, "reduce_scatter: unknown operation %d", op);
-    if (count && (!send || !recv)) return xo_error_set(XO_EINVAL, "reduce_scatter: NULL buffer");
+    if (bad_op(op)) return xo__error_set(XO_EINVAL, "reduce_scatter: unknown operation %d", op);
+    if (count && (!send || !recv)) return xo__error_set(XO_EINVAL, "reduce_scatter: NULL buffer");
     xo_status_t st = begin_op(g, "reduce_scatter", dt, (int)op, -1);
     if (st != XO_OK) return st;
     if (count) st = g->backend->reduce_scatter(g, send, recv, count, dt, op);
@@ -448,9 +448,9 @@ xo_status_t xo_coll_reduce_scatter(xo_coll_t *g, const void *send, void *recv, s
 xo_status_t xo_coll_reduce(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, xo_reduce_op_t op,
                            int root)
 {
-    if (bad_op(op)) return xo_error_set(XO_EINVAL, "reduce: unknown operation %d", op);
+    if (bad_op(op)) return xo__error_set(XO_EINVAL, "reduce: unknown operation %d", op);
     if (check_root(g, "reduce", root) != XO_OK) return XO_EINVAL;
-    if (count && (!send || (g && g->rank == root && !recv))) return xo_error_set(XO_EINVAL, "reduce: NULL buffer");
+    if (count && (!send || (g && g->rank == root && !recv))) return xo__error_set(XO_EINVAL, "reduce: NULL buffer");
     xo_status_t st = begin_op(g, "reduce", dt, (int)op, root);
     if (st != XO_OK) return st;
     if (count) st = g->backend->reduce(g, send, recv, count, dt, op, root);
@@ -460,7 +460,7 @@ xo_status_t xo_coll_reduce(xo_coll_t *g, const void *send, void *recv, size_t co
 xo_status_t xo_coll_gather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root)
 {
     if (check_root(g, "gather", root) != XO_OK) return XO_EINVAL;
-    if (count && (!send || (g && g->rank == root && !recv))) return xo_error_set(XO_EINVAL, "gather: NULL buffer");
+    if (count && (!send || (g && g->rank == root && !recv))) return xo__error_set(XO_EINVAL, "gather: NULL buffer");
     xo_status_t st = begin_op(g, "gather", dt, -1, root);
     if (st != XO_OK) return st;
     if (count) st = g->backend->gather(g, send, recv, count, dt, root);
@@ -470,7 +470,7 @@ xo_status_t xo_coll_gather(xo_coll_t *g, const void *send, void *recv, size_t co
 xo_status_t xo_coll_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root)
 {
     if (check_root(g, "scatter", root) != XO_OK) return XO_EINVAL;
-    if (count && (!recv || (g && g->rank == root && !send))) return xo_error_set(XO_EINVAL, "scatter: NULL buffer");
+    if (count && (!recv || (g && g->rank == root && !send))) return xo__error_set(XO_EINVAL, "scatter: NULL buffer");
     xo_status_t st = begin_op(g, "scatter", dt, -1, root);
     if (st != XO_OK) return st;
     if (count) st = g->backend->scatter(g, send, recv, count, dt, root);
@@ -479,7 +479,7 @@ xo_status_t xo_coll_scatter(xo_coll_t *g, const void *send, void *recv, size_t c
 
 xo_status_t xo_coll_alltoall(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt)
 {
-    if (count && (!send || !recv)) return xo_error_set(XO_EINVAL, "alltoall: NULL buffer");
+    if (count && (!send || !recv)) return xo__error_set(XO_EINVAL, "alltoall: NULL buffer");
     xo_status_t st = begin_op(g, "alltoall", dt, -1, -1);
     if (st != XO_OK) return st;
     if (count) st = g->backend->alltoall(g, send, recv, count, dt);
@@ -493,8 +493,8 @@ xo_status_t xo_coll_barrier(xo_coll_t *g)
     if (st != XO_OK) return st;
     g->last_algorithm = "direct";
     xo_coll_sends_t sends = {0};
-    st = xo_coll_barrier_round(g, &sends, 0);
-    if (st == XO_OK) st = xo_coll_sends_wait(g, &sends);
-    xo_coll_sends_free(&sends);
+    st = xo__coll_barrier_round(g, &sends, 0);
+    if (st == XO_OK) st = xo__coll_sends_wait(g, &sends);
+    xo__coll_sends_free(&sends);
     return end_op(g, "barrier", st);
 }

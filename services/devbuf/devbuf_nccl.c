@@ -24,7 +24,7 @@ static xo_status_t transfer(xo_device_t *dev, const ncclUniqueId *id, bool send,
 {
     cudaError_t e = cudaSetDevice(xo_device_index(dev));
     if (e != cudaSuccess)
-        return xo_error_set(XO_EDEVICE, "cudaSetDevice: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
+        return xo__error_set(XO_EDEVICE, "cudaSetDevice: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
     xo_device_stream_t *stream = NULL;
     xo_status_t st = xo_device_stream_create(dev, &stream);
     if (st != XO_OK) return st;
@@ -53,9 +53,9 @@ static xo_status_t transfer(xo_device_t *dev, const ncclUniqueId *id, bool send,
 xo_status_t xo__devbuf_nccl_send(xo_device_t *dev, uint64_t ptr, uint64_t size, const void *id, size_t id_len,
                                  int64_t timeout_ms)
 {
-    if (id_len != sizeof(ncclUniqueId)) return xo_error_set(XO_EINVAL, "an NCCL unique id of %zu bytes", id_len);
+    if (id_len != sizeof(ncclUniqueId)) return xo__error_set(XO_EINVAL, "an NCCL unique id of %zu bytes", id_len);
     if (strcmp(xo_device_backend_name(xo_device_backend(dev)), "cuda") != 0)
-        return xo_error_set(XO_ENOTSUP, "NCCL transfers need a cuda device");
+        return xo__error_set(XO_ENOTSUP, "NCCL transfers need a cuda device");
     ncclUniqueId uid;
     memcpy(&uid, id, sizeof uid);
     return transfer(dev, &uid, true, (void *)(uintptr_t)ptr, size, timeout_ms, NULL, NULL);
@@ -73,16 +73,16 @@ xo_status_t xo__devbuf_nccl_fetch(xo_device_t *dev, const char *owner, uint64_t 
                                   const unsigned char token[XO_DEVBUF_TOKEN_LEN], int64_t timeout_ms, void **ptr_p)
 {
     if (strcmp(xo_device_backend_name(xo_device_backend(dev)), "cuda") != 0)
-        return xo_error_set(XO_ENOTSUP, "NCCL transfers need a cuda device");
+        return xo__error_set(XO_ENOTSUP, "NCCL transfers need a cuda device");
     ncclUniqueId id;
     ncclResult_t r = ncclGetUniqueId(&id);
     if (r != ncclSuccess) return xo__nccl_error(NULL, r, "ncclGetUniqueId");
     void *dst = NULL;
     xo_status_t st = xo_device_alloc(dev, (size_t)size, &dst);
     if (st != XO_OK) return st;
-    xo_ref_t *svc = xo_ref_unchecked(owner, XO_DEVBUF_SERVICE_UID);
+    xo_ref_t *svc = xo__ref_unchecked(owner, XO_DEVBUF_SERVICE_UID);
     xo_future_t *f = NULL;
-    if (!svc) st = xo_error_set(XO_ENOMEM, "out of memory");
+    if (!svc) st = xo__error_set(XO_ENOMEM, "out of memory");
     if (st == XO_OK)
         st = xo_send(svc, "nccl_send", xo_args("uubb", ptr, size, token, (size_t)XO_DEVBUF_TOKEN_LEN, &id, sizeof id),
                      &f);
@@ -92,7 +92,7 @@ xo_status_t xo__devbuf_nccl_fetch(xo_device_t *dev, const char *owner, uint64_t 
         if (owner_st != XO_OK) {
             char text[XO_ERROR_TEXT_MAX];
             snprintf(text, sizeof text, "%s", xo_last_error());
-            st = xo_error_set(owner_st, "the owner %s: %s", owner, text);
+            st = xo__error_set(owner_st, "the owner %s: %s", owner, text);
         }
         xo_future_free(f);
     }

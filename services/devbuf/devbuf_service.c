@@ -40,7 +40,7 @@ bool xo__devbuf_token(const char *address, uint64_t ptr, uint64_t size, unsigned
 {
     pthread_once(&token_once, draw_token_key);
     if (!token_key_ok) {
-        xo_error_set(XO_ESYS, "cannot draw the device buffer token key: getrandom failed");
+        xo__error_set(XO_ESYS, "cannot draw the device buffer token key: getrandom failed");
         return false;
     }
     size_t alen = strlen(address);
@@ -54,7 +54,7 @@ bool xo__devbuf_token(const char *address, uint64_t ptr, uint64_t size, unsigned
     unsigned int mdlen = 0;
     if (!HMAC(EVP_sha256(), token_key, (int)sizeof token_key, msg, 24 + alen, md, &mdlen) ||
         mdlen < XO_DEVBUF_TOKEN_LEN) {
-        xo_error_set(XO_ESYS, "HMAC-SHA256 failed for a device buffer token");
+        xo__error_set(XO_ESYS, "HMAC-SHA256 failed for a device buffer token");
         return false;
     }
     memcpy(out, md, XO_DEVBUF_TOKEN_LEN);
@@ -143,7 +143,7 @@ static xo_status_t service_read(xo_ctx_t *ctx, void *state, const msgpack_object
     /* Copy straight into the reply buffer when the packer is the activation's own (it always is for a method). */
     xo_buf_t *b = &ctx->out;
     void *dst = NULL, *tmp = NULL;
-    if (out->data == b && out->callback == xo_buf_write) {
+    if (out->data == b && out->callback == xo__buf_write) {
         if (b->size + len > b->cap) {
             char *n = realloc(b->data, b->size + len);
             if (!n) return xo_ctx_error(ctx, XO_ENOMEM, "out of memory for a %" PRIu64 "-byte device read", len);
@@ -257,7 +257,7 @@ xo_status_t xo__devbuf_service_start(xo_pool_t *pool)
     if (st != XO_OK) {
         char why[XO_ERROR_TEXT_MAX];
         snprintf(why, sizeof why, "%s", xo_last_error());
-        return xo_error_set(st, "pool %s: cannot start its device buffer service: %s", pool->address, why);
+        return xo__error_set(st, "pool %s: cannot start its device buffer service: %s", pool->address, why);
     }
     xo_ref_free(ref);
     return XO_OK;

@@ -47,7 +47,7 @@ xo_status_t xo__devbuf_stage(xo_device_t *dev, const char *owner, uint64_t ptr, 
     xo_status_t st = xo_device_alloc(dev, (size_t)size, &dst);
     if (st != XO_OK) {
         snprintf(why, sizeof why, "%s", xo_last_error());
-        return xo_error_set(st, "cannot stage a %" PRIu64 "-byte device buffer from pool %s: %s", size, owner, why);
+        return xo__error_set(st, "cannot stage a %" PRIu64 "-byte device buffer from pool %s: %s", size, owner, why);
     }
     /* How long one chunk may take: a dead owner fails its chunks at once (XO_EPOOLDIED); this bounds a peer that is
      * alive but stuck, or a network that drops everything silently. */
@@ -62,14 +62,14 @@ xo_status_t xo__devbuf_stage(xo_device_t *dev, const char *owner, uint64_t ptr, 
             uint64_t len = size - next < chunk ? size - next : chunk;
             xo_args_t *a = xo_args("uubuu", ptr, size, (const void *)token, (size_t)XO_DEVBUF_TOKEN_LEN, next, len);
             if (!a) {
-                st = xo_error_set(XO_ENOMEM, "out of memory staging a device buffer");
+                st = xo__error_set(XO_ENOMEM, "out of memory staging a device buffer");
                 goto fail;
             }
             xo_future_t *f = NULL;
-            st = xo_remote_send(owner, XO_WIRE_CALL, xo_chain_new(), XO_DEVBUF_SERVICE_UID, "read", a, true, &f);
+            st = xo__remote_send(owner, XO_WIRE_CALL, xo__chain_new(), XO_DEVBUF_SERVICE_UID, "read", a, true, &f);
             if (st != XO_OK) {
                 snprintf(why, sizeof why, "%s", xo_last_error());
-                st = xo_error_set(st, "cannot fetch a device buffer from pool %s: %s", owner, why);
+                st = xo__error_set(st, "cannot fetch a device buffer from pool %s: %s", owner, why);
                 goto fail;
             }
             ring[(head + inflight) % window] = (slot_t){.f = f, .off = next, .len = len};
@@ -81,21 +81,21 @@ xo_status_t xo__devbuf_stage(xo_device_t *dev, const char *owner, uint64_t ptr, 
         inflight--;
         xo_result_t *r = NULL;
         st = xo_future_wait(s.f, timeout, &r);
-        if (st == XO_ETIMEDOUT) xo_future_request_cancel(s.f);
-        xo_future_unref(s.f);
+        if (st == XO_ETIMEDOUT) xo__future_request_cancel(s.f);
+        xo__future_unref(s.f);
         if (st != XO_OK) {
             if (st == XO_ETIMEDOUT)
                 snprintf(why, sizeof why, "no answer in %" PRId64 " ms (XO_DEVICE_STAGE_TIMEOUT_MS)", timeout);
             else
                 snprintf(why, sizeof why, "%s", xo_last_error());
-            st = xo_error_set(st, "fetching bytes %" PRIu64 "..%" PRIu64 " of a %" PRIu64 "-byte device buffer from "
+            st = xo__error_set(st, "fetching bytes %" PRIu64 "..%" PRIu64 " of a %" PRIu64 "-byte device buffer from "
                                   "pool %s: %s", s.off, s.off + s.len, size, owner, why);
             goto fail;
         }
         const msgpack_object *v = xo_result_value(r);
         if (!v || v->type != MSGPACK_OBJECT_BIN || v->via.bin.size != s.len) {
             xo_result_free(r);
-            st = xo_error_set(XO_EPROTO, "pool %s answered a device buffer read of %" PRIu64 " bytes with something "
+            st = xo__error_set(XO_EPROTO, "pool %s answered a device buffer read of %" PRIu64 " bytes with something "
                                          "else", owner, s.len);
             goto fail;
         }
@@ -112,8 +112,8 @@ fail:
     /* The chunks still in flight are dropped: their replies find no waiter, and nothing writes into dst but this
      * function, so it can go now. */
     for (; inflight > 0; inflight--, head = (head + 1) % window) {
-        xo_future_request_cancel(ring[head].f);
-        xo_future_unref(ring[head].f);
+        xo__future_request_cancel(ring[head].f);
+        xo__future_unref(ring[head].f);
     }
     xo_device_free(dev, dst);
     return st;
@@ -125,21 +125,21 @@ xo_status_t xo__devbuf_wait_ready(const char *owner, uint64_t ptr, uint64_t size
     char why[XO_ERROR_TEXT_MAX];
     xo_args_t *a = xo_args("uubb", ptr, size, (const void *)token, (size_t)XO_DEVBUF_TOKEN_LEN,
                            (const void *)event_handle, (size_t)XO_DEVICE_IPC_HANDLE_SIZE);
-    if (!a) return xo_error_set(XO_ENOMEM, "out of memory");
+    if (!a) return xo__error_set(XO_ENOMEM, "out of memory");
     xo_future_t *f = NULL;
-    xo_status_t st = xo_remote_send(owner, XO_WIRE_CALL, xo_chain_new(), XO_DEVBUF_SERVICE_UID, "ready", a, true, &f);
+    xo_status_t st = xo__remote_send(owner, XO_WIRE_CALL, xo__chain_new(), XO_DEVBUF_SERVICE_UID, "ready", a, true, &f);
     if (st == XO_OK) {
         /* The owner bounds its own wait by the same timeout; one more second lets its answer arrive. */
         int64_t timeout = xo__devbuf_timeout_ms();
         xo_result_t *r = NULL;
         st = xo_future_wait(f, timeout + 1000, &r);
-        if (st == XO_ETIMEDOUT) xo_future_request_cancel(f);
-        xo_future_unref(f);
+        if (st == XO_ETIMEDOUT) xo__future_request_cancel(f);
+        xo__future_unref(f);
         xo_result_free(r);
     }
     if (st != XO_OK) {
         snprintf(why, sizeof why, "%s", st == XO_ETIMEDOUT ? "no answer in time" : xo_last_error());
-        return xo_error_set(st, "waiting for a device buffer of pool %s to be ready: %s", owner, why);
+        return xo__error_set(st, "waiting for a device buffer of pool %s to be ready: %s", owner, why);
     }
     return XO_OK;
 }

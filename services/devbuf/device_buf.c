@@ -109,11 +109,11 @@ xo_device_t *xo_pool_device(const xo_pool_t *pool) { return pool ? pool->device 
 static xo_status_t pack_desc(msgpack_packer *pk, xo_device_t *dev, const void *ptr, size_t size,
                              xo_device_event_t *ready)
 {
-    if (!pk || !dev || !ptr) return xo_error_set(XO_EINVAL, "a device buffer needs a packer, a device and a pointer");
+    if (!pk || !dev || !ptr) return xo__error_set(XO_EINVAL, "a device buffer needs a packer, a device and a pointer");
     xo_device_ipc_handle_t eh;
     if (ready) {
         if (ready->dev != dev)
-            return xo_error_set(XO_EINVAL, "xo_pack_device_buf_ready: the event belongs to another device than the "
+            return xo__error_set(XO_EINVAL, "xo_pack_device_buf_ready: the event belongs to another device than the "
                                            "buffer");
         xo_status_t st = xo_device_ipc_export_event(ready, &eh);
         if (st != XO_OK) return st; /* not shareable: a receiver in another process could not wait for it */
@@ -149,8 +149,8 @@ static xo_status_t pack_desc(msgpack_packer *pk, xo_device_t *dev, const void *p
     memcpy(d + DESC_FIXED, addr, alen);
     size_t len = DESC_FIXED + alen;
     if (msgpack_pack_ext(pk, len, XO_EXT_DEVICE_BUF) != 0 || msgpack_pack_ext_body(pk, d, len) != 0)
-        return xo_error_set(XO_ENOMEM, "out of memory packing a device buffer");
-    if (!has_ipc) xo_error_clear(); /* the failed export's text is not this call's error */
+        return xo__error_set(XO_ENOMEM, "out of memory packing a device buffer");
+    if (!has_ipc) xo__error_clear(); /* the failed export's text is not this call's error */
     return XO_OK;
 }
 
@@ -162,7 +162,7 @@ xo_status_t xo_pack_device_buf(msgpack_packer *pk, xo_device_t *dev, const void 
 xo_status_t xo_pack_device_buf_ready(msgpack_packer *pk, xo_device_t *dev, const void *ptr, size_t size,
                                      xo_device_event_t *ready)
 {
-    if (!ready) return xo_error_set(XO_EINVAL, "xo_pack_device_buf_ready needs an event");
+    if (!ready) return xo__error_set(XO_EINVAL, "xo_pack_device_buf_ready needs an event");
     return pack_desc(pk, dev, ptr, size, ready);
 }
 
@@ -209,10 +209,10 @@ static bool staged_take(xo_device_t *dev, void *ptr)
 
 xo_status_t xo_release_device_buf(xo_device_t *dev, void *ptr)
 {
-    if (!dev || !ptr) return xo_error_set(XO_EINVAL, "xo_release_device_buf needs a device and a pointer");
+    if (!dev || !ptr) return xo__error_set(XO_EINVAL, "xo_release_device_buf needs a device and a pointer");
     if (staged_take(dev, ptr)) return xo_device_free(dev, ptr);
     if (xo_device_ipc_close(dev, ptr) == XO_OK) return XO_OK;
-    return xo_error_set(XO_EINVAL,
+    return xo__error_set(XO_EINVAL,
                         "xo_release_device_buf: %p is neither a staged copy nor an open import of this device (a "
                         "same-process buffer is the owner's and needs no release)",
                         ptr);
@@ -236,29 +236,29 @@ static xo_status_t remember_hold(void *ptr)
 static xo_status_t parse(const msgpack_object *o, const unsigned char **d_p, char addr[256])
 {
     if (!o || o->type != MSGPACK_OBJECT_EXT || o->via.ext.type != XO_EXT_DEVICE_BUF)
-        return xo_error_set(XO_EBADARGS, "expected a device buffer (msgpack ext %d)", XO_EXT_DEVICE_BUF);
+        return xo__error_set(XO_EBADARGS, "expected a device buffer (msgpack ext %d)", XO_EXT_DEVICE_BUF);
     const unsigned char *d = (const unsigned char *)o->via.ext.ptr;
     size_t n = o->via.ext.size;
     if (n < OFF_ADDR_LEN + 1 || memcmp(d, DESC_MAGIC, 4) != 0)
-        return xo_error_set(XO_EBADARGS, "not a device buffer descriptor (%zu bytes, bad magic or too short)", n);
+        return xo__error_set(XO_EBADARGS, "not a device buffer descriptor (%zu bytes, bad magic or too short)", n);
     if (d[OFF_VERSION] != DESC_VERSION)
-        return xo_error_set(XO_EBADARGS, "device buffer descriptor version %u; this build reads version %u",
+        return xo__error_set(XO_EBADARGS, "device buffer descriptor version %u; this build reads version %u",
                             d[OFF_VERSION], DESC_VERSION);
     size_t alen = d[OFF_ADDR_LEN];
     if (n != DESC_FIXED + alen)
-        return xo_error_set(XO_EBADARGS, "device buffer descriptor of %zu bytes; its fields make %zu", n,
+        return xo__error_set(XO_EBADARGS, "device buffer descriptor of %zu bytes; its fields make %zu", n,
                             (size_t)DESC_FIXED + alen);
     if (d[OFF_FLAGS] & ~(FLAG_HAS_IPC | FLAG_OWNER_NCCL | FLAG_HAS_EVENT))
-        return xo_error_set(XO_EBADARGS, "device buffer descriptor with unknown flags 0x%x", d[OFF_FLAGS]);
+        return xo__error_set(XO_EBADARGS, "device buffer descriptor with unknown flags 0x%x", d[OFF_FLAGS]);
     if (memchr(d + DESC_FIXED, '\0', alen))
-        return xo_error_set(XO_EBADARGS, "device buffer descriptor with a NUL in its owner's address");
+        return xo__error_set(XO_EBADARGS, "device buffer descriptor with a NUL in its owner's address");
     memcpy(addr, d + DESC_FIXED, alen);
     addr[alen] = '\0';
-    if (alen && !xo_remote_address_ok(addr))
-        return xo_error_set(XO_EBADARGS, "device buffer descriptor with a bad owner address \"%s\"", addr);
+    if (alen && !xo__remote_address_ok(addr))
+        return xo__error_set(XO_EBADARGS, "device buffer descriptor with a bad owner address \"%s\"", addr);
     uint64_t ptr = get_be(d + OFF_PTR, 8), size = get_be(d + OFF_SIZE, 8);
     if (ptr == 0 || size > SIZE_MAX || ptr + size < ptr)
-        return xo_error_set(XO_EBADARGS, "device buffer descriptor with a bad range 0x%" PRIx64 " (+%" PRIu64 ")", ptr,
+        return xo__error_set(XO_EBADARGS, "device buffer descriptor with a bad range 0x%" PRIx64 " (+%" PRIu64 ")", ptr,
                             size);
     *d_p = d;
     return XO_OK;
@@ -266,14 +266,14 @@ static xo_status_t parse(const msgpack_object *o, const unsigned char **d_p, cha
 
 xo_status_t xo__device_event_wait(xo_device_event_t *ev, int64_t timeout_ms)
 {
-    if (!xo_worker_current()) return xo_device_event_synchronize(ev);
+    if (!xo__worker_current()) return xo_device_event_synchronize(ev);
     /* A method: poll, so that only this method waits; the first polls back to back, for work about to finish. */
-    uint64_t deadline = xo_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t deadline = xo__now_ns() + (uint64_t)timeout_ms * 1000000u;
     for (int i = 0;; i++) {
         xo_status_t st = xo_device_event_query(ev);
         if (st != XO_EAGAIN) return st;
-        if (xo_now_ns() > deadline)
-            return xo_error_set(XO_ETIMEDOUT, "a device buffer's ready event did not complete in %" PRId64 " ms",
+        if (xo__now_ns() > deadline)
+            return xo__error_set(XO_ETIMEDOUT, "a device buffer's ready event did not complete in %" PRId64 " ms",
                                 timeout_ms);
         if (i >= 64 && (st = xo_sleep_ms(1)) != XO_OK) return st;
     }
@@ -308,9 +308,9 @@ xo_status_t xo_unpack_device_buf_on(xo_device_t *dev, xo_device_stream_t *stream
     bool has_event = d[OFF_FLAGS] & FLAG_HAS_EVENT;
     xo_device_ipc_handle_t eh;
     memcpy(eh.bytes, d + OFF_EVENT, sizeof eh.bytes);
-    if (!ptr_p) return xo_error_set(XO_EINVAL, "xo_unpack_device_buf needs ptr_p");
+    if (!ptr_p) return xo__error_set(XO_EINVAL, "xo_unpack_device_buf needs ptr_p");
     if (stream && stream->dev != dev)
-        return xo_error_set(XO_EINVAL, "xo_unpack_device_buf_on: the stream belongs to another device");
+        return xo__error_set(XO_EINVAL, "xo_unpack_device_buf_on: the stream belongs to another device");
     if (same_host && pid == getpid()) { /* same process: the pointer itself (and the sender's own event) */
         if (has_event) {
             st = await_ready(stream, (xo_device_event_t *)(uintptr_t)get_be(d + OFF_EVENT_PTR, 8));
@@ -323,7 +323,7 @@ xo_status_t xo_unpack_device_buf_on(xo_device_t *dev, xo_device_stream_t *stream
     }
     void *got = NULL;
     if (same_host && (d[OFF_FLAGS] & FLAG_HAS_IPC) && ipc_allowed()) {
-        if (!dev) return xo_error_set(XO_EINVAL, "this pool owns no device to import a device buffer into");
+        if (!dev) return xo__error_set(XO_EINVAL, "this pool owns no device to import a device buffer into");
         xo_device_ipc_handle_t h;
         memcpy(h.bytes, d + OFF_IPC, sizeof h.bytes);
         if (has_event) { /* the stream's wait is queued before the import: both only order later work */
@@ -342,10 +342,10 @@ xo_status_t xo_unpack_device_buf_on(xo_device_t *dev, xo_device_stream_t *stream
                                         "backend that cannot export)"
                                       : "another host";
         if (!dev)
-            return xo_error_set(XO_EINVAL, "a device buffer from %s is copied into the receiver's device, and this "
+            return xo__error_set(XO_EINVAL, "a device buffer from %s is copied into the receiver's device, and this "
                                            "pool owns none (give it one: xo_pool_config_t.device)", where);
         if (!addr[0])
-            return xo_error_set(XO_EUNREACHABLE, "a device buffer from %s (pid %d) cannot be fetched: its device "
+            return xo__error_set(XO_EUNREACHABLE, "a device buffer from %s (pid %d) cannot be fetched: its device "
                                                  "belongs to no pool with a process address (an in-process pool)",
                                 where, (int)pid);
         if (size == 0) { /* nothing to copy, nothing to hold */
@@ -376,7 +376,7 @@ xo_status_t xo_unpack_device_buf_on(xo_device_t *dev, xo_device_stream_t *stream
         if (st != XO_OK) return st;
         if (!staged_add(dev, got)) {
             xo_device_free(dev, got);
-            return xo_error_set(XO_ENOMEM, "out of memory");
+            return xo__error_set(XO_ENOMEM, "out of memory");
         }
     }
     st = remember_hold(got);

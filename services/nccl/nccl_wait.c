@@ -17,7 +17,7 @@ static uint64_t now_ns(void)
 xo_status_t xo__nccl_error(ncclComm_t comm, ncclResult_t r, const char *what)
 {
     const char *last = comm ? ncclGetLastError(comm) : NULL;
-    return xo_error_set(XO_EDEVICE, "%s: %s%s%s", what, ncclGetErrorString(r), last && *last ? ": " : "",
+    return xo__error_set(XO_EDEVICE, "%s: %s%s%s", what, ncclGetErrorString(r), last && *last ? ": " : "",
                         last ? last : "");
 }
 
@@ -28,12 +28,12 @@ static xo_status_t turn(ncclComm_t *comm, uint64_t t0, int64_t timeout_ms, const
     if (stop && stop(stop_arg)) {
         ncclCommAbort(*comm);
         *comm = NULL;
-        return xo_error_set(XO_ECANCELED, "%s: stopped (the peer gave up)", what);
+        return xo__error_set(XO_ECANCELED, "%s: stopped (the peer gave up)", what);
     }
     if (now_ns() - t0 > (uint64_t)timeout_ms * 1000000u) {
         ncclCommAbort(*comm);
         *comm = NULL;
-        return xo_error_set(XO_ETIMEDOUT, "%s did not finish within %lld ms (a peer missing?)", what,
+        return xo__error_set(XO_ETIMEDOUT, "%s did not finish within %lld ms (a peer missing?)", what,
                             (long long)timeout_ms);
     }
     if (now_ns() - t0 > SPIN_NS) xo_sleep_ms(1);
@@ -62,7 +62,7 @@ xo_status_t xo__nccl_wait_stream(ncclComm_t *comm, cudaStream_t stream, int64_t 
         cudaError_t e = cudaStreamQuery(stream);
         if (e == cudaSuccess) return XO_OK;
         if (e != cudaErrorNotReady)
-            return xo_error_set(XO_EDEVICE, "%s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+            return xo__error_set(XO_EDEVICE, "%s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
         ncclResult_t state = ncclSuccess;
         if (ncclCommGetAsyncError(*comm, &state) == ncclSuccess && state != ncclSuccess && state != ncclInProgress)
             return xo__nccl_error(*comm, state, what);

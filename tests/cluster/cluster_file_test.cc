@@ -23,17 +23,17 @@
 namespace {
 
 struct ClusterDeleter {
-    void operator()(xo_cluster_t *c) const { xo_cluster_free(c); }
+    void operator()(xo_cluster_t *c) const { xo__cluster_free(c); }
 };
 using ClusterPtr = std::unique_ptr<xo_cluster_t, ClusterDeleter>;
 
 struct HostConfigDeleter {
-    void operator()(xo_cluster_host_config_t *h) const { xo_cluster_host_config_free(h); }
+    void operator()(xo_cluster_host_config_t *h) const { xo__cluster_host_config_free(h); }
 };
 using HostConfigPtr = std::unique_ptr<xo_cluster_host_config_t, HostConfigDeleter>;
 
 struct TopoDeleter {
-    void operator()(xo_topology_t *t) const { xo_topology_free(t); }
+    void operator()(xo_topology_t *t) const { xo__topology_free(t); }
 };
 using TopoPtr = std::unique_ptr<xo_topology_t, TopoDeleter>;
 
@@ -43,7 +43,7 @@ ClusterPtr load_ok(const std::string &text, const char *name = "test.yaml")
 {
     xo_cluster_t *c = nullptr;
     xo_cluster_error_t err{};
-    xo_status_t st = xo_cluster_load_string(text.c_str(), name, &c, &err);
+    xo_status_t st = xo__cluster_load_string(text.c_str(), name, &c, &err);
     EXPECT_EQ(st, XO_OK) << err.text;
     return ClusterPtr(st == XO_OK ? c : nullptr);
 }
@@ -54,7 +54,7 @@ xo_cluster_error_t load_err(const std::string &text, const char *name = "test.ya
 {
     xo_cluster_t *c = kUntouched;
     xo_cluster_error_t err{};
-    EXPECT_EQ(xo_cluster_load_string(text.c_str(), name, &c, &err), expected) << text;
+    EXPECT_EQ(xo__cluster_load_string(text.c_str(), name, &c, &err), expected) << text;
     EXPECT_EQ(c, kUntouched);
     EXPECT_EQ(err.status, expected);
     EXPECT_STREQ(err.text, xo_last_error());
@@ -78,7 +78,7 @@ std::string dump(const xo_cluster_t *c)
     char *buf = nullptr;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    EXPECT_EQ(xo_cluster_dump(c, f), 0);
+    EXPECT_EQ(xo__cluster_dump(c, f), 0);
     fclose(f);
     std::string s(buf, len);
     free(buf);
@@ -111,7 +111,7 @@ TopoPtr eight_cores()
         xo_cpuset_add(&cores[i], i);
     }
     xo_topology_t *t = nullptr;
-    EXPECT_EQ(xo_topology_build(8, cores, nullptr, &t), XO_OK) << xo_last_error();
+    EXPECT_EQ(xo__topology_build(8, cores, nullptr, &t), XO_OK) << xo_last_error();
     return TopoPtr(t);
 }
 
@@ -207,9 +207,9 @@ TEST(ClusterFile, FullExampleParsesWithExpectedValues)
     EXPECT_STREQ(c->hosts[2].address, "::1");
     EXPECT_EQ(c->hosts[2].port, 0u);
 
-    EXPECT_EQ(xo_cluster_find_host(c.get(), "w1"), 1);
-    EXPECT_EQ(xo_cluster_find_host(c.get(), "v6"), 2);
-    EXPECT_EQ(xo_cluster_find_host(c.get(), "nope"), -1);
+    EXPECT_EQ(xo__cluster_find_host(c.get(), "w1"), 1);
+    EXPECT_EQ(xo__cluster_find_host(c.get(), "v6"), 2);
+    EXPECT_EQ(xo__cluster_find_host(c.get(), "nope"), -1);
 }
 
 TEST(ClusterFile, EveryKeyHasItsDefault)
@@ -251,7 +251,7 @@ TEST(ClusterFile, RelativeModulePathsAreResolvedAgainstTheFilesDirectory)
                                          "hosts: [{name: a, address: 127.0.0.1}]\n");
     xo_cluster_t *raw = nullptr;
     xo_cluster_error_t err{};
-    ASSERT_EQ(xo_cluster_load(path.c_str(), &raw, &err), XO_OK) << err.text;
+    ASSERT_EQ(xo__cluster_load(path.c_str(), &raw, &err), XO_OK) << err.text;
     ClusterPtr c(raw);
     char *real = realpath(d.path.c_str(), nullptr);
     std::string dir = real;
@@ -276,7 +276,7 @@ TEST(ClusterFile, SecretFileIsReadRelativeToTheFile)
     std::string path = d.write("c.yaml", "secret_file: key\nhosts: [{name: a, address: 127.0.0.1}]\n");
     xo_cluster_t *raw = nullptr;
     xo_cluster_error_t err{};
-    ASSERT_EQ(xo_cluster_load(path.c_str(), &raw, &err), XO_OK) << err.text;
+    ASSERT_EQ(xo__cluster_load(path.c_str(), &raw, &err), XO_OK) << err.text;
     ClusterPtr c(raw);
     EXPECT_STREQ(c->secret, "top secret");  // trailing white space dropped
     EXPECT_EQ(c->secret_len, 10u);
@@ -570,12 +570,12 @@ hosts:
 TEST(ClusterFile, ErrNullAndUnreadableFile)
 {
     xo_cluster_t *c = kUntouched;
-    EXPECT_EQ(xo_cluster_load_string("hosts: 1\n", nullptr, &c, nullptr), XO_ECONFIG);
+    EXPECT_EQ(xo__cluster_load_string("hosts: 1\n", nullptr, &c, nullptr), XO_ECONFIG);
     EXPECT_EQ(c, kUntouched);
     EXPECT_TRUE(contains(xo_last_error(), "<string>:1:8: hosts: expected a list of host"));
 
     xo_cluster_error_t err{};
-    EXPECT_EQ(xo_cluster_load("/nonexistent/cluster.yaml", &c, &err), XO_ESYS);
+    EXPECT_EQ(xo__cluster_load("/nonexistent/cluster.yaml", &c, &err), XO_ESYS);
     EXPECT_EQ(c, kUntouched);
     EXPECT_EQ(err.line, 0);
     EXPECT_STREQ(err.text, "/nonexistent/cluster.yaml: cannot open the cluster file: No such file or directory");
@@ -591,7 +591,7 @@ TEST(ClusterFile, DumpWritesEveryDefaultAndLoadsBack)
                                                                      "name: prod\nsecret_file: key\n"));
     xo_cluster_t *raw = nullptr;
     xo_cluster_error_t err{};
-    ASSERT_EQ(xo_cluster_load(path.c_str(), &raw, &err), XO_OK) << err.text;
+    ASSERT_EQ(xo__cluster_load(path.c_str(), &raw, &err), XO_OK) << err.text;
     ClusterPtr c(raw);
     std::string text = dump(c.get());
     EXPECT_HAS(text, "\nsecret_file: \"");
@@ -637,7 +637,7 @@ TEST(ClusterFile, DocsHoldTheGeneratedKeyReference)
     char *buf = nullptr;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    ASSERT_EQ(xo_cluster_write_reference(f), 0);
+    ASSERT_EQ(xo__cluster_write_reference(f), 0);
     fclose(f);
     std::string ref(buf, len);
     free(buf);
@@ -645,7 +645,7 @@ TEST(ClusterFile, DocsHoldTheGeneratedKeyReference)
     EXPECT_HAS(ref, "| `restart` | `none` \\| `process` \\| `actors` | `process` |");
 
     std::string doc = read_all(XO_CLUSTER_DOC_PATH);
-    const std::string begin = "<!-- BEGIN keys: generated by xo_cluster_write_reference; do not edit -->\n";
+    const std::string begin = "<!-- BEGIN keys: generated by xo__cluster_write_reference; do not edit -->\n";
     const std::string end = "<!-- END keys -->";
     size_t b = doc.find(begin), e = doc.find(end);
     ASSERT_NE(b, std::string::npos) << XO_CLUSTER_DOC_PATH << " has no BEGIN keys marker";
@@ -664,7 +664,7 @@ TEST(ClusterFile, ExamplesParse)
     {  // the device pipeline's cluster: three stage pools that own a device each (a GPU, else the host device)
         xo_cluster_t *raw = nullptr;
         xo_cluster_error_t err{};
-        ASSERT_EQ(xo_cluster_load(XO_EXAMPLES_DIR "/pipeline.yaml", &raw, &err), XO_OK) << err.text;
+        ASSERT_EQ(xo__cluster_load(XO_EXAMPLES_DIR "/pipeline.yaml", &raw, &err), XO_OK) << err.text;
         ClusterPtr c(raw);
         ASSERT_EQ(c->n_hosts, 1u);
         ASSERT_EQ(c->hosts[0].n_pools, 3u);
@@ -683,7 +683,7 @@ TEST(ClusterFile, ExamplesParse)
     for (size_t i = 0; i < g.gl_pathc; i++) {
         xo_cluster_t *raw = nullptr;
         xo_cluster_error_t err{};
-        EXPECT_EQ(xo_cluster_load(g.gl_pathv[i], &raw, &err), XO_OK) << err.text;
+        EXPECT_EQ(xo__cluster_load(g.gl_pathv[i], &raw, &err), XO_OK) << err.text;
         ClusterPtr c(raw);
         if (c && std::string(g.gl_pathv[i]).find("/cluster-full.yaml") != std::string::npos) {
             saw_main = true;
@@ -707,19 +707,19 @@ TEST(ClusterHost, CpusThatDoNotExistHereAreAnErrorAtTheValue)
                            "      - {cpus: '6-9', count: 2}\n");
     ASSERT_TRUE(c && t);
     xo_cluster_error_t err{};
-    EXPECT_EQ(xo_cluster_check_host(c.get(), 0, t.get(), &err), XO_ECONFIG);
+    EXPECT_EQ(xo__cluster_check_host(c.get(), 0, t.get(), &err), XO_ECONFIG);
     EXPECT_EQ(err.line, 7);
     EXPECT_EQ(err.column, 16);
     EXPECT_STREQ(err.text, "test.yaml:7:16: hosts[0].pools[1].cpus: CPU 8 does not exist on this host (its CPUs are "
                            "0-7)");
     EXPECT_STREQ(err.text, xo_last_error());
     xo_cluster_host_config_t *hc = nullptr;
-    EXPECT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &hc, &err), XO_ECONFIG);
+    EXPECT_EQ(xo__cluster_host_config(c.get(), 0, t.get(), &hc, &err), XO_ECONFIG);
     EXPECT_EQ(hc, nullptr);
-    EXPECT_EQ(xo_cluster_check_host(c.get(), 1, t.get(), &err), XO_EINVAL);
+    EXPECT_EQ(xo__cluster_check_host(c.get(), 1, t.get(), &err), XO_EINVAL);
 
     ClusterPtr ok = load_ok("secret: x\nhosts: [{name: a, address: b, pools: [{cpus: '0-7'}]}]\n");
-    EXPECT_EQ(xo_cluster_check_host(ok.get(), 0, t.get(), &err), XO_OK);
+    EXPECT_EQ(xo__cluster_check_host(ok.get(), 0, t.get(), &err), XO_OK);
 }
 
 TEST(ClusterHost, HostConfigExpandsPoolEntries)
@@ -748,7 +748,7 @@ hosts:
     ASSERT_TRUE(c && t);
     xo_cluster_host_config_t *raw = nullptr;
     xo_cluster_error_t err{};
-    ASSERT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+    ASSERT_EQ(xo__cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
     HostConfigPtr hc(raw);
     const xo_host_config_t &cfg = hc->cfg;
     EXPECT_STREQ(cfg.address, "10.1.2.3:7300");
@@ -772,7 +772,7 @@ hosts:
     EXPECT_EQ(hc->sub_pool_gpu[2], -1);
 
     // The default entry: one sub pool per core; an IPv6 address gets brackets.
-    ASSERT_EQ(xo_cluster_host_config(c.get(), 1, t.get(), &raw, &err), XO_OK) << err.text;
+    ASSERT_EQ(xo__cluster_host_config(c.get(), 1, t.get(), &raw, &err), XO_OK) << err.text;
     hc.reset(raw);
     EXPECT_STREQ(hc->cfg.address, "[fe80::1]:7100");
     EXPECT_EQ(hc->cfg.main_threads, 1u);
@@ -781,14 +781,14 @@ hosts:
     for (unsigned i = 0; i < 8; i++) EXPECT_EQ(std::string(hc->cfg.sub_pools[i].cpus), std::to_string(i));
 
     // A count with auto cpus splits the whole host.
-    ASSERT_EQ(xo_cluster_host_config(c.get(), 2, t.get(), &raw, &err), XO_OK) << err.text;
+    ASSERT_EQ(xo__cluster_host_config(c.get(), 2, t.get(), &raw, &err), XO_OK) << err.text;
     hc.reset(raw);
     ASSERT_EQ(hc->cfg.n_sub_pools, 3u);
     EXPECT_STREQ(hc->cfg.sub_pools[0].cpus, "0-2");
     EXPECT_STREQ(hc->cfg.sub_pools[1].cpus, "3-5");
     EXPECT_STREQ(hc->cfg.sub_pools[2].cpus, "6-7");
 
-    EXPECT_EQ(xo_cluster_host_config(c.get(), 3, t.get(), &raw, &err), XO_EINVAL);
+    EXPECT_EQ(xo__cluster_host_config(c.get(), 3, t.get(), &raw, &err), XO_EINVAL);
 }
 
 TEST(ClusterHost, SubPoolsOwnTheirDevices)
@@ -801,7 +801,7 @@ TEST(ClusterHost, SubPoolsOwnTheirDevices)
     ASSERT_TRUE(c && t);
     xo_cluster_host_config_t *raw = nullptr;
     xo_cluster_error_t err{};
-    ASSERT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+    ASSERT_EQ(xo__cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
     HostConfigPtr hc(raw);
     ASSERT_EQ(hc->cfg.n_sub_pools, 8u);
     const xo_sub_pool_config_t *s = hc->cfg.sub_pools;
@@ -838,7 +838,7 @@ TEST(ClusterHost, SubPoolsOwnTheirDevices)
     // No auto entry: nothing looked up, nothing to say.
     c = load_ok("secret: x\nhosts: [{name: a, address: 10.0.0.1, pools: [{cpus: '0', device: host}]}]\n");
     ASSERT_TRUE(c);
-    ASSERT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+    ASSERT_EQ(xo__cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
     hc.reset(raw);
     EXPECT_EQ(hc->device_notes, nullptr);
     EXPECT_FALSE(hc->device_fallback);
@@ -859,7 +859,7 @@ TEST(ClusterHost, CountGpusIsOnePoolPerGpu)
                            "    pools: [{count: gpus, device: auto, labels: [gpu]}]\n");
     ASSERT_TRUE(c && t);
     EXPECT_EQ(c->hosts[0].pools[0].count, XO_CLUSTER_COUNT_GPUS);
-    ASSERT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+    ASSERT_EQ(xo__cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
     HostConfigPtr hc(raw);
     ASSERT_EQ(hc->cfg.n_sub_pools, n_cuda ? n_cuda : 1u);
     for (size_t k = 0; k < hc->cfg.n_sub_pools; k++) {
@@ -876,11 +876,11 @@ TEST(ClusterHost, CountGpusIsOnePoolPerGpu)
     c = load_ok("secret: x\nhosts:\n  - name: a\n    address: 10.0.0.1\n    pools: [{count: gpus}]\n");
     ASSERT_TRUE(c);
     if (n_cuda == 0) {
-        EXPECT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_ECONFIG);
+        EXPECT_EQ(xo__cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_ECONFIG);
         EXPECT_HAS(err.text, "test.yaml:5:13: hosts[0].pools[0]: count: gpus, and this host has no CUDA GPU (");
         EXPECT_HAS(err.text, "'device: auto' would fall back");
     } else {
-        ASSERT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+        ASSERT_EQ(xo__cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
         hc.reset(raw);
         EXPECT_EQ(hc->cfg.n_sub_pools, n_cuda);
         EXPECT_HAS(std::string(hc->device_notes), "count: gpus: ");
@@ -906,7 +906,7 @@ TEST(ClusterHost, GpuPoolsWithoutCpusAreBoundNearTheirGpusOrSayWhyNot)
     ASSERT_TRUE(c && t);
     xo_cluster_host_config_t *raw = nullptr;
     xo_cluster_error_t err{};
-    ASSERT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+    ASSERT_EQ(xo__cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
     HostConfigPtr hc(raw);
     ASSERT_EQ(hc->cfg.n_sub_pools, 2u);
     EXPECT_STREQ(hc->cfg.sub_pools[0].cpus, "0-3"); // the whole host, split as for any pool
@@ -919,7 +919,7 @@ TEST(ClusterHost, GpuPoolsWithoutCpusAreBoundNearTheirGpusOrSayWhyNot)
     // Pools that give their cpus keep them, and nothing is said.
     c = load_ok("secret: x\nhosts: [{name: a, address: b, pools: [{gpu: 63, cpus: '2-3'}]}]\n");
     ASSERT_TRUE(c);
-    ASSERT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+    ASSERT_EQ(xo__cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
     hc.reset(raw);
     EXPECT_STREQ(hc->cfg.sub_pools[0].cpus, "2-3");
     EXPECT_EQ(hc->device_notes, nullptr);
@@ -933,7 +933,7 @@ TEST(ClusterHost, AutoCountsBeyondTheLimitAreRefused)
     ASSERT_TRUE(c && t);
     xo_cluster_host_config_t *hc = nullptr;
     xo_cluster_error_t err{};
-    EXPECT_EQ(xo_cluster_host_config(c.get(), 0, t.get(), &hc, &err), XO_ECONFIG);
+    EXPECT_EQ(xo__cluster_host_config(c.get(), 0, t.get(), &hc, &err), XO_ECONFIG);
     EXPECT_EQ(hc, nullptr);
     // The error points at the entry that goes over the limit.
     EXPECT_STREQ(err.text, "test.yaml:5:27: hosts[0].pools: 263 or more sub pools on this host (counts resolved with "
@@ -946,7 +946,7 @@ TEST(ClusterHost, HostConfigWithThisMachinesTopology)
     ASSERT_TRUE(c);
     xo_cluster_host_config_t *raw = nullptr;
     xo_cluster_error_t err{};
-    ASSERT_EQ(xo_cluster_host_config(c.get(), 0, nullptr, &raw, &err), XO_OK) << err.text;
+    ASSERT_EQ(xo__cluster_host_config(c.get(), 0, nullptr, &raw, &err), XO_OK) << err.text;
     HostConfigPtr hc(raw);
     ASSERT_EQ(hc->cfg.n_sub_pools, 1u);
     EXPECT_STREQ(hc->cfg.sub_pools[0].cpus, "0");
@@ -971,14 +971,14 @@ TEST(ClusterHost, IsLocal)
     if (!own.empty()) text += "  - {name: own, address: " + own + "}\n";
     ClusterPtr c = load_ok(text);
     ASSERT_TRUE(c);
-    EXPECT_TRUE(xo_cluster_host_is_local(c.get(), 0));
-    EXPECT_TRUE(xo_cluster_host_is_local(c.get(), 1));
-    EXPECT_TRUE(xo_cluster_host_is_local(c.get(), 2));
-    EXPECT_FALSE(xo_cluster_host_is_local(c.get(), 3));  // TEST-NET-1, never an interface of a test machine
+    EXPECT_TRUE(xo__cluster_host_is_local(c.get(), 0));
+    EXPECT_TRUE(xo__cluster_host_is_local(c.get(), 1));
+    EXPECT_TRUE(xo__cluster_host_is_local(c.get(), 2));
+    EXPECT_FALSE(xo__cluster_host_is_local(c.get(), 3));  // TEST-NET-1, never an interface of a test machine
     if (!own.empty()) {
-        EXPECT_TRUE(xo_cluster_host_is_local(c.get(), 4)) << own;
+        EXPECT_TRUE(xo__cluster_host_is_local(c.get(), 4)) << own;
     }
-    EXPECT_FALSE(xo_cluster_host_is_local(c.get(), 99));
+    EXPECT_FALSE(xo__cluster_host_is_local(c.get(), 99));
 }
 
 }  // namespace

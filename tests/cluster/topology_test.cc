@@ -21,14 +21,14 @@ xo_cpuset_t parse_ok(const char *text)
 {
     xo_cpuset_t s;
     xo_cpuset_zero(&s);
-    EXPECT_EQ(xo_cpuset_parse(text, &s, nullptr, 0), XO_OK) << text << ": " << xo_last_error();
+    EXPECT_EQ(xo__cpuset_parse(text, &s, nullptr, 0), XO_OK) << text << ": " << xo_last_error();
     return s;
 }
 
 std::string fmt(const xo_cpuset_t &s)
 {
     char buf[512];
-    size_t n = xo_cpuset_format(&s, buf, sizeof buf);
+    size_t n = xo__cpuset_format(&s, buf, sizeof buf);
     EXPECT_LT(n, sizeof buf);
     return buf;
 }
@@ -38,7 +38,7 @@ std::string parse_err(const char *text)
 {
     xo_cpuset_t s;
     char err[256] = "untouched";
-    EXPECT_EQ(xo_cpuset_parse(text, &s, err, sizeof err), XO_EINVAL) << text;
+    EXPECT_EQ(xo__cpuset_parse(text, &s, err, sizeof err), XO_EINVAL) << text;
     EXPECT_STREQ(err, xo_last_error());
     return err;
 }
@@ -54,14 +54,14 @@ std::string read_file(const std::string &path)
 }
 
 struct TopoDeleter {
-    void operator()(xo_topology_t *t) const { xo_topology_free(t); }
+    void operator()(xo_topology_t *t) const { xo__topology_free(t); }
 };
 using TopoPtr = std::unique_ptr<xo_topology_t, TopoDeleter>;
 
 TopoPtr load()
 {
     xo_topology_t *t = nullptr;
-    EXPECT_EQ(xo_topology_load(&t), XO_OK) << xo_last_error();
+    EXPECT_EQ(xo__topology_load(&t), XO_OK) << xo_last_error();
     return TopoPtr(t);
 }
 
@@ -79,7 +79,7 @@ TEST(CpuList, RoundTrips)
     EXPECT_EQ(fmt(parse_ok("8191")), "8191");
     EXPECT_EQ(fmt(parse_ok("0-8191")), "0-8191");
     xo_cpuset_t full = parse_ok("0-8191");
-    EXPECT_EQ(xo_cpuset_count(&full), 8192u);
+    EXPECT_EQ(xo__cpuset_count(&full), 8192u);
     xo_cpuset_t empty;
     xo_cpuset_zero(&empty);
     EXPECT_EQ(fmt(empty), "");
@@ -89,9 +89,9 @@ TEST(CpuList, FormatTruncatesLikeSnprintf)
 {
     xo_cpuset_t s = parse_ok("0-3,6,8-9");
     char buf[4];
-    EXPECT_EQ(xo_cpuset_format(&s, buf, sizeof buf), 9u);
+    EXPECT_EQ(xo__cpuset_format(&s, buf, sizeof buf), 9u);
     EXPECT_STREQ(buf, "0-3");
-    EXPECT_EQ(xo_cpuset_format(&s, nullptr, 0), 9u);
+    EXPECT_EQ(xo__cpuset_format(&s, nullptr, 0), 9u);
 }
 
 TEST(CpuList, BadInputNamesTokenAndColumn)
@@ -123,18 +123,18 @@ TEST(CpuList, BadInputNamesTokenAndColumn)
 TEST(CpuList, SetOperations)
 {
     xo_cpuset_t a = parse_ok("0-3,100"), b = parse_ok("3-5"), c = parse_ok("6");
-    EXPECT_TRUE(xo_cpuset_intersects(&a, &b));
-    EXPECT_FALSE(xo_cpuset_intersects(&a, &c));
+    EXPECT_TRUE(xo__cpuset_intersects(&a, &b));
+    EXPECT_FALSE(xo__cpuset_intersects(&a, &c));
     std::vector<int> seen;
-    for (int x = xo_cpuset_next(&a, -1); x >= 0; x = xo_cpuset_next(&a, x)) seen.push_back(x);
+    for (int x = xo__cpuset_next(&a, -1); x >= 0; x = xo__cpuset_next(&a, x)) seen.push_back(x);
     EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3, 100}));
     xo_cpuset_t u = a;
-    xo_cpuset_or(&u, &b);
+    xo__cpuset_or(&u, &b);
     EXPECT_EQ(fmt(u), "0-5,100");
-    xo_cpuset_and(&u, &b);
-    EXPECT_TRUE(xo_cpuset_equal(&u, &b));
-    EXPECT_TRUE(xo_cpuset_is_subset(&b, &u));
-    EXPECT_FALSE(xo_cpuset_is_subset(&a, &b));
+    xo__cpuset_and(&u, &b);
+    EXPECT_TRUE(xo__cpuset_equal(&u, &b));
+    EXPECT_TRUE(xo__cpuset_is_subset(&b, &u));
+    EXPECT_FALSE(xo__cpuset_is_subset(&a, &b));
 }
 
 // ---- the real topology -----------------------------------------------------------------------------------------
@@ -148,10 +148,10 @@ TEST(Topology, MatchesThisHost)
 
     // Every CPU this process may run on (what nproc counts: its affinity) exists.
     xo_cpuset_t mine;
-    ASSERT_EQ(xo_bound_cpus(&mine), XO_OK);
+    ASSERT_EQ(xo__bound_cpus(&mine), XO_OK);
     char err[256] = "";
-    EXPECT_EQ(xo_topology_check_cpuset(t.get(), &mine, err, sizeof err), XO_OK) << err;
-    EXPECT_GE(t->n_pus, xo_cpuset_count(&mine));
+    EXPECT_EQ(xo__topology_check_cpuset(t.get(), &mine, err, sizeof err), XO_OK) << err;
+    EXPECT_GE(t->n_pus, xo__cpuset_count(&mine));
 
     // Cores partition the PUs, and each core matches the kernel's list of its hyperthreads.
     xo_cpuset_t all;
@@ -159,19 +159,19 @@ TEST(Topology, MatchesThisHost)
     size_t pus = 0;
     for (size_t i = 0; i < t->n_cores; i++) {
         const xo_cpuset_t &core = t->cores[i].pus;
-        EXPECT_FALSE(xo_cpuset_intersects(&all, &core)) << "core " << i;
-        xo_cpuset_or(&all, &core);
-        pus += xo_cpuset_count(&core);
-        int first = xo_cpuset_next(&core, -1);
+        EXPECT_FALSE(xo__cpuset_intersects(&all, &core)) << "core " << i;
+        xo__cpuset_or(&all, &core);
+        pus += xo__cpuset_count(&core);
+        int first = xo__cpuset_next(&core, -1);
         std::string sib = read_file("/sys/devices/system/cpu/cpu" + std::to_string(first) +
                                     "/topology/thread_siblings_list");
         if (!sib.empty()) {
             xo_cpuset_t s = parse_ok(sib.c_str());
-            xo_cpuset_and(&s, &t->pus);  // siblings the cgroup does not allow are not in the topology
+            xo__cpuset_and(&s, &t->pus);  // siblings the cgroup does not allow are not in the topology
             EXPECT_EQ(fmt(s), fmt(core)) << "core " << i;
         }
-        for (int c = first; c >= 0; c = xo_cpuset_next(&core, c)) {
-            EXPECT_EQ(xo_topology_pu_numa(t.get(), c), t->cores[i].numa);
+        for (int c = first; c >= 0; c = xo__cpuset_next(&core, c)) {
+            EXPECT_EQ(xo__topology_pu_numa(t.get(), c), t->cores[i].numa);
             EXPECT_GE(t->cores[i].numa, 0) << "PU " << c << " has no NUMA node";
             // The kernel lists a node<N> directory under the CPU for its node.
             if (t->cores[i].numa >= 0) {
@@ -183,9 +183,9 @@ TEST(Topology, MatchesThisHost)
             }
         }
     }
-    EXPECT_TRUE(xo_cpuset_equal(&all, &t->pus));
+    EXPECT_TRUE(xo__cpuset_equal(&all, &t->pus));
     EXPECT_EQ(pus, t->n_pus);
-    EXPECT_EQ(xo_topology_pu_numa(t.get(), 4096), -1);
+    EXPECT_EQ(xo__topology_pu_numa(t.get(), 4096), -1);
 }
 
 TEST(Topology, CheckNamesAMissingCpu)
@@ -194,13 +194,13 @@ TEST(Topology, CheckNamesAMissingCpu)
     ASSERT_TRUE(t);
     xo_cpuset_t s = parse_ok("0,4096");
     char err[256] = "";
-    EXPECT_EQ(xo_topology_check_cpuset(t.get(), &s, err, sizeof err), XO_EINVAL);
+    EXPECT_EQ(xo__topology_check_cpuset(t.get(), &s, err, sizeof err), XO_EINVAL);
     EXPECT_NE(std::string(err).find("CPU 4096 does not exist on this host (its CPUs are "), std::string::npos)
         << err;
     EXPECT_STREQ(err, xo_last_error());
     xo_cpuset_t empty;
     xo_cpuset_zero(&empty);
-    EXPECT_EQ(xo_topology_check_cpuset(t.get(), &empty, nullptr, 0), XO_EINVAL);
+    EXPECT_EQ(xo__topology_check_cpuset(t.get(), &empty, nullptr, 0), XO_EINVAL);
 }
 
 TEST(Topology, PartitionOnePoolPerCore)
@@ -209,17 +209,17 @@ TEST(Topology, PartitionOnePoolPerCore)
     ASSERT_TRUE(t);
     size_t n = t->n_cores;
     std::vector<xo_cpuset_t> sets(n);
-    ASSERT_EQ(xo_topology_partition(t.get(), nullptr, n, sets.data()), XO_OK) << xo_last_error();
+    ASSERT_EQ(xo__topology_partition(t.get(), nullptr, n, sets.data()), XO_OK) << xo_last_error();
     xo_cpuset_t all;
     xo_cpuset_zero(&all);
     for (size_t i = 0; i < n; i++) {
-        EXPECT_FALSE(xo_cpuset_intersects(&all, &sets[i])) << "pool " << i;
-        EXPECT_TRUE(xo_cpuset_equal(&sets[i], &t->cores[i].pus)) << "pool " << i << " is not exactly one core";
-        xo_cpuset_or(&all, &sets[i]);
+        EXPECT_FALSE(xo__cpuset_intersects(&all, &sets[i])) << "pool " << i;
+        EXPECT_TRUE(xo__cpuset_equal(&sets[i], &t->cores[i].pus)) << "pool " << i << " is not exactly one core";
+        xo__cpuset_or(&all, &sets[i]);
     }
-    EXPECT_TRUE(xo_cpuset_equal(&all, &t->pus));
-    ASSERT_EQ(xo_topology_partition(t.get(), nullptr, 1, sets.data()), XO_OK);
-    EXPECT_TRUE(xo_cpuset_equal(&sets[0], &t->pus));
+    EXPECT_TRUE(xo__cpuset_equal(&all, &t->pus));
+    ASSERT_EQ(xo__topology_partition(t.get(), nullptr, 1, sets.data()), XO_OK);
+    EXPECT_TRUE(xo__cpuset_equal(&sets[0], &t->pus));
 }
 
 // ---- partitioning a made-up machine: 6 cores of 2 PUs, cores 0-2 on node 0 and 3-5 on node 1 ------------------
@@ -237,7 +237,7 @@ class Partition : public ::testing::Test {
             numa[i] = i < 3 ? 0 : 1;
         }
         xo_topology_t *raw = nullptr;
-        ASSERT_EQ(xo_topology_build(6, cores, numa, &raw), XO_OK) << xo_last_error();
+        ASSERT_EQ(xo__topology_build(6, cores, numa, &raw), XO_OK) << xo_last_error();
         t.reset(raw);
     }
     std::vector<std::string> split(size_t n, const char *within = nullptr)
@@ -245,7 +245,7 @@ class Partition : public ::testing::Test {
         std::vector<xo_cpuset_t> sets(n);
         xo_cpuset_t w;
         if (within) w = parse_ok(within);
-        EXPECT_EQ(xo_topology_partition(t.get(), within ? &w : nullptr, n, sets.data()), XO_OK) << xo_last_error();
+        EXPECT_EQ(xo__topology_partition(t.get(), within ? &w : nullptr, n, sets.data()), XO_OK) << xo_last_error();
         std::vector<std::string> out;
         for (auto &s : sets) out.push_back(fmt(s));
         return out;
@@ -257,17 +257,17 @@ TEST_F(Partition, BuiltTopology)
 {
     EXPECT_EQ(t->n_pus, 12u);
     EXPECT_EQ(t->n_numa, 2u);
-    EXPECT_EQ(xo_topology_pu_numa(t.get(), 7), 0);
-    EXPECT_EQ(xo_topology_pu_numa(t.get(), 10), 1);
+    EXPECT_EQ(xo__topology_pu_numa(t.get(), 7), 0);
+    EXPECT_EQ(xo__topology_pu_numa(t.get(), 10), 1);
     xo_cpuset_t bad[2];
     xo_cpuset_zero(&bad[0]);
     xo_cpuset_zero(&bad[1]);
     xo_cpuset_add(&bad[0], 1);
     xo_cpuset_add(&bad[1], 1);
     xo_topology_t *raw = nullptr;
-    EXPECT_EQ(xo_topology_build(2, bad, nullptr, &raw), XO_EINVAL);  // a PU in two cores
+    EXPECT_EQ(xo__topology_build(2, bad, nullptr, &raw), XO_EINVAL);  // a PU in two cores
     xo_cpuset_zero(&bad[1]);
-    EXPECT_EQ(xo_topology_build(2, bad, nullptr, &raw), XO_EINVAL);  // a core with no PU
+    EXPECT_EQ(xo__topology_build(2, bad, nullptr, &raw), XO_EINVAL);  // a core with no PU
     EXPECT_EQ(raw, nullptr);
 }
 
@@ -302,7 +302,7 @@ TEST_F(Partition, NearTheirDevices)
     auto near_split = [&](std::vector<const char *> near_lists) {
         std::vector<xo_cpuset_t> near, sets(near_lists.size());
         for (const char *s : near_lists) near.push_back(parse_ok(s));
-        EXPECT_EQ(xo_topology_partition_near(t.get(), near.size(), near.data(), sets.data()), XO_OK) << xo_last_error();
+        EXPECT_EQ(xo__topology_partition_near(t.get(), near.size(), near.data(), sets.data()), XO_OK) << xo_last_error();
         std::vector<std::string> out;
         for (auto &s : sets) out.push_back(fmt(s));
         return out;
@@ -318,21 +318,21 @@ TEST_F(Partition, NearTheirDevices)
     std::vector<xo_cpuset_t> near(2), sets(2);
     near[0] = parse_ok("0-2");
     xo_cpuset_zero(&near[1]);
-    EXPECT_EQ(xo_topology_partition_near(t.get(), 2, near.data(), sets.data()), XO_EINVAL);
+    EXPECT_EQ(xo__topology_partition_near(t.get(), 2, near.data(), sets.data()), XO_EINVAL);
     near[1] = parse_ok("40-41"); // not CPUs of this machine
-    EXPECT_EQ(xo_topology_partition_near(t.get(), 2, near.data(), sets.data()), XO_EINVAL);
+    EXPECT_EQ(xo__topology_partition_near(t.get(), 2, near.data(), sets.data()), XO_EINVAL);
     EXPECT_NE(std::string(xo_last_error()).find("\"40-41\""), std::string::npos) << xo_last_error();
 }
 
 TEST_F(Partition, Errors)
 {
     xo_cpuset_t sets[1];
-    EXPECT_EQ(xo_topology_partition(t.get(), nullptr, 0, sets), XO_EINVAL);
+    EXPECT_EQ(xo__topology_partition(t.get(), nullptr, 0, sets), XO_EINVAL);
     xo_cpuset_t w = parse_ok("100");
-    EXPECT_EQ(xo_topology_partition(t.get(), &w, 1, sets), XO_EINVAL);
+    EXPECT_EQ(xo__topology_partition(t.get(), &w, 1, sets), XO_EINVAL);
     EXPECT_NE(std::string(xo_last_error()).find("no core"), std::string::npos) << xo_last_error();
     xo_cpuset_t near;
-    EXPECT_EQ(xo_topology_nearby_cpus_of_pci(t.get(), "0000:00:00.0", &near), XO_ENOTSUP);
+    EXPECT_EQ(xo__topology_nearby_cpus_of_pci(t.get(), "0000:00:00.0", &near), XO_ENOTSUP);
 }
 
 // ---- binding ---------------------------------------------------------------------------------------------------
@@ -341,7 +341,7 @@ namespace {
 void *report_affinity(void *arg)
 {
     xo_cpuset_t *s = static_cast<xo_cpuset_t *>(arg);
-    if (xo_bound_cpus(s) != XO_OK) xo_cpuset_zero(s);
+    if (xo__bound_cpus(s) != XO_OK) xo_cpuset_zero(s);
     return nullptr;
 }
 }  // namespace
@@ -351,9 +351,9 @@ void *report_affinity(void *arg)
 TEST(Bind, ChildProcessBindsToOneCpu)
 {
     xo_cpuset_t mine;
-    ASSERT_EQ(xo_bound_cpus(&mine), XO_OK);
+    ASSERT_EQ(xo__bound_cpus(&mine), XO_OK);
     int target = -1;
-    for (int c = xo_cpuset_next(&mine, -1); c >= 0; c = xo_cpuset_next(&mine, c)) target = c;  // the last one
+    for (int c = xo__cpuset_next(&mine, -1); c >= 0; c = xo__cpuset_next(&mine, c)) target = c;  // the last one
     ASSERT_GE(target, 0);
 
     int ready[2], done[2];
@@ -366,12 +366,12 @@ TEST(Bind, ChildProcessBindsToOneCpu)
         xo_cpuset_zero(&one);
         xo_cpuset_add(&one, target);
         int code = 0;
-        if (xo_bind_self_to(&one) != XO_OK) code = 1;
+        if (xo__bind_self_to(&one) != XO_OK) code = 1;
         xo_cpuset_t seen;
         pthread_t th;
         if (!code && (pthread_create(&th, nullptr, report_affinity, &seen) != 0 || pthread_join(th, nullptr) != 0))
             code = 2;
-        if (!code && !xo_cpuset_equal(&seen, &one)) code = 3;
+        if (!code && !xo__cpuset_equal(&seen, &one)) code = 3;
         char b = (char)code;
         if (write(ready[1], &b, 1) != 1) _exit(4);
         if (read(done[0], &b, 1) != 1) _exit(5);  // stay alive while the parent reads /proc
@@ -399,15 +399,15 @@ TEST(Bind, Errors)
 {
     xo_cpuset_t empty;
     xo_cpuset_zero(&empty);
-    EXPECT_EQ(xo_bind_self_to(&empty), XO_EINVAL);
+    EXPECT_EQ(xo__bind_self_to(&empty), XO_EINVAL);
     // A CPU that exists nowhere: the kernel refuses, and this thread's binding is unchanged.
     xo_cpuset_t before, after, far = parse_ok("8000");
-    ASSERT_EQ(xo_bound_cpus(&before), XO_OK);
-    EXPECT_EQ(xo_bind_self_to(&far), XO_ESYS);
+    ASSERT_EQ(xo__bound_cpus(&before), XO_OK);
+    EXPECT_EQ(xo__bind_self_to(&far), XO_ESYS);
     EXPECT_NE(std::string(xo_last_error()).find("sched_setaffinity to CPUs 8000 failed"), std::string::npos)
         << xo_last_error();
-    ASSERT_EQ(xo_bound_cpus(&after), XO_OK);
-    EXPECT_TRUE(xo_cpuset_equal(&before, &after));
+    ASSERT_EQ(xo__bound_cpus(&after), XO_OK);
+    EXPECT_TRUE(xo__cpuset_equal(&before, &after));
 }
 
 // ---- PCI -------------------------------------------------------------------------------------------------------
@@ -417,9 +417,9 @@ TEST(Topology, NearbyCpusOfPci)
     TopoPtr t = load();
     ASSERT_TRUE(t);
     xo_cpuset_t near;
-    EXPECT_EQ(xo_topology_nearby_cpus_of_pci(t.get(), "not-a-bus-id", &near), XO_EINVAL);
+    EXPECT_EQ(xo__topology_nearby_cpus_of_pci(t.get(), "not-a-bus-id", &near), XO_EINVAL);
     EXPECT_NE(std::string(xo_last_error()).find("malformed"), std::string::npos) << xo_last_error();
-    EXPECT_EQ(xo_topology_nearby_cpus_of_pci(t.get(), "ffff:ff:1f.7", &near), XO_EINVAL);
+    EXPECT_EQ(xo__topology_nearby_cpus_of_pci(t.get(), "ffff:ff:1f.7", &near), XO_EINVAL);
     EXPECT_NE(std::string(xo_last_error()).find("no PCI device ffff:ff:1f.7"), std::string::npos) << xo_last_error();
 
     // A device of this host: its nearby CPUs are PUs of the host and include what the kernel calls its local CPUs.
@@ -433,13 +433,13 @@ TEST(Topology, NearbyCpusOfPci)
         }
     closedir(d);
     if (dev.empty()) GTEST_SKIP() << "no PCI device on this host";
-    ASSERT_EQ(xo_topology_nearby_cpus_of_pci(t.get(), dev.c_str(), &near), XO_OK) << dev << ": " << xo_last_error();
-    EXPECT_GT(xo_cpuset_count(&near), 0u);
-    EXPECT_TRUE(xo_cpuset_is_subset(&near, &t->pus));
+    ASSERT_EQ(xo__topology_nearby_cpus_of_pci(t.get(), dev.c_str(), &near), XO_OK) << dev << ": " << xo_last_error();
+    EXPECT_GT(xo__cpuset_count(&near), 0u);
+    EXPECT_TRUE(xo__cpuset_is_subset(&near, &t->pus));
     std::string local = read_file("/sys/bus/pci/devices/" + dev + "/local_cpulist");
     if (!local.empty()) {
         xo_cpuset_t l = parse_ok(local.c_str());
-        xo_cpuset_and(&l, &t->pus);
-        EXPECT_TRUE(xo_cpuset_is_subset(&l, &near)) << dev << " local " << fmt(l) << " nearby " << fmt(near);
+        xo__cpuset_and(&l, &t->pus);
+        EXPECT_TRUE(xo__cpuset_is_subset(&l, &near)) << dev << " local " << fmt(l) << " nearby " << fmt(near);
     }
 }

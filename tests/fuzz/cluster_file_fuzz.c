@@ -33,7 +33,7 @@ static xo_topology_t *eight_cores(void)
             xo_cpuset_zero(&cores[i]);
             xo_cpuset_add(&cores[i], i);
         }
-        CHECK(xo_topology_build(8, cores, NULL, &t) == XO_OK, "%s", xo_last_error());
+        CHECK(xo__topology_build(8, cores, NULL, &t) == XO_OK, "%s", xo_last_error());
     }
     return t;
 }
@@ -44,7 +44,7 @@ static char *dump(const xo_cluster_t *c)
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     CHECK(f != NULL, "open_memstream");
-    CHECK(xo_cluster_dump(c, f) == 0, "dump");
+    CHECK(xo__cluster_dump(c, f) == 0, "dump");
     fclose(f);
     return buf;
 }
@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     xo_cluster_t *c = (xo_cluster_t *)(uintptr_t)1;
     xo_cluster_error_t err = {0};
-    xo_status_t st = xo_cluster_load_string(text, "fuzz.yaml", &c, &err);
+    xo_status_t st = xo__cluster_load_string(text, "fuzz.yaml", &c, &err);
     if (st != XO_OK) {
         CHECK(c == (xo_cluster_t *)(uintptr_t)1, "c set on error");
         CHECK(st == XO_ECONFIG || st == XO_ENOMEM, "status %d", st);
@@ -93,20 +93,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *first = dump(c);
     char *input2 = unhide_secret(first, c->secret_len);
     xo_cluster_t *c2 = NULL;
-    st = xo_cluster_load_string(input2, "fuzz.yaml", &c2, &err);
+    st = xo__cluster_load_string(input2, "fuzz.yaml", &c2, &err);
     CHECK(st == XO_OK, "the dump does not load back: %s\n--- dump:\n%s", err.text, input2);
     char *second = dump(c2);
     CHECK(!strcmp(first, second), "the dump changed on reload:\n--- first:\n%s--- second:\n%s", first, second);
 
     for (size_t i = 0; i < c->n_hosts; i++) {
-        CHECK(xo_cluster_find_host(c, c->hosts[i].name) == (long)i, "host %zu", i);
+        CHECK(xo__cluster_find_host(c, c->hosts[i].name) == (long)i, "host %zu", i);
         xo_cluster_host_config_t *hc = NULL;
-        st = xo_cluster_host_config(c, i, eight_cores(), &hc, &err);
+        st = xo__cluster_host_config(c, i, eight_cores(), &hc, &err);
         if (st == XO_OK) {
             CHECK(hc->cfg.n_sub_pools <= XO_CLUSTER_MAX_SUB_POOLS, "%u sub pools", hc->cfg.n_sub_pools);
             for (unsigned k = 0; k < hc->cfg.n_sub_pools; k++)
                 CHECK(hc->cfg.sub_pools[k].cpus && hc->cfg.sub_pools[k].cpus[0], "sub pool %u has no cpus", k);
-            xo_cluster_host_config_free(hc);
+            xo__cluster_host_config_free(hc);
         } else {
             CHECK(st == XO_ECONFIG && hc == NULL && err.text[0], "host config %d '%s'", st, err.text);
         }
@@ -114,8 +114,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(second);
     free(input2);
     free(first);
-    xo_cluster_free(c2);
-    xo_cluster_free(c);
+    xo__cluster_free(c2);
+    xo__cluster_free(c);
     free(text);
     return 0;
 }

@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msgpack_zone zone;
     msgpack_zone_init(&zone, 1024);
     xo_wire_msg_t m;
-    xo_status_t st = xo_wire_decode(&f, &zone, &m);
+    xo_status_t st = xo__wire_decode(&f, &zone, &m);
     if (st == XO_OK) {
         if (!inside(m.uid.ptr, m.uid.len, header, header_len, &f) ||
             !inside(m.method.ptr, m.method.len, header, header_len, &f) ||

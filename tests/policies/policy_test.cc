@@ -93,7 +93,7 @@ constexpr size_t kUnset = 12345;
 size_t place_ok(Cluster &c, const xo_place_request_t &req)
 {
     size_t chosen = kUnset;
-    xo_status_t st = xo_place(c.data(), c.size(), &req, &chosen);
+    xo_status_t st = xo__place(c.data(), c.size(), &req, &chosen);
     EXPECT_EQ(st, XO_OK) << xo_status_name(st) << ": " << xo_last_error();
     EXPECT_LT(chosen, c.size());
     return chosen;
@@ -102,9 +102,9 @@ size_t place_ok(Cluster &c, const xo_place_request_t &req)
 // Expects error st with a text containing `needle`, and the result left alone.
 void place_err(Cluster &c, const xo_place_request_t &req, xo_status_t want, const std::string &needle)
 {
-    xo_error_clear();
+    xo__error_clear();
     size_t chosen = kUnset;
-    xo_status_t st = xo_place(c.data(), c.size(), &req, &chosen);
+    xo_status_t st = xo__place(c.data(), c.size(), &req, &chosen);
     EXPECT_EQ(st, want) << "got " << xo_status_name(st) << ": " << xo_last_error();
     EXPECT_EQ(chosen, kUnset);
     EXPECT_NE(std::string(xo_last_error()).find(needle), std::string::npos)
@@ -153,7 +153,7 @@ TEST(PolicyRegistry, EveryKindHasAWellFormedPolicy)
 {
     std::set<std::string> names;
     for (int k = 0; k < XO_PLACE_KIND_COUNT; k++) {
-        const xo_policy_ops_t *ops = xo_policy_get((xo_place_kind_t)k);
+        const xo_policy_ops_t *ops = xo__policy_get((xo_place_kind_t)k);
         ASSERT_NE(ops, nullptr) << "kind " << k;
         EXPECT_EQ((int)ops->kind, k);
         ASSERT_NE(ops->name, nullptr);
@@ -164,39 +164,39 @@ TEST(PolicyRegistry, EveryKindHasAWellFormedPolicy)
             EXPECT_TRUE(names.insert(ops->alias).second) << "duplicate alias " << ops->alias;
         }
     }
-    EXPECT_EQ(xo_policy_get((xo_place_kind_t)-1), nullptr);
-    EXPECT_EQ(xo_policy_get((xo_place_kind_t)XO_PLACE_KIND_COUNT), nullptr);
+    EXPECT_EQ(xo__policy_get((xo_place_kind_t)-1), nullptr);
+    EXPECT_EQ(xo__policy_get((xo_place_kind_t)XO_PLACE_KIND_COUNT), nullptr);
 }
 
 TEST(PolicyRegistry, FindByNameAndXoscarAlias)
 {
     for (int k = 0; k < XO_PLACE_KIND_COUNT; k++) {
-        const xo_policy_ops_t *ops = xo_policy_get((xo_place_kind_t)k);
-        EXPECT_EQ(xo_policy_find(ops->name), ops);
+        const xo_policy_ops_t *ops = xo__policy_get((xo_place_kind_t)k);
+        EXPECT_EQ(xo__policy_find(ops->name), ops);
         if (ops->alias) {
-            EXPECT_EQ(xo_policy_find(ops->alias), ops);
+            EXPECT_EQ(xo__policy_find(ops->alias), ops);
         }
     }
-    EXPECT_EQ(xo_policy_find("least_loaded")->kind, XO_PLACE_LEAST_LOADED);
-    EXPECT_EQ(xo_policy_find("IdleLabel")->kind, XO_PLACE_IDLE_LABEL);
-    EXPECT_EQ(xo_policy_find("weighted")->kind, XO_PLACE_WEIGHTED);
-    EXPECT_EQ(xo_policy_find("no_such_policy"), nullptr);
-    EXPECT_EQ(xo_policy_find("least"), nullptr);
-    EXPECT_EQ(xo_policy_find(""), nullptr);
-    EXPECT_EQ(xo_policy_find(nullptr), nullptr);
+    EXPECT_EQ(xo__policy_find("least_loaded")->kind, XO_PLACE_LEAST_LOADED);
+    EXPECT_EQ(xo__policy_find("IdleLabel")->kind, XO_PLACE_IDLE_LABEL);
+    EXPECT_EQ(xo__policy_find("weighted")->kind, XO_PLACE_WEIGHTED);
+    EXPECT_EQ(xo__policy_find("no_such_policy"), nullptr);
+    EXPECT_EQ(xo__policy_find("least"), nullptr);
+    EXPECT_EQ(xo__policy_find(""), nullptr);
+    EXPECT_EQ(xo__policy_find(nullptr), nullptr);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Argument checks in xo_place
+// Argument checks in xo__place
 
 TEST(PlaceArgs, RejectsBadArguments)
 {
     Cluster c = four_pools();
     xo_place_request_t req = request(XO_PLACE_MAIN_POOL);
     size_t chosen = kUnset;
-    EXPECT_EQ(xo_place(c.data(), c.size(), nullptr, &chosen), XO_EINVAL);
-    EXPECT_EQ(xo_place(c.data(), c.size(), &req, nullptr), XO_EINVAL);
-    EXPECT_EQ(xo_place(nullptr, 3, &req, &chosen), XO_EINVAL);
+    EXPECT_EQ(xo__place(c.data(), c.size(), nullptr, &chosen), XO_EINVAL);
+    EXPECT_EQ(xo__place(c.data(), c.size(), &req, nullptr), XO_EINVAL);
+    EXPECT_EQ(xo__place(nullptr, 3, &req, &chosen), XO_EINVAL);
     EXPECT_EQ(chosen, kUnset);
 
     req.kind = (xo_place_kind_t)XO_PLACE_KIND_COUNT;
@@ -213,7 +213,7 @@ TEST(PlaceArgs, RejectsMalformedViews)
         c.data();
         c.at(2).address = nullptr;
         size_t chosen = kUnset;
-        EXPECT_EQ(xo_place(&c.at(0), c.size(), &req, &chosen), XO_EINVAL);
+        EXPECT_EQ(xo__place(&c.at(0), c.size(), &req, &chosen), XO_EINVAL);
         EXPECT_NE(std::string(xo_last_error()).find("pool 2 has no address"), std::string::npos) << xo_last_error();
         EXPECT_EQ(chosen, kUnset);
     }
@@ -222,7 +222,7 @@ TEST(PlaceArgs, RejectsMalformedViews)
         c.data();
         c.at(1).labels = nullptr; // n_labels stays 1
         size_t chosen = kUnset;
-        EXPECT_EQ(xo_place(&c.at(0), c.size(), &req, &chosen), XO_EINVAL);
+        EXPECT_EQ(xo__place(&c.at(0), c.size(), &req, &chosen), XO_EINVAL);
         EXPECT_NE(std::string(xo_last_error()).find("127.0.0.1:9000/1"), std::string::npos) << xo_last_error();
     }
     {
@@ -230,7 +230,7 @@ TEST(PlaceArgs, RejectsMalformedViews)
         c.data();
         c.at(1).n_idle_marks = 2; // marks pointer is NULL
         size_t chosen = kUnset;
-        EXPECT_EQ(xo_place(&c.at(0), c.size(), &req, &chosen), XO_EINVAL);
+        EXPECT_EQ(xo__place(&c.at(0), c.size(), &req, &chosen), XO_EINVAL);
     }
     for (double cost : {-1.0, std::nan(""), std::numeric_limits<double>::infinity()}) {
         Cluster c = four_pools();
@@ -341,8 +341,8 @@ TEST(RandomPolicy, SeedSequenceIsReproducible)
     uint64_t a = 42, b = 42;
     std::set<uint64_t> seeds;
     for (int i = 0; i < 100; i++) {
-        uint64_t s = xo_place_seed_next(&a);
-        EXPECT_EQ(s, xo_place_seed_next(&b));
+        uint64_t s = xo__place_seed_next(&a);
+        EXPECT_EQ(s, xo__place_seed_next(&b));
         seeds.insert(s);
     }
     EXPECT_EQ(seeds.size(), 100u);
@@ -353,7 +353,7 @@ TEST(RandomPolicy, SeedSequenceIsReproducible)
     auto run = [&](uint64_t state) {
         std::vector<size_t> out;
         for (int i = 0; i < 20; i++) {
-            req.seed = xo_place_seed_next(&state);
+            req.seed = xo__place_seed_next(&state);
             out.push_back(place_ok(c, req));
         }
         return out;
@@ -694,7 +694,7 @@ TEST(PolicyThreads, ConcurrentPlacementsAgree)
                 req.seed = seed;
                 req.cursor = seed;
                 size_t chosen = kUnset;
-                xo_status_t st = xo_place(pools, c.size(), &req, &chosen);
+                xo_status_t st = xo__place(pools, c.size(), &req, &chosen);
                 out->push_back(st == XO_OK ? chosen : (size_t)st);
             }
         }
@@ -714,7 +714,7 @@ TEST(PolicyThreads, ConcurrentPlacementsAgree)
 class EveryPolicy : public ::testing::TestWithParam<int> {
   protected:
     xo_place_kind_t kind() const { return (xo_place_kind_t)GetParam(); }
-    const xo_policy_ops_t *ops() const { return xo_policy_get(kind()); }
+    const xo_policy_ops_t *ops() const { return xo__policy_get(kind()); }
     // ADDRESS, MAIN_POOL and PROCESS_INDEX name their pool; every other policy applies the label and memory filters.
     bool filters() const
     {
@@ -734,15 +734,15 @@ class EveryPolicy : public ::testing::TestWithParam<int> {
         r.cursor = 2;
         return r;
     }
-    // Calls xo_place and checks the contract that holds for every outcome.
+    // Calls xo__place and checks the contract that holds for every outcome.
     xo_status_t place(Cluster &c, const xo_place_request_t &req, size_t *chosen)
     {
         const xo_pool_view_t *pools = c.data();
         std::vector<xo_pool_view_t> before(pools, pools + c.size());
         xo_place_request_t req_before = req;
-        xo_error_clear();
+        xo__error_clear();
         *chosen = kUnset;
-        xo_status_t st = xo_place(pools, c.size(), &req, chosen);
+        xo_status_t st = xo__place(pools, c.size(), &req, chosen);
         // Pure: neither the views nor the request change.
         for (size_t i = 0; i < before.size(); i++) EXPECT_TRUE(same_view(before[i], pools[i])) << "pool " << i;
         EXPECT_TRUE(same_request(req_before, req));
@@ -763,9 +763,9 @@ TEST_P(EveryPolicy, EmptyPoolListIsAClearError)
     Cluster c = four_pools();
     // n == 0 both with no array and with a valid one.
     for (const xo_pool_view_t *pools : {(const xo_pool_view_t *)nullptr, c.data()}) {
-        xo_error_clear();
+        xo__error_clear();
         size_t chosen = kUnset;
-        EXPECT_EQ(xo_place(pools, 0, &req, &chosen), XO_ENOSLOT);
+        EXPECT_EQ(xo__place(pools, 0, &req, &chosen), XO_ENOSLOT);
         EXPECT_EQ(chosen, kUnset);
         std::string text = xo_last_error();
         EXPECT_NE(text.find(ops()->name), std::string::npos) << text;
@@ -854,7 +854,7 @@ TEST_P(EveryPolicy, MalformedViewIsRejectedBeforeThePolicyRuns)
 
 INSTANTIATE_TEST_SUITE_P(Registered, EveryPolicy, ::testing::Range(0, (int)XO_PLACE_KIND_COUNT),
                          [](const ::testing::TestParamInfo<int> &info) {
-                             return std::string(xo_policy_get((xo_place_kind_t)info.param)->name);
+                             return std::string(xo__policy_get((xo_place_kind_t)info.param)->name);
                          });
 
 } // namespace

@@ -17,8 +17,8 @@ struct Decoded {
     {
         msgpack_zone_init(&zone, 256);
         size_t len;
-        const char *data = xo_args_data(a, &len);
-        EXPECT_EQ(xo_decode(data, len, &zone, &obj), XO_OK);
+        const char *data = xo__args_data(a, &len);
+        EXPECT_EQ(xo__decode(data, len, &zone, &obj), XO_OK);
     }
     ~Decoded() { msgpack_zone_destroy(&zone); }
 };
@@ -122,20 +122,20 @@ TEST(Codec, MalformedBytesAreAProtocolError)
     msgpack_zone z;
     msgpack_zone_init(&z, 64);
     msgpack_object o;
-    EXPECT_EQ(xo_decode(truncated, sizeof truncated, &z, &o), XO_EPROTO);
+    EXPECT_EQ(xo__decode(truncated, sizeof truncated, &z, &o), XO_EPROTO);
     // A few bytes announcing 2^32 - 1 elements must be refused before anything is allocated for them.
     const char huge[] = {(char)0xdd, (char)0xff, (char)0xff, (char)0xff, (char)0xff, 0x01};
-    EXPECT_EQ(xo_decode(huge, sizeof huge, &z, &o), XO_EPROTO);
+    EXPECT_EQ(xo__decode(huge, sizeof huge, &z, &o), XO_EPROTO);
     const char huge_map[] = {(char)0xdf, 0x7f, (char)0xff, (char)0xff, (char)0xff};
-    EXPECT_EQ(xo_decode(huge_map, sizeof huge_map, &z, &o), XO_EPROTO);
+    EXPECT_EQ(xo__decode(huge_map, sizeof huge_map, &z, &o), XO_EPROTO);
     std::string deep(100, (char)0x91); // 100 nested arrays of one
     deep.push_back(0x01);
-    EXPECT_EQ(xo_decode(deep.data(), deep.size(), &z, &o), XO_EPROTO);
+    EXPECT_EQ(xo__decode(deep.data(), deep.size(), &z, &o), XO_EPROTO);
     std::string ok_nest(10, (char)0x91);
     ok_nest.push_back(0x01);
-    EXPECT_EQ(xo_decode(ok_nest.data(), ok_nest.size(), &z, &o), XO_OK);
+    EXPECT_EQ(xo__decode(ok_nest.data(), ok_nest.size(), &z, &o), XO_OK);
     const char trailing[] = {0x01, 0x02};
-    EXPECT_EQ(xo_decode(trailing, sizeof trailing, &z, &o), XO_EPROTO);
+    EXPECT_EQ(xo__decode(trailing, sizeof trailing, &z, &o), XO_EPROTO);
     msgpack_zone_destroy(&z);
 }
 
@@ -143,16 +143,16 @@ TEST(Codec, ResultsDecodeLazily)
 {
     xo_args_t *a = xo_args("[is]", 3, "x"); // an array with one value: the array
     size_t len;
-    const char *data = xo_args_data(a, &len);
+    const char *data = xo__args_data(a, &len);
     // skip the outer 1-element array header (0x91) to get the value itself
-    xo_result_t *r = xo_result_from_bytes(data + 1, len - 1);
+    xo_result_t *r = xo__result_from_bytes(data + 1, len - 1);
     int i;
     xo_str_t s;
     ASSERT_EQ(xo_result_unpack(r, "[is]", &i, &s), XO_OK) << xo_last_error();
     EXPECT_EQ(i, 3);
     xo_result_free(r);
     xo_args_free(a);
-    xo_result_t *nil = xo_result_from_bytes(nullptr, 0);
+    xo_result_t *nil = xo__result_from_bytes(nullptr, 0);
     EXPECT_EQ(xo_result_value(nil)->type, MSGPACK_OBJECT_NIL);
     xo_result_free(nil);
 }

@@ -140,7 +140,7 @@ TestFrame MakeFrame(uint64_t seed, size_t header_len, std::vector<size_t> seg_le
 // A received frame, released on scope exit.
 struct RxFrame {
     xo_frame_t f{};
-    ~RxFrame() { xo_frame_release(&f); }
+    ~RxFrame() { xo__frame_release(&f); }
 };
 
 ::testing::AssertionResult SameFrame(const TestFrame &want, const xo_frame_t &got)
@@ -188,7 +188,7 @@ int CountDir(const char *path)
 }
 
 struct ChanCloser {
-    void operator()(xo_channel_t *c) const { xo_channel_close(c); }
+    void operator()(xo_channel_t *c) const { xo__channel_close(c); }
 };
 using Chan = std::unique_ptr<xo_channel_t, ChanCloser>;
 
@@ -200,16 +200,16 @@ protected:
     void SetUp() override
     {
         if (std::string(GetParam().name) == "tcp6" && !HaveIPv6Loopback()) GTEST_SKIP() << "no IPv6 loopback";
-        if (IsUcx(GetParam()) && !xo_transport_find("ucx")) GTEST_SKIP() << "library built without UCX";
+        if (IsUcx(GetParam()) && !xo__transport_find("ucx")) GTEST_SKIP() << "library built without UCX";
     }
 
-    void TearDown() override { xo_listener_close(lis_); }
+    void TearDown() override { xo__listener_close(lis_); }
 
     void Listen(const xo_chan_opts_t *opts = nullptr)
     {
         std::string u = GetParam().url();
-        ASSERT_EQ(XO_OK, xo_listen(u.c_str(), opts, &lis_)) << u << ": " << xo_last_error();
-        url_ = xo_listener_url(lis_);
+        ASSERT_EQ(XO_OK, xo__listen(u.c_str(), opts, &lis_)) << u << ": " << xo_last_error();
+        url_ = xo__listener_url(lis_);
     }
 
     // Connects a client and accepts it (accept runs on a thread: shm's connect waits for the accept's reply).
@@ -219,10 +219,10 @@ protected:
         xo_status_t ast = XO_EINVAL;
         std::string aerr;
         std::thread t([&] {
-            ast = xo_listener_accept(lis_, 5000, &s);
+            ast = xo__listener_accept(lis_, 5000, &s);
             aerr = xo_last_error();
         });
-        xo_status_t cst = xo_connect(url_.c_str(), copts, 5000, &c);
+        xo_status_t cst = xo__connect(url_.c_str(), copts, 5000, &c);
         std::string cerr = xo_last_error();
         t.join();
         ASSERT_EQ(XO_OK, cst) << url_ << ": " << cerr;
@@ -235,7 +235,7 @@ protected:
     int RawConnect()
     {
         xo_url_t u;
-        EXPECT_EQ(XO_OK, xo_url_parse(url_.c_str(), &u));
+        EXPECT_EQ(XO_OK, xo__url_parse(url_.c_str(), &u));
         xo_sockaddr_t a;
         int type = SOCK_STREAM;
         if (strcmp(u.scheme, "unix") == 0) {
@@ -257,11 +257,11 @@ protected:
         std::string serr;
         // A large frame fills the socket buffer before it is read: send from a thread.
         std::thread t([&] {
-            sst = xo_channel_send(from, tf.get());
+            sst = xo__channel_send(from, tf.get());
             serr = xo_last_error();
         });
         RxFrame rx;
-        xo_status_t rst = xo_channel_recv(to, 10000, &rx.f);
+        xo_status_t rst = xo__channel_recv(to, 10000, &rx.f);
         std::string rerr = xo_last_error();
         t.join();
         ASSERT_EQ(XO_OK, sst) << serr;
@@ -274,11 +274,11 @@ TEST_P(ChannelConformance, ConnectRefusedFast)
 {
     Listen();
     std::string url = url_; // a real address of this backend, with nobody behind it once closed
-    xo_listener_close(lis_);
+    xo__listener_close(lis_);
     lis_ = nullptr;
     xo_channel_t *c = nullptr;
     auto t0 = Clock::now();
-    EXPECT_EQ(XO_EREFUSED, xo_connect(url.c_str(), nullptr, 5000, &c)) << xo_last_error();
+    EXPECT_EQ(XO_EREFUSED, xo__connect(url.c_str(), nullptr, 5000, &c)) << xo_last_error();
     EXPECT_LT(MsSince(t0), 1000);
     EXPECT_EQ(nullptr, c);
 }
@@ -287,13 +287,13 @@ TEST_P(ChannelConformance, BadUrls)
 {
     xo_channel_t *c = nullptr;
     xo_listener_t *l = nullptr;
-    EXPECT_EQ(XO_EINVAL, xo_connect("nourl", nullptr, 100, &c));
-    EXPECT_EQ(XO_EINVAL, xo_connect("bogus://x", nullptr, 100, &c));
+    EXPECT_EQ(XO_EINVAL, xo__connect("nourl", nullptr, 100, &c));
+    EXPECT_EQ(XO_EINVAL, xo__connect("bogus://x", nullptr, 100, &c));
     EXPECT_NE(std::string(xo_last_error()).find("bogus"), std::string::npos) << xo_last_error();
-    EXPECT_EQ(XO_EINVAL, xo_listen("tcp://127.0.0.1", nullptr, &l));
-    EXPECT_EQ(XO_EINVAL, xo_listen("tcp://127.0.0.1:99999", nullptr, &l));
-    EXPECT_EQ(XO_EINVAL, xo_listen("shm://a/b", nullptr, &l));
-    EXPECT_EQ(XO_EINVAL, xo_listen("unix://", nullptr, &l));
+    EXPECT_EQ(XO_EINVAL, xo__listen("tcp://127.0.0.1", nullptr, &l));
+    EXPECT_EQ(XO_EINVAL, xo__listen("tcp://127.0.0.1:99999", nullptr, &l));
+    EXPECT_EQ(XO_EINVAL, xo__listen("shm://a/b", nullptr, &l));
+    EXPECT_EQ(XO_EINVAL, xo__listen("unix://", nullptr, &l));
     EXPECT_EQ(nullptr, c);
     EXPECT_EQ(nullptr, l);
 }
@@ -308,7 +308,7 @@ TEST_P(ChannelConformance, ListenerReportsUsableUrl)
     }
     Chan c, s;
     Pair(&c, &s);
-    EXPECT_STREQ(xo_channel_scheme(c.get()), xo_channel_scheme(s.get()));
+    EXPECT_STREQ(xo__channel_scheme(c.get()), xo__channel_scheme(s.get()));
 }
 
 TEST_P(ChannelConformance, AcceptTimesOut)
@@ -316,7 +316,7 @@ TEST_P(ChannelConformance, AcceptTimesOut)
     Listen();
     xo_channel_t *s = nullptr;
     auto t0 = Clock::now();
-    EXPECT_EQ(XO_ETIMEDOUT, xo_listener_accept(lis_, 50, &s));
+    EXPECT_EQ(XO_ETIMEDOUT, xo__listener_accept(lis_, 50, &s));
     EXPECT_GE(MsSince(t0), 40);
     EXPECT_EQ(nullptr, s);
 }
@@ -342,16 +342,16 @@ TEST_P(ChannelConformance, ExchangeBothWays)
     std::atomic<int> send_failures{0};
     std::thread tc([&] {
         for (auto &f : frames)
-            if (xo_channel_send(c.get(), f.get()) != XO_OK) send_failures++;
+            if (xo__channel_send(c.get(), f.get()) != XO_OK) send_failures++;
     });
     std::thread ts([&] {
         for (auto &f : frames2)
-            if (xo_channel_send(s.get(), f.get()) != XO_OK) send_failures++;
+            if (xo__channel_send(s.get(), f.get()) != XO_OK) send_failures++;
     });
     for (auto &f : frames) {
         RxFrame a, b;
-        ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 5000, &a.f)) << xo_last_error();
-        ASSERT_EQ(XO_OK, xo_channel_recv(c.get(), 5000, &b.f)) << xo_last_error();
+        ASSERT_EQ(XO_OK, xo__channel_recv(s.get(), 5000, &a.f)) << xo_last_error();
+        ASSERT_EQ(XO_OK, xo__channel_recv(c.get(), 5000, &b.f)) << xo_last_error();
         EXPECT_TRUE(SameFrame(f, a.f));
         EXPECT_TRUE(SameFrame(f, b.f));
     }
@@ -389,7 +389,7 @@ TEST_P(ChannelConformance, ManySegments)
     ASSERT_NO_FATAL_FAILURE(Exchange(s.get(), c.get(), tm));
 
     TestFrame too_many = MakeFrame(9, 4, std::vector<size_t>(XO_FRAME_MAX_SEGS + 1, 1));
-    EXPECT_EQ(XO_EINVAL, xo_channel_send(c.get(), too_many.get()));
+    EXPECT_EQ(XO_EINVAL, xo__channel_send(c.get(), too_many.get()));
     ASSERT_NO_FATAL_FAILURE(Exchange(c.get(), s.get(), tf)); // still usable
 }
 
@@ -414,9 +414,9 @@ TEST_P(ChannelConformance, HugeMessage)
     f.segs = &seg;
     f.nsegs = 1;
     xo_status_t sst = XO_OK;
-    std::thread t([&] { sst = xo_channel_send(c.get(), &f); });
+    std::thread t([&] { sst = xo__channel_send(c.get(), &f); });
     RxFrame rx;
-    ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 30000, &rx.f)) << xo_last_error();
+    ASSERT_EQ(XO_OK, xo__channel_recv(s.get(), 30000, &rx.f)) << xo_last_error();
     t.join();
     ASSERT_EQ(XO_OK, sst);
     ASSERT_EQ(1u, rx.f.nsegs);
@@ -436,20 +436,20 @@ TEST_P(ChannelConformance, OversizeFrameRejectedListenerKeepsServing)
     ASSERT_NO_FATAL_FAILURE(Exchange(c.get(), s.get(), ok)); // exactly max_frame passes
 
     TestFrame big = MakeFrame(11, 10, {2 << 20});
-    std::thread t([&] { xo_channel_send(c.get(), big.get()); }); // may fail once the server hangs up
+    std::thread t([&] { xo__channel_send(c.get(), big.get()); }); // may fail once the server hangs up
     RxFrame rx;
-    EXPECT_EQ(XO_EMSGSIZE, xo_channel_recv(s.get(), 10000, &rx.f));
+    EXPECT_EQ(XO_EMSGSIZE, xo__channel_recv(s.get(), 10000, &rx.f));
     EXPECT_NE(std::string(xo_last_error()).find("max_frame"), std::string::npos) << xo_last_error();
-    EXPECT_EQ(XO_ECLOSED, xo_channel_recv(s.get(), 1000, &rx.f));
+    EXPECT_EQ(XO_ECLOSED, xo__channel_recv(s.get(), 1000, &rx.f));
     t.join();
     auto t0 = Clock::now();
-    EXPECT_EQ(XO_ECLOSED, xo_channel_recv(c.get(), 2000, &rx.f)); // the client learns at once
+    EXPECT_EQ(XO_ECLOSED, xo__channel_recv(c.get(), 2000, &rx.f)); // the client learns at once
     EXPECT_LT(MsSince(t0), 1500);
 
     // The sender's own limit: refused locally, nothing sent, the channel lives on.
     Chan c2, s2;
     Pair(&c2, &s2, &small);
-    EXPECT_EQ(XO_EMSGSIZE, xo_channel_send(c2.get(), big.get()));
+    EXPECT_EQ(XO_EMSGSIZE, xo__channel_send(c2.get(), big.get()));
     ASSERT_NO_FATAL_FAILURE(Exchange(c2.get(), s2.get(), ok));
     ASSERT_NO_FATAL_FAILURE(Exchange(s2.get(), c2.get(), ok));
 }
@@ -491,18 +491,18 @@ TEST_P(ChannelConformance, GarbageClosesOnlyThatChannel)
         ASSERT_GE(raw, 0);
         ASSERT_EQ((ssize_t)bad.bytes.size(), send(raw, bad.bytes.data(), bad.bytes.size(), MSG_NOSIGNAL));
         xo_channel_t *s = nullptr;
-        xo_status_t st = xo_listener_accept(lis_, 5000, &s);
+        xo_status_t st = xo__listener_accept(lis_, 5000, &s);
         if (GetParam().stream) {
             ASSERT_EQ(XO_OK, st) << xo_last_error();
             RxFrame rx;
-            EXPECT_EQ(bad.want, xo_channel_recv(s, 5000, &rx.f)) << bad.what;
-            EXPECT_EQ(XO_ECLOSED, xo_channel_recv(s, 100, &rx.f)) << bad.what;
+            EXPECT_EQ(bad.want, xo__channel_recv(s, 5000, &rx.f)) << bad.what;
+            EXPECT_EQ(XO_ECLOSED, xo__channel_recv(s, 100, &rx.f)) << bad.what;
             // The server hung up on the raw peer.
             char b;
             pollfd p = {raw, POLLIN, 0};
             EXPECT_EQ(1, poll(&p, 1, 2000));
             EXPECT_LE(recv(raw, &b, 1, MSG_DONTWAIT), 0);
-            xo_channel_close(s);
+            xo__channel_close(s);
         } else {
             EXPECT_EQ(XO_EPROTO, st) << bad.what << ": " << xo_last_error(); // the handshake is refused
             EXPECT_EQ(nullptr, s);
@@ -542,7 +542,7 @@ TEST_P(ChannelConformance, ConcurrentSendersNeverInterleave)
                 f.header_len = sizeof hdr;
                 f.segs = segs;
                 f.nsegs = 2;
-                if (xo_channel_send(c.get(), &f) != XO_OK) failures++;
+                if (xo__channel_send(c.get(), &f) != XO_OK) failures++;
             }
         });
     }
@@ -550,7 +550,7 @@ TEST_P(ChannelConformance, ConcurrentSendersNeverInterleave)
     int bad = 0;
     for (int i = 0; i < kThreads * kFrames; i++) {
         RxFrame rx;
-        ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 10000, &rx.f)) << "frame " << i << ": " << xo_last_error();
+        ASSERT_EQ(XO_OK, xo__channel_recv(s.get(), 10000, &rx.f)) << "frame " << i << ": " << xo_last_error();
         ASSERT_EQ(8u, rx.f.header_len);
         uint32_t hdr[2];
         memcpy(hdr, rx.f.header, 8);
@@ -568,7 +568,7 @@ TEST_P(ChannelConformance, ConcurrentSendersNeverInterleave)
     EXPECT_EQ(0, failures.load());
     EXPECT_EQ(0, bad);
     RxFrame extra;
-    EXPECT_EQ(XO_ETIMEDOUT, xo_channel_recv(s.get(), 0, &extra.f));
+    EXPECT_EQ(XO_ETIMEDOUT, xo__channel_recv(s.get(), 0, &extra.f));
 }
 
 // Fills the channel from a thread while nobody reads, then ends it with `end`; the sender must get an error.
@@ -580,7 +580,7 @@ static void SendUntilError(xo_channel_t *c, std::atomic<xo_status_t> *result, st
     f.segs = &seg;
     f.nsegs = 1;
     for (;;) {
-        xo_status_t st = xo_channel_send(c, &f);
+        xo_status_t st = xo__channel_send(c, &f);
         if (st != XO_OK) {
             result->store(st);
             return;
@@ -599,19 +599,19 @@ TEST_P(ChannelConformance, ShutdownWhileSendingWakesSender)
     std::thread t(SendUntilError, c.get(), &result, &sent);
     std::this_thread::sleep_for(std::chrono::milliseconds(200)); // long enough to block on a full pipe
     auto t0 = Clock::now();
-    xo_channel_shutdown(c.get());
+    xo__channel_shutdown(c.get());
     t.join();
     EXPECT_LT(MsSince(t0), 1000);
     EXPECT_EQ(XO_ECLOSED, result.load());
     EXPECT_GT(sent.load(), 0);
     RxFrame rx;
-    EXPECT_EQ(XO_ECLOSED, xo_channel_recv(c.get(), 1000, &rx.f));
-    xo_channel_shutdown(c.get()); // idempotent
+    EXPECT_EQ(XO_ECLOSED, xo__channel_recv(c.get(), 1000, &rx.f));
+    xo__channel_shutdown(c.get()); // idempotent
     // The peer drains what was sent, then sees the end.
     xo_status_t st;
     int got = 0;
-    while ((st = xo_channel_recv(s.get(), 2000, &rx.f)) == XO_OK) {
-        xo_frame_release(&rx.f);
+    while ((st = xo__channel_recv(s.get(), 2000, &rx.f)) == XO_OK) {
+        xo__frame_release(&rx.f);
         got++;
     }
     EXPECT_EQ(XO_ECLOSED, st) << xo_last_error();
@@ -642,11 +642,11 @@ TEST_P(ChannelConformance, ShutdownWakesBlockedReceiver)
     xo_status_t st = XO_OK;
     std::thread t([&] {
         RxFrame rx;
-        st = xo_channel_recv(s.get(), -1, &rx.f);
+        st = xo__channel_recv(s.get(), -1, &rx.f);
     });
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     auto t0 = Clock::now();
-    xo_channel_shutdown(s.get());
+    xo__channel_shutdown(s.get());
     t.join();
     EXPECT_LT(MsSince(t0), 1000);
     EXPECT_EQ(XO_ECLOSED, st);
@@ -669,20 +669,20 @@ TEST_P(ChannelConformance, PeerDeathEndsRecvWithinOneSecond)
         while (got < sizeof buf - 1 && (n = read(pfd[0], buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)n;
         std::string url(buf);
         xo_channel_t *c = nullptr;
-        if (xo_connect(url.c_str(), nullptr, 5000, &c) != XO_OK) _exit(2);
+        if (xo__connect(url.c_str(), nullptr, 5000, &c) != XO_OK) _exit(2);
         char hello[] = "hello";
         xo_frame_t f{};
         f.header = hello;
         f.header_len = 5;
-        if (xo_channel_send(c, &f) != XO_OK) _exit(3);
+        if (xo__channel_send(c, &f) != XO_OK) _exit(3);
         xo_frame_t r{};
-        if (xo_channel_recv(c, 5000, &r) != XO_OK) _exit(4);
-        xo_frame_release(&r);
+        if (xo__channel_recv(c, 5000, &r) != XO_OK) _exit(4);
+        xo__frame_release(&r);
         std::vector<uint8_t> big(XO_SHM_OOB_MIN, 7); // out of band on shm
         xo_seg_t seg = {big.data(), big.size()};
         f.segs = &seg;
         f.nsegs = 1;
-        if (xo_channel_send(c, &f) != XO_OK) _exit(5);
+        if (xo__channel_send(c, &f) != XO_OK) _exit(5);
         for (;;) pause();
     }
     close(pfd[0]);
@@ -695,15 +695,15 @@ TEST_P(ChannelConformance, PeerDeathEndsRecvWithinOneSecond)
     close(pfd[1]);
     wend.fd = -1;
     xo_channel_t *raw = nullptr;
-    ASSERT_EQ(XO_OK, xo_listener_accept(lis_, 5000, &raw)) << xo_last_error();
+    ASSERT_EQ(XO_OK, xo__listener_accept(lis_, 5000, &raw)) << xo_last_error();
     Chan s(raw);
     RxFrame a;
-    ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 5000, &a.f)) << xo_last_error();
+    ASSERT_EQ(XO_OK, xo__channel_recv(s.get(), 5000, &a.f)) << xo_last_error();
     ASSERT_EQ(5u, a.f.header_len);
     TestFrame reply = MakeFrame(13, 10, {1000});
-    ASSERT_EQ(XO_OK, xo_channel_send(s.get(), reply.get()));
+    ASSERT_EQ(XO_OK, xo__channel_send(s.get(), reply.get()));
     RxFrame b;
-    ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 5000, &b.f)) << xo_last_error();
+    ASSERT_EQ(XO_OK, xo__channel_recv(s.get(), 5000, &b.f)) << xo_last_error();
     ASSERT_EQ(1u, b.f.nsegs);
     EXPECT_EQ(XO_SHM_OOB_MIN, b.f.segs[0].len);
 
@@ -714,7 +714,7 @@ TEST_P(ChannelConformance, PeerDeathEndsRecvWithinOneSecond)
     });
     auto t0 = Clock::now();
     RxFrame c;
-    EXPECT_EQ(XO_ECLOSED, xo_channel_recv(s.get(), 10000, &c.f)) << xo_last_error();
+    EXPECT_EQ(XO_ECLOSED, xo__channel_recv(s.get(), 10000, &c.f)) << xo_last_error();
     EXPECT_LT(MsSince(t0), 1100);
     killer.join();
     int status = 0;
@@ -723,7 +723,7 @@ TEST_P(ChannelConformance, PeerDeathEndsRecvWithinOneSecond)
     // Sending to the dead peer fails too, and soon (TCP may accept one write before the reset comes back).
     xo_status_t st = XO_OK;
     for (int i = 0; i < 100 && st == XO_OK; i++) {
-        st = xo_channel_send(s.get(), reply.get());
+        st = xo__channel_send(s.get(), reply.get());
         if (st == XO_OK) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     EXPECT_EQ(XO_ECLOSED, st);
@@ -736,10 +736,10 @@ TEST_P(ChannelConformance, RecvTimeout)
     Pair(&c, &s);
     RxFrame rx;
     auto t0 = Clock::now();
-    EXPECT_EQ(XO_ETIMEDOUT, xo_channel_recv(s.get(), 0, &rx.f));
+    EXPECT_EQ(XO_ETIMEDOUT, xo__channel_recv(s.get(), 0, &rx.f));
     EXPECT_LT(MsSince(t0), 50);
     t0 = Clock::now();
-    EXPECT_EQ(XO_ETIMEDOUT, xo_channel_recv(s.get(), 150, &rx.f));
+    EXPECT_EQ(XO_ETIMEDOUT, xo__channel_recv(s.get(), 150, &rx.f));
     int64_t ms = MsSince(t0);
     EXPECT_GE(ms, 140);
     EXPECT_LT(ms, 1000);
@@ -748,9 +748,9 @@ TEST_P(ChannelConformance, RecvTimeout)
     TestFrame tf = MakeFrame(14, 20, {5000});
     std::thread t([&] {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        xo_channel_send(c.get(), tf.get());
+        xo__channel_send(c.get(), tf.get());
     });
-    ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 5000, &rx.f)) << xo_last_error();
+    ASSERT_EQ(XO_OK, xo__channel_recv(s.get(), 5000, &rx.f)) << xo_last_error();
     t.join();
     EXPECT_TRUE(SameFrame(tf, rx.f));
 }
@@ -758,28 +758,28 @@ TEST_P(ChannelConformance, RecvTimeout)
 TEST_P(ChannelConformance, PollableFds)
 {
     Listen();
-    pollfd lp = {xo_listener_fd(lis_), POLLIN, 0};
+    pollfd lp = {xo__listener_fd(lis_), POLLIN, 0};
     EXPECT_EQ(0, poll(&lp, 1, 0));
     Chan c, s;
     Pair(&c, &s);
     RxFrame rx;
-    ASSERT_EQ(XO_ETIMEDOUT, xo_channel_recv(s.get(), 0, &rx.f));
-    pollfd p = {xo_channel_fd(s.get()), POLLIN, 0};
+    ASSERT_EQ(XO_ETIMEDOUT, xo__channel_recv(s.get(), 0, &rx.f));
+    pollfd p = {xo__channel_fd(s.get()), POLLIN, 0};
     EXPECT_EQ(0, poll(&p, 1, 50));
     TestFrame tf = MakeFrame(15, 10, {10, XO_SHM_OOB_MIN});
-    std::thread t([&] { xo_channel_send(c.get(), tf.get()); });
+    std::thread t([&] { xo__channel_send(c.get(), tf.get()); });
     EXPECT_EQ(1, poll(&p, 1, 5000));
     // Drain with recv(0) as an epoll loop would: the whole frame arrives, possibly over several wakeups.
     xo_status_t st;
     int64_t deadline_ms = 5000;
     auto t0 = Clock::now();
-    while ((st = xo_channel_recv(s.get(), 0, &rx.f)) == XO_ETIMEDOUT && MsSince(t0) < deadline_ms) poll(&p, 1, 100);
+    while ((st = xo__channel_recv(s.get(), 0, &rx.f)) == XO_ETIMEDOUT && MsSince(t0) < deadline_ms) poll(&p, 1, 100);
     t.join();
     ASSERT_EQ(XO_OK, st) << xo_last_error();
     EXPECT_TRUE(SameFrame(tf, rx.f));
 }
 
-// Polling without arming (xo_channel_ready / xo_channel_recv_nowait, the path of spinning threads in the runtime):
+// Polling without arming (xo__channel_ready / xo__channel_recv_nowait, the path of spinning threads in the runtime):
 // frames come through with the fd silent; once armed again the fd signals the next frame, and reading with
 // XO_RECV_FD leaves it quiet. Backends without the ops say so.
 TEST_P(ChannelConformance, PollWithoutArmingThenHandBackToTheFd)
@@ -788,46 +788,46 @@ TEST_P(ChannelConformance, PollWithoutArmingThenHandBackToTheFd)
     Chan c, s;
     Pair(&c, &s);
     RxFrame rx;
-    if (!xo_channel_has_poll(s.get())) {
-        EXPECT_FALSE(xo_channel_ready(s.get()));
-        EXPECT_EQ(XO_ENOTSUP, xo_channel_recv_nowait(s.get(), 0, &rx.f));
+    if (!xo__channel_has_poll(s.get())) {
+        EXPECT_FALSE(xo__channel_ready(s.get()));
+        EXPECT_EQ(XO_ENOTSUP, xo__channel_recv_nowait(s.get(), 0, &rx.f));
         return;
     }
-    pollfd p = {xo_channel_fd(s.get()), POLLIN, 0};
-    ASSERT_EQ(XO_ETIMEDOUT, xo_channel_recv_nowait(s.get(), XO_RECV_ARM | XO_RECV_FD, &rx.f)); // armed, as recv(0)
-    ASSERT_EQ(XO_ETIMEDOUT, xo_channel_recv_nowait(s.get(), 0, &rx.f));                      // disarmed
-    EXPECT_FALSE(xo_channel_ready(s.get()));
+    pollfd p = {xo__channel_fd(s.get()), POLLIN, 0};
+    ASSERT_EQ(XO_ETIMEDOUT, xo__channel_recv_nowait(s.get(), XO_RECV_ARM | XO_RECV_FD, &rx.f)); // armed, as recv(0)
+    ASSERT_EQ(XO_ETIMEDOUT, xo__channel_recv_nowait(s.get(), 0, &rx.f));                      // disarmed
+    EXPECT_FALSE(xo__channel_ready(s.get()));
     for (uint64_t k = 0; k < 3; k++) {
         // The last one has an out-of-band part: its memfd travels on the socket even when nobody is woken.
         TestFrame tf = MakeFrame(40 + k, 16, k == 2 ? std::vector<size_t>{100, XO_SHM_OOB_MIN} : std::vector<size_t>{8});
-        ASSERT_EQ(XO_OK, xo_channel_send(c.get(), tf.get())) << xo_last_error();
-        EXPECT_TRUE(xo_channel_ready(s.get()));
-        EXPECT_EQ(XO_EAGAIN, xo_channel_recv_nowait(s.get(), XO_RECV_NOFRAME, &rx.f)); // seen, left in place
+        ASSERT_EQ(XO_OK, xo__channel_send(c.get(), tf.get())) << xo_last_error();
+        EXPECT_TRUE(xo__channel_ready(s.get()));
+        EXPECT_EQ(XO_EAGAIN, xo__channel_recv_nowait(s.get(), XO_RECV_NOFRAME, &rx.f)); // seen, left in place
         if (k < 2) {
             EXPECT_EQ(0, poll(&p, 1, 0)) << "a frame rang the doorbell while nobody was armed";
         }
         RxFrame got;
-        ASSERT_EQ(XO_OK, xo_channel_recv_nowait(s.get(), 0, &got.f)) << xo_last_error();
+        ASSERT_EQ(XO_OK, xo__channel_recv_nowait(s.get(), 0, &got.f)) << xo_last_error();
         EXPECT_TRUE(SameFrame(tf, got.f));
-        EXPECT_FALSE(xo_channel_ready(s.get()));
+        EXPECT_FALSE(xo__channel_ready(s.get()));
     }
     // Hand back: arm (taking no frame), and the next frame wakes the fd; reading it with XO_RECV_FD leaves the fd
     // quiet again.
-    ASSERT_EQ(XO_ETIMEDOUT, xo_channel_recv_nowait(s.get(), XO_RECV_ARM | XO_RECV_NOFRAME, &rx.f));
+    ASSERT_EQ(XO_ETIMEDOUT, xo__channel_recv_nowait(s.get(), XO_RECV_ARM | XO_RECV_NOFRAME, &rx.f));
     EXPECT_EQ(0, poll(&p, 1, 0));
     TestFrame tf = MakeFrame(50, 16, {8});
-    ASSERT_EQ(XO_OK, xo_channel_send(c.get(), tf.get()));
+    ASSERT_EQ(XO_OK, xo__channel_send(c.get(), tf.get()));
     EXPECT_EQ(1, poll(&p, 1, 5000));
     RxFrame got;
-    ASSERT_EQ(XO_OK, xo_channel_recv_nowait(s.get(), XO_RECV_ARM | XO_RECV_FD, &got.f));
+    ASSERT_EQ(XO_OK, xo__channel_recv_nowait(s.get(), XO_RECV_ARM | XO_RECV_FD, &got.f));
     EXPECT_TRUE(SameFrame(tf, got.f));
-    ASSERT_EQ(XO_ETIMEDOUT, xo_channel_recv_nowait(s.get(), XO_RECV_ARM | XO_RECV_FD, &rx.f));
+    ASSERT_EQ(XO_ETIMEDOUT, xo__channel_recv_nowait(s.get(), XO_RECV_ARM | XO_RECV_FD, &rx.f));
     EXPECT_EQ(0, poll(&p, 1, 0)) << "the doorbell was left on the socket";
     // The peer's death still ends a poller's receive.
     c.reset();
     auto t0 = Clock::now();
     xo_status_t st;
-    while ((st = xo_channel_recv_nowait(s.get(), XO_RECV_FD, &rx.f)) == XO_ETIMEDOUT && MsSince(t0) < 2000)
+    while ((st = xo__channel_recv_nowait(s.get(), XO_RECV_FD, &rx.f)) == XO_ETIMEDOUT && MsSince(t0) < 2000)
         usleep(1000);
     EXPECT_EQ(XO_ECLOSED, st);
 }
@@ -838,15 +838,15 @@ TEST_P(ChannelConformance, FramesOutliveTheirChannel)
     Chan c, s;
     Pair(&c, &s);
     TestFrame tf = MakeFrame(16, 10, {10, XO_SHM_OOB_MIN}); // the mapping outlives the channel
-    std::thread t([&] { xo_channel_send(c.get(), tf.get()); });
+    std::thread t([&] { xo__channel_send(c.get(), tf.get()); });
     RxFrame rx;
-    ASSERT_EQ(XO_OK, xo_channel_recv(s.get(), 5000, &rx.f));
+    ASSERT_EQ(XO_OK, xo__channel_recv(s.get(), 5000, &rx.f));
     t.join();
     s.reset();
     c.reset();
     EXPECT_TRUE(SameFrame(tf, rx.f));
-    xo_frame_release(&rx.f);
-    xo_frame_release(&rx.f); // twice is harmless
+    xo__frame_release(&rx.f);
+    xo__frame_release(&rx.f); // twice is harmless
 }
 
 TEST_P(ChannelConformance, NoFdLeakNothingInDevShm)
@@ -864,14 +864,14 @@ TEST_P(ChannelConformance, NoFdLeakNothingInDevShm)
         TestFrame unread = MakeFrame(40 + i, 50, {100, XO_SHM_OOB_MIN});
         std::atomic<bool> sent{false};
         std::thread t([&] {
-            xo_channel_send(c.get(), unread.get());
+            xo__channel_send(c.get(), unread.get());
             sent = true;
         });
         for (auto t0 = Clock::now(); !sent && MsSince(t0) < 500;) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         s.reset();
         t.join();
         c.reset();
-        xo_listener_close(lis_);
+        xo__listener_close(lis_);
         lis_ = nullptr;
     }
     EXPECT_EQ(fds0, CountDir("/proc/self/fd"));
@@ -887,7 +887,7 @@ TEST_P(ChannelConformance, PingPongHelperMeasuresRoundTrips)
     std::thread echo([&] { echo_st = xo__pingpong_echo(s.get()); });
     xo_pingpong_result_t r{};
     ASSERT_EQ(XO_OK, xo__pingpong_run(c.get(), 64, 100000, 10, 200, 5000, &r)) << xo_last_error();
-    xo_channel_shutdown(c.get()); // the echo thread sees the channel close and returns
+    xo__channel_shutdown(c.get()); // the echo thread sees the channel close and returns
     echo.join();
     EXPECT_EQ(XO_OK, echo_st);
     EXPECT_EQ(200, r.iters);
@@ -903,26 +903,26 @@ INSTANTIATE_TEST_SUITE_P(Backends, ChannelConformance, ::testing::ValuesIn(kBack
 TEST(TransportRegistry, EveryBackendIsRegisteredWithAllOps)
 {
     for (const char *scheme : {"unix", "tcp", "shm"}) {
-        const xo_transport_ops_t *t = xo_transport_find(scheme);
+        const xo_transport_ops_t *t = xo__transport_find(scheme);
         ASSERT_NE(nullptr, t) << scheme;
         EXPECT_STREQ(scheme, t->scheme);
     }
-    EXPECT_EQ(nullptr, xo_transport_find("inproc-nope"));
+    EXPECT_EQ(nullptr, xo__transport_find("inproc-nope"));
     size_t n = 0;
-    xo_transport_list(&n);
-    EXPECT_EQ(xo_transport_find("ucx") ? 4u : 3u, n);
+    xo__transport_list(&n);
+    EXPECT_EQ(xo__transport_find("ucx") ? 4u : 3u, n);
 }
 
 TEST(TransportUrl, Parse)
 {
     xo_url_t u;
-    ASSERT_EQ(XO_OK, xo_url_parse("tcp://[::1]:80", &u));
+    ASSERT_EQ(XO_OK, xo__url_parse("tcp://[::1]:80", &u));
     EXPECT_STREQ("tcp", u.scheme);
     EXPECT_STREQ("[::1]:80", u.rest);
-    EXPECT_EQ(XO_EINVAL, xo_url_parse("://x", &u));
-    EXPECT_EQ(XO_EINVAL, xo_url_parse("tcp://", &u));
-    EXPECT_EQ(XO_EINVAL, xo_url_parse("averyveryverylongscheme://x", &u));
-    EXPECT_EQ(XO_EINVAL, xo_url_parse(("unix:///" + std::string(300, 'a')).c_str(), &u));
+    EXPECT_EQ(XO_EINVAL, xo__url_parse("://x", &u));
+    EXPECT_EQ(XO_EINVAL, xo__url_parse("tcp://", &u));
+    EXPECT_EQ(XO_EINVAL, xo__url_parse("averyveryverylongscheme://x", &u));
+    EXPECT_EQ(XO_EINVAL, xo__url_parse(("unix:///" + std::string(300, 'a')).c_str(), &u));
 }
 
 TEST(UnixTransport, StaleSocketFileIsReplaced)
@@ -936,12 +936,12 @@ TEST(UnixTransport, StaleSocketFileIsReplaced)
     close(fd);
     ASSERT_EQ(0, access(path.c_str(), F_OK));
     xo_listener_t *l = nullptr;
-    ASSERT_EQ(XO_OK, xo_listen(("unix://" + path).c_str(), nullptr, &l)) << xo_last_error();
+    ASSERT_EQ(XO_OK, xo__listen(("unix://" + path).c_str(), nullptr, &l)) << xo_last_error();
     // A live one is not taken over.
     xo_listener_t *l2 = nullptr;
-    EXPECT_EQ(XO_ESYS, xo_listen(("unix://" + path).c_str(), nullptr, &l2));
+    EXPECT_EQ(XO_ESYS, xo__listen(("unix://" + path).c_str(), nullptr, &l2));
     EXPECT_EQ(nullptr, l2);
-    xo_listener_close(l);
+    xo__listener_close(l);
     EXPECT_NE(0, access(path.c_str(), F_OK)); // removed on close
 }
 
