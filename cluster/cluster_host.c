@@ -1,5 +1,5 @@
 /* The cluster file, per host: is a host this machine, do its CPUs exist here, and its xo_host_config_t. See
- * runtime/cluster_file.h. */
+ * cluster/cluster_file.h. */
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netdb.h>

@@ -1,4 +1,4 @@
-/* Device buffers across hosts over NCCL point-to-point (runtime/devbuf.h): when the owner's and the receiver's
+/* Device buffers across hosts over NCCL point-to-point (services/devbuf/devbuf.h): when the owner's and the receiver's
  * pools both own CUDA devices, the receiver pulls the lent range GPU to GPU with ncclSend/ncclRecv instead of
  * staging it through host memory. Built only with NCCL; not run in CI (no GPU).
  *
@@ -7,7 +7,7 @@
  * receiver rank 1), move the bytes on a stream of their device, and destroy it. A communicator per transfer costs
  * its setup (milliseconds) every time: worth it for large buffers, and the simple way to keep concurrent transfers
  * between the same two pools apart; caching one per pair of pools is not built. If anything fails, the receiver
- * says why in a warning and stages instead (runtime/device_buf.c). */
+ * says why in a warning and stages instead (services/devbuf/device_buf.c). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* The owner side of device buffers across hosts (runtime/devbuf.h): the "xo.devbuf" service actor, which copies a
+/* The owner side of device buffers across hosts (services/devbuf/devbuf.h): the "xo.devbuf" service actor, which copies a
  * lent range of its pool's device into a reply, and the tokens that say which ranges were lent.
  *
  * Why a token: any pool that knows the cluster secret may call this service, and a device pointer is easy to

@@ -1,4 +1,4 @@
-/* The receiver side of device buffers across hosts (runtime/devbuf.h): a buffer of the receiver's device, filled
+/* The receiver side of device buffers across hosts (services/devbuf/devbuf.h): a buffer of the receiver's device, filled
  * from the owner's "xo.devbuf" service in chunks. Several chunks are in flight at once so that a fetch costs about
  * one round trip plus the bytes, not one round trip per chunk; each arriving chunk is copied host -> device while
  * the next ones travel. */

@@ -9,7 +9,7 @@
  * machine may not share /proc either). flags bit 0: the handle is there (a backend that cannot export still lends
  * by staging). The raw pointer lets the same process skip the import. token and address serve staging: the owner
  * pool's address (empty when no pool of a process address owns the device) and the proof that it lent the range
- * (runtime/devbuf.h). flags bit 2: the buffer is ready only when the sender's event completes (event_ptr for the
+ * (services/devbuf/devbuf.h). flags bit 2: the buffer is ready only when the sender's event completes (event_ptr for the
  * same process, event_handle for others: xo_pack_device_buf_ready). The length is checked to the byte against
  * address_len; any other version is refused. */
 #include <fcntl.h>

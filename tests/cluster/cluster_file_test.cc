@@ -1,4 +1,4 @@
-// runtime/cluster_file.c and cluster_host.c: the cluster file's keys, defaults, errors (file:line:column), dump,
+// cluster/cluster_file.c and cluster_host.c: the cluster file's keys, defaults, errors (file:line:column), dump,
 // key reference, and the per-host helpers (CPU check, xo_host_config_t, is-local).
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// runtime/topology.c: cpu lists, the host's topology (checked against sysfs), partitioning, binding.
+// cluster/topology.c: cpu lists, the host's topology (checked against sysfs), partitioning, binding.
 #include <gtest/gtest.h>
 
 #include <dirent.h>

@@ -1,4 +1,4 @@
-/* libFuzzer target for the cluster file parser (runtime/cluster_file.c, cluster_host.c). Build and run: README.md.
+/* libFuzzer target for the cluster file parser (cluster/cluster_file.c, cluster_host.c). Build and run: README.md.
  *
  * Besides "no crash, no leak, no undefined behaviour" (the sanitizers), it checks what must hold for every input:
  *   - a refused input gets its status and a "fuzz.yaml:..." text in err, the same text as xo_last_error(), and

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "policies/policy.h"
-// runtime/error.h has no extern "C" guard of its own (yet).
+// base/error.h has no extern "C" guard of its own (yet).
 extern "C" {
 #include "base/error.h"
 }
