@@ -4,7 +4,7 @@
  *   coll_rendezvous.c the rendezvous actor: members exchange one blob each per phase and get everyone's
  *   coll_mailbox.c    the endpoint actor of each member ("put" messages) and the matching receive side
  *   coll_host.c       the host backend's algorithms over the mailbox
- *   gpu/coll_nccl.c   the NCCL backend (builds with NCCL) */
+ *   services/coll/coll_nccl.c   the NCCL backend (builds with NCCL) */
 #ifndef XO_RUNTIME_COLL_H
 #define XO_RUNTIME_COLL_H
 

@@ -11,7 +11,7 @@
  * (ncclGroupStart .. ncclGroupEnd), a member's own block a device copy on the same stream.
  *
  * Operations run on a stream of the pool's device; the member's method waits for the stream by polling
- * (gpu/nccl_wait.h), so the pool's other actors run meanwhile. A member that does not finish within the group's
+ * (services/nccl/nccl_wait.h), so the pool's other actors run meanwhile. A member that does not finish within the group's
  * timeout aborts the communicator (nothing stays blocked on a dead peer) and fails with XO_ETIMEDOUT; the group is
  * broken after that, as after any failure. */
 #include <stdio.h>

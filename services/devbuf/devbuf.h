@@ -61,7 +61,7 @@ xo_status_t xo__device_event_wait(xo_device_event_t *ev, int64_t timeout_ms);
 /* How long a fetch waits for one answer of the owner: XO_DEVICE_STAGE_TIMEOUT_MS, default 60000. */
 int64_t xo__devbuf_timeout_ms(void);
 
-/* NCCL point-to-point for buffers whose owner and receiver both own CUDA devices (gpu/devbuf_nccl.c, builds with
+/* NCCL point-to-point for buffers whose owner and receiver both own CUDA devices (services/devbuf/devbuf_nccl.c, builds with
  * NCCL only, where XO_HAVE_NCCL is defined). fetch: the receiver's side, like xo__devbuf_stage (the same result and
  * ownership), asking the owner's service for "nccl_send"; send: the owner's side of that request, which returns
  * when the bytes have left. Both block (suspending a method) up to timeout_ms. */

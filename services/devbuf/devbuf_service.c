@@ -212,7 +212,7 @@ static xo_status_t service_ready(xo_ctx_t *ctx, void *state, const msgpack_objec
 
 #ifdef XO_HAVE_NCCL
 /* nccl_send(ptr, size, token, unique id): sends the lent range to the caller GPU to GPU over a two-rank NCCL
- * communicator the caller set up the id for (gpu/devbuf_nccl.c); answers once the bytes have left. */
+ * communicator the caller set up the id for (services/devbuf/devbuf_nccl.c); answers once the bytes have left. */
 static xo_status_t service_nccl_send(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
     (void)out;

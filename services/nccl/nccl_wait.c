@@ -1,4 +1,4 @@
-/* Polling NCCL communicators and streams from actor methods (gpu/nccl_wait.h). */
+/* Polling NCCL communicators and streams from actor methods (services/nccl/nccl_wait.h). */
 #include <time.h>
 
 #include "services/nccl/nccl_wait.h"
