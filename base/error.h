@@ -1,6 +1,6 @@
 /* Error text that travels with a status: set where the error is decided, read with xo_last_error(). */
-#ifndef XO_RUNTIME_ERROR_H
-#define XO_RUNTIME_ERROR_H
+#ifndef XO_BASE_ERROR_H
+#define XO_BASE_ERROR_H
 
 #ifdef __cplusplus
 extern "C" {

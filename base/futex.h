@@ -1,7 +1,7 @@
 /* Linux futex wait/wake on a 32-bit atomic: private to the process, or (the _shared variants) in memory that other
  * processes map too (a MAP_SHARED page), where FUTEX_PRIVATE would not reach them. */
-#ifndef XO_RUNTIME_FUTEX_H
-#define XO_RUNTIME_FUTEX_H
+#ifndef XO_BASE_FUTEX_H
+#define XO_BASE_FUTEX_H
 
 #include <errno.h>
 #include <linux/futex.h>

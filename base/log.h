@@ -1,6 +1,6 @@
 /* Logging to stderr with a level, for every module. Errors are logged once, where they are decided. */
-#ifndef XO_RUNTIME_LOG_H
-#define XO_RUNTIME_LOG_H
+#ifndef XO_BASE_LOG_H
+#define XO_BASE_LOG_H
 
 #ifdef __cplusplus
 extern "C" {

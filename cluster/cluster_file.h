@@ -13,8 +13,8 @@
  *
  * Threading: a loaded cluster is immutable; any number of threads may read it and call the const functions on it at
  * once. Loading touches no global state. */
-#ifndef XO_RUNTIME_CLUSTER_FILE_H
-#define XO_RUNTIME_CLUSTER_FILE_H
+#ifndef XO_CLUSTER_CLUSTER_FILE_H
+#define XO_CLUSTER_CLUSTER_FILE_H
 
 #include <stdbool.h>
 #include <stddef.h>

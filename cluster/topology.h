@@ -15,8 +15,8 @@
  *
  * Threading: a loaded topology is immutable; every function that takes a const xo_topology_t * may run on any
  * number of threads at once. The cpuset helpers are pure. */
-#ifndef XO_RUNTIME_TOPOLOGY_H
-#define XO_RUNTIME_TOPOLOGY_H
+#ifndef XO_CLUSTER_TOPOLOGY_H
+#define XO_CLUSTER_TOPOLOGY_H
 
 #include <stdbool.h>
 #include <stddef.h>

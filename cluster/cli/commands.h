@@ -1,6 +1,6 @@
 /* The xoscar CLI's commands, split by what they work on. */
-#ifndef XO_CLI_COMMANDS_H
-#define XO_CLI_COMMANDS_H
+#ifndef XO_CLUSTER_CLI_COMMANDS_H
+#define XO_CLUSTER_CLI_COMMANDS_H
 
 #include <stdint.h>
 

@@ -1,6 +1,6 @@
 /* JSON <-> msgpack for the CLI (jansson from Debian's libjansson-dev). */
-#ifndef XO_CLI_JSON_MSGPACK_H
-#define XO_CLI_JSON_MSGPACK_H
+#ifndef XO_CLUSTER_CLI_JSON_MSGPACK_H
+#define XO_CLUSTER_CLI_JSON_MSGPACK_H
 
 #include <msgpack.h>
 #include <stdio.h>

@@ -4,9 +4,9 @@
  *   coll_rendezvous.c the rendezvous actor: members exchange one blob each per phase and get everyone's
  *   coll_mailbox.c    the endpoint actor of each member ("put" messages) and the matching receive side
  *   coll_host.c       the host backend's algorithms over the mailbox
- *   services/coll/coll_nccl.c   the NCCL backend (builds with NCCL) */
-#ifndef XO_RUNTIME_COLL_H
-#define XO_RUNTIME_COLL_H
+ *   coll_nccl.c       the NCCL backend (builds with NCCL) */
+#ifndef XO_SERVICES_COLL_COLL_H
+#define XO_SERVICES_COLL_COLL_H
 
 #include <pthread.h>
 #include <stdatomic.h>

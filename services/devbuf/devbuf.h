@@ -2,8 +2,8 @@
  * owns a device and has a process address runs) and the receiver side (staging: fetch the bytes in chunks into a
  * buffer of the receiver's device). The descriptor itself is device_buf.c's; include/xoscar/device_buf.h has the
  * contract. Private to runtime/. */
-#ifndef XO_RUNTIME_DEVBUF_H
-#define XO_RUNTIME_DEVBUF_H
+#ifndef XO_SERVICES_DEVBUF_DEVBUF_H
+#define XO_SERVICES_DEVBUF_DEVBUF_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -6,8 +6,8 @@
  * then suspending 1 ms at a time (xo_sleep_ms: inside a method only the method waits). A wait that passes its
  * timeout, or whose stop callback says so, aborts the communicator (ncclCommAbort also unblocks kernels waiting
  * for a peer that will not come) and sets *comm to NULL. */
-#ifndef XO_GPU_NCCL_WAIT_H
-#define XO_GPU_NCCL_WAIT_H
+#ifndef XO_SERVICES_NCCL_NCCL_WAIT_H
+#define XO_SERVICES_NCCL_NCCL_WAIT_H
 
 #include <stdbool.h>
 #include <stdint.h>

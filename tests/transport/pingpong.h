@@ -1,7 +1,7 @@
 /* Raw channel ping-pong: the measuring loop a benchmark runs over any backend, below the actor runtime.
  * Nothing in the runtime uses it; bench/ and quick experiments do. */
-#ifndef XO_TRANSPORT_PINGPONG_H
-#define XO_TRANSPORT_PINGPONG_H
+#ifndef XO_TESTS_TRANSPORT_PINGPONG_H
+#define XO_TESTS_TRANSPORT_PINGPONG_H
 
 #include <stddef.h>
 #include <stdint.h>
