@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -163,6 +164,20 @@ static xo_status_t open_device(xo_pool_t *p, const char *name, uint64_t capacity
 
 /* ---- start --------------------------------------------------------------------------------------------------- */
 
+/* The CPUs the starting thread may run on: a pool bound to k CPUs (xoscar-pool --cpus, taskset, a cgroup cpuset)
+ * gets k schedulers, not one per CPU of the machine, which on a 128-core node with 8 pools would put 1024 threads
+ * on 128 cores. Without a binding the mask is every online CPU, as before. */
+static unsigned usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return (unsigned)n;
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    return (unsigned)(ncpu > 0 ? ncpu : 1);
+}
+
 xo_status_t xo__pool_start_engine(const xo_pool_config_t *cfg, xo_pool_t **pool_p)
 {
     xo_pool_config_t def = {0};
@@ -177,8 +192,7 @@ xo_status_t xo__pool_start_engine(const xo_pool_config_t *cfg, xo_pool_t **pool_
         snprintf(buf, sizeof buf, "inproc://%d.%u", (int)getpid(), atomic_fetch_add(&pool_counter, 1));
         p->address = strdup(buf);
     }
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    p->n_sched = cfg->n_threads ? cfg->n_threads : (unsigned)(ncpu > 0 ? ncpu : 1);
+    p->n_sched = cfg->n_threads ? cfg->n_threads : usable_cpus();
     p->fiber_stack_size = cfg->fiber_stack_size ? cfg->fiber_stack_size : DEFAULT_STACK;
     p->sched = calloc(p->n_sched, sizeof *p->sched);
     pthread_mutex_init(&p->table_lock, NULL);

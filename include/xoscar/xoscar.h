@@ -155,7 +155,7 @@ XO_API xo_status_t xo_register_class(const xo_actor_class_t *cls);
 
 typedef struct xo_pool_config {
     const char *address;    /* this pool's address; NULL: "inproc://<pid>.<n>", unique in the process */
-    unsigned n_threads;     /* scheduler threads; 0: one per online CPU */
+    unsigned n_threads;     /* scheduler threads; 0: one per CPU the starting thread may run on (its affinity) */
     size_t fiber_stack_size;/* bytes per method fiber; 0: 256 KiB. Guard page below each stack. */
     unsigned spin_us;       /* how long an idle scheduler thread spins before it sleeps; 0: default (50 us) */
     const char *device;     /* the device the pool owns: "host", "host:1", "cuda:0"; NULL: none (xoscar/device_buf.h) */

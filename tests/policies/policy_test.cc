@@ -12,10 +12,7 @@
 #include <vector>
 
 #include "policies/policy.h"
-// base/error.h has no extern "C" guard of its own (yet).
-extern "C" {
 #include "base/error.h"
-}
 
 namespace {
 

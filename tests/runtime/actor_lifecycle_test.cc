@@ -1,5 +1,11 @@
 // Actor lifecycle: hook order, failing hooks, duplicate uids, destroy, stale refs, re-creation, nested creates.
+#include <dirent.h>
+#include <sched.h>
+
+#include <chrono>
+#include <fstream>
 #include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -289,6 +295,57 @@ TEST(Pools, SameAddressTwiceIsRefused)
     ASSERT_EQ(xo_pool_start(&cfg, &p1), XO_OK);
     EXPECT_EQ(xo_pool_start(&cfg, &p2), XO_EEXIST);
     xo_pool_stop(p1);
+}
+
+int scheduler_threads()
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    while (struct dirent *e = readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
+        std::string name;
+        std::getline(comm, name);
+        if (name.rfind("xo-sched-", 0) == 0) n++;
+    }
+    closedir(d);
+    return n;
+}
+
+// Scheduler threads name themselves once running: wait (up to 2 s) for the count to reach want, and return it.
+int scheduler_threads_reaching(int want)
+{
+    int n = scheduler_threads();
+    for (int i = 0; i < 200 && n < want; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        n = scheduler_threads();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20)); // one more look: no extra thread comes late
+    return scheduler_threads();
+}
+
+// A pool started with n_threads 0 by a thread bound to one CPU runs one scheduler thread, not one per CPU.
+TEST(Pools, DefaultThreadsFollowTheCpuBinding)
+{
+    cpu_set_t all, one;
+    ASSERT_EQ(sched_getaffinity(0, sizeof all, &all), 0);
+    if (CPU_COUNT(&all) < 2) GTEST_SKIP() << "needs 2 CPUs to tell a binding from none";
+    int first = 0;
+    while (!CPU_ISSET(first, &all)) first++;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    int before = scheduler_threads();
+    xo_pool_t *bound = nullptr, *unbound = nullptr;
+    ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+    xo_status_t st = xo_pool_start(nullptr, &bound);
+    ASSERT_EQ(sched_setaffinity(0, sizeof all, &all), 0);
+    ASSERT_EQ(st, XO_OK) << xo_last_error();
+    EXPECT_EQ(scheduler_threads_reaching(before + 1) - before, 1);
+    ASSERT_EQ(xo_pool_start(nullptr, &unbound), XO_OK) << xo_last_error();
+    EXPECT_EQ(scheduler_threads_reaching(before + 1 + CPU_COUNT(&all)) - before, 1 + CPU_COUNT(&all));
+    xo_pool_stop(unbound);
+    xo_pool_stop(bound);
 }
 
 } // namespace
