@@ -246,7 +246,7 @@ static int parse_opts(int argc, char **argv, const char **only, bool *foreground
         else if (foreground && strcmp(argv[i], "--foreground") == 0) *foreground = true;
         else {
             fprintf(stderr, "xoscar: unexpected argument %s\n", argv[i]);
-            return 2;
+            return xo__cli_usage_error(argv[0]);
         }
     }
     return 0;
@@ -256,7 +256,7 @@ static int cmd_up(int argc, char **argv)
 {
     const char *only = NULL;
     bool foreground = false;
-    if (argc < 2) return 2;
+    if (argc < 2) return xo__cli_usage_error(argv[0]);
     int rc = parse_opts(argc, argv, &only, &foreground);
     if (rc) return rc;
     xo_cluster_t *c = load(argv[1]);
@@ -336,7 +336,7 @@ static int stop_host(const xo_cluster_t *c, size_t i)
 static int cmd_down(int argc, char **argv)
 {
     const char *only = NULL;
-    if (argc < 2) return 2;
+    if (argc < 2) return xo__cli_usage_error(argv[0]);
     int rc = parse_opts(argc, argv, &only, NULL);
     if (rc) return rc;
     xo_cluster_t *c = load(argv[1]);
@@ -353,7 +353,7 @@ static int cmd_down(int argc, char **argv)
 
 static int cmd_status(int argc, char **argv)
 {
-    if (argc != 2) return 2;
+    if (argc != 2) return xo__cli_usage_error(argv[0]);
     xo_cluster_t *c = load(argv[1]);
     if (!c) return 2;
     int down = 0;
@@ -389,7 +389,7 @@ static int cmd_status(int argc, char **argv)
 
 static int cmd_config(int argc, char **argv)
 {
-    if (argc != 2 && !(argc == 3 && strcmp(argv[2], "--dump") == 0)) return 2;
+    if (argc != 2 && !(argc == 3 && strcmp(argv[2], "--dump") == 0)) return xo__cli_usage_error(argv[0]);
     xo_cluster_t *c = load(argv[1]);
     if (!c) return 2;
     xo__cluster_dump(c, stdout);
@@ -400,7 +400,7 @@ static int cmd_config(int argc, char **argv)
 /* Runs a client program of the cluster: the secret travels in its environment, not on a command line. */
 static int cmd_run(int argc, char **argv)
 {
-    if (argc < 4 || strcmp(argv[2], "--") != 0) return 2;
+    if (argc < 4 || strcmp(argv[2], "--") != 0) return xo__cli_usage_error(argv[0]);
     xo_cluster_t *c = load(argv[1]);
     if (!c) return 2;
     xo_cluster_host_config_t *hc = NULL;
@@ -427,6 +427,36 @@ int xo_cli_cluster_command(const char *cmd, int argc, char **argv)
     else if (strcmp(cmd, "down") == 0) rc = cmd_down(argc, argv);
     else if (strcmp(cmd, "status") == 0) rc = cmd_status(argc, argv);
     else if (strcmp(cmd, "config") == 0) rc = cmd_config(argc, argv);
-    if (rc == 2) fprintf(stderr, "usage: xoscar %s FILE ...   (xoscar --help)\n", cmd);
     return rc;
+}
+
+int xo__cli_use_cluster(const char *path, const char *name, char *buf, size_t len)
+{
+    xo_cluster_t *c = load(path);
+    if (!c) return 2;
+    snprintf(buf, len, "%s", name);
+    /* "host:port[/N]" and "[v6]:port" are addresses; a host's name has no colon. */
+    if (!strchr(name, ':')) {
+        const char *slash = strchr(name, '/');
+        char host[256];
+        snprintf(host, sizeof host, "%.*s", slash ? (int)(slash - name) : (int)strlen(name), name);
+        long i = xo__cluster_find_host(c, host);
+        xo_cluster_host_config_t *hc = NULL;
+        xo_cluster_error_t err = {0};
+        if (i < 0) {
+            fprintf(stderr, "xoscar: %s has no host named '%s' (give a host's name or an address host:port[/N])\n",
+                    path, host);
+            xo__cluster_free(c);
+            return 2;
+        }
+        if (xo__cluster_host_config(c, (size_t)i, NULL, &hc, &err) != XO_OK) {
+            fprintf(stderr, "xoscar: %s\n", err.text);
+            xo__cluster_free(c);
+            return 2;
+        }
+        snprintf(buf, len, "%s%s", hc->cfg.address, slash ? slash : "");
+        xo__cluster_host_config_free(hc);
+    }
+    xo__cluster_free(c);
+    return 0;
 }

@@ -2,6 +2,7 @@
 #ifndef XO_CLUSTER_CLI_COMMANDS_H
 #define XO_CLUSTER_CLI_COMMANDS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "xoscar/status.h"
@@ -14,6 +15,14 @@ xo_status_t xo_cli_pool_info(const char *address, int64_t timeout_ms, int *pid, 
 
 /* Cluster-file commands (up, down, status, config): the exit code, or -1 when cmd is not one of them. */
 int xo_cli_cluster_command(const char *cmd, int argc, char **argv);
+
+/* Prints cmd's usage (its lines of the usage text) to stderr and returns 2, the exit code of a usage error. */
+int xo__cli_usage_error(const char *cmd);
+
+/* --cluster FILE: loads FILE, makes its secret this process's, and writes into buf the address that name means:
+ * a host's name in the file is its main pool, NAME/N its sub pool N; anything else is taken as an address as it
+ * is. 0, or the exit code after printing why (2: a bad file or an unknown host). */
+int xo__cli_use_cluster(const char *path, const char *name, char *buf, size_t len);
 
 /* Their lines for the usage text. */
 const char *xo_cli_cluster_usage(void);

@@ -6,8 +6,13 @@
  *   xoscar create ADDRESS CLASS [--uid UID] [JSON-ARGS]   create an actor (its class must be known there)
  *   xoscar destroy ADDRESS UID | has ADDRESS UID | info ADDRESS
  *
- * Exit codes: 0 done; 1 the actor or pool answered with an error; 2 bad usage; 3 the pool could not be reached or
- * died. Errors go to stderr as "xoscar: XO_NAME: text". */
+ * Options before the command: --cluster FILE (the secret from FILE; ADDRESS may be a host's name in it),
+ * --timeout MS, --log-level L, --version, --help; `xoscar COMMAND --help` shows one command.
+ *
+ * Exit codes: 0 done; 1 the actor or pool answered with an error; 2 bad usage or a bad cluster file; 3 the pool
+ * could not be reached, died, or refused us (a wrong secret). Errors go to stderr as "xoscar: XO_NAME: text". */
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,26 +27,64 @@
 int xo_cli_fail(xo_status_t st)
 {
     fprintf(stderr, "xoscar: %s: %s\n", xo_status_name(st), xo_last_error()[0] ? xo_last_error() : xo_strerror(st));
-    return (st == XO_EUNREACHABLE || st == XO_EPOOLDIED || st == XO_EREFUSED || st == XO_ECLOSED) ? 3 : 1;
+    /* 3: nothing answered us as a member of the cluster (unreachable, dead, closed, or refused: a wrong secret). */
+    return (st == XO_EUNREACHABLE || st == XO_EPOOLDIED || st == XO_EREFUSED || st == XO_ECLOSED || st == XO_EAUTH)
+               ? 3
+               : 1;
 }
+
+/* The commands of this file; the cluster commands' lines come from xo_cli_cluster_usage(). One line per command
+ * starting with two spaces and its name; continuation lines start with more. */
+static const char *const call_usage =
+    "  call ADDRESS UID METHOD [JSON-ARGS]       call a method; print the result as JSON\n"
+    "  tell ADDRESS UID METHOD [JSON-ARGS]       send a call without waiting for it\n"
+    "  batch ADDRESS UID METHOD '[[ARGS], ...]'  calls of one extensible method as one message\n"
+    "  create ADDRESS CLASS [--uid UID] [JSON-ARGS]  create an actor; print its uid\n"
+    "  destroy ADDRESS UID                       destroy an actor\n"
+    "  has ADDRESS UID                           print true or false\n"
+    "  info ADDRESS                              print the pool's pid and actor count\n";
+
+static const char *const notes =
+    "JSON-ARGS is a JSON array: '[1, \"two\", {\"three\": 3}]'. ADDRESS is host:port or host:port/N, or with\n"
+    "--cluster a host's name in the file (its main pool) or NAME/N (its sub pool N).\n"
+    "Options (before COMMAND): --cluster FILE (the secret and addresses come from FILE)   --timeout MS (default\n"
+    "30000)   --log-level error|warn|info|debug   --version   --help; COMMAND --help for one command.\n"
+    "Exit codes: 0 done, 1 the call failed, 2 bad usage or a bad file, 3 pool unreachable, dead or refusing us.\n";
 
 static int usage(FILE *out, int code)
 {
-    fprintf(out,
-            "usage: xoscar COMMAND ...\n"
-            "  call ADDRESS UID METHOD [JSON-ARGS]       call a method; print the result as JSON\n"
-            "  tell ADDRESS UID METHOD [JSON-ARGS]       send a call without waiting for it\n"
-            "  batch ADDRESS UID METHOD '[[ARGS], ...]'  calls of one extensible method as one message\n"
-            "  create ADDRESS CLASS [--uid UID] [JSON-ARGS]  create an actor; print its uid\n"
-            "  destroy ADDRESS UID                       destroy an actor\n"
-            "  has ADDRESS UID                           print true or false\n"
-            "  info ADDRESS                              print the pool's pid and actor count\n"
-            "%s"
-            "JSON-ARGS is a JSON array: '[1, \"two\", {\"three\": 3}]'. ADDRESS is host:port or host:port/N.\n"
-            "Options (before COMMAND): --log-level error|warn|info|debug   --timeout MS (default 30000)\n"
-            "Exit codes: 0 done, 1 the call failed, 2 bad usage, 3 pool unreachable or dead.\n",
-            xo_cli_cluster_usage());
+    fprintf(out, "usage: xoscar [OPTIONS] COMMAND ...\n%s%s%s", call_usage, xo_cli_cluster_usage(), notes);
     return code;
+}
+
+/* Writes the lines of text that belong to cmd (its line and the continuation lines after it); false: none. */
+static bool print_command_lines(FILE *out, const char *text, const char *cmd)
+{
+    size_t n = strlen(cmd);
+    bool found = false, in = false;
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line + 1) : strlen(line);
+        bool continuation = len > 3 && !strncmp(line, "   ", 3);
+        if (!continuation) in = len > 2 + n && !strncmp(line + 2, cmd, n) && line[2 + n] == ' ';
+        if (in) fwrite(line, 1, len, out), found = true;
+        line += len;
+    }
+    return found;
+}
+
+static bool command_usage(FILE *out, const char *cmd)
+{
+    fputs("usage: xoscar [OPTIONS]\n", out);
+    bool found = print_command_lines(out, call_usage, cmd) || print_command_lines(out, xo_cli_cluster_usage(), cmd);
+    if (found) fputs(notes, out);
+    return found;
+}
+
+int xo__cli_usage_error(const char *cmd)
+{
+    if (!command_usage(stderr, cmd)) return usage(stderr, 2);
+    return 2;
 }
 
 static int64_t timeout_ms = 30000;
@@ -68,7 +111,7 @@ static int parse_args(int argc, char **argv, int i, xo_args_t **args)
 
 static int cmd_call(int argc, char **argv, bool tell)
 {
-    if (argc < 4 || argc > 5) return usage(stderr, 2);
+    if (argc < 4 || argc > 5) return xo__cli_usage_error(argv[0]);
     xo_args_t *args;
     int rc = parse_args(argc, argv, 4, &args);
     if (rc) return rc;
@@ -89,7 +132,7 @@ static int cmd_call(int argc, char **argv, bool tell)
  * ({"error": "XO_NAME: text"} for a call that failed alone). */
 static int cmd_batch(int argc, char **argv)
 {
-    if (argc != 5) return usage(stderr, 2);
+    if (argc != 5) return xo__cli_usage_error(argv[0]);
     xo_args_t *all;
     int rc = parse_args(argc, argv, 4, &all); /* a JSON array whose items are the calls' argument arrays */
     if (rc) return rc;
@@ -142,14 +185,14 @@ static int cmd_batch(int argc, char **argv)
 
 static int cmd_create(int argc, char **argv)
 {
-    if (argc < 3) return usage(stderr, 2);
+    if (argc < 3) return xo__cli_usage_error(argv[0]);
     const char *uid = NULL;
     int i = 3;
     if (i + 1 < argc && strcmp(argv[i], "--uid") == 0) {
         uid = argv[i + 1];
         i += 2;
     }
-    if (i + 1 < argc) return usage(stderr, 2);
+    if (i + 1 < argc) return xo__cli_usage_error(argv[0]);
     xo_args_t *args;
     int rc = parse_args(argc, argv, i, &args);
     if (rc) return rc;
@@ -163,7 +206,7 @@ static int cmd_create(int argc, char **argv)
 
 static int cmd_uid(int argc, char **argv, const char *what)
 {
-    if (argc != 3) return usage(stderr, 2);
+    if (argc != 3) return xo__cli_usage_error(argv[0]);
     xo_ref_t *ref;
     xo_status_t st = xo_actor_ref(argv[1], argv[2], &ref);
     if (strcmp(what, "has") == 0) {
@@ -179,7 +222,7 @@ static int cmd_uid(int argc, char **argv, const char *what)
 
 static int cmd_info(int argc, char **argv)
 {
-    if (argc != 2) return usage(stderr, 2);
+    if (argc != 2) return xo__cli_usage_error(argv[0]);
     int pid = 0;
     uint64_t actors = 0;
     xo_status_t st = xo_cli_pool_info(argv[1], timeout_ms, &pid, &actors);
@@ -203,21 +246,67 @@ xo_status_t xo_cli_pool_info(const char *address, int64_t timeout, int *pid, uin
     return st;
 }
 
+/* A timeout in ms: a whole number above 0, or a usage error (never a silent 0). */
+static bool parse_timeout(const char *s, int64_t *ms_p)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v <= 0) {
+        fprintf(stderr, "xoscar: --timeout takes milliseconds, a whole number above 0 (got \"%s\")\n", s);
+        return false;
+    }
+    *ms_p = v;
+    return true;
+}
+
+static bool takes_address(const char *cmd)
+{
+    static const char *const cmds[] = {"call", "tell", "batch", "create", "destroy", "has", "info"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(cmd, cmds[i])) return true;
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     int i = 1;
+    const char *cluster_file = NULL;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
         if (strcmp(argv[i], "--help") == 0) return usage(stdout, 0);
-        if (i + 1 >= argc) return usage(stderr, 2);
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("xoscar %s\n", XO_VERSION);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "xoscar: %s needs a value\n", argv[i]);
+            return usage(stderr, 2);
+        }
         if (strcmp(argv[i], "--log-level") == 0) setenv("XO_LOG_LEVEL", argv[i + 1], 1);
-        else if (strcmp(argv[i], "--timeout") == 0) timeout_ms = atoll(argv[i + 1]);
-        else return usage(stderr, 2);
+        else if (strcmp(argv[i], "--timeout") == 0) {
+            if (!parse_timeout(argv[i + 1], &timeout_ms)) return 2;
+        } else if (strcmp(argv[i], "--cluster") == 0) cluster_file = argv[i + 1];
+        else {
+            fprintf(stderr, "xoscar: unknown option %s\n", argv[i]);
+            return usage(stderr, 2);
+        }
     }
     if (i >= argc) return usage(stderr, 2);
     const char *cmd = argv[i];
     argc -= i;
     argv += i;
-    if (argc > 1 && strcmp(argv[1], "--help") == 0) return usage(stdout, 0);
+    if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+        if (command_usage(stdout, cmd)) return 0;
+        fprintf(stderr, "xoscar: unknown command \"%s\"\n", cmd);
+        return usage(stderr, 2);
+    }
+    char address[300];
+    if (cluster_file && takes_address(cmd)) {
+        if (argc < 2) return xo__cli_usage_error(cmd);
+        int rc = xo__cli_use_cluster(cluster_file, argv[1], address, sizeof address);
+        if (rc) return rc;
+        argv[1] = address;
+    }
     if (strcmp(cmd, "call") == 0) return cmd_call(argc, argv, false);
     if (strcmp(cmd, "tell") == 0) return cmd_call(argc, argv, true);
     if (strcmp(cmd, "batch") == 0) return cmd_batch(argc, argv);

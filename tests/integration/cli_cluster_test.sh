@@ -36,11 +36,18 @@ pids=$(echo "$status" | awk 'NR > 1 {print $3}')
 # a client of the cluster: the secret comes from the file through `xoscar run`
 "$cli" run "$work/c.yaml" -- "$cli" create "127.0.0.1:$port/1" Counter --uid c '[40]' | grep -qx c || fail "create"
 [ "$("$cli" run "$work/c.yaml" -- "$cli" call "127.0.0.1:$port/1" c add '[2]')" = 42 ] || fail "call"
-# without the secret: refused
+# without the secret: refused, with the exit code of "the pool refused us"
 set +e
 "$cli" call "127.0.0.1:$port/1" c get 2>/dev/null; rc=$?
 set -e
-[ $rc -ne 0 ] || fail "a call without the secret was served"
+[ $rc -eq 3 ] || fail "a call without the secret: exit $rc, expected 3"
+# --cluster FILE: the secret from the file, a host named by the file (solo/1 is its sub pool 1)
+[ "$("$cli" --cluster "$work/c.yaml" call solo/1 c add '[1]')" = 43 ] || fail "--cluster with a host name"
+[ "$("$cli" --cluster "$work/c.yaml" call "127.0.0.1:$port/1" c get)" = 43 ] || fail "--cluster with an address"
+set +e
+err=$("$cli" --cluster "$work/c.yaml" call nosuch c get 2>&1); rc=$?
+set -e
+[ $rc -eq 2 ] && echo "$err" | grep -q "has no host named 'nosuch'" || fail "--cluster, unknown host: exit $rc: $err"
 
 "$cli" down "$work/c.yaml" | grep -q "host solo down" || fail "down"
 for p in $pids; do
@@ -58,4 +65,18 @@ err=$("$cli" up "$work/bad.yaml" 2>&1); rc=$?
 set -e
 [ $rc -eq 2 ] || fail "bad file: exit $rc"
 echo "$err" | grep -q "bad.yaml:5:14: .*unknown key 'cpu'" || fail "bad file message: $err"
+! echo "$err" | grep -q "usage" || fail "a bad file is followed by a usage text: $err"
+
+# usage: per-command help, --version, numbers that do not parse
+"$cli" up --help | grep -q "^  up FILE" || fail "up --help"
+! "$cli" up --help | grep -q "^  call " || fail "up --help shows other commands"
+"$cli" --version | grep -Eq "^xoscar [0-9]+\.[0-9]+\.[0-9]+$" || fail "--version"
+set +e
+"$cli" --timeout abc info "127.0.0.1:$port" 2>/dev/null; rc=$?
+set -e
+[ $rc -eq 2 ] || fail "--timeout abc: exit $rc, expected 2"
+set +e
+serr=$("$cli" status 2>&1); rc=$?
+set -e
+[ $rc -eq 2 ] && echo "$serr" | grep -q "^  status FILE" || fail "status without a file: exit $rc: $serr"
 echo "PASS: up, status, run/create/call, secret enforced, down leaves nothing, bad file refused: ${err%%$'\n'*}"
