@@ -1,4 +1,4 @@
-/* Logging to stderr with a level, for every module. Errors are logged once, where they are decided. */
+/* Logging to stderr (and a file) with a level, for every module. Errors are logged once, where they are decided. */
 #ifndef XO_BASE_LOG_H
 #define XO_BASE_LOG_H
 
@@ -12,7 +12,11 @@ typedef enum xo_log_level { XO_LOG_ERROR = 0, XO_LOG_WARN, XO_LOG_INFO, XO_LOG_D
 xo_log_level_t xo__log_threshold(void);
 void xo__log_set_threshold(xo_log_level_t level);
 
-/* Thread-safe; one line per call, prefixed with the level, pid and thread name. */
+/* The name shown on every line (a pool's address); call it once, before other threads log. */
+void xo__log_set_name(const char *name);
+
+/* Thread-safe; one line per call, "[W 2026-12-03T15:49:28.123456Z NAME pid 123 thread file.c:12] text", to stderr
+ * and, when XO_LOG_FILE names a file (read at the first line), appended to it as well. */
 void xo__log_write(xo_log_level_t level, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -68,6 +68,7 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
+    xo__log_set_name(address); /* every line of this process says which pool wrote it */
     if (parent > 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != (pid_t)parent) return 0; /* the parent died before we could ask to follow it */
