@@ -20,6 +20,7 @@ typedef struct bench_opts {
     int runs;            /* repetitions per benchmark */
     unsigned threads;    /* scheduler threads per pool (0: the runtime's default, one per CPU) */
     const char *device;  /* the device benchmarks' device: "host" (default), "cuda", "cuda:1" (bench_device.c) */
+    int hog;             /* busy-looping processes beside the benchmarks (--hog N) */
 } bench_opts_t;
 
 /* How a metric is judged. The ratio column is value / ref's value when ref is set (throughput against the bare

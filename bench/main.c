@@ -8,6 +8,9 @@
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -343,6 +346,7 @@ static int write_json(const char *path, const bench_opts_t *opts, const char *cm
     fprintf(f, "},\n  \"quick\": %s, \"runs\": %d, \"pool_threads\": %u, \"device\": ",
             opts->quick ? "true" : "false", opts->runs, opts->threads);
     json_string(f, opts->device);
+    fprintf(f, ", \"hog\": %d", opts->hog);
     fprintf(f, ",\n  \"results\": [\n");
     for (int i = 0; i < n_metrics; i++) {
         const metric_t *m = &metrics[i];
@@ -382,11 +386,38 @@ static const bench_entry_t benchmarks[] = {
 #undef BENCH_ENTRY_
 };
 
+/* --hog N: N processes that only spin, beside the benchmarks, for as long as the run lasts: the busy machine of a
+ * shared node (or of pools and application threads outnumbering cores), under which waits that sleep pay the
+ * kernel's scheduling latency. Processes, not threads, because each benchmark runs in a forked child and threads do
+ * not survive a fork. They die with this process (PR_SET_PDEATHSIG) if it is killed. */
+static pid_t hogs[256];
+static int n_hogs;
+
+static void hogs_start(int n)
+{
+    for (int i = 0; i < n && n_hogs < (int)(sizeof hogs / sizeof hogs[0]); i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            volatile uint64_t spin = 0;
+            for (;;) spin++;
+        }
+        if (pid > 0) hogs[n_hogs++] = pid;
+    }
+}
+
+static void hogs_stop(void)
+{
+    for (int i = 0; i < n_hogs; i++) kill(hogs[i], SIGKILL);
+    for (int i = 0; i < n_hogs; i++) waitpid(hogs[i], NULL, 0);
+    n_hogs = 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: xoscar-bench [--quick] [--json FILE] [--filter NAME] [--runs N] [--threads N] [--no-fork] "
-            "[--device D] [--list]\n"
+            "[--device D] [--hog N] [--list]\n"
             "  --quick      small sizes, 3 runs: a smoke test for CI (a few seconds)\n"
             "  --json FILE  also write the results as JSON\n"
             "  --filter S   run only the benchmarks whose name contains S (ratios need their ref run too)\n"
@@ -395,7 +426,8 @@ static void usage(FILE *f)
             "               0: the runtime's default, one per CPU)\n"
             "  --no-fork    run benchmarks in this process (for perf record / gdb)\n"
             "  --device D   the device of devbuf/devlaunch: host (default), cuda, cuda:N; a missing backend or\n"
-            "               device makes them skip with its error text\n");
+            "               device makes them skip with its error text\n"
+            "  --hog N      run N busy-looping processes beside the benchmarks (a loaded machine; N up to 256)\n");
 }
 
 int main(int argc, char **argv)
@@ -408,10 +440,10 @@ int main(int argc, char **argv)
         {"filter", required_argument, NULL, 'f'}, {"runs", required_argument, NULL, 'r'},
         {"threads", required_argument, NULL, 't'}, {"no-fork", no_argument, NULL, 'n'},
         {"list", no_argument, NULL, 'l'},    {"help", no_argument, NULL, 'h'},
-        {"device", required_argument, NULL, 'd'},
+        {"device", required_argument, NULL, 'd'}, {"hog", required_argument, NULL, 'g'},
         {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "qj:f:r:t:nlhd:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "qj:f:r:t:nlhd:g:", longopts, NULL)) != -1) {
         switch (c) {
         case 'q': opts.quick = true; break;
         case 'j': json = optarg; break;
@@ -420,6 +452,16 @@ int main(int argc, char **argv)
         case 't': opts.threads = (unsigned)atoi(optarg); break;
         case 'n': no_fork = true; break;
         case 'd': opts.device = optarg; break;
+        case 'g': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end || n < 0 || n > 256) {
+                fprintf(stderr, "xoscar-bench: --hog %s: expected a number of processes from 0 to 256\n", optarg);
+                return 2;
+            }
+            opts.hog = (int)n;
+            break;
+        }
         case 'l': list = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -448,9 +490,11 @@ int main(int argc, char **argv)
     char cpu[128];
     cpu_model(cpu, sizeof cpu);
     load_before = loadavg1();
-    printf("xoscar-bench  git %s  cpu \"%s\" x %ld  %s, %d run(s), pool threads %u%s, device %s, load %.2f\n",
+    printf("xoscar-bench  git %s  cpu \"%s\" x %ld  %s, %d run(s), pool threads %u%s, device %s, load %.2f, "
+           "hog %d\n",
            XO_BENCH_GIT, cpu, sysconf(_SC_NPROCESSORS_ONLN), opts.quick ? "quick" : "full", opts.runs, opts.threads,
-           opts.threads ? "" : " (runtime default)", opts.device, load_before);
+           opts.threads ? "" : " (runtime default)", opts.device, load_before, opts.hog);
+    hogs_start(opts.hog);
 
     signal(SIGPIPE, SIG_IGN);
     for (size_t i = 0; i < n_bench; i++) {
@@ -463,6 +507,7 @@ int main(int argc, char **argv)
         else run_forked(b, &opts, opts.quick ? 30 : 300);
         printf(" %.2f s\n", (double)(bench_now_ns() - t0) / 1e9);
     }
+    hogs_stop();
     if (n_metrics == 0) {
         fprintf(stderr, "no benchmark produced a result\n");
         for (int i = 0; i < n_skips; i++) fprintf(stderr, "SKIP %s\n", skips[i]);
