@@ -24,6 +24,7 @@
 #include "runtime/auth.h"
 #include "base/log.h"
 #include "runtime/remote.h"
+#include "cluster/pool_load.h"
 #include "cluster/topology.h"
 #include "xoscar/gpu.h"
 #include "xoscar/host.h"
@@ -35,6 +36,7 @@ extern char **environ;
 #define STOP_GRACE_MS 2000
 #define MAX_SUBS 256
 #define MAX_LABELS 16
+#define INFO_TIMEOUT_MS 2000 /* placement's wait for the pools' live load; a pool slower than that is left to tally */
 
 typedef struct placed {
     char *uid;
@@ -59,6 +61,7 @@ typedef struct sub_pool {
     placed_t *placed;
     size_t n_placed, cap_placed;
     xo_idle_mark_t *marks; /* built for the policy views */
+    size_t n_creating;     /* placed creates still in flight there (placement's live load) */
 } sub_pool_t;
 
 typedef enum { CMD_NONE, CMD_SPAWN, CMD_REMOVE, CMD_STOP } cmd_kind_t;
@@ -832,38 +835,41 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
         snprintf(gen, sizeof gen, "%s-%016llx", class_name, (unsigned long long)(h->rng ^ (h->rng >> 29)));
         uid = gen;
     }
-    /* Device memory, when the placement weighs it: asked of each pool now (INFO), before taking the lock. */
+    /* Live load and device memory, when the placement weighs them: asked of every live sub pool now (INFO, all at
+     * once), before taking the lock, so the policy sees what each pool holds and does, not only what this host
+     * placed there. */
     bool want_mem = placement->device_mem > 0 || ops->kind == XO_PLACE_MOST_FREE_MEMORY ||
                     ops->kind == XO_PLACE_WEIGHTED;
-    uint64_t mem_free[MAX_SUBS] = {0}, mem_total[MAX_SUBS] = {0};
+    bool want_load = ops->kind == XO_PLACE_LEAST_LOADED || ops->kind == XO_PLACE_WEIGHTED;
+    xo__pool_live_t live[MAX_SUBS] = {0};
     xo_pool_device_t kind[MAX_SUBS] = {0};
     size_t n_known = 0;
-    if (want_mem) {
+    if (want_mem || want_load) {
+        char addrs[MAX_SUBS][160];
+        const char *ask[MAX_SUBS];
         pthread_mutex_lock(&h->lock);
         n_known = h->n_subs;
-        char addrs[MAX_SUBS][160];
         for (size_t i = 0; i < n_known; i++) {
             snprintf(addrs[i], sizeof addrs[i], "%s", h->subs[i]->address);
+            ask[i] = addrs[i];
             kind[i] = h->subs[i]->device[0] ? (strncmp(h->subs[i]->device, "cuda", 4) == 0 ? XO_POOL_DEVICE_CUDA
                                                                                               : XO_POOL_DEVICE_HOST)
                                              : XO_POOL_DEVICE_NONE;
+            if (h->subs[i]->removed || h->subs[i]->pid <= 0 || (!want_load && kind[i] == XO_POOL_DEVICE_NONE))
+                ask[i] = NULL;
         }
         pthread_mutex_unlock(&h->lock);
-        for (size_t i = 0; i < n_known; i++) {
-            if (kind[i] == XO_POOL_DEVICE_NONE) continue;
-            xo_future_t *f = NULL;
-            xo_result_t *r = NULL;
-            if (xo__remote_send(addrs[i], XO_WIRE_INFO, 0, "", NULL, NULL, true, &f) == XO_OK) {
-                if (xo_future_wait(f, 2000, &r) == XO_OK) {
-                    int pid;
-                    uint64_t actors;
-                    xo_result_unpack(r, "[iuuu]", &pid, &actors, &mem_free[i], &mem_total[i]);
-                }
-                xo_result_free(r);
-                xo__future_unref(f);
+        size_t m = 0;
+        const char *q[MAX_SUBS];
+        size_t at[MAX_SUBS];
+        for (size_t i = 0; i < n_known; i++)
+            if (ask[i]) {
+                at[m] = i;
+                q[m++] = ask[i];
             }
-        }
-        xo__error_clear();
+        xo__pool_live_t got[MAX_SUBS];
+        xo__pool_live_query(q, m, INFO_TIMEOUT_MS, got);
+        for (size_t k = 0; k < m; k++) live[at[k]] = got[k];
     }
     xo_device_mem_info_t main_mem = {0};
     if (want_mem && h->main->device) xo_device_mem_info(h->main->device, &main_mem);
@@ -886,7 +892,8 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
     }
     if (include_main) {
         views[n] = (xo_pool_view_t){.address = h->main->address, .process_index = 0, .device_index = -1,
-                                    .n_actors = h->main->n_actors,
+                                    .n_actors = xo__pool_user_actor_count(h->main),
+                                    .n_busy = xo__pool_busy_threads(h->main),
                                     .device_kind = h->main->device ? XO_POOL_DEVICE_HOST : XO_POOL_DEVICE_NONE,
                                     .mem_free = main_mem.free, .mem_total = main_mem.total};
         owner[n++] = NULL;
@@ -902,11 +909,19 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
         views[n] = (xo_pool_view_t){.address = sp->address, .process_index = i + 1, .labels = sp->labels,
                                     .n_labels = sp->n_labels, .device_index = -1, .n_actors = sp->n_placed,
                                     .idle_marks = sp->marks, .n_idle_marks = nm};
+        if (i < n_known && live[i].ok && want_load) {
+            /* What the pool holds now, plus the creates this host is still making there (reported once done),
+             * so that concurrent creates do not all see the same idle pool. Without an answer the host's own
+             * tally (what it placed there) stands in. */
+            views[n].n_actors = live[i].actors + sp->n_creating;
+            views[n].n_queued = live[i].in_flight;
+            views[n].n_busy = live[i].busy;
+        }
         if (i < n_known && kind[i] != XO_POOL_DEVICE_NONE) {
             views[n].device_kind = kind[i];
             views[n].device_index = 0;
-            views[n].mem_free = mem_free[i];
-            views[n].mem_total = mem_total[i];
+            views[n].mem_free = live[i].mem_free;
+            views[n].mem_total = live[i].mem_total;
         }
         owner[n++] = sp;
     }
@@ -925,6 +940,7 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
     const char *args_data = args ? xo__args_data(args, &args_len) : NULL;
     bool idle = ops->kind == XO_PLACE_IDLE_LABEL;
     if (sp) record(sp, uid, class_name, idle ? placement->label : NULL, placement->mark, args_data, args_len);
+    if (sp) sp->n_creating++;
     pthread_mutex_unlock(&h->lock);
     if (st != XO_OK) {
         xo_args_free(args);
@@ -945,6 +961,9 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
         st = xo_future_wait(f, XO_FOREVER, NULL);
         xo__future_unref(f);
     }
+    pthread_mutex_lock(&h->lock);
+    sp->n_creating--;
+    pthread_mutex_unlock(&h->lock);
     if (st == XO_OK) st = xo_actor_ref(address, uid, &ref);
     if (st != XO_OK) {
         char text[XO_ERROR_TEXT_MAX];

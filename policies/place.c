@@ -47,7 +47,9 @@ bool xo__pool_holds_mark(const xo_pool_view_t *p, const char *label, const char 
 uint64_t xo__pool_load(const xo_pool_view_t *p)
 {
     uint64_t sum = p->n_actors + p->n_queued;
-    return sum < p->n_actors ? UINT64_MAX : sum;
+    if (sum < p->n_actors) return UINT64_MAX;
+    uint64_t all = sum + p->n_busy;
+    return all < sum ? UINT64_MAX : all;
 }
 
 /* splitmix64's output function: a fixed bijection that spreads consecutive seeds over the whole range. */

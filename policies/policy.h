@@ -36,7 +36,8 @@ extern "C" {
  *   IDLE_LABEL        the first pool with req->label holding no actor created with IdleLabel(req->label, req->mark)
  *                     (Xoscar IdleLabel).
  *   ROUND_ROBIN       the first pool passing the filters at or after index req->cursor, wrapping around.
- *   LEAST_LOADED      the pool passing the filters with the fewest actors + queued messages; ties: lowest index.
+ *   LEAST_LOADED      the pool passing the filters with the least load (xo__pool_load: actors + queued requests +
+ *                     busy threads, as the pool reports them now); ties: lowest index.
  *   MOST_FREE_MEMORY  the pool with a device and the most free device memory, at least req->mem_bytes; ties: lowest
  *                     index.
  *   WEIGHTED          the pool passing the filters with the highest score (formula at xo_place_weights_t). */
@@ -93,7 +94,8 @@ typedef struct xo_pool_view {
     uint64_t mem_free;            /* free device memory in bytes (clamped to mem_total when that is non-zero) */
     uint64_t mem_total;           /* total device memory in bytes; 0: unknown */
     uint64_t n_actors;            /* actors living in the pool, plus those being created there */
-    uint64_t n_queued;            /* messages waiting in its mailboxes */
+    uint64_t n_queued;            /* requests it has received and not yet answered (waiting or running) */
+    uint64_t n_busy;              /* its scheduler threads running work now */
     double link_cost;             /* cost of reaching the pool from the caller (bench tune mode); 0: unknown; >= 0 */
     const xo_idle_mark_t *idle_marks; /* the IdleLabel pairs the pool holds; NULL when n_idle_marks is 0 */
     size_t n_idle_marks;
@@ -103,7 +105,7 @@ typedef struct xo_pool_view {
  *
  * Score of a candidate pool i (candidates: the pools passing the label and memory filters):
  *   mem_i  = mem_free_i / mem_total_i            (0 when the pool has no device or mem_total_i is 0)
- *   load_i = (n_actors_i + n_queued_i) / L       (L: the largest load among candidates; 0 when L is 0)
+ *   load_i = (n_actors_i + n_queued_i + n_busy_i) / L  (L: the largest load among candidates; 0 when L is 0)
  *   link_i = cost_i / C                          (cost_i: link_cost_i, or when that is 0 (unknown) the mean of the
  *                                                 known costs among candidates; C: the largest cost_i; 0 when C is 0)
  *   score_i = mem * mem_i - load * load_i - link * link_i

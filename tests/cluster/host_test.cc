@@ -400,6 +400,67 @@ TEST_F(Host, PlacementThroughTheMainAddressFromAnyCaller)
     EXPECT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(host), "ll", &p, &x), XO_EEXIST);
 }
 
+// Live load: least_loaded and weighted go by what each pool holds and does now, not by what the host placed.
+TEST_F(Host, LoadBasedPlacementSeesActorsCreatedDirectlyInASubPool)
+{
+    start(2);
+    const char *sub1 = xo_host_sub_pool_address(host, 0), *sub2 = xo_host_sub_pool_address(host, 1);
+    xo_ref_t *d1 = nullptr, *d2 = nullptr;
+    ASSERT_EQ(xo_create_actor_by_name("Counter", xo_args("l", (int64_t)0), sub1, "direct1", &d1), XO_OK)
+        << xo_last_error();
+    ASSERT_EQ(xo_create_actor_by_name("Counter", xo_args("l", (int64_t)0), sub1, "direct2", &d2), XO_OK)
+        << xo_last_error();
+    for (const char *strategy : {"least_loaded", "weighted"}) {
+        xo_placement_t p{};
+        p.strategy = strategy;
+        xo_ref_t *r = nullptr;
+        ASSERT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(host), nullptr, &p, &r), XO_OK)
+            << xo_last_error();
+        EXPECT_STREQ(xo_ref_address(r), sub2) << strategy << " placed next to the two direct actors";
+        ASSERT_EQ(xo_destroy_actor(r), XO_OK);
+        xo_ref_free(r);
+    }
+    xo_ref_free(d1);
+    xo_ref_free(d2);
+}
+
+// Requests waiting in a pool count as load: one actor with three calls queued outweighs two idle actors.
+TEST_F(Host, LeastLoadedCountsRequestsInFlight)
+{
+    start(2);
+    const char *sub1 = xo_host_sub_pool_address(host, 0), *sub2 = xo_host_sub_pool_address(host, 1);
+    xo_ref_t *slow = nullptr, *i1 = nullptr, *i2 = nullptr;
+    ASSERT_EQ(xo_create_actor_by_name("Echo", nullptr, sub1, "slow", &slow), XO_OK) << xo_last_error();
+    ASSERT_EQ(xo_create_actor_by_name("Echo", nullptr, sub2, "idle1", &i1), XO_OK) << xo_last_error();
+    ASSERT_EQ(xo_create_actor_by_name("Echo", nullptr, sub2, "idle2", &i2), XO_OK) << xo_last_error();
+    std::vector<xo_future_t *> calls;
+    for (int i = 0; i < 3; i++) {
+        xo_future_t *f = nullptr;
+        ASSERT_EQ(xo_send(slow, "sleep_ms", xo_args("l", (int64_t)1500), &f), XO_OK) << xo_last_error();
+        calls.push_back(f);
+    }
+    usleep(100 * 1000); // the requests reach sub pool 1 (one runs, suspended in its sleep; two wait behind it)
+    xo_placement_t p{};
+    p.strategy = "least_loaded";
+    xo_ref_t *r = nullptr;
+    ASSERT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(host), nullptr, &p, &r), XO_OK)
+        << xo_last_error();
+    EXPECT_STREQ(xo_ref_address(r), sub2) << "1 actor + 3 requests in flight is more load than 2 idle actors";
+    xo_ref_free(r);
+    for (xo_future_t *f : calls) {
+        EXPECT_EQ(xo_future_wait(f, 10000, nullptr), XO_OK) << xo_last_error();
+        xo_future_free(f);
+    }
+    // Once they are answered, sub pool 1 (one actor) is the lighter one again (sub pool 2 holds three now).
+    ASSERT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(host), nullptr, &p, &r), XO_OK)
+        << xo_last_error();
+    EXPECT_STREQ(xo_ref_address(r), sub1);
+    xo_ref_free(r);
+    xo_ref_free(slow);
+    xo_ref_free(i1);
+    xo_ref_free(i2);
+}
+
 } // namespace
 
 namespace {

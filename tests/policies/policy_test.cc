@@ -123,7 +123,7 @@ bool same_view(const xo_pool_view_t &a, const xo_pool_view_t &b)
     return a.address == b.address && a.process_index == b.process_index && a.labels == b.labels &&
            a.n_labels == b.n_labels && a.device_kind == b.device_kind && a.device_index == b.device_index &&
            a.mem_free == b.mem_free && a.mem_total == b.mem_total && a.n_actors == b.n_actors &&
-           a.n_queued == b.n_queued && a.link_cost == b.link_cost && a.idle_marks == b.idle_marks &&
+           a.n_queued == b.n_queued && a.n_busy == b.n_busy && a.link_cost == b.link_cost && a.idle_marks == b.idle_marks &&
            a.n_idle_marks == b.n_idle_marks;
 }
 
@@ -516,6 +516,23 @@ TEST(LeastLoadedPolicy, PicksLowestActorsPlusQueued)
     EXPECT_EQ(place_ok(c, req), 3u); // still the only one that fits
     req.mem_bytes = 0;
     EXPECT_EQ(place_ok(c, req), 1u);
+}
+
+// Busy threads are load too: a pool running work on both its threads is heavier than one holding an idle actor more.
+TEST(LeastLoadedPolicy, BusyThreadsCountAsLoad)
+{
+    Cluster c;
+    c.add("a", 1);
+    c.add("b", 2);
+    c.at(0).n_actors = 1;
+    c.at(0).n_busy = 2; // load 3
+    c.at(1).n_actors = 2; // load 2
+    EXPECT_EQ(place_ok(c, request(XO_PLACE_LEAST_LOADED)), 1u);
+    c.at(0).n_busy = 0; // load 1
+    EXPECT_EQ(place_ok(c, request(XO_PLACE_LEAST_LOADED)), 0u);
+    c.at(1).n_busy = UINT64_MAX; // saturates rather than wrapping to a small load
+    c.at(0).n_busy = 5;
+    EXPECT_EQ(place_ok(c, request(XO_PLACE_LEAST_LOADED)), 0u);
 }
 
 TEST(LeastLoadedPolicy, SaturatesInsteadOfWrapping)
