@@ -37,7 +37,6 @@ typedef struct xo_profile_pair {
     double p50_us, p99_us;   /* round trip of an 8-byte call, microseconds */
     size_t n_bw;             /* bandwidth points, sizes ascending */
     xo_profile_bw_t bw[XO_PROFILE_MAX_SIZES];
-    int line;                /* where the pair starts in the file */
 } xo_profile_pair_t;
 
 typedef struct xo_profile_host {
