@@ -73,7 +73,9 @@ void refused(const std::string &text, const std::string &at, const std::string &
     EXPECT_EQ(xo__profile_load_string(text.data(), text.size(), "t.json", &p, &err), XO_ECONFIG);
     EXPECT_EQ(p, nullptr);
     EXPECT_EQ(err.line, line) << err.text;
-    if (column) EXPECT_EQ(err.column, column) << err.text;
+    if (column) {
+        EXPECT_EQ(err.column, column) << err.text;
+    }
     std::string prefix = "t.json:" + std::to_string(line) + ":";
     EXPECT_EQ(std::string(err.text).rfind(prefix, 0), 0u) << err.text;
     EXPECT_NE(std::string(err.text).find(needle), std::string::npos) << err.text << " lacks " << needle;
