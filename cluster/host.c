@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "runtime/remote.h"
 #include "cluster/pool_load.h"
+#include "cluster/profile.h"
 #include "cluster/topology.h"
 #include "xoscar/gpu.h"
 #include "xoscar/host.h"
@@ -36,6 +37,7 @@ extern char **environ;
 #define STOP_GRACE_MS 2000
 #define MAX_SUBS 256
 #define MAX_LABELS 16
+#define MAX_NEAR 64 /* near actors of one placement (the weighted policy's bound) */
 #define INFO_TIMEOUT_MS 2000 /* placement's wait for the pools' live load; a pool slower than that is left to tally */
 
 typedef struct placed {
@@ -82,6 +84,7 @@ struct xo_host {
     size_t n_subs;
     uint64_t rng, cursor;
     xo_topology_t *topo;
+    xo_profile_t *profile;       /* the tune profile placement reads (xo_host_load_profile), or NULL; lock */
     /* actors created directly in a sub pool (not through placement), as the sub pools report them */
     char **ext_uid, **ext_addr;
     size_t n_ext, cap_ext;
@@ -555,15 +558,55 @@ static xo_status_t service_register(xo_ctx_t *ctx, void *state, const msgpack_ob
     return XO_OK;
 }
 
-/* create(class, args (bin, encoded list) | nil, uid | nil, strategy | nil, label | nil, mark | nil, index)
- * → [address, uid] */
+/* The near list of a create request, [[actor, bytes], ...], into near (the caller's MAX_NEAR) with the names
+ * copied into *names_p (the caller frees it). */
+static xo_status_t unpack_near(xo_ctx_t *ctx, const msgpack_object *o, xo_near_t *near, size_t *n_p, char **names_p)
+{
+    *n_p = 0;
+    *names_p = NULL;
+    if (!o || o->type == MSGPACK_OBJECT_NIL) return XO_OK;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > MAX_NEAR)
+        return xo_ctx_error(ctx, XO_EBADARGS, "create: near must be a list of at most %d [actor, bytes] pairs",
+                            MAX_NEAR);
+    size_t n = o->via.array.size, total = 0;
+    for (size_t k = 0; k < n; k++) {
+        const msgpack_object *e = &o->via.array.ptr[k];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size < 1 || e->via.array.size > 2 ||
+            e->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+            (e->via.array.size == 2 && e->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER))
+            return xo_ctx_error(ctx, XO_EBADARGS, "create: near[%zu] must be [actor, bytes] (a string and a count "
+                                "of bytes >= 0)", k);
+        total += e->via.array.ptr[0].via.str.size + 1;
+    }
+    char *names = malloc(total ? total : 1);
+    if (!names) return xo_ctx_error(ctx, XO_ENOMEM, "out of memory");
+    char *at = names;
+    for (size_t k = 0; k < n; k++) {
+        const msgpack_object *e = o->via.array.ptr[k].via.array.ptr;
+        memcpy(at, e[0].via.str.ptr, e[0].via.str.size);
+        at[e[0].via.str.size] = '\0';
+        near[k] = (xo_near_t){.actor = at, .bytes = o->via.array.ptr[k].via.array.size == 2 ? e[1].via.u64 : 0};
+        at += e[0].via.str.size + 1;
+    }
+    *n_p = n;
+    *names_p = names;
+    return XO_OK;
+}
+
+/* create(class, args (bin, encoded list) | nil, uid | nil, strategy | nil, label | nil, mark | nil, index,
+ *        near ([[actor, bytes], ...]) | nil) → [address, uid] */
 static xo_status_t service_create(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
     xo_str_t cls = {0}, uid = {0}, strategy = {0}, label = {0}, mark = {0};
     xo_bytes_t cargs = {0};
     int64_t index = 0;
-    xo_status_t st = xo_unpack(args, "s|bssssl", &cls, &cargs, &uid, &strategy, &label, &mark, &index);
+    const msgpack_object *near_o = NULL;
+    xo_status_t st = xo_unpack(args, "s|bssssl o", &cls, &cargs, &uid, &strategy, &label, &mark, &index, &near_o);
     if (st != XO_OK) return st;
+    xo_near_t near[MAX_NEAR];
+    size_t n_near = 0;
+    char *near_names = NULL; /* ours: the near actors' names */
+    if ((st = unpack_near(ctx, near_o, near, &n_near, &near_names)) != XO_OK) return st;
     char cb[256], ub[512], sb[64], lb[128], mb[128];
     const char *c, *u, *sname, *l, *m;
     copy_opt(cls, cb, sizeof cb, &c);
@@ -571,12 +614,22 @@ static xo_status_t service_create(xo_ctx_t *ctx, void *state, const msgpack_obje
     copy_opt(strategy, sb, sizeof sb, &sname);
     copy_opt(label, lb, sizeof lb, &l);
     copy_opt(mark, mb, sizeof mb, &m);
-    if (!c) return xo_ctx_error(ctx, XO_EINVAL, "create: a class name is required");
-    xo_placement_t p = {.strategy = sname, .process_index = (size_t)(index < 0 ? 0 : index), .label = l, .mark = m};
+    if (!c) {
+        free(near_names);
+        return xo_ctx_error(ctx, XO_EINVAL, "create: a class name is required");
+    }
+    xo_placement_t p = {.strategy = sname, .process_index = (size_t)(index < 0 ? 0 : index), .label = l, .mark = m,
+                        .near = near, .n_near = n_near};
     xo_args_t *a = cargs.ptr ? xo__args_from_bytes(cargs.ptr, cargs.len) : NULL;
     xo_ref_t *ref = NULL;
     st = xo_host_create_actor(service_host(state), c, a, u, &p, &ref);
-    if (st != XO_OK) return xo_ctx_error(ctx, st, "%s", xo_last_error());
+    free(near_names);
+    if (st != XO_OK) {
+        /* xo_last_error() inside a method is ctx's own error buffer: copy it out before formatting into it. */
+        char why[XO_ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "%s", xo_last_error());
+        return xo_ctx_error(ctx, st, "%s", why);
+    }
     st = xo_pack(out, "[ss]", xo_ref_address(ref), xo_ref_uid(ref));
     xo_ref_free(ref);
     return st;
@@ -627,13 +680,20 @@ xo_status_t xo_create_actor_placed(const char *class_name, xo_args_t *args, cons
     const char *data = args ? xo__args_data(args, &len) : NULL;
     xo_placement_t none = {0};
     if (!placement) placement = &none;
-    xo_args_t *req = xo_args_new(7);
+    xo_args_t *req = xo_args_new(8);
     msgpack_packer *pk = xo_args_packer(req);
     xo_pack(pk, "s", class_name);
     if (data) msgpack_pack_bin_with_body(pk, data, len);
     else msgpack_pack_nil(pk);
     xo_pack(pk, "ssssl", uid, placement->strategy, placement->label, placement->mark,
             (int64_t)placement->process_index);
+    if (placement->n_near && placement->near) {
+        msgpack_pack_array(pk, placement->n_near);
+        for (size_t k = 0; k < placement->n_near; k++)
+            xo_pack(pk, "[su]", placement->near[k].actor ? placement->near[k].actor : "", placement->near[k].bytes);
+    } else {
+        msgpack_pack_nil(pk);
+    }
     xo_args_free(args);
     xo_result_t *r = NULL;
     st = xo_call(service, "create", req, XO_FOREVER, &r);
@@ -729,6 +789,7 @@ void xo_host_stop(xo_host_t *h)
     free(h->ext_uid);
     free(h->ext_addr);
     if (h->topo) xo__topology_free(h->topo);
+    xo__profile_free(h->profile);
     if (h->wakefd >= 0) close(h->wakefd);
     free(h->binary);
     pthread_cond_destroy(&h->cond);
@@ -816,6 +877,77 @@ static void unrecord(sub_pool_t *sp, const char *uid)
             sp->placed[i] = sp->placed[--sp->n_placed];
             return;
         }
+}
+
+xo_status_t xo_host_load_profile(xo_host_t *h, const char *path)
+{
+    if (!h) return xo__error_set(XO_EINVAL, "no host");
+    xo_profile_t *p = NULL;
+    if (path) {
+        xo_cluster_error_t err;
+        xo_status_t st = xo__profile_load(path, &p, &err);
+        if (st != XO_OK) return st;
+        /* A profile of other pools is reported, never refused: its pairs between our pools still hold. */
+        const char *pools[MAX_SUBS + 1];
+        size_t n = 0;
+        pthread_mutex_lock(&h->lock);
+        pools[n++] = h->main->address;
+        for (size_t i = 0; i < h->n_subs; i++)
+            if (!h->subs[i]->removed) pools[n++] = h->subs[i]->address;
+        char *report = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&report, &len);
+        size_t diffs = mem ? xo__profile_compare(p, pools, n, NULL, mem) : 0;
+        pthread_mutex_unlock(&h->lock);
+        if (mem) fclose(mem);
+        for (char *line = report, *nl; diffs && line && *line; line = nl + 1) {
+            nl = strchr(line, '\n');
+            if (!nl) break;
+            *nl = '\0';
+            xo_log_warn("profile %s: %s", path, line);
+        }
+        free(report);
+    }
+    pthread_mutex_lock(&h->lock);
+    xo_profile_t *old = h->profile;
+    h->profile = p;
+    pthread_mutex_unlock(&h->lock);
+    xo__profile_free(old);
+    return XO_OK;
+}
+
+/* Resolves placement's near actors to their pools and fills each view's cost of reaching them. Called with h->lock
+ * held (the actor records and the profile). *costs_p is the caller's (free) on XO_OK. */
+static xo_status_t near_costs(xo_host_t *h, const xo_placement_t *placement, xo_pool_view_t *views, size_t n,
+                              xo_place_near_t *near, xo_pair_cost_t **costs_p)
+{
+    size_t m = placement->n_near;
+    if (!placement->near) return xo__error_set(XO_EINVAL, "near: %zu actors but no list", m);
+    char where[MAX_NEAR][160];
+    const char *peers[MAX_NEAR], *cands[MAX_SUBS + 1];
+    for (size_t k = 0; k < m; k++) {
+        const char *who = placement->near[k].actor;
+        near[k].bytes = placement->near[k].bytes;
+        if (!who || !*who) return xo__error_set(XO_EINVAL, "near[%zu]: no actor named", k);
+        xo_actor_t *a = NULL;
+        if (strchr(who, ':')) {
+            snprintf(where[k], sizeof where[k], "%s", who); /* a pool's address */
+        } else if (locate_locked(h, who, where[k], sizeof where[k])) {
+        } else if ((a = xo__pool_table_lookup(h->main, who)) != NULL) {
+            xo__actor_release(a);
+            snprintf(where[k], sizeof where[k], "%s", h->main->address);
+        } else {
+            return xo__error_set(XO_EINVAL, "near[%zu]: no actor \"%s\" in host %s", k, who, h->main->address);
+        }
+        peers[k] = where[k];
+    }
+    xo_pair_cost_t *costs = calloc(n && m ? n * m : 1, sizeof *costs);
+    if (!costs) return xo__error_set(XO_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) cands[i] = views[i].address;
+    xo__profile_fill_costs(h->profile, cands, n, peers, near, m, costs);
+    for (size_t i = 0; i < n; i++) views[i].near_cost = &costs[i * m];
+    *costs_p = costs;
+    return XO_OK;
 }
 
 xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t *args, const char *uid,
@@ -925,13 +1057,27 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
         }
         owner[n++] = sp;
     }
-    xo_place_request_t req = {.kind = ops->kind, .address = placement->address,
+    /* Near peers (weighted): where each lives, then each candidate's measured cost of reaching it. */
+    size_t n_near = ops->kind == XO_PLACE_WEIGHTED ? placement->n_near : 0;
+    xo_place_near_t near[MAX_NEAR];
+    xo_pair_cost_t *costs = NULL; /* ours: n * n_near, freed once placed */
+    xo_status_t near_st = n_near > MAX_NEAR ? xo__error_set(XO_EINVAL, "near: %zu actors, at most %d", n_near,
+                                                            MAX_NEAR)
+                                            : XO_OK;
+    if (near_st == XO_OK && n_near) near_st = near_costs(h, placement, views, n, near, &costs);
+    if (near_st != XO_OK) {
+        pthread_mutex_unlock(&h->lock);
+        xo_args_free(args);
+        return near_st;
+    }
+    xo_place_request_t req = {.kind = ops->kind, .address = placement->address, .near = near, .n_near = n_near,
                               .process_index = placement->process_index, .label = placement->label,
                               .mark = placement->mark, .seed = xo__place_seed_next(&h->rng), .cursor = h->cursor,
                               .mem_bytes = placement->device_mem,
                               .weights = {.mem = h->weights[0], .load = h->weights[1], .link = h->weights[2]}};
     size_t chosen = 0;
     xo_status_t st = xo__place(views, n, &req, &chosen);
+    free(costs);
     if (st == XO_OK && ops->kind == XO_PLACE_ROUND_ROBIN) h->cursor = chosen + 1;
     sub_pool_t *sp = st == XO_OK ? owner[chosen] : NULL;
     char address[160];

@@ -635,3 +635,15 @@ size_t xo__profile_compare(const xo_profile_t *p, const char *const *pools_of_c,
         }
     return diffs;
 }
+
+void xo__profile_fill_costs(const xo_profile_t *p, const char *const *cands, size_t n_cands,
+                            const char *const *peers, const xo_place_near_t *near, size_t n_peers,
+                            xo_pair_cost_t *out)
+{
+    for (size_t i = 0; i < n_cands; i++)
+        for (size_t k = 0; k < n_peers; k++) {
+            const xo_profile_pair_t *pr = xo__profile_find_pair(p, cands[i], peers[k]);
+            out[i * n_peers + k] = pr ? (xo_pair_cost_t){pr->p50_us, xo__profile_pair_bandwidth(pr, near[k].bytes)}
+                                      : (xo_pair_cost_t){0, 0};
+        }
+}

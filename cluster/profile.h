@@ -88,6 +88,13 @@ double xo__profile_pair_bandwidth(const xo_profile_pair_t *pair, uint64_t bytes)
 size_t xo__profile_compare(const xo_profile_t *p, const char *const *pools_of_c, size_t n, const char *cluster_name,
                            FILE *report);
 
+/* Fills out[i * n_peers + k] with the cost of reaching peer pool peers[k] from candidate pool cands[i], from the
+ * pair (cands[i], peers[k]) of p: its p50 latency and its bandwidth at near[k].bytes. A pair p lacks (or p NULL)
+ * is {0, 0}, unknown. out is the caller's array of n_cands * n_peers. */
+void xo__profile_fill_costs(const xo_profile_t *p, const char *const *cands, size_t n_cands,
+                            const char *const *peers, const xo_place_near_t *near, size_t n_peers,
+                            xo_pair_cost_t *out);
+
 #ifdef __cplusplus
 }
 #endif

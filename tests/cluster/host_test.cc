@@ -398,6 +398,8 @@ TEST_F(Host, PlacementThroughTheMainAddressFromAnyCaller)
     xo_ref_free(r);
     xo_ref_t *x = nullptr;
     EXPECT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(host), "ll", &p, &x), XO_EEXIST);
+    EXPECT_NE(std::string(xo_last_error()).find("actor \"ll\" already exists at"), std::string::npos)
+        << "the service's error text reaches the caller: " << xo_last_error();
 }
 
 // Live load: least_loaded and weighted go by what each pool holds and does now, not by what the host placed.
@@ -459,6 +461,92 @@ TEST_F(Host, LeastLoadedCountsRequestsInFlight)
     xo_ref_free(slow);
     xo_ref_free(i1);
     xo_ref_free(i2);
+}
+
+// A profile in which the pair towards sub pool 1 is cheap from sub pool 1 itself and dear from sub pool 2 (a slowed
+// link); the host's own pools, measured as `xoscar tune` writes them.
+std::string write_profile(xo_host_t *host, const std::string &extra_pool = "")
+{
+    std::string s1 = xo_host_sub_pool_address(host, 0), s2 = xo_host_sub_pool_address(host, 1);
+    std::string path = "/tmp/xo-host-profile-" + std::to_string(getpid()) + ".json";
+    std::ofstream f(path);
+    f << "{\"xoscar_profile\": 1, \"cluster\": \"test\", \"measured_at\": \"2026-12-03T16:00:00Z\",\n"
+         " \"commit\": \"test\", \"tool\": \"host_test\",\n"
+         " \"hosts\": [{\"name\": \"h\", \"address\": \"127.0.0.1\", \"port\": 0}],\n"
+         " \"pools\": [{\"address\": \"" << s1 << "\", \"host\": \"h\", \"device\": \"\"},\n"
+         "           {\"address\": \"" << s2 << "\", \"host\": \"h\", \"device\": \"\"}" << extra_pool << "],\n"
+         " \"pairs\": [\n"
+         "  {\"from\": \"" << s1 << "\", \"to\": \"" << s1 << "\", \"path\": \"inproc\", \"latency_us\": {\"p50\": 2, \"p99\": 4},\n"
+         "   \"bandwidth\": [{\"bytes\": 16777216, \"median_Bps\": 1e10, \"min_Bps\": 1e10, \"max_Bps\": 1e10}]},\n"
+         "  {\"from\": \"" << s2 << "\", \"to\": \"" << s1 << "\", \"path\": \"tcp\", \"latency_us\": {\"p50\": 2000, \"p99\": 3000},\n"
+         "   \"bandwidth\": [{\"bytes\": 16777216, \"median_Bps\": 2.5e7, \"min_Bps\": 2.4e7, \"max_Bps\": 2.6e7}]}]}\n";
+    return path;
+}
+
+// Near hints with a profile: the weighted policy places next to the peer it will send 16 MiB per call, against the
+// load term, through the host's service; without the profile (or without near) load alone decides.
+TEST_F(Host, WeightedPlacesNearPeersByTheProfile)
+{
+    start(2);
+    const char *sub1 = xo_host_sub_pool_address(host, 0), *sub2 = xo_host_sub_pool_address(host, 1);
+    // Sub pool 1: the peer and two others (load 3); sub pool 2: one (load 1). Margins are wide enough that an actor
+    // placed and destroyed by an earlier step and still counted cannot change an answer.
+    std::vector<xo_ref_t *> residents;
+    for (auto [pool, uid] : {std::pair{sub1, "peer"}, {sub1, "o1"}, {sub1, "o2"}, {sub2, "o3"}}) {
+        xo_ref_t *r = nullptr;
+        ASSERT_EQ(xo_create_actor_by_name("Echo", nullptr, pool, uid, &r), XO_OK) << xo_last_error();
+        residents.push_back(r);
+    }
+    xo_near_t near[1] = {{"peer", 16u << 20}};
+    xo_placement_t p{};
+    p.strategy = "weighted";
+    p.near = near;
+    p.n_near = 1;
+    auto where = [&](const xo_placement_t &pl) {
+        xo_ref_t *r = nullptr;
+        EXPECT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(host), nullptr, &pl, &r), XO_OK)
+            << xo_last_error();
+        std::string a = r ? xo_ref_address(r) : "";
+        if (r) {
+            EXPECT_EQ(xo_destroy_actor(r), XO_OK);
+        }
+        xo_ref_free(r);
+        return a;
+    };
+    EXPECT_EQ(where(p), sub2) << "no profile: every pair unknown, load decides (3 actors against 1)";
+    std::string path = write_profile(host);
+    ASSERT_EQ(xo_host_load_profile(host, path.c_str()), XO_OK) << xo_last_error();
+    EXPECT_EQ(where(p), sub1) << "16 MiB per call over a 25 MB/s link outweighs the load";
+    near[0].bytes = 0; // small calls: 2 us against 2000 us is still the whole link term, so still sub pool 1
+    EXPECT_EQ(where(p), sub1);
+    p.n_near = 0; // no near hint: load alone
+    EXPECT_EQ(where(p), sub2);
+    // A near actor that does not exist is a clear error; so is a malformed profile, which leaves the old one.
+    xo_near_t ghost[1] = {{"ghost", 1}};
+    p.near = ghost;
+    p.n_near = 1;
+    xo_ref_t *r = nullptr;
+    EXPECT_EQ(xo_host_create_actor(host, "Echo", nullptr, nullptr, &p, &r), XO_EINVAL);
+    EXPECT_NE(std::string(xo_last_error()).find("near[0]: no actor \"ghost\" in host"), std::string::npos)
+        << xo_last_error();
+    EXPECT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(host), nullptr, &p, &r), XO_EINVAL);
+    EXPECT_NE(std::string(xo_last_error()).find("near[0]: no actor \"ghost\" in host"), std::string::npos)
+        << xo_last_error();
+    std::ofstream(path) << "{\"xoscar_profile\": 1,\n \"cluster\": 5}";
+    EXPECT_EQ(xo_host_load_profile(host, path.c_str()), XO_ECONFIG);
+    EXPECT_NE(std::string(xo_last_error()).find(":2:13: cluster: expected a string, got a number"), std::string::npos)
+        << xo_last_error();
+    near[0].bytes = 16u << 20;
+    p.near = near;
+    EXPECT_EQ(where(p), sub1) << "the previous profile stays";
+    // A profile with a pool the host does not have loads (the difference is logged), its known pairs still used.
+    path = write_profile(host, ",\n {\"address\": \"127.0.0.1:1/9\", \"host\": \"h\", \"device\": \"\"}");
+    EXPECT_EQ(xo_host_load_profile(host, path.c_str()), XO_OK) << xo_last_error();
+    EXPECT_EQ(where(p), sub1);
+    EXPECT_EQ(xo_host_load_profile(host, nullptr), XO_OK);
+    EXPECT_EQ(where(p), sub2) << "profile dropped";
+    unlink(path.c_str());
+    for (xo_ref_t *r : residents) xo_ref_free(r);
 }
 
 } // namespace
