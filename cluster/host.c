@@ -635,9 +635,29 @@ static xo_status_t service_create(xo_ctx_t *ctx, void *state, const msgpack_obje
     return st;
 }
 
+/* load_profile(path | nil): the host's placement reads this tune profile from now on (`xoscar tune --apply`). */
+static xo_status_t service_load_profile(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    xo_str_t path = {0};
+    xo_status_t st = xo_unpack(args, "|s", &path);
+    if (st != XO_OK) return st;
+    char buf[4096];
+    const char *p;
+    copy_opt(path, buf, sizeof buf, &p);
+    if (path.ptr && !p) return xo_ctx_error(ctx, XO_EINVAL, "load_profile: path too long");
+    st = xo_host_load_profile(service_host(state), p);
+    if (st != XO_OK) {
+        char why[XO_ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "%s", xo_last_error());
+        return xo_ctx_error(ctx, st, "%s", why);
+    }
+    return XO_OK;
+}
+
 static const xo_method_t service_methods[] = {
     {.name = "register", .fn = service_register},
     {.name = "create", .fn = service_create},
+    {.name = "load_profile", .fn = service_load_profile},
 };
 
 static const xo_actor_class_t service_class = {

@@ -1330,6 +1330,19 @@ static conn_t *find_peer(const char *address)
     return NULL;
 }
 
+const char *xo__remote_path(const char *address)
+{
+    if (xo__pool_find(address)) return "inproc";
+    if (!atomic_load(&io.started)) return NULL;
+    pthread_mutex_lock(&io.lock);
+    conn_t *c = find_peer(address);
+    pthread_mutex_unlock(&io.lock);
+    if (!c) return NULL;
+    const char *scheme = c->ch ? xo__channel_scheme(c->ch) : NULL;
+    conn_release(c);
+    return scheme;
+}
+
 static xo_status_t peer_get(const char *address, conn_t **c_p)
 {
     addr_t a;

@@ -2,6 +2,7 @@
 #ifndef XO_CLI_COMMANDS_H
 #define XO_CLI_COMMANDS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "xoscar/status.h"
@@ -14,6 +15,19 @@ xo_status_t xo_cli_pool_info(const char *address, int64_t timeout_ms, int *pid, 
 
 /* Cluster-file commands (up, down, status, config): the exit code, or -1 when cmd is not one of them. */
 int xo_cli_cluster_command(const char *cmd, int argc, char **argv);
+
+struct xo_cluster;
+
+/* Every pool address of cluster c (each host's main pool, then its sub pools) and its host's name, into *pools_p and
+ * *hosts_p; returns how many. The caller frees both with xo_cli_free_list(v, n). */
+size_t xo_cli_cluster_pools(const struct xo_cluster *c, char ***pools_p, char ***hosts_p);
+void xo_cli_free_list(char **v, size_t n);
+
+/* Loads a cluster file (errors printed), sets this process's secret and transports from it; NULL on error. */
+struct xo_cluster *xo_cli_cluster_load(const char *path);
+
+/* xoscar tune FILE [--quick] [--out PATH] [--apply] (tune.c): the exit code. */
+int xo_cli_tune(int argc, char **argv);
 
 /* Their lines for the usage text. */
 const char *xo_cli_cluster_usage(void);
