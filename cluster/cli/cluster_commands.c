@@ -29,6 +29,7 @@
 #include "xoscar/host.h"
 
 #define DOWN_GRACE_MS 5000
+#define XO_CLUSTER_MAX_HOSTS_SEEN 64 /* the hosts a host asks in a create with cluster scope */
 
 const char *xo_cli_cluster_usage(void)
 {
@@ -143,6 +144,19 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
         xo__cluster_host_config_free(hc);
         return 1;
     }
+    /* Every host's main pool, for creates with cluster scope (the host skips its own). */
+    const char *mains[XO_CLUSTER_MAX_HOSTS_SEEN];
+    char main_buf[XO_CLUSTER_MAX_HOSTS_SEEN][300];
+    size_t n_mains = 0;
+    for (size_t k = 0; k < c->n_hosts && n_mains < XO_CLUSTER_MAX_HOSTS_SEEN; k++) {
+        bool v6 = strchr(c->hosts[k].address, ':') != NULL;
+        snprintf(main_buf[n_mains], sizeof main_buf[0], v6 ? "[%s]:%u" : "%s:%u", c->hosts[k].address,
+                 c->hosts[k].port);
+        mains[n_mains] = main_buf[n_mains];
+        n_mains++;
+    }
+    if (xo_host_set_cluster(host, mains, n_mains) != XO_OK)
+        xo_log_warn("host %s: cluster-wide placement off: %s", h->name, xo_last_error());
     /* The file's tune profile: a profile that does not load is reported and placement goes on without it. */
     if (c->placement.profile && xo_host_load_profile(host, c->placement.profile) != XO_OK)
         xo_log_warn("host %s: placement.profile not used: %s", h->name, xo_last_error());

@@ -95,10 +95,18 @@ typedef struct xo_placement {
     const char *mark;      /* "idle_label": one actor per (label, mark) per pool */
     uint64_t device_mem;   /* device memory the actor needs: only pools whose device has that much free qualify
                             * ("most_free_memory" picks the most free; "weighted" scores free memory too) */
+    bool cluster;          /* consider the pools of every host of the cluster (xo_host_set_cluster), not only this
+                            * host's: a host that does not answer is skipped (logged; named in the error when no
+                            * pool is left). Not with "idle_label" or "process_index", which are per host. The
+                            * actor is created through the host that owns the chosen pool, which records it. */
     const xo_near_t *near; /* "weighted": the n_near actors it will talk to (at most 64); a uid that names no actor
                             * of the host is XO_EINVAL (not XO_ENOACTOR: that would read as the service missing) */
     size_t n_near;
 } xo_placement_t;
+
+/* The main pool addresses of the cluster's hosts, for placements with cluster scope (xo_placement_t.cluster);
+ * this host's own address may be among them and is skipped. Copied; replaces what was set before. */
+XO_API xo_status_t xo_host_set_cluster(xo_host_t *host, const char *const *main_addresses, size_t n);
 
 /* Loads the tune profile at path (docs/tune-profile.md) for this host's placement, replacing the one it had;
  * NULL drops it. A profile that does not match the host's pools is not an error: each difference is logged as a

@@ -549,6 +549,67 @@ TEST_F(Host, WeightedPlacesNearPeersByTheProfile)
     for (xo_ref_t *r : residents) xo_ref_free(r);
 }
 
+// Cluster scope: a create through host A considers host B's pools too, with the same policy; the chosen host creates
+// and records the actor; a host that does not answer is skipped, and named when no pool is left.
+TEST(HostCluster, CreatesWithClusterScopeConsiderEveryHostsPools)
+{
+    xo_host_t *a = nullptr, *b = nullptr;
+    xo_host_config_t cfg{};
+    cfg.n_sub_pools = 1;
+    cfg.modules = kModules;
+    cfg.n_modules = 1;
+    cfg.pool_binary = XO_POOL_BINARY;
+    ASSERT_EQ(xo_host_start(&cfg, &a), XO_OK) << xo_last_error();
+    ASSERT_EQ(xo_host_start(&cfg, &b), XO_OK) << xo_last_error();
+    const char *mains[] = {xo_host_address(a), xo_host_address(b)};
+    ASSERT_EQ(xo_host_set_cluster(a, mains, 2), XO_OK) << xo_last_error();
+    ASSERT_EQ(xo_host_set_cluster(b, mains, 2), XO_OK) << xo_last_error();
+    const char *a1 = xo_host_sub_pool_address(a, 0), *b1 = xo_host_sub_pool_address(b, 0);
+    xo_ref_t *d1 = nullptr, *d2 = nullptr;
+    ASSERT_EQ(xo_create_actor_by_name("Counter", xo_args("l", (int64_t)0), a1, "busy1", &d1), XO_OK);
+    ASSERT_EQ(xo_create_actor_by_name("Counter", xo_args("l", (int64_t)0), a1, "busy2", &d2), XO_OK);
+
+    xo_placement_t p{};
+    p.strategy = "least_loaded";
+    xo_ref_t *r = nullptr;
+    ASSERT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(a), "here", &p, &r), XO_OK) << xo_last_error();
+    EXPECT_STREQ(xo_ref_address(r), a1) << "host scope: A's only sub pool";
+    xo_ref_free(r);
+    p.cluster = true;
+    ASSERT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(a), "there", &p, &r), XO_OK)
+        << xo_last_error();
+    EXPECT_STREQ(xo_ref_address(r), b1) << "cluster scope: B's idle sub pool beats A's loaded one";
+    xo_ref_free(r);
+    xo_ref_t *found = nullptr;
+    ASSERT_EQ(xo_actor_ref(xo_host_address(b), "there", &found), XO_OK) << "B recorded it: " << xo_last_error();
+    EXPECT_STREQ(xo_ref_address(found), b1);
+    xo_ref_free(found);
+
+    // A host that does not answer: skipped (logged), placement goes on among the others.
+    const char *with_dead[] = {xo_host_address(a), xo_host_address(b), "127.0.0.1:1"};
+    ASSERT_EQ(xo_host_set_cluster(a, with_dead, 3), XO_OK);
+    ASSERT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(a), nullptr, &p, &r), XO_OK)
+        << xo_last_error();
+    EXPECT_STREQ(xo_ref_address(r), b1);
+    xo_ref_free(r);
+    // No pool left (a label nobody has): the error names the host that was skipped.
+    p.label = "nobody";
+    EXPECT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(a), nullptr, &p, &r), XO_ENOSLOT);
+    EXPECT_NE(std::string(xo_last_error()).find("hosts skipped, unreachable: 127.0.0.1:1"), std::string::npos)
+        << xo_last_error();
+    p.label = nullptr;
+    p.strategy = "idle_label";
+    p.label = "w";
+    EXPECT_EQ(xo_host_create_actor(a, "Echo", nullptr, nullptr, &p, &r), XO_EINVAL);
+    EXPECT_NE(std::string(xo_last_error()).find("per host"), std::string::npos) << xo_last_error();
+    const char *bad[] = {"not an address"};
+    EXPECT_EQ(xo_host_set_cluster(a, bad, 1), XO_EINVAL);
+    xo_ref_free(d1);
+    xo_ref_free(d2);
+    xo_host_stop(a);
+    xo_host_stop(b);
+}
+
 } // namespace
 
 namespace {
