@@ -105,7 +105,9 @@ typedef struct xo_placement {
 } xo_placement_t;
 
 /* The main pool addresses of the cluster's hosts, for placements with cluster scope (xo_placement_t.cluster);
- * this host's own address may be among them and is skipped. Copied; replaces what was set before. */
+ * this host's own address may be among them and is skipped. Copied; replaces what was set before. A placement asks
+ * the first 64 of them, all at once, and waits at most 3 s for their answers; the candidates are at most 256 pools
+ * in all (this host's first). `xoscar up` sets every host of the cluster file. */
 XO_API xo_status_t xo_host_set_cluster(xo_host_t *host, const char *const *main_addresses, size_t n);
 
 /* Loads the tune profile at path (docs/tune-profile.md) for this host's placement, replacing the one it had;
