@@ -383,14 +383,14 @@ static const field_t weights_fields[] = {
     {.name = "mem", .kind = &K_DOUBLE, .off = offsetof(xo_place_weights_t, mem), .def = "1",
      .doc = "Weight of free device memory."},
     {.name = "load", .kind = &K_DOUBLE, .off = offsetof(xo_place_weights_t, load), .def = "1",
-     .doc = "Weight of idleness (actors and queued messages)."},
+     .doc = "Weight of idleness (actors, queued requests and busy threads, as each pool reports them)."},
     {.name = "link", .kind = &K_DOUBLE, .off = offsetof(xo_place_weights_t, link), .def = "1",
-     .doc = "Weight of nearness (link cost from the caller)."},
+     .doc = "Weight of nearness (the measured cost of reaching the `near` actors, from `profile`)."},
 };
 
 static const table_t weights_table = {
     .what = "placement weights", .where = "placement.weights",
-    .doc = "Weights of the `weighted` policy (formula in policies/policy.h); all 0 means all 1.",
+    .doc = "Weights of the `weighted` policy (formula in policies/weighted.c); all 0 means all 1.",
     .fields = weights_fields, .n_fields = COUNT_OF(weights_fields),
 };
 
@@ -402,6 +402,10 @@ static const field_t placement_fields[] = {
                                   "`RandomSubPool` are accepted too)."},
     {.name = "weights", .kind = &K_MAP, .off = PLACEMENT_OFF(weights), .def = "{}", .def_doc = "(see below)",
      .sub = &weights_table, .doc = "Weights of the `weighted` policy."},
+    {.name = "profile", .kind = &K_PATH, .off = PLACEMENT_OFF(profile), .def_doc = "(none)",
+     .doc = "A tune profile (docs/tune-profile.md, written by `xoscar tune`) whose measured pair costs the "
+            "`weighted` policy's link term reads; relative to the cluster file's directory. `xoscar up` loads it; "
+            "a profile that does not match the cluster is reported and ignored for the pools that differ."},
 };
 
 static const table_t placement_table = {

@@ -126,6 +126,7 @@ typedef struct xo_cluster {
         char *policy;       /* the canonical name (xo_policy_ops_t.name) even when the file used an alias */
         xo_place_kind_t kind;
         xo_place_weights_t weights;
+        char *profile;      /* the tune profile, absolute; NULL: none */
     } placement;
     xo_cluster_host_t *hosts;
     size_t n_hosts;

@@ -712,6 +712,7 @@ const kind_t xo__cfg_kind_double = {parse_double, dump_double, desc_double};
 const kind_t xo__cfg_kind_enum = {parse_enum, dump_enum, desc_enum};
 const kind_t xo__cfg_kind_strings = {parse_strings, dump_strings, desc_strings};
 const kind_t xo__cfg_kind_paths = {parse_paths, dump_strings, desc_paths};
+const kind_t xo__cfg_kind_path = {xo__cfg_parse_path, xo__cfg_dump_string, xo__cfg_desc_path};
 const kind_t xo__cfg_kind_enum_list = {parse_enum_list, dump_enum_list, desc_enum_list};
 const kind_t xo__cfg_kind_map = {parse_map, dump_map, desc_map};
 const kind_t xo__cfg_kind_maps = {parse_maps, dump_maps, desc_maps};

@@ -98,6 +98,8 @@ extern const kind_t xo__cfg_kind_map;
 #define K_MAP xo__cfg_kind_map
 extern const kind_t xo__cfg_kind_maps;
 #define K_MAPS xo__cfg_kind_maps
+extern const kind_t xo__cfg_kind_path;
+#define K_PATH xo__cfg_kind_path
 extern const kind_t xo__cfg_kind_paths;
 #define K_PATHS xo__cfg_kind_paths
 extern const kind_t xo__cfg_kind_string;

@@ -24,6 +24,8 @@
 #include "runtime/auth.h"
 #include "base/log.h"
 #include "runtime/remote.h"
+#include "cluster/pool_load.h"
+#include "cluster/profile.h"
 #include "cluster/topology.h"
 #include "xoscar/gpu.h"
 #include "xoscar/host.h"
@@ -35,6 +37,8 @@ extern char **environ;
 #define STOP_GRACE_MS 2000
 #define MAX_SUBS 256
 #define MAX_LABELS 16
+#define MAX_NEAR 64 /* near actors of one placement (the weighted policy's bound) */
+#define INFO_TIMEOUT_MS 2000 /* placement's wait for the pools' live load; a pool slower than that is left to tally */
 
 typedef struct placed {
     char *uid;
@@ -59,6 +63,7 @@ typedef struct sub_pool {
     placed_t *placed;
     size_t n_placed, cap_placed;
     xo_idle_mark_t *marks; /* built for the policy views */
+    size_t n_creating;     /* placed creates still in flight there (placement's live load) */
 } sub_pool_t;
 
 typedef enum { CMD_NONE, CMD_SPAWN, CMD_REMOVE, CMD_STOP } cmd_kind_t;
@@ -79,6 +84,9 @@ struct xo_host {
     size_t n_subs;
     uint64_t rng, cursor;
     xo_topology_t *topo;
+    xo_profile_t *profile;       /* the tune profile placement reads (xo_host_load_profile), or NULL; lock */
+    char **peers;                /* the other hosts' main pool addresses (xo_host_set_cluster); lock */
+    size_t n_peers;
     /* actors created directly in a sub pool (not through placement), as the sub pools report them */
     char **ext_uid, **ext_addr;
     size_t n_ext, cap_ext;
@@ -552,15 +560,58 @@ static xo_status_t service_register(xo_ctx_t *ctx, void *state, const msgpack_ob
     return XO_OK;
 }
 
-/* create(class, args (bin, encoded list) | nil, uid | nil, strategy | nil, label | nil, mark | nil, index)
- * → [address, uid] */
+/* The near list of a create request, [[actor, bytes], ...], into near (the caller's MAX_NEAR) with the names
+ * copied into *names_p (the caller frees it). */
+static xo_status_t unpack_near(xo_ctx_t *ctx, const msgpack_object *o, xo_near_t *near, size_t *n_p, char **names_p)
+{
+    *n_p = 0;
+    *names_p = NULL;
+    if (!o || o->type == MSGPACK_OBJECT_NIL) return XO_OK;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > MAX_NEAR)
+        return xo_ctx_error(ctx, XO_EBADARGS, "create: near must be a list of at most %d [actor, bytes] pairs",
+                            MAX_NEAR);
+    size_t n = o->via.array.size, total = 0;
+    for (size_t k = 0; k < n; k++) {
+        const msgpack_object *e = &o->via.array.ptr[k];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size < 1 || e->via.array.size > 2 ||
+            e->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+            (e->via.array.size == 2 && e->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER))
+            return xo_ctx_error(ctx, XO_EBADARGS, "create: near[%zu] must be [actor, bytes] (a string and a count "
+                                "of bytes >= 0)", k);
+        total += e->via.array.ptr[0].via.str.size + 1;
+    }
+    char *names = malloc(total ? total : 1);
+    if (!names) return xo_ctx_error(ctx, XO_ENOMEM, "out of memory");
+    char *at = names;
+    for (size_t k = 0; k < n; k++) {
+        const msgpack_object *e = o->via.array.ptr[k].via.array.ptr;
+        memcpy(at, e[0].via.str.ptr, e[0].via.str.size);
+        at[e[0].via.str.size] = '\0';
+        near[k] = (xo_near_t){.actor = at, .bytes = o->via.array.ptr[k].via.array.size == 2 ? e[1].via.u64 : 0};
+        at += e[0].via.str.size + 1;
+    }
+    *n_p = n;
+    *names_p = names;
+    return XO_OK;
+}
+
+/* create(class, args (bin, encoded list) | nil, uid | nil, strategy | nil, label | nil, mark | nil, index,
+ *        near ([[actor, bytes], ...]) | nil, cluster scope (bool), address | nil) → [address, uid] */
 static xo_status_t service_create(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
     xo_str_t cls = {0}, uid = {0}, strategy = {0}, label = {0}, mark = {0};
     xo_bytes_t cargs = {0};
     int64_t index = 0;
-    xo_status_t st = xo_unpack(args, "s|bssssl", &cls, &cargs, &uid, &strategy, &label, &mark, &index);
+    const msgpack_object *near_o = NULL;
+    bool cluster = false;
+    xo_str_t address = {0};
+    xo_status_t st = xo_unpack(args, "s|bssssl ots", &cls, &cargs, &uid, &strategy, &label, &mark, &index, &near_o,
+                               &cluster, &address);
     if (st != XO_OK) return st;
+    xo_near_t near[MAX_NEAR];
+    size_t n_near = 0;
+    char *near_names = NULL; /* ours: the near actors' names */
+    if ((st = unpack_near(ctx, near_o, near, &n_near, &near_names)) != XO_OK) return st;
     char cb[256], ub[512], sb[64], lb[128], mb[128];
     const char *c, *u, *sname, *l, *m;
     copy_opt(cls, cb, sizeof cb, &c);
@@ -568,20 +619,112 @@ static xo_status_t service_create(xo_ctx_t *ctx, void *state, const msgpack_obje
     copy_opt(strategy, sb, sizeof sb, &sname);
     copy_opt(label, lb, sizeof lb, &l);
     copy_opt(mark, mb, sizeof mb, &m);
-    if (!c) return xo_ctx_error(ctx, XO_EINVAL, "create: a class name is required");
-    xo_placement_t p = {.strategy = sname, .process_index = (size_t)(index < 0 ? 0 : index), .label = l, .mark = m};
+    char ab[160];
+    const char *addr;
+    copy_opt(address, ab, sizeof ab, &addr);
+    if (!c) {
+        free(near_names);
+        return xo_ctx_error(ctx, XO_EINVAL, "create: a class name is required");
+    }
+    xo_placement_t p = {.strategy = sname, .process_index = (size_t)(index < 0 ? 0 : index), .label = l, .mark = m,
+                        .near = near, .n_near = n_near, .cluster = cluster, .address = addr};
     xo_args_t *a = cargs.ptr ? xo__args_from_bytes(cargs.ptr, cargs.len) : NULL;
     xo_ref_t *ref = NULL;
     st = xo_host_create_actor(service_host(state), c, a, u, &p, &ref);
-    if (st != XO_OK) return xo_ctx_error(ctx, st, "%s", xo_last_error());
+    free(near_names);
+    if (st != XO_OK) {
+        /* xo_last_error() inside a method is ctx's own error buffer: copy it out before formatting into it. */
+        char why[XO_ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "%s", xo_last_error());
+        return xo_ctx_error(ctx, st, "%s", why);
+    }
     st = xo_pack(out, "[ss]", xo_ref_address(ref), xo_ref_uid(ref));
     xo_ref_free(ref);
     return st;
 }
 
+/* views(include_main) -> [[address, process_index, labels (comma-separated), device kind, mem free, mem total,
+ * actors, queued, busy], ...]: this host's live pools as a placement with cluster scope on another host sees them,
+ * with their live load (the same INFO fan-out as a local placement). */
+static xo_status_t service_views(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    bool include_main = false;
+    xo_status_t st = xo_unpack(args, "|t", &include_main);
+    if (st != XO_OK) return st;
+    xo_host_t *h = service_host(state);
+    char (*addrs)[160] = malloc(MAX_SUBS * sizeof *addrs); /* ours, with labels and kinds below */
+    char (*labels)[256] = malloc(MAX_SUBS * sizeof *labels);
+    int *kinds = calloc(MAX_SUBS, sizeof *kinds);
+    size_t *index = calloc(MAX_SUBS, sizeof *index);
+    const char **ask = calloc(MAX_SUBS, sizeof *ask);
+    xo__pool_live_t *live = calloc(MAX_SUBS, sizeof *live);
+    if (!addrs || !labels || !kinds || !index || !ask || !live) {
+        st = xo_ctx_error(ctx, XO_ENOMEM, "views: out of memory");
+        goto done;
+    }
+    size_t n = 0;
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < h->n_subs && n < MAX_SUBS; i++) {
+        sub_pool_t *sp = h->subs[i];
+        if (sp->removed || sp->pid <= 0) continue;
+        snprintf(addrs[n], sizeof addrs[n], "%s", sp->address);
+        labels[n][0] = '\0';
+        for (size_t k = 0; k < sp->n_labels; k++)
+            snprintf(labels[n] + strlen(labels[n]), sizeof labels[n] - strlen(labels[n]), "%s%s", k ? "," : "",
+                     sp->labels[k]);
+        kinds[n] = sp->device[0] ? (strncmp(sp->device, "cuda", 4) == 0 ? XO_POOL_DEVICE_CUDA : XO_POOL_DEVICE_HOST)
+                                 : XO_POOL_DEVICE_NONE;
+        index[n] = i + 1;
+        ask[n] = addrs[n];
+        n++;
+    }
+    pthread_mutex_unlock(&h->lock);
+    xo__pool_live_query(ask, n, INFO_TIMEOUT_MS, live);
+    msgpack_pack_array(out, n + (include_main ? 1 : 0));
+    if (include_main) {
+        xo_device_mem_info_t mi = {0};
+        if (h->main->device) xo_device_mem_info(h->main->device, &mi);
+        xo_pack(out, "[susiuuuuu]", h->main->address, (uint64_t)0, "",
+                h->main->device ? XO_POOL_DEVICE_HOST : XO_POOL_DEVICE_NONE, mi.free, mi.total,
+                (uint64_t)xo__pool_user_actor_count(h->main), (uint64_t)0, (uint64_t)xo__pool_busy_threads(h->main));
+    }
+    for (size_t i = 0; i < n; i++)
+        xo_pack(out, "[susiuuuuu]", addrs[i], (uint64_t)index[i], labels[i], kinds[i], live[i].mem_free,
+                live[i].mem_total, live[i].actors, live[i].in_flight, live[i].busy);
+done:
+    free(addrs);
+    free(labels);
+    free(kinds);
+    free(index);
+    free(ask);
+    free(live);
+    return st;
+}
+
+/* load_profile(path | nil): the host's placement reads this tune profile from now on (`xoscar tune --apply`). */
+static xo_status_t service_load_profile(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    xo_str_t path = {0};
+    xo_status_t st = xo_unpack(args, "|s", &path);
+    if (st != XO_OK) return st;
+    char buf[4096];
+    const char *p;
+    copy_opt(path, buf, sizeof buf, &p);
+    if (path.ptr && !p) return xo_ctx_error(ctx, XO_EINVAL, "load_profile: path too long");
+    st = xo_host_load_profile(service_host(state), p);
+    if (st != XO_OK) {
+        char why[XO_ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "%s", xo_last_error());
+        return xo_ctx_error(ctx, st, "%s", why);
+    }
+    return XO_OK;
+}
+
 static const xo_method_t service_methods[] = {
     {.name = "register", .fn = service_register},
     {.name = "create", .fn = service_create},
+    {.name = "load_profile", .fn = service_load_profile},
+    {.name = "views", .fn = service_views},
 };
 
 static const xo_actor_class_t service_class = {
@@ -624,13 +767,21 @@ xo_status_t xo_create_actor_placed(const char *class_name, xo_args_t *args, cons
     const char *data = args ? xo__args_data(args, &len) : NULL;
     xo_placement_t none = {0};
     if (!placement) placement = &none;
-    xo_args_t *req = xo_args_new(7);
+    xo_args_t *req = xo_args_new(10);
     msgpack_packer *pk = xo_args_packer(req);
     xo_pack(pk, "s", class_name);
     if (data) msgpack_pack_bin_with_body(pk, data, len);
     else msgpack_pack_nil(pk);
     xo_pack(pk, "ssssl", uid, placement->strategy, placement->label, placement->mark,
             (int64_t)placement->process_index);
+    if (placement->n_near && placement->near) {
+        msgpack_pack_array(pk, placement->n_near);
+        for (size_t k = 0; k < placement->n_near; k++)
+            xo_pack(pk, "[su]", placement->near[k].actor ? placement->near[k].actor : "", placement->near[k].bytes);
+    } else {
+        msgpack_pack_nil(pk);
+    }
+    xo_pack(pk, "ts", (int)placement->cluster, placement->address);
     xo_args_free(args);
     xo_result_t *r = NULL;
     st = xo_call(service, "create", req, XO_FOREVER, &r);
@@ -726,6 +877,9 @@ void xo_host_stop(xo_host_t *h)
     free(h->ext_uid);
     free(h->ext_addr);
     if (h->topo) xo__topology_free(h->topo);
+    xo__profile_free(h->profile);
+    for (size_t i = 0; i < h->n_peers; i++) free(h->peers[i]);
+    free(h->peers);
     if (h->wakefd >= 0) close(h->wakefd);
     free(h->binary);
     pthread_cond_destroy(&h->cond);
@@ -815,6 +969,189 @@ static void unrecord(sub_pool_t *sp, const char *uid)
         }
 }
 
+xo_status_t xo_host_load_profile(xo_host_t *h, const char *path)
+{
+    if (!h) return xo__error_set(XO_EINVAL, "no host");
+    xo_profile_t *p = NULL;
+    if (path) {
+        xo_cluster_error_t err;
+        xo_status_t st = xo__profile_load(path, &p, &err);
+        if (st != XO_OK) return st;
+        /* A profile of other pools is reported, never refused: its pairs between our pools still hold. */
+        const char *pools[MAX_SUBS + 1];
+        size_t n = 0;
+        pthread_mutex_lock(&h->lock);
+        pools[n++] = h->main->address;
+        for (size_t i = 0; i < h->n_subs; i++)
+            if (!h->subs[i]->removed) pools[n++] = h->subs[i]->address;
+        char *report = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&report, &len);
+        size_t diffs = mem ? xo__profile_compare(p, pools, n, NULL, mem) : 0;
+        pthread_mutex_unlock(&h->lock);
+        if (mem) fclose(mem);
+        for (char *line = report, *nl; diffs && line && *line; line = nl + 1) {
+            nl = strchr(line, '\n');
+            if (!nl) break;
+            *nl = '\0';
+            xo_log_warn("profile %s: %s", path, line);
+        }
+        free(report);
+    }
+    pthread_mutex_lock(&h->lock);
+    xo_profile_t *old = h->profile;
+    h->profile = p;
+    pthread_mutex_unlock(&h->lock);
+    xo__profile_free(old);
+    return XO_OK;
+}
+
+/* Resolves placement's near actors to their pools and fills each view's cost of reaching them. Called with h->lock
+ * held (the actor records and the profile). *costs_p is the caller's (free) on XO_OK. */
+static xo_status_t near_costs(xo_host_t *h, const xo_placement_t *placement, xo_pool_view_t *views, size_t n,
+                              xo_place_near_t *near, xo_pair_cost_t **costs_p)
+{
+    size_t m = placement->n_near;
+    if (!placement->near) return xo__error_set(XO_EINVAL, "near: %zu actors but no list", m);
+    char where[MAX_NEAR][160];
+    const char *peers[MAX_NEAR], *cands[MAX_SUBS + 1];
+    for (size_t k = 0; k < m; k++) {
+        const char *who = placement->near[k].actor;
+        near[k].bytes = placement->near[k].bytes;
+        if (!who || !*who) return xo__error_set(XO_EINVAL, "near[%zu]: no actor named", k);
+        xo_actor_t *a = NULL;
+        if (strchr(who, ':')) {
+            snprintf(where[k], sizeof where[k], "%s", who); /* a pool's address */
+        } else if (locate_locked(h, who, where[k], sizeof where[k])) {
+        } else if ((a = xo__pool_table_lookup(h->main, who)) != NULL) {
+            xo__actor_release(a);
+            snprintf(where[k], sizeof where[k], "%s", h->main->address);
+        } else {
+            return xo__error_set(XO_EINVAL, "near[%zu]: no actor \"%s\" in host %s", k, who, h->main->address);
+        }
+        peers[k] = where[k];
+    }
+    xo_pair_cost_t *costs = calloc(n && m ? n * m : 1, sizeof *costs);
+    if (!costs) return xo__error_set(XO_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) cands[i] = views[i].address;
+    xo__profile_fill_costs(h->profile, cands, n, peers, near, m, costs);
+    for (size_t i = 0; i < n; i++) views[i].near_cost = &costs[i * m];
+    *costs_p = costs;
+    return XO_OK;
+}
+
+xo_status_t xo_host_set_cluster(xo_host_t *h, const char *const *mains, size_t n)
+{
+    if (!h || (n && !mains)) return xo__error_set(XO_EINVAL, "xo_host_set_cluster: no host or no addresses");
+    char **peers = calloc(n ? n : 1, sizeof *peers); /* the host's from here on */
+    size_t m = 0;
+    for (size_t i = 0; peers && i < n; i++) {
+        if (!mains[i] || !xo__remote_address_ok(mains[i])) {
+            for (size_t k = 0; k < m; k++) free(peers[k]);
+            free(peers);
+            return xo__error_set(XO_EINVAL, "xo_host_set_cluster: \"%s\" is not a main pool address",
+                                 mains[i] ? mains[i] : "(null)");
+        }
+        if (strcmp(mains[i], h->main->address) != 0 && (peers[m] = strdup(mains[i]))) m++;
+    }
+    if (!peers) return xo__error_set(XO_ENOMEM, "out of memory");
+    pthread_mutex_lock(&h->lock);
+    char **old = h->peers;
+    size_t n_old = h->n_peers;
+    h->peers = peers;
+    h->n_peers = m;
+    pthread_mutex_unlock(&h->lock);
+    for (size_t i = 0; i < n_old; i++) free(old[i]);
+    free(old);
+    return XO_OK;
+}
+
+/* The pools of the other hosts, as their services report them (views), for a placement with cluster scope. */
+typedef struct remote_pools {
+    size_t n;
+    xo_pool_view_t v[MAX_SUBS];
+    char addr[MAX_SUBS][160];
+    char labels_buf[MAX_SUBS][256];
+    const char *labels[MAX_SUBS][MAX_LABELS];
+    char host_main[MAX_SUBS][160]; /* the main pool of the host that owns it, which creates the actor there */
+    char skipped[XO_ERROR_TEXT_MAX / 2]; /* the hosts that did not answer */
+} remote_pools_t;
+
+#define VIEWS_TIMEOUT_MS 3000
+
+/* Asks every other host for its pools at once; a host that does not answer in time is logged and skipped. */
+static void fetch_remote(xo_host_t *h, bool include_main, remote_pools_t *rp)
+{
+    char peers[64][160];
+    size_t np = 0;
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < h->n_peers && np < 64; i++) snprintf(peers[np++], sizeof peers[0], "%s", h->peers[i]);
+    pthread_mutex_unlock(&h->lock);
+    xo_future_t *f[64] = {0};
+    char why[64][XO_ERROR_TEXT_MAX / 2];
+    for (size_t i = 0; i < np; i++) {
+        xo_ref_t *svc = NULL;
+        xo_status_t st = xo_actor_ref(peers[i], XO_HOST_SERVICE_UID, &svc);
+        if (st == XO_OK) st = xo_send(svc, "views", xo_args("t", include_main), &f[i]);
+        if (st != XO_OK) {
+            snprintf(why[i], sizeof why[i], "%s", xo_last_error());
+            f[i] = NULL;
+        }
+        xo_ref_free(svc);
+    }
+    uint64_t deadline = xo__now_ns() + (uint64_t)VIEWS_TIMEOUT_MS * 1000000ull;
+    for (size_t i = 0; i < np; i++) {
+        xo_result_t *r = NULL;
+        xo_status_t st = XO_EUNREACHABLE;
+        if (f[i]) {
+            uint64_t now = xo__now_ns();
+            st = xo_future_wait(f[i], now < deadline ? (int64_t)((deadline - now) / 1000000ull) : 0, &r);
+            if (st == XO_ETIMEDOUT) xo_future_cancel(f[i]);
+            if (st != XO_OK) snprintf(why[i], sizeof why[i], "%s", xo_last_error());
+            xo_future_free(f[i]);
+        }
+        const msgpack_object *list = NULL;
+        if (st == XO_OK && (st = xo_result_unpack(r, "o", &list)) == XO_OK && list->type != MSGPACK_OBJECT_ARRAY)
+            st = xo__error_set(XO_EPROTO, "views: not a list");
+        if (st != XO_OK && f[i]) snprintf(why[i], sizeof why[i], "%s", xo_last_error());
+        for (size_t k = 0; st == XO_OK && k < list->via.array.size && rp->n < MAX_SUBS; k++) {
+            size_t j = rp->n;
+            xo_str_t a = {0}, l = {0};
+            uint64_t index = 0;
+            int kind = 0;
+            xo_pool_view_t *v = &rp->v[j];
+            *v = (xo_pool_view_t){.device_index = -1};
+            if (xo_unpack(&list->via.array.ptr[k], "susiuuuuu", &a, &index, &l, &kind, &v->mem_free, &v->mem_total,
+                          &v->n_actors, &v->n_queued, &v->n_busy) != XO_OK ||
+                a.len >= sizeof rp->addr[j] || l.len >= sizeof rp->labels_buf[j] || kind < 0 || kind > 2)
+                continue;
+            memcpy(rp->addr[j], a.ptr, a.len);
+            rp->addr[j][a.len] = '\0';
+            memcpy(rp->labels_buf[j], l.ptr, l.len);
+            rp->labels_buf[j][l.len] = '\0';
+            size_t nl = 0;
+            for (char *save = NULL, *tok = strtok_r(rp->labels_buf[j], ",", &save); tok && nl < MAX_LABELS;
+                 tok = strtok_r(NULL, ",", &save))
+                rp->labels[j][nl++] = tok;
+            v->address = rp->addr[j];
+            v->process_index = (size_t)index;
+            v->labels = nl ? rp->labels[j] : NULL;
+            v->n_labels = nl;
+            v->device_kind = (xo_pool_device_t)kind;
+            if (kind) v->device_index = 0;
+            memcpy(rp->host_main[j], peers[i], sizeof rp->host_main[j]); /* both 160, NUL-terminated */
+            rp->n++;
+        }
+        xo_result_free(r);
+        if (st != XO_OK) {
+            xo_log_warn("placement: host %s skipped: %s", peers[i], why[i]);
+            size_t used = strlen(rp->skipped);
+            snprintf(rp->skipped + used, sizeof rp->skipped - used, "%s%s", used ? ", " : "", peers[i]);
+        }
+    }
+    xo__error_clear();
+}
+
 xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t *args, const char *uid,
                                  const xo_placement_t *placement, xo_ref_t **ref_p)
 {
@@ -832,41 +1169,59 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
         snprintf(gen, sizeof gen, "%s-%016llx", class_name, (unsigned long long)(h->rng ^ (h->rng >> 29)));
         uid = gen;
     }
-    /* Device memory, when the placement weighs it: asked of each pool now (INFO), before taking the lock. */
+    /* Live load and device memory, when the placement weighs them: asked of every live sub pool now (INFO, all at
+     * once), before taking the lock, so the policy sees what each pool holds and does, not only what this host
+     * placed there. */
     bool want_mem = placement->device_mem > 0 || ops->kind == XO_PLACE_MOST_FREE_MEMORY ||
                     ops->kind == XO_PLACE_WEIGHTED;
-    uint64_t mem_free[MAX_SUBS] = {0}, mem_total[MAX_SUBS] = {0};
+    bool want_load = ops->kind == XO_PLACE_LEAST_LOADED || ops->kind == XO_PLACE_WEIGHTED;
+    xo__pool_live_t live[MAX_SUBS] = {0};
     xo_pool_device_t kind[MAX_SUBS] = {0};
     size_t n_known = 0;
-    if (want_mem) {
+    if (want_mem || want_load) {
+        char addrs[MAX_SUBS][160];
+        const char *ask[MAX_SUBS];
         pthread_mutex_lock(&h->lock);
         n_known = h->n_subs;
-        char addrs[MAX_SUBS][160];
         for (size_t i = 0; i < n_known; i++) {
             snprintf(addrs[i], sizeof addrs[i], "%s", h->subs[i]->address);
+            ask[i] = addrs[i];
             kind[i] = h->subs[i]->device[0] ? (strncmp(h->subs[i]->device, "cuda", 4) == 0 ? XO_POOL_DEVICE_CUDA
                                                                                               : XO_POOL_DEVICE_HOST)
                                              : XO_POOL_DEVICE_NONE;
+            if (h->subs[i]->removed || h->subs[i]->pid <= 0 || (!want_load && kind[i] == XO_POOL_DEVICE_NONE))
+                ask[i] = NULL;
         }
         pthread_mutex_unlock(&h->lock);
-        for (size_t i = 0; i < n_known; i++) {
-            if (kind[i] == XO_POOL_DEVICE_NONE) continue;
-            xo_future_t *f = NULL;
-            xo_result_t *r = NULL;
-            if (xo__remote_send(addrs[i], XO_WIRE_INFO, 0, "", NULL, NULL, true, &f) == XO_OK) {
-                if (xo_future_wait(f, 2000, &r) == XO_OK) {
-                    int pid;
-                    uint64_t actors;
-                    xo_result_unpack(r, "[iuuu]", &pid, &actors, &mem_free[i], &mem_total[i]);
-                }
-                xo_result_free(r);
-                xo__future_unref(f);
+        size_t m = 0;
+        const char *q[MAX_SUBS];
+        size_t at[MAX_SUBS];
+        for (size_t i = 0; i < n_known; i++)
+            if (ask[i]) {
+                at[m] = i;
+                q[m++] = ask[i];
             }
-        }
-        xo__error_clear();
+        xo__pool_live_t got[MAX_SUBS];
+        xo__pool_live_query(q, m, INFO_TIMEOUT_MS, got);
+        for (size_t k = 0; k < m; k++) live[at[k]] = got[k];
     }
     xo_device_mem_info_t main_mem = {0};
     if (want_mem && h->main->device) xo_device_mem_info(h->main->device, &main_mem);
+    /* Cluster scope: the other hosts' pools join the candidates (after this host's), asked before the lock. */
+    remote_pools_t *rp = NULL; /* ours until placed */
+    if (placement->cluster) {
+        if (ops->kind == XO_PLACE_IDLE_LABEL || ops->kind == XO_PLACE_PROCESS_INDEX) {
+            xo_args_free(args);
+            return xo__error_set(XO_EINVAL, "%s is per host: it cannot place with cluster scope", ops->name);
+        }
+        rp = calloc(1, sizeof *rp);
+        if (!rp) {
+            xo_args_free(args);
+            return xo__error_set(XO_ENOMEM, "out of memory");
+        }
+        fetch_remote(h, ops->kind == XO_PLACE_ADDRESS || ops->kind == XO_PLACE_MAIN_POOL ||
+                            ops->kind == XO_PLACE_RANDOM, rp);
+    }
     /* Views: index 0 the main pool, then the live sub pools. The IdleLabel pair is reserved before the create
      * (record below), so concurrent creates never pick the same slot. */
     xo_pool_view_t views[MAX_SUBS];
@@ -882,11 +1237,13 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
     if (locate_locked(h, uid, already, sizeof already)) {
         pthread_mutex_unlock(&h->lock);
         xo_args_free(args);
+        free(rp);
         return xo__error_set(XO_EEXIST, "actor \"%s\" already exists at %s", uid, already);
     }
     if (include_main) {
         views[n] = (xo_pool_view_t){.address = h->main->address, .process_index = 0, .device_index = -1,
-                                    .n_actors = h->main->n_actors,
+                                    .n_actors = xo__pool_user_actor_count(h->main),
+                                    .n_busy = xo__pool_busy_threads(h->main),
                                     .device_kind = h->main->device ? XO_POOL_DEVICE_HOST : XO_POOL_DEVICE_NONE,
                                     .mem_free = main_mem.free, .mem_total = main_mem.total};
         owner[n++] = NULL;
@@ -902,32 +1259,77 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
         views[n] = (xo_pool_view_t){.address = sp->address, .process_index = i + 1, .labels = sp->labels,
                                     .n_labels = sp->n_labels, .device_index = -1, .n_actors = sp->n_placed,
                                     .idle_marks = sp->marks, .n_idle_marks = nm};
+        if (i < n_known && live[i].ok && want_load) {
+            /* What the pool holds now, plus the creates this host is still making there (reported once done),
+             * so that concurrent creates do not all see the same idle pool. Without an answer the host's own
+             * tally (what it placed there) stands in. */
+            views[n].n_actors = live[i].actors + sp->n_creating;
+            views[n].n_queued = live[i].in_flight;
+            views[n].n_busy = live[i].busy;
+        }
         if (i < n_known && kind[i] != XO_POOL_DEVICE_NONE) {
             views[n].device_kind = kind[i];
             views[n].device_index = 0;
-            views[n].mem_free = mem_free[i];
-            views[n].mem_total = mem_total[i];
+            views[n].mem_free = live[i].mem_free;
+            views[n].mem_total = live[i].mem_total;
         }
         owner[n++] = sp;
     }
-    xo_place_request_t req = {.kind = ops->kind, .address = placement->address,
+    size_t n_local = n;
+    for (size_t k = 0; rp && k < rp->n && n < MAX_SUBS; k++) {
+        views[n] = rp->v[k];
+        owner[n++] = NULL;
+    }
+    /* Near peers (weighted): where each lives, then each candidate's measured cost of reaching it. */
+    size_t n_near = ops->kind == XO_PLACE_WEIGHTED ? placement->n_near : 0;
+    xo_place_near_t near[MAX_NEAR];
+    xo_pair_cost_t *costs = NULL; /* ours: n * n_near, freed once placed */
+    xo_status_t near_st = n_near > MAX_NEAR ? xo__error_set(XO_EINVAL, "near: %zu actors, at most %d", n_near,
+                                                            MAX_NEAR)
+                                            : XO_OK;
+    if (near_st == XO_OK && n_near) near_st = near_costs(h, placement, views, n, near, &costs);
+    if (near_st != XO_OK) {
+        pthread_mutex_unlock(&h->lock);
+        xo_args_free(args);
+        free(rp);
+        return near_st;
+    }
+    xo_place_request_t req = {.kind = ops->kind, .address = placement->address, .near = near, .n_near = n_near,
                               .process_index = placement->process_index, .label = placement->label,
                               .mark = placement->mark, .seed = xo__place_seed_next(&h->rng), .cursor = h->cursor,
                               .mem_bytes = placement->device_mem,
                               .weights = {.mem = h->weights[0], .load = h->weights[1], .link = h->weights[2]}};
     size_t chosen = 0;
     xo_status_t st = xo__place(views, n, &req, &chosen);
+    free(costs);
     if (st == XO_OK && ops->kind == XO_PLACE_ROUND_ROBIN) h->cursor = chosen + 1;
     sub_pool_t *sp = st == XO_OK ? owner[chosen] : NULL;
-    char address[160];
+    char address[160], forward_to[160] = "";
     if (st == XO_OK) snprintf(address, sizeof address, "%s", views[chosen].address);
+    if (st == XO_OK && chosen >= n_local)
+        snprintf(forward_to, sizeof forward_to, "%s", rp->host_main[chosen - n_local]);
+    if (st != XO_OK && rp && rp->skipped[0]) {
+        char text[XO_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text, "%s", xo_last_error());
+        st = xo__error_set(st, "%s (hosts skipped, unreachable: %s)", text, rp->skipped);
+    }
+    free(rp);
     size_t args_len = 0;
     const char *args_data = args ? xo__args_data(args, &args_len) : NULL;
     bool idle = ops->kind == XO_PLACE_IDLE_LABEL;
     if (sp) record(sp, uid, class_name, idle ? placement->label : NULL, placement->mark, args_data, args_len);
+    if (sp) sp->n_creating++;
     pthread_mutex_unlock(&h->lock);
     if (st != XO_OK) {
         xo_args_free(args);
+        return st;
+    }
+    if (forward_to[0]) { /* another host's pool: that host creates it there and records it */
+        xo_placement_t there = {.strategy = "address", .address = address};
+        xo_ref_t *ref = NULL;
+        st = xo_create_actor_placed(class_name, args, forward_to, uid, &there, &ref);
+        if (st == XO_OK && ref_p) *ref_p = ref;
+        else xo_ref_free(ref);
         return st;
     }
     if (!sp) { /* the main pool, in this process */
@@ -945,6 +1347,9 @@ xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t
         st = xo_future_wait(f, XO_FOREVER, NULL);
         xo__future_unref(f);
     }
+    pthread_mutex_lock(&h->lock);
+    sp->n_creating--;
+    pthread_mutex_unlock(&h->lock);
     if (st == XO_OK) st = xo_actor_ref(address, uid, &ref);
     if (st != XO_OK) {
         char text[XO_ERROR_TEXT_MAX];

@@ -1,5 +1,5 @@
-/* LEAST_LOADED: the pool passing the filters with the fewest actors + queued messages; ties go to the lowest index,
- * so equal pools fill in config order. */
+/* LEAST_LOADED: the pool passing the filters with the least load (actors + queued requests + busy threads, what the
+ * pool reports now); ties go to the lowest index, so equal pools fill in config order. */
 #include "policies/policy_impl.h"
 
 static xo_status_t least_loaded_choose(const xo_pool_view_t *pools, size_t n, const xo_place_request_t *req,

@@ -47,7 +47,9 @@ bool xo__pool_holds_mark(const xo_pool_view_t *p, const char *label, const char 
 uint64_t xo__pool_load(const xo_pool_view_t *p)
 {
     uint64_t sum = p->n_actors + p->n_queued;
-    return sum < p->n_actors ? UINT64_MAX : sum;
+    if (sum < p->n_actors) return UINT64_MAX;
+    uint64_t all = sum + p->n_busy;
+    return all < sum ? UINT64_MAX : all;
 }
 
 /* splitmix64's output function: a fixed bijection that spreads consecutive seeds over the whole range. */
@@ -129,7 +131,7 @@ xo_status_t xo__place_explain(const char *policy, const char *noun, const xo_poo
     return xo__error_set(XO_ENOSLOT, "%s: no eligible %s", policy, noun);
 }
 
-static xo_status_t check_view(const xo_pool_view_t *p, size_t i)
+static xo_status_t check_view(const xo_pool_view_t *p, size_t i, size_t n_near)
 {
     if (!p->address) return xo__error_set(XO_EINVAL, "placement: pool %zu has no address", i);
     if (p->n_labels && !p->labels)
@@ -147,9 +149,13 @@ static xo_status_t check_view(const xo_pool_view_t *p, size_t i)
         return xo__error_set(XO_EINVAL, "placement: pool %s has unknown device kind %d", p->address,
                             (int)p->device_kind);
     }
-    if (!isfinite(p->link_cost) || p->link_cost < 0)
-        return xo__error_set(XO_EINVAL, "placement: pool %s has link cost %g (want a finite value >= 0)", p->address,
-                            p->link_cost);
+    for (size_t k = 0; p->near_cost && k < n_near; k++) {
+        const xo_pair_cost_t *c = &p->near_cost[k];
+        if (!isfinite(c->latency_us) || c->latency_us < 0 || !isfinite(c->bandwidth) || c->bandwidth < 0)
+            return xo__error_set(XO_EINVAL,
+                                "placement: pool %s has pair cost %g us, %g B/s to near peer %zu (want finite "
+                                "values >= 0)", p->address, c->latency_us, c->bandwidth, k);
+    }
     return XO_OK;
 }
 
@@ -161,8 +167,10 @@ xo_status_t xo__place(const xo_pool_view_t *pools, size_t n, const xo_place_requ
     if (!ops) return xo__error_set(XO_EINVAL, "placement: unknown placement kind %d", (int)req->kind);
     if (n == 0) return xo__error_set(XO_ENOSLOT, "%s: no pools to choose from", ops->name);
     if (!pools) return xo__error_set(XO_EINVAL, "%s: %zu pools but no pool array", ops->name, n);
+    if (req->n_near && !req->near)
+        return xo__error_set(XO_EINVAL, "%s: %zu near peers but no near array", ops->name, req->n_near);
     for (size_t i = 0; i < n; i++) {
-        xo_status_t st = check_view(&pools[i], i);
+        xo_status_t st = check_view(&pools[i], i, req->n_near);
         if (st != XO_OK) return st;
     }
     size_t chosen = n;

@@ -36,7 +36,8 @@ extern "C" {
  *   IDLE_LABEL        the first pool with req->label holding no actor created with IdleLabel(req->label, req->mark)
  *                     (Xoscar IdleLabel).
  *   ROUND_ROBIN       the first pool passing the filters at or after index req->cursor, wrapping around.
- *   LEAST_LOADED      the pool passing the filters with the fewest actors + queued messages; ties: lowest index.
+ *   LEAST_LOADED      the pool passing the filters with the least load (xo__pool_load: actors + queued requests +
+ *                     busy threads, as the pool reports them now); ties: lowest index.
  *   MOST_FREE_MEMORY  the pool with a device and the most free device memory, at least req->mem_bytes; ties: lowest
  *                     index.
  *   WEIGHTED          the pool passing the filters with the highest score (formula at xo_place_weights_t). */
@@ -81,6 +82,18 @@ typedef struct xo_idle_mark {
     const char *mark;
 } xo_idle_mark_t;
 
+/* What reaching one near peer from a candidate pool costs, as the tune profile measured that ordered pair
+ * (docs/tune-profile.md). Both 0: the pair is unknown. Each must be finite and >= 0. */
+typedef struct xo_pair_cost {
+    double latency_us;  /* round trip of an 8-byte call (p50), microseconds */
+    double bandwidth;   /* bytes per second at the peer's payload size; 0 with bytes > 0: the pair is unknown */
+} xo_pair_cost_t;
+
+/* One actor the new actor will talk to (a `near` hint), with what it expects to send per call. */
+typedef struct xo_place_near {
+    uint64_t bytes;     /* expected bytes per call; 0: only latency matters */
+} xo_place_near_t;
+
 /* What a policy sees of one pool. The caller (the main pool) fills one per pool, in config order, from its
  * allocation table and the pools' last reports. All pointers are borrowed (see the top of this file). */
 typedef struct xo_pool_view {
@@ -93,8 +106,10 @@ typedef struct xo_pool_view {
     uint64_t mem_free;            /* free device memory in bytes (clamped to mem_total when that is non-zero) */
     uint64_t mem_total;           /* total device memory in bytes; 0: unknown */
     uint64_t n_actors;            /* actors living in the pool, plus those being created there */
-    uint64_t n_queued;            /* messages waiting in its mailboxes */
-    double link_cost;             /* cost of reaching the pool from the caller (bench tune mode); 0: unknown; >= 0 */
+    uint64_t n_queued;            /* requests it has received and not yet answered (waiting or running) */
+    uint64_t n_busy;              /* its scheduler threads running work now */
+    const xo_pair_cost_t *near_cost; /* req->n_near entries: what reaching each near peer from this pool costs (from
+                                      * the tune profile); NULL: every pair unknown */
     const xo_idle_mark_t *idle_marks; /* the IdleLabel pairs the pool holds; NULL when n_idle_marks is 0 */
     size_t n_idle_marks;
 } xo_pool_view_t;
@@ -103,12 +118,15 @@ typedef struct xo_pool_view {
  *
  * Score of a candidate pool i (candidates: the pools passing the label and memory filters):
  *   mem_i  = mem_free_i / mem_total_i            (0 when the pool has no device or mem_total_i is 0)
- *   load_i = (n_actors_i + n_queued_i) / L       (L: the largest load among candidates; 0 when L is 0)
- *   link_i = cost_i / C                          (cost_i: link_cost_i, or when that is 0 (unknown) the mean of the
- *                                                 known costs among candidates; C: the largest cost_i; 0 when C is 0)
+ *   load_i = (n_actors_i + n_queued_i + n_busy_i) / L  (L: the largest load among candidates; 0 when L is 0)
+ *   link_i = cost_i / C                          (cost_i: the cost of reaching the near peers from pool i, below;
+ *                                                 C: the largest cost_i among candidates; 0 when C is 0)
  *   score_i = mem * mem_i - load * load_i - link * link_i
+ *   cost_i  = sum over near peers k of  c_ik = latency_us_ik + bytes_k / bandwidth_ik * 1e6   (microseconds)
+ *             where a pair the profile does not know counts as the mean c_k of the candidates that know peer k,
+ *             and a peer no candidate knows adds nothing.
  * The highest score wins; ties go to the lowest index. Every term lies in [0, 1], so the weights are directly the
- * relative importance of free memory, idleness and nearness. */
+ * relative importance of free memory, idleness and nearness. A worked example is in policies/weighted.c. */
 typedef struct xo_place_weights {
     double mem;
     double load;
@@ -135,6 +153,9 @@ typedef struct xo_place_request {
     uint64_t seed;              /* RANDOM*: the random draw; the same seed over the same views gives the same pool.
                                  * The caller passes a fresh one per placement, e.g. from xo__place_seed_next(). */
     size_t cursor;              /* ROUND_ROBIN: where to start; the caller stores chosen + 1 for the next request */
+    const xo_place_near_t *near; /* WEIGHTED: the peers the new actor will talk to (n_near of them; each view's
+                                  * near_cost[k] is the cost of reaching peer k from that pool) */
+    size_t n_near;
 } xo_place_request_t;
 
 /* A policy. `choose` is called by xo__place only, after it has checked its arguments: pools is not NULL, n > 0,
@@ -151,7 +172,8 @@ typedef struct xo_policy_ops {
 /* Chooses a pool for req among pools[0..n-1] with the policy of req->kind. On XO_OK, *chosen_p is an index < n; on
  * error *chosen_p is unchanged and xo_last_error() says why. Pure, thread-safe, no allocation (see above).
  * Errors: XO_EINVAL: req or chosen_p NULL, pools NULL with n > 0, unknown kind, a malformed view (NULL address,
- *         NULL labels or idle_marks with a non-zero count, unknown device kind, negative or non-finite link cost),
+ *         NULL labels or idle_marks with a non-zero count, unknown device kind, a negative or non-finite pair
+ *         cost), near NULL with n_near > 0,
  *         a parameter the kind requires is missing or bad, an ADDRESS not among the pools, a PROCESS_INDEX no pool has.
  *         XO_ENOSLOT: no pools at all (n == 0), or no pool passes the policy and its filters; the text names the
  *         filter that emptied the list, and for memory the largest free amount and where it is.

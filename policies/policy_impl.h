@@ -34,7 +34,7 @@ bool xo__pool_passes(const xo_pool_view_t *p, const xo_place_request_t *req);
 /* The pool lists the IdleLabel pair (label, mark). */
 bool xo__pool_holds_mark(const xo_pool_view_t *p, const char *label, const char *mark);
 
-/* Actors plus queued messages, saturating. */
+/* Actors plus queued requests plus busy threads, saturating. */
 uint64_t xo__pool_load(const xo_pool_view_t *p);
 
 /* mem_free, clamped to mem_total when that is known; 0 for a pool without a device. */

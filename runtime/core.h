@@ -199,6 +199,9 @@ struct xo_sched {
     alignas(64) _Atomic int sleeping;   /* futex word: 1 while the thread sleeps or is about to */
     alignas(64) xo_runnable_t *local_head; /* thread-private FIFO of runnables it scheduled itself */
     xo_runnable_t *local_tail;
+    /* false while the thread is in idle() (spinning or asleep). Written by the thread on entering and leaving idle,
+     * never per message, on a line it writes anyway; read only by INFO (placement's live load). */
+    _Atomic bool busy;
     xo_fiber_t *loop_fiber;
     xo_worker_t *free_workers;
     xo_worker_t **workers;              /* all of them, for cleanup */
@@ -334,6 +337,13 @@ xo_pool_t *xo__pool_default(void);
 xo_status_t xo__pool_table_insert(xo_pool_t *pool, xo_actor_t *a);
 void xo__pool_table_remove(xo_pool_t *pool, xo_actor_t *a);
 xo_actor_t *xo__pool_table_lookup(xo_pool_t *pool, const char *uid);
+
+/* A pool's live load, for placement (INFO replies; create time only, never on the call path). user_actors: actors
+ * whose uid does not start with "xo." (the runtime's own service actors are not load a user placed); busy: its
+ * scheduler threads running work now (not in their idle spin or asleep), the calling thread left out when it is
+ * one of them (it is answering this question, not working). */
+size_t xo__pool_user_actor_count(xo_pool_t *pool);
+unsigned xo__pool_busy_threads(xo_pool_t *pool);
 
 /* The process registry (process.c). register: XO_EEXIST when the address is taken. */
 xo_status_t xo__process_register_pool(xo_pool_t *pool);

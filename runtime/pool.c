@@ -141,6 +141,26 @@ size_t xo_pool_actor_count(const xo_pool_t *cp)
     return n;
 }
 
+size_t xo__pool_user_actor_count(xo_pool_t *p)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&p->table_lock);
+    for (size_t b = 0; b < p->table_cap; b++)
+        for (xo_actor_t *e = p->table[b]; e; e = e->table_next)
+            if (strncmp(e->uid, "xo.", 3) != 0) n++;
+    pthread_mutex_unlock(&p->table_lock);
+    return n;
+}
+
+unsigned xo__pool_busy_threads(xo_pool_t *p)
+{
+    xo_sched_t *me = xo__sched_current();
+    unsigned n = 0;
+    for (unsigned i = 0; i < p->n_sched; i++)
+        if (&p->sched[i] != me && atomic_load_explicit(&p->sched[i].busy, memory_order_relaxed)) n++;
+    return n;
+}
+
 const char *xo_pool_address(const xo_pool_t *p) { return p->address; }
 
 static void cleanup(xo_pool_t *p);

@@ -427,15 +427,43 @@ static void serve_value(conn_t *c, uint64_t call_id, xo_args_t *value)
     xo_args_free(value);
 }
 
+/* Requests from other processes that pool has received and not yet answered (queued or running): the sizes of
+ * its inbound connections' in-flight maps, which exist for cancellation anyway, so counting costs the call path
+ * nothing. Connections are retained under io.lock and counted after it, so io.lock never nests c->lock. */
+static uint64_t inbound_in_flight(xo_pool_t *pool)
+{
+    uint64_t n = 0;
+    pthread_mutex_lock(&io.lock);
+    size_t k = 0, cap = 0;
+    for (conn_t *c = io.conns; c; c = c->next) cap += c->kind == CONN_INBOUND && c->pool == pool;
+    conn_t **mine = malloc((cap ? cap : 1) * sizeof *mine); /* ours until released below */
+    for (conn_t *c = io.conns; mine && c && k < cap; c = c->next)
+        if (c->kind == CONN_INBOUND && c->pool == pool) {
+            conn_retain(c);
+            mine[k++] = c;
+        }
+    pthread_mutex_unlock(&io.lock);
+    for (size_t i = 0; i < k; i++) {
+        pthread_mutex_lock(&mine[i]->lock);
+        n += mine[i]->calls.n;
+        pthread_mutex_unlock(&mine[i]->lock);
+        conn_release(mine[i]);
+    }
+    free(mine);
+    return n;
+}
+
 static void serve_query(conn_t *c, const xo_wire_msg_t *m)
 {
     char uid[UID_MAX];
     if (m->type == XO_WIRE_INFO) {
-        /* [pid, actors, device memory free, device memory total] (0, 0 for a pool without a device) */
+        /* The layout is in wire.h (XO_WIRE_INFO); older readers take the first fields and skip the rest. */
         xo_device_mem_info_t mi = {0};
         if (c->pool->device) xo_device_mem_info(c->pool->device, &mi);
-        serve_value(c, m->call_id, xo_args("[iuuu]", (int)getpid(), (uint64_t)xo_pool_actor_count(c->pool),
-                                           mi.free, mi.total));
+        serve_value(c, m->call_id,
+                    xo_args("[iuuuuuuu]", (int)getpid(), (uint64_t)xo_pool_actor_count(c->pool), mi.free, mi.total,
+                            (uint64_t)xo__pool_user_actor_count(c->pool), inbound_in_flight(c->pool),
+                            (uint64_t)xo__pool_busy_threads(c->pool), (uint64_t)c->pool->n_sched));
         return;
     }
     if (!copy_str(m->uid, uid, sizeof uid)) {
@@ -1300,6 +1328,19 @@ static conn_t *find_peer(const char *address)
             return c;
         }
     return NULL;
+}
+
+const char *xo__remote_path(const char *address)
+{
+    if (xo__pool_find(address)) return "inproc";
+    if (!atomic_load(&io.started)) return NULL;
+    pthread_mutex_lock(&io.lock);
+    conn_t *c = find_peer(address);
+    pthread_mutex_unlock(&io.lock);
+    if (!c) return NULL;
+    const char *scheme = c->ch ? xo__channel_scheme(c->ch) : NULL;
+    conn_release(c);
+    return scheme;
 }
 
 static xo_status_t peer_get(const char *address, conn_t **c_p)

@@ -19,6 +19,10 @@
 /* True when address has the form of a process pool's address ("host:port" or "host:port/N"). */
 bool xo__remote_address_ok(const char *address);
 
+/* The path a call from this process to the pool at address takes now: "inproc" for a pool of this process, else
+ * the scheme of the connection in use ("shm", "unix", "tcp", "ucx"), NULL when there is none yet. Static storage. */
+const char *xo__remote_path(const char *address);
+
 /* Starts pool's listeners (shm and unix, plus TCP for a main pool). With port 0 in the address, the TCP listener
  * picks a port and pool->address is rewritten with it. */
 xo_status_t xo__remote_listen(xo_pool_t *pool);

@@ -157,11 +157,13 @@ void xo__worker_wake(xo_worker_t *w, xo_status_t why)
 static void idle(xo_sched_t *s)
 {
     xo_pool_t *pool = s->pool;
+    atomic_store_explicit(&s->busy, false, memory_order_relaxed);
     uint64_t until = xo__now_ns() + s->spin_ns;
     for (unsigned i = 0;; i++) {
         if (xo_mpsc_maybe_nonempty(&s->inbox) || s->local_head ||
             atomic_load_explicit(&pool->threads_stop, memory_order_relaxed)) {
             xo__remote_poll_pause();
+            atomic_store_explicit(&s->busy, true, memory_order_relaxed);
             return;
         }
         if ((i & 7) == 0 && xo__remote_poll(pool)) until = xo__now_ns() + s->spin_ns;
@@ -169,13 +171,17 @@ static void idle(xo_sched_t *s)
         xo_cpu_relax();
     }
     xo__remote_poll_stop();
-    if (s->local_head) return;
+    if (s->local_head) {
+        atomic_store_explicit(&s->busy, true, memory_order_relaxed);
+        return;
+    }
     atomic_store(&s->sleeping, 1);
     atomic_thread_fence(memory_order_seq_cst); /* pairs with push_remote's fence */
     while (atomic_load(&s->sleeping) && !xo_mpsc_maybe_nonempty(&s->inbox) &&
            !atomic_load_explicit(&pool->threads_stop, memory_order_relaxed))
         xo_futex_wait(&s->sleeping, 1, -1);
     atomic_store(&s->sleeping, 0);
+    atomic_store_explicit(&s->busy, true, memory_order_relaxed);
 }
 
 static void dispatch(xo_sched_t *s, xo_runnable_t *r)

@@ -26,7 +26,9 @@ typedef enum {
     XO_WIRE_HAS = 5,      /* uid → reply: bool */
     XO_WIRE_CANCEL = 6,   /* cancels call_id; no reply */
     XO_WIRE_LOOKUP = 7,   /* uid → reply: the address of the pool that holds it */
-    XO_WIRE_INFO = 8,     /* → reply: [pid, actors] */
+    XO_WIRE_INFO = 8,     /* → reply: [pid, actors, device free, device total, user actors, requests in flight,
+                           *           busy threads, threads] (device 0, 0 without one); readers skip what follows
+                           *           the fields they know, so fields are only ever appended */
     XO_WIRE_REPLY = 10,   /* status, error text, result */
     XO_WIRE_REPLY_BATCH = 11,
 } xo_wire_type_t;

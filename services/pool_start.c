@@ -5,11 +5,13 @@
 #include "runtime/core.h"
 #include "services/coll/coll.h"
 #include "services/devbuf/devbuf.h"
+#include "services/probe.h"
 
 xo_status_t xo_pool_start(const xo_pool_config_t *cfg, xo_pool_t **pool_p)
 {
     /* Before the pool can answer anyone: other processes may create a collective rendezvous here at once. */
     xo__coll_register_classes();
+    xo_register_class(&xo_probe_class); /* `xoscar tune` creates one per pool to measure pairs from there */
     xo_pool_t *p = NULL;
     xo_status_t st = xo__pool_start_engine(cfg, &p);
     if (st != XO_OK) return st;

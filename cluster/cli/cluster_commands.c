@@ -18,15 +18,18 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster/cli/commands.h"
 #include "cluster/cluster_file.h"
+#include "cluster/profile.h"
 #include "runtime/core.h"
 #include "base/log.h"
 #include "xoscar/host.h"
 
 #define DOWN_GRACE_MS 5000
+#define XO_CLUSTER_MAX_HOSTS_SEEN 64 /* the hosts a host asks in a create with cluster scope */
 
 const char *xo_cli_cluster_usage(void)
 {
@@ -34,6 +37,9 @@ const char *xo_cli_cluster_usage(void)
            "  down FILE [--host NAME]                   stop them (nothing is left running)\n"
            "  status FILE                               pools of every host: pid, actors, up or down\n"
            "  config FILE                               the effective configuration, defaults filled in\n"
+           "  tune FILE [--quick] [--out P] [--apply]   measure every ordered pair of pools of the running cluster\n"
+           "                                            and write the tune profile (placement.profile, or P);\n"
+           "                                            --apply: its hosts load it now\n"
            "  run FILE -- CMD [ARGS...]                 run CMD with XO_SECRET and XO_CLUSTER_MAIN (the first\n"
            "                                            host's main pool address) set from FILE\n";
 }
@@ -51,7 +57,7 @@ static void apply_transport(const xo_cluster_t *c)
     if (c->transport.ucx_tls && c->transport.ucx_tls[0]) setenv("UCX_TLS", c->transport.ucx_tls, 0);
 }
 
-static xo_cluster_t *load(const char *path)
+xo_cluster_t *xo_cli_cluster_load(const char *path)
 {
     xo_cluster_t *c = NULL;
     xo_cluster_error_t err = {0};
@@ -64,6 +70,8 @@ static xo_cluster_t *load(const char *path)
     apply_transport(c);
     return c;
 }
+
+static xo_cluster_t *load(const char *path) { return xo_cli_cluster_load(path); }
 
 static void state_path(const xo_cluster_t *c, const char *host, char *buf, size_t len)
 {
@@ -136,6 +144,22 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
         xo__cluster_host_config_free(hc);
         return 1;
     }
+    /* Every host's main pool, for creates with cluster scope (the host skips its own). */
+    const char *mains[XO_CLUSTER_MAX_HOSTS_SEEN];
+    char main_buf[XO_CLUSTER_MAX_HOSTS_SEEN][300];
+    size_t n_mains = 0;
+    for (size_t k = 0; k < c->n_hosts && n_mains < XO_CLUSTER_MAX_HOSTS_SEEN; k++) {
+        bool v6 = strchr(c->hosts[k].address, ':') != NULL;
+        snprintf(main_buf[n_mains], sizeof main_buf[0], v6 ? "[%s]:%u" : "%s:%u", c->hosts[k].address,
+                 c->hosts[k].port);
+        mains[n_mains] = main_buf[n_mains];
+        n_mains++;
+    }
+    if (xo_host_set_cluster(host, mains, n_mains) != XO_OK)
+        xo_log_warn("host %s: cluster-wide placement off: %s", h->name, xo_last_error());
+    /* The file's tune profile: a profile that does not load is reported and placement goes on without it. */
+    if (c->placement.profile && xo_host_load_profile(host, c->placement.profile) != XO_OK)
+        xo_log_warn("host %s: placement.profile not used: %s", h->name, xo_last_error());
     FILE *f = fopen(state, "w");
     if (f) {
         fprintf(f, "%d %s\n", (int)getpid(), xo_host_address(host));
@@ -351,6 +375,86 @@ static int cmd_down(int argc, char **argv)
 
 /* ---- status --------------------------------------------------------------------------------------------------- */
 
+/* Every pool address of c, main pools first per host, into *pools_p (the caller frees the array and each string). */
+size_t xo_cli_cluster_pools(const xo_cluster_t *c, char ***pools_p, char ***hosts_p)
+{
+    size_t n = 0, cap = 16;
+    char **pools = malloc(cap * sizeof *pools), **hosts = malloc(cap * sizeof *hosts);
+    for (size_t i = 0; pools && hosts && i < c->n_hosts; i++) {
+        xo_cluster_host_config_t *hc = NULL;
+        xo_cluster_error_t err = {0};
+        if (xo__cluster_host_config(c, i, NULL, &hc, &err) != XO_OK) continue;
+        for (unsigned k = 0; k <= hc->cfg.n_sub_pools; k++) {
+            if (n == cap) {
+                cap *= 2;
+                char **np = realloc(pools, cap * sizeof *np), **nh = np ? realloc(hosts, cap * sizeof *nh) : NULL;
+                if (np) pools = np;
+                if (!nh) break;
+                hosts = nh;
+            }
+            char address[300];
+            if (k == 0) snprintf(address, sizeof address, "%s", hc->cfg.address);
+            else snprintf(address, sizeof address, "%s/%u", hc->cfg.address, k);
+            pools[n] = strdup(address);
+            hosts[n++] = strdup(c->hosts[i].name);
+        }
+        xo__cluster_host_config_free(hc);
+    }
+    *pools_p = pools;
+    *hosts_p = hosts;
+    return n;
+}
+
+void xo_cli_free_list(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) free(v[i]);
+    free(v);
+}
+
+/* The file's tune profile: its age, what measured it, and what of the cluster it covers. */
+static void print_profile_status(const xo_cluster_t *c)
+{
+    xo_profile_t *p = NULL;
+    xo_cluster_error_t err;
+    if (xo__profile_load(c->placement.profile, &p, &err) != XO_OK) {
+        printf("profile: not usable: %s\n", err.text);
+        return;
+    }
+    long age = (long)(time(NULL) - p->measured_unix);
+    char when[64];
+    if (age < 0) snprintf(when, sizeof when, "in the future (clock skew?)");
+    else if (age < 120) snprintf(when, sizeof when, "%ld s ago", age);
+    else if (age < 2 * 3600) snprintf(when, sizeof when, "%ld min ago", age / 60);
+    else if (age < 2 * 86400) snprintf(when, sizeof when, "%ld h ago", age / 3600);
+    else snprintf(when, sizeof when, "%ld days ago", age / 86400);
+    char **pools, **hosts;
+    size_t n = xo_cli_cluster_pools(c, &pools, &hosts);
+    size_t covered = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < p->n_pools; k++)
+            if (strcmp(p->pools[k].address, pools[i]) == 0) {
+                covered++;
+                break;
+            }
+    printf("profile: %s, measured %s (%s) on commit %s by `%s`: %zu pairs, covers %zu of the cluster's %zu pools\n",
+           c->placement.profile, when, p->measured_at, p->commit, p->tool, p->n_pairs, covered, n);
+    if (xo__profile_compare(p, (const char *const *)pools, n, c->name, NULL)) {
+        printf("profile: differs from the cluster (those pools' pairs are unknown to placement):\n");
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&buf, &len);
+        if (mem) {
+            xo__profile_compare(p, (const char *const *)pools, n, c->name, mem);
+            fclose(mem);
+            for (char *l = buf, *e; l && (e = strchr(l, '\n')); l = e + 1) printf("  %.*s\n", (int)(e - l), l);
+        }
+        free(buf);
+    }
+    xo_cli_free_list(pools, n);
+    xo_cli_free_list(hosts, n);
+    xo__profile_free(p);
+}
+
 static int cmd_status(int argc, char **argv)
 {
     if (argc != 2) return xo__cli_usage_error(argv[0]);
@@ -383,6 +487,7 @@ static int cmd_status(int argc, char **argv)
         }
         xo__cluster_host_config_free(hc);
     }
+    if (c->placement.profile) print_profile_status(c);
     xo__cluster_free(c);
     return down ? 3 : 0;
 }
@@ -427,6 +532,7 @@ int xo_cli_cluster_command(const char *cmd, int argc, char **argv)
     else if (strcmp(cmd, "down") == 0) rc = cmd_down(argc, argv);
     else if (strcmp(cmd, "status") == 0) rc = cmd_status(argc, argv);
     else if (strcmp(cmd, "config") == 0) rc = cmd_config(argc, argv);
+    else if (strcmp(cmd, "tune") == 0) rc = xo_cli_tune(argc, argv);
     return rc;
 }
 

@@ -24,6 +24,19 @@ int xo__cli_usage_error(const char *cmd);
  * is. 0, or the exit code after printing why (2: a bad file or an unknown host). */
 int xo__cli_use_cluster(const char *path, const char *name, char *buf, size_t len);
 
+struct xo_cluster;
+
+/* Every pool address of cluster c (each host's main pool, then its sub pools) and its host's name, into *pools_p and
+ * *hosts_p; returns how many. The caller frees both with xo_cli_free_list(v, n). */
+size_t xo_cli_cluster_pools(const struct xo_cluster *c, char ***pools_p, char ***hosts_p);
+void xo_cli_free_list(char **v, size_t n);
+
+/* Loads a cluster file (errors printed), sets this process's secret and transports from it; NULL on error. */
+struct xo_cluster *xo_cli_cluster_load(const char *path);
+
+/* xoscar tune FILE [--quick] [--out PATH] [--apply] (tune.c): the exit code. */
+int xo_cli_tune(int argc, char **argv);
+
 /* Their lines for the usage text. */
 const char *xo_cli_cluster_usage(void);
 

@@ -80,6 +80,13 @@ XO_API xo_status_t xo_host_remove_sub_pool(xo_host_t *host, size_t index);
  * "random_sub_pool", "process_index", "random_label", "idle_label", "round_robin", "least_loaded",
  * "most_free_memory", "weighted" (also Xoscar's names: "IdleLabel", ...). NULL strategy: "round_robin" over the
  * sub pools. The memory-aware ones ask each candidate pool for its device's free memory at placement time. */
+/* An actor a new actor will talk to, for the "weighted" policy's link term: the pools are scored by the cost of
+ * reaching it, latency + bytes / bandwidth as the host's tune profile measured that pair (xo_host_load_profile). */
+typedef struct xo_near {
+    const char *actor;     /* the uid of an actor of this host, or a pool's address ("127.0.0.1:7300/2") */
+    uint64_t bytes;        /* expected bytes per call to it; 0: small calls, latency only */
+} xo_near_t;
+
 typedef struct xo_placement {
     const char *strategy;
     const char *address;   /* "address" */
@@ -88,7 +95,26 @@ typedef struct xo_placement {
     const char *mark;      /* "idle_label": one actor per (label, mark) per pool */
     uint64_t device_mem;   /* device memory the actor needs: only pools whose device has that much free qualify
                             * ("most_free_memory" picks the most free; "weighted" scores free memory too) */
+    bool cluster;          /* consider the pools of every host of the cluster (xo_host_set_cluster), not only this
+                            * host's: a host that does not answer is skipped (logged; named in the error when no
+                            * pool is left). Not with "idle_label" or "process_index", which are per host. The
+                            * actor is created through the host that owns the chosen pool, which records it. */
+    const xo_near_t *near; /* "weighted": the n_near actors it will talk to (at most 64); a uid that names no actor
+                            * of the host is XO_EINVAL (not XO_ENOACTOR: that would read as the service missing) */
+    size_t n_near;
 } xo_placement_t;
+
+/* The main pool addresses of the cluster's hosts, for placements with cluster scope (xo_placement_t.cluster);
+ * this host's own address may be among them and is skipped. Copied; replaces what was set before. A placement asks
+ * the first 64 of them, all at once, and waits at most 3 s for their answers; the candidates are at most 256 pools
+ * in all (this host's first). `xoscar up` sets every host of the cluster file. */
+XO_API xo_status_t xo_host_set_cluster(xo_host_t *host, const char *const *main_addresses, size_t n);
+
+/* Loads the tune profile at path (docs/tune-profile.md) for this host's placement, replacing the one it had;
+ * NULL drops it. A profile that does not match the host's pools is not an error: each difference is logged as a
+ * warning and pairs of pools the host lacks are ignored (unknown). A file that does not load is XO_ECONFIG with its
+ * file:line:column, and the previous profile stays. Placement reads it at create time only. */
+XO_API xo_status_t xo_host_load_profile(xo_host_t *host, const char *path);
 
 /* Creates an actor of the class named class_name (registered in every pool, e.g. by a module) in the pool the
  * placement chooses, and records it so that xo_actor_ref(host address, uid) finds it and XO_RESTART_ACTORS can

@@ -398,6 +398,216 @@ TEST_F(Host, PlacementThroughTheMainAddressFromAnyCaller)
     xo_ref_free(r);
     xo_ref_t *x = nullptr;
     EXPECT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(host), "ll", &p, &x), XO_EEXIST);
+    EXPECT_NE(std::string(xo_last_error()).find("actor \"ll\" already exists at"), std::string::npos)
+        << "the service's error text reaches the caller: " << xo_last_error();
+}
+
+// Live load: least_loaded and weighted go by what each pool holds and does now, not by what the host placed.
+TEST_F(Host, LoadBasedPlacementSeesActorsCreatedDirectlyInASubPool)
+{
+    start(2);
+    const char *sub1 = xo_host_sub_pool_address(host, 0), *sub2 = xo_host_sub_pool_address(host, 1);
+    xo_ref_t *d1 = nullptr, *d2 = nullptr;
+    ASSERT_EQ(xo_create_actor_by_name("Counter", xo_args("l", (int64_t)0), sub1, "direct1", &d1), XO_OK)
+        << xo_last_error();
+    ASSERT_EQ(xo_create_actor_by_name("Counter", xo_args("l", (int64_t)0), sub1, "direct2", &d2), XO_OK)
+        << xo_last_error();
+    for (const char *strategy : {"least_loaded", "weighted"}) {
+        xo_placement_t p{};
+        p.strategy = strategy;
+        xo_ref_t *r = nullptr;
+        ASSERT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(host), nullptr, &p, &r), XO_OK)
+            << xo_last_error();
+        EXPECT_STREQ(xo_ref_address(r), sub2) << strategy << " placed next to the two direct actors";
+        ASSERT_EQ(xo_destroy_actor(r), XO_OK);
+        xo_ref_free(r);
+    }
+    xo_ref_free(d1);
+    xo_ref_free(d2);
+}
+
+// Requests waiting in a pool count as load: one actor with three calls queued outweighs two idle actors.
+TEST_F(Host, LeastLoadedCountsRequestsInFlight)
+{
+    start(2);
+    const char *sub1 = xo_host_sub_pool_address(host, 0), *sub2 = xo_host_sub_pool_address(host, 1);
+    xo_ref_t *slow = nullptr, *i1 = nullptr, *i2 = nullptr;
+    ASSERT_EQ(xo_create_actor_by_name("Echo", nullptr, sub1, "slow", &slow), XO_OK) << xo_last_error();
+    ASSERT_EQ(xo_create_actor_by_name("Echo", nullptr, sub2, "idle1", &i1), XO_OK) << xo_last_error();
+    ASSERT_EQ(xo_create_actor_by_name("Echo", nullptr, sub2, "idle2", &i2), XO_OK) << xo_last_error();
+    std::vector<xo_future_t *> calls;
+    for (int i = 0; i < 3; i++) {
+        xo_future_t *f = nullptr;
+        ASSERT_EQ(xo_send(slow, "sleep_ms", xo_args("l", (int64_t)1500), &f), XO_OK) << xo_last_error();
+        calls.push_back(f);
+    }
+    usleep(100 * 1000); // the requests reach sub pool 1 (one runs, suspended in its sleep; two wait behind it)
+    xo_placement_t p{};
+    p.strategy = "least_loaded";
+    xo_ref_t *r = nullptr;
+    ASSERT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(host), nullptr, &p, &r), XO_OK)
+        << xo_last_error();
+    EXPECT_STREQ(xo_ref_address(r), sub2) << "1 actor + 3 requests in flight is more load than 2 idle actors";
+    xo_ref_free(r);
+    for (xo_future_t *f : calls) {
+        EXPECT_EQ(xo_future_wait(f, 10000, nullptr), XO_OK) << xo_last_error();
+        xo_future_free(f);
+    }
+    // Once they are answered, sub pool 1 (one actor) is the lighter one again (sub pool 2 holds three now).
+    ASSERT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(host), nullptr, &p, &r), XO_OK)
+        << xo_last_error();
+    EXPECT_STREQ(xo_ref_address(r), sub1);
+    xo_ref_free(r);
+    xo_ref_free(slow);
+    xo_ref_free(i1);
+    xo_ref_free(i2);
+}
+
+// A profile in which the pair towards sub pool 1 is cheap from sub pool 1 itself and dear from sub pool 2 (a slowed
+// link); the host's own pools, measured as `xoscar tune` writes them.
+std::string write_profile(xo_host_t *host, const std::string &extra_pool = "")
+{
+    std::string s1 = xo_host_sub_pool_address(host, 0), s2 = xo_host_sub_pool_address(host, 1);
+    std::string path = "/tmp/xo-host-profile-" + std::to_string(getpid()) + ".json";
+    std::ofstream f(path);
+    f << "{\"xoscar_profile\": 1, \"cluster\": \"test\", \"measured_at\": \"2026-12-03T16:00:00Z\",\n"
+         " \"commit\": \"test\", \"tool\": \"host_test\",\n"
+         " \"hosts\": [{\"name\": \"h\", \"address\": \"127.0.0.1\", \"port\": 0}],\n"
+         " \"pools\": [{\"address\": \"" << s1 << "\", \"host\": \"h\", \"device\": \"\"},\n"
+         "           {\"address\": \"" << s2 << "\", \"host\": \"h\", \"device\": \"\"}" << extra_pool << "],\n"
+         " \"pairs\": [\n"
+         "  {\"from\": \"" << s1 << "\", \"to\": \"" << s1 << "\", \"path\": \"inproc\", \"latency_us\": {\"p50\": 2, \"p99\": 4},\n"
+         "   \"bandwidth\": [{\"bytes\": 16777216, \"median_Bps\": 1e10, \"min_Bps\": 1e10, \"max_Bps\": 1e10}]},\n"
+         "  {\"from\": \"" << s2 << "\", \"to\": \"" << s1 << "\", \"path\": \"tcp\", \"latency_us\": {\"p50\": 2000, \"p99\": 3000},\n"
+         "   \"bandwidth\": [{\"bytes\": 16777216, \"median_Bps\": 2.5e7, \"min_Bps\": 2.4e7, \"max_Bps\": 2.6e7}]}]}\n";
+    return path;
+}
+
+// Near hints with a profile: the weighted policy places next to the peer it will send 16 MiB per call, against the
+// load term, through the host's service; without the profile (or without near) load alone decides.
+TEST_F(Host, WeightedPlacesNearPeersByTheProfile)
+{
+    start(2);
+    const char *sub1 = xo_host_sub_pool_address(host, 0), *sub2 = xo_host_sub_pool_address(host, 1);
+    // Sub pool 1: the peer and two others (load 3); sub pool 2: one (load 1). Margins are wide enough that an actor
+    // placed and destroyed by an earlier step and still counted cannot change an answer.
+    std::vector<xo_ref_t *> residents;
+    for (auto [pool, uid] : {std::pair{sub1, "peer"}, {sub1, "o1"}, {sub1, "o2"}, {sub2, "o3"}}) {
+        xo_ref_t *r = nullptr;
+        ASSERT_EQ(xo_create_actor_by_name("Echo", nullptr, pool, uid, &r), XO_OK) << xo_last_error();
+        residents.push_back(r);
+    }
+    xo_near_t near[1] = {{"peer", 16u << 20}};
+    xo_placement_t p{};
+    p.strategy = "weighted";
+    p.near = near;
+    p.n_near = 1;
+    auto where = [&](const xo_placement_t &pl) {
+        xo_ref_t *r = nullptr;
+        EXPECT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(host), nullptr, &pl, &r), XO_OK)
+            << xo_last_error();
+        std::string a = r ? xo_ref_address(r) : "";
+        if (r) {
+            EXPECT_EQ(xo_destroy_actor(r), XO_OK);
+        }
+        xo_ref_free(r);
+        return a;
+    };
+    EXPECT_EQ(where(p), sub2) << "no profile: every pair unknown, load decides (3 actors against 1)";
+    std::string path = write_profile(host);
+    ASSERT_EQ(xo_host_load_profile(host, path.c_str()), XO_OK) << xo_last_error();
+    EXPECT_EQ(where(p), sub1) << "16 MiB per call over a 25 MB/s link outweighs the load";
+    near[0].bytes = 0; // small calls: 2 us against 2000 us is still the whole link term, so still sub pool 1
+    EXPECT_EQ(where(p), sub1);
+    p.n_near = 0; // no near hint: load alone
+    EXPECT_EQ(where(p), sub2);
+    // A near actor that does not exist is a clear error; so is a malformed profile, which leaves the old one.
+    xo_near_t ghost[1] = {{"ghost", 1}};
+    p.near = ghost;
+    p.n_near = 1;
+    xo_ref_t *r = nullptr;
+    EXPECT_EQ(xo_host_create_actor(host, "Echo", nullptr, nullptr, &p, &r), XO_EINVAL);
+    EXPECT_NE(std::string(xo_last_error()).find("near[0]: no actor \"ghost\" in host"), std::string::npos)
+        << xo_last_error();
+    EXPECT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(host), nullptr, &p, &r), XO_EINVAL);
+    EXPECT_NE(std::string(xo_last_error()).find("near[0]: no actor \"ghost\" in host"), std::string::npos)
+        << xo_last_error();
+    std::ofstream(path) << "{\"xoscar_profile\": 1,\n \"cluster\": 5}";
+    EXPECT_EQ(xo_host_load_profile(host, path.c_str()), XO_ECONFIG);
+    EXPECT_NE(std::string(xo_last_error()).find(":2:13: cluster: expected a string, got a number"), std::string::npos)
+        << xo_last_error();
+    near[0].bytes = 16u << 20;
+    p.near = near;
+    EXPECT_EQ(where(p), sub1) << "the previous profile stays";
+    // A profile with a pool the host does not have loads (the difference is logged), its known pairs still used.
+    path = write_profile(host, ",\n {\"address\": \"127.0.0.1:1/9\", \"host\": \"h\", \"device\": \"\"}");
+    EXPECT_EQ(xo_host_load_profile(host, path.c_str()), XO_OK) << xo_last_error();
+    EXPECT_EQ(where(p), sub1);
+    EXPECT_EQ(xo_host_load_profile(host, nullptr), XO_OK);
+    EXPECT_EQ(where(p), sub2) << "profile dropped";
+    unlink(path.c_str());
+    for (xo_ref_t *r : residents) xo_ref_free(r);
+}
+
+// Cluster scope: a create through host A considers host B's pools too, with the same policy; the chosen host creates
+// and records the actor; a host that does not answer is skipped, and named when no pool is left.
+TEST(HostCluster, CreatesWithClusterScopeConsiderEveryHostsPools)
+{
+    xo_host_t *a = nullptr, *b = nullptr;
+    xo_host_config_t cfg{};
+    cfg.n_sub_pools = 1;
+    cfg.modules = kModules;
+    cfg.n_modules = 1;
+    cfg.pool_binary = XO_POOL_BINARY;
+    ASSERT_EQ(xo_host_start(&cfg, &a), XO_OK) << xo_last_error();
+    ASSERT_EQ(xo_host_start(&cfg, &b), XO_OK) << xo_last_error();
+    const char *mains[] = {xo_host_address(a), xo_host_address(b)};
+    ASSERT_EQ(xo_host_set_cluster(a, mains, 2), XO_OK) << xo_last_error();
+    ASSERT_EQ(xo_host_set_cluster(b, mains, 2), XO_OK) << xo_last_error();
+    const char *a1 = xo_host_sub_pool_address(a, 0), *b1 = xo_host_sub_pool_address(b, 0);
+    xo_ref_t *d1 = nullptr, *d2 = nullptr;
+    ASSERT_EQ(xo_create_actor_by_name("Counter", xo_args("l", (int64_t)0), a1, "busy1", &d1), XO_OK);
+    ASSERT_EQ(xo_create_actor_by_name("Counter", xo_args("l", (int64_t)0), a1, "busy2", &d2), XO_OK);
+
+    xo_placement_t p{};
+    p.strategy = "least_loaded";
+    xo_ref_t *r = nullptr;
+    ASSERT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(a), "here", &p, &r), XO_OK) << xo_last_error();
+    EXPECT_STREQ(xo_ref_address(r), a1) << "host scope: A's only sub pool";
+    xo_ref_free(r);
+    p.cluster = true;
+    ASSERT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(a), "there", &p, &r), XO_OK)
+        << xo_last_error();
+    EXPECT_STREQ(xo_ref_address(r), b1) << "cluster scope: B's idle sub pool beats A's loaded one";
+    xo_ref_free(r);
+    xo_ref_t *found = nullptr;
+    ASSERT_EQ(xo_actor_ref(xo_host_address(b), "there", &found), XO_OK) << "B recorded it: " << xo_last_error();
+    EXPECT_STREQ(xo_ref_address(found), b1);
+    xo_ref_free(found);
+
+    // A host that does not answer: skipped (logged), placement goes on among the others.
+    const char *with_dead[] = {xo_host_address(a), xo_host_address(b), "127.0.0.1:1"};
+    ASSERT_EQ(xo_host_set_cluster(a, with_dead, 3), XO_OK);
+    ASSERT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(a), nullptr, &p, &r), XO_OK)
+        << xo_last_error();
+    EXPECT_STREQ(xo_ref_address(r), b1);
+    xo_ref_free(r);
+    // No pool left (a label nobody has): the error names the host that was skipped.
+    p.label = "nobody";
+    EXPECT_EQ(xo_create_actor_placed("Echo", nullptr, xo_host_address(a), nullptr, &p, &r), XO_ENOSLOT);
+    EXPECT_NE(std::string(xo_last_error()).find("hosts skipped, unreachable: 127.0.0.1:1"), std::string::npos)
+        << xo_last_error();
+    p.label = nullptr;
+    p.strategy = "idle_label";
+    p.label = "w";
+    EXPECT_EQ(xo_host_create_actor(a, "Echo", nullptr, nullptr, &p, &r), XO_EINVAL);
+    EXPECT_NE(std::string(xo_last_error()).find("per host"), std::string::npos) << xo_last_error();
+    const char *bad[] = {"not an address"};
+    EXPECT_EQ(xo_host_set_cluster(a, bad, 1), XO_EINVAL);
+    xo_ref_free(d1);
+    xo_ref_free(d2);
+    xo_host_stop(a);
+    xo_host_stop(b);
 }
 
 } // namespace

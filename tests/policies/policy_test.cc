@@ -45,6 +45,14 @@ class Cluster {
         return i;
     }
     xo_pool_view_t &at(size_t i) { return views_[i]; }
+    // Pool i's costs to the near peers: {latency_us, bandwidth} per peer, as the host fills them from a profile.
+    void set_near(size_t i, std::vector<xo_pair_cost_t> costs)
+    {
+        near_.resize(views_.size());
+        near_[i] = std::move(costs);
+    }
+    // One near peer reached from pool i in `latency_us` (the old scalar link cost; 0: unknown).
+    void set_link(size_t i, double latency_us) { set_near(i, {{latency_us, 0}}); }
     // What the main pool's allocation table does after placing an IdleLabel actor on pool i.
     void hold_mark(size_t i, const std::string &label, const std::string &mark)
     {
@@ -64,6 +72,7 @@ class Cluster {
             views_[i].n_labels = label_ptrs_[i].size();
             views_[i].idle_marks = marks_[i].empty() ? nullptr : marks_[i].data();
             views_[i].n_idle_marks = marks_[i].size();
+            views_[i].near_cost = i < near_.size() && !near_[i].empty() ? near_[i].data() : nullptr;
         }
         return views_.data();
     }
@@ -74,6 +83,7 @@ class Cluster {
     std::deque<std::vector<std::string>> labels_;
     std::vector<std::vector<const char *>> label_ptrs_;
     std::deque<std::vector<xo_idle_mark_t>> marks_;
+    std::vector<std::vector<xo_pair_cost_t>> near_;
     std::vector<xo_pool_view_t> views_;
 };
 
@@ -81,6 +91,17 @@ xo_place_request_t request(xo_place_kind_t kind)
 {
     xo_place_request_t r{};
     r.kind = kind;
+    return r;
+}
+
+// One near peer, latency only: what Cluster::set_link's costs are costs to.
+const xo_place_near_t kOnePeer[1] = {{0}};
+
+xo_place_request_t near_request(xo_place_kind_t kind, const xo_place_near_t *near = kOnePeer, size_t n_near = 1)
+{
+    xo_place_request_t r = request(kind);
+    r.near = near;
+    r.n_near = n_near;
     return r;
 }
 
@@ -120,7 +141,7 @@ bool same_view(const xo_pool_view_t &a, const xo_pool_view_t &b)
     return a.address == b.address && a.process_index == b.process_index && a.labels == b.labels &&
            a.n_labels == b.n_labels && a.device_kind == b.device_kind && a.device_index == b.device_index &&
            a.mem_free == b.mem_free && a.mem_total == b.mem_total && a.n_actors == b.n_actors &&
-           a.n_queued == b.n_queued && a.link_cost == b.link_cost && a.idle_marks == b.idle_marks &&
+           a.n_queued == b.n_queued && a.n_busy == b.n_busy && a.near_cost == b.near_cost && a.idle_marks == b.idle_marks &&
            a.n_idle_marks == b.n_idle_marks;
 }
 
@@ -129,7 +150,7 @@ bool same_request(const xo_place_request_t &a, const xo_place_request_t &b)
     return a.kind == b.kind && a.address == b.address && a.process_index == b.process_index && a.label == b.label &&
            a.mark == b.mark && a.mem_bytes == b.mem_bytes && a.weights.mem == b.weights.mem &&
            a.weights.load == b.weights.load && a.weights.link == b.weights.link && a.seed == b.seed &&
-           a.cursor == b.cursor;
+           a.cursor == b.cursor && a.near == b.near && a.n_near == b.n_near;
 }
 
 // main pool + three sub pools; 1 and 3 carry "gpu".
@@ -204,7 +225,7 @@ TEST(PlaceArgs, RejectsBadArguments)
 
 TEST(PlaceArgs, RejectsMalformedViews)
 {
-    xo_place_request_t req = request(XO_PLACE_LEAST_LOADED);
+    xo_place_request_t req = near_request(XO_PLACE_LEAST_LOADED);
     {
         Cluster c = four_pools();
         c.data();
@@ -231,8 +252,8 @@ TEST(PlaceArgs, RejectsMalformedViews)
     }
     for (double cost : {-1.0, std::nan(""), std::numeric_limits<double>::infinity()}) {
         Cluster c = four_pools();
-        c.at(3).link_cost = cost;
-        place_err(c, req, XO_EINVAL, "link cost");
+        c.set_link(3, cost);
+        place_err(c, req, XO_EINVAL, "pair cost");
     }
     {
         Cluster c = four_pools();
@@ -515,6 +536,23 @@ TEST(LeastLoadedPolicy, PicksLowestActorsPlusQueued)
     EXPECT_EQ(place_ok(c, req), 1u);
 }
 
+// Busy threads are load too: a pool running work on both its threads is heavier than one holding an idle actor more.
+TEST(LeastLoadedPolicy, BusyThreadsCountAsLoad)
+{
+    Cluster c;
+    c.add("a", 1);
+    c.add("b", 2);
+    c.at(0).n_actors = 1;
+    c.at(0).n_busy = 2; // load 3
+    c.at(1).n_actors = 2; // load 2
+    EXPECT_EQ(place_ok(c, request(XO_PLACE_LEAST_LOADED)), 1u);
+    c.at(0).n_busy = 0; // load 1
+    EXPECT_EQ(place_ok(c, request(XO_PLACE_LEAST_LOADED)), 0u);
+    c.at(1).n_busy = UINT64_MAX; // saturates rather than wrapping to a small load
+    c.at(0).n_busy = 5;
+    EXPECT_EQ(place_ok(c, request(XO_PLACE_LEAST_LOADED)), 0u);
+}
+
 TEST(LeastLoadedPolicy, SaturatesInsteadOfWrapping)
 {
     Cluster c;
@@ -589,19 +627,19 @@ Cluster weighted_cluster()
     c.add_gpu("near", 3, {"gpu"}, 4 * GiB, 16 * GiB);
     c.add_gpu("other", 4, {"cpu"}, 16 * GiB, 16 * GiB);
     c.at(0).n_actors = 8;
-    c.at(0).link_cost = 10;
+    c.set_link(0, 10);
     c.at(1).n_actors = 0;
-    c.at(1).link_cost = 10;
+    c.set_link(1, 10);
     c.at(2).n_actors = 8;
-    c.at(2).link_cost = 1;
-    c.at(3).link_cost = 0.5;
+    c.set_link(2, 1);
+    c.set_link(3, 0.5);
     return c;
 }
 
 TEST(WeightedPolicy, EachWeightPrefersItsPool)
 {
     Cluster c = weighted_cluster();
-    xo_place_request_t req = request(XO_PLACE_WEIGHTED);
+    xo_place_request_t req = near_request(XO_PLACE_WEIGHTED);
     req.label = "gpu";
     req.weights = {1, 0, 0};
     EXPECT_EQ(place_ok(c, req), 0u);
@@ -617,7 +655,7 @@ TEST(WeightedPolicy, EachWeightPrefersItsPool)
 TEST(WeightedPolicy, FormulaBalancesTheTerms)
 {
     Cluster c = weighted_cluster();
-    xo_place_request_t req = request(XO_PLACE_WEIGHTED);
+    xo_place_request_t req = near_request(XO_PLACE_WEIGHTED);
     req.label = "gpu";
     // Scores with mem, load, link weights (a, b, d):
     //   pool 0: a*15/16 - b*1 - d*1      pool 1: a*4/16 - b*0 - d*1      pool 2: a*4/16 - b*1 - d*0.1
@@ -634,7 +672,7 @@ TEST(WeightedPolicy, FormulaBalancesTheTerms)
 TEST(WeightedPolicy, ExcludesPoolsThatCannotFit)
 {
     Cluster c = weighted_cluster();
-    xo_place_request_t req = request(XO_PLACE_WEIGHTED);
+    xo_place_request_t req = near_request(XO_PLACE_WEIGHTED);
     req.label = "gpu";
     req.weights = {0, 1, 0};
     req.mem_bytes = 8 * GiB; // only pool 0 fits among the labelled
@@ -649,14 +687,14 @@ TEST(WeightedPolicy, UnknownLinkCostIsTheMeanOfKnownOnes)
     c.add_gpu("known-far", 1, {}, 8 * GiB, 16 * GiB);
     c.add_gpu("unknown", 2, {}, 8 * GiB, 16 * GiB);
     c.add_gpu("known-near", 3, {}, 8 * GiB, 16 * GiB);
-    c.at(0).link_cost = 9;
-    c.at(2).link_cost = 1;
-    xo_place_request_t req = request(XO_PLACE_WEIGHTED);
+    c.set_link(0, 9);
+    c.set_link(2, 1);
+    xo_place_request_t req = near_request(XO_PLACE_WEIGHTED);
     req.weights = {0, 0, 1};
     EXPECT_EQ(place_ok(c, req), 2u); // near (1) beats unknown (counted as 5), which beats far (9)
-    c.at(2).link_cost = 20;          // unknown counts as 14.5: known-far (9) is now the nearest
+    c.set_link(2, 20);          // unknown counts as 14.5: known-far (9) is now the nearest
     EXPECT_EQ(place_ok(c, req), 0u);
-    c.at(0).link_cost = 0; // only pool 2 known: the unknown ones count as 20 too, a tie, so the lowest index
+    c.set_link(0, 0); // only pool 2 known: the unknown ones count as 20 too, a tie, so the lowest index
     EXPECT_EQ(place_ok(c, req), 0u);
     req.weights = {0, 1, 0}; // and with load as the tie breaker between equal costs
     c.at(0).n_actors = 3;
@@ -665,10 +703,124 @@ TEST(WeightedPolicy, UnknownLinkCostIsTheMeanOfKnownOnes)
     EXPECT_EQ(place_ok(c, req), 1u);
 }
 
+// The example worked through at the top of policies/weighted.c, figure for figure.
+TEST(WeightedPolicy, WorkedExampleFromTheComment)
+{
+    Cluster c;
+    c.add("near-host", 1);
+    c.add("far-host", 2);
+    c.at(0).n_actors = 3;
+    c.at(1).n_actors = 1;
+    c.set_near(0, {{10, 2e9}});
+    c.set_near(1, {{2000, 25e6}});
+    const xo_place_near_t a[1] = {{16u << 20}};
+    xo_place_request_t req = near_request(XO_PLACE_WEIGHTED, a, 1);
+    req.weights = {1, 1, 1};
+    EXPECT_EQ(place_ok(c, req), 0u); // -1.0125 against -1.333
+    req.weights = {1, 3, 1};
+    EXPECT_EQ(place_ok(c, req), 1u); // -3.0125 against -2
+}
+
+// Each term of c_ik = latency + bytes / bandwidth moves the choice the way the formula says.
+TEST(WeightedPolicy, PairCostTermsMoveTheChoice)
+{
+    // Pool 0: low latency, low bandwidth (a short slow link); pool 1: high latency, high bandwidth.
+    Cluster c;
+    c.add("short-slow", 1);
+    c.add("long-fast", 2);
+    c.set_near(0, {{10, 1e8}});
+    c.set_near(1, {{500, 1e10}});
+    xo_place_near_t peer[1] = {{0}};
+    xo_place_request_t req = near_request(XO_PLACE_WEIGHTED, peer, 1);
+    req.weights = {0, 0, 1};
+    EXPECT_EQ(place_ok(c, req), 0u); // 8-byte calls: latency alone, 10 < 500
+    peer[0].bytes = 1000;            // 10 + 10 = 20 us against 500 + 0.1: still latency
+    EXPECT_EQ(place_ok(c, req), 0u);
+    peer[0].bytes = 1 << 20; // 10 + 10486 us against 500 + 105: bandwidth now decides
+    EXPECT_EQ(place_ok(c, req), 1u);
+    c.set_near(1, {{500, 1e8}}); // the same bandwidth on both: latency decides again
+    EXPECT_EQ(place_ok(c, req), 0u);
+    c.set_near(0, {{10, 5e7}}); // halve pool 0's bandwidth: 20981 us against 10986
+    EXPECT_EQ(place_ok(c, req), 1u);
+    // A pair with bytes to move but no bandwidth point is unknown: the mean of the known ones (here pool 1's alone).
+    c.set_near(0, {{10, 0}});
+    EXPECT_EQ(place_ok(c, req), 0u); // a tie (both 10986), so the lower index
+}
+
+// Several peers: the costs add up, so the pool nearest the peer with the most bytes wins over the one near two light
+// peers; an unknown pair counts as the mean for that peer only.
+TEST(WeightedPolicy, CostsToSeveralPeersAddUp)
+{
+    Cluster c;
+    c.add("by-a", 1);
+    c.add("by-b-and-c", 2);
+    c.add("nowhere", 3);
+    const double kFast = 1e10, kSlow = 1e8;
+    // peers: a sends 16 MiB per call, b and c 4 KiB.
+    c.set_near(0, {{5, kFast}, {100, kSlow}, {100, kSlow}});
+    c.set_near(1, {{100, kSlow}, {5, kFast}, {5, kFast}});
+    c.set_near(2, {{100, kSlow}, {100, kSlow}, {100, kSlow}});
+    const xo_place_near_t peers[3] = {{16u << 20}, {4096}, {4096}};
+    xo_place_request_t req = near_request(XO_PLACE_WEIGHTED, peers, 3);
+    req.weights = {0, 0, 1};
+    EXPECT_EQ(place_ok(c, req), 0u);
+    const xo_place_near_t light[3] = {{0}, {4096}, {4096}};
+    req.near = light; // a sends nothing big: two near peers beat one
+    EXPECT_EQ(place_ok(c, req), 1u);
+    // Pool 1 does not know peer a: it counts a's mean over pools 0 and 2 (52.5 us), not 0.
+    c.set_near(1, {{0, 0}, {5, kFast}, {5, kFast}});
+    EXPECT_EQ(place_ok(c, req), 1u);
+    req.near = peers; // with 16 MiB to a, the mean of 0 and 2 for a (~84 ms) still loses to pool 0's 2.0 ms
+    EXPECT_EQ(place_ok(c, req), 0u);
+}
+
+// Live load and free memory still count beside the link term, each with its weight.
+TEST(WeightedPolicy, LoadAndMemoryWeighAgainstNearness)
+{
+    Cluster c;
+    c.add_gpu("near-busy", 1, {}, 2 * GiB, 16 * GiB);
+    c.add_gpu("far-idle-roomy", 2, {}, 16 * GiB, 16 * GiB);
+    c.set_near(0, {{10, 1e10}});
+    c.set_near(1, {{1000, 1e8}});
+    c.at(0).n_actors = 2;
+    c.at(0).n_queued = 4;
+    c.at(0).n_busy = 2;
+    const xo_place_near_t peer[1] = {{1 << 20}};
+    xo_place_request_t req = near_request(XO_PLACE_WEIGHTED, peer, 1);
+    req.weights = {0, 0, 1};
+    EXPECT_EQ(place_ok(c, req), 0u);
+    req.weights = {0, 2, 1}; // load 1 vs 0 weighs 2, link ~0.01 vs 1 weighs 1
+    EXPECT_EQ(place_ok(c, req), 1u);
+    req.weights = {2, 0, 1}; // memory 0.125 vs 1 weighs 2
+    EXPECT_EQ(place_ok(c, req), 1u);
+    c.at(0).n_busy = 0;
+    c.at(0).n_queued = 0;
+    c.at(0).n_actors = 0; // no load anywhere: only nearness is left with load's weight
+    req.weights = {0, 2, 1};
+    EXPECT_EQ(place_ok(c, req), 0u);
+}
+
+TEST(WeightedPolicy, RejectsBadNearArguments)
+{
+    Cluster c;
+    c.add("a", 1);
+    xo_place_request_t req = near_request(XO_PLACE_WEIGHTED, nullptr, 2);
+    place_err(c, req, XO_EINVAL, "2 near peers but no near array");
+    c.set_near(0, {{std::nan(""), 1}});
+    req = near_request(XO_PLACE_WEIGHTED);
+    place_err(c, req, XO_EINVAL, "pair cost");
+    c.set_near(0, {{1, -5}});
+    place_err(c, req, XO_EINVAL, "pair cost");
+    std::vector<xo_place_near_t> many(65);
+    c.set_near(0, std::vector<xo_pair_cost_t>(65, {1, 1}));
+    req = near_request(XO_PLACE_WEIGHTED, many.data(), many.size());
+    place_err(c, req, XO_EINVAL, "65 near peers, at most 64");
+}
+
 TEST(WeightedPolicy, RejectsBadWeights)
 {
     Cluster c = weighted_cluster();
-    xo_place_request_t req = request(XO_PLACE_WEIGHTED);
+    xo_place_request_t req = near_request(XO_PLACE_WEIGHTED);
     req.weights = {1, -1, 0};
     place_err(c, req, XO_EINVAL, "weights");
     req.weights = {std::nan(""), 1, 1};
@@ -729,6 +881,8 @@ class EveryPolicy : public ::testing::TestWithParam<int> {
         r.weights = XO_PLACE_WEIGHTS_DEFAULT;
         r.seed = 99;
         r.cursor = 2;
+        r.near = kOnePeer;
+        r.n_near = 1;
         return r;
     }
     // Calls xo__place and checks the contract that holds for every outcome.
@@ -844,7 +998,7 @@ TEST_P(EveryPolicy, MemoryNobodyHas)
 TEST_P(EveryPolicy, MalformedViewIsRejectedBeforeThePolicyRuns)
 {
     Cluster c = four_pools();
-    c.at(3).link_cost = -2;
+    c.set_link(3, -2);
     size_t chosen;
     EXPECT_EQ(place(c, full_request(), &chosen), XO_EINVAL);
 }

@@ -1,0 +1,194 @@
+// The tune profile (cluster/profile.h, docs/tune-profile.md): a good file loads with every figure; each kind of bad
+// file is refused with the line and column of the value at fault; write and load round-trip; a profile is compared
+// with a cluster's pools.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+
+extern "C" {
+#include "cluster/profile.h"
+}
+
+namespace {
+
+const char *kGood = R"({
+  "xoscar_profile": 1,
+  "cluster": "demo",
+  "measured_at": "2026-12-03T16:00:00Z",
+  "commit": "c2a1cd1",
+  "tool": "xoscar tune demo.yaml --quick",
+  "hosts": [{"name": "a", "address": "10.0.0.1", "port": 7100}],
+  "pools": [
+    {"address": "10.0.0.1:7100/1", "host": "a", "device": ""},
+    {"address": "10.0.0.1:7100/2", "host": "a", "device": "host:0"}
+  ],
+  "pairs": [
+    {"from": "10.0.0.1:7100/1", "to": "10.0.0.1:7100/2", "path": "shm",
+     "latency_us": {"p50": 9.5, "p99": 20},
+     "bandwidth": [{"bytes": 1048576, "median_Bps": 2e9, "min_Bps": 1.5e9, "max_Bps": 2.2e9},
+                   {"bytes": 67108864, "median_Bps": 3e9, "min_Bps": 2.5e9, "max_Bps": 3.1e9}]}
+  ]
+}
+)";
+
+xo_profile_t *load_ok(const std::string &text)
+{
+    xo_profile_t *p = nullptr;
+    xo_cluster_error_t err;
+    EXPECT_EQ(xo__profile_load_string(text.data(), text.size(), "t.json", &p, &err), XO_OK) << err.text;
+    return p;
+}
+
+// Replaces the first `from` in kGood by `to`; the test fails if `from` is not there (so no case is vacuous).
+std::string edit(const std::string &from, const std::string &to)
+{
+    std::string s = kGood;
+    size_t at = s.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) s.replace(at, from.size(), to);
+    return s;
+}
+
+// Expects text refused with needle in the error, placed at the first occurrence of `at` in text (the value at
+// fault), or at line/column when `at` is empty.
+void refused(const std::string &text, const std::string &at, const std::string &needle, int line = 0, int column = 0)
+{
+    if (!at.empty()) {
+        size_t pos = text.find(at);
+        ASSERT_NE(pos, std::string::npos) << at;
+        line = 1;
+        column = 1;
+        for (size_t i = 0; i < pos; i++) {
+            if (text[i] == '\n') {
+                line++;
+                column = 1;
+            } else {
+                column++;
+            }
+        }
+    }
+    xo_profile_t *p = nullptr;
+    xo_cluster_error_t err;
+    EXPECT_EQ(xo__profile_load_string(text.data(), text.size(), "t.json", &p, &err), XO_ECONFIG);
+    EXPECT_EQ(p, nullptr);
+    EXPECT_EQ(err.line, line) << err.text;
+    if (column) {
+        EXPECT_EQ(err.column, column) << err.text;
+    }
+    std::string prefix = "t.json:" + std::to_string(line) + ":";
+    EXPECT_EQ(std::string(err.text).rfind(prefix, 0), 0u) << err.text;
+    EXPECT_NE(std::string(err.text).find(needle), std::string::npos) << err.text << " lacks " << needle;
+    EXPECT_STREQ(xo_last_error(), err.text);
+}
+
+TEST(Profile, GoodFileLoadsEveryFigure)
+{
+    xo_profile_t *p = load_ok(kGood);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p->version, 1);
+    EXPECT_STREQ(p->cluster, "demo");
+    EXPECT_EQ(p->measured_unix, 1796313600); // 2026-12-03T16:00:00Z
+    EXPECT_STREQ(p->commit, "c2a1cd1");
+    ASSERT_EQ(p->n_hosts, 1u);
+    EXPECT_EQ(p->hosts[0].port, 7100u);
+    ASSERT_EQ(p->n_pools, 2u);
+    EXPECT_STREQ(p->pools[1].device, "host:0");
+    ASSERT_EQ(p->n_pairs, 1u);
+    const xo_profile_pair_t *pr = xo__profile_find_pair(p, "10.0.0.1:7100/1", "10.0.0.1:7100/2");
+    ASSERT_NE(pr, nullptr);
+    EXPECT_EQ(xo__profile_find_pair(p, "10.0.0.1:7100/2", "10.0.0.1:7100/1"), nullptr); // ordered pairs
+    EXPECT_STREQ(pr->path, "shm");
+    EXPECT_DOUBLE_EQ(pr->p50_us, 9.5);
+    EXPECT_DOUBLE_EQ(pr->p99_us, 20);
+    ASSERT_EQ(pr->n_bw, 2u);
+    EXPECT_EQ(pr->bw[1].bytes, 64u << 20);
+    // The nearest measured size, geometrically: 4 MiB is nearer 1 MiB, 16 MiB nearer 64 MiB.
+    EXPECT_DOUBLE_EQ(xo__profile_pair_bandwidth(pr, 4u << 20), 2e9);
+    EXPECT_DOUBLE_EQ(xo__profile_pair_bandwidth(pr, 16u << 20), 3e9);
+    EXPECT_DOUBLE_EQ(xo__profile_pair_bandwidth(pr, 8), 2e9);
+    xo__profile_free(p);
+}
+
+TEST(Profile, BadFilesAreRefusedWithTheirLine)
+{
+    refused("{\"xoscar_profile\": 1,\n  \"cluster\": }", "", "JSON syntax error", 2, 14);
+    refused("[1, 2]", "[", "expected an object, got an array");
+    refused(edit("\"xoscar_profile\": 1", "\"xoscar_profile\": 2"), "2,", "schema version 2; this build reads version 1");
+    refused(edit("\"xoscar_profile\": 1", "\"xoscar_profile\": \"1\""), "\"1\"", "expected an integer, got a string");
+    refused(edit("\"commit\": \"c2a1cd1\",", ""), "{", "missing key 'commit'");
+    refused(edit("\"tool\"", "\"tools\""), "\"xoscar tune", "unknown key 'tools' in a profile");
+    refused(edit("2026-12-03T16:00:00Z", "yesterday"), "\"yesterday", "expected a UTC time");
+    refused(edit("\"port\": 7100", "\"port\": 70000"), "70000", "expected an integer 0..65535");
+    refused(edit("\"host\": \"a\", \"device\": \"\"", "\"host\": \"b\", \"device\": \"\""), "\"b\"",
+            "'b' is not one of the profile's hosts");
+    refused(edit("\"10.0.0.1:7100/2\", \"host\"", "\"10.0.0.1:7100/1\", \"host\""), "\"10.0.0.1:7100/1\", \"host\": \"a\", \"device\": \"host",
+            "duplicate pool");
+    refused(edit("\"to\": \"10.0.0.1:7100/2\"", "\"to\": \"10.0.0.1:7100/9\""), "\"10.0.0.1:7100/9\"",
+            "'10.0.0.1:7100/9' is not one of the profile's pools");
+    refused(edit("\"path\": \"shm\"", "\"path\": \"pigeon\""), "\"pigeon\"", "unknown path 'pigeon'");
+    refused(edit("\"p50\": 9.5", "\"p50\": -1"), "-1,", "expected a number > 0, got -1");
+    refused(edit("\"p50\": 9.5", "\"p50\": \"fast\""), "\"fast\"", "expected a number, got a string");
+    refused(edit("\"p99\": 20", "\"p99\": 2"), "2}", "p99 2 is below p50 9.5");
+    refused(edit("\"min_Bps\": 1.5e9", "\"min_Bps\": 2.5e9"), "{\"bytes\": 1048576", "min_Bps <= median_Bps <= max_Bps");
+    refused(edit("\"bytes\": 67108864", "\"bytes\": 1048576"), "{\"bytes\": 1048576, \"median_Bps\": 3e9", "sizes must ascend");
+    refused(edit("\"bytes\": 67108864", "\"bytes\": 1.5"), "1.5,", "whole number of bytes");
+    std::string dup = edit("\n  ]\n}", ",\n    {\"from\": \"10.0.0.1:7100/1\", \"to\": \"10.0.0.1:7100/2\", "
+                                       "\"path\": \"tcp\", \"latency_us\": {\"p50\": 1, \"p99\": 1}, \"bandwidth\": []}\n  ]\n}");
+    refused(dup, "{\"from\": \"10.0.0.1:7100/1\", \"to\": \"10.0.0.1:7100/2\", \"path\": \"tcp\"",
+            "duplicate pair 10.0.0.1:7100/1 -> 10.0.0.1:7100/2 (also pairs[0])");
+    refused(edit("\"cluster\": \"demo\"", "\"cluster\": \"demo\", \"cluster\": \"x\""), "", "duplicate object key", 3, 0);
+}
+
+TEST(Profile, UnreadableFileIsAClearError)
+{
+    xo_profile_t *p = nullptr;
+    xo_cluster_error_t err;
+    EXPECT_EQ(xo__profile_load("/nonexistent/profile.json", &p, &err), XO_ECONFIG);
+    EXPECT_NE(std::string(err.text).find("/nonexistent/profile.json: cannot read the profile: No such file"),
+              std::string::npos)
+        << err.text;
+}
+
+TEST(Profile, WriteThenLoadRoundTrips)
+{
+    xo_profile_t *p = load_ok(kGood);
+    ASSERT_NE(p, nullptr);
+    char *buf = nullptr;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    ASSERT_EQ(xo__profile_write(p, mem), XO_OK);
+    fclose(mem);
+    xo_profile_t *q = load_ok(std::string(buf, len));
+    ASSERT_NE(q, nullptr) << buf;
+    EXPECT_EQ(q->measured_unix, p->measured_unix);
+    ASSERT_EQ(q->n_pairs, 1u);
+    EXPECT_DOUBLE_EQ(q->pairs[0].p50_us, 9.5);
+    EXPECT_DOUBLE_EQ(q->pairs[0].bw[1].max, 3.1e9);
+    EXPECT_STREQ(q->pools[1].device, "host:0");
+    free(buf);
+    xo__profile_free(p);
+    xo__profile_free(q);
+}
+
+TEST(Profile, ComparedWithAClusterNamesWhatDiffers)
+{
+    xo_profile_t *p = load_ok(kGood);
+    ASSERT_NE(p, nullptr);
+    const char *same[] = {"10.0.0.1:7100/1", "10.0.0.1:7100/2"};
+    EXPECT_EQ(xo__profile_compare(p, same, 2, "demo", nullptr), 0u);
+    const char *other[] = {"10.0.0.1:7100/1", "10.0.0.1:7100/3"};
+    char *buf = nullptr;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    EXPECT_EQ(xo__profile_compare(p, other, 2, "prod", mem), 3u);
+    fclose(mem);
+    std::string r(buf, len);
+    EXPECT_NE(r.find("measured on cluster 'demo', this is 'prod'"), std::string::npos) << r;
+    EXPECT_NE(r.find("pool 10.0.0.1:7100/2 is in the profile, not in the cluster"), std::string::npos) << r;
+    EXPECT_NE(r.find("pool 10.0.0.1:7100/3 is in the cluster, not in the profile"), std::string::npos) << r;
+    free(buf);
+    xo__profile_free(p);
+}
+
+} // namespace
