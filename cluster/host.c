@@ -573,7 +573,7 @@ static xo_status_t service_create(xo_ctx_t *ctx, void *state, const msgpack_obje
     xo_args_t *a = cargs.ptr ? xo__args_from_bytes(cargs.ptr, cargs.len) : NULL;
     xo_ref_t *ref = NULL;
     st = xo_host_create_actor(service_host(state), c, a, u, &p, &ref);
-    if (st != XO_OK) return xo_ctx_error(ctx, st, "%s", xo_last_error());
+    if (st != XO_OK) return st; /* its text is already this activation's (xo_last_error() reads ctx's buffer) */
     st = xo_pack(out, "[ss]", xo_ref_address(ref), xo_ref_uid(ref));
     xo_ref_free(ref);
     return st;

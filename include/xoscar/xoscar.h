@@ -301,7 +301,8 @@ XO_API xo_ref_t *xo_ctx_self(const xo_ctx_t *ctx);
 XO_API bool xo_ctx_cancelled(const xo_ctx_t *ctx);
 
 /* Records the error text sent back with a failing status and returns st: `return xo_ctx_error(ctx, XO_EMETHOD,
- * "negative size %d", n);`. */
+ * "negative size %d", n);`. The arguments may include xo_last_error(), to wrap the text of a call that failed:
+ * `return xo_ctx_error(ctx, st, "loading %s: %s", name, xo_last_error());`. */
 XO_API xo_status_t xo_ctx_error(xo_ctx_t *ctx, xo_status_t st, const char *fmt, ...);
 
 /* The ctx of the method running on this thread, or NULL outside actor methods. */

@@ -56,7 +56,22 @@ xo_status_t acc_echo(xo_ctx_t *ctx, void *state, const msgpack_object *args, msg
     return msgpack_pack_object(out, *all) == 0 ? XO_OK : XO_ENOMEM;
 }
 
+// Calls its own "fail", then sends that call's text back through xo_ctx_error, as is or wrapped: the idiom that
+// formats the activation's error buffer into itself.
+xo_status_t acc_relay_failure(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    bool wrap = false;
+    xo_status_t st = xo_unpack(args, "t", &wrap);
+    if (st != XO_OK) return st;
+    xo_ref_t *self = xo_ctx_self(ctx);
+    st = xo_call(self, "fail", xo_args("s", "deep"), 1000, nullptr);
+    xo_ref_free(self);
+    if (st == XO_OK) return xo_ctx_error(ctx, XO_EMETHOD, "fail did not fail");
+    return wrap ? xo_ctx_error(ctx, st, "wrapped: %s", xo_last_error()) : xo_ctx_error(ctx, st, "%s", xo_last_error());
+}
+
 const xo_method_t acc_methods[] = {
+    {.name = "relay_failure", .fn = acc_relay_failure},
     {.name = "add", .fn = acc_add},
     {.name = "get", .fn = acc_get},
     {.name = "fail", .fn = acc_fail},
@@ -70,6 +85,16 @@ const xo_actor_class_t acc_class = {.abi_version = XO_CLASS_ABI_V1,
                                     .n_methods = sizeof acc_methods / sizeof acc_methods[0]};
 
 using Calls = PoolTest;
+
+TEST_F(Calls, AMethodRelaysOrWrapsTheErrorTextOfACallThatFailed)
+{
+    xo_ref_t *a = create(&acc_class, "relay");
+    EXPECT_EQ(xo_call(a, "relay_failure", xo_args("t", false), 2000, nullptr), XO_EMETHOD);
+    EXPECT_STREQ(xo_last_error(), "refused: deep");
+    EXPECT_EQ(xo_call(a, "relay_failure", xo_args("t", true), 2000, nullptr), XO_EMETHOD);
+    EXPECT_STREQ(xo_last_error(), "wrapped: refused: deep");
+    xo_ref_free(a);
+}
 
 TEST_F(Calls, CallReturnsValue)
 {
