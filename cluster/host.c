@@ -93,6 +93,7 @@ struct xo_host {
 };
 
 static void ext_forget_pool(xo_host_t *h, const char *address);
+static void unrecord(struct sub_pool *sp, const char *uid);
 
 static int pidfd_open_(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
@@ -534,11 +535,15 @@ static void copy_opt(xo_str_t s, char *buf, size_t len, const char **out)
     *out = buf;
 }
 
+/* register(uid, address, add = true, stopping = false): a sub pool created (add) or destroyed an actor. A destroy,
+ * whoever asked for it (the host, another process, the actor itself), drops its placement record too, so it is not
+ * re-created on restart and its idle_label slot is free again; unless the pool was stopping (stopping): then the
+ * actor goes with its process and the restart policy decides. */
 static xo_status_t service_register(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
     xo_str_t uid = {0}, address = {0};
-    bool add = true;
-    xo_status_t st = xo_unpack(args, "ss|t", &uid, &address, &add);
+    bool add = true, stopping = false;
+    xo_status_t st = xo_unpack(args, "ss|tt", &uid, &address, &add, &stopping);
     if (st != XO_OK) return st;
     char u[512], a[256];
     const char *up, *ap;
@@ -548,6 +553,8 @@ static xo_status_t service_register(xo_ctx_t *ctx, void *state, const msgpack_ob
     xo_host_t *h = service_host(state);
     pthread_mutex_lock(&h->lock);
     ext_set(h, up, ap, add);
+    for (size_t i = 0; !add && !stopping && i < h->n_subs; i++)
+        if (strcmp(h->subs[i]->address, ap) == 0) unrecord(h->subs[i], up);
     pthread_mutex_unlock(&h->lock);
     return XO_OK;
 }

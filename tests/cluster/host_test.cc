@@ -52,6 +52,16 @@ std::string cpus_allowed(int pid)
     return "";
 }
 
+// RssAnon of a process in KiB (its private heap and stacks, without the file and shared-memory pages), or -1.
+long rss_anon_kib(int pid)
+{
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind("RssAnon:", 0) == 0) return std::stol(line.substr(8));
+    return -1;
+}
+
 struct Events {
     std::atomic<int> down{0}, recovered{0};
 };
@@ -278,6 +288,111 @@ TEST_F(Host, RestartActorsRecreatesThemFromTheirCreateArguments)
     ASSERT_EQ(events.recovered.load(), 1);
     EXPECT_EQ(call_i64(c, "get"), 100); // re-created from its create arguments; its state was lost
     xo_ref_free(c);
+}
+
+// Item 6 of issue 10: a destroy, whichever way it comes, removes the placement record.
+TEST_F(Host, DestroyedActorsAreNotRecreatedOnRestart)
+{
+    start(1, XO_RESTART_ACTORS);
+    xo_ref_t *keep = place("Fragile", "process_index", 1, nullptr, nullptr, "keep");
+    xo_ref_t *by_host = place("Fragile", "process_index", 1, nullptr, nullptr, "by-host");
+    xo_ref_t *by_itself = place("Fragile", "process_index", 1, nullptr, nullptr, "by-itself");
+    ASSERT_TRUE(keep && by_host && by_itself);
+    ASSERT_EQ(xo_destroy_actor(by_host), XO_OK) << xo_last_error();
+    ASSERT_EQ(xo_call(by_itself, "destroy_self", nullptr, 2000, nullptr), XO_OK) << xo_last_error();
+    kill(xo_host_sub_pool_pid(host, 0), SIGKILL);
+    for (int i = 0; i < 500 && events.recovered.load() == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(events.recovered.load(), 1);
+    EXPECT_EQ(pid_of(keep), xo_host_sub_pool_pid(host, 0)); // re-created
+    EXPECT_EQ(xo_call(by_host, "pid", nullptr, 2000, nullptr), XO_ENOACTOR) << xo_last_error();
+    EXPECT_EQ(xo_call(by_itself, "pid", nullptr, 2000, nullptr), XO_ENOACTOR) << xo_last_error();
+    // Their uids are free again: the host holds no record of them.
+    xo_ref_t *again = nullptr;
+    xo_placement_t p{};
+    p.strategy = "process_index";
+    p.process_index = 1;
+    EXPECT_EQ(xo_host_create_actor(host, "Fragile", nullptr, "by-host", &p, &again), XO_OK) << xo_last_error();
+    xo_ref_free(again);
+    xo_ref_free(keep);
+    xo_ref_free(by_host);
+    xo_ref_free(by_itself);
+}
+
+// Item 13 of issue 10: a failing before_destroy's text reaches the caller from a sub pool as it does in process.
+TEST_F(Host, BeforeDestroyErrorTextReachesTheCallerFromASubPool)
+{
+    start(1);
+    for (const char *strategy : {"process_index", "main_pool"}) {
+        xo_ref_t *f = place("Fragile", strategy, 1);
+        ASSERT_TRUE(f);
+        ASSERT_EQ(xo_call(f, "refuse_destroy", xo_args("s", "not today, says Fragile"), 2000, nullptr), XO_OK);
+        EXPECT_EQ(xo_destroy_actor(f), XO_EHOOK) << strategy;
+        std::string text = xo_last_error();
+        EXPECT_NE(text.find("before_destroy"), std::string::npos) << strategy << ": " << text;
+        EXPECT_NE(text.find("not today, says Fragile"), std::string::npos) << strategy << ": " << text;
+        EXPECT_FALSE(xo_has_actor(f)) << strategy; // destroyed anyway
+        xo_ref_free(f);
+    }
+}
+
+// Item 11 of issue 10: create + destroy through the host left ~170 B per round on the host's heap (the placement
+// record, never removed). After a warm-up (arenas, caches, connections), rounds must not grow it linearly.
+TEST_F(Host, CreateAndDestroyThroughTheHostKeepTheHeapFlat)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    GTEST_SKIP() << "sanitizers keep freed memory (quarantine, shadow): RssAnon says nothing about leaks there";
+#endif
+    start(1);
+    int sub = xo_host_sub_pool_pid(host, 0);
+    // Half directly (xo_host_create_actor), half through the main pool's placement service, as other processes do.
+    auto rounds = [&](int n) {
+        for (int i = 0; i < n; i++) {
+            xo_ref_t *r = nullptr;
+            xo_placement_t p{};
+            p.strategy = "process_index";
+            p.process_index = 1;
+            xo_args_t *args = xo_args("l", (int64_t)i);
+            xo_status_t st = i % 2 ? xo_host_create_actor(host, "Counter", args, nullptr, &p, &r)
+                                   : xo_create_actor_placed("Counter", args, xo_host_address(host), nullptr, &p, &r);
+            ASSERT_EQ(st, XO_OK) << xo_last_error();
+            ASSERT_EQ(xo_destroy_actor(r), XO_OK) << xo_last_error();
+            xo_ref_free(r);
+        }
+    };
+    rounds(2000);
+    long host0 = rss_anon_kib(getpid()), sub0 = rss_anon_kib(sub);
+    const int n = 5000;
+    double t0 = now_ms();
+    rounds(n);
+    double took = now_ms() - t0;
+    long host1 = rss_anon_kib(getpid()), sub1 = rss_anon_kib(sub);
+    ASSERT_GT(host0, 0);
+    ASSERT_GT(sub0, 0);
+    double host_per = (host1 - host0) * 1024.0 / n, sub_per = (sub1 - sub0) * 1024.0 / n;
+    printf("%d create+destroy rounds in %.0f ms: RssAnon host %ld -> %ld KiB (%.1f B/round), sub pool %ld -> %ld KiB "
+           "(%.1f B/round)\n", n, took, host0, host1, host_per, sub0, sub1, sub_per);
+    EXPECT_LT(host_per, 40.0); // was ~190 B/round
+    // The sub pool's heap settles more slowly (arenas of its scheduler threads; +224 KiB over 30,000 rounds, flat
+    // over the last 5,000): a bound that only a per-round leak crosses.
+    EXPECT_LT(sub_per, 100.0);
+}
+
+TEST_F(Host, DestroyFreesTheIdleLabelSlot)
+{
+    xo_sub_pool_config_t subs[1] = {{nullptr, "w", 0}};
+    start(1, XO_RESTART_NONE, subs);
+    xo_ref_t *a = place("Echo", "idle_label", 0, "w", "m");
+    ASSERT_TRUE(a);
+    xo_placement_t p{};
+    p.strategy = "idle_label";
+    p.label = "w";
+    p.mark = "m";
+    xo_ref_t *b = nullptr;
+    EXPECT_EQ(xo_host_create_actor(host, "Echo", nullptr, nullptr, &p, &b), XO_ENOIDLESLOT);
+    ASSERT_EQ(xo_destroy_actor(a), XO_OK) << xo_last_error();
+    EXPECT_EQ(xo_host_create_actor(host, "Echo", nullptr, nullptr, &p, &b), XO_OK) << xo_last_error();
+    xo_ref_free(a);
+    xo_ref_free(b);
 }
 
 TEST_F(Host, AddAndRemoveSubPools)
