@@ -618,8 +618,10 @@ static xo_status_t start_service(xo_host_t *h)
 xo_status_t xo_create_actor_placed(const char *class_name, xo_args_t *args, const char *main_address,
                                    const char *uid, const xo_placement_t *placement, xo_ref_t **ref_p)
 {
+    xo_status_t st = xo__args_refuse(args);
+    if (st != XO_OK) return st;
     xo_ref_t *service = NULL;
-    xo_status_t st = class_name ? xo_actor_ref(main_address, XO_HOST_SERVICE_UID, &service)
+    st = class_name ? xo_actor_ref(main_address, XO_HOST_SERVICE_UID, &service)
                                 : xo__error_set(XO_EINVAL, "class_name is required");
     if (st != XO_OK) {
         xo_args_free(args);
@@ -825,6 +827,8 @@ static void unrecord(sub_pool_t *sp, const char *uid)
 xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t *args, const char *uid,
                                  const xo_placement_t *placement, xo_ref_t **ref_p)
 {
+    xo_status_t refused = xo__args_refuse(args);
+    if (refused != XO_OK) return refused;
     xo_placement_t def = {.strategy = NULL};
     if (!placement) placement = &def;
     const char *strategy = placement->strategy ? placement->strategy : h ? h->default_policy : "round_robin";

@@ -377,6 +377,19 @@ TEST_F(Host, CreateAndDestroyThroughTheHostKeepTheHeapFlat)
     EXPECT_LT(sub_per, 100.0);
 }
 
+TEST_F(Host, PlacementRefusesABadArgumentsFormat)
+{
+    start(1);
+    xo_ref_t *r = nullptr;
+    EXPECT_EQ(xo_host_create_actor(host, "Counter", xo_args("lq", (int64_t)1), "bad1", nullptr, &r), XO_EINVAL);
+    EXPECT_NE(std::string(xo_last_error()).find("xo_args(\"lq\")"), std::string::npos) << xo_last_error();
+    EXPECT_EQ(xo_create_actor_placed("Counter", xo_args("[l", (int64_t)1), xo_host_address(host), "bad2", nullptr, &r),
+              XO_EINVAL);
+    EXPECT_NE(std::string(xo_last_error()).find("xo_args(\"[l\")"), std::string::npos) << xo_last_error();
+    EXPECT_EQ(r, nullptr);
+    EXPECT_EQ(xo_actor_ref(xo_host_address(host), "bad1", &r), XO_ENOACTOR);
+}
+
 TEST_F(Host, DestroyFreesTheIdleLabelSlot)
 {
     xo_sub_pool_config_t subs[1] = {{nullptr, "w", 0}};
