@@ -743,15 +743,31 @@ void xo_host_stop(xo_host_t *h)
 }
 
 const char *xo_host_address(const xo_host_t *h) { return h->main->address; }
-size_t xo_host_sub_pool_count(const xo_host_t *h) { return h->n_subs; }
-
-const char *xo_host_sub_pool_address(const xo_host_t *h, size_t i) { return i < h->n_subs ? h->subs[i]->address : NULL; }
-
-int xo_host_sub_pool_pid(const xo_host_t *ch, size_t i)
+/* Sub pools are numbered as their addresses are ("host:port/N", from 1; 0 is the main pool, as in process_index
+ * placement), and numbers are never reused: sub pool N is h->subs[N - 1]. */
+size_t xo_host_sub_pool_count(const xo_host_t *ch)
 {
     xo_host_t *h = (xo_host_t *)ch;
     pthread_mutex_lock(&h->lock);
-    int pid = i < h->n_subs ? (int)h->subs[i]->pid : 0;
+    size_t n = h->n_subs;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
+const char *xo_host_sub_pool_address(const xo_host_t *ch, size_t n)
+{
+    xo_host_t *h = (xo_host_t *)ch;
+    pthread_mutex_lock(&h->lock);
+    const char *a = n >= 1 && n <= h->n_subs ? h->subs[n - 1]->address : NULL; /* lives as long as the host */
+    pthread_mutex_unlock(&h->lock);
+    return a;
+}
+
+int xo_host_sub_pool_pid(const xo_host_t *ch, size_t n)
+{
+    xo_host_t *h = (xo_host_t *)ch;
+    pthread_mutex_lock(&h->lock);
+    int pid = n >= 1 && n <= h->n_subs ? (int)h->subs[n - 1]->pid : 0;
     pthread_mutex_unlock(&h->lock);
     return pid;
 }
@@ -762,8 +778,15 @@ xo_status_t xo_host_add_sub_pool(xo_host_t *h, const xo_sub_pool_config_t *cfg, 
     xo_status_t st = new_sub(h, cfg, NULL, &sp);
     if (st != XO_OK) return st;
     pthread_mutex_lock(&h->lock);
-    size_t index = h->n_subs;
-    h->subs[h->n_subs++] = sp;
+    if (h->n_subs + 1 >= MAX_SUBS) {
+        pthread_mutex_unlock(&h->lock);
+        free_sub(sp);
+        return xo__error_set(XO_EINVAL, "at most %d sub pools", MAX_SUBS - 1);
+    }
+    size_t n = ++h->n_subs;
+    h->subs[n - 1] = sp;
+    /* numbered here, under the lock, so that concurrent adds get distinct numbers */
+    snprintf(sp->address, sizeof sp->address, "%s/%zu", h->main->address, n);
     pthread_mutex_unlock(&h->lock);
     st = command(h, CMD_SPAWN, sp);
     if (st != XO_OK) {
@@ -772,18 +795,18 @@ xo_status_t xo_host_add_sub_pool(xo_host_t *h, const xo_sub_pool_config_t *cfg, 
         pthread_mutex_unlock(&h->lock);
         return st;
     }
-    if (index_p) *index_p = index + 1;
+    if (index_p) *index_p = n;
     return XO_OK;
 }
 
-xo_status_t xo_host_remove_sub_pool(xo_host_t *h, size_t index)
+xo_status_t xo_host_remove_sub_pool(xo_host_t *h, size_t n)
 {
-    if (index == 0 || index > h->n_subs || h->subs[index - 1]->removed)
-        return xo__error_set(XO_EINVAL, "no sub pool %zu to remove", index);
-    sub_pool_t *sp = h->subs[index - 1];
     pthread_mutex_lock(&h->lock);
-    sp->removed = true;
+    sub_pool_t *sp = n >= 1 && n <= h->n_subs && !h->subs[n - 1]->removed ? h->subs[n - 1] : NULL;
+    if (sp) sp->removed = true;
     pthread_mutex_unlock(&h->lock);
+    if (!sp) return xo__error_set(XO_EINVAL, "no sub pool %zu to remove (sub pools are numbered from 1, as in "
+                                             "their addresses; removed ones are not reused)", n);
     return command(h, CMD_REMOVE, sp);
 }
 

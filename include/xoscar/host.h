@@ -65,16 +65,23 @@ XO_API void xo_host_stop(xo_host_t *host);
 /* The main pool's address (owned by the host). */
 XO_API const char *xo_host_address(const xo_host_t *host);
 
-/* The number of sub pool slots (removed ones included), and one's address and current pid (0 when not running). */
+/* Sub pools are numbered as their addresses are: sub pool n is "host:port/n", from 1 (0 is the main pool, as in
+ * xo_placement_t.process_index). Every function below takes that number. Numbers are not reused: a sub pool added
+ * after one was removed gets the next number, and the removed one keeps its own (its pid is then 0). */
+
+/* The highest sub pool number (so removed ones included): sub pools are 1 .. xo_host_sub_pool_count(). */
 XO_API size_t xo_host_sub_pool_count(const xo_host_t *host);
-XO_API const char *xo_host_sub_pool_address(const xo_host_t *host, size_t index);
-XO_API int xo_host_sub_pool_pid(const xo_host_t *host, size_t index);
+/* Sub pool n's address (owned by the host), or NULL when there is no sub pool n. */
+XO_API const char *xo_host_sub_pool_address(const xo_host_t *host, size_t n);
+/* Sub pool n's current pid; 0 when it is not running (dead, removed) or there is no sub pool n. */
+XO_API int xo_host_sub_pool_pid(const xo_host_t *host, size_t n);
 
-/* Adds a sub pool while running; *index_p (may be NULL) gets its index (its address ends in "/<index>"). */
-XO_API xo_status_t xo_host_add_sub_pool(xo_host_t *host, const xo_sub_pool_config_t *cfg, size_t *index_p);
+/* Adds a sub pool while running; *n_p (may be NULL) gets its number. */
+XO_API xo_status_t xo_host_add_sub_pool(xo_host_t *host, const xo_sub_pool_config_t *cfg, size_t *n_p);
 
-/* Stops sub pool index (its actors go with it) and keeps it from being restarted. */
-XO_API xo_status_t xo_host_remove_sub_pool(xo_host_t *host, size_t index);
+/* Stops sub pool n (its actors go with it) and keeps it from being restarted. XO_EINVAL when there is no sub pool n
+ * or it was removed already. */
+XO_API xo_status_t xo_host_remove_sub_pool(xo_host_t *host, size_t n);
 
 /* Where an actor created through the host goes. strategy names a policy: "address", "main_pool", "random",
  * "random_sub_pool", "process_index", "random_label", "idle_label", "round_robin", "least_loaded",

@@ -118,13 +118,13 @@ TEST_F(Host, SubPoolsAreSeparateProcessesBoundToTheirCpus)
     start(2, XO_RESTART_NONE, subs);
     std::set<int> pids{getpid()};
     for (size_t i = 0; i < 2; i++) {
-        int pid = xo_host_sub_pool_pid(host, i);
+        int pid = xo_host_sub_pool_pid(host, i + 1);
         EXPECT_TRUE(process_alive(pid));
         pids.insert(pid);
         EXPECT_EQ(cpus_allowed(pid), subs[i].cpus) << "sub pool " << i;
     }
     EXPECT_EQ(pids.size(), 3u);
-    EXPECT_EQ(std::string(xo_host_sub_pool_address(host, 1)), std::string(xo_host_address(host)) + "/2");
+    EXPECT_EQ(std::string(xo_host_sub_pool_address(host, 2)), std::string(xo_host_address(host)) + "/2");
 }
 
 TEST_F(Host, CallsTellsAndBatchesAcrossProcesses)
@@ -132,7 +132,7 @@ TEST_F(Host, CallsTellsAndBatchesAcrossProcesses)
     start(2);
     xo_ref_t *counter = place("Counter", "process_index", 1);
     ASSERT_NE(counter, nullptr);
-    EXPECT_EQ(std::string(xo_ref_address(counter)), xo_host_sub_pool_address(host, 0));
+    EXPECT_EQ(std::string(xo_ref_address(counter)), xo_host_sub_pool_address(host, 1));
     EXPECT_EQ(call_i64(counter, "add", xo_args("l", (int64_t)5)), 5);
     for (int i = 0; i < 100; i++) ASSERT_EQ(xo_tell(counter, "add", xo_args("l", (int64_t)1)), XO_OK);
     EXPECT_EQ(call_i64(counter, "get"), 105); // tells then a call: in order, across the process boundary
@@ -150,7 +150,7 @@ TEST_F(Host, CallsTellsAndBatchesAcrossProcesses)
     EXPECT_EQ(call_i64(sum, "batches"), 1);
 
     xo_ref_t *echo = place("Echo", "process_index", 2);
-    EXPECT_EQ(pid_of(echo), xo_host_sub_pool_pid(host, 1));
+    EXPECT_EQ(pid_of(echo), xo_host_sub_pool_pid(host, 2));
     // a 4 MiB payload travels out of band and comes back intact
     std::string big(4 << 20, 'x');
     for (size_t i = 0; i < big.size(); i += 4096) big[i] = (char)('a' + (i / 4096) % 26);
@@ -178,7 +178,7 @@ TEST_F(Host, ActorsAreFoundThroughTheMainAddress)
     ASSERT_NE(c, nullptr);
     xo_ref_t *found = nullptr;
     ASSERT_EQ(xo_actor_ref(xo_host_address(host), "findme", &found), XO_OK) << xo_last_error();
-    EXPECT_STREQ(xo_ref_address(found), xo_host_sub_pool_address(host, 1));
+    EXPECT_STREQ(xo_ref_address(found), xo_host_sub_pool_address(host, 2));
     EXPECT_EQ(call_i64(found, "add", xo_args("l", (int64_t)2)), 2);
     EXPECT_TRUE(xo_has_actor(found));
     ASSERT_EQ(xo_destroy_actor(found), XO_OK) << xo_last_error();
@@ -217,7 +217,7 @@ TEST_F(Host, PlacementStrategies)
     // random label stays within the label; main pool is this process
     for (int i = 0; i < 5; i++) {
         xo_ref_t *r = place("Echo", "random_label", 0, "x");
-        EXPECT_EQ(pid_of(r), xo_host_sub_pool_pid(host, 2));
+        EXPECT_EQ(pid_of(r), xo_host_sub_pool_pid(host, 3));
         xo_ref_free(r);
     }
     xo_ref_t *m = place("Echo", "main_pool");
@@ -239,7 +239,7 @@ TEST_F(Host, KillNineFailsEveryCallInFlightAtOnce)
     for (auto &f : fs) ASSERT_EQ(xo_send(echo, "sleep_ms", xo_args("i", 20000), &f), XO_OK);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     double t0 = now_ms();
-    kill(xo_host_sub_pool_pid(host, 0), SIGKILL);
+    kill(xo_host_sub_pool_pid(host, 1), SIGKILL);
     int died = 0;
     for (auto *f : fs) {
         if (xo_future_wait(f, 2000, nullptr) == XO_EPOOLDIED) died++;
@@ -260,11 +260,11 @@ TEST_F(Host, RestartProcessGivesAFreshEmptyPool)
     start(1, XO_RESTART_PROCESS);
     xo_ref_t *c = place("Counter", "process_index", 1, nullptr, nullptr, "c");
     EXPECT_EQ(call_i64(c, "add", xo_args("l", (int64_t)7)), 7);
-    int old = xo_host_sub_pool_pid(host, 0);
+    int old = xo_host_sub_pool_pid(host, 1);
     kill(old, SIGKILL);
     for (int i = 0; i < 500 && events.recovered.load() == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     ASSERT_EQ(events.recovered.load(), 1);
-    int now = xo_host_sub_pool_pid(host, 0);
+    int now = xo_host_sub_pool_pid(host, 1);
     EXPECT_NE(now, old);
     EXPECT_TRUE(process_alive(now));
     EXPECT_EQ(xo_call(c, "get", nullptr, 2000, nullptr), XO_ENOACTOR);
@@ -283,7 +283,7 @@ TEST_F(Host, RestartActorsRecreatesThemFromTheirCreateArguments)
     xo_ref_t *c = nullptr;
     ASSERT_EQ(xo_host_create_actor(host, "Counter", xo_args("l", (int64_t)100), "phoenix", &p, &c), XO_OK);
     EXPECT_EQ(call_i64(c, "add", xo_args("l", (int64_t)5)), 105);
-    kill(xo_host_sub_pool_pid(host, 0), SIGKILL);
+    kill(xo_host_sub_pool_pid(host, 1), SIGKILL);
     for (int i = 0; i < 500 && events.recovered.load() == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     ASSERT_EQ(events.recovered.load(), 1);
     EXPECT_EQ(call_i64(c, "get"), 100); // re-created from its create arguments; its state was lost
@@ -300,10 +300,10 @@ TEST_F(Host, DestroyedActorsAreNotRecreatedOnRestart)
     ASSERT_TRUE(keep && by_host && by_itself);
     ASSERT_EQ(xo_destroy_actor(by_host), XO_OK) << xo_last_error();
     ASSERT_EQ(xo_call(by_itself, "destroy_self", nullptr, 2000, nullptr), XO_OK) << xo_last_error();
-    kill(xo_host_sub_pool_pid(host, 0), SIGKILL);
+    kill(xo_host_sub_pool_pid(host, 1), SIGKILL);
     for (int i = 0; i < 500 && events.recovered.load() == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     ASSERT_EQ(events.recovered.load(), 1);
-    EXPECT_EQ(pid_of(keep), xo_host_sub_pool_pid(host, 0)); // re-created
+    EXPECT_EQ(pid_of(keep), xo_host_sub_pool_pid(host, 1)); // re-created
     EXPECT_EQ(xo_call(by_host, "pid", nullptr, 2000, nullptr), XO_ENOACTOR) << xo_last_error();
     EXPECT_EQ(xo_call(by_itself, "pid", nullptr, 2000, nullptr), XO_ENOACTOR) << xo_last_error();
     // Their uids are free again: the host holds no record of them.
@@ -343,7 +343,7 @@ TEST_F(Host, CreateAndDestroyThroughTheHostKeepTheHeapFlat)
     GTEST_SKIP() << "sanitizers keep freed memory (quarantine, shadow): RssAnon says nothing about leaks there";
 #endif
     start(1);
-    int sub = xo_host_sub_pool_pid(host, 0);
+    int sub = xo_host_sub_pool_pid(host, 1);
     // Half directly (xo_host_create_actor), half through the main pool's placement service, as other processes do.
     auto rounds = [&](int n) {
         for (int i = 0; i < n; i++) {
@@ -416,7 +416,7 @@ TEST_F(Host, AddAndRemoveSubPools)
     ASSERT_EQ(xo_host_add_sub_pool(host, &extra, &index), XO_OK) << xo_last_error();
     EXPECT_EQ(index, 2u);
     xo_ref_t *r = place("Echo", "random_label", 0, "late");
-    int pid = xo_host_sub_pool_pid(host, 1);
+    int pid = xo_host_sub_pool_pid(host, 2);
     EXPECT_EQ(pid_of(r), pid);
     ASSERT_EQ(xo_host_remove_sub_pool(host, 2), XO_OK);
     EXPECT_FALSE(process_alive(pid) && waitpid(pid, nullptr, WNOHANG) == 0);
@@ -426,6 +426,48 @@ TEST_F(Host, AddAndRemoveSubPools)
     xo_ref_free(r);
 }
 
+// Item 16 of issue 10: one numbering for add, address, pid and remove (the N of "host:port/N"), across add,
+// remove and add. Before, address and pid took N - 1, and the number add returned named the next sub pool there.
+TEST_F(Host, SubPoolsKeepOneNumberingThroughAddRemoveAndAdd)
+{
+    start(1);
+    std::string main = xo_host_address(host);
+    auto check = [&](size_t n) {
+        ASSERT_NE(xo_host_sub_pool_address(host, n), nullptr) << n;
+        EXPECT_EQ(std::string(xo_host_sub_pool_address(host, n)), main + "/" + std::to_string(n));
+        xo_ref_t *r = place("Echo", "process_index", n);
+        ASSERT_TRUE(r);
+        EXPECT_EQ(std::string(xo_ref_address(r)), main + "/" + std::to_string(n));
+        EXPECT_EQ(pid_of(r), xo_host_sub_pool_pid(host, n));
+        EXPECT_NE(xo_host_sub_pool_pid(host, n), getpid());
+        xo_ref_free(r);
+    };
+    check(1);
+    EXPECT_EQ(xo_host_sub_pool_address(host, 0), nullptr); // 0 is the main pool, not a sub pool
+    EXPECT_EQ(xo_host_sub_pool_pid(host, 0), 0);
+    size_t n = 0;
+    xo_sub_pool_config_t extra{};
+    ASSERT_EQ(xo_host_add_sub_pool(host, &extra, &n), XO_OK) << xo_last_error();
+    EXPECT_EQ(n, 2u);
+    check(2);
+    EXPECT_EQ(xo_host_sub_pool_count(host), 2u);
+    int pid2 = xo_host_sub_pool_pid(host, 2);
+    ASSERT_EQ(xo_host_remove_sub_pool(host, 2), XO_OK) << xo_last_error();
+    EXPECT_EQ(xo_host_sub_pool_pid(host, 2), 0);
+    EXPECT_FALSE(process_alive(pid2) && waitpid(pid2, nullptr, WNOHANG) == 0);
+    EXPECT_TRUE(process_alive(xo_host_sub_pool_pid(host, 1))); // the other one untouched
+    ASSERT_EQ(xo_host_add_sub_pool(host, &extra, &n), XO_OK) << xo_last_error();
+    EXPECT_EQ(n, 3u); // numbers are not reused
+    check(3);
+    EXPECT_EQ(xo_host_sub_pool_count(host), 3u);
+    EXPECT_EQ(xo_host_sub_pool_address(host, 4), nullptr);
+    EXPECT_EQ(xo_host_remove_sub_pool(host, 0), XO_EINVAL);
+    EXPECT_EQ(xo_host_remove_sub_pool(host, 4), XO_EINVAL);
+    ASSERT_EQ(xo_host_remove_sub_pool(host, 1), XO_OK);
+    EXPECT_EQ(xo_host_sub_pool_pid(host, 1), 0);
+    EXPECT_TRUE(process_alive(xo_host_sub_pool_pid(host, 3)));
+}
+
 TEST_F(Host, NothingLeftBehindAfterStop)
 {
     size_t fds_before = count_dir("/proc/self/fd"), shm_before = count_dir("/dev/shm");
@@ -433,7 +475,7 @@ TEST_F(Host, NothingLeftBehindAfterStop)
     xo_ref_t *e = place("Echo", "round_robin");
     std::string big(1 << 20, 'y');
     ASSERT_EQ(xo_call(e, "echo", xo_args("b", big.data(), big.size()), 5000, nullptr), XO_OK);
-    int p1 = xo_host_sub_pool_pid(host, 0), p2 = xo_host_sub_pool_pid(host, 1);
+    int p1 = xo_host_sub_pool_pid(host, 1), p2 = xo_host_sub_pool_pid(host, 2);
     xo_ref_free(e);
     xo_host_stop(host);
     host = nullptr;
@@ -459,7 +501,7 @@ TEST(HostFateSharing, SubPoolsDieWithTheirMainPool)
         cfg.pool_binary = XO_POOL_BINARY;
         xo_host_t *h = nullptr;
         if (xo_host_start(&cfg, &h) != XO_OK) _exit(3);
-        printf("%d %d\n", xo_host_sub_pool_pid(h, 0), xo_host_sub_pool_pid(h, 1));
+        printf("%d %d\n", xo_host_sub_pool_pid(h, 1), xo_host_sub_pool_pid(h, 2));
         fflush(stdout);
         pause();
         _exit(0);
@@ -489,13 +531,13 @@ TEST_F(Host, CreatedDirectlyInASubPoolIsVisibleThroughTheMainAddress)
 {
     start(2);
     xo_ref_t *direct = nullptr;
-    ASSERT_EQ(xo_create_actor_by_name("Counter", xo_args("l", (int64_t)3), xo_host_sub_pool_address(host, 1),
+    ASSERT_EQ(xo_create_actor_by_name("Counter", xo_args("l", (int64_t)3), xo_host_sub_pool_address(host, 2),
                                       "direct", &direct),
               XO_OK)
         << xo_last_error();
     xo_ref_t *found = nullptr;
     ASSERT_EQ(xo_actor_ref(xo_host_address(host), "direct", &found), XO_OK) << xo_last_error();
-    EXPECT_STREQ(xo_ref_address(found), xo_host_sub_pool_address(host, 1));
+    EXPECT_STREQ(xo_ref_address(found), xo_host_sub_pool_address(host, 2));
     EXPECT_EQ(call_i64(found, "get"), 3);
     ASSERT_EQ(xo_destroy_actor(direct), XO_OK);
     xo_ref_t *gone = nullptr;
@@ -569,7 +611,7 @@ TEST(HostDevices, DeviceBuffersAreLentAcrossProcessesWithoutCopies)
     EXPECT_DOUBLE_EQ(after, 2 * sum);
     EXPECT_TRUE(same_ptr);
     // Another process: the borrower imports the owner's device memory (IPC), scales it in place; no copy travels.
-    ASSERT_EQ(xo_call(owner, "lend", xo_args("ss", xo_host_sub_pool_address(host, 0), "far"), 5000, &r), XO_OK)
+    ASSERT_EQ(xo_call(owner, "lend", xo_args("ss", xo_host_sub_pool_address(host, 1), "far"), 5000, &r), XO_OK)
         << xo_last_error();
     ASSERT_EQ(xo_result_unpack(r, "[ddt]", &before, &after, &same_ptr), XO_OK);
     xo_result_free(r);
@@ -649,7 +691,7 @@ TEST(HostDefaults, CreatesWithoutAStrategyUseTheHostsDefaultPolicy)
     sub.strategy = "random_sub_pool"; // an explicit strategy still wins
     xo_ref_t *f = nullptr;
     ASSERT_EQ(xo_host_create_actor(host, "Echo", nullptr, nullptr, &sub, &f), XO_OK);
-    EXPECT_EQ(call_i64(f, "pid"), xo_host_sub_pool_pid(host, 0));
+    EXPECT_EQ(call_i64(f, "pid"), xo_host_sub_pool_pid(host, 1));
     xo_ref_free(e);
     xo_ref_free(f);
     xo_host_stop(host);
