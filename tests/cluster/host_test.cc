@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -63,14 +65,21 @@ long rss_anon_kib(int pid)
 }
 
 struct Events {
-    std::atomic<int> down{0}, recovered{0};
+    std::atomic<int> down{0}, recovered{0}, failed{0};
+    std::mutex lock;
+    std::vector<double> down_at; // ms, for back-off
 };
 
 void on_event(const char *, xo_pool_event_t ev, void *arg)
 {
     auto *e = static_cast<Events *>(arg);
-    if (ev == XO_POOL_DOWN) e->down++;
+    if (ev == XO_POOL_DOWN) {
+        std::lock_guard<std::mutex> g(e->lock);
+        e->down_at.push_back(now_ms());
+        e->down++;
+    }
     if (ev == XO_POOL_RECOVERED) e->recovered++;
+    if (ev == XO_POOL_FAILED) e->failed++;
 }
 
 class Host : public ::testing::Test {
@@ -86,6 +95,9 @@ class Host : public ::testing::Test {
         cfg.pool_binary = XO_POOL_BINARY;
         cfg.on_event = on_event;
         cfg.event_arg = &events;
+        cfg.max_restarts = max_restarts;
+        cfg.restart_period_ms = restart_period_ms;
+        cfg.restart_backoff_ms = restart_backoff_ms;
         ASSERT_EQ(xo_host_start(&cfg, &host), XO_OK) << xo_last_error();
     }
     void TearDown() override
@@ -109,6 +121,7 @@ class Host : public ::testing::Test {
 
     xo_host_t *host = nullptr;
     Events events;
+    unsigned max_restarts = 0, restart_period_ms = 0, restart_backoff_ms = 0; // 0: the host's defaults
 };
 
 TEST_F(Host, SubPoolsAreSeparateProcessesBoundToTheirCpus)
@@ -406,6 +419,78 @@ TEST_F(Host, DestroyFreesTheIdleLabelSlot)
     EXPECT_EQ(xo_host_create_actor(host, "Echo", nullptr, nullptr, &p, &b), XO_OK) << xo_last_error();
     xo_ref_free(a);
     xo_ref_free(b);
+}
+
+// Item 8 of issue 10: an actor whose init crashes its pool kept the pool in a restart loop (~170 a second). Now at
+// most max_restarts restarts in the period, each after a longer back-off, then the pool stays down and says why.
+TEST_F(Host, RestartIntensityLeavesACrashLoopingPoolDown)
+{
+    max_restarts = 2;
+    restart_period_ms = 10000;
+    restart_backoff_ms = 100;
+    start(1, XO_RESTART_PROCESS); // the new process is empty: nothing to give up, it is killed at once again
+    std::atomic<bool> stop{false};
+    // The crash loop: whatever process the sub pool is now, kill it as soon as it runs.
+    std::thread killer([&] {
+        while (!stop) {
+            int pid = xo_host_sub_pool_pid(host, 1);
+            if (pid > 0) kill(pid, SIGKILL);
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    });
+    for (int i = 0; i < 500 && events.failed.load() == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300)); // no restart may follow
+    stop = true;
+    killer.join();
+    EXPECT_EQ(events.failed.load(), 1);
+    EXPECT_EQ(events.down.load(), 3);      // the first death, then one per restart
+    EXPECT_EQ(events.recovered.load(), 2); // max_restarts
+    EXPECT_EQ(xo_host_sub_pool_pid(host, 1), 0);
+    const char *why = xo_host_sub_pool_error(host, 1);
+    ASSERT_NE(why, nullptr);
+    EXPECT_NE(std::string(why).find("restarted 2 times"), std::string::npos) << why;
+    EXPECT_NE(std::string(why).find("stays down"), std::string::npos) << why;
+    // Back-off: the first restart is immediate, the second waits restart_backoff_ms.
+    std::lock_guard<std::mutex> g(events.lock);
+    ASSERT_EQ(events.down_at.size(), 3u);
+    EXPECT_GE(events.down_at[2] - events.down_at[1], 95.0);
+    EXPECT_LT(events.down_at[1] - events.down_at[0], 95.0 + 500.0);
+}
+
+// Under XO_RESTART_ACTORS, the actor whose init kills its pool is given up after two such deaths; the pool and its
+// other actors come back.
+TEST_F(Host, AnActorWhoseInitCrashesThePoolIsGivenUpNotThePool)
+{
+    restart_backoff_ms = 20;
+    start(1, XO_RESTART_ACTORS);
+    char path[] = "/tmp/xo-fragile-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    unlink(path); // absent: the first init passes
+    xo_placement_t p{};
+    p.strategy = "process_index";
+    p.process_index = 1;
+    xo_ref_t *fragile = nullptr, *healthy = nullptr;
+    ASSERT_EQ(xo_host_create_actor(host, "Fragile", xo_args("s", path), "fragile", &p, &fragile), XO_OK)
+        << xo_last_error();
+    ASSERT_EQ(xo_host_create_actor(host, "Counter", xo_args("l", (int64_t)7), "healthy", &p, &healthy), XO_OK);
+    FILE *f = fopen(path, "w"); // from now on its init kills its process
+    ASSERT_NE(f, nullptr);
+    fclose(f);
+    kill(xo_host_sub_pool_pid(host, 1), SIGKILL);
+    // death 1 (the kill), death 2 and 3 (its re-creations), then a restart without it
+    for (int i = 0; i < 500 && events.recovered.load() < 3; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    unlink(path);
+    EXPECT_EQ(events.recovered.load(), 3);
+    EXPECT_EQ(events.down.load(), 3);
+    EXPECT_EQ(events.failed.load(), 0);
+    EXPECT_EQ(xo_host_sub_pool_error(host, 1), nullptr);
+    EXPECT_GT(xo_host_sub_pool_pid(host, 1), 0);
+    EXPECT_EQ(call_i64(healthy, "get"), 7);
+    EXPECT_EQ(xo_call(fragile, "pid", nullptr, 2000, nullptr), XO_ENOACTOR);
+    xo_ref_free(fragile);
+    xo_ref_free(healthy);
 }
 
 TEST_F(Host, AddAndRemoveSubPools)
