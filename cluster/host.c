@@ -205,7 +205,7 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
         return XO_ESYS;
     }
     /* Wait for its "ready" line: the address it serves. EOF means it died first. */
-    char line[256];
+    char line[XO_ERROR_TEXT_MAX + 64];
     size_t got = 0;
     struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
     uint64_t deadline = xo__now_ns() + (uint64_t)READY_TIMEOUT_MS * 1000000ull;
@@ -231,6 +231,14 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
         got += (size_t)n;
     }
     close(fds[0]);
+    line[got] = '\0';
+    int code = 0, at = 0;
+    if (st == XO_OK && sscanf(line, "error %d %n", &code, &at) == 1 && at > 0) { /* it could not start its pool */
+        char *nl = memchr(line, '\n', got);
+        if (nl) *nl = '\0';
+        snprintf(err, err_len, "%s", line + at);
+        st = code < 0 ? (xo_status_t)code : XO_ESYS;
+    }
     if (st != XO_OK) {
         if (pid > 0) {
             kill(pid, SIGKILL);

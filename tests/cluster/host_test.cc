@@ -1,8 +1,11 @@
 // A host with sub pools as real processes: placement, calls across processes, lookup through the main pool,
 // supervision (kill -9 with calls in flight, restart policies, fate sharing), adding and removing sub pools, and no
 // fd or shared-memory leak. Uses the test actor module (tests/modules) and the xoscar-pool binary.
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -491,6 +494,34 @@ TEST_F(Host, AnActorWhoseInitCrashesThePoolIsGivenUpNotThePool)
     EXPECT_EQ(xo_call(fragile, "pid", nullptr, 2000, nullptr), XO_ENOACTOR);
     xo_ref_free(fragile);
     xo_ref_free(healthy);
+}
+
+// Item 18 of issue 10: a sub pool whose TCP port (the main port + N) is taken refuses to start, naming the port;
+// before, it started reachable from this host only.
+TEST_F(Host, ASubPoolWhoseTcpPortIsTakenRefusesToStart)
+{
+    start(0);
+    std::string main = xo_host_address(host);
+    unsigned port = (unsigned)std::stoul(main.substr(main.rfind(':') + 1));
+    int squatter = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(squatter, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)(port + 1));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(squatter, (sockaddr *)&sa, sizeof sa) != 0 || listen(squatter, 1) != 0) {
+        close(squatter);
+        GTEST_SKIP() << "port " << port + 1 << " is not ours to take here";
+    }
+    size_t n = 0;
+    xo_sub_pool_config_t cfg{};
+    EXPECT_NE(xo_host_add_sub_pool(host, &cfg, &n), XO_OK);
+    std::string why = xo_last_error();
+    EXPECT_NE(why.find("TCP port " + std::to_string(port + 1)), std::string::npos) << why;
+    EXPECT_EQ(xo_host_sub_pool_pid(host, 1), 0);
+    close(squatter);
+    ASSERT_EQ(xo_host_add_sub_pool(host, &cfg, &n), XO_OK) << xo_last_error(); // the port is free again
+    EXPECT_EQ(n, 2u);
 }
 
 TEST_F(Host, AddAndRemoveSubPools)
