@@ -782,11 +782,48 @@ xo_status_t xo_create_actor_placed(const char *class_name, xo_args_t *args, cons
 
 /* ---- start and stop ------------------------------------------------------------------------------------------- */
 
+/* A policy that needs no per-call parameter (an address, an index, a label) can be the default of every create. */
+static bool default_able(xo_place_kind_t k)
+{
+    return k != XO_PLACE_ADDRESS && k != XO_PLACE_PROCESS_INDEX && k != XO_PLACE_RANDOM_LABEL &&
+           k != XO_PLACE_IDLE_LABEL;
+}
+
+/* What xo_host_start refuses at once rather than failing later (every create, or every sub pool start). */
+static xo_status_t check_config(const xo_host_config_t *cfg)
+{
+    if (cfg->restart != XO_RESTART_NONE && cfg->restart != XO_RESTART_PROCESS && cfg->restart != XO_RESTART_ACTORS)
+        return xo__error_set(XO_ECONFIG, "restart policy %d is not one of XO_RESTART_NONE (0), XO_RESTART_PROCESS (1), "
+                                         "XO_RESTART_ACTORS (2)", (int)cfg->restart);
+    if (cfg->max_restarts > XO_HOST_MAX_RESTARTS_LIMIT)
+        return xo__error_set(XO_ECONFIG, "max_restarts %u: at most %u", cfg->max_restarts, XO_HOST_MAX_RESTARTS_LIMIT);
+    const char *a = cfg->address;
+    if (a && (!xo__remote_address_ok(a) || strchr(a, '/') || a[0] == ':' || strchr(a, ' ')))
+        return xo__error_set(XO_ECONFIG, "host address \"%s\" is not host:port (an IP address or a host name, a colon "
+                                         "and a port; [v6]:port for IPv6; port 0 picks a free one)", a);
+    if (cfg->default_policy) {
+        const xo_policy_ops_t *ops = xo__policy_find(cfg->default_policy);
+        char list[256] = "";
+        for (int i = 0, k = 0; i < XO_PLACE_KIND_COUNT && k < (int)sizeof list; i++) {
+            const xo_policy_ops_t *o = xo__policy_get((xo_place_kind_t)i);
+            if (o && default_able(o->kind)) k += snprintf(list + k, sizeof list - (size_t)k, "%s%s", k ? ", " : "",
+                                                          o->name);
+        }
+        if (!ops)
+            return xo__error_set(XO_ECONFIG, "unknown default placement policy \"%s\" (expected one of: %s)",
+                                 cfg->default_policy, list);
+        if (!default_able(ops->kind))
+            return xo__error_set(XO_ECONFIG, "placement policy \"%s\" needs a parameter per create and cannot be the "
+                                             "default (expected one of: %s)", cfg->default_policy, list);
+    }
+    return XO_OK;
+}
+
 xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
 {
     if (!cfg || !host_p) return xo__error_set(XO_EINVAL, "cfg and host_p are required");
-    if (cfg->max_restarts > XO_HOST_MAX_RESTARTS_LIMIT)
-        return xo__error_set(XO_ECONFIG, "max_restarts %u: at most %u", cfg->max_restarts, XO_HOST_MAX_RESTARTS_LIMIT);
+    xo_status_t bad = check_config(cfg);
+    if (bad != XO_OK) return bad;
     xo_host_t *h = calloc(1, sizeof *h);
     if (!h) return xo__error_set(XO_ENOMEM, "out of memory");
     pthread_mutex_init(&h->lock, NULL);

@@ -524,6 +524,46 @@ TEST_F(Host, ASubPoolWhoseTcpPortIsTakenRefusesToStart)
     EXPECT_EQ(n, 2u);
 }
 
+// Item 19 of issue 10: a bad restart policy, host address or default placement policy is refused at start, before
+// anything runs (they were accepted and failed later: every create, or the sub pools).
+TEST(HostConfigCheck, BadValuesAreRefusedAtStart)
+{
+    auto refused = [](xo_host_config_t cfg, const char *needle) {
+        cfg.pool_binary = XO_POOL_BINARY;
+        xo_host_t *h = nullptr;
+        xo_status_t st = xo_host_start(&cfg, &h);
+        EXPECT_EQ(st, XO_ECONFIG) << needle;
+        EXPECT_EQ(h, nullptr);
+        EXPECT_NE(std::string(xo_last_error()).find(needle), std::string::npos) << xo_last_error();
+        if (h) xo_host_stop(h);
+    };
+    xo_host_config_t c{};
+    c.restart = (xo_restart_t)7;
+    refused(c, "restart policy 7 is not one of");
+    c = {};
+    c.address = "127.0.0.1";
+    refused(c, "host address \"127.0.0.1\" is not host:port");
+    c.address = "127.0.0.1:0/1";
+    refused(c, "is not host:port");
+    c.address = "not an address:7000";
+    refused(c, "is not host:port");
+    c = {};
+    c.default_policy = "no_such_policy";
+    refused(c, "unknown default placement policy \"no_such_policy\" (expected one of: ");
+    c.default_policy = "idle_label";
+    refused(c, "needs a parameter per create");
+    c = {};
+    c.max_restarts = XO_HOST_MAX_RESTARTS_LIMIT + 1;
+    refused(c, "max_restarts");
+    c = {};
+    c.default_policy = "RandomSubPool"; // Xoscar's name for random_sub_pool
+    c.address = "127.0.0.1:0";
+    c.pool_binary = XO_POOL_BINARY;
+    xo_host_t *h = nullptr;
+    ASSERT_EQ(xo_host_start(&c, &h), XO_OK) << xo_last_error();
+    xo_host_stop(h);
+}
+
 TEST_F(Host, AddAndRemoveSubPools)
 {
     start(1);
