@@ -1010,6 +1010,7 @@ static void record(sub_pool_t *sp, const char *uid, const char *class_name, cons
     p->args = args_len ? malloc(args_len) : NULL;
     if (p->args) memcpy(p->args, args, args_len);
     p->args_len = p->args ? args_len : 0;
+    p->crashes = 0;
 }
 
 static void unrecord(sub_pool_t *sp, const char *uid)
