@@ -17,6 +17,11 @@ extern "C" {
  * that `return xo__error_set(XO_EINVAL, "bad uid %s", uid);` reads naturally. */
 xo_status_t xo__error_set(xo_status_t st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Prefixes the current error text: "<formatted>: <current text>" (the status's message when there is none), e.g.
+ * `return xo__error_prefix(st, "cannot send to pool %s", address);` after a call that failed with its own text.
+ * Returns st. The one safe way to wrap a text; xo__error_set with xo_last_error() as an argument is safe too. */
+xo_status_t xo__error_prefix(xo_status_t st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Same, with a text of known length that need not be NUL-terminated (e.g. a remote error message). */
 xo_status_t xo__error_set_text(xo_status_t st, const char *text, size_t len);
 

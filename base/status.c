@@ -50,13 +50,33 @@ char *xo__error_text_vdup(const char *fmt, va_list ap)
     return text;
 }
 
+/* Formatted into a copy first: the arguments may point into the buffer being written, as in
+ * `xo__error_set(st, "wrapped: %s", xo_last_error())`, and vsnprintf from a buffer into itself is undefined (it gave
+ * "wrapped: wrapped: wrapped"). */
 xo_status_t xo__error_set(xo_status_t st, const char *fmt, ...)
 {
-    char *buf = error_buf();
+    char text[XO_ERROR_TEXT_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, XO_ERROR_TEXT_MAX, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(error_buf(), text, strlen(text) + 1);
+    return st;
+}
+
+xo_status_t xo__error_prefix(xo_status_t st, const char *fmt, ...)
+{
+    char text[XO_ERROR_TEXT_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    const char *cause = error_buf()[0] ? error_buf() : xo_strerror(st);
+    size_t at = n < 0 ? 0 : (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
+    for (const char *c = ": "; *c && at < sizeof text - 1;) text[at++] = *c++;
+    for (const char *c = cause; *c && at < sizeof text - 1;) text[at++] = *c++;
+    text[at] = '\0';
+    memcpy(error_buf(), text, at + 1);
     return st;
 }
 
@@ -64,7 +84,7 @@ xo_status_t xo__error_set_text(xo_status_t st, const char *text, size_t len)
 {
     char *buf = error_buf();
     if (len >= XO_ERROR_TEXT_MAX) len = XO_ERROR_TEXT_MAX - 1;
-    memcpy(buf, text, len);
+    memmove(buf, text, len); /* text may be the buffer itself (xo_last_error()) */
     buf[len] = '\0';
     return st;
 }

@@ -438,7 +438,7 @@ int bench_devbuf(const bench_opts_t *opts)
         fprintf(stderr, "devbuf: create driver: %s\n", xo_last_error());
         rc = -1;
     }
-    const char *main_addr = xo_host_address(s.host), *sub_addr = xo_host_sub_pool_address(s.host, 0);
+    const char *main_addr = xo_host_address(s.host), *sub_addr = xo_host_sub_pool_address(s.host, 1);
     double d2d_ns[N_DSIZES] = {0};
     for (int k = 0; k < N_DSIZES && rc == 0; k++) {
         size_t n = n_iters(opts, k), size = dsizes[k];
@@ -471,7 +471,7 @@ int bench_devbuf(const bench_opts_t *opts)
         fprintf(stderr, "devbuf: create driver: %s\n", xo_last_error());
         rc = -1;
     }
-    sub_addr = xo_host_sub_pool_address(s.host, 0);
+    sub_addr = xo_host_sub_pool_address(s.host, 1);
     for (int k = 0; k < N_DSIZES && rc == 0; k++) {
         size_t n = n_iters(opts, k), size = dsizes[k];
         if (!n) continue;
@@ -696,7 +696,7 @@ int bench_devready(const bench_opts_t *opts)
         xo_result_t *r = NULL;
         double sync_ns = 0, event_ns = 0;
         xo_status_t st = xo_call(driver, "handover",
-                                 xo_args("uuss", (uint64_t)rsizes[k], (uint64_t)n, xo_host_sub_pool_address(s.host, 0),
+                                 xo_args("uuss", (uint64_t)rsizes[k], (uint64_t)n, xo_host_sub_pool_address(s.host, 1),
                                          s.remote_uid),
                                  CALL_TIMEOUT_MS, &r);
         if (st == XO_OK) st = xo_result_unpack(r, "[dd]", &sync_ns, &event_ns);

@@ -240,7 +240,7 @@ static int setup(const bench_opts_t *opts, transport_t t, setup_t *s)
         s->host = NULL;
         return -1;
     }
-    if (t == T_SHM || t == T_UNIX) snprintf(s->target, sizeof s->target, "%s", xo_host_sub_pool_address(s->host, 0));
+    if (t == T_SHM || t == T_UNIX) snprintf(s->target, sizeof s->target, "%s", xo_host_sub_pool_address(s->host, 1));
     else if (t == T_DIRECT) snprintf(s->target, sizeof s->target, "%s", xo_host_address(s->host));
     else if (start_server(opts, s) != 0) goto fail;
     st = xo_create_actor_by_name("BenchEcho", NULL, s->target, NULL, &s->echo);

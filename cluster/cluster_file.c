@@ -285,7 +285,7 @@ static xo_status_t cluster_check(pctx_t *p, void *obj, yaml_node_t *n, yaml_node
 /* The indices of fields the checks read. */
 enum { POOL_CPUS, POOL_COUNT, POOL_GPU, POOL_DEVICE };
 enum { HOST_POOLS = 5 };
-enum { CLUSTER_SECRET = 1, CLUSTER_SECRET_FILE = 2, CLUSTER_HOSTS = 8 };
+enum { CLUSTER_SECRET = 1, CLUSTER_SECRET_FILE = 2, CLUSTER_HOSTS = 9 };
 
 static const field_t pool_fields[] = {
     [POOL_CPUS] = {.name = "cpus", .kind = &K_CPUS, .off = offsetof(xo_cluster_pool_t, cpus), .def = "auto",
@@ -413,6 +413,36 @@ static const table_t placement_table = {
     .fields = placement_fields, .n_fields = COUNT_OF(placement_fields),
 };
 
+#define INTENSITY_OFF(member) \
+    (offsetof(xo_cluster_t, restart_intensity.member) - offsetof(xo_cluster_t, restart_intensity))
+
+/* The defaults are the host's (include/xoscar/host.h), written out: the reference shows numbers, not names. */
+_Static_assert(XO_HOST_MAX_RESTARTS_DEFAULT == 3 && XO_HOST_RESTART_PERIOD_MS_DEFAULT == 10000 &&
+                   XO_HOST_RESTART_BACKOFF_MS_DEFAULT == 100 && XO_HOST_RESTART_BACKOFF_MAX_MS_DEFAULT == 5000 &&
+                   XO_HOST_MAX_RESTARTS_LIMIT == 10000,
+               "restart_intensity defaults");
+
+static const field_t intensity_fields[] = {
+    {.name = "max_restarts", .kind = &K_UINT, .off = INTENSITY_OFF(max_restarts), .def = "3", .min = 1,
+     .max = 10000, .doc = "A sub pool is restarted at most this many times within `period_ms`; when it dies once "
+                          "more it stays down (logged with the reason)."},
+    {.name = "period_ms", .kind = &K_UINT, .off = INTENSITY_OFF(period_ms), .def = "10000", .min = 1,
+     .max = 86400000, .doc = "The window `max_restarts` counts restarts in."},
+    {.name = "backoff_ms", .kind = &K_UINT, .off = INTENSITY_OFF(backoff_ms), .def = "100", .min = 1,
+     .max = 3600000, .doc = "Within the window the first restart is immediate; the next waits this long, and each "
+                            "one after twice as long as the one before."},
+    {.name = "backoff_max_ms", .kind = &K_UINT, .off = INTENSITY_OFF(backoff_max_ms), .def = "5000", .min = 1,
+     .max = 3600000, .doc = "The longest back-off."},
+};
+
+static const table_t intensity_table = {
+    .what = "restart intensity settings", .where = "restart_intensity",
+    .doc = "How often a dead sub pool is restarted (Erlang/OTP's restart intensity, with exponential back-off). "
+           "Under `restart: actors` an actor whose re-creation fails in its init, or takes its pool down twice, is "
+           "given up (logged) and the pool comes back without it.",
+    .fields = intensity_fields, .n_fields = COUNT_OF(intensity_fields),
+};
+
 static const field_t cluster_fields[] = {
     {.name = "name", .kind = &K_STRING, .off = offsetof(xo_cluster_t, name), .def = "xoscar", .check = check_name,
      .type_doc = "name", .doc = "The cluster's name (a name: 1 to 64 letters, digits, `.`, `_`, `-`)."},
@@ -431,6 +461,8 @@ static const field_t cluster_fields[] = {
      .choices = restart_names,
      .doc = "What a main pool does when a sub pool dies: `none` leaves it dead, `process` starts an empty one, "
             "`actors` also re-creates its actors."},
+    {.name = "restart_intensity", .kind = &K_MAP, .off = offsetof(xo_cluster_t, restart_intensity), .def = "{}",
+     .def_doc = "(see below)", .sub = &intensity_table, .doc = "Restart limits and back-off."},
     {.name = "log_level", .kind = &K_ENUM, .off = offsetof(xo_cluster_t, log_level), .def = "warn",
      .choices = log_level_names, .doc = "The log threshold of every pool (XO_LOG_LEVEL overrides it)."},
     {.name = "transport", .kind = &K_MAP, .off = offsetof(xo_cluster_t, transport), .def = "{}",

@@ -116,6 +116,9 @@ typedef struct xo_cluster {
     char **modules;         /* absolute paths of actor modules every pool loads */
     size_t n_modules;
     xo_restart_t restart;
+    struct {
+        unsigned max_restarts, period_ms, backoff_ms, backoff_max_ms; /* xo_host_config_t's, >= 1 */
+    } restart_intensity;
     xo_log_level_t log_level;
     struct {
         xo_cluster_transport_t prefer[XO_CLUSTER_N_TRANSPORTS]; /* n_prefer entries, no duplicates */

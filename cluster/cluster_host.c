@@ -385,6 +385,10 @@ static xo_status_t build(const xo_cluster_t *c, size_t i, const xo_topology_t *t
         .modules = modules,
         .n_modules = c->n_modules,
         .restart = c->restart,
+        .max_restarts = c->restart_intensity.max_restarts,
+        .restart_period_ms = c->restart_intensity.period_ms,
+        .restart_backoff_ms = c->restart_intensity.backoff_ms,
+        .restart_backoff_max_ms = c->restart_intensity.backoff_max_ms,
         .main_threads = h->main.threads,
     };
     *hc_p = hc;

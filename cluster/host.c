@@ -46,7 +46,11 @@ typedef struct placed {
     char *label, *mark;   /* the IdleLabel pair it was created with, or NULL */
     void *args;           /* the encoded create arguments, for XO_RESTART_ACTORS */
     size_t args_len;
+    unsigned crashes;     /* times its pool died while it was being re-created */
 } placed_t;
+
+/* A record whose re-creation took its pool down this many times is given up (the pool goes on without it). */
+#define REPLAY_CRASHES_MAX 2
 
 typedef struct sub_pool {
     char address[160];
@@ -64,6 +68,12 @@ typedef struct sub_pool {
     size_t n_placed, cap_placed;
     xo_idle_mark_t *marks; /* built for the policy views */
     size_t n_creating;     /* placed creates still in flight there (placement's live load) */
+    /* Restart intensity (supervisor thread; failed and why also read under the lock) */
+    uint64_t *restarts;    /* when it was restarted within the current period (ns), oldest first */
+    size_t n_restarts;
+    uint64_t restart_at;   /* a restart waits for its back-off until then (ns); 0: none pending */
+    bool failed;           /* restarted too often: left down for good */
+    char why[XO_ERROR_TEXT_MAX];
 } sub_pool_t;
 
 typedef enum { CMD_NONE, CMD_SPAWN, CMD_REMOVE, CMD_STOP } cmd_kind_t;
@@ -74,6 +84,8 @@ struct xo_host {
     char **modules;
     size_t n_modules;
     xo_restart_t restart;
+    unsigned max_restarts;
+    uint64_t period_ns, backoff_ns, backoff_max_ns;
     char default_policy[64];
     double weights[3];
     void (*on_event)(const char *, xo_pool_event_t, void *);
@@ -101,6 +113,7 @@ struct xo_host {
 };
 
 static void ext_forget_pool(xo_host_t *h, const char *address);
+static void unrecord(struct sub_pool *sp, const char *uid);
 
 static int pidfd_open_(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
@@ -200,7 +213,7 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
         return XO_ESYS;
     }
     /* Wait for its "ready" line: the address it serves. EOF means it died first. */
-    char line[256];
+    char line[XO_ERROR_TEXT_MAX + 64];
     size_t got = 0;
     struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
     uint64_t deadline = xo__now_ns() + (uint64_t)READY_TIMEOUT_MS * 1000000ull;
@@ -226,6 +239,14 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
         got += (size_t)n;
     }
     close(fds[0]);
+    line[got] = '\0';
+    int code = 0, at = 0;
+    if (st == XO_OK && sscanf(line, "error %d %n", &code, &at) == 1 && at > 0) { /* it could not start its pool */
+        char *nl = memchr(line, '\n', got);
+        if (nl) *nl = '\0';
+        snprintf(err, err_len, "%s", line + at);
+        st = code < 0 ? (xo_status_t)code : XO_ESYS;
+    }
     if (st != XO_OK) {
         if (pid > 0) {
             kill(pid, SIGKILL);
@@ -262,15 +283,41 @@ static void emit(xo_host_t *h, const char *address, xo_pool_event_t ev)
     if (h->on_event) h->on_event(address, ev, h->event_arg);
 }
 
-/* Re-creates the actors placed on sp (XO_RESTART_ACTORS), from their recorded create messages. */
+static void placed_free(placed_t *p)
+{
+    free(p->uid);
+    free(p->class_name);
+    free(p->label);
+    free(p->mark);
+    free(p->args);
+}
+
+/* Drops sp's record of uid because its re-creation keeps failing (the pool goes on without it). */
+static void give_up_actor(xo_host_t *h, sub_pool_t *sp, const char *uid, const char *why)
+{
+    xo_log_error("sub pool %s: gave up re-creating actor %s: %s", sp->address, uid, why);
+    pthread_mutex_lock(&h->lock);
+    unrecord(sp, uid);
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* Re-creates the actors placed on sp (XO_RESTART_ACTORS), from their recorded create messages, one at a time: when
+ * the pool dies meanwhile, the one being created is the suspect. An actor whose init fails (XO_EHOOK: its create
+ * cannot succeed), or whose re-creation took the pool down REPLAY_CRASHES_MAX times, is given up. */
 static void replay(xo_host_t *h, sub_pool_t *sp)
 {
     pthread_mutex_lock(&h->lock);
     size_t n = sp->n_placed;
     placed_t *copy = malloc((n ? n : 1) * sizeof *copy);
-    if (copy) memcpy(copy, sp->placed, n * sizeof *copy);
+    for (size_t i = 0; copy && i < n; i++) { /* the records may change meanwhile (destroys): our own copies */
+        placed_t *p = &sp->placed[i];
+        copy[i] = (placed_t){.uid = strdup(p->uid), .class_name = strdup(p->class_name), .args_len = p->args_len};
+        copy[i].args = p->args_len ? malloc(p->args_len) : NULL;
+        if (copy[i].args) memcpy(copy[i].args, p->args, p->args_len);
+    }
     pthread_mutex_unlock(&h->lock);
     for (size_t i = 0; copy && i < n; i++) {
+        if (!copy[i].uid || !copy[i].class_name) continue;
         xo_args_t *args = copy[i].args ? xo__args_from_bytes(copy[i].args, copy[i].args_len) : NULL;
         xo_future_t *f = NULL;
         xo_status_t st = xo__remote_send(sp->address, XO_WIRE_CREATE, xo__chain_new(), copy[i].uid,
@@ -279,9 +326,84 @@ static void replay(xo_host_t *h, sub_pool_t *sp)
             st = xo_future_wait(f, READY_TIMEOUT_MS, NULL);
             xo__future_unref(f);
         }
-        if (st != XO_OK) xo_log_error("recovering actor %s on %s: %s", copy[i].uid, sp->address, xo_last_error());
+        if (st == XO_OK || st == XO_EEXIST) continue;
+        char why[XO_ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "%s: %s", xo_status_name(st), xo_last_error());
+        xo_log_error("recovering actor %s on %s: %s", copy[i].uid, sp->address, why);
+        if (st == XO_EHOOK || st == XO_ENOCLASS) {
+            give_up_actor(h, sp, copy[i].uid, why);
+        } else if (st == XO_EPOOLDIED || st == XO_ECLOSED || st == XO_EUNREACHABLE) {
+            pthread_mutex_lock(&h->lock);
+            unsigned crashes = 0;
+            for (size_t k = 0; k < sp->n_placed; k++)
+                if (strcmp(sp->placed[k].uid, copy[i].uid) == 0) crashes = ++sp->placed[k].crashes;
+            pthread_mutex_unlock(&h->lock);
+            if (crashes >= REPLAY_CRASHES_MAX) {
+                snprintf(why, sizeof why, "its pool died during its re-creation %u times", crashes);
+                give_up_actor(h, sp, copy[i].uid, why);
+            }
+            break; /* the pool is gone: the rest waits for the next restart */
+        }
     }
+    for (size_t i = 0; copy && i < n; i++) placed_free(&copy[i]);
     free(copy);
+}
+
+/* Its actors are gone for good (no restart, or it was given up). */
+static void forget_placed(xo_host_t *h, sub_pool_t *sp)
+{
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < sp->n_placed; i++) placed_free(&sp->placed[i]);
+    sp->n_placed = 0;
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* Restart intensity, as Erlang/OTP supervisors have it: at most max_restarts restarts within period; one more
+ * death leaves the pool down. Within the period each restart waits twice as long as the one before (the first is
+ * immediate), so a pool that dies at once is not restarted hundreds of times a second. */
+static void schedule_restart(xo_host_t *h, sub_pool_t *sp, const char *death)
+{
+    uint64_t now = xo__now_ns();
+    size_t keep = 0;
+    for (size_t i = 0; i < sp->n_restarts; i++)
+        if (now - sp->restarts[i] < h->period_ns) sp->restarts[keep++] = sp->restarts[i];
+    sp->n_restarts = keep;
+    if (keep >= h->max_restarts) {
+        pthread_mutex_lock(&h->lock);
+        snprintf(sp->why, sizeof sp->why, "sub pool %s was restarted %zu times in %llu ms (the most its restart "
+                 "intensity allows: max_restarts %u in restart_period_ms %llu) and died again (%s); it stays down",
+                 sp->address, keep, (unsigned long long)(h->period_ns / 1000000), h->max_restarts,
+                 (unsigned long long)(h->period_ns / 1000000), death);
+        sp->failed = true;
+        pthread_mutex_unlock(&h->lock);
+        xo_log_error("%s", sp->why);
+        forget_placed(h, sp);
+        emit(h, sp->address, XO_POOL_FAILED);
+        return;
+    }
+    uint64_t delay = 0;
+    if (keep > 0) {
+        delay = h->backoff_ns;
+        for (size_t i = 1; i < keep && delay < h->backoff_max_ns; i++) delay *= 2;
+        if (delay > h->backoff_max_ns) delay = h->backoff_max_ns;
+        xo_log_warn("sub pool %s: restart %zu within %llu ms, in %llu ms", sp->address, keep + 1,
+                    (unsigned long long)(h->period_ns / 1000000), (unsigned long long)(delay / 1000000));
+    }
+    sp->restart_at = now + delay + 1; /* + 1: 0 means none pending */
+}
+
+static void restart_now(xo_host_t *h, sub_pool_t *sp)
+{
+    sp->restart_at = 0;
+    sp->restarts[sp->n_restarts++] = xo__now_ns();
+    char err[XO_ERROR_TEXT_MAX];
+    if (spawn_sub(h, sp, err, sizeof err) != XO_OK) {
+        xo_log_error("cannot restart sub pool %s: %s", sp->address, err);
+        schedule_restart(h, sp, err); /* a failed start counts as a restart */
+        return;
+    }
+    if (h->restart == XO_RESTART_ACTORS) replay(h, sp);
+    emit(h, sp->address, XO_POOL_RECOVERED);
 }
 
 static void on_death(xo_host_t *h, sub_pool_t *sp)
@@ -302,27 +424,11 @@ static void on_death(xo_host_t *h, sub_pool_t *sp)
     xo__remote_peer_died(sp->address, why);
     emit(h, sp->address, XO_POOL_DOWN);
     if (h->restart == XO_RESTART_NONE || removed) {
-        if (h->restart == XO_RESTART_NONE) {
-            pthread_mutex_lock(&h->lock);
-            for (size_t i = 0; i < sp->n_placed; i++) { /* its actors are gone for good */
-                free(sp->placed[i].uid);
-                free(sp->placed[i].class_name);
-                free(sp->placed[i].label);
-                free(sp->placed[i].mark);
-                free(sp->placed[i].args);
-            }
-            sp->n_placed = 0;
-            pthread_mutex_unlock(&h->lock);
-        }
+        if (h->restart == XO_RESTART_NONE) forget_placed(h, sp);
         return;
     }
-    char err[XO_ERROR_TEXT_MAX];
-    if (spawn_sub(h, sp, err, sizeof err) != XO_OK) {
-        xo_log_error("cannot restart sub pool %s: %s", sp->address, err);
-        return;
-    }
-    if (h->restart == XO_RESTART_ACTORS) replay(h, sp);
-    emit(h, sp->address, XO_POOL_RECOVERED);
+    schedule_restart(h, sp, why);
+    if (sp->restart_at && sp->restart_at <= xo__now_ns()) restart_now(h, sp);
 }
 
 static void *supervise(void *arg)
@@ -343,10 +449,29 @@ static void *supervise(void *arg)
                 pfds[n].events = POLLIN;
                 who[n++] = h->subs[i];
             }
+        /* The next restart waiting for its back-off bounds the wait. */
+        uint64_t next = 0;
+        for (size_t i = 0; i < h->n_subs; i++)
+            if (h->subs[i]->restart_at && !h->subs[i]->removed && (!next || h->subs[i]->restart_at < next))
+                next = h->subs[i]->restart_at;
         pthread_mutex_unlock(&h->lock);
-        if (poll(pfds, n, -1) < 0) continue;
+        uint64_t now = xo__now_ns();
+        int timeout = !next ? -1 : next <= now ? 0 : (int)((next - now + 999999) / 1000000);
+        if (poll(pfds, n, timeout) < 0) continue;
         for (size_t i = 1; i < n; i++)
             if (pfds[i].revents) on_death(h, who[i]);
+        pthread_mutex_lock(&h->lock);
+        size_t n_subs = h->n_subs;
+        pthread_mutex_unlock(&h->lock);
+        now = xo__now_ns();
+        for (size_t i = 0; i < n_subs; i++) {
+            sub_pool_t *sp = h->subs[i];
+            pthread_mutex_lock(&h->lock);
+            bool due = sp->restart_at && sp->restart_at <= now && !sp->removed;
+            if (sp->removed) sp->restart_at = 0;
+            pthread_mutex_unlock(&h->lock);
+            if (due) restart_now(h, sp);
+        }
         if (!pfds[0].revents) continue;
         uint64_t v;
         ssize_t r = read(h->wakefd, &v, sizeof v);
@@ -400,14 +525,9 @@ static xo_status_t command(xo_host_t *h, cmd_kind_t cmd, sub_pool_t *sp)
 
 static void free_sub(sub_pool_t *sp)
 {
-    for (size_t i = 0; i < sp->n_placed; i++) {
-        free(sp->placed[i].uid);
-        free(sp->placed[i].class_name);
-        free(sp->placed[i].label);
-        free(sp->placed[i].mark);
-        free(sp->placed[i].args);
-    }
+    for (size_t i = 0; i < sp->n_placed; i++) placed_free(&sp->placed[i]);
     free(sp->placed);
+    free(sp->restarts);
     free(sp->marks);
     free(sp->labels_buf);
     free(sp);
@@ -418,7 +538,11 @@ static xo_status_t new_sub(xo_host_t *h, const xo_sub_pool_config_t *cfg, const 
 {
     if (h->n_subs + 1 >= MAX_SUBS) return xo__error_set(XO_EINVAL, "at most %d sub pools", MAX_SUBS - 1);
     sub_pool_t *sp = calloc(1, sizeof *sp);
-    if (!sp) return xo__error_set(XO_ENOMEM, "out of memory");
+    if (sp) sp->restarts = calloc(h->max_restarts + 1, sizeof *sp->restarts);
+    if (!sp || !sp->restarts) {
+        free(sp);
+        return xo__error_set(XO_ENOMEM, "out of memory");
+    }
     sp->pidfd = -1;
     snprintf(sp->address, sizeof sp->address, "%s/%zu", h->main->address, h->n_subs + 1);
     if (cfg && cfg->cpus) {
@@ -542,11 +666,15 @@ static void copy_opt(xo_str_t s, char *buf, size_t len, const char **out)
     *out = buf;
 }
 
+/* register(uid, address, add = true, stopping = false): a sub pool created (add) or destroyed an actor. A destroy,
+ * whoever asked for it (the host, another process, the actor itself), drops its placement record too, so it is not
+ * re-created on restart and its idle_label slot is free again; unless the pool was stopping (stopping): then the
+ * actor goes with its process and the restart policy decides. */
 static xo_status_t service_register(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
     xo_str_t uid = {0}, address = {0};
-    bool add = true;
-    xo_status_t st = xo_unpack(args, "ss|t", &uid, &address, &add);
+    bool add = true, stopping = false;
+    xo_status_t st = xo_unpack(args, "ss|tt", &uid, &address, &add, &stopping);
     if (st != XO_OK) return st;
     char u[512], a[256];
     const char *up, *ap;
@@ -556,6 +684,8 @@ static xo_status_t service_register(xo_ctx_t *ctx, void *state, const msgpack_ob
     xo_host_t *h = service_host(state);
     pthread_mutex_lock(&h->lock);
     ext_set(h, up, ap, add);
+    for (size_t i = 0; !add && !stopping && i < h->n_subs; i++)
+        if (strcmp(h->subs[i]->address, ap) == 0) unrecord(h->subs[i], up);
     pthread_mutex_unlock(&h->lock);
     return XO_OK;
 }
@@ -632,12 +762,7 @@ static xo_status_t service_create(xo_ctx_t *ctx, void *state, const msgpack_obje
     xo_ref_t *ref = NULL;
     st = xo_host_create_actor(service_host(state), c, a, u, &p, &ref);
     free(near_names);
-    if (st != XO_OK) {
-        /* xo_last_error() inside a method is ctx's own error buffer: copy it out before formatting into it. */
-        char why[XO_ERROR_TEXT_MAX];
-        snprintf(why, sizeof why, "%s", xo_last_error());
-        return xo_ctx_error(ctx, st, "%s", why);
-    }
+    if (st != XO_OK) return st; /* its text is already this activation's (xo_last_error() reads ctx's buffer) */
     st = xo_pack(out, "[ss]", xo_ref_address(ref), xo_ref_uid(ref));
     xo_ref_free(ref);
     return st;
@@ -754,8 +879,10 @@ static xo_status_t start_service(xo_host_t *h)
 xo_status_t xo_create_actor_placed(const char *class_name, xo_args_t *args, const char *main_address,
                                    const char *uid, const xo_placement_t *placement, xo_ref_t **ref_p)
 {
+    xo_status_t st = xo__args_refuse(args);
+    if (st != XO_OK) return st;
     xo_ref_t *service = NULL;
-    xo_status_t st = class_name ? xo_actor_ref(main_address, XO_HOST_SERVICE_UID, &service)
+    st = class_name ? xo_actor_ref(main_address, XO_HOST_SERVICE_UID, &service)
                                 : xo__error_set(XO_EINVAL, "class_name is required");
     if (st != XO_OK) {
         xo_args_free(args);
@@ -801,14 +928,61 @@ xo_status_t xo_create_actor_placed(const char *class_name, xo_args_t *args, cons
 
 /* ---- start and stop ------------------------------------------------------------------------------------------- */
 
+/* A policy that needs no per-call parameter (an address, an index, a label) can be the default of every create. */
+static bool default_able(xo_place_kind_t k)
+{
+    return k != XO_PLACE_ADDRESS && k != XO_PLACE_PROCESS_INDEX && k != XO_PLACE_RANDOM_LABEL &&
+           k != XO_PLACE_IDLE_LABEL;
+}
+
+/* What xo_host_start refuses at once rather than failing later (every create, or every sub pool start). */
+static xo_status_t check_config(const xo_host_config_t *cfg)
+{
+    if (cfg->restart != XO_RESTART_NONE && cfg->restart != XO_RESTART_PROCESS && cfg->restart != XO_RESTART_ACTORS)
+        return xo__error_set(XO_ECONFIG, "restart policy %d is not one of XO_RESTART_NONE (0), XO_RESTART_PROCESS (1), "
+                                         "XO_RESTART_ACTORS (2)", (int)cfg->restart);
+    if (cfg->max_restarts > XO_HOST_MAX_RESTARTS_LIMIT)
+        return xo__error_set(XO_ECONFIG, "max_restarts %u: at most %u", cfg->max_restarts, XO_HOST_MAX_RESTARTS_LIMIT);
+    const char *a = cfg->address;
+    if (a && (!xo__remote_address_ok(a) || strchr(a, '/') || a[0] == ':' || strchr(a, ' ')))
+        return xo__error_set(XO_ECONFIG, "host address \"%s\" is not host:port (an IP address or a host name, a colon "
+                                         "and a port; [v6]:port for IPv6; port 0 picks a free one)", a);
+    if (cfg->default_policy) {
+        const xo_policy_ops_t *ops = xo__policy_find(cfg->default_policy);
+        char list[256] = "";
+        for (int i = 0, k = 0; i < XO_PLACE_KIND_COUNT && k < (int)sizeof list; i++) {
+            const xo_policy_ops_t *o = xo__policy_get((xo_place_kind_t)i);
+            if (o && default_able(o->kind)) k += snprintf(list + k, sizeof list - (size_t)k, "%s%s", k ? ", " : "",
+                                                          o->name);
+        }
+        if (!ops)
+            return xo__error_set(XO_ECONFIG, "unknown default placement policy \"%s\" (expected one of: %s)",
+                                 cfg->default_policy, list);
+        if (!default_able(ops->kind))
+            return xo__error_set(XO_ECONFIG, "placement policy \"%s\" needs a parameter per create and cannot be the "
+                                             "default (expected one of: %s)", cfg->default_policy, list);
+    }
+    return XO_OK;
+}
+
 xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
 {
     if (!cfg || !host_p) return xo__error_set(XO_EINVAL, "cfg and host_p are required");
+    xo_status_t bad = check_config(cfg);
+    if (bad != XO_OK) return bad;
     xo_host_t *h = calloc(1, sizeof *h);
     if (!h) return xo__error_set(XO_ENOMEM, "out of memory");
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->cond, NULL);
     h->restart = cfg->restart;
+    h->max_restarts = cfg->max_restarts ? cfg->max_restarts : XO_HOST_MAX_RESTARTS_DEFAULT;
+    h->period_ns = (uint64_t)(cfg->restart_period_ms ? cfg->restart_period_ms : XO_HOST_RESTART_PERIOD_MS_DEFAULT) *
+                   1000000ull;
+    h->backoff_ns = (uint64_t)(cfg->restart_backoff_ms ? cfg->restart_backoff_ms : XO_HOST_RESTART_BACKOFF_MS_DEFAULT) *
+                    1000000ull;
+    h->backoff_max_ns = (uint64_t)(cfg->restart_backoff_max_ms ? cfg->restart_backoff_max_ms
+                                                               : XO_HOST_RESTART_BACKOFF_MAX_MS_DEFAULT) * 1000000ull;
+    if (h->backoff_max_ns < h->backoff_ns) h->backoff_max_ns = h->backoff_ns;
     snprintf(h->default_policy, sizeof h->default_policy, "%s", cfg->default_policy ? cfg->default_policy
                                                                                     : "round_robin");
     memcpy(h->weights, cfg->weights, sizeof h->weights);
@@ -888,15 +1062,41 @@ void xo_host_stop(xo_host_t *h)
 }
 
 const char *xo_host_address(const xo_host_t *h) { return h->main->address; }
-size_t xo_host_sub_pool_count(const xo_host_t *h) { return h->n_subs; }
-
-const char *xo_host_sub_pool_address(const xo_host_t *h, size_t i) { return i < h->n_subs ? h->subs[i]->address : NULL; }
-
-int xo_host_sub_pool_pid(const xo_host_t *ch, size_t i)
+/* Sub pools are numbered as their addresses are ("host:port/N", from 1; 0 is the main pool, as in process_index
+ * placement), and numbers are never reused: sub pool N is h->subs[N - 1]. */
+size_t xo_host_sub_pool_count(const xo_host_t *ch)
 {
     xo_host_t *h = (xo_host_t *)ch;
     pthread_mutex_lock(&h->lock);
-    int pid = i < h->n_subs ? (int)h->subs[i]->pid : 0;
+    size_t n = h->n_subs;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
+const char *xo_host_sub_pool_address(const xo_host_t *ch, size_t n)
+{
+    xo_host_t *h = (xo_host_t *)ch;
+    pthread_mutex_lock(&h->lock);
+    const char *a = n >= 1 && n <= h->n_subs ? h->subs[n - 1]->address : NULL; /* lives as long as the host */
+    pthread_mutex_unlock(&h->lock);
+    return a;
+}
+
+const char *xo_host_sub_pool_error(const xo_host_t *ch, size_t n)
+{
+    xo_host_t *h = (xo_host_t *)ch;
+    pthread_mutex_lock(&h->lock);
+    /* why is written once, before failed is set, and never again */
+    const char *why = n >= 1 && n <= h->n_subs && h->subs[n - 1]->failed ? h->subs[n - 1]->why : NULL;
+    pthread_mutex_unlock(&h->lock);
+    return why;
+}
+
+int xo_host_sub_pool_pid(const xo_host_t *ch, size_t n)
+{
+    xo_host_t *h = (xo_host_t *)ch;
+    pthread_mutex_lock(&h->lock);
+    int pid = n >= 1 && n <= h->n_subs ? (int)h->subs[n - 1]->pid : 0;
     pthread_mutex_unlock(&h->lock);
     return pid;
 }
@@ -907,8 +1107,15 @@ xo_status_t xo_host_add_sub_pool(xo_host_t *h, const xo_sub_pool_config_t *cfg, 
     xo_status_t st = new_sub(h, cfg, NULL, &sp);
     if (st != XO_OK) return st;
     pthread_mutex_lock(&h->lock);
-    size_t index = h->n_subs;
-    h->subs[h->n_subs++] = sp;
+    if (h->n_subs + 1 >= MAX_SUBS) {
+        pthread_mutex_unlock(&h->lock);
+        free_sub(sp);
+        return xo__error_set(XO_EINVAL, "at most %d sub pools", MAX_SUBS - 1);
+    }
+    size_t n = ++h->n_subs;
+    h->subs[n - 1] = sp;
+    /* numbered here, under the lock, so that concurrent adds get distinct numbers */
+    snprintf(sp->address, sizeof sp->address, "%s/%zu", h->main->address, n);
     pthread_mutex_unlock(&h->lock);
     st = command(h, CMD_SPAWN, sp);
     if (st != XO_OK) {
@@ -917,18 +1124,18 @@ xo_status_t xo_host_add_sub_pool(xo_host_t *h, const xo_sub_pool_config_t *cfg, 
         pthread_mutex_unlock(&h->lock);
         return st;
     }
-    if (index_p) *index_p = index + 1;
+    if (index_p) *index_p = n;
     return XO_OK;
 }
 
-xo_status_t xo_host_remove_sub_pool(xo_host_t *h, size_t index)
+xo_status_t xo_host_remove_sub_pool(xo_host_t *h, size_t n)
 {
-    if (index == 0 || index > h->n_subs || h->subs[index - 1]->removed)
-        return xo__error_set(XO_EINVAL, "no sub pool %zu to remove", index);
-    sub_pool_t *sp = h->subs[index - 1];
     pthread_mutex_lock(&h->lock);
-    sp->removed = true;
+    sub_pool_t *sp = n >= 1 && n <= h->n_subs && !h->subs[n - 1]->removed ? h->subs[n - 1] : NULL;
+    if (sp) sp->removed = true;
     pthread_mutex_unlock(&h->lock);
+    if (!sp) return xo__error_set(XO_EINVAL, "no sub pool %zu to remove (sub pools are numbered from 1, as in "
+                                             "their addresses; removed ones are not reused)", n);
     return command(h, CMD_REMOVE, sp);
 }
 
@@ -952,18 +1159,14 @@ static void record(sub_pool_t *sp, const char *uid, const char *class_name, cons
     p->args = args_len ? malloc(args_len) : NULL;
     if (p->args) memcpy(p->args, args, args_len);
     p->args_len = p->args ? args_len : 0;
+    p->crashes = 0;
 }
 
 static void unrecord(sub_pool_t *sp, const char *uid)
 {
     for (size_t i = 0; i < sp->n_placed; i++)
         if (strcmp(sp->placed[i].uid, uid) == 0) {
-            placed_t p = sp->placed[i];
-            free(p.uid);
-            free(p.class_name);
-            free(p.label);
-            free(p.mark);
-            free(p.args);
+            placed_free(&sp->placed[i]);
             sp->placed[i] = sp->placed[--sp->n_placed];
             return;
         }
@@ -1155,6 +1358,8 @@ static void fetch_remote(xo_host_t *h, bool include_main, remote_pools_t *rp)
 xo_status_t xo_host_create_actor(xo_host_t *h, const char *class_name, xo_args_t *args, const char *uid,
                                  const xo_placement_t *placement, xo_ref_t **ref_p)
 {
+    xo_status_t refused = xo__args_refuse(args);
+    if (refused != XO_OK) return refused;
     xo_placement_t def = {.strategy = NULL};
     if (!placement) placement = &def;
     const char *strategy = placement->strategy ? placement->strategy : h ? h->default_policy : "round_robin";

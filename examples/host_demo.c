@@ -56,8 +56,8 @@ int main(int argc, char **argv)
     xo_host_t *host;
     CHECK(xo_host_start(&cfg, &host));
     printf("host %s: main pool pid %d, sub pools %s (pid %d), %s (pid %d)\n", xo_host_address(host), (int)getpid(),
-           xo_host_sub_pool_address(host, 0), xo_host_sub_pool_pid(host, 0), xo_host_sub_pool_address(host, 1),
-           xo_host_sub_pool_pid(host, 1));
+           xo_host_sub_pool_address(host, 1), xo_host_sub_pool_pid(host, 1), xo_host_sub_pool_address(host, 2),
+           xo_host_sub_pool_pid(host, 2));
 
     /* One mapper per sub pool (round robin), the reducer in the main pool. */
     xo_ref_t *mappers[2], *reducer;
@@ -80,12 +80,12 @@ int main(int argc, char **argv)
     /* Supervision: kill a sub pool with a call in flight; the call fails at once, the pool comes back. */
     xo_future_t *pending;
     CHECK(xo_send(mappers[0], "count", xo_args("s", text), &pending));
-    kill(xo_host_sub_pool_pid(host, 0), SIGKILL);
+    kill(xo_host_sub_pool_pid(host, 1), SIGKILL);
     xo_status_t st = xo_future_wait(pending, 5000, NULL);
-    printf("after kill -9 of %s: call %s (%s)\n", xo_host_sub_pool_address(host, 0),
+    printf("after kill -9 of %s: call %s (%s)\n", xo_host_sub_pool_address(host, 1),
            st == XO_OK ? "finished first" : xo_status_name(st), st == XO_OK ? "it was quick" : xo_last_error());
     xo_future_free(pending);
-    for (int i = 0; i < 200 && xo_host_sub_pool_pid(host, 0) == 0; i++) usleep(10000);
+    for (int i = 0; i < 200 && xo_host_sub_pool_pid(host, 1) == 0; i++) usleep(10000);
     usleep(100000);
     xo_ref_t *again;
     CHECK(xo_actor_ref(xo_host_address(host), xo_ref_uid(mappers[0]), &again));

@@ -55,11 +55,12 @@ void xo_batch_error(xo_batch_out_t *out, size_t i, xo_status_t st, const char *f
 {
     if (i >= out->n) return;
     out->status[i] = st == XO_OK ? XO_EMETHOD : st;
-    free(out->errors[i]);
     va_list ap;
     va_start(ap, fmt);
-    out->errors[i] = xo__error_text_vdup(fmt, ap);
+    char *text = xo__error_text_vdup(fmt, ap); /* before the free: an argument may be the previous text */
     va_end(ap);
+    free(out->errors[i]);
+    out->errors[i] = text;
 }
 
 static bool batch_out_init(xo_batch_out_t *out, size_t n)
@@ -352,12 +353,16 @@ const char *xo_ctx_address(const xo_ctx_t *ctx) { return ctx->actor->pool->addre
 bool xo_ctx_cancelled(const xo_ctx_t *ctx) { return atomic_load(&((xo_ctx_t *)ctx)->cancelled); }
 xo_ctx_t *xo_ctx_current(void) { return xo__worker_current(); }
 
+/* ctx->error is also what xo_last_error() reads inside a method, so `xo_ctx_error(ctx, st, "wrapped: %s",
+ * xo_last_error())` formats a buffer into itself: through a copy. */
 xo_status_t xo_ctx_error(xo_ctx_t *ctx, xo_status_t st, const char *fmt, ...)
 {
+    char text[sizeof ctx->error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(ctx->error, text, strlen(text) + 1);
     return st;
 }
 

@@ -152,8 +152,10 @@ static xo_status_t wait_string(xo_future_t *f, char *buf, size_t len)
 xo_status_t xo__create_remote(const char *address, const char *class_name, xo_args_t *args, const char *uid,
                              xo_ref_t **ref_p)
 {
+    xo_status_t st = xo__args_refuse(args);
+    if (st != XO_OK) return st;
     xo_future_t *f = NULL;
-    xo_status_t st = xo__remote_send(address, XO_WIRE_CREATE, xo__chain_current(), uid, class_name, args, true, &f);
+    st = xo__remote_send(address, XO_WIRE_CREATE, xo__chain_current(), uid, class_name, args, true, &f);
     if (st != XO_OK) return st;
     char created[512];
     st = wait_string(f, created, sizeof created);
@@ -186,7 +188,8 @@ xo_status_t xo__create_start(xo_pool_t *pool, const xo_actor_class_t *cls, xo_ar
     }
     xo_actor_t *a = xo__actor_new(pool, cls, uid);
     xo_args_t *uid_value = a ? xo_args("s", uid) : NULL;
-    if (!uid_value) {
+    if (!uid_value || uid_value->error) {
+        xo_args_free(uid_value);
         if (a) xo__actor_release(a);
         xo_args_free(args);
         return xo__error_set(XO_ENOMEM, "out of memory creating actor \"%s\"", uid);
@@ -241,7 +244,9 @@ xo_status_t xo__create_start(xo_pool_t *pool, const xo_actor_class_t *cls, xo_ar
 xo_status_t xo_create_actor(const xo_actor_class_t *cls, xo_args_t *args, const char *address, const char *uid,
                             xo_ref_t **ref_p)
 {
-    xo_status_t st = xo_register_class(cls);
+    xo_status_t st = xo__args_refuse(args);
+    if (st != XO_OK) return st;
+    st = xo_register_class(cls);
     if (st != XO_OK) {
         xo_args_free(args);
         return st;
@@ -366,6 +371,8 @@ static xo_status_t find_method(xo_actor_t *a, const char *method, int *index_p)
 /* Builds and posts a call. args is consumed. With future_p, the caller gets a future holding one ref. */
 static xo_status_t post_call(const xo_ref_t *ref, const char *method, xo_args_t *args, xo_future_t **future_p)
 {
+    xo_status_t refused = xo__args_refuse(args);
+    if (refused != XO_OK) return refused;
     if (is_remote(ref)) {
         if (!method) {
             xo_args_free(args);
@@ -457,6 +464,8 @@ static void delayed_tell_drop(xo_timer_t *t) { delayed_tell_free((delayed_tell_t
 
 xo_status_t xo_tell_delay(const xo_ref_t *ref, const char *method, xo_args_t *args, int64_t delay_ms)
 {
+    xo_status_t refused = xo__args_refuse(args);
+    if (refused != XO_OK) return refused;
     if (!ref || !method) {
         xo_args_free(args);
         return xo__error_set(XO_EINVAL, "ref and method are required");
@@ -547,6 +556,11 @@ xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_
         if (!calls[i] || !calls[i]->method) {
             free_calls(calls, n);
             return xo__error_set(XO_EINVAL, "batch call %zu is NULL or has no method", i);
+        }
+        if (calls[i]->args && calls[i]->args->error) { /* its xo_args() failed (xo_delay keeps them to say so here) */
+            xo_status_t st = xo__error_set(XO_EINVAL, "batch call %zu: %s", i, calls[i]->args->error);
+            free_calls(calls, n);
+            return st;
         }
         if (strcmp(calls[i]->method, calls[0]->method) != 0) {
             xo_status_t st = xo__error_set(XO_EBATCH, "a batch must call one method: call 0 is \"%s\", call %zu is \"%s\"",

@@ -1,6 +1,7 @@
 #include "runtime/codec.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,8 +64,24 @@ static xo_args_t *args_alloc(void)
     a->data = a->inline_buf;
     a->size = 0;
     a->cap = sizeof a->inline_buf;
+    a->error = NULL;
     msgpack_packer_init(&a->pk, a, args_write);
     return a;
+}
+
+static int refuse_write(void *p, const char *data, size_t len) { return -1; }
+
+/* What xo_args() returns when it cannot even allocate its refusal: never freed, packing into it fails. Returning
+ * NULL instead would send the call with no arguments. */
+static xo_args_t oom_args = {.pk = {.data = NULL, .callback = refuse_write},
+                             .error = "out of memory building call arguments (xo_args)"};
+
+xo_status_t xo__args_refuse(xo_args_t *args)
+{
+    if (!args || !args->error) return XO_OK;
+    xo_status_t st = xo__error_set(args == &oom_args ? XO_ENOMEM : XO_EINVAL, "%s", args->error);
+    xo_args_free(args);
+    return st;
 }
 
 xo_args_t *xo_args_new(uint32_t n)
@@ -91,8 +108,9 @@ msgpack_packer *xo_args_packer(xo_args_t *args) { return args ? &args->pk : NULL
 
 void xo_args_free(xo_args_t *a)
 {
-    if (!a) return;
+    if (!a || a == &oom_args) return;
     if (a->data != a->inline_buf) free(a->data);
+    free(a->error);
     free(a);
 }
 
@@ -110,14 +128,14 @@ const char *xo__args_data(const xo_args_t *args, size_t *len_p)
 /* ---- packing by format ---------------------------------------------------------------------------------------- */
 
 /* Counts the values of one level of fmt starting at fmt, up to the closing bracket (or the end at level 0). A
- * bracketed group counts as one value. -1 on unbalanced brackets. */
+ * bracketed group counts as one value; '|' and '*' (unpack's markers) are not values. -1 on unbalanced brackets. */
 static long count_level(const char *fmt, char close)
 {
     long n = 0;
     int depth = 0;
     for (const char *p = fmt; *p; p++) {
         char c = *p;
-        if (c == ' ') continue;
+        if (c == ' ' || c == '|' || c == '*') continue;
         if (c == '[' || c == '{') {
             if (depth == 0) n++;
             depth++;
@@ -199,19 +217,36 @@ xo_status_t xo_pack(msgpack_packer *pk, const char *fmt, ...)
     return st;
 }
 
+/* An argument list that consuming calls refuse with why (xo__args_refuse). Owned like xo_args()'s result. */
+static xo_args_t *refused(const char *fmt, const char *why)
+{
+    xo_args_t *a = args_alloc();
+    char *text = a ? malloc(XO_ERROR_TEXT_MAX) : NULL;
+    if (!text) {
+        free(a);
+        return &oom_args;
+    }
+    snprintf(text, XO_ERROR_TEXT_MAX, "xo_args(\"%.200s\"): %s", fmt ? fmt : "(null)", why);
+    a->error = text;
+    return a;
+}
+
 xo_args_t *xo_args(const char *fmt, ...)
 {
+    if (!fmt) return refused(fmt, "NULL format");
     long n = count_level(fmt, '\0');
-    if (n < 0) return NULL;
+    if (n < 0) return refused(fmt, "unbalanced brackets");
     xo_args_t *a = xo_args_new((uint32_t)n);
-    if (!a) return NULL;
+    if (!a) return &oom_args;
     va_list ap;
     va_start(ap, fmt);
     xo_status_t st = xo__vpack(&a->pk, fmt, &ap);
     va_end(ap);
     if (st != XO_OK) {
         xo_args_free(a);
-        return NULL;
+        char why[XO_ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "%s", xo_last_error());
+        return st == XO_ENOMEM ? &oom_args : refused(fmt, why);
     }
     return a;
 }
@@ -267,6 +302,37 @@ static const char *skip_group(const char *p)
     return p;
 }
 
+/* "arguments" for the top level, "argument 2.1" for a nested one (path "2.1."). */
+static const char *level_name(const char *path, char *buf, size_t len)
+{
+    if (!path[0]) return "arguments";
+    snprintf(buf, len, "argument %.*s", (int)strlen(path) - 1, path);
+    return buf;
+}
+
+/* Too few values for the level of fmt at fmt: says how many it takes, in values ("i|i": 1 to 2). */
+static xo_status_t arity_error(const char *fmt, char close, const char *path, size_t got)
+{
+    long need = 0, most = 0;
+    bool optional = false, more = false;
+    int depth = 0;
+    for (const char *p = fmt; *p && !(depth == 0 && *p == close); p++) {
+        char c = *p;
+        if (c == ' ') continue;
+        if (depth == 0 && c == '|') optional = true;
+        else if (depth == 0 && c == '*') more = true;
+        else if (c == '[' || c == '{') depth++ == 0 ? (most++, need += !optional) : 0;
+        else if (c == ']' || c == '}') depth--;
+        else if (depth == 0) most++, need += !optional;
+    }
+    char want[96];
+    if (more) snprintf(want, sizeof want, "at least %ld value%s", need, need == 1 ? "" : "s");
+    else if (need < most) snprintf(want, sizeof want, "%ld to %ld values", need, most);
+    else snprintf(want, sizeof want, "%ld value%s", need, need == 1 ? "" : "s");
+    char at[80];
+    return xo__error_set(XO_EBADARGS, "%s: expected %s, got %zu", level_name(path, at, sizeof at), want, got);
+}
+
 static xo_status_t unpack_level(const msgpack_object *arr, const char **fmtp, char close, va_list *ap,
                                 const char *path)
 {
@@ -289,11 +355,7 @@ static xo_status_t unpack_level(const msgpack_object *arr, const char **fmtp, ch
         }
         const msgpack_object *o = i < n ? &items[i] : NULL;
         bool skip = !o || (optional && o->type == MSGPACK_OBJECT_NIL && c != 'n' && c != 'o');
-        if (!o && !optional) {
-            long want = count_level(*fmtp, close);
-            return xo__error_set(XO_EBADARGS, "arguments %s: expected %ld values, got %zu", path[0] ? path : "",
-                                want, n);
-        }
+        if (!o && !optional) return arity_error(*fmtp, close, path, n);
         switch (c) {
         case 'i': {
             int *out = va_arg(*ap, int *);
@@ -379,8 +441,10 @@ static xo_status_t unpack_level(const msgpack_object *arr, const char **fmtp, ch
         i++;
     }
     if (*p != close) return xo__error_set(XO_EINVAL, "unbalanced brackets in unpack format");
+    char at[80];
     if (i < n && !extra_ok)
-        return xo__error_set(XO_EBADARGS, "arguments %s: expected at most %zu values, got %zu", path, i, n);
+        return xo__error_set(XO_EBADARGS, "%s: expected at most %zu value%s, got %zu", level_name(path, at, sizeof at),
+                             i, i == 1 ? "" : "s", n);
     *fmtp = p;
     return XO_OK;
 }

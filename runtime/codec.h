@@ -16,7 +16,13 @@ struct xo_args {
     size_t size;
     size_t cap;
     char inline_buf[XO_ARGS_INLINE];
+    char *error;  /* non-NULL: xo_args() could not build them (its reason); every consuming call refuses them */
 };
+
+/* XO_OK when args (NULL: no arguments) may be sent. Otherwise xo_args() failed on them: frees them (the call
+ * consumes its arguments whatever happens) and returns XO_EINVAL (a bad format) or XO_ENOMEM, with the reason as
+ * the error text. Every public function that consumes an xo_args_t asks this first. */
+xo_status_t xo__args_refuse(xo_args_t *args);
 
 /* An argument list holding a copy of data[0..len) (already encoded, e.g. received from another pool). The caller
  * owns it. NULL when out of memory. */

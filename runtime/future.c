@@ -298,6 +298,8 @@ xo_future_t *xo_promise_new(void) { return xo__future_new(); }
 
 xo_status_t xo_promise_resolve(xo_future_t *p, xo_args_t *value)
 {
+    xo_status_t refused = xo__args_refuse(value);
+    if (refused != XO_OK) return refused;
     if (!p) {
         xo_args_free(value);
         return xo__error_set(XO_EINVAL, "NULL promise");

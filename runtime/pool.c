@@ -120,16 +120,21 @@ void xo__pool_report_actor(xo_pool_t *pool, const char *uid, bool add)
     if (!pool->main_address || strcmp(uid, XO_HOST_SERVICE_UID) == 0 || strcmp(uid, XO_DEVBUF_SERVICE_UID) == 0)
         return; /* every pool has its own: not found through the main pool */
     /* Waited for (from the create or destroy activation, so only that fiber waits): once the creator has its reply,
-     * a lookup through the main address finds the actor. A main pool without a host service answers ENOACTOR. */
+     * a lookup through the main address finds the actor, and a destroyed one is no longer re-created after a
+     * restart. A destroy while the pool stops says so: those actors die with their process, as a kill -9 would
+     * take them, and stay the host's to re-create. A main pool without a host service answers ENOACTOR. */
+    char kept[XO_ERROR_TEXT_MAX]; /* the hook's text (a failing before_destroy) is the caller's, not ours */
+    snprintf(kept, sizeof kept, "%s", xo_last_error());
     xo_future_t *f = NULL;
     xo_status_t st = xo__remote_send(pool->main_address, XO_WIRE_CALL, xo__chain_new(), XO_HOST_SERVICE_UID,
-                                    "register", xo_args("sst", uid, pool->address, (int)add), true, &f);
+                                    "register", xo_args("sstt", uid, pool->address, (int)add,
+                                                        (int)atomic_load(&pool->stopping)), true, &f);
     if (st == XO_OK) {
         st = xo_future_wait(f, 2000, NULL);
         xo__future_unref(f);
     }
     if (st != XO_OK) xo_log_debug("cannot report actor %s to %s: %s", uid, pool->main_address, xo_last_error());
-    xo__error_clear();
+    xo__error_set(XO_OK, "%s", kept);
 }
 
 size_t xo_pool_actor_count(const xo_pool_t *cp)

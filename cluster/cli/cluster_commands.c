@@ -9,14 +9,19 @@
  * returns once every pool is ready. Hosts that are another machine are started there by their launcher: ssh runs
  * `xoscar up FILE --host NAME` on it (the same command Slurm or systemd can run per host); launcher "none" leaves
  * it to the operator. The daemon's pid and address go to a state file, $XO_RUN_DIR (default /tmp/xoscar-<uid>)
- * /<cluster>/<host>.pid, which `down` uses. */
+ * /<cluster>/<host>.pid, which `down` uses. The daemon holds an exclusive lock (flock) on that file for as long as
+ * it runs: a pid read from a file nobody holds locked is stale, whatever process has that pid now (pids are reused),
+ * and is never signalled. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -113,6 +118,45 @@ static bool alive(pid_t pid)
     return !(paren && paren[1] == ' ' && paren[2] == 'Z');
 }
 
+/* The pid of the live daemon that holds the state file's lock; 0 when the file is missing or nobody holds it (a
+ * daemon that died: its pid, if some other process has it now, is not ours to signal). */
+static pid_t daemon_pid(const char *state)
+{
+    int fd = open(state, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    pid_t pid = 0;
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+        char buf[64] = "";
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        if (n > 0) pid = (pid_t)atoi(buf);
+    }
+    close(fd); /* drops our shared lock, if we got it */
+    return pid > 0 ? pid : 0;
+}
+
+/* Takes the state file's lock for this daemon's life and writes "pid address" into it; the fd stays open (it holds
+ * the lock) until the process exits. -1 with errno EWOULDBLOCK when a live daemon holds it already. */
+static int claim_state(const char *state)
+{
+    int fd = open(state, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static void write_state(int fd, const char *address)
+{
+    char line[300];
+    int n = snprintf(line, sizeof line, "%d %s\n", (int)getpid(), address);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)n, 0) != n)
+        xo_log_warn("cannot write the state file: %s", strerror(errno));
+}
+
 /* ---- up ------------------------------------------------------------------------------------------------------- */
 
 static volatile sig_atomic_t stop_signal;
@@ -126,6 +170,19 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
     xo_cluster_host_config_t *hc = NULL;
     xo_cluster_error_t err = {0};
     xo_host_t *host = NULL;
+    /* Before starting anything: two daemons of one host would fight over its ports. */
+    int state_fd = claim_state(state);
+    if (state_fd < 0) {
+        int e = errno;
+        if (e == EWOULDBLOCK)
+            snprintf(err.text, sizeof err.text, "host %s is already up (pid %d holds %s)", h->name,
+                     (int)daemon_pid(state), state);
+        else
+            snprintf(err.text, sizeof err.text, "host %s: cannot open %s: %s", h->name, state, strerror(e));
+        if (ready_fd >= 0) dprintf(ready_fd, "error: %s\n", err.text);
+        else fprintf(stderr, "xoscar: %s\n", err.text);
+        return 1;
+    }
     xo_status_t st = xo__cluster_host_config(c, i, NULL, &hc, &err);
     /* The sub pools' devices come with the config (gpu/device keys); say what `device: auto` chose here. */
     for (const char *l = st == XO_OK ? hc->device_notes : NULL, *e; l && (e = strchr(l, '\n')); l = e + 1)
@@ -142,6 +199,8 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
         if (ready_fd >= 0) dprintf(ready_fd, "error: %s\n", err.text);
         else fprintf(stderr, "xoscar: %s\n", err.text);
         xo__cluster_host_config_free(hc);
+        unlink(state);
+        close(state_fd);
         return 1;
     }
     /* Every host's main pool, for creates with cluster scope (the host skips its own). */
@@ -160,11 +219,7 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
     /* The file's tune profile: a profile that does not load is reported and placement goes on without it. */
     if (c->placement.profile && xo_host_load_profile(host, c->placement.profile) != XO_OK)
         xo_log_warn("host %s: placement.profile not used: %s", h->name, xo_last_error());
-    FILE *f = fopen(state, "w");
-    if (f) {
-        fprintf(f, "%d %s\n", (int)getpid(), xo_host_address(host));
-        fclose(f);
-    }
+    write_state(state_fd, xo_host_address(host));
     struct sigaction sa = {.sa_handler = on_stop};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -179,7 +234,8 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
     while (!stop_signal) pause();
     xo_host_stop(host);
     xo__cluster_host_config_free(hc);
-    unlink(state);
+    unlink(state); /* while still holding the lock: a new daemon's file is never the one removed */
+    close(state_fd);
     return 0;
 }
 
@@ -189,15 +245,10 @@ static int daemonize_host(const xo_cluster_t *c, size_t i)
     const xo_cluster_host_t *h = &c->hosts[i];
     char state[1024];
     state_path(c, h->name, state, sizeof state);
-    FILE *old = fopen(state, "r");
-    if (old) {
-        int pid = 0;
-        if (fscanf(old, "%d", &pid) == 1 && alive(pid)) {
-            fclose(old);
-            fprintf(stderr, "xoscar: host %s is already up (pid %d, %s)\n", h->name, pid, state);
-            return 1;
-        }
-        fclose(old);
+    pid_t running = daemon_pid(state);
+    if (running) {
+        fprintf(stderr, "xoscar: host %s is already up (pid %d, %s)\n", h->name, (int)running, state);
+        return 1;
     }
     if (mkdirs(state) != 0) {
         fprintf(stderr, "xoscar: cannot create %s: %s\n", state, strerror(errno));
@@ -328,31 +379,54 @@ static int cmd_up(int argc, char **argv)
 
 /* ---- down ----------------------------------------------------------------------------------------------------- */
 
+static int pidfd_open_(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+static int pidfd_kill(int pidfd, int sig) { return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0); }
+
+/* Until the process behind pidfd exits (a zombie counts: it has), at most ms. */
+static bool wait_exit(int pidfd, int ms)
+{
+    struct pollfd p = {.fd = pidfd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1;
+}
+
 static int stop_host(const xo_cluster_t *c, size_t i)
 {
     const xo_cluster_host_t *h = &c->hosts[i];
     char state[1024];
     state_path(c, h->name, state, sizeof state);
-    FILE *f = fopen(state, "r");
-    int pid = 0;
-    if (!f || fscanf(f, "%d", &pid) != 1) {
-        if (f) fclose(f);
+    if (access(state, F_OK) != 0) {
         printf("host %s: not up (no %s)\n", h->name, state);
         return 0;
     }
-    fclose(f);
-    if (!alive(pid)) {
+    pid_t pid = daemon_pid(state);
+    /* The pidfd pins the process: once it is open, and the lock says that pid is still our daemon's, a signal
+     * through it cannot reach another process that reused the pid. */
+    int pidfd = pid ? pidfd_open_(pid) : -1;
+    if (pid && pidfd < 0 && errno != ENOSYS) pid = 0; /* ESRCH: it exited meanwhile */
+    if (pid && pidfd >= 0 && daemon_pid(state) != pid) pid = 0;
+    if (!pid) {
+        if (pidfd >= 0) close(pidfd);
         unlink(state);
         printf("host %s: was not running (stale %s removed)\n", h->name, state);
         return 0;
     }
-    kill(pid, SIGTERM);
-    for (int waited = 0; alive(pid) && waited < DOWN_GRACE_MS; waited += 10) usleep(10000);
-    if (alive(pid)) {
-        kill(pid, SIGKILL); /* its sub pools follow it (PR_SET_PDEATHSIG) */
-        fprintf(stderr, "xoscar: host %s did not stop in %d ms: killed\n", h->name, DOWN_GRACE_MS);
+    if (pidfd >= 0) {
+        pidfd_kill(pidfd, SIGTERM);
+        if (!wait_exit(pidfd, DOWN_GRACE_MS)) {
+            pidfd_kill(pidfd, SIGKILL); /* its sub pools follow it (PR_SET_PDEATHSIG) */
+            fprintf(stderr, "xoscar: host %s did not stop in %d ms: killed\n", h->name, DOWN_GRACE_MS);
+            wait_exit(pidfd, DOWN_GRACE_MS);
+        }
+        close(pidfd);
+    } else { /* no pidfd (kernel before 5.3): the lock check above is all we have */
+        kill(pid, SIGTERM);
+        for (int waited = 0; alive(pid) && waited < DOWN_GRACE_MS; waited += 10) usleep(10000);
+        if (alive(pid)) {
+            kill(pid, SIGKILL);
+            fprintf(stderr, "xoscar: host %s did not stop in %d ms: killed\n", h->name, DOWN_GRACE_MS);
+        }
     }
-    unlink(state);
+    if (!daemon_pid(state)) unlink(state); /* a daemon that exited cleanly removed it already */
     printf("host %s down\n", h->name);
     return 0;
 }

@@ -4,7 +4,8 @@
  *               [--parent-pid PID] [--device host:N|cuda:N] [--device-capacity BYTES]
  *
  * It loads its modules, binds itself to its CPUs before any thread starts, starts the pool, writes the pool's final
- * address and a newline to the ready fd (or stdout), and serves until SIGTERM/SIGINT, or until its parent dies
+ * address and a newline to the ready fd (or stdout) ("error STATUS TEXT" and a newline when the pool cannot start),
+ * and serves until SIGTERM/SIGINT, or until its parent dies
  * (fate sharing: PR_SET_PDEATHSIG, checked against the parent pid given, so a parent that died before the prctl is
  * noticed too). Exit codes: 0 stopped cleanly, 2 bad arguments, 3 a module failed to load, 4 binding failed,
  * 5 the pool failed to start. */
@@ -96,8 +97,11 @@ int main(int argc, char **argv)
     xo_pool_config_t cfg = {.address = address, .n_threads = threads, .device = device,
                             .device_capacity = device_capacity};
     xo_pool_t *pool;
-    if (xo_pool_start(&cfg, &pool) != XO_OK) {
+    xo_status_t st = xo_pool_start(&cfg, &pool);
+    if (st != XO_OK) {
         xo_log_error("cannot start pool %s: %s", address, xo_last_error());
+        /* the starter (a host) reports why, not only that it exited */
+        dprintf(ready_fd, "error %d %s\n", (int)st, xo_last_error());
         return 5;
     }
     char line[300];

@@ -25,7 +25,21 @@ typedef enum xo_restart {
 typedef enum xo_pool_event {
     XO_POOL_DOWN = 1,      /* a sub pool's process died */
     XO_POOL_RECOVERED = 2, /* it was restarted (and its actors re-created, per the policy) */
+    XO_POOL_FAILED = 3,    /* it died once more than its restart intensity allows: it stays down, and
+                            * xo_host_sub_pool_error says why */
 } xo_pool_event_t;
+
+/* Restart intensity, as in Erlang/OTP supervisors: a sub pool is restarted at most max_restarts times within
+ * restart_period_ms; when it dies once more it stays down (XO_POOL_FAILED). Within the period the first restart is
+ * immediate and each further one waits twice as long as the one before, from restart_backoff_ms up to
+ * restart_backoff_max_ms. Under XO_RESTART_ACTORS an actor whose re-creation fails in its init (XO_EHOOK), or
+ * took the pool down twice, is given up (logged) and the pool goes on without it. The defaults, used where the
+ * config's field is 0: */
+#define XO_HOST_MAX_RESTARTS_DEFAULT 3
+#define XO_HOST_RESTART_PERIOD_MS_DEFAULT 10000
+#define XO_HOST_RESTART_BACKOFF_MS_DEFAULT 100
+#define XO_HOST_RESTART_BACKOFF_MAX_MS_DEFAULT 5000
+#define XO_HOST_MAX_RESTARTS_LIMIT 10000 /* the most max_restarts may be */
 
 typedef struct xo_sub_pool_config {
     const char *cpus;      /* "2-3,6"; NULL: cores from the host's topology, split between the sub pools */
@@ -42,6 +56,10 @@ typedef struct xo_host_config {
     const char *const *modules;           /* actor modules every pool loads (the main pool too) */
     size_t n_modules;
     xo_restart_t restart;
+    unsigned max_restarts;                /* restart intensity (above); 0: XO_HOST_MAX_RESTARTS_DEFAULT */
+    unsigned restart_period_ms;           /* 0: XO_HOST_RESTART_PERIOD_MS_DEFAULT */
+    unsigned restart_backoff_ms;          /* 0: XO_HOST_RESTART_BACKOFF_MS_DEFAULT */
+    unsigned restart_backoff_max_ms;      /* 0: XO_HOST_RESTART_BACKOFF_MAX_MS_DEFAULT */
     unsigned main_threads;                /* the main pool's scheduler threads; 0: 1 */
     const char *main_device;              /* the device the main pool owns ("host:0", "cuda:0"); NULL: none */
     uint64_t main_device_capacity;        /* bytes it may hand out; 0: the backend's default */
@@ -65,16 +83,27 @@ XO_API void xo_host_stop(xo_host_t *host);
 /* The main pool's address (owned by the host). */
 XO_API const char *xo_host_address(const xo_host_t *host);
 
-/* The number of sub pool slots (removed ones included), and one's address and current pid (0 when not running). */
+/* Sub pools are numbered as their addresses are: sub pool n is "host:port/n", from 1 (0 is the main pool, as in
+ * xo_placement_t.process_index). Every function below takes that number. Numbers are not reused: a sub pool added
+ * after one was removed gets the next number, and the removed one keeps its own (its pid is then 0). */
+
+/* The highest sub pool number (so removed ones included): sub pools are 1 .. xo_host_sub_pool_count(). */
 XO_API size_t xo_host_sub_pool_count(const xo_host_t *host);
-XO_API const char *xo_host_sub_pool_address(const xo_host_t *host, size_t index);
-XO_API int xo_host_sub_pool_pid(const xo_host_t *host, size_t index);
+/* Sub pool n's address (owned by the host), or NULL when there is no sub pool n. */
+XO_API const char *xo_host_sub_pool_address(const xo_host_t *host, size_t n);
+/* Sub pool n's current pid; 0 when it is not running (dead, removed) or there is no sub pool n. */
+XO_API int xo_host_sub_pool_pid(const xo_host_t *host, size_t n);
 
-/* Adds a sub pool while running; *index_p (may be NULL) gets its index (its address ends in "/<index>"). */
-XO_API xo_status_t xo_host_add_sub_pool(xo_host_t *host, const xo_sub_pool_config_t *cfg, size_t *index_p);
+/* Why sub pool n stays down after too many restarts (XO_POOL_FAILED), owned by the host; NULL while it is not
+ * failed. */
+XO_API const char *xo_host_sub_pool_error(const xo_host_t *host, size_t n);
 
-/* Stops sub pool index (its actors go with it) and keeps it from being restarted. */
-XO_API xo_status_t xo_host_remove_sub_pool(xo_host_t *host, size_t index);
+/* Adds a sub pool while running; *n_p (may be NULL) gets its number. */
+XO_API xo_status_t xo_host_add_sub_pool(xo_host_t *host, const xo_sub_pool_config_t *cfg, size_t *n_p);
+
+/* Stops sub pool n (its actors go with it) and keeps it from being restarted. XO_EINVAL when there is no sub pool n
+ * or it was removed already. */
+XO_API xo_status_t xo_host_remove_sub_pool(xo_host_t *host, size_t n);
 
 /* Where an actor created through the host goes. strategy names a policy: "address", "main_pool", "random",
  * "random_sub_pool", "process_index", "random_label", "idle_label", "round_robin", "least_loaded",

@@ -79,7 +79,10 @@ XO_API bool xo_str_eq(xo_str_t s, const char *c);
 XO_API xo_status_t xo_pack(msgpack_packer *pk, const char *fmt, ...);
 
 /* Builds call arguments. Returns a new xo_args_t the caller owns (freed by xo_args_free, or consumed by the call
- * that it is passed to); NULL on a bad format or out of memory, which every consuming call reports as XO_EINVAL. */
+ * that it is passed to); never NULL (NULL means "no arguments" to the calls). On a bad format it returns an argument
+ * list that every consuming call (xo_call, xo_send, xo_tell, xo_tell_delay, xo_batch, xo_create_actor*,
+ * xo_promise_resolve) refuses, consuming it, with XO_EINVAL and a text naming the format and what is wrong with
+ * it; out of memory, likewise with XO_ENOMEM. */
 XO_API xo_args_t *xo_args(const char *fmt, ...);
 
 /* An argument list of exactly n values to push with the msgpack-c API through xo_args_packer(). Pushing more or
@@ -301,7 +304,8 @@ XO_API xo_ref_t *xo_ctx_self(const xo_ctx_t *ctx);
 XO_API bool xo_ctx_cancelled(const xo_ctx_t *ctx);
 
 /* Records the error text sent back with a failing status and returns st: `return xo_ctx_error(ctx, XO_EMETHOD,
- * "negative size %d", n);`. */
+ * "negative size %d", n);`. The arguments may include xo_last_error(), to wrap the text of a call that failed:
+ * `return xo_ctx_error(ctx, st, "loading %s: %s", name, xo_last_error());`. */
 XO_API xo_status_t xo_ctx_error(xo_ctx_t *ctx, xo_status_t st, const char *fmt, ...);
 
 /* The ctx of the method running on this thread, or NULL outside actor methods. */

@@ -341,7 +341,7 @@ hosts:
 
     err = load_err("secret: x\nhost: []\n");
     EXPECT_STREQ(err.text, "test.yaml:2:1: unknown key 'host' in the cluster (expected one of: name, secret, "
-                           "secret_file, modules, restart, log_level, transport, placement, hosts)");
+                           "secret_file, modules, restart, restart_intensity, log_level, transport, placement, hosts)");
 }
 
 TEST(ClusterFile, WrongTypes)
@@ -720,6 +720,32 @@ TEST(ClusterHost, CpusThatDoNotExistHereAreAnErrorAtTheValue)
 
     ClusterPtr ok = load_ok("secret: x\nhosts: [{name: a, address: b, pools: [{cpus: '0-7'}]}]\n");
     EXPECT_EQ(xo__cluster_check_host(ok.get(), 0, t.get(), &err), XO_OK);
+}
+
+// Item 8 of issue 10: restart intensity from the file into the host's config; the host's defaults without it.
+TEST(ClusterHost, RestartIntensityReachesTheHostConfig)
+{
+    TopoPtr t = eight_cores();
+    ClusterPtr c = load_ok("secret: x\nrestart_intensity: {max_restarts: 5, period_ms: 2000, backoff_ms: 7}\n"
+                           "hosts: [{name: a, address: 127.0.0.1, pools: [{cpus: '0'}]}]\n");
+    ClusterPtr d = load_ok("secret: x\nhosts: [{name: a, address: 127.0.0.1, pools: [{cpus: '0'}]}]\n");
+    ASSERT_TRUE(c && d && t);
+    xo_cluster_host_config_t *raw = nullptr;
+    xo_cluster_error_t err{};
+    ASSERT_EQ(xo__cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+    HostConfigPtr hc(raw);
+    EXPECT_EQ(hc->cfg.max_restarts, 5u);
+    EXPECT_EQ(hc->cfg.restart_period_ms, 2000u);
+    EXPECT_EQ(hc->cfg.restart_backoff_ms, 7u);
+    EXPECT_EQ(hc->cfg.restart_backoff_max_ms, (unsigned)XO_HOST_RESTART_BACKOFF_MAX_MS_DEFAULT);
+    ASSERT_EQ(xo__cluster_host_config(d.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+    HostConfigPtr hd(raw);
+    EXPECT_EQ(hd->cfg.max_restarts, (unsigned)XO_HOST_MAX_RESTARTS_DEFAULT);
+    EXPECT_EQ(hd->cfg.restart_period_ms, (unsigned)XO_HOST_RESTART_PERIOD_MS_DEFAULT);
+    xo_cluster_error_t e = load_err("secret: x\nrestart_intensity: {max_restarts: 0}\nhosts: [{name: a, address: b}]\n");
+    EXPECT_HAS(std::string(e.text), "restart_intensity.max_restarts");
+    e = load_err("secret: x\nrestart_intensity: {retries: 2}\nhosts: [{name: a, address: b}]\n");
+    EXPECT_HAS(std::string(e.text), "unknown key 'retries'");
 }
 
 TEST(ClusterHost, HostConfigExpandsPoolEntries)

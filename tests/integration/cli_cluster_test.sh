@@ -58,6 +58,19 @@ set +e
 set -e
 [ $rc -eq 3 ] || fail "call to a stopped cluster: exit $rc, expected 3"
 
+# a stale pid file whose pid now belongs to an unrelated process (pid reuse): down must not signal it, up must
+# not refuse with "already up" (issue 10, item 10; both trusted the pid before)
+sleep 60 & decoy=$!
+echo "$decoy 127.0.0.1:$port" >"$XO_RUN_DIR/clitest/solo.pid"
+out=$("$cli" down "$work/c.yaml") || fail "down with a stale pid file: exit $?"
+echo "$out" | grep -q "stale" || fail "down with a stale pid file: $out"
+kill -0 "$decoy" 2>/dev/null || fail "down signalled pid $decoy, which is not the daemon"
+echo "$decoy 127.0.0.1:$port" >"$XO_RUN_DIR/clitest/solo.pid"
+"$cli" up "$work/c.yaml" | grep -q "host solo up" || fail "up refused over a stale pid file"
+"$cli" down "$work/c.yaml" | grep -q "host solo down" || fail "down after an up over a stale pid file"
+kill -0 "$decoy" 2>/dev/null || fail "pid $decoy was signalled"
+kill "$decoy"; wait "$decoy" 2>/dev/null || true
+
 # a bad cluster file: refused with its position, nothing started
 printf 'secret: s\nhosts:\n  - name: a\n    address: 127.0.0.1\n    pools: [{cpu: 1}]\n' >"$work/bad.yaml"
 set +e
@@ -79,4 +92,4 @@ set +e
 serr=$("$cli" status 2>&1); rc=$?
 set -e
 [ $rc -eq 2 ] && echo "$serr" | grep -q "^  status FILE" || fail "status without a file: exit $rc: $serr"
-echo "PASS: up, status, run/create/call, secret enforced, down leaves nothing, bad file refused: ${err%%$'\n'*}"
+echo "PASS: up, status, run/create/call, secret enforced, down leaves nothing, stale pid file ignored, bad file refused: ${err%%$'\n'*}"

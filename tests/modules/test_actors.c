@@ -5,8 +5,13 @@
  *                       crash() -> kills its process with SIGKILL (death tests); in_runtime() -> true when the
  *                       module's view of the runtime is the caller's (xo_ctx_current() is the method's ctx)
  *   Sum (stateful)      add(n) -> running total, extensible: a batch of adds is one handler run;
- *                       batches() -> how many batch handler runs there were */
+ *                       batches() -> how many batch handler runs there were
+ *   Fragile (stateful)  init([path]): kills its process with SIGKILL when the file at path exists (an init that
+ *                       crashes on re-creation); refuse_destroy(text): before_destroy then fails with that text;
+ *                       destroy_self(): destroys itself from its own method; pid() -> getpid() */
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "xoscar/module.h"
@@ -151,6 +156,66 @@ static const xo_actor_class_t sum_class = {
     .n_methods = sizeof sum_methods / sizeof sum_methods[0],
 };
 
+/* ---- Fragile -------------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    char refusal[256]; /* non-empty: before_destroy fails with it */
+} fragile_t;
+
+static xo_status_t fragile_init(xo_ctx_t *ctx, void *state, const msgpack_object *args)
+{
+    xo_str_t path = {0};
+    xo_status_t st = xo_unpack(args, "|s", &path);
+    if (st != XO_OK) return st;
+    char p[512];
+    if (path.ptr && path.len < sizeof p) {
+        memcpy(p, path.ptr, path.len);
+        p[path.len] = '\0';
+        if (access(p, F_OK) == 0) raise(SIGKILL);
+    }
+    return XO_OK;
+}
+
+static xo_status_t fragile_before_destroy(xo_ctx_t *ctx, void *state)
+{
+    fragile_t *f = state;
+    return f->refusal[0] ? xo_ctx_error(ctx, XO_EMETHOD, "%s", f->refusal) : XO_OK;
+}
+
+static xo_status_t fragile_refuse_destroy(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    fragile_t *f = state;
+    xo_str_t text;
+    xo_status_t st = xo_unpack(args, "s", &text);
+    if (st != XO_OK) return st;
+    snprintf(f->refusal, sizeof f->refusal, "%.*s", (int)text.len, text.ptr);
+    return XO_OK;
+}
+
+static xo_status_t fragile_destroy_self(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    xo_ref_t *self = xo_ctx_self(ctx);
+    xo_status_t st = self ? xo_destroy_actor(self) : xo_ctx_error(ctx, XO_ENOMEM, "no ref to itself");
+    xo_ref_free(self);
+    return st;
+}
+
+static const xo_method_t fragile_methods[] = {
+    {.name = "refuse_destroy", .fn = fragile_refuse_destroy},
+    {.name = "destroy_self", .fn = fragile_destroy_self},
+    {.name = "pid", .fn = echo_pid},
+};
+
+static const xo_actor_class_t fragile_class = {
+    .abi_version = XO_CLASS_ABI_V1,
+    .flags = XO_ACTOR_STATEFUL,
+    .name = "Fragile",
+    .state_size = sizeof(fragile_t),
+    .init = fragile_init,
+    .before_destroy = fragile_before_destroy,
+    .methods = fragile_methods,
+    .n_methods = sizeof fragile_methods / sizeof fragile_methods[0],
+};
 
 /* ---- device buffers (include/xoscar/device_buf.h) ------------------------------------------------------------- *
  *   DevOwner (stateful)  alloc(n): n floats 1..n on its pool's device; lend(address, uid): calls uid.scale(buffer, 2)
@@ -259,4 +324,5 @@ static const xo_actor_class_t dev_scale_class = {.abi_version = XO_CLASS_ABI_V1,
                                                  .methods = scale_methods,
                                                  .n_methods = 1};
 
-XO_MODULE_DEFINE("test_actors", &counter_class, &echo_class, &sum_class, &dev_owner_class, &dev_scale_class);
+XO_MODULE_DEFINE("test_actors", &counter_class, &echo_class, &sum_class, &dev_owner_class, &dev_scale_class,
+                 &fragile_class);

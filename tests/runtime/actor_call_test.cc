@@ -56,7 +56,22 @@ xo_status_t acc_echo(xo_ctx_t *ctx, void *state, const msgpack_object *args, msg
     return msgpack_pack_object(out, *all) == 0 ? XO_OK : XO_ENOMEM;
 }
 
+// Calls its own "fail", then sends that call's text back through xo_ctx_error, as is or wrapped: the idiom that
+// formats the activation's error buffer into itself.
+xo_status_t acc_relay_failure(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    bool wrap = false;
+    xo_status_t st = xo_unpack(args, "t", &wrap);
+    if (st != XO_OK) return st;
+    xo_ref_t *self = xo_ctx_self(ctx);
+    st = xo_call(self, "fail", xo_args("s", "deep"), 1000, nullptr);
+    xo_ref_free(self);
+    if (st == XO_OK) return xo_ctx_error(ctx, XO_EMETHOD, "fail did not fail");
+    return wrap ? xo_ctx_error(ctx, st, "wrapped: %s", xo_last_error()) : xo_ctx_error(ctx, st, "%s", xo_last_error());
+}
+
 const xo_method_t acc_methods[] = {
+    {.name = "relay_failure", .fn = acc_relay_failure},
     {.name = "add", .fn = acc_add},
     {.name = "get", .fn = acc_get},
     {.name = "fail", .fn = acc_fail},
@@ -70,6 +85,43 @@ const xo_actor_class_t acc_class = {.abi_version = XO_CLASS_ABI_V1,
                                     .n_methods = sizeof acc_methods / sizeof acc_methods[0]};
 
 using Calls = PoolTest;
+
+TEST_F(Calls, AMethodRelaysOrWrapsTheErrorTextOfACallThatFailed)
+{
+    xo_ref_t *a = create(&acc_class, "relay");
+    EXPECT_EQ(xo_call(a, "relay_failure", xo_args("t", false), 2000, nullptr), XO_EMETHOD);
+    EXPECT_STREQ(xo_last_error(), "refused: deep");
+    EXPECT_EQ(xo_call(a, "relay_failure", xo_args("t", true), 2000, nullptr), XO_EMETHOD);
+    EXPECT_STREQ(xo_last_error(), "wrapped: refused: deep");
+    xo_ref_free(a);
+}
+
+// Item 14 of issue 10: a call whose xo_args() format is bad fails with XO_EINVAL; before, it went out with no
+// arguments (and an "echo" answered an empty array).
+TEST_F(Calls, ABadArgumentsFormatIsReportedNotSentAsNoArguments)
+{
+    xo_ref_t *a = create(&acc_class, "badfmt");
+    xo_result_t *r = nullptr;
+    EXPECT_EQ(xo_call(a, "echo", xo_args("iq", 1), 2000, &r), XO_EINVAL);
+    EXPECT_EQ(r, nullptr);
+    EXPECT_NE(std::string(xo_last_error()).find("xo_args(\"iq\"): bad pack format character 'q'"), std::string::npos)
+        << xo_last_error();
+    EXPECT_EQ(xo_tell(a, "add", xo_args("[l", (int64_t)1)), XO_EINVAL);
+    EXPECT_EQ(xo_tell_delay(a, "add", xo_args("l]", (int64_t)1), 10), XO_EINVAL);
+    xo_future_t *f = nullptr;
+    EXPECT_EQ(xo_send(a, "add", xo_args("{l}", (int64_t)1), &f), XO_EINVAL);
+    EXPECT_EQ(f, nullptr);
+    xo_ref_t *other = nullptr;
+    EXPECT_EQ(xo_create_actor(&acc_class, xo_args("z"), addr.c_str(), "never", &other), XO_EINVAL);
+    EXPECT_EQ(other, nullptr);
+    xo_ref_t *probe = nullptr;
+    EXPECT_EQ(xo_actor_ref(addr.c_str(), "never", &probe), XO_ENOACTOR);
+    xo_future_t *p = xo_promise_new();
+    EXPECT_EQ(xo_promise_resolve(p, xo_args("q")), XO_EINVAL);
+    xo_future_free(p);
+    EXPECT_EQ(call_i64(a, "get"), 0); // nothing ran
+    xo_ref_free(a);
+}
 
 TEST_F(Calls, CallReturnsValue)
 {
@@ -127,8 +179,8 @@ TEST_F(Calls, UnknownMethodWrongArgumentsAndMethodErrorsKeepThePoolRunning)
     xo_args_t *bad = xo_args_new(2);
     msgpack_pack_int(xo_args_packer(bad), 1);
     EXPECT_EQ(xo_call(a, "add", bad, 1000, nullptr), XO_EPROTO);
-    // A bad format string gives NULL args, which the call reports.
-    EXPECT_EQ(xo_args("[i"), nullptr);
+    // A bad format string gives arguments the call refuses.
+    EXPECT_EQ(xo_call(a, "add", xo_args("[i"), 1000, nullptr), XO_EINVAL);
     EXPECT_EQ(call_i64(a, "add", xo_args("l", (int64_t)1)), 1);
     xo_ref_free(a);
 }

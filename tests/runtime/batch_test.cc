@@ -101,6 +101,22 @@ class Batch : public PoolTest {
     xo_ref_t *ref = nullptr;
 };
 
+// Item 14 of issue 10: a delayed call whose xo_args() failed fails the batch, naming the call; nothing is sent.
+TEST_F(Batch, ABadArgumentsFormatInOneCallIsReported)
+{
+    xo_delayed_t *calls[3] = {xo_delay("put", xo_args("l", (int64_t)1)), xo_delay("put", xo_args("lq", (int64_t)2)),
+                              xo_delay("put", xo_args("l", (int64_t)3))};
+    xo_status_t st[3];
+    xo_result_t *res[3];
+    EXPECT_EQ(xo_batch(ref, calls, 3, 5000, st, res, nullptr), XO_EINVAL);
+    EXPECT_NE(std::string(xo_last_error()).find("batch call 1: xo_args(\"lq\")"), std::string::npos) << xo_last_error();
+    int64_t sum;
+    int single, batch;
+    stats(&sum, &single, &batch);
+    EXPECT_EQ(sum, 0);
+    EXPECT_EQ(batch, 0);
+}
+
 TEST_F(Batch, HandlerRunsOnceAndErrorsStayPerCall)
 {
     constexpr size_t n = 5;

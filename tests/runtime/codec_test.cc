@@ -94,12 +94,48 @@ TEST(Codec, OptionalValuesKeepDefaults)
     xo_args_free(a);
 }
 
+// Item 15 of issue 10: the arity message counts values, not the format's characters ('|' and '*' are markers).
+TEST(Codec, ArityMessagesCountValues)
+{
+    xo_args_t *none = xo_args("");
+    Decoded d(none);
+    int i = 0, j = 0;
+    EXPECT_EQ(xo_unpack(&d.obj, "i|i", &i, &j), XO_EBADARGS);
+    EXPECT_STREQ(xo_last_error(), "arguments: expected 1 to 2 values, got 0");
+    EXPECT_EQ(xo_unpack(&d.obj, "i", &i), XO_EBADARGS);
+    EXPECT_STREQ(xo_last_error(), "arguments: expected 1 value, got 0");
+    EXPECT_EQ(xo_unpack(&d.obj, "ii*", &i, &j), XO_EBADARGS);
+    EXPECT_STREQ(xo_last_error(), "arguments: expected at least 2 values, got 0");
+    EXPECT_EQ(xo_unpack(&d.obj, "[ii]|s", &i, &j, nullptr), XO_EBADARGS); // a group is one value
+    EXPECT_STREQ(xo_last_error(), "arguments: expected 1 to 2 values, got 0");
+    xo_args_free(none);
+    xo_args_t *nested = xo_args("[i]i", 1, 2);
+    Decoded n(nested);
+    EXPECT_EQ(xo_unpack(&n.obj, "[ii|i]", &i, &j, &j), XO_EBADARGS);
+    EXPECT_STREQ(xo_last_error(), "argument 1: expected 2 to 3 values, got 1");
+    EXPECT_EQ(xo_unpack(&n.obj, "[i]", &i), XO_EBADARGS);
+    EXPECT_STREQ(xo_last_error(), "arguments: expected at most 1 value, got 2");
+    xo_args_free(nested);
+}
+
+// Item 14 of issue 10: a bad format is not "no arguments": the list says why, and consuming calls refuse it.
 TEST(Codec, BadFormatsAreRefused)
 {
-    EXPECT_EQ(xo_args("[i"), nullptr);
-    EXPECT_EQ(xo_args("i]", 1), nullptr);
-    EXPECT_EQ(xo_args("{s}", "odd"), nullptr);
-    EXPECT_EQ(xo_args("q"), nullptr);
+    const char *bad[] = {"[i", "i]", "{s}", "q"};
+    for (const char *fmt : bad) {
+        xo_args_t *a = fmt[0] == 'i' ? xo_args(fmt, 1) : fmt[0] == '{' ? xo_args(fmt, "odd") : xo_args(fmt);
+        ASSERT_NE(a, nullptr) << fmt;
+        EXPECT_EQ(xo__args_refuse(a), XO_EINVAL) << fmt; // and frees it
+        EXPECT_NE(std::string(xo_last_error()).find(std::string("xo_args(\"") + fmt + "\")"), std::string::npos)
+            << xo_last_error();
+    }
+    EXPECT_EQ(xo__args_refuse(xo_args("q")), XO_EINVAL);
+    EXPECT_STREQ(xo_last_error(), "xo_args(\"q\"): bad pack format character 'q'");
+    EXPECT_EQ(xo__args_refuse(xo_args(nullptr)), XO_EINVAL);
+    EXPECT_EQ(xo__args_refuse(nullptr), XO_OK); // no arguments
+    xo_args_t *good = xo_args("i", 1);
+    EXPECT_EQ(xo__args_refuse(good), XO_OK); // and keeps it
+    xo_args_free(good);
 }
 
 TEST(Codec, LargeArgumentsLeaveTheInlineBuffer)

@@ -191,7 +191,7 @@ TEST_F(CollHost, AMemberWhosePoolIsKilledFailsTheOthersQuickly)
                                   1, (int64_t)2000, inputs[r].data(), inputs[r].size()),
                           &fs[r]),
                   XO_OK);
-    int pid = xo_host_sub_pool_pid(host, 1);
+    int pid = xo_host_sub_pool_pid(host, 2);
     ASSERT_GT(pid, 0);
     kill(pid, SIGKILL);
     double t0 = now_ms();
@@ -223,7 +223,7 @@ TEST_F(CollHost, AMemberKilledMidOperationFailsTheOthersWithoutAHang)
                               &fs[r]),
                       XO_OK);
         usleep(300 * 1000); // well into the series
-        int pid = xo_host_sub_pool_pid(host, 1);
+        int pid = xo_host_sub_pool_pid(host, 2);
         ASSERT_GT(pid, 0);
         kill(pid, SIGKILL);
         double t0 = now_ms();

@@ -97,7 +97,7 @@ class ReadyEvent : public ::testing::TestWithParam<Path> {
 TEST_P(ReadyEvent, AReceiverOnAStreamReadsTheNewBytes)
 {
     // Another process of this host.
-    xo_result_t *r = lend(xo_host_sub_pool_address(host, 0), "far", "check_on", 2);
+    xo_result_t *r = lend(xo_host_sub_pool_address(host, 1), "far", "check_on", 2);
     ASSERT_NE(r, nullptr);
     bool ok = false, imported = false;
     double unpack_ms = -1;
@@ -122,7 +122,7 @@ TEST_P(ReadyEvent, AReceiverOnAStreamReadsTheNewBytes)
 
 TEST_P(ReadyEvent, AReceiverWithoutAStreamWaitsOnTheHost)
 {
-    xo_result_t *r = lend(xo_host_sub_pool_address(host, 0), "far", "check", 4);
+    xo_result_t *r = lend(xo_host_sub_pool_address(host, 1), "far", "check", 4);
     ASSERT_NE(r, nullptr);
     bool ok = false, imported = false;
     uint64_t size = 0, used = 0;

@@ -107,7 +107,7 @@ TEST_F(Staging, ASubPoolReadsALentBufferAsACopy)
     const uint64_t size = (1u << 20) + 12345; // not a multiple of anything
     EXPECT_GE(call_u64(owner, "alloc", xo_args("uu", size, (uint64_t)7)), size);
     Check c;
-    ASSERT_EQ(lend(owner, xo_host_sub_pool_address(host, 0), "reader", 7, &c), XO_OK) << xo_last_error();
+    ASSERT_EQ(lend(owner, xo_host_sub_pool_address(host, 1), "reader", 7, &c), XO_OK) << xo_last_error();
     EXPECT_TRUE(c.ok) << "the staged copy does not hold the owner's bytes";
     EXPECT_TRUE(c.imported) << "a staged copy must be reported as something to release";
     EXPECT_EQ(c.size, size);
@@ -128,7 +128,7 @@ TEST_F(Staging, A64MiBBufferCrossesInChunksBetweenSubPools)
     EXPECT_GE(call_u64(owner, "alloc", xo_args("uu", size, (uint64_t)99)), size);
     Check c;
     auto t0 = std::chrono::steady_clock::now();
-    ASSERT_EQ(lend(owner, xo_host_sub_pool_address(host, 1), "reader", 99, &c), XO_OK) << xo_last_error();
+    ASSERT_EQ(lend(owner, xo_host_sub_pool_address(host, 2), "reader", 99, &c), XO_OK) << xo_last_error();
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("64 MiB lent and staged between two sub pools (XO_DEVICE_IPC=0, with the reader's pattern check): "
                 "%.1f ms, %.0f MiB/s\n",
@@ -274,7 +274,7 @@ TEST_F(Staging, AnOwnerDyingMidFetchFailsTheFetchWithoutAHang)
     });
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     EXPECT_GE(used_of(dev), size) << "the fetch has started: its buffer is allocated";
-    kill(xo_host_sub_pool_pid(host, 0), SIGKILL);
+    kill(xo_host_sub_pool_pid(host, 1), SIGKILL);
     fetch.join();
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     EXPECT_EQ(st, XO_EPOOLDIED) << text;
@@ -292,7 +292,7 @@ TEST_F(Staging, ReceiversThatCannotReceiveSaySo)
     create("StageReader", "reader", 0, reader);
     call_u64(owner, "alloc", xo_args("uu", (uint64_t)4096, (uint64_t)3));
     Check c;
-    EXPECT_EQ(lend(owner, xo_host_sub_pool_address(host, 0), "reader", 3, &c), XO_EINVAL);
+    EXPECT_EQ(lend(owner, xo_host_sub_pool_address(host, 1), "reader", 3, &c), XO_EINVAL);
     EXPECT_NE(std::string(xo_last_error()).find("this pool owns none"), std::string::npos) << xo_last_error();
     call_u64(owner, "free");
 }
