@@ -1,8 +1,18 @@
+/* Requests to pools in other processes: connecting, sending, the senders' cache, and the replies. See
+ * remote_impl.h. */
+#include "runtime/remote_impl.h"
+
+#include <unistd.h>
+
+#include "runtime/auth.h"
+
+#define CONNECT_TIMEOUT_MS 3000
+
 /* ---- replies to our requests (I/O thread) ------------------------------------------------------------------- */
 
 static char *dup_text(xo_str_t s) { return s.ptr ? strndup(s.ptr, s.len) : NULL; }
 
-static void handle_reply(conn_t *c, const xo_wire_msg_t *m)
+void xo__client_reply(conn_t *c, const xo_wire_msg_t *m)
 {
     pthread_mutex_lock(&c->lock);
     xo_future_t *f = xo__idmap_take(&c->calls, m->call_id);
@@ -41,9 +51,9 @@ static void handle_reply(conn_t *c, const xo_wire_msg_t *m)
 
 static conn_t *find_peer(const char *address)
 {
-    for (conn_t *c = io.conns; c; c = c->next)
+    for (conn_t *c = xo__io.conns; c; c = c->next)
         if (c->kind == CONN_OUTBOUND && !c->closing && !atomic_load(&c->dead) && strcmp(c->address, address) == 0) {
-            conn_retain(c);
+            xo__conn_retain(c);
             return c;
         }
     return NULL;
@@ -51,30 +61,30 @@ static conn_t *find_peer(const char *address)
 
 static xo_status_t peer_get(const char *address, conn_t **c_p)
 {
-    addr_t a;
-    if (!parse_address(address, &a))
+    xo_pool_addr_t a;
+    if (!xo__pool_addr_parse(address, &a))
         return xo__error_set(XO_EUNREACHABLE, "\"%s\" is not a pool address (host:port or host:port/N)", address);
-    xo_status_t st = io_start();
+    xo_status_t st = xo__io_start();
     if (st != XO_OK) return st;
-    pthread_mutex_lock(&io.lock);
+    pthread_mutex_lock(&xo__io.lock);
     conn_t *c = find_peer(address);
-    pthread_mutex_unlock(&io.lock);
+    pthread_mutex_unlock(&xo__io.lock);
     if (c) {
         *c_p = c;
         return XO_OK;
     }
     /* One connect at a time per process: two callers of a new peer share one connection. */
-    pthread_mutex_lock(&io.connect_lock);
-    pthread_mutex_lock(&io.lock);
+    pthread_mutex_lock(&xo__io.connect_lock);
+    pthread_mutex_lock(&xo__io.lock);
     c = find_peer(address);
-    pthread_mutex_unlock(&io.lock);
+    pthread_mutex_unlock(&xo__io.lock);
     if (c) {
-        pthread_mutex_unlock(&io.connect_lock);
+        pthread_mutex_unlock(&xo__io.connect_lock);
         *c_p = c;
         return XO_OK;
     }
     char urls[4][XO_URL_MAX];
-    size_t n = peer_urls(&a, urls);
+    size_t n = xo__route_peer_urls(&a, urls);
     xo_channel_t *ch = NULL;
     char last[XO_ERROR_TEXT_MAX] = "no transport reaches it from here";
     for (size_t i = 0; i < n && !ch; i++) {
@@ -85,28 +95,28 @@ static xo_status_t peer_get(const char *address, conn_t **c_p)
             char why[XO_ERROR_TEXT_MAX];
             snprintf(why, sizeof why, "%s", xo_last_error());
             xo__channel_close(ch);
-            pthread_mutex_unlock(&io.connect_lock);
+            pthread_mutex_unlock(&xo__io.connect_lock);
             return xo__error_set(st == XO_EAUTH ? XO_EAUTH : XO_EUNREACHABLE, "cannot reach pool %s: %s via %s", address,
                                 why, urls[i]);
         }
     }
     if (!ch) {
-        pthread_mutex_unlock(&io.connect_lock);
+        pthread_mutex_unlock(&xo__io.connect_lock);
         return xo__error_set(XO_EUNREACHABLE, "cannot reach pool %s (%s)", address, last);
     }
-    c = conn_new(CONN_OUTBOUND);
+    c = xo__conn_new(CONN_OUTBOUND);
     char *addr_copy = c ? strdup(address) : NULL;
     if (!addr_copy) {
-        if (c) conn_release(c);
+        if (c) xo__conn_release(c);
         xo__channel_close(ch);
-        pthread_mutex_unlock(&io.connect_lock);
+        pthread_mutex_unlock(&xo__io.connect_lock);
         return xo__error_set(XO_ENOMEM, "out of memory");
     }
     c->ch = ch;
     c->address = addr_copy;
-    conn_retain(c); /* one for the I/O thread, one for the caller */
-    io_adopt(c);
-    pthread_mutex_unlock(&io.connect_lock);
+    xo__conn_retain(c); /* one for the I/O thread, one for the caller */
+    xo__io_adopt(c);
+    pthread_mutex_unlock(&xo__io.connect_lock);
     *c_p = c;
     return XO_OK;
 }
@@ -122,14 +132,14 @@ static void cancel_remote(xo_future_t *f, void *arg)
     xo_wire_out_t w;
     xo__wire_out_init(&w);
     xo__wire_simple(&w, XO_WIRE_CANCEL, p->call_id, 0, NULL);
-    if (!atomic_load(&p->conn->dead)) send_frame(p->conn, &w);
+    if (!atomic_load(&p->conn->dead)) xo__conn_send(p->conn, &w);
     xo__wire_out_free(&w);
 }
 
 static void pending_free(void *arg)
 {
     pending_t *p = arg;
-    conn_release(p->conn);
+    xo__conn_release(p->conn);
     free(p);
 }
 
@@ -142,7 +152,7 @@ static xo_status_t pending_new(conn_t *c, uint64_t call_id, xo_future_t **f_p)
         xo__future_unref(f);
         return xo__error_set(XO_ENOMEM, "out of memory");
     }
-    conn_retain(c);
+    xo__conn_retain(c);
     p->conn = c;
     p->call_id = call_id;
     f->on_cancel = cancel_remote;
@@ -178,44 +188,44 @@ static xo_status_t send_request(conn_t *c, xo_wire_out_t *w, uint64_t call_id, x
 }
 
 /* Each thread that sends keeps the connection it last sent on (one ref) and its header buffer, so that a stream of
- * tells to one pool neither looks the peer up under io.lock (nor parses its address) nor allocates a header per
+ * tells to one pool neither looks the peer up under xo__io.lock (nor parses its address) nor allocates a header per
  * message. The ref must not keep a dead connection (and its fds) alive after the thread stops sending: the cache is
- * listed in io.senders, and when the I/O thread lets a dead outbound connection go (sync_conns) it takes it out of
+ * listed in xo__io.senders, and when the I/O thread lets a dead outbound connection go (sync_conns) it takes it out of
  * every cache. The slot is a pointer that whoever uses it takes by exchange: the owner while it sends, the I/O
- * thread (under io.lock) to drop a dead connection; so exactly one of them holds the ref at a time. */
+ * thread (under xo__io.lock) to drop a dead connection; so exactly one of them holds the ref at a time. */
 #define SENDER_BUF_KEEP ((size_t)64 << 10) /* larger header buffers are freed after the send */
 
 typedef struct sender {
     _Atomic(conn_t *) conn; /* the ref, or NULL while the owner uses it */
     xo_buf_t hdr;           /* owner only */
-    struct sender *next;    /* io.senders (io.lock) */
+    struct sender *next;    /* xo__io.senders (xo__io.lock) */
 } sender_t;
 
 static _Thread_local sender_t *tls_sender;
 
-/* io.lock held: drops c (dead) from every thread's cache. */
-static void senders_forget(conn_t *c)
+/* xo__io.lock held: drops c (dead) from every thread's cache. */
+void xo__senders_forget(conn_t *c)
 {
-    for (sender_t *s = io.senders; s; s = s->next) {
+    for (sender_t *s = xo__io.senders; s; s = s->next) {
         conn_t *expected = c;
-        if (atomic_compare_exchange_strong(&s->conn, &expected, NULL)) conn_release(c);
+        if (atomic_compare_exchange_strong(&s->conn, &expected, NULL)) xo__conn_release(c);
     }
 }
 
 /* pthread key destructor: the thread exits. */
-static void sender_exit(void *arg)
+void xo__sender_exit(void *arg)
 {
     sender_t *s = arg;
     if (tls_sender == s) tls_sender = NULL; /* a later key destructor that sends gets a new one */
-    pthread_mutex_lock(&io.lock);
-    for (sender_t **pp = &io.senders; *pp; pp = &(*pp)->next)
+    pthread_mutex_lock(&xo__io.lock);
+    for (sender_t **pp = &xo__io.senders; *pp; pp = &(*pp)->next)
         if (*pp == s) {
             *pp = s->next;
             break;
         }
-    pthread_mutex_unlock(&io.lock);
+    pthread_mutex_unlock(&xo__io.lock);
     conn_t *c = atomic_exchange(&s->conn, NULL);
-    if (c) conn_release(c);
+    if (c) xo__conn_release(c);
     xo__buf_free(&s->hdr);
     free(s);
 }
@@ -226,14 +236,14 @@ static sender_t *sender_get(void)
     if (tls_sender) return tls_sender;
     sender_t *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    if (pthread_setspecific(io.sender_key, s) != 0) {
+    if (pthread_setspecific(xo__io.sender_key, s) != 0) {
         free(s);
         return NULL;
     }
-    pthread_mutex_lock(&io.lock);
-    s->next = io.senders;
-    io.senders = s;
-    pthread_mutex_unlock(&io.lock);
+    pthread_mutex_lock(&xo__io.lock);
+    s->next = xo__io.senders;
+    xo__io.senders = s;
+    pthread_mutex_unlock(&xo__io.lock);
     tls_sender = s;
     return s;
 }
@@ -247,20 +257,20 @@ static xo_status_t sender_peer(sender_t *s, const char *address, conn_t **c_p)
         *c_p = c;
         return XO_OK;
     }
-    if (c) conn_release(c);
+    if (c) xo__conn_release(c);
     return peer_get(address, c_p);
 }
 
 /* Hands the caller's ref on c back to the cache (or drops it). A connection found dead afterwards is dropped here,
- * since the I/O thread may have looked for it while we held it (see senders_forget). */
+ * since the I/O thread may have looked for it while we held it (see xo__senders_forget). */
 static void sender_keep(sender_t *s, conn_t *c)
 {
     if (!s) {
-        conn_release(c);
+        xo__conn_release(c);
         return;
     }
     atomic_store(&s->conn, c);
-    if (atomic_load(&c->dead) && (c = atomic_exchange(&s->conn, NULL)) != NULL) conn_release(c);
+    if (atomic_load(&c->dead) && (c = atomic_exchange(&s->conn, NULL)) != NULL) xo__conn_release(c);
 }
 
 /* Starts w on the thread's kept header buffer (empty, its capacity reused). */
@@ -282,7 +292,7 @@ static void sender_out_free(sender_t *s, xo_wire_out_t *w)
 xo_status_t xo__remote_send(const char *address, int type, uint64_t chain, const char *uid, const char *name,
                            xo_args_t *args, bool want_reply, xo_future_t **f_p)
 {
-    xo_status_t st = io_start();
+    xo_status_t st = xo__io_start();
     if (st != XO_OK) {
         xo_args_free(args);
         return st;
@@ -294,7 +304,7 @@ xo_status_t xo__remote_send(const char *address, int type, uint64_t chain, const
         xo_args_free(args);
         return st;
     }
-    uint64_t id = atomic_fetch_add(&io.next_call_id, 1) + 1;
+    uint64_t id = atomic_fetch_add(&xo__io.next_call_id, 1) + 1;
     xo_future_t *f = NULL;
     if (want_reply) {
         st = pending_new(c, id, &f);
@@ -333,7 +343,7 @@ xo_status_t xo__remote_send_batch(const char *address, uint64_t chain, const cha
     const void **data = calloc(n ? n : 1, sizeof *data);
     size_t *lens = calloc(n ? n : 1, sizeof *lens);
     xo_status_t st = (data && lens) ? peer_get(address, &c) : xo__error_set(XO_ENOMEM, "out of memory");
-    uint64_t id = atomic_fetch_add(&io.next_call_id, 1) + 1;
+    uint64_t id = atomic_fetch_add(&xo__io.next_call_id, 1) + 1;
     xo_future_t *f = NULL;
     if (st == XO_OK) st = pending_new(c, id, &f);
     if (st == XO_OK) {
@@ -347,7 +357,7 @@ xo_status_t xo__remote_send_batch(const char *address, uint64_t chain, const cha
     for (size_t i = 0; i < n; i++) xo_args_free(args[i]);
     free(data);
     free(lens);
-    if (c) conn_release(c);
+    if (c) xo__conn_release(c);
     if (st != XO_OK) {
         xo__future_unref(f);
         return st;
@@ -358,18 +368,18 @@ xo_status_t xo__remote_send_batch(const char *address, uint64_t chain, const cha
 
 void xo__remote_peer_died(const char *address, const char *why)
 {
-    if (io_start() != XO_OK) return;
-    pthread_mutex_lock(&io.lock);
+    if (xo__io_start() != XO_OK) return;
+    pthread_mutex_lock(&xo__io.lock);
     conn_t *c = find_peer(address);
-    pthread_mutex_unlock(&io.lock);
+    pthread_mutex_unlock(&xo__io.lock);
     if (!c) return;
-    conn_lost(c, why);
+    xo__conn_lost(c, why);
     /* The I/O thread unregisters it and lets it go; pollers and senders' caches drop it too. Wait for them (briefly:
      * each only has to notice), so that the last reference is ours and the connection's fds are closed when this
      * returns: a host's stop promises nothing left behind, and a test counting fds after it saw three still open. */
     for (int i = 0; i < 200 && atomic_load(&c->refs) > 1; i++) {
-        wake_io();
+        xo__io_wake();
         usleep(1000);
     }
-    conn_release(c);
+    xo__conn_release(c);
 }

@@ -1,35 +1,28 @@
-/* The process's I/O thread and its connections to pools in other processes. See remote.h. */
-#include "runtime/remote.h"
+/* Connections, the I/O thread's loop, and listening. See remote.h and remote_impl.h. */
+#include "runtime/remote_impl.h"
 
-static struct {
-    pthread_once_t once;
-    xo_status_t init_st;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int epfd, wakefd;
-    pthread_t thread;
-    conn_t *conns;           /* every connection and listener not yet closed */
-    uint64_t close_gen;      /* bumped each time the I/O thread has processed close requests */
-    _Atomic uint64_t poll_gen; /* bumped when the set of connections changes: pollers take a new snapshot */
-    _Atomic bool started;    /* the I/O thread runs (pollers have nothing to do before) */
-    _Atomic uint64_t next_call_id;
-    pthread_mutex_t connect_lock;
-    pthread_once_t timers_once;
-    xo_timers_t *timers;
-    struct sender *senders;  /* every thread's sender cache (io.lock): see "sending requests" */
-    struct pauser *pausers;  /* every scheduler thread that has paused (io.lock): see "polling" */
-    _Atomic bool pause_watch; /* the I/O thread wakes every pause_wait_ns to look at paused pollers */
-    long pause_wait_ns;       /* I/O thread only: POLL_PAUSE_NS while a pause is on, else PAUSE_GRACE_NS */
-    pthread_key_t sender_key; /* frees a thread's sender cache when it exits */
-    pthread_key_t pause_key;  /* frees a scheduler thread's pauser when it exits */
-} io = {.once = PTHREAD_ONCE_INIT, .timers_once = PTHREAD_ONCE_INIT, .connect_lock = PTHREAD_MUTEX_INITIALIZER,
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "runtime/auth.h"
+
+#define PAUSE_GRACE_NS 1000000 /* the I/O thread's look period while no pause is on but one was lately */
+#define PAUSE_QUIET_ROUNDS 8
+#define DRAIN_BUDGET 256
+
+xo__io_t xo__io = {.once = PTHREAD_ONCE_INIT, .timers_once = PTHREAD_ONCE_INIT, .connect_lock = PTHREAD_MUTEX_INITIALIZER,
         .pause_wait_ns = POLL_PAUSE_NS};
+
+bool xo__remote_address_ok(const char *address)
+{
+    xo_pool_addr_t a;
+    return xo__pool_addr_parse(address, &a);
+}
 
 /* ---- connections ---------------------------------------------------------------------------------------------- */
 
-static void senders_forget(conn_t *c);
-
-static conn_t *conn_new(conn_kind_t kind)
+conn_t *xo__conn_new(conn_kind_t kind)
 {
     conn_t *c = calloc(1, sizeof *c);
     if (!c) return NULL;
@@ -45,9 +38,7 @@ static conn_t *conn_new(conn_kind_t kind)
     return c;
 }
 
-static void conn_retain(conn_t *c) { atomic_fetch_add(&c->refs, 1); }
-
-static void conn_release(conn_t *c)
+void xo__conn_release(conn_t *c)
 {
     if (atomic_fetch_sub(&c->refs, 1) != 1) return;
     if (c->ch) xo__channel_close(c->ch);
@@ -60,29 +51,29 @@ static void conn_release(conn_t *c)
     free(c);
 }
 
-static void wake_io(void)
+void xo__io_wake(void)
 {
     uint64_t one = 1;
-    ssize_t n = write(io.wakefd, &one, sizeof one);
+    ssize_t n = write(xo__io.wakefd, &one, sizeof one);
     (void)n;
 }
 
-/* Links c into io.conns (caller holds io.lock) and tells pollers to take a new snapshot. */
+/* Links c into xo__io.conns (caller holds xo__io.lock) and tells pollers to take a new snapshot. */
 static void link_conn(conn_t *c)
 {
     c->pollable = c->ch && xo__channel_has_poll(c->ch);
-    c->next = io.conns;
-    io.conns = c;
-    atomic_fetch_add(&io.poll_gen, 1);
+    c->next = xo__io.conns;
+    xo__io.conns = c;
+    atomic_fetch_add(&xo__io.poll_gen, 1);
 }
 
 /* Hands c (and one ref) to the I/O thread. */
-static void io_adopt(conn_t *c)
+void xo__io_adopt(conn_t *c)
 {
-    pthread_mutex_lock(&io.lock);
+    pthread_mutex_lock(&xo__io.lock);
     link_conn(c);
-    pthread_mutex_unlock(&io.lock);
-    wake_io();
+    pthread_mutex_unlock(&xo__io.lock);
+    xo__io_wake();
 }
 
 /* ---- the I/O loop --------------------------------------------------------------------------------------------- */
@@ -106,10 +97,10 @@ static void cancel_inflight(void *val, void *arg)
 }
 
 /* The connection is gone: fail what waits on it, and let it go. I/O thread, or a supervisor via peer_died. */
-static void conn_lost(conn_t *c, const char *why)
+void xo__conn_lost(conn_t *c, const char *why)
 {
     if (atomic_exchange(&c->dead, true)) return;
-    atomic_fetch_add(&io.poll_gen, 1); /* pollers drop it */
+    atomic_fetch_add(&xo__io.poll_gen, 1); /* pollers drop it */
     if (c->ch) xo__channel_shutdown(c->ch);
     pthread_mutex_lock(&c->lock);
     xo_idmap_t calls = c->calls;
@@ -126,7 +117,7 @@ static void conn_lost(conn_t *c, const char *why)
     xo__idmap_free(&calls);
 }
 
-static void handle_frame(conn_t *c, xo_frame_t *fr)
+void xo__conn_handle_frame(conn_t *c, xo_frame_t *fr)
 {
     if (c->kind == CONN_INBOUND && !c->authed) {
         /* Nothing is decoded before the peer has proved the secret. */
@@ -134,7 +125,7 @@ static void handle_frame(conn_t *c, xo_frame_t *fr)
             c->authed = true;
         } else {
             xo_log_warn("pool %s: refusing a connection: %s", c->pool->address, xo_last_error());
-            conn_lost(c, "authentication failed");
+            xo__conn_lost(c, "authentication failed");
         }
         xo__frame_release(fr);
         return;
@@ -143,12 +134,12 @@ static void handle_frame(conn_t *c, xo_frame_t *fr)
     msgpack_zone_clear(&c->zone);
     if (xo__wire_decode(fr, &c->zone, &m) != XO_OK) {
         xo_log_error("dropping a connection that sent a malformed message: %s", xo_last_error());
-        conn_lost(c, "malformed message");
+        xo__conn_lost(c, "malformed message");
     } else if (c->kind == CONN_OUTBOUND) {
-        if (m.type == XO_WIRE_REPLY || m.type == XO_WIRE_REPLY_BATCH) handle_reply(c, &m);
+        if (m.type == XO_WIRE_REPLY || m.type == XO_WIRE_REPLY_BATCH) xo__client_reply(c, &m);
         else xo_log_warn("ignoring a request on an outbound connection to %s", c->address);
     } else {
-        handle_request(c, &m);
+        xo__serve_request(c, &m);
     }
     xo__frame_release(fr);
 }
@@ -166,10 +157,10 @@ static bool drain_locked(conn_t *c, unsigned flags)
         xo_status_t st = c->pollable ? xo__channel_recv_nowait(c->ch, flags, &fr) : xo__channel_recv(c->ch, 0, &fr);
         if (st == XO_ETIMEDOUT || st == XO_EAGAIN) return true;
         if (st != XO_OK) {
-            conn_lost(c, st == XO_ECLOSED ? "connection closed" : xo_last_error());
+            xo__conn_lost(c, st == XO_ECLOSED ? "connection closed" : xo_last_error());
             return true;
         }
-        handle_frame(c, &fr);
+        xo__conn_handle_frame(c, &fr);
     }
     return false;
 }
@@ -195,7 +186,7 @@ static void accept_all(conn_t *l)
             xo_log_debug("accept on %s failed: %s", xo__listener_url(l->listener), xo_last_error());
             continue; /* a failed handshake; the listener goes on */
         }
-        conn_t *c = conn_new(CONN_INBOUND);
+        conn_t *c = xo__conn_new(CONN_INBOUND);
         if (!c) {
             xo__channel_close(ch);
             continue;
@@ -204,19 +195,19 @@ static void accept_all(conn_t *l)
         c->pool = l->pool;
         if (xo__auth_challenge(ch, c->nonce) != XO_OK) {
             xo_log_debug("authentication challenge on %s failed: %s", xo__listener_url(l->listener), xo_last_error());
-            conn_release(c);
+            xo__conn_release(c);
             continue;
         }
-        pthread_mutex_lock(&io.lock);
+        pthread_mutex_lock(&xo__io.lock);
         link_conn(c);
-        pthread_mutex_unlock(&io.lock);
-        /* registered by the caller's next scan of io.conns */
+        pthread_mutex_unlock(&xo__io.lock);
+        /* registered by the caller's next scan of xo__io.conns */
     }
 }
 
 static void unlink_conn(conn_t *c)
 {
-    for (conn_t **pp = &io.conns; *pp; pp = &(*pp)->next)
+    for (conn_t **pp = &xo__io.conns; *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
             return;
@@ -226,12 +217,12 @@ static void unlink_conn(conn_t *c)
 /* Registers new connections with epoll, and closes the ones asked to close or found dead. */
 static void sync_conns(conn_t **ready)
 {
-    pthread_mutex_lock(&io.lock);
-    conn_t *c = io.conns, *gone = NULL;
+    pthread_mutex_lock(&xo__io.lock);
+    conn_t *c = xo__io.conns, *gone = NULL;
     while (c) {
         conn_t *next = c->next;
         if (c->closing || atomic_load(&c->dead)) {
-            if (c->in_epoll) epoll_ctl(io.epfd, EPOLL_CTL_DEL, c->listener ? xo__listener_fd(c->listener)
+            if (c->in_epoll) epoll_ctl(xo__io.epfd, EPOLL_CTL_DEL, c->listener ? xo__listener_fd(c->listener)
                                                                            : xo__channel_fd(c->ch), NULL);
             c->in_epoll = false;
             if (!c->ready) {
@@ -248,7 +239,7 @@ static void sync_conns(conn_t **ready)
         } else if (!c->in_epoll) {
             struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
             int fd = c->listener ? xo__listener_fd(c->listener) : xo__channel_fd(c->ch);
-            if (epoll_ctl(io.epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+            if (epoll_ctl(xo__io.epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
                 c->in_epoll = true;
                 if (!c->ready && c->kind != CONN_LISTENER) { /* drain once: the fd only signals after a recv said
                                                               * "nothing more" */
@@ -263,46 +254,43 @@ static void sync_conns(conn_t **ready)
         c = next;
     }
     for (conn_t *g = gone; g; g = g->next)
-        if (g->kind == CONN_OUTBOUND) senders_forget(g);
-    pthread_mutex_unlock(&io.lock);
+        if (g->kind == CONN_OUTBOUND) xo__senders_forget(g);
+    pthread_mutex_unlock(&xo__io.lock);
     while (gone) {
         conn_t *next = gone->next;
         if (gone->kind != CONN_LISTENER) {
-            conn_lost(gone, "closed");
+            xo__conn_lost(gone, "closed");
             /* A poller may be handling one of its frames: wait for it, so that once unlisten returns no thread
              * serves this pool from this connection (pollers check dead under rx_lock). */
             pthread_mutex_lock(&gone->rx_lock);
             pthread_mutex_unlock(&gone->rx_lock);
         }
-        conn_release(gone); /* the I/O thread's ref */
+        xo__conn_release(gone); /* the I/O thread's ref */
         gone = next;
     }
     /* Only now: unlisten waits for this, and promises that its listeners are closed (their fds with them) and that
      * no poller serves its connections any more. (Bumped before the releases, it let unlisten return while they
      * were still open: a test counting fds after a host stop saw the main pool's three listener sockets.) */
-    pthread_mutex_lock(&io.lock);
-    io.close_gen++;
-    pthread_cond_broadcast(&io.cond);
-    pthread_mutex_unlock(&io.lock);
+    pthread_mutex_lock(&xo__io.lock);
+    xo__io.close_gen++;
+    pthread_cond_broadcast(&xo__io.cond);
+    pthread_mutex_unlock(&xo__io.lock);
 }
 
-enum { PAUSES_NONE, PAUSES_LATELY, PAUSES_ON };
-static int pausers_check(void);
-
-/* epoll_wait, with a timeout of io.pause_wait_ns while schedulers pause (none when ready: 0). */
+/* epoll_wait, with a timeout of xo__io.pause_wait_ns while schedulers pause (none when ready: 0). */
 static int io_wait(struct epoll_event *evs, int max, bool ready)
 {
-    if (ready || !atomic_load(&io.pause_watch)) return epoll_wait(io.epfd, evs, max, ready ? 0 : -1);
+    if (ready || !atomic_load(&xo__io.pause_watch)) return epoll_wait(xo__io.epfd, evs, max, ready ? 0 : -1);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
     static _Atomic bool no_pwait2;
     if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
-        struct timespec ts = {io.pause_wait_ns / 1000000000, io.pause_wait_ns % 1000000000};
-        int n = epoll_pwait2(io.epfd, evs, max, &ts, NULL);
+        struct timespec ts = {xo__io.pause_wait_ns / 1000000000, xo__io.pause_wait_ns % 1000000000};
+        int n = epoll_pwait2(xo__io.epfd, evs, max, &ts, NULL);
         if (n >= 0 || errno != ENOSYS) return n;
         atomic_store_explicit(&no_pwait2, true, memory_order_relaxed); /* a kernel before 5.11 */
     }
 #endif
-    return epoll_wait(io.epfd, evs, max, (int)((io.pause_wait_ns + 999999) / 1000000));
+    return epoll_wait(xo__io.epfd, evs, max, (int)((xo__io.pause_wait_ns + 999999) / 1000000));
 }
 
 static void *io_main(void *arg)
@@ -323,7 +311,7 @@ static void *io_main(void *arg)
             conn_t *c = evs[i].data.ptr;
             if (!c) {
                 uint64_t v;
-                ssize_t r = read(io.wakefd, &v, sizeof v);
+                ssize_t r = read(xo__io.wakefd, &v, sizeof v);
                 (void)r;
                 sync = true;
                 continue;
@@ -338,16 +326,16 @@ static void *io_main(void *arg)
             }
         }
         if (sync) sync_conns(&ready);
-        if (atomic_load(&io.pause_watch)) {
+        if (atomic_load(&xo__io.pause_watch)) {
             /* Dekker with xo__remote_poll_pause: off first, then look; a pause we miss sees the watch off. The watch
              * stays on for PAUSE_QUIET_ROUNDS looks after the last pause, so that a pool answering calls one by
              * one (each a pause of a microsecond, rarely on when we look) does not ring us at each; those looks
              * come every PAUSE_GRACE_NS, so that such a pool is not woken 5000 times a second either. */
-            atomic_store(&io.pause_watch, false);
-            int seen = pausers_check();
+            atomic_store(&xo__io.pause_watch, false);
+            int seen = xo__pausers_check();
             if (seen != PAUSES_NONE) quiet = 0;
-            io.pause_wait_ns = seen == PAUSES_ON ? POLL_PAUSE_NS : PAUSE_GRACE_NS;
-            if (quiet++ < PAUSE_QUIET_ROUNDS) atomic_store(&io.pause_watch, true);
+            xo__io.pause_wait_ns = seen == PAUSES_ON ? POLL_PAUSE_NS : PAUSE_GRACE_NS;
+            if (quiet++ < PAUSE_QUIET_ROUNDS) atomic_store(&xo__io.pause_watch, true);
         }
         /* Drain every ready connection once per round: fair between busy peers. */
         conn_t *again = NULL;
@@ -370,53 +358,51 @@ static void *io_main(void *arg)
     return NULL;
 }
 
-static void sender_exit(void *arg);
-
 static void io_init(void)
 {
-    pthread_mutex_init(&io.lock, NULL);
-    pthread_cond_init(&io.cond, NULL);
-    io.epfd = epoll_create1(EPOLL_CLOEXEC);
-    io.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (io.epfd < 0 || io.wakefd < 0) {
-        io.init_st = xo__error_set(XO_ESYS, "cannot create the I/O thread's epoll: %s", strerror(errno));
+    pthread_mutex_init(&xo__io.lock, NULL);
+    pthread_cond_init(&xo__io.cond, NULL);
+    xo__io.epfd = epoll_create1(EPOLL_CLOEXEC);
+    xo__io.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (xo__io.epfd < 0 || xo__io.wakefd < 0) {
+        xo__io.init_st = xo__error_set(XO_ESYS, "cannot create the I/O thread's epoll: %s", strerror(errno));
         return;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    epoll_ctl(io.epfd, EPOLL_CTL_ADD, io.wakefd, &ev);
-    int krc = pthread_key_create(&io.sender_key, sender_exit);
-    if (krc == 0) krc = pthread_key_create(&io.pause_key, pauser_exit);
+    epoll_ctl(xo__io.epfd, EPOLL_CTL_ADD, xo__io.wakefd, &ev);
+    int krc = pthread_key_create(&xo__io.sender_key, xo__sender_exit);
+    if (krc == 0) krc = pthread_key_create(&xo__io.pause_key, xo__pauser_exit);
     if (krc != 0) {
-        io.init_st = xo__error_set(XO_ESYS, "cannot create the I/O thread's thread keys: %s", strerror(krc));
+        xo__io.init_st = xo__error_set(XO_ESYS, "cannot create the I/O thread's thread keys: %s", strerror(krc));
         return;
     }
     uint64_t seed = (uint64_t)getpid() << 40;
-    atomic_store(&io.next_call_id, seed);
-    int rc = pthread_create(&io.thread, NULL, io_main, NULL);
+    atomic_store(&xo__io.next_call_id, seed);
+    int rc = pthread_create(&xo__io.thread, NULL, io_main, NULL);
     if (rc != 0) {
-        io.init_st = xo__error_set(XO_ESYS, "cannot start the I/O thread: %s", strerror(rc));
+        xo__io.init_st = xo__error_set(XO_ESYS, "cannot start the I/O thread: %s", strerror(rc));
         return;
     }
-    pthread_detach(io.thread); /* lives as long as the process */
-    io.init_st = XO_OK;
-    atomic_store_explicit(&io.started, true, memory_order_release);
+    pthread_detach(xo__io.thread); /* lives as long as the process */
+    xo__io.init_st = XO_OK;
+    atomic_store_explicit(&xo__io.started, true, memory_order_release);
 }
 
-static xo_status_t io_start(void)
+xo_status_t xo__io_start(void)
 {
-    pthread_once(&io.once, io_init);
-    return io.init_st;
+    pthread_once(&xo__io.once, io_init);
+    return xo__io.init_st;
 }
 
 static void timers_init(void)
 {
-    if (xo__timers_start(&io.timers, "xo-rtimer") != XO_OK) io.timers = NULL;
+    if (xo__timers_start(&xo__io.timers, "xo-rtimer") != XO_OK) xo__io.timers = NULL;
 }
 
 xo_timers_t *xo__remote_timers(void)
 {
-    pthread_once(&io.timers_once, timers_init);
-    return io.timers;
+    pthread_once(&xo__io.timers_once, timers_init);
+    return xo__io.timers;
 }
 
 /* ---- listening ------------------------------------------------------------------------------------------------ */
@@ -424,14 +410,14 @@ xo_timers_t *xo__remote_timers(void)
 /* Hands listener l (consumed) to the I/O thread, serving pool. */
 static xo_status_t adopt_listener(xo_pool_t *pool, xo_listener_t *l)
 {
-    conn_t *c = conn_new(CONN_LISTENER);
+    conn_t *c = xo__conn_new(CONN_LISTENER);
     if (!c) {
         xo__listener_close(l);
         return xo__error_set(XO_ENOMEM, "out of memory");
     }
     c->listener = l;
     c->pool = pool;
-    io_adopt(c);
+    xo__io_adopt(c);
     return XO_OK;
 }
 
@@ -444,14 +430,14 @@ static xo_status_t add_listener(xo_pool_t *pool, const char *url)
 
 xo_status_t xo__remote_listen(xo_pool_t *pool)
 {
-    addr_t a;
-    if (!parse_address(pool->address, &a))
+    xo_pool_addr_t a;
+    if (!xo__pool_addr_parse(pool->address, &a))
         return xo__error_set(XO_EINVAL, "bad pool address \"%s\" (expected host:port or host:port/N)", pool->address);
-    xo_status_t st = io_start();
+    xo_status_t st = xo__io_start();
     if (st != XO_OK) return st;
     char url[XO_URL_MAX];
     if (a.index == 0) {
-        snprintf(url, sizeof url, "tcp://%s:%u", bind_host(&a), a.port);
+        snprintf(url, sizeof url, "tcp://%s:%u", xo__route_bind_host(&a), a.port);
         xo_listener_t *l = NULL;
         st = xo__listen(url, NULL, &l);
         if (st != XO_OK) return st;
@@ -474,18 +460,18 @@ xo_status_t xo__remote_listen(xo_pool_t *pool)
     }
     if (a.index > 0 && a.port != 0) {
         /* Best effort: other hosts reach this sub pool over TCP at port + index; on this host shm and unix do. */
-        snprintf(url, sizeof url, "tcp://%s:%u", bind_host(&a), a.port + a.index);
+        snprintf(url, sizeof url, "tcp://%s:%u", xo__route_bind_host(&a), a.port + a.index);
         if (add_listener(pool, url) != XO_OK)
             xo_log_warn("sub pool %s: no TCP listener (%s); only this host can reach it", pool->address,
                         xo_last_error());
     }
-    if (a.port != 0 && ucx_enabled() && xo__transport_find("ucx")) {
-        snprintf(url, sizeof url, "ucx://%s:%u", bind_host(&a), a.port + XO_UCX_PORT_OFFSET + a.index);
+    if (a.port != 0 && xo__route_ucx_enabled() && xo__transport_find("ucx")) {
+        snprintf(url, sizeof url, "ucx://%s:%u", xo__route_bind_host(&a), a.port + XO_UCX_PORT_OFFSET + a.index);
         if (add_listener(pool, url) != XO_OK)
             xo_log_warn("pool %s: no UCX listener (%s)", pool->address, xo_last_error());
     }
     char name[200];
-    local_name(&a, name, sizeof name);
+    xo__route_local_name(&a, name, sizeof name);
     snprintf(url, sizeof url, "shm://%s", name);
     st = add_listener(pool, url);
     if (st == XO_OK) {
@@ -498,10 +484,10 @@ xo_status_t xo__remote_listen(xo_pool_t *pool)
 
 void xo__remote_unlisten(xo_pool_t *pool)
 {
-    if (io_start() != XO_OK) return;
-    pthread_mutex_lock(&io.lock);
+    if (xo__io_start() != XO_OK) return;
+    pthread_mutex_lock(&xo__io.lock);
     bool any = false;
-    for (conn_t *c = io.conns; c; c = c->next)
+    for (conn_t *c = xo__io.conns; c; c = c->next)
         if (c->pool == pool && (c->kind == CONN_LISTENER || c->kind == CONN_INBOUND)) {
             c->closing = true;
             any = true;
@@ -512,11 +498,11 @@ void xo__remote_unlisten(xo_pool_t *pool)
      * ones signals only after it has closed them. */
     while (any) {
         any = false;
-        for (conn_t *c = io.conns; c && !any; c = c->next)
+        for (conn_t *c = xo__io.conns; c && !any; c = c->next)
             any = c->pool == pool && (c->kind == CONN_LISTENER || c->kind == CONN_INBOUND);
-        uint64_t gen = io.close_gen;
-        wake_io();
-        while (io.close_gen == gen) pthread_cond_wait(&io.cond, &io.lock);
+        uint64_t gen = xo__io.close_gen;
+        xo__io_wake();
+        while (xo__io.close_gen == gen) pthread_cond_wait(&xo__io.cond, &xo__io.lock);
     }
-    pthread_mutex_unlock(&io.lock);
+    pthread_mutex_unlock(&xo__io.lock);
 }

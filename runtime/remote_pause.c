@@ -1,3 +1,6 @@
+/* Pausing: a polling scheduler that leaves to run work it found. See remote_impl.h. */
+#include "runtime/remote_impl.h"
+
 /* ---- pausing: a scheduler that leaves to run work it found ----
  *
  * A scheduler that took frames goes to run them and will be back to poll within microseconds. Were it to unregister
@@ -18,18 +21,18 @@ typedef struct pauser {
     _Atomic uint64_t count;    /* pauses so far (owner) */
     uint64_t seen;             /* count at the I/O thread's last look (I/O thread only) */
     poller_t *p;               /* the owner's poller: the I/O thread reads it between TAKING and TAKEN only */
-    struct pauser *next;       /* io.pausers (io.lock) */
+    struct pauser *next;       /* xo__io.pausers (xo__io.lock) */
 } pauser_t;
 
 /* Owner: ends a pause. When the I/O thread took the registrations over, the refs it left are dropped. */
-static void poll_resume(poller_t *p)
+void xo__poll_resume(poller_t *p)
 {
     pauser_t *z = p->pz;
     if (!z || atomic_load_explicit(&z->state, memory_order_relaxed) == PAUSE_NONE) return;
     int expected = PAUSE_ON;
     if (atomic_compare_exchange_strong(&z->state, &expected, PAUSE_NONE)) return; /* still ours */
     while (atomic_load_explicit(&z->state, memory_order_acquire) != PAUSE_TAKEN) xo_cpu_relax();
-    for (size_t i = 0; i < p->n; i++) conn_release(p->conns[i]);
+    for (size_t i = 0; i < p->n; i++) xo__conn_release(p->conns[i]);
     p->n = 0;
     p->active = false;
     p->partial = false;
@@ -38,14 +41,14 @@ static void poll_resume(poller_t *p)
 
 /* I/O thread: takes over the registrations of pausers whose time is up. PAUSES_ON while a pause is still on,
  * PAUSES_LATELY when a thread paused since the last look. */
-static int pausers_check(void)
+int xo__pausers_check(void)
 {
     pauser_t *due[64];
     size_t n_due = 0;
     bool any_on = false, lately = false;
     uint64_t now = xo__now_ns();
-    pthread_mutex_lock(&io.lock);
-    for (pauser_t *z = io.pausers; z; z = z->next) {
+    pthread_mutex_lock(&xo__io.lock);
+    for (pauser_t *z = xo__io.pausers; z; z = z->next) {
         uint64_t count = atomic_load_explicit(&z->count, memory_order_relaxed);
         if (count != z->seen) lately = true;
         z->seen = count;
@@ -57,27 +60,27 @@ static int pausers_check(void)
         else if (expected == PAUSE_ON)
             any_on = true;
     }
-    pthread_mutex_unlock(&io.lock);
+    pthread_mutex_unlock(&xo__io.lock);
     for (size_t i = 0; i < n_due; i++) {
         poller_t *p = due[i]->p;
-        for (size_t k = 0; k < p->n; k++) poll_unregister(p->conns[k]);
+        for (size_t k = 0; k < p->n; k++) xo__poll_unregister(p->conns[k]);
         atomic_store_explicit(&due[i]->state, PAUSE_TAKEN, memory_order_release);
     }
     return any_on ? PAUSES_ON : lately ? PAUSES_LATELY : PAUSES_NONE;
 }
 
 /* pthread key destructor of a scheduler thread that paused: it exits. */
-static void pauser_exit(void *arg)
+void xo__pauser_exit(void *arg)
 {
     pauser_t *z = arg;
-    pthread_mutex_lock(&io.lock);
-    for (pauser_t **pp = &io.pausers; *pp; pp = &(*pp)->next)
+    pthread_mutex_lock(&xo__io.lock);
+    for (pauser_t **pp = &xo__io.pausers; *pp; pp = &(*pp)->next)
         if (*pp == z) {
             *pp = z->next;
             break;
         }
-    pthread_mutex_unlock(&io.lock);
-    poll_resume(z->p); /* normally a no-op: the thread stopped polling before it exited */
+    pthread_mutex_unlock(&xo__io.lock);
+    xo__poll_resume(z->p); /* normally a no-op: the thread stopped polling before it exited */
     z->p->pz = NULL;
     free(z);
 }
@@ -93,24 +96,24 @@ static bool pool_has_sleeper(xo_pool_t *pool)
 
 void xo__remote_poll_pause(void)
 {
-    poller_t *p = &tls_poller;
+    poller_t *p = xo__poller_self();
     if (p->busy) return;
     if (p->pz && atomic_load(&p->pz->state) != PAUSE_NONE) {
         /* Not back to poll since the last pause (it found more work at once): that pause's deadline stands, so a
          * scheduler that never runs dry cannot hold its connections forever. Taken over: drop what is left. */
-        if (atomic_load(&p->pz->state) != PAUSE_ON) poll_resume(p);
+        if (atomic_load(&p->pz->state) != PAUSE_ON) xo__poll_resume(p);
         return;
     }
     if (!p->active) return;
     if (!p->pool || !p->pz || pool_has_sleeper(p->pool)) {
         if (p->pool && !p->pz) { /* the first pause of this thread: make its pauser */
             pauser_t *z = calloc(1, sizeof *z);
-            if (z && pthread_setspecific(io.pause_key, z) == 0) {
+            if (z && pthread_setspecific(xo__io.pause_key, z) == 0) {
                 z->p = p;
-                pthread_mutex_lock(&io.lock);
-                z->next = io.pausers;
-                io.pausers = z;
-                pthread_mutex_unlock(&io.lock);
+                pthread_mutex_lock(&xo__io.lock);
+                z->next = xo__io.pausers;
+                xo__io.pausers = z;
+                pthread_mutex_unlock(&xo__io.lock);
                 p->pz = z;
             } else {
                 free(z);
@@ -128,8 +131,8 @@ void xo__remote_poll_pause(void)
         if (c->kind == CONN_INBOUND) {
             p->conns[k++] = c;
         } else {
-            poll_unregister(c);
-            conn_release(c);
+            xo__poll_unregister(c);
+            xo__conn_release(c);
         }
     }
     p->n = k;
@@ -138,10 +141,10 @@ void xo__remote_poll_pause(void)
         atomic_store(&p->pz->deadline, xo__now_ns() + POLL_PAUSE_NS);
         atomic_store_explicit(&p->pz->count, atomic_load_explicit(&p->pz->count, memory_order_relaxed) + 1,
                               memory_order_relaxed);
-        /* Dekker with the I/O thread's pausers_check after it clears pause_watch: it sees us ON, or we see the
+        /* Dekker with the I/O thread's xo__pausers_check after it clears pause_watch: it sees us ON, or we see the
          * watch off and wake it. */
         atomic_store(&p->pz->state, PAUSE_ON);
-        if (!atomic_load(&io.pause_watch) && !atomic_exchange(&io.pause_watch, true)) wake_io();
+        if (!atomic_load(&xo__io.pause_watch) && !atomic_exchange(&xo__io.pause_watch, true)) xo__io_wake();
     } else {
         p->active = false;
         p->partial = false;

@@ -1,3 +1,6 @@
+/* Polling shared-memory connections from threads that spin anyway. See remote_impl.h. */
+#include "runtime/remote_impl.h"
+
 /* ---- polling from spinning threads ---------------------------------------------------------------------------
  *
  * The I/O thread sleeps in epoll, so a frame it receives costs the sender a doorbell and us a wake-up, and then a
@@ -13,26 +16,17 @@
 #define POLL_BUDGET 64 /* frames one poll takes from one connection before it looks at its own work again */
 /* ... and bytes: large frames go to their actor a few at a time, so that the ring frees up while they are handled */
 #define POLL_BYTES ((size_t)256 << 10)
-#define POLL_MAX 32    /* connections one thread polls; the I/O thread serves any others */
 
-typedef struct {
-    conn_t *conns[POLL_MAX]; /* retained */
-    size_t n;
-    uint64_t gen;    /* io.poll_gen when taken */
-    xo_pool_t *pool; /* the scheduler's pool (its inbound connections), or NULL */
-    bool active;
-    bool partial;    /* paused: only the pool's inbound connections are held (the next poll takes the rest again) */
-    bool busy;       /* inside poll or stop: a frame handler that waits must not re-enter */
-    struct pauser *pz; /* created at the first pause */
-} poller_t;
 
 static _Thread_local poller_t tls_poller;
+
+poller_t *xo__poller_self(void) { return &tls_poller; }
 
 /* A poller stopped with frames left (budget spent, or an error to report): the I/O thread takes over. */
 static void conn_kick(conn_t *c)
 {
     atomic_store(&c->kick, true);
-    wake_io();
+    xo__io_wake();
 }
 
 /* Counts us in without waiting for rx_lock (the I/O thread may hold it for a long drain of large frames): whoever
@@ -50,7 +44,7 @@ static void poll_register(conn_t *c)
 
 /* The last poller to leave arms the wake-up, so that from now on the fd signals frames to the I/O thread; frames
  * already waiting are handed to the I/O thread too (the poller leaves for work of its own). */
-static void poll_unregister(conn_t *c)
+void xo__poll_unregister(conn_t *c)
 {
     pthread_mutex_lock(&c->rx_lock);
     xo_status_t st = XO_ETIMEDOUT;
@@ -65,8 +59,8 @@ static void poll_unregister(conn_t *c)
 static void poll_release_all(poller_t *p)
 {
     for (size_t i = 0; i < p->n; i++) {
-        poll_unregister(p->conns[i]);
-        conn_release(p->conns[i]);
+        xo__poll_unregister(p->conns[i]);
+        xo__conn_release(p->conns[i]);
     }
     p->n = 0;
     p->active = false;
@@ -88,14 +82,14 @@ static void poll_start(poller_t *p, xo_pool_t *pool)
     size_t n_old = p->active ? p->n : 0;
     memcpy(old, p->conns, n_old * sizeof *old);
     p->n = 0;
-    pthread_mutex_lock(&io.lock);
-    p->gen = atomic_load(&io.poll_gen);
-    for (conn_t *c = io.conns; c && p->n < POLL_MAX; c = c->next)
+    pthread_mutex_lock(&xo__io.lock);
+    p->gen = atomic_load(&xo__io.poll_gen);
+    for (conn_t *c = xo__io.conns; c && p->n < POLL_MAX; c = c->next)
         if (wants(c, pool)) {
-            conn_retain(c);
+            xo__conn_retain(c);
             p->conns[p->n++] = c;
         }
-    pthread_mutex_unlock(&io.lock);
+    pthread_mutex_unlock(&xo__io.lock);
     p->pool = pool;
     p->active = true;
     p->partial = false;
@@ -105,14 +99,14 @@ static void poll_start(poller_t *p, xo_pool_t *pool)
             if (old[j] == p->conns[i]) {
                 held = true;
                 old[j] = NULL;
-                conn_release(p->conns[i]); /* the old snapshot's ref: the new one holds its own */
+                xo__conn_release(p->conns[i]); /* the old snapshot's ref: the new one holds its own */
             }
         if (!held) poll_register(p->conns[i]);
     }
     for (size_t j = 0; j < n_old; j++)
         if (old[j]) {
-            poll_unregister(old[j]);
-            conn_release(old[j]);
+            xo__poll_unregister(old[j]);
+            xo__conn_release(old[j]);
         }
 }
 
@@ -128,12 +122,12 @@ static bool poll_one(conn_t *c)
         xo_status_t st = xo__channel_recv_nowait(c->ch, 0, &fr);
         if (st == XO_ETIMEDOUT) break;
         if (st != XO_OK) {
-            conn_lost(c, st == XO_ECLOSED ? "connection closed" : xo_last_error());
+            xo__conn_lost(c, st == XO_ECLOSED ? "connection closed" : xo_last_error());
             ok = false;
             break;
         }
         bytes += xo__frame_size(&fr);
-        handle_frame(c, &fr);
+        xo__conn_handle_frame(c, &fr);
         took = true;
     }
     pthread_mutex_unlock(&c->rx_lock);
@@ -144,11 +138,11 @@ static bool poll_one(conn_t *c)
 bool xo__remote_poll(xo_pool_t *pool)
 {
     poller_t *p = &tls_poller;
-    if (p->busy || !atomic_load_explicit(&io.started, memory_order_acquire)) return false;
+    if (p->busy || !atomic_load_explicit(&xo__io.started, memory_order_acquire)) return false;
     p->busy = true;
-    poll_resume(p);
+    xo__poll_resume(p);
     if (!p->active || p->partial || p->pool != pool ||
-        atomic_load_explicit(&io.poll_gen, memory_order_relaxed) != p->gen)
+        atomic_load_explicit(&xo__io.poll_gen, memory_order_relaxed) != p->gen)
         poll_start(p, pool);
     bool took = false;
     for (size_t i = 0; i < p->n; i++) took |= poll_one(p->conns[i]);
@@ -160,7 +154,7 @@ void xo__remote_poll_stop(void)
 {
     poller_t *p = &tls_poller;
     if (p->busy) return;
-    poll_resume(p);
+    xo__poll_resume(p);
     if (!p->active) return;
     p->busy = true;
     poll_release_all(p);

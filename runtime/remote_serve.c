@@ -1,3 +1,12 @@
+/* Serving requests from other processes to this process's pools, and sending their replies. See remote_impl.h. */
+#include "runtime/remote_impl.h"
+
+#include <unistd.h>
+
+#include "xoscar/gpu.h"
+
+#define UID_MAX 512
+
 /* ---- replies to requests we serve --------------------------------------------------------------------------- */
 
 typedef struct {
@@ -5,7 +14,7 @@ typedef struct {
     uint64_t call_id;
 } inflight_t;
 
-static void send_frame(conn_t *c, xo_wire_out_t *w)
+void xo__conn_send(conn_t *c, xo_wire_out_t *w)
 {
     xo_frame_t fr = xo__wire_frame(w);
     xo_status_t st = xo__channel_send(c->ch, &fr);
@@ -17,7 +26,7 @@ static void send_error(conn_t *c, uint64_t call_id, xo_status_t st, const char *
     xo_wire_out_t w;
     xo__wire_out_init(&w);
     xo__wire_reply(&w, call_id, st, text, NULL, 0);
-    send_frame(c, &w);
+    xo__conn_send(c, &w);
     xo__wire_out_free(&w);
 }
 
@@ -39,14 +48,14 @@ static void reply_done(xo_future_t *f, void *arg)
         const char *bytes = f->result ? xo__result_bytes(f->result, &len) : NULL;
         xo__wire_reply(&w, in->call_id, f->status, f->error, bytes, len);
     }
-    send_frame(c, &w);
+    xo__conn_send(c, &w);
     xo__wire_out_free(&w);
 }
 
 static void inflight_free(void *arg)
 {
     inflight_t *in = arg;
-    conn_release(in->conn);
+    xo__conn_release(in->conn);
     free(in);
 }
 
@@ -59,7 +68,7 @@ static xo_future_t *reply_future(conn_t *c, uint64_t call_id)
         xo__future_unref(f);
         return NULL;
     }
-    conn_retain(c);
+    xo__conn_retain(c);
     in->conn = c;
     in->call_id = call_id;
     f->on_done = reply_done;
@@ -197,7 +206,7 @@ static void serve_value(conn_t *c, uint64_t call_id, xo_args_t *value)
     xo_wire_out_t w;
     xo__wire_out_init(&w);
     xo__wire_reply(&w, call_id, XO_OK, NULL, data + 1, len - 1);
-    send_frame(c, &w);
+    xo__conn_send(c, &w);
     xo__wire_out_free(&w);
     xo_args_free(value);
 }
@@ -245,7 +254,7 @@ static void serve_cancel(conn_t *c, const xo_wire_msg_t *m)
     xo__future_unref(f);
 }
 
-static void handle_request(conn_t *c, const xo_wire_msg_t *m)
+void xo__serve_request(conn_t *c, const xo_wire_msg_t *m)
 {
     switch (m->type) {
     case XO_WIRE_CALL:

@@ -1,12 +1,14 @@
+/* The router: which channel URLs reach a pool address. See router.h. */
+#include "transport/router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 /* ---- addresses ------------------------------------------------------------------------------------------------ */
 
-typedef struct {
-    char host[128];
-    unsigned port;
-    unsigned index;
-} addr_t;
-
-static bool parse_address(const char *address, addr_t *a)
+bool xo__pool_addr_parse(const char *address, xo_pool_addr_t *a)
 {
     if (!address || strstr(address, "://")) return false;
     const char *colon = strrchr(address, ':');
@@ -32,12 +34,6 @@ static bool parse_address(const char *address, addr_t *a)
     return true;
 }
 
-bool xo__remote_address_ok(const char *address)
-{
-    addr_t a;
-    return parse_address(address, &a);
-}
-
 /* Same host: a loopback address, this machine's name, or the host part of a pool of this process. */
 static bool is_local_host(const char *host)
 {
@@ -50,7 +46,7 @@ static bool is_local_host(const char *host)
 }
 
 /* The name shared by a pool's shm and unix listeners: derived from its address, unique per host. */
-static void local_name(const addr_t *a, char *buf, size_t len)
+void xo__route_local_name(const xo_pool_addr_t *a, char *buf, size_t len)
 {
     snprintf(buf, len, "xo-%s-%u-%u", a->host, a->port, a->index);
     for (char *p = buf; *p; p++)
@@ -58,25 +54,23 @@ static void local_name(const addr_t *a, char *buf, size_t len)
 }
 
 /* The URLs to try for a peer, in order. XO_TRANSPORT=shm|unix|tcp picks one. */
-/* UCX listeners sit XO_UCX_PORT_OFFSET above the TCP ones: main pool at port + 500, sub pool N at port + 500 + N. */
-#define XO_UCX_PORT_OFFSET 500
 
 /* UCX is opt-in (XO_UCX=1, or XO_TRANSPORT=ucx): on the machines we measured, our TCP channel was faster than UCX
  * over its tcp transport (bench notes), and UCX needs RDMA hardware to pay off. */
-static bool ucx_enabled(void)
+bool xo__route_ucx_enabled(void)
 {
     const char *u = getenv("XO_UCX"), *t = getenv("XO_TRANSPORT");
     return (u && strcmp(u, "1") == 0) || (t && strcmp(t, "ucx") == 0);
 }
 
-static size_t peer_urls(const addr_t *a, char urls[4][XO_URL_MAX])
+size_t xo__route_peer_urls(const xo_pool_addr_t *a, char urls[4][XO_URL_MAX])
 {
     const char *force = getenv("XO_TRANSPORT");
     char name[200];
-    local_name(a, name, sizeof name);
+    xo__route_local_name(a, name, sizeof name);
     size_t n = 0;
     bool local = is_local_host(a->host);
-    if (a->port != 0 && xo__transport_find("ucx") && ucx_enabled() && (force ? strcmp(force, "ucx") == 0 : !local))
+    if (a->port != 0 && xo__transport_find("ucx") && xo__route_ucx_enabled() && (force ? strcmp(force, "ucx") == 0 : !local))
         snprintf(urls[n++], XO_URL_MAX, "ucx://%s:%u", a->host, a->port + XO_UCX_PORT_OFFSET + a->index);
     if (local && (!force || strcmp(force, "shm") == 0)) snprintf(urls[n++], XO_URL_MAX, "shm://%s", name);
     if (local && (!force || strcmp(force, "unix") == 0)) snprintf(urls[n++], XO_URL_MAX, "unix://@%s.u", name);
@@ -89,7 +83,7 @@ static size_t peer_urls(const addr_t *a, char urls[4][XO_URL_MAX])
 /* The host part network listeners bind: the pool's own host, or with XO_LISTEN_ANY=1 every interface ("0.0.0.0",
  * "[::]" for an IPv6 address) while the pool keeps its address as the one it advertises (NAT, several interfaces,
  * containers). */
-static const char *bind_host(const addr_t *a)
+const char *xo__route_bind_host(const xo_pool_addr_t *a)
 {
     const char *any = getenv("XO_LISTEN_ANY");
     if (!any || strcmp(any, "1") != 0) return a->host;
