@@ -83,8 +83,8 @@ static xo_status_t peer_get(const char *address, conn_t **c_p)
         *c_p = c;
         return XO_OK;
     }
-    char urls[4][XO_URL_MAX];
-    size_t n = xo__route_peer_urls(&a, urls);
+    char urls[XO_ROUTE_MAX][XO_URL_MAX];
+    size_t n = xo__route_connect(&a, urls, XO_ROUTE_MAX);
     xo_channel_t *ch = NULL;
     char last[XO_ERROR_TEXT_MAX] = "no transport reaches it from here";
     for (size_t i = 0; i < n && !ch; i++) {

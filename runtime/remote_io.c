@@ -436,8 +436,7 @@ xo_status_t xo__remote_listen(xo_pool_t *pool)
     xo_status_t st = xo__io_start();
     if (st != XO_OK) return st;
     char url[XO_URL_MAX];
-    if (a.index == 0) {
-        snprintf(url, sizeof url, "tcp://%s:%u", xo__route_bind_host(&a), a.port);
+    if (xo__route_listen_primary(&a, url)) {
         xo_listener_t *l = NULL;
         st = xo__listen(url, NULL, &l);
         if (st != XO_OK) return st;
@@ -458,25 +457,15 @@ xo_status_t xo__remote_listen(xo_pool_t *pool)
         st = adopt_listener(pool, l);
         if (st != XO_OK) return st;
     }
-    if (a.index > 0 && a.port != 0) {
-        /* Best effort: other hosts reach this sub pool over TCP at port + index; on this host shm and unix do. */
-        snprintf(url, sizeof url, "tcp://%s:%u", xo__route_bind_host(&a), a.port + a.index);
-        if (add_listener(pool, url) != XO_OK)
-            xo_log_warn("sub pool %s: no TCP listener (%s); only this host can reach it", pool->address,
-                        xo_last_error());
-    }
-    if (a.port != 0 && xo__route_ucx_enabled() && xo__transport_find("ucx")) {
-        snprintf(url, sizeof url, "ucx://%s:%u", xo__route_bind_host(&a), a.port + XO_UCX_PORT_OFFSET + a.index);
-        if (add_listener(pool, url) != XO_OK)
-            xo_log_warn("pool %s: no UCX listener (%s)", pool->address, xo_last_error());
-    }
-    char name[200];
-    xo__route_local_name(&a, name, sizeof name);
-    snprintf(url, sizeof url, "shm://%s", name);
-    st = add_listener(pool, url);
-    if (st == XO_OK) {
-        snprintf(url, sizeof url, "unix://@%s.u", name);
-        st = add_listener(pool, url);
+    xo_route_listen_t ls[XO_ROUTE_MAX];
+    size_t n = xo__route_listen(&a, ls, XO_ROUTE_MAX);
+    for (size_t i = 0; i < n && st == XO_OK; i++) {
+        xo_status_t lst = add_listener(pool, ls[i].url);
+        if (lst == XO_OK) continue;
+        if (ls[i].required) st = lst;
+        else
+            xo_log_warn("pool %s: no %s listener (%s)%s", pool->address, ls[i].scheme, xo_last_error(),
+                        ls[i].other_hosts_need_it ? "; only this host can reach it" : "");
     }
     if (st != XO_OK) xo__remote_unlisten(pool);
     return st;

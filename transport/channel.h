@@ -100,9 +100,26 @@ typedef struct xo_listener_ops {
     int (*fd)(xo_listener_t *l);
 } xo_listener_ops_t;
 
+/* How the router (transport/router.h) makes this backend's URL for a pool address "host:port[/N]". */
+typedef enum {
+    XO_ROUTE_NONE = 0, /* the router never picks it (explicit URLs only) */
+    XO_ROUTE_NAME,     /* scheme://<name_fmt applied to the pool's host-wide name>; needs same_host_only */
+    XO_ROUTE_PORT,     /* scheme://host:(port + port_offset + N) */
+} xo_route_kind_t;
+
+typedef struct xo_route_info {
+    xo_route_kind_t kind;
+    const char *name_fmt;   /* XO_ROUTE_NAME: a printf format with one %s, the name ("%s", "@%s.u") */
+    unsigned port_offset;   /* XO_ROUTE_PORT: added to the pool's port (a main pool's; sub pool N adds N) */
+    /* Opt-in backends (NULL: always on): used only when this environment variable is "1" or XO_TRANSPORT names
+     * the scheme, and then for pools on other hosts unless XO_TRANSPORT forces it (same-host backends are faster). */
+    const char *enable_env;
+} xo_route_info_t;
+
 struct xo_transport_ops {
     const char *scheme;      /* mandatory: "unix", "tcp", "shm" */
     bool same_host_only;     /* true when both ends must share a kernel (unix, shm) */
+    xo_route_info_t route;   /* optional (zero: the router does not use it) */
     /* Mandatory. url has already been split; opts is never NULL (defaults filled in). On XO_OK *l_p / *ch_p owns
      * a new object; on error nothing was created and the error text is set. */
     xo_status_t (*listen)(const xo_url_t *url, const xo_chan_opts_t *opts, xo_listener_t **l_p);

@@ -833,6 +833,7 @@ static xo_status_t shm_listen(const xo_url_t *url, const xo_chan_opts_t *opts, x
 const xo_transport_ops_t xo__shm_transport = {
     .scheme = "shm",
     .same_host_only = true,
+    .route = {.kind = XO_ROUTE_NAME, .name_fmt = "%s"},
     .listen = shm_listen,
     .connect = shm_connect,
     .listener_ops = &shm_listener_ops,
