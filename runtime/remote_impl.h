@@ -43,13 +43,19 @@ typedef struct conn {
     pthread_mutex_t rx_lock;
     _Atomic int pollers;     /* threads registered to poll this connection (decremented under rx_lock) */
     _Atomic bool kick;       /* a poller left frames behind: the I/O thread should drain (see conn_kick) */
-    bool authed;             /* inbound: the peer proved the secret */
+    _Atomic bool authed;     /* inbound: the peer proved the secret (set under rx_lock; the I/O thread reads it) */
+    bool zone_ready;         /* zone is initialised (outbound: at once; inbound: once authed) */
     msgpack_zone zone;       /* decoding scratch */
     unsigned char nonce[32]; /* inbound: the challenge sent */
     bool in_epoll;           /* I/O thread only */
     bool ready;              /* I/O thread only: on the ready list (not fully drained) */
     struct conn *next;       /* xo__io.conns (xo__io.lock) */
     struct conn *next_ready; /* I/O thread only */
+    /* I/O thread only: an inbound connection not yet authenticated is on xo__io.unauthed until its deadline. */
+    bool in_unauthed;
+    uint64_t auth_deadline_ns;
+    struct conn *next_unauthed;
+    uint64_t paused_until_ns; /* a listener that could not accept is out of epoll until then (0: it is not) */
 } conn_t;
 
 typedef struct xo__io {
@@ -73,6 +79,10 @@ typedef struct xo__io {
     long pause_wait_ns;       /* I/O thread only: POLL_PAUSE_NS while a pause is on, else PAUSE_GRACE_NS */
     pthread_key_t sender_key; /* frees a thread's sender cache when it exits */
     pthread_key_t pause_key;  /* frees a scheduler thread's pauser when it exits */
+    /* I/O thread only: inbound connections not yet authenticated, in accept order (remote_io.c, "strangers") */
+    conn_t *unauthed, *unauthed_tail;
+    bool refused;             /* some were refused since the last sync (their fds close there) */
+    uint64_t accept_resume_ns; /* the earliest time a paused listener goes back into epoll, 0: none is paused */
 } xo__io_t;
 
 extern xo__io_t xo__io;

@@ -5,11 +5,19 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "base/log_limit.h"
 #include "runtime/auth.h"
 
 #define PAUSE_GRACE_NS 1000000 /* the I/O thread's look period while no pause is on but one was lately */
 #define PAUSE_QUIET_ROUNDS 8
 #define DRAIN_BUDGET 256
+#define ACCEPT_BUDGET 64 /* connections one look at a listener accepts: the I/O thread has other work too */
+/* A listener that cannot accept (no fd left, and no stranger to refuse for one) is left alone this long: retrying at
+ * once would spin, since the queued connection keeps it readable (nginx waits 500 ms, libuv closes a spare fd). */
+#define ACCEPT_PAUSE_NS 100000000
+/* Before the peer has proved the secret, a frame may be this large: the authentication response is 38 bytes. */
+#define AUTH_FRAME_MAX 256
+#define AUTH_MAX_PENDING_DEFAULT 64
 
 xo__io_t xo__io = {.once = PTHREAD_ONCE_INIT, .timers_once = PTHREAD_ONCE_INIT, .connect_lock = PTHREAD_MUTEX_INITIALIZER,
         .pause_wait_ns = POLL_PAUSE_NS};
@@ -28,9 +36,13 @@ conn_t *xo__conn_new(conn_kind_t kind)
     if (!c) return NULL;
     c->kind = kind;
     atomic_init(&c->refs, 1);
-    if (!msgpack_zone_init(&c->zone, 4096)) {
-        free(c);
-        return NULL;
+    /* An inbound connection gets its zone once the peer has proved the secret (xo__conn_handle_frame). */
+    if (kind == CONN_OUTBOUND) {
+        if (!msgpack_zone_init(&c->zone, 4096)) {
+            free(c);
+            return NULL;
+        }
+        c->zone_ready = true;
     }
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->rx_lock, NULL);
@@ -44,7 +56,7 @@ void xo__conn_release(conn_t *c)
     if (c->ch) xo__channel_close(c->ch);
     if (c->listener) xo__listener_close(c->listener);
     xo__idmap_free(&c->calls);
-    msgpack_zone_destroy(&c->zone);
+    if (c->zone_ready) msgpack_zone_destroy(&c->zone);
     pthread_mutex_destroy(&c->lock);
     pthread_mutex_destroy(&c->rx_lock);
     free(c->address);
@@ -119,12 +131,15 @@ void xo__conn_lost(conn_t *c, const char *why)
 
 void xo__conn_handle_frame(conn_t *c, xo_frame_t *fr)
 {
-    if (c->kind == CONN_INBOUND && !c->authed) {
-        /* Nothing is decoded before the peer has proved the secret. */
-        if (xo__auth_check(c->ch, fr, c->nonce) == XO_OK) {
-            c->authed = true;
+    if (c->kind == CONN_INBOUND && !atomic_load_explicit(&c->authed, memory_order_relaxed)) {
+        /* Nothing is decoded, and nothing beyond the handshake's bytes allocated, before the peer has proved the
+         * secret. */
+        if (xo__auth_check(c->ch, fr, c->nonce) == XO_OK && msgpack_zone_init(&c->zone, 4096)) {
+            c->zone_ready = true;
+            xo__channel_set_max_frame(c->ch, 0);
+            atomic_store_explicit(&c->authed, true, memory_order_release);
         } else {
-            xo_log_warn("pool %s: refusing a connection: %s", c->pool->address, xo_last_error());
+            xo_log_limited(XO_LOG_WARN, "pool %s: refusing a connection: %s", c->pool->address, xo_last_error());
             xo__conn_lost(c, "authentication failed");
         }
         xo__frame_release(fr);
@@ -176,16 +191,135 @@ static bool drain(conn_t *c)
     return drained;
 }
 
+/* ---- strangers: inbound connections whose peer has not proved the secret yet (I/O thread only) ----
+ *
+ * Anyone who reaches a port can open connections and say nothing. Each gets a deadline (XO_AUTH_DEADLINE_MS,
+ * default XO_AUTH_TIMEOUT_MS, the connector's own limit) and each pool at most XO_AUTH_MAX_PENDING of them (default
+ * 64); past the cap, and when accept runs out of file descriptors, the oldest is refused to make room, so that
+ * idle strangers cannot keep a real client out. They sit in accept order in xo__io.unauthed. */
+
+static uint64_t auth_deadline_ns(void)
+{
+    static uint64_t ns;
+    if (!ns) {
+        const char *e = getenv("XO_AUTH_DEADLINE_MS");
+        long ms = e ? strtol(e, NULL, 10) : 0;
+        ns = (uint64_t)(ms > 0 ? ms : XO_AUTH_TIMEOUT_MS) * 1000000u;
+    }
+    return ns;
+}
+
+static unsigned auth_max_pending(void)
+{
+    static unsigned n;
+    if (!n) {
+        const char *e = getenv("XO_AUTH_MAX_PENDING");
+        long v = e ? strtol(e, NULL, 10) : 0;
+        n = v > 0 && v < 1000000 ? (unsigned)v : AUTH_MAX_PENDING_DEFAULT;
+    }
+    return n;
+}
+
+static void unauthed_push(conn_t *c)
+{
+    c->auth_deadline_ns = xo__now_ns() + auth_deadline_ns();
+    c->next_unauthed = NULL;
+    c->in_unauthed = true;
+    if (xo__io.unauthed_tail) xo__io.unauthed_tail->next_unauthed = c;
+    else xo__io.unauthed = c;
+    xo__io.unauthed_tail = c;
+}
+
+static void unauthed_remove(conn_t *c)
+{
+    if (!c->in_unauthed) return;
+    conn_t *prev = NULL;
+    for (conn_t *u = xo__io.unauthed; u; prev = u, u = u->next_unauthed)
+        if (u == c) {
+            if (prev) prev->next_unauthed = c->next_unauthed;
+            else xo__io.unauthed = c->next_unauthed;
+            if (xo__io.unauthed_tail == c) xo__io.unauthed_tail = prev;
+            break;
+        }
+    c->in_unauthed = false;
+}
+
+static void refuse(conn_t *c, const char *why)
+{
+    xo_log_limited(XO_LOG_WARN, "pool %s: refusing a connection: %s", c->pool->address, why);
+    unauthed_remove(c);
+    xo__conn_lost(c, why);
+    xo__io.refused = true;
+}
+
+/* Lets go of the connections that authenticated or died, and refuses the ones past their deadline. The earliest
+ * deadline left (xo__now_ns time), 0 when there is none. */
+static uint64_t unauthed_sweep(void)
+{
+    if (!xo__io.unauthed) return 0;
+    uint64_t now = xo__now_ns();
+    for (conn_t *u = xo__io.unauthed, *next; u; u = next) {
+        next = u->next_unauthed;
+        if (atomic_load_explicit(&u->authed, memory_order_acquire) || atomic_load(&u->dead)) unauthed_remove(u);
+        else if (u->auth_deadline_ns <= now) refuse(u, "no authentication in time (XO_AUTH_DEADLINE_MS)");
+    }
+    return xo__io.unauthed ? xo__io.unauthed->auth_deadline_ns : 0; /* accept order is deadline order */
+}
+
+/* Refuses the oldest stranger of pool (any pool when NULL). False when there is none. */
+static bool unauthed_evict(xo_pool_t *pool, const char *why)
+{
+    for (conn_t *u = xo__io.unauthed; u; u = u->next_unauthed)
+        if ((!pool || u->pool == pool) && !atomic_load_explicit(&u->authed, memory_order_acquire) &&
+            !atomic_load(&u->dead)) {
+            refuse(u, why);
+            return true;
+        }
+    return false;
+}
+
+static unsigned unauthed_count(xo_pool_t *pool)
+{
+    unsigned n = 0;
+    for (conn_t *u = xo__io.unauthed; u; u = u->next_unauthed)
+        n += u->pool == pool && !atomic_load_explicit(&u->authed, memory_order_relaxed) && !atomic_load(&u->dead);
+    return n;
+}
+
+/* Takes l out of epoll for ACCEPT_PAUSE_NS; io_main puts it back. */
+static void listener_pause(conn_t *l)
+{
+    if (l->in_epoll) epoll_ctl(xo__io.epfd, EPOLL_CTL_DEL, xo__listener_fd(l->listener), NULL);
+    l->in_epoll = false;
+    l->paused_until_ns = xo__now_ns() + ACCEPT_PAUSE_NS;
+    if (!xo__io.accept_resume_ns || l->paused_until_ns < xo__io.accept_resume_ns)
+        xo__io.accept_resume_ns = l->paused_until_ns;
+}
+
+/* Accepts what waits on l, up to ACCEPT_BUDGET. The caller syncs the connection list afterwards (registers the new
+ * ones, closes the refused ones: their fds come back then). */
 static void accept_all(conn_t *l)
 {
-    for (;;) {
+    for (int i = 0; i < ACCEPT_BUDGET; i++) {
         xo_channel_t *ch = NULL;
         xo_status_t st = xo__listener_accept(l->listener, 0, &ch);
         if (st == XO_ETIMEDOUT) return;
-        if (st != XO_OK) {
-            xo_log_debug("accept on %s failed: %s", xo__listener_url(l->listener), xo_last_error());
-            continue; /* a failed handshake; the listener goes on */
+        if (st == XO_EPROTO || st == XO_ECLOSED) {
+            xo_log_limited(XO_LOG_WARN, "pool %s: refusing a connection on %s: %s", l->pool->address,
+                           xo__listener_url(l->listener), xo_last_error());
+            continue; /* a failed setup (shm); the listener goes on */
         }
+        if (st != XO_OK) {
+            /* Out of file descriptors (or memory): the connection stays queued. Refuse the oldest stranger for its
+             * fd (closed when the caller syncs; the listener is still readable, so the next round accepts), or, with
+             * none, leave the listener alone for a while; connections already accepted are served meanwhile. */
+            xo_log_limited(XO_LOG_WARN, "pool %s: cannot accept on %s: %s", l->pool->address,
+                           xo__listener_url(l->listener), xo_last_error());
+            if (!unauthed_evict(NULL, "making room: out of file descriptors")) listener_pause(l);
+            return;
+        }
+        if (unauthed_count(l->pool) >= auth_max_pending())
+            unauthed_evict(l->pool, "too many unauthenticated connections (XO_AUTH_MAX_PENDING)");
         conn_t *c = xo__conn_new(CONN_INBOUND);
         if (!c) {
             xo__channel_close(ch);
@@ -193,6 +327,7 @@ static void accept_all(conn_t *l)
         }
         c->ch = ch;
         c->pool = l->pool;
+        xo__channel_set_max_frame(ch, AUTH_FRAME_MAX);
         if (xo__auth_challenge(ch, c->nonce) != XO_OK) {
             xo_log_debug("authentication challenge on %s failed: %s", xo__listener_url(l->listener), xo_last_error());
             xo__conn_release(c);
@@ -201,8 +336,25 @@ static void accept_all(conn_t *l)
         pthread_mutex_lock(&xo__io.lock);
         link_conn(c);
         pthread_mutex_unlock(&xo__io.lock);
+        unauthed_push(c);
         /* registered by the caller's next scan of xo__io.conns */
     }
+}
+
+/* Puts paused listeners whose time is up back (the next sync registers them). True when one was. */
+static bool listeners_resume(void)
+{
+    if (!xo__io.accept_resume_ns || xo__now_ns() < xo__io.accept_resume_ns) return false;
+    uint64_t now = xo__now_ns(), next = 0;
+    pthread_mutex_lock(&xo__io.lock);
+    for (conn_t *c = xo__io.conns; c; c = c->next)
+        if (c->kind == CONN_LISTENER && c->paused_until_ns) {
+            if (c->paused_until_ns <= now) c->paused_until_ns = 0;
+            else if (!next || c->paused_until_ns < next) next = c->paused_until_ns;
+        }
+    pthread_mutex_unlock(&xo__io.lock);
+    xo__io.accept_resume_ns = next;
+    return true;
 }
 
 static void unlink_conn(conn_t *c)
@@ -226,6 +378,7 @@ static void sync_conns(conn_t **ready)
                                                                            : xo__channel_fd(c->ch), NULL);
             c->in_epoll = false;
             if (!c->ready) {
+                unauthed_remove(c);
                 unlink_conn(c);
                 c->next = gone;
                 gone = c;
@@ -236,7 +389,7 @@ static void sync_conns(conn_t **ready)
                 c->next_ready = *ready;
                 *ready = c;
             }
-        } else if (!c->in_epoll) {
+        } else if (!c->in_epoll && !c->paused_until_ns) {
             struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
             int fd = c->listener ? xo__listener_fd(c->listener) : xo__channel_fd(c->ch);
             if (epoll_ctl(xo__io.epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
@@ -277,20 +430,27 @@ static void sync_conns(conn_t **ready)
     pthread_mutex_unlock(&xo__io.lock);
 }
 
-/* epoll_wait, with a timeout of xo__io.pause_wait_ns while schedulers pause (none when ready: 0). */
-static int io_wait(struct epoll_event *evs, int max, bool ready)
+/* epoll_wait, with a timeout of xo__io.pause_wait_ns while schedulers pause, and none past until_ns (xo__now_ns
+ * time, 0: no limit); none at all when ready. */
+static int io_wait(struct epoll_event *evs, int max, bool ready, uint64_t until_ns)
 {
-    if (ready || !atomic_load(&xo__io.pause_watch)) return epoll_wait(xo__io.epfd, evs, max, ready ? 0 : -1);
+    long wait_ns = atomic_load(&xo__io.pause_watch) ? xo__io.pause_wait_ns : -1;
+    if (until_ns && !ready) {
+        uint64_t now = xo__now_ns();
+        long left = until_ns > now ? (long)(until_ns - now) : 0;
+        if (wait_ns < 0 || left < wait_ns) wait_ns = left;
+    }
+    if (ready || wait_ns < 0) return epoll_wait(xo__io.epfd, evs, max, ready ? 0 : -1);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
     static _Atomic bool no_pwait2;
     if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
-        struct timespec ts = {xo__io.pause_wait_ns / 1000000000, xo__io.pause_wait_ns % 1000000000};
+        struct timespec ts = {wait_ns / 1000000000, wait_ns % 1000000000};
         int n = epoll_pwait2(xo__io.epfd, evs, max, &ts, NULL);
         if (n >= 0 || errno != ENOSYS) return n;
         atomic_store_explicit(&no_pwait2, true, memory_order_relaxed); /* a kernel before 5.11 */
     }
 #endif
-    return epoll_wait(xo__io.epfd, evs, max, (int)((xo__io.pause_wait_ns + 999999) / 1000000));
+    return epoll_wait(xo__io.epfd, evs, max, (int)((wait_ns + 999999) / 1000000));
 }
 
 static void *io_main(void *arg)
@@ -300,8 +460,9 @@ static void *io_main(void *arg)
     struct epoll_event evs[64];
     conn_t *ready = NULL;
     unsigned quiet = 0; /* looks at the pausers since one last paused */
+    uint64_t until = 0; /* the next stranger's deadline, or a paused listener's return */
     for (;;) {
-        int n = io_wait(evs, 64, ready != NULL);
+        int n = io_wait(evs, 64, ready != NULL, until);
         if (n < 0 && errno != EINTR) {
             xo_log_error("epoll_wait: %s", strerror(errno));
             continue;
@@ -325,7 +486,15 @@ static void *io_main(void *arg)
                 ready = c;
             }
         }
+        if (listeners_resume()) sync = true;
+        uint64_t first = unauthed_sweep();
+        if (xo__io.refused) { /* their fds are closed by the sync */
+            xo__io.refused = false;
+            sync = true;
+        }
         if (sync) sync_conns(&ready);
+        until = first;
+        if (xo__io.accept_resume_ns && (!until || xo__io.accept_resume_ns < until)) until = xo__io.accept_resume_ns;
         if (atomic_load(&xo__io.pause_watch)) {
             /* Dekker with xo__remote_poll_pause: off first, then look; a pause we miss sees the watch off. The watch
              * stays on for PAUSE_QUIET_ROUNDS looks after the last pause, so that a pool answering calls one by

@@ -246,6 +246,12 @@ void xo__channel_shutdown(xo_channel_t *ch);
  * received stay valid: they own their memory. NULL is a no-op. */
 void xo__channel_close(xo_channel_t *ch);
 
+/* Changes ch's max_frame (0: XO_FRAME_MAX_DEFAULT) for the frames received and sent from now on; a backend sizes
+ * its receive buffer by it, so a channel that takes small frames only (an acceptor before its peer has proved the
+ * secret) allocates only a few hundred bytes, whatever the peer announces. Call it from the receiving thread, or
+ * before the channel is shared; senders must see it through their own synchronisation with that thread. */
+void xo__channel_set_max_frame(xo_channel_t *ch, size_t max_frame);
+
 /* The scheme of the backend under ch ("shm"). Static storage. */
 const char *xo__channel_scheme(const xo_channel_t *ch);
 
