@@ -164,10 +164,12 @@ xo_status_t xo__listen(const char *url, const xo_chan_opts_t *opts, xo_listener_
 
 /* Waits up to timeout_ms (negative: forever, 0: poll) for one incoming channel. On XO_OK *ch_p owns the new
  * channel (free with xo__channel_close). XO_ETIMEDOUT when none came in time. A connection that fails its setup
- * (for shm: a bad handshake) returns XO_EPROTO or XO_ECLOSED; the listener stays usable either way. One thread
- * at a time. shm only: once a connection is there, accept also waits for its handshake message, which a client
- * sends right after connecting; a client that stays silent costs at most 2 s (then XO_EPROTO), even with
- * timeout_ms 0. */
+ * (for shm: a bad handshake) returns XO_EPROTO or XO_ECLOSED; the listener stays usable either way. XO_ESYS: no
+ * connection could be taken (out of file descriptors, say); it stays queued, so the fd keeps polling readable. One thread
+ * at a time. shm only: a connection is complete once its handshake message has come (a client sends it right after
+ * connecting); accept never waits for it beyond timeout_ms: clients accepted without it wait inside the listener
+ * (at most 64; the listener's fd signals when one completes) and one that stays silent for 2 s is dropped, which an
+ * accept reports as XO_EPROTO. */
 xo_status_t xo__listener_accept(xo_listener_t *l, int timeout_ms, xo_channel_t **ch_p);
 
 /* The address actually bound ("tcp://127.0.0.1:39211" for "tcp://127.0.0.1:0"). Owned by the listener. */
@@ -199,7 +201,8 @@ xo_status_t xo__channel_send(xo_channel_t *ch, const xo_frame_t *frame);
  * XO_ETIMEDOUT: nothing complete arrived in time (a partly received frame is kept for the next call).
  * XO_ECLOSED: the peer closed or died, or the channel was shut down; every later call returns it too.
  * XO_EPROTO / XO_EMSGSIZE: the peer sent a malformed or oversize frame; the error is logged, the channel is
- * shut down (the peer sees it closed) and later calls return XO_ECLOSED. Never allocates more than max_frame. */
+ * shut down (the peer sees it closed) and later calls return XO_ECLOSED (the log is rate-limited: a peer can repeat
+ * it at will). Never allocates more than max_frame. */
 xo_status_t xo__channel_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out);
 
 /* ---- polling from several threads (backends with ready/recv_nowait: shm) ----

@@ -43,6 +43,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/log_limit.h"
 #include "transport/channel.h"
 #include "transport/shm_ctl.h"
 #include "transport/shm_ring.h"
@@ -407,7 +408,7 @@ static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
 
 static xo_status_t rx_fail(shm_chan_t *c, xo_status_t st)
 {
-    xo_log_error("shm channel: %s; closing it", xo_last_error());
+    xo_log_limited(XO_LOG_ERROR, "shm channel: %s; closing it", xo_last_error()); /* a peer can repeat it at will */
     c->rx_dead = true;
     chan_shutdown(&c->base);
     return st;
