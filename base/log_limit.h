@@ -39,15 +39,19 @@ static inline bool xo__log_limit(xo_log_limit_t *l, uint64_t *skipped)
     return true;
 }
 
-/* xo_log(level, ...) at most once per XO_LOG_LIMIT_NS for the call site, the line followed by how many were not
- * logged since the previous one. The format must be a string literal. */
+/* xo_log(level, ...) at most once per XO_LOG_LIMIT_NS for the call site, followed by how many were not logged since
+ * the previous line when there were any. The format must be a string literal. */
 #define xo_log_limited(level, fmt, ...)                                                                       \
     do {                                                                                                      \
         static xo_log_limit_t xo__ll_;                                                                        \
         uint64_t xo__ll_skipped_;                                                                             \
-        if ((level) <= xo__log_threshold() && xo__log_limit(&xo__ll_, &xo__ll_skipped_))                      \
-            xo__log_write((level), __FILE__, __LINE__, fmt " (%llu more since the last such line)", \
-                          __VA_ARGS__, (unsigned long long)xo__ll_skipped_);                                  \
+        if ((level) <= xo__log_threshold() && xo__log_limit(&xo__ll_, &xo__ll_skipped_)) {                    \
+            if (xo__ll_skipped_)                                                                              \
+                xo__log_write((level), __FILE__, __LINE__, fmt " (%llu more since the last such line)",       \
+                              __VA_ARGS__, (unsigned long long)xo__ll_skipped_);                              \
+            else                                                                                              \
+                xo__log_write((level), __FILE__, __LINE__, fmt, __VA_ARGS__);                                 \
+        }                                                                                                     \
     } while (0)
 
 #ifdef __cplusplus

