@@ -6,7 +6,7 @@
  *   remote_unix    the same over the unix socket, XO_TRANSPORT=unix
  *   remote_tcp     the target in a stand-alone xoscar-pool at 127.0.0.1:0 over TCP loopback, XO_TRANSPORT=tcp.
  *                  Only a main pool ("host:port") listens on TCP; a sub pool ("host:port/N") is reached over shm or
- *                  unix only (runtime/remote.c, peer_urls), so the TCP peer is an xoscar-pool started with a
+ *                  unix only (transport/router.c), so the TCP peer is an xoscar-pool started with a
  *                  main-pool address (the same binary and module as a sub pool).
  *
  * The target is BenchEcho from the bench module (bench_remote_module.c); the caller is the bench process, whose

@@ -125,7 +125,7 @@ static xo_msg_t *msg_new(xo_msg_kind_t kind, xo_future_t **reply_p)
 
 /* ---- pools in other processes ----------------------------------------------------------------------------- */
 
-/* A ref that no pool of this process serves, with the address of a process pool: calls go through remote.c. */
+/* A ref that no pool of this process serves, with the address of a process pool: calls go through remote_client.c. */
 static bool is_remote(const xo_ref_t *ref)
 {
     return ref && !ref->actor && !xo__pool_find(ref->address) && xo__remote_address_ok(ref->address);

@@ -1,15 +1,14 @@
 /* Pools in other processes: the process's I/O thread, its listeners, and the connections to peer pools.
  *
- * A process pool's address is "host:port" (a main pool) or "host:port/N" (its sub pool N). On the same host a peer
- * is reached over shared memory (shm://, names derived from the address), with a unix socket as the fallback;
- * XO_TRANSPORT=shm|unix|tcp forces one. A main pool also listens on TCP at host:port, and its sub pool N at
- * host:(port + N), so other hosts reach every pool of a host whose main port is fixed. With XO_UCX=1 pools also listen
- * on ucx:// at port + 500 + N and other hosts are reached over UCX first (XO_TRANSPORT=ucx forces it).
+ * A process pool's address is "host:port" (a main pool) or "host:port/N" (its sub pool N). Which channels reach it,
+ * and which ones it listens on, is the router's choice (transport/router.h): shared memory then a unix socket on
+ * the same host, TCP at host:(port + N) from other hosts, UCX first when XO_UCX=1; XO_TRANSPORT forces one.
  *
  * One I/O thread per process (started on first use) receives the frames nobody else takes: requests for local
  * actors become messages posted to their pool; replies complete the caller's future. Threads that spin anyway (idle
  * schedulers, callers waiting for a reply) take shared-memory frames themselves (xo__remote_poll). Every frame is
- * sent by the thread that makes it (the caller, or whichever thread completes the call). */
+ * sent by the thread that makes it (the caller, or whichever thread completes the call). The implementation is
+ * split by job into runtime/remote_*.c (remote_impl.h lists them). */
 #ifndef XO_RUNTIME_REMOTE_H
 #define XO_RUNTIME_REMOTE_H
 
@@ -51,7 +50,7 @@ void xo__remote_poll_stop(void);
 
 /* For an idle scheduler that found work (pool's, as last given to xo__remote_poll) and will poll again when it runs
  * dry: it lets go of every connection but its pool's inbound ones, and stays registered with those for at most a
- * short while (remote.c, "pausing"), so that their frames wait for it rather than go to the I/O thread; past that
+ * short while (remote_pause.c), so that their frames wait for it rather than go to the I/O thread; past that
  * the I/O thread takes them over. xo__remote_poll or xo__remote_poll_stop ends the pause; call xo__remote_poll_stop
  * before sleeping. Falls back to xo__remote_poll_stop when another scheduler of the pool sleeps. */
 void xo__remote_poll_pause(void);

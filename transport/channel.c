@@ -134,6 +134,13 @@ void xo__channel_close(xo_channel_t *ch)
 
 const char *xo__channel_scheme(const xo_channel_t *ch) { return ch->tran->scheme; }
 
+void xo__channel_set_max_frame(xo_channel_t *ch, size_t max_frame)
+{
+    xo_chan_opts_t o = ch->opts;
+    o.max_frame = max_frame;
+    ch->opts.max_frame = xo__chan_opts_resolve(&o).max_frame;
+}
+
 void xo__frame_release(xo_frame_t *frame)
 {
     if (!frame || (!frame->mem && !frame->map)) return;

@@ -100,9 +100,26 @@ typedef struct xo_listener_ops {
     int (*fd)(xo_listener_t *l);
 } xo_listener_ops_t;
 
+/* How the router (transport/router.h) makes this backend's URL for a pool address "host:port[/N]". */
+typedef enum {
+    XO_ROUTE_NONE = 0, /* the router never picks it (explicit URLs only) */
+    XO_ROUTE_NAME,     /* scheme://<name_fmt applied to the pool's host-wide name>; needs same_host_only */
+    XO_ROUTE_PORT,     /* scheme://host:(port + port_offset + N) */
+} xo_route_kind_t;
+
+typedef struct xo_route_info {
+    xo_route_kind_t kind;
+    const char *name_fmt;   /* XO_ROUTE_NAME: a printf format with one %s, the name ("%s", "@%s.u") */
+    unsigned port_offset;   /* XO_ROUTE_PORT: added to the pool's port (a main pool's; sub pool N adds N) */
+    /* Opt-in backends (NULL: always on): used only when this environment variable is "1" or XO_TRANSPORT names
+     * the scheme, and then for pools on other hosts unless XO_TRANSPORT forces it (same-host backends are faster). */
+    const char *enable_env;
+} xo_route_info_t;
+
 struct xo_transport_ops {
     const char *scheme;      /* mandatory: "unix", "tcp", "shm" */
     bool same_host_only;     /* true when both ends must share a kernel (unix, shm) */
+    xo_route_info_t route;   /* optional (zero: the router does not use it) */
     /* Mandatory. url has already been split; opts is never NULL (defaults filled in). On XO_OK *l_p / *ch_p owns
      * a new object; on error nothing was created and the error text is set. */
     xo_status_t (*listen)(const xo_url_t *url, const xo_chan_opts_t *opts, xo_listener_t **l_p);
@@ -147,10 +164,12 @@ xo_status_t xo__listen(const char *url, const xo_chan_opts_t *opts, xo_listener_
 
 /* Waits up to timeout_ms (negative: forever, 0: poll) for one incoming channel. On XO_OK *ch_p owns the new
  * channel (free with xo__channel_close). XO_ETIMEDOUT when none came in time. A connection that fails its setup
- * (for shm: a bad handshake) returns XO_EPROTO or XO_ECLOSED; the listener stays usable either way. One thread
- * at a time. shm only: once a connection is there, accept also waits for its handshake message, which a client
- * sends right after connecting; a client that stays silent costs at most 2 s (then XO_EPROTO), even with
- * timeout_ms 0. */
+ * (for shm: a bad handshake) returns XO_EPROTO or XO_ECLOSED; the listener stays usable either way. XO_ESYS: no
+ * connection could be taken (out of file descriptors, say); it stays queued, so the fd keeps polling readable. One thread
+ * at a time. shm only: a connection is complete once its handshake message has come (a client sends it right after
+ * connecting); accept never waits for it beyond timeout_ms: clients accepted without it wait inside the listener
+ * (at most 64; the listener's fd signals when one completes) and one that stays silent for 2 s is dropped, which an
+ * accept reports as XO_EPROTO. */
 xo_status_t xo__listener_accept(xo_listener_t *l, int timeout_ms, xo_channel_t **ch_p);
 
 /* The address actually bound ("tcp://127.0.0.1:39211" for "tcp://127.0.0.1:0"). Owned by the listener. */
@@ -182,7 +201,8 @@ xo_status_t xo__channel_send(xo_channel_t *ch, const xo_frame_t *frame);
  * XO_ETIMEDOUT: nothing complete arrived in time (a partly received frame is kept for the next call).
  * XO_ECLOSED: the peer closed or died, or the channel was shut down; every later call returns it too.
  * XO_EPROTO / XO_EMSGSIZE: the peer sent a malformed or oversize frame; the error is logged, the channel is
- * shut down (the peer sees it closed) and later calls return XO_ECLOSED. Never allocates more than max_frame. */
+ * shut down (the peer sees it closed) and later calls return XO_ECLOSED (the log is rate-limited: a peer can repeat
+ * it at will). Never allocates more than max_frame. */
 xo_status_t xo__channel_recv(xo_channel_t *ch, int timeout_ms, xo_frame_t *out);
 
 /* ---- polling from several threads (backends with ready/recv_nowait: shm) ----
@@ -228,6 +248,12 @@ void xo__channel_shutdown(xo_channel_t *ch);
  * exec may share it (all fds are close-on-exec); xo__channel_shutdown ends it for every holder. Frames already
  * received stay valid: they own their memory. NULL is a no-op. */
 void xo__channel_close(xo_channel_t *ch);
+
+/* Changes ch's max_frame (0: XO_FRAME_MAX_DEFAULT) for the frames received and sent from now on; a backend sizes
+ * its receive buffer by it, so a channel that takes small frames only (an acceptor before its peer has proved the
+ * secret) allocates only a few hundred bytes, whatever the peer announces. Call it from the receiving thread, or
+ * before the channel is shared; senders must see it through their own synchronisation with that thread. */
+void xo__channel_set_max_frame(xo_channel_t *ch, size_t max_frame);
 
 /* The scheme of the backend under ch ("shm"). Static storage. */
 const char *xo__channel_scheme(const xo_channel_t *ch);

@@ -10,14 +10,15 @@ extern const xo_transport_ops_t xo__tcp_transport;
 extern const xo_transport_ops_t xo__shm_transport;
 extern const xo_transport_ops_t xo__ucx_transport; /* built with UCX only (XO_HAVE_UCX) */
 
-/* In the order a router should prefer them on one host: the fastest first. */
+/* The router's order of preference (transport/router.c): the fastest first among those that reach a peer. UCX comes
+ * before TCP for other hosts, where it is opt-in (its route's enable_env). */
 static const xo_transport_ops_t *const transports[] = {
     &xo__shm_transport,
     &xo__unix_transport,
-    &xo__tcp_transport,
 #ifdef XO_HAVE_UCX
     &xo__ucx_transport,
 #endif
+    &xo__tcp_transport,
 };
 #define N_TRANSPORTS (sizeof transports / sizeof transports[0])
 
@@ -31,8 +32,10 @@ static bool check_ops(const xo_transport_ops_t *t)
 {
     const xo_channel_ops_t *c = t->channel_ops;
     const xo_listener_ops_t *l = t->listener_ops;
+    /* A name route names a socket of this kernel: only a same-host backend can have one. */
+    bool route_ok = t->route.kind != XO_ROUTE_NAME || (t->route.name_fmt && t->same_host_only);
     return t->scheme && t->scheme[0] && t->listen && t->connect && c && c->send && c->recv && c->shutdown &&
-           c->close && c->fd && l && l->accept && l->close && l->fd;
+           c->close && c->fd && l && l->accept && l->close && l->fd && route_ok;
 }
 
 static void check_all(void)
@@ -42,7 +45,7 @@ static void check_all(void)
         for (size_t j = 0; valid[i] && j < i; j++)
             if (valid[j] && strcmp(transports[j]->scheme, transports[i]->scheme) == 0) valid[i] = false;
         if (!valid[i])
-            xo_log_error("transport #%zu (%s) has a missing op or a duplicate scheme; disabled", i,
+            xo_log_error("transport #%zu (%s) has a missing op, a bad route or a duplicate scheme; disabled", i,
                          transports[i]->scheme ? transports[i]->scheme : "?");
     }
 }

@@ -32,15 +32,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/log_limit.h"
 #include "transport/channel.h"
 #include "transport/shm_ctl.h"
 #include "transport/shm_ring.h"
@@ -50,6 +53,7 @@
 #define DATA_OFF 4096u /* the two ring control blocks, then the data areas */
 #define OOB_ALIGN 4096u
 #define HELLO_WAIT_MS 2000 /* an accepted client must say hello within this, whatever accept's timeout */
+#define PENDING_MAX 64     /* accepted clients waiting for their hello, per listener; a new one past it drops the oldest */
 #define WAIT_SLICE_MS 100  /* the receiver's poll slices (a shutdown flag is seen within one) */
 #define WRITER_SLICE_MS 10 /* a sender waiting for space checks for the peer's death this often */
 #define WRITER_SPINS 2000
@@ -89,9 +93,23 @@ typedef struct shm_chan {
     uint64_t desc[2 * (XO_FRAME_MAX_SEGS + 1)];
 } shm_chan_t;
 
+/* A client accepted before its hello has come. */
+typedef struct pending {
+    int sock;
+    int64_t deadline; /* xo__now_ms time */
+} pending_t;
+
+/* Accept never waits for a hello when it is not asked to wait (an I/O thread would stall for every silent client):
+ * clients accepted before their hello wait in pend[], and the fd an event loop watches (epfd) signals the listening
+ * socket, every pending client and a timer for the earliest hello deadline, so that accept is called again when a
+ * hello comes in, or when a silent client is to be dropped. */
 typedef struct shm_listener {
     xo_listener_t base;
-    int fd;
+    int fd;    /* the listening socket */
+    int epfd;  /* lis_fd: fd, the pending clients and tfd */
+    int tfd;   /* timerfd armed for pend[0]'s deadline (accept order is deadline order) */
+    pending_t pend[PENDING_MAX];
+    size_t n_pend;
 } shm_listener_t;
 
 extern const xo_transport_ops_t xo__shm_transport;
@@ -390,7 +408,7 @@ static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
 
 static xo_status_t rx_fail(shm_chan_t *c, xo_status_t st)
 {
-    xo_log_error("shm channel: %s; closing it", xo_last_error());
+    xo_log_limited(XO_LOG_ERROR, "shm channel: %s; closing it", xo_last_error()); /* a peer can repeat it at will */
     c->rx_dead = true;
     chan_shutdown(&c->base);
     return st;
@@ -763,47 +781,124 @@ static xo_status_t take_segment(const hello_t *h, long n, int seg_fd, uint8_t **
     return st;
 }
 
-static xo_status_t lis_accept(xo_listener_t *l, int timeout_ms, xo_channel_t **ch_p)
+/* Arms the timer for the earliest hello deadline, or disarms it. */
+static void pend_timer(shm_listener_t *sl)
 {
-    shm_listener_t *sl = (shm_listener_t *)l;
-    int sock;
-    xo_status_t st = xo__sock_accept(sl->fd, timeout_ms, &sock);
-    if (st != XO_OK) return st;
-    /* The client sends its hello right after connecting; one that does not is broken, not slow. */
-    int64_t deadline = xo__deadline(HELLO_WAIT_MS);
+    struct itimerspec its = {0};
+    if (sl->n_pend) {
+        int64_t left = sl->pend[0].deadline - xo__now_ms();
+        if (left < 1) left = 1; /* 0 would disarm */
+        its.it_value.tv_sec = left / 1000;
+        its.it_value.tv_nsec = (left % 1000) * 1000000;
+    }
+    timerfd_settime(sl->tfd, 0, &its, NULL);
+}
+
+/* Takes pend[i] out of the list (and out of epfd); the caller owns its socket. */
+static int pend_take(shm_listener_t *sl, size_t i)
+{
+    int sock = sl->pend[i].sock;
+    epoll_ctl(sl->epfd, EPOLL_CTL_DEL, sock, NULL);
+    memmove(&sl->pend[i], &sl->pend[i + 1], (sl->n_pend - i - 1) * sizeof sl->pend[0]);
+    sl->n_pend--;
+    return sock;
+}
+
+static void pend_add(shm_listener_t *sl, int sock)
+{
+    if (sl->n_pend == PENDING_MAX) {
+        xo_log_debug("%s: dropping a client that has not said hello (%d waiting)", sl->base.url, PENDING_MAX);
+        close(pend_take(sl, 0));
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = sock};
+    if (epoll_ctl(sl->epfd, EPOLL_CTL_ADD, sock, &ev) != 0) {
+        close(sock);
+        return;
+    }
+    sl->pend[sl->n_pend++] = (pending_t){sock, xo__now_ms() + HELLO_WAIT_MS};
+}
+
+/* Completes the setup of a client whose hello may have come: XO_INPROGRESS (sock untouched) when it has not, else
+ * sock is consumed: XO_OK with *ch_p, or the error (XO_EPROTO, XO_ECLOSED, XO_ENOMEM). */
+static xo_status_t hello_take(shm_listener_t *sl, int sock, xo_channel_t **ch_p)
+{
     hello_t h;
     int fds[1], nfds = 0;
-    long n;
-    for (;;) {
-        n = xo__ctl_recv(sock, &h, sizeof h, fds, 1, &nfds);
-        if (n >= 0 || errno != EAGAIN) break;
-        if (xo__poll1(sock, POLLIN, deadline) <= 0) break;
-    }
+    long n = xo__ctl_recv(sock, &h, sizeof h, fds, 1, &nfds);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return XO_INPROGRESS;
+    xo_status_t st = XO_OK;
     uint8_t *seg = NULL;
     size_t len = 0;
     if (n == 0) st = xo__error_set(XO_ECLOSED, "shm accept: client hung up before its hello");
-    else if (n < 0) st = xo__error_set(XO_EPROTO, "shm accept: no hello from the client");
+    else if (n < 0) st = xo__error_set(XO_EPROTO, "shm accept: no hello from the client (%s)", strerror(errno));
     if (st == XO_OK) st = take_segment(&h, n, nfds ? fds[0] : -1, &seg, &len);
     else if (nfds) close(fds[0]);
     if (st == XO_OK) {
         ack_t ack = {.magic = SHM_MAGIC, .status = 0};
-        st = xo__ctl_send(sock, &ack, sizeof ack, -1, deadline, NULL);
+        /* A fresh socket has room for 8 bytes: this does not wait in practice. */
+        st = xo__ctl_send(sock, &ack, sizeof ack, -1, xo__deadline(WAIT_SLICE_MS), NULL);
     }
     if (st != XO_OK) {
-        xo_log_warn("%s: %s", l->url, xo_last_error());
+        xo_log_debug("%s: %s", sl->base.url, xo_last_error());
         if (seg) munmap(seg, len);
         close(sock);
         return st;
     }
-    return chan_new(sock, seg, len, h.cap, false, &l->opts, ch_p);
+    return chan_new(sock, seg, len, h.cap, false, &sl->base.opts, ch_p);
 }
 
-static int lis_fd(xo_listener_t *l) { return ((shm_listener_t *)l)->fd; }
+static xo_status_t lis_accept(xo_listener_t *l, int timeout_ms, xo_channel_t **ch_p)
+{
+    shm_listener_t *sl = (shm_listener_t *)l;
+    int64_t deadline = xo__deadline(timeout_ms);
+    for (;;) {
+        uint64_t expirations;
+        ssize_t r = read(sl->tfd, &expirations, sizeof expirations); /* empties it; the deadlines are checked below */
+        (void)r;
+        xo_status_t accept_st = XO_OK;
+        for (int k = 0; k < PENDING_MAX; k++) {
+            int sock;
+            xo_status_t st = xo__sock_accept(sl->fd, 0, &sock);
+            if (st == XO_ETIMEDOUT) break;
+            if (st != XO_OK) { /* out of fds, say: reported unless a pending client completes */
+                accept_st = st;
+                break;
+            }
+            pend_add(sl, sock);
+        }
+        int64_t now = xo__now_ms();
+        for (size_t i = 0; i < sl->n_pend;) {
+            xo_status_t st = hello_take(sl, sl->pend[i].sock, ch_p);
+            if (st == XO_INPROGRESS && sl->pend[i].deadline > now) {
+                i++;
+                continue;
+            }
+            int sock = pend_take(sl, i);
+            pend_timer(sl);
+            if (st != XO_INPROGRESS) return st; /* hello_take consumed sock */
+            close(sock);
+            return xo__error_set(XO_EPROTO, "shm accept: no hello from the client within %d ms", HELLO_WAIT_MS);
+        }
+        pend_timer(sl);
+        if (accept_st != XO_OK) return accept_st;
+        int left = xo__remaining_ms(deadline);
+        if (left == 0) return xo__error_set(XO_ETIMEDOUT, "accept: timed out after %d ms", timeout_ms);
+        /* epfd also signals the timer, so a silent client's deadline ends this wait */
+        if (xo__poll1(sl->epfd, POLLIN, left < 0 ? INT64_MAX : xo__deadline(left)) < 0 && errno != EINTR)
+            return xo__error_set(XO_ESYS, "accept: poll: %s", strerror(errno));
+    }
+}
+
+static int lis_fd(xo_listener_t *l) { return ((shm_listener_t *)l)->epfd; }
 
 static void lis_close(xo_listener_t *l)
 {
-    close(((shm_listener_t *)l)->fd);
-    free(l);
+    shm_listener_t *sl = (shm_listener_t *)l;
+    while (sl->n_pend) close(pend_take(sl, 0));
+    if (sl->tfd >= 0) close(sl->tfd);
+    if (sl->epfd >= 0) close(sl->epfd);
+    close(sl->fd);
+    free(sl);
 }
 
 static const xo_listener_ops_t shm_listener_ops = {
@@ -819,9 +914,19 @@ static xo_status_t shm_listen(const xo_url_t *url, const xo_chan_opts_t *opts, x
     if (st != XO_OK) return st;
     shm_listener_t *sl = calloc(1, sizeof *sl);
     if (!sl) return xo__error_set(XO_ENOMEM, "shm: no memory for a listener");
+    sl->epfd = sl->tfd = -1;
     st = xo__sock_listen(&a, SOCK_SEQPACKET, &sl->fd);
     if (st != XO_OK) {
         free(sl);
+        return st;
+    }
+    sl->epfd = epoll_create1(EPOLL_CLOEXEC);
+    sl->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = sl->fd}, tev = {.events = EPOLLIN, .data.fd = sl->tfd};
+    if (sl->epfd < 0 || sl->tfd < 0 || epoll_ctl(sl->epfd, EPOLL_CTL_ADD, sl->fd, &ev) != 0 ||
+        epoll_ctl(sl->epfd, EPOLL_CTL_ADD, sl->tfd, &tev) != 0) {
+        st = xo__error_set(XO_ESYS, "shm listen: epoll/timerfd: %s", strerror(errno));
+        lis_close(&sl->base);
         return st;
     }
     sl->base = (xo_listener_t){.ops = &shm_listener_ops, .tran = &xo__shm_transport, .opts = *opts};
@@ -833,6 +938,7 @@ static xo_status_t shm_listen(const xo_url_t *url, const xo_chan_opts_t *opts, x
 const xo_transport_ops_t xo__shm_transport = {
     .scheme = "shm",
     .same_host_only = true,
+    .route = {.kind = XO_ROUTE_NAME, .name_fmt = "%s"},
     .listen = shm_listen,
     .connect = shm_connect,
     .listener_ops = &shm_listener_ops,

@@ -24,8 +24,12 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/log_limit.h"
 
 #define RBUF_SIZE (64 * 1024)
+/* The buffer of a channel whose max_frame is this small or less (an acceptor before authentication): what a peer can
+ * make us allocate before it has proved anything. Allocated at the first read, grown when max_frame grows. */
+#define RBUF_SMALL 512
 /* A body part at least this large, with nothing buffered, is read straight into the frame (one copy less). */
 #define DIRECT_MIN (16 * 1024)
 /* Frames with up to this many segments build their iovecs on the stack (actor fibers have small stacks). */
@@ -53,7 +57,8 @@ typedef struct stream_chan {
     size_t part;      /* 0 = header, i = segment i-1 */
     size_t part_off;
     size_t rstart, rend;
-    uint8_t rbuf[RBUF_SIZE];
+    uint8_t *rbuf;    /* rbuf_cap bytes, NULL before the first read */
+    size_t rbuf_cap;
 } stream_chan_t;
 
 typedef struct stream_listener {
@@ -150,6 +155,11 @@ static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
 
 /* ---- receive ---- */
 
+static size_t rbuf_want(const stream_chan_t *c)
+{
+    return c->base.opts.max_frame + XO_STREAM_PREFIX_LEN <= RBUF_SMALL ? RBUF_SMALL : RBUF_SIZE;
+}
+
 static inline void part_at(stream_chan_t *c, size_t i, uint8_t **p, size_t *len)
 {
     if (i == 0) {
@@ -195,10 +205,11 @@ static xo_status_t rx_parse(stream_chan_t *c)
     size_t max = c->base.opts.max_frame;
     for (;;) {
         size_t avail = c->rend - c->rstart;
-        const uint8_t *p = c->rbuf + c->rstart;
+        const uint8_t *p = c->rbuf ? c->rbuf + c->rstart : NULL; /* NULL before the first read (avail 0) */
         switch (c->state) {
         case RX_PREFIX: {
             if (avail < XO_STREAM_PREFIX_LEN) return XO_INPROGRESS;
+            size_t room = rbuf_want(c) - XO_STREAM_PREFIX_LEN; /* the segment lengths are parsed from rbuf */
             uint32_t magic = get32(p), hl = get32(p + 4), ns = get32(p + 8), flags = get32(p + 12);
             if (magic != XO_STREAM_MAGIC || flags != 0)
                 return xo__error_set(XO_EPROTO, "recv: bad frame prefix (magic 0x%08x, flags 0x%x)", magic, flags);
@@ -207,6 +218,9 @@ static xo_status_t rx_parse(stream_chan_t *c)
                                     XO_FRAME_MAX_SEGS);
             if (hl > max)
                 return xo__error_set(XO_EMSGSIZE, "recv: frame header of %u bytes exceeds max_frame %zu", hl, max);
+            if (8 * (size_t)ns > room)
+                return xo__error_set(XO_EMSGSIZE, "recv: frame announces %u segments, too many for max_frame %zu", ns,
+                                    max);
             c->header_len = hl;
             c->nsegs = ns;
             c->rstart += XO_STREAM_PREFIX_LEN;
@@ -258,6 +272,16 @@ static xo_status_t rx_parse(stream_chan_t *c)
  * otherwise into rbuf. Returns bytes read, 0 at EOF, -1 with errno. */
 static ssize_t rx_read(stream_chan_t *c)
 {
+    size_t want = rbuf_want(c);
+    if (c->rbuf_cap < want) { /* the first read, or max_frame grew: what is buffered stays where it is */
+        uint8_t *nb = realloc(c->rbuf, want);
+        if (!nb) {
+            errno = ENOMEM;
+            return -1;
+        }
+        c->rbuf = nb;
+        c->rbuf_cap = want;
+    }
     if (c->rstart == c->rend) c->rstart = c->rend = 0;
     if (c->state == RX_BODY && c->rstart == c->rend) {
         struct iovec iov[64];
@@ -295,12 +319,12 @@ static ssize_t rx_read(stream_chan_t *c)
         }
     }
     /* Keep room for the largest run parse needs in one piece (the segment lengths, 8 KiB). */
-    if (RBUF_SIZE - c->rend < RBUF_SIZE / 4 && c->rstart > 0) {
+    if (c->rbuf_cap - c->rend < c->rbuf_cap / 4 && c->rstart > 0) {
         memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
         c->rend -= c->rstart;
         c->rstart = 0;
     }
-    ssize_t r = read(c->fd, c->rbuf + c->rend, RBUF_SIZE - c->rend);
+    ssize_t r = read(c->fd, c->rbuf + c->rend, c->rbuf_cap - c->rend);
     if (r > 0) c->rend += (size_t)r;
     return r;
 }
@@ -309,7 +333,8 @@ static ssize_t rx_read(stream_chan_t *c)
  * so the peer learns at once. */
 static xo_status_t rx_fail(stream_chan_t *c, xo_status_t st)
 {
-    xo_log_error("%s channel: %s; closing it", c->base.tran->scheme, xo_last_error());
+    /* Rate-limited: anyone who reaches the port can send garbage as often as they like. */
+    xo_log_limited(XO_LOG_ERROR, "%s channel: %s; closing it", c->base.tran->scheme, xo_last_error());
     c->rx_dead = true;
     chan_shutdown(&c->base);
     return st;
@@ -365,6 +390,7 @@ static void chan_close(xo_channel_t *ch)
      * reference must not end the channel under it. The peer sees EOF when the last reference goes. */
     close(c->fd);
     free(c->rx.mem); /* a frame still being received */
+    free(c->rbuf);
     pthread_mutex_destroy(&c->send_lock);
     free(c);
 }

@@ -9,6 +9,7 @@ static xo_status_t tcp_connect(const xo_url_t *url, const xo_chan_opts_t *opts, 
 const xo_transport_ops_t xo__tcp_transport = {
     .scheme = "tcp",
     .same_host_only = false,
+    .route = {.kind = XO_ROUTE_PORT},
     .listen = tcp_listen,
     .connect = tcp_connect,
     .listener_ops = &xo__stream_listener_ops,

@@ -985,6 +985,7 @@ static xo_status_t ucx_listen(const xo_url_t *url, const xo_chan_opts_t *opts, x
 const xo_transport_ops_t xo__ucx_transport = {
     .scheme = "ucx",
     .same_host_only = false,
+    .route = {.kind = XO_ROUTE_PORT, .port_offset = 500, .enable_env = "XO_UCX"},
     .listen = ucx_listen,
     .connect = ucx_connect,
     .listener_ops = &ucx_listener_ops,

@@ -56,6 +56,7 @@ static xo_status_t unix_connect(const xo_url_t *url, const xo_chan_opts_t *opts,
 const xo_transport_ops_t xo__unix_transport = {
     .scheme = "unix",
     .same_host_only = true,
+    .route = {.kind = XO_ROUTE_NAME, .name_fmt = "@%s.u"},
     .listen = unix_listen,
     .connect = unix_connect,
     .listener_ops = &xo__stream_listener_ops,

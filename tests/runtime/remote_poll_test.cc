@@ -1,4 +1,4 @@
-// Frames taken by spinning threads (runtime/remote.c, "polling"): idle schedulers and callers waiting for a reply take
+// Frames taken by spinning threads (runtime/remote_poll.c): idle schedulers and callers waiting for a reply take
 // shared-memory frames themselves, and hand the channel back to the I/O thread (wake-up armed) when they stop. A frame
 // lost in a hand-over shows up here as a call that times out or a tell that never arrives.
 #include <dirent.h>
@@ -107,7 +107,7 @@ TEST_F(RemotePoll, ReplyAfterTheCallerGaveUpLeavesTheChannelWorking)
     xo_ref_free(echo);
 }
 
-// A scheduler that takes a request and goes to run it keeps its pool's connections for a short while (remote.c,
+// A scheduler that takes a request and goes to run it keeps its pool's connections for a short while (remote_pause.c,
 // "pausing"), so that the next requests wait for it rather than go to the I/O thread. When what it runs takes long,
 // the I/O thread must take them over: a query it answers by itself (has_actor) gets through while the pool's only
 // thread is held for a second.
@@ -148,7 +148,7 @@ size_t OpenFds(std::string *what = nullptr)
     return n;
 }
 
-// Each sending thread keeps the connection it last sent on (remote.c, "sending requests"). Threads that come and go,
+// Each sending thread keeps the connection it last sent on (remote_client.c, "senders"). Threads that come and go,
 // and the main thread, send to a sub pool; once the host has stopped, the connection is gone from every cache: no fd
 // stays open for it, and a tell to the dead pool fails instead of going into a ring nobody reads.
 TEST_F(RemotePoll, SendersThatComeAndGoKeepNoDeadConnectionOpen)

@@ -425,6 +425,32 @@ TEST_P(ChannelConformance, HugeMessage)
     EXPECT_EQ(hdr, std::string(static_cast<char *>(rx.f.header), rx.f.header_len));
 }
 
+// xo__channel_set_max_frame, as an acceptor uses it before the peer has authenticated: a frame within the lowered
+// limit passes, the limit raised again takes large frames, and a frame over the lowered limit ends the channel
+// (whatever the peer announced, nothing of that size is allocated: runtime_remote_stranger measures that).
+TEST_P(ChannelConformance, MaxFrameLoweredThenRaised)
+{
+    Listen();
+    Chan c, s;
+    Pair(&c, &s);
+    xo__channel_set_max_frame(s.get(), 256);
+    TestFrame small = MakeFrame(40, 200, {56});
+    ASSERT_NO_FATAL_FAILURE(Exchange(c.get(), s.get(), small)); // exactly 256 bytes
+    xo__channel_set_max_frame(s.get(), 0);
+    TestFrame big = MakeFrame(41, 100, {1 << 20});
+    ASSERT_NO_FATAL_FAILURE(Exchange(c.get(), s.get(), big));
+
+    Chan c2, s2;
+    Pair(&c2, &s2);
+    xo__channel_set_max_frame(s2.get(), 256);
+    TestFrame over = MakeFrame(42, 257, {});
+    std::thread t([&] { xo__channel_send(c2.get(), over.get()); }); // may fail once the server hangs up
+    RxFrame rx;
+    EXPECT_EQ(XO_EMSGSIZE, xo__channel_recv(s2.get(), 10000, &rx.f));
+    EXPECT_EQ(XO_ECLOSED, xo__channel_recv(s2.get(), 1000, &rx.f));
+    t.join();
+}
+
 TEST_P(ChannelConformance, OversizeFrameRejectedListenerKeepsServing)
 {
     xo_chan_opts_t small{};
