@@ -244,6 +244,18 @@ XO_API void xo_future_cancel(xo_future_t *future);
 /* Frees the caller's hold on the future. Safe while the call is still running; its reply is then dropped. */
 XO_API void xo_future_free(xo_future_t *future);
 
+/* Calls cb(future, arg) once, when the future is done: on the thread that completes it (a pool's scheduler, the
+ * process's I/O thread, a timer, a canceller, a thread that polls replies), right after the reply is visible, or at
+ * once on the calling thread, before this returns, when the future is already done. For event loops that must not
+ * block on a wait (asyncio, libuv): the callback hands the future over to the loop's thread.
+ * Ownership: the runtime holds the future alive while cb runs; cb owns nothing and arg stays the caller's (free it
+ * in cb or after cb ran). In cb, xo_future_wait(future, 0, &r) takes the reply without blocking and
+ * xo_future_free may drop the caller's hold, provided the caller has not freed it already (a future freed before
+ * it completes still runs cb; cb must then touch only arg). cb must be short and must not wait: it runs on
+ * threads that deliver other replies. One callback per future: a second registration is XO_EINVAL, and
+ * registrations must not race each other (they may race completion). XO_EINVAL for a NULL future or callback. */
+XO_API xo_status_t xo_future_on_done(xo_future_t *future, void (*cb)(xo_future_t *future, void *arg), void *arg);
+
 /* A promise: a future that user code completes, e.g. a method that answers later. The caller owns it (free with
  * xo_future_free). xo_promise_resolve's value is an argument list of exactly one value (xo_args("i", 1)), consumed;
  * NULL resolves to nil. Completing twice is XO_EINVAL. */
