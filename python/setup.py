@@ -13,6 +13,7 @@ import shlex
 import subprocess
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 
@@ -29,7 +30,8 @@ def _from_build_tree(build_dir):
                 src = m.group(1)
     if not src or not os.path.exists(os.path.join(build_dir, "libxoscar.so")):
         raise SystemExit(f"XOSCAR_C_BUILD_DIR={build_dir}: no libxoscar.so or source tree (run scripts/build.sh)")
-    return dict(include_dirs=[os.path.join(src, "include")], library_dirs=[build_dir], libraries=["xoscar"],
+    return dict(include_dirs=[os.path.join(src, "include")], library_dirs=[build_dir], rpath=[build_dir],
+                libraries=["xoscar"],
                 extra_compile_args=[], xoscar_bin=os.path.join(build_dir, "cluster", "xoscar"))
 
 
@@ -46,8 +48,10 @@ def _from_pkg_config():
     other = [a for a in shlex.split(cflags) if not a.startswith("-I")]
     ld = [a[2:] for a in shlex.split(libs) if a.startswith("-L")]
     lib = [a[2:] for a in shlex.split(libs) if a.startswith("-l")]
-    return dict(include_dirs=inc, library_dirs=ld or [libdir], libraries=lib or ["xoscar"], extra_compile_args=other,
-                xoscar_bin=os.path.join(prefix, "bin", "xoscar"))
+    libdir = os.path.realpath(libdir)
+    return dict(include_dirs=inc, library_dirs=[libdir] + [os.path.realpath(d) for d in ld if os.path.realpath(d) != libdir],
+                rpath=[libdir], libraries=lib or ["xoscar"], extra_compile_args=other,
+                xoscar_bin=os.path.join(os.path.realpath(prefix), "bin", "xoscar"))
 
 
 cfg = _from_build_tree(os.environ["XOSCAR_C_BUILD_DIR"]) if os.environ.get("XOSCAR_C_BUILD_DIR") else _from_pkg_config()
@@ -63,8 +67,17 @@ class BuildPy(build_py):
             f.write(f"XOSCAR_BIN = {cfg['xoscar_bin']!r}\nLIBRARY_DIRS = {cfg['library_dirs']!r}\n")
 
 
+class BuildExt(build_ext):
+    """Always rebuilds: an extension left in python/build by a build against another libxoscar looks up to date to
+    setuptools (it compares only source times), and would keep that library's rpath."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.force = True
+
+
 setup(
-    cmdclass={"build_py": BuildPy},
+    cmdclass={"build_py": BuildPy, "build_ext": BuildExt},
     ext_modules=[
         Extension(
             "xoscar_c._core",
@@ -72,7 +85,7 @@ setup(
             include_dirs=cfg["include_dirs"],
             library_dirs=cfg["library_dirs"],
             libraries=cfg["libraries"],
-            runtime_library_dirs=cfg["library_dirs"],
+            runtime_library_dirs=cfg["rpath"],
             extra_compile_args=["-std=c11", "-Wall", "-Wno-missing-field-initializers"] + cfg["extra_compile_args"],
         )
     ],
