@@ -295,6 +295,20 @@ XO_API void xo_delayed_free(xo_delayed_t *call);
 XO_API xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_t timeout_ms,
                             xo_status_t *statuses, xo_result_t **results, char **errors);
 
+/* xo_batch without the wait: sends calls[0..n) (consumed, whatever the result; n > 0) as one message and returns at
+ * once; on XO_OK *future_p is the batch's future, freed by the caller with xo_future_free (which does not cancel).
+ * Wait for it, or hand it to an event loop with xo_future_on_done, then take the results with
+ * xo_future_batch_results. The same errors as xo_batch for calls that name different methods or a method that
+ * is not extensible (XO_EBATCH, at once or as the future's status across processes). */
+XO_API xo_status_t xo_batch_send(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, xo_future_t **future_p);
+
+/* Waits up to timeout_ms for a batch's future and takes its results, as xo_batch returns them: n is the number of
+ * calls sent; statuses[i], results[i] (the caller frees each) and errors[i] (malloc'd or NULL; errors may be NULL).
+ * A failure of the whole batch returns its status. Results can be taken once (then XO_EINVAL). XO_ETIMEDOUT leaves
+ * the batch running (cancel it with xo_future_cancel). */
+XO_API xo_status_t xo_future_batch_results(xo_future_t *future, int64_t timeout_ms, size_t n, xo_status_t *statuses,
+                                           xo_result_t **results, char **errors);
+
 /* For batch handlers: the packer for call i's value, and the way to fail call i alone. */
 XO_API msgpack_packer *xo_batch_result(xo_batch_out_t *out, size_t i);
 XO_API void xo_batch_error(xo_batch_out_t *out, size_t i, xo_status_t st, const char *fmt, ...);

@@ -1,7 +1,7 @@
-"""The asyncio API. Calls are sent at once (xo_send) and their replies complete asyncio futures on the event loop's
-thread (see _core.c: the runtime's threads only ring an eventfd the loop reads). Lookups, creates, destroys and
-batches, which libxoscar offers only as blocking calls, run in the loop's default executor so the loop never
-blocks on them."""
+"""The asyncio API. Calls and batches are sent at once (xo_send, xo_batch_send) and their replies complete asyncio
+futures on the event loop's thread (see _core.c: the runtime's threads only ring an eventfd the loop reads).
+Lookups, creates and destroys, which libxoscar offers only as blocking calls, run in the loop's default executor so
+the loop never blocks on them."""
 import asyncio
 import os
 import weakref
@@ -97,8 +97,19 @@ class ActorRefMethod:
 
     async def batch(self, *delays, timeout: Optional[float] = None) -> list:
         calls = _check_delays(self._name, delays)
+        if not calls:
+            return []
         loop = asyncio.get_running_loop()
-        pairs = await loop.run_in_executor(None, self._ref._c.batch, self._name, calls, timeout)
+        fut = loop.create_future()
+        call = self._ref._c.batch_send(self._name, calls, _completion(loop), fut)
+        try:
+            pairs = await (fut if timeout is None else asyncio.wait_for(fut, timeout))
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        except asyncio.TimeoutError:
+            call.cancel()
+            raise
         return _batch_results(self._name, delays, pairs)
 
 

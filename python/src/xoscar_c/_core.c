@@ -214,6 +214,8 @@ static PyObject *result_to_py(xo_result_t *r)
     return v;
 }
 
+static PyObject *batch_pairs(size_t n, const xo_status_t *sts, xo_result_t **rs, char **errs);
+
 /* ---- Ref ---------------------------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -330,7 +332,19 @@ static PyObject *ref_batch(RefObject *self, PyObject *a)
         raise_status(st);
         goto done;
     }
-    out = PyList_New((Py_ssize_t)n);
+    out = batch_pairs(n, sts, rs, errs);
+done:
+    PyMem_Free(ds);
+    PyMem_Free(sts);
+    PyMem_Free(rs);
+    PyMem_Free(errs);
+    return out;
+}
+
+/* The [(ok, value_or_exception), ...] of a batch's results; consumes rs[*] and errs[*] whatever happens. */
+static PyObject *batch_pairs(size_t n, const xo_status_t *sts, xo_result_t **rs, char **errs)
+{
+    PyObject *out = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; out && i < n; i++) {
         PyObject *v = sts[i] == XO_OK ? result_to_py(rs[i]) : make_error(sts[i], errs[i]);
         rs[i] = NULL;
@@ -341,14 +355,10 @@ static PyObject *ref_batch(RefObject *self, PyObject *a)
         }
         PyList_SET_ITEM(out, i, item);
     }
-    if (!out) /* reached only after a successful xo_batch: free what was not converted */
-        for (size_t i = 0; i < n; i++) xo_result_free(rs[i]);
-    for (size_t i = 0; i < n; i++) free(errs[i]);
-done:
-    PyMem_Free(ds);
-    PyMem_Free(sts);
-    PyMem_Free(rs);
-    PyMem_Free(errs);
+    for (size_t i = 0; i < n; i++) {
+        xo_result_free(rs[i]);
+        free(errs[i]);
+    }
     return out;
 }
 
@@ -368,6 +378,7 @@ struct CallObject {
     PyObject *pyfut;        /* the asyncio future to complete */
     CompletionObject *comp; /* owned reference */
     CallObject *next;       /* link in comp->head, written by the completing thread */
+    size_t n_batch;         /* > 0: a batch of that many calls (xo_batch_send), answered as [(ok, value), ...] */
 };
 
 static PyTypeObject CompletionType, CallType;
@@ -435,9 +446,29 @@ static PyObject *completion_drain(CompletionObject *self, PyObject *unused)
         Py_XDECREF(done);
         if (is_done == 0) {
             xo_result_t *res = NULL;
-            xo_status_t st = xo_future_wait(c->f, 0, &res);
+            xo_status_t st;
             PyObject *val = NULL, *ret = NULL;
-            if (st == XO_OK) {
+            if (c->n_batch) {
+                size_t n = c->n_batch;
+                xo_status_t *sts = PyMem_Calloc(n, sizeof *sts);
+                xo_result_t **rs = PyMem_Calloc(n, sizeof *rs);
+                char **errs = PyMem_Calloc(n, sizeof *errs);
+                if (!sts || !rs || !errs) {
+                    st = XO_ENOMEM;
+                    PyErr_NoMemory();
+                } else {
+                    st = xo_future_batch_results(c->f, 0, n, sts, rs, errs);
+                    if (st == XO_OK) val = batch_pairs(n, sts, rs, errs);
+                }
+                PyMem_Free(sts);
+                PyMem_Free(rs);
+                PyMem_Free(errs);
+                if (val) ret = PyObject_CallMethodOneArg(c->pyfut, str_set_result, val);
+                else if (st != XO_OK && st != XO_ENOMEM) {
+                    val = make_error(st, xo_last_error());
+                    if (val) ret = PyObject_CallMethodOneArg(c->pyfut, str_set_exception, val);
+                }
+            } else if ((st = xo_future_wait(c->f, 0, &res)) == XO_OK) {
                 val = result_to_py(res);
                 if (val) ret = PyObject_CallMethodOneArg(c->pyfut, str_set_result, val);
             } else {
@@ -480,6 +511,8 @@ static PyObject *call_cancel(CallObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+static PyObject *call_track(xo_future_t *f, CompletionObject *comp, PyObject *pyfut, size_t n_batch);
+
 /* send(method, args, completion, future): returns a Call; the future is completed by completion.drain(). */
 static PyObject *ref_send(RefObject *self, PyObject *a)
 {
@@ -495,6 +528,13 @@ static PyObject *ref_send(RefObject *self, PyObject *a)
     st = xo_send(self->ref, method, xa, &f);
     Py_END_ALLOW_THREADS
     if (st != XO_OK) return raise_status(st);
+    return call_track(f, comp, pyfut, 0);
+}
+
+/* A new Call owning f (consumed) that completes pyfut through comp; n_batch as in CallObject. */
+static PyObject *call_track(xo_future_t *f, CompletionObject *comp, PyObject *pyfut, size_t n_batch)
+{
+    xo_status_t st;
     CallObject *c = PyObject_New(CallObject, &CallType);
     if (!c) {
         xo_future_cancel(f);
@@ -502,6 +542,7 @@ static PyObject *ref_send(RefObject *self, PyObject *a)
         return NULL;
     }
     c->f = f;
+    c->n_batch = n_batch;
     Py_INCREF(pyfut);
     c->pyfut = pyfut;
     Py_INCREF(comp);
@@ -515,6 +556,40 @@ static PyObject *ref_send(RefObject *self, PyObject *a)
         return raise_status(st);
     }
     return (PyObject *)c;
+}
+
+/* batch_send(method, [args, ...], completion, future): one message, without waiting; the future gets
+ * [(ok, value_or_exception), ...]. The list must not be empty. */
+static PyObject *ref_batch_send(RefObject *self, PyObject *a)
+{
+    const char *method;
+    PyObject *calls, *pyfut;
+    CompletionObject *comp;
+    if (!PyArg_ParseTuple(a, "sO!O!O", &method, &PyList_Type, &calls, &CompletionType, &comp, &pyfut)) return NULL;
+    size_t n = (size_t)PyList_GET_SIZE(calls);
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "xoscar_c: batch_send needs at least one call");
+        return NULL;
+    }
+    xo_delayed_t **ds = PyMem_Calloc(n, sizeof *ds);
+    if (!ds) return PyErr_NoMemory();
+    for (size_t i = 0; i < n; i++) {
+        xo_args_t *xa = pack_args(PyList_GET_ITEM(calls, i));
+        if (!xa || !(ds[i] = xo_delay(method, xa))) {
+            if (xa && !ds[i]) PyErr_NoMemory();
+            for (size_t j = 0; j < i; j++) xo_delayed_free(ds[j]);
+            PyMem_Free(ds);
+            return NULL;
+        }
+    }
+    xo_future_t *f = NULL;
+    xo_status_t st;
+    Py_BEGIN_ALLOW_THREADS
+    st = xo_batch_send(self->ref, ds, n, &f); /* consumes ds[*] */
+    Py_END_ALLOW_THREADS
+    PyMem_Free(ds);
+    if (st != XO_OK) return raise_status(st);
+    return call_track(f, comp, pyfut, n);
 }
 
 /* ---- module functions --------------------------------------------------------------------------------------- */
@@ -625,6 +700,7 @@ static PyMethodDef ref_methods[] = {
     {"send", (PyCFunction)ref_send, METH_VARARGS, "send(method, args, completion, future) -> Call"},
     {"tell", (PyCFunction)ref_tell, METH_VARARGS, "tell(method, args, delay=0)"},
     {"batch", (PyCFunction)ref_batch, METH_VARARGS, "batch(method, [args...], timeout=None) -> [(ok, value)]"},
+    {"batch_send", (PyCFunction)ref_batch_send, METH_VARARGS, "batch_send(method, [args...], completion, future)"},
     {NULL}};
 static PyGetSetDef ref_getset[] = {{"address", (getter)ref_get_address}, {"uid", (getter)ref_get_uid}, {NULL}};
 static PyTypeObject RefType = {
