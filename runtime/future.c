@@ -176,6 +176,24 @@ static xo_status_t thread_wait(xo_future_t *f, int64_t timeout_ms)
     }
 }
 
+bool xo_poll_replies(int64_t spin_us)
+{
+    if (xo__worker_current()) return false; /* a method's thread has its scheduler's polling */
+    uint64_t until = xo__now_ns() + (spin_us > 0 ? (uint64_t)spin_us * 1000ull : 0);
+    bool took = false;
+    for (;;) {
+        if (xo__remote_poll(NULL)) {
+            took = true;
+            break;
+        }
+        if (xo__now_ns() >= until) break;
+        xo_cpu_relax();
+    }
+    /* Hands the connections back to the I/O thread before the caller sleeps (see xo__remote_poll). */
+    xo__remote_poll_stop();
+    return took;
+}
+
 /* ---- waiting on a worker ------------------------------------------------------------------------------------- */
 
 typedef struct {

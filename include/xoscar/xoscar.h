@@ -256,6 +256,13 @@ XO_API void xo_future_free(xo_future_t *future);
  * registrations must not race each other (they may race completion). XO_EINVAL for a NULL future or callback. */
 XO_API xo_status_t xo_future_on_done(xo_future_t *future, void (*cb)(xo_future_t *future, void *arg), void *arg);
 
+/* For an event loop about to sleep with calls in flight: spins up to spin_us on this thread, taking replies off this
+ * process's shared-memory connections itself, as a thread blocked in xo_future_wait does, instead of leaving them to
+ * the process's I/O thread and a wake-up. Futures completed here run their xo_future_on_done callbacks here. Returns
+ * true as soon as it took a frame, false after spin_us without one (or inside a method, where it does nothing).
+ * The connections go back to the I/O thread before it returns, so sleeping afterwards loses nothing. */
+XO_API bool xo_poll_replies(int64_t spin_us);
+
 /* A promise: a future that user code completes, e.g. a method that answers later. The caller owns it (free with
  * xo_future_free). xo_promise_resolve's value is an argument list of exactly one value (xo_args("i", 1)), consumed;
  * NULL resolves to nil. Completing twice is XO_EINVAL. */

@@ -135,6 +135,15 @@ TEST(FutureOnDone, RegistrationRacingCompletionRunsExactlyOnce)
     }
 }
 
+// With no reply to take, xo_poll_replies spins for its time and says it took nothing; inside a method it does nothing.
+TEST(PollReplies, NothingInFlightSpinsItsTimeAndTakesNothing)
+{
+    double t0 = now_ms();
+    EXPECT_FALSE(xo_poll_replies(2000)); // 2 ms
+    EXPECT_GE(now_ms() - t0, 1.9);
+    EXPECT_FALSE(xo_poll_replies(0));
+}
+
 // ---- calls: replies completed by the pool's threads -------------------------------------------------------------
 
 xo_status_t cb_add(xo_ctx_t *, void *, const msgpack_object *args, msgpack_packer *out)

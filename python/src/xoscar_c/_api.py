@@ -4,6 +4,7 @@ Lookups, creates and destroys, which libxoscar offers only as blocking calls, ru
 the loop never blocks on them."""
 import asyncio
 import os
+import selectors
 import weakref
 from typing import Any, Optional
 
@@ -17,6 +18,45 @@ _completions: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _core.Comple
 _last = (None, None)  # the loop and completion of the last call: one dict lookup saved per call
 
 
+# How long an event loop with calls in flight, about to sleep, takes replies itself first (xo_poll_replies): a
+# reply to a pool of this host then reaches the loop without waking the I/O thread and then the loop. The loop is
+# idle while it spins (it was going to sleep), so nothing waits on it. 0 turns it off ($XOSCAR_C_SPIN_US).
+SPIN_US = int(os.environ.get("XOSCAR_C_SPIN_US", "20"))
+
+
+class _PollingSelector(selectors.BaseSelector):
+    """Wraps a SelectorEventLoop's selector: before a select that would block while calls are in flight, spins up
+    to SPIN_US taking replies (their callbacks ring the completion's eventfd, so the select then returns at once)."""
+
+    def __init__(self, inner, comp):
+        self._inner = inner
+        self._comp = comp
+
+    def select(self, timeout=None):
+        if SPIN_US > 0 and self._comp.pending and (timeout is None or timeout > 0):
+            if _core.poll_replies(SPIN_US):
+                timeout = 0
+        return self._inner.select(timeout)
+
+    def register(self, fileobj, events, data=None):
+        return self._inner.register(fileobj, events, data)
+
+    def unregister(self, fileobj):
+        return self._inner.unregister(fileobj)
+
+    def modify(self, fileobj, events, data=None):
+        return self._inner.modify(fileobj, events, data)
+
+    def get_key(self, fileobj):
+        return self._inner.get_key(fileobj)
+
+    def get_map(self):
+        return self._inner.get_map()
+
+    def close(self):
+        self._inner.close()
+
+
 def _completion(loop):
     global _last
     if _last[0] is loop:
@@ -25,6 +65,10 @@ def _completion(loop):
     if comp is None:
         comp = _core.Completion()
         loop.add_reader(comp.fd, comp.drain)
+        # Only the standard selector loop has a selector to wrap (uvloop and others keep the eventfd path alone).
+        inner = getattr(loop, "_selector", None)
+        if isinstance(loop, asyncio.SelectorEventLoop) and isinstance(inner, selectors.BaseSelector):
+            loop._selector = _PollingSelector(inner, comp)
         _completions[loop] = comp
     _last = (loop, comp)
     return comp

@@ -370,6 +370,7 @@ typedef struct {
     PyObject_HEAD
     int fd;                        /* eventfd the event loop reads */
     _Atomic(CallObject *) head;    /* done calls, newest first; each holds a reference taken at send */
+    Py_ssize_t pending;            /* calls sent and not yet drained (touched with the GIL only) */
 } CompletionObject;
 
 struct CallObject {
@@ -490,12 +491,14 @@ static PyObject *completion_drain(CompletionObject *self, PyObject *unused)
         } else if (is_done < 0) {
             PyErr_WriteUnraisable(c->pyfut);
         }
+        self->pending--;
         Py_DECREF(c); /* the reference the send took for the completion callback */
     }
     Py_RETURN_NONE;
 }
 
 static PyObject *completion_get_fd(CompletionObject *self, void *c) { return PyLong_FromLong(self->fd); }
+static PyObject *completion_get_pending(CompletionObject *self, void *c) { return PyLong_FromSsize_t(self->pending); }
 
 static void call_dealloc(CallObject *self)
 {
@@ -543,6 +546,7 @@ static PyObject *call_track(xo_future_t *f, CompletionObject *comp, PyObject *py
     }
     c->f = f;
     c->n_batch = n_batch;
+    comp->pending++;
     Py_INCREF(pyfut);
     c->pyfut = pyfut;
     Py_INCREF(comp);
@@ -551,6 +555,7 @@ static PyObject *call_track(xo_future_t *f, CompletionObject *comp, PyObject *py
     Py_INCREF(c); /* owned by the completion callback until drain() */
     st = xo_future_on_done(f, call_done, c);
     if (st != XO_OK) { /* cannot happen for a fresh future; never leave a reference behind */
+        comp->pending--;
         Py_DECREF(c);
         Py_DECREF(c);
         return raise_status(st);
@@ -679,6 +684,18 @@ static PyObject *mod_has_actor(PyObject *m, PyObject *r)
     return PyBool_FromLong(has);
 }
 
+/* poll_replies(spin_us) -> bool: xo_poll_replies with the GIL released. */
+static PyObject *mod_poll_replies(PyObject *m, PyObject *a)
+{
+    long long us;
+    if (!PyArg_ParseTuple(a, "L", &us)) return NULL;
+    bool took;
+    Py_BEGIN_ALLOW_THREADS
+    took = xo_poll_replies(us);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(took);
+}
+
 static PyObject *mod_status_names(PyObject *m, PyObject *unused)
 {
     PyObject *d = PyDict_New();
@@ -714,7 +731,8 @@ static PyTypeObject RefType = {
 
 static PyMethodDef completion_methods[] = {
     {"drain", (PyCFunction)completion_drain, METH_NOARGS, "complete the futures of finished calls"}, {NULL}};
-static PyGetSetDef completion_getset[] = {{"fd", (getter)completion_get_fd}, {NULL}};
+static PyGetSetDef completion_getset[] = {
+    {"fd", (getter)completion_get_fd}, {"pending", (getter)completion_get_pending}, {NULL}};
 static PyTypeObject CompletionType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "xoscar_c._core.Completion",
     .tp_basicsize = sizeof(CompletionObject),
@@ -742,6 +760,7 @@ static PyMethodDef mod_methods[] = {
     {"destroy_actor", mod_destroy_actor, METH_O, "destroy_actor(ref) (blocking)"},
     {"has_actor", mod_has_actor, METH_O, "has_actor(ref) -> bool (blocking)"},
     {"status_names", mod_status_names, METH_NOARGS, "{name: value} of every status"},
+    {"poll_replies", mod_poll_replies, METH_VARARGS, "poll_replies(spin_us) -> bool (GIL released)"},
     {NULL}};
 
 static struct PyModuleDef core_module = {PyModuleDef_HEAD_INIT, "xoscar_c._core", NULL, -1, mod_methods};
