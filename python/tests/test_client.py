@@ -329,3 +329,45 @@ def test_xoscar_run_passes_the_cluster(cluster):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "2"
+
+
+def test_the_extension_refuses_garbage_without_crashing(cluster):
+    from xoscar_c import _core
+
+    ref = xoscar_c.sync.create_actor("Echo", address=cluster.main)
+    raw = ref._c
+    with pytest.raises(TypeError):
+        raw.send("echo", (1,), object(), None)         # not a Completion
+    with pytest.raises(TypeError):
+        raw.call("echo", 5)                            # arguments not a tuple or list
+    with pytest.raises(TypeError):
+        raw.call(None, ())
+    with pytest.raises(ValueError):
+        raw.call("echo", (1,), -1)                     # negative timeout
+    with pytest.raises(ValueError):
+        raw.tell("echo", (1,), -0.5)                   # negative delay
+    with pytest.raises(TypeError):
+        raw.batch("echo", "not a list")
+    with pytest.raises(ValueError):
+        raw.batch_send("echo", [], _core.Completion(), None)
+    with pytest.raises(ValueError):
+        _core.create_actor("Echo", (), cluster.main, None, "process_index", None, -1)
+    with pytest.raises(TypeError):
+        _core.has_actor(42)
+    with pytest.raises(xoscar_c.errors.BadBatch):
+        ref.echo.batch(ref.echo.delay(1))              # Echo.echo is not extensible
+    assert ref.echo("fine") == "fine"
+    xoscar_c.sync.destroy_actor(ref)
+
+
+def test_async_batch_timeout_and_loop_selector(cluster):
+    async def main():
+        s = await xoscar_c.create_actor("Sum", address=cluster.main)
+        assert await s.add.batch(*[s.add.delay(1) for _ in range(10)], timeout=5) == list(range(1, 11))
+        loop = asyncio.get_running_loop()
+        # the loop's selector takes replies while it is idle with calls in flight (SPIN_US > 0)
+        assert type(loop._selector).__name__ == "_PollingSelector"
+        assert await asyncio.gather(*[s.batches() for _ in range(5)]) == [1] * 5
+        await xoscar_c.destroy_actor(s)
+
+    run(main())
