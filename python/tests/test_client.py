@@ -190,6 +190,9 @@ def test_allocate_strategies(cluster):
         assert d.address.startswith(cluster.main)
         with pytest.raises(TypeError):
             await xoscar_c.create_actor("Counter", address=cluster.main, allocate_strategy=42)
+        with pytest.raises(ValueError, match="device_mem"):
+            await xoscar_c.create_actor("Counter", address=cluster.main,
+                                        allocate_strategy=strategy.MostFreeMemory(device_mem=1 << 20))
         for r in (a, b, c, d):
             await xoscar_c.destroy_actor(r)
 

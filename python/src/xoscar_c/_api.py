@@ -232,6 +232,9 @@ def _create_args(class_name: str, args: tuple, address: Optional[str], uid, allo
         # xo_create_actor_placed carries no address to the main pool's service: name the pool by its index there.
         st = AllocateStrategy("process_index", process_index=_index_in(main, st.address), label=st.label,
                               mark=st.mark, device_mem=st.device_mem)
+    if st is not None and st.device_mem:
+        # Refused rather than dropped: xo_create_actor_placed does not carry device_mem to the main pool yet.
+        raise ValueError("allocate_strategy with device_mem is not supported by xo_create_actor_placed yet")
     if st is None:
         return (class_name, args, main, _uid_str(uid))
     return (class_name, args, main, _uid_str(uid), st.strategy, st.address, st.process_index, st.label, st.mark,
