@@ -284,11 +284,15 @@ def test_pool_killed_mid_call_gives_server_closed(port_base, workdir):
             echo = await xoscar_c.create_actor("Echo", address=c.main, allocate_strategy=strategy.ProcessIndex(1))
             pid = await echo.pid()
             call = asyncio.ensure_future(echo.sleep_ms(30_000))
+            others = [asyncio.ensure_future(echo.sleep_ms(30_000)) for _ in range(20)]
             await asyncio.sleep(0.2)
             os.kill(pid, signal.SIGKILL)
             t0 = time.monotonic()
             with pytest.raises(xoscar_c.ServerClosed):
                 await asyncio.wait_for(call, 10)  # never a hang: a TimeoutError here fails the test
+            # every call in flight to the dead pool fails the same way
+            res = await asyncio.wait_for(asyncio.gather(*others, return_exceptions=True), 10)
+            assert all(isinstance(r, xoscar_c.ServerClosed) for r in res), res
             assert time.monotonic() - t0 < 5
             # later calls to the dead pool fail the same way (restart: none)
             with pytest.raises(xoscar_c.ServerClosed):
@@ -374,3 +378,32 @@ def test_async_batch_timeout_and_loop_selector(cluster):
         await xoscar_c.destroy_actor(s)
 
     run(main())
+
+
+def test_event_loops_in_several_threads(cluster):
+    """Each thread's loop gets its own completion queue; replies go to the loop that sent the call."""
+    import threading
+
+    echo = xoscar_c.sync.create_actor("Echo", address=cluster.main)
+    errors = []
+
+    def worker(k):
+        async def main():
+            ref = await xoscar_c.actor_ref(echo.address, echo.uid)
+            for _ in range(5):
+                vals = [f"{k}-{i}" for i in range(50)]
+                assert await asyncio.gather(*[ref.echo(v) for v in vals]) == vals
+
+        try:
+            run(main())
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert not any(t.is_alive() for t in ts)
+    assert not errors, errors
+    xoscar_c.sync.destroy_actor(echo)
