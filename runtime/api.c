@@ -544,13 +544,11 @@ static void free_calls(xo_delayed_t **calls, size_t n)
     for (size_t i = 0; i < n; i++) xo_delayed_free(calls[i]);
 }
 
-xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_t timeout_ms, xo_status_t *statuses,
-                     xo_result_t **results, char **errors)
+xo_status_t xo_batch_send(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, xo_future_t **future_p)
 {
-    if (n == 0) return XO_OK;
-    if (!calls || !statuses || !results) {
+    if (n == 0 || !calls || !future_p) {
         if (calls) free_calls(calls, n);
-        return xo__error_set(XO_EINVAL, "calls, statuses and results are required");
+        return xo__error_set(XO_EINVAL, "a batch needs calls (n > 0) and a future pointer");
     }
     for (size_t i = 0; i < n; i++) {
         if (!calls[i] || !calls[i]->method) {
@@ -587,7 +585,8 @@ xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_
         free(args);
         free_calls(calls, n);
         if (st != XO_OK) return st;
-        goto wait;
+        *future_p = f;
+        return XO_OK;
     }
     st = resolve(ref, &a, &held);
     int index = 0;
@@ -621,23 +620,47 @@ xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_
     m->batch_args = batch_args;
     xo__actor_post(a, m);
     unhold(a, held);
-wait:
-    st = xo__future_await(f, timeout_ms);
-    if (st == XO_OK && f->status != XO_OK) {
-        st = f->error ? xo__error_set(f->status, "%s", f->error) : xo__error_set(f->status, "%s", xo_strerror(f->status));
-    } else if (st == XO_OK) {
-        for (size_t i = 0; i < n; i++) {
-            statuses[i] = f->item_status[i];
-            results[i] = f->item_results[i];
-            f->item_results[i] = NULL;
-            if (errors) {
-                errors[i] = f->item_errors[i];
-                f->item_errors[i] = NULL;
-            }
+    *future_p = f;
+    return XO_OK;
+}
+
+xo_status_t xo_future_batch_results(xo_future_t *f, int64_t timeout_ms, size_t n, xo_status_t *statuses,
+                                    xo_result_t **results, char **errors)
+{
+    if (!f || !statuses || !results) return xo__error_set(XO_EINVAL, "future, statuses and results are required");
+    xo_status_t st = xo__future_await(f, timeout_ms);
+    if (st != XO_OK) return st;
+    if (f->status != XO_OK)
+        return f->error ? xo__error_set(f->status, "%s", f->error) : xo__error_set(f->status, "%s", xo_strerror(f->status));
+    if (f->n_items != n || !f->item_status)
+        return xo__error_set(XO_EINVAL, "not a batch of %zu calls (it has %zu)", n, f->n_items);
+    if (f->taken) return xo__error_set(XO_EINVAL, "the batch's results were already taken");
+    f->taken = true;
+    for (size_t i = 0; i < n; i++) {
+        statuses[i] = f->item_status[i];
+        results[i] = f->item_results[i];
+        f->item_results[i] = NULL;
+        if (errors) {
+            errors[i] = f->item_errors[i];
+            f->item_errors[i] = NULL;
         }
-    } else if (st == XO_ETIMEDOUT) {
-        xo__future_request_cancel(f);
     }
+    return XO_OK;
+}
+
+xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_t timeout_ms, xo_status_t *statuses,
+                     xo_result_t **results, char **errors)
+{
+    if (n == 0) return XO_OK;
+    if (!calls || !statuses || !results) {
+        if (calls) free_calls(calls, n);
+        return xo__error_set(XO_EINVAL, "calls, statuses and results are required");
+    }
+    xo_future_t *f = NULL;
+    xo_status_t st = xo_batch_send(ref, calls, n, &f);
+    if (st != XO_OK) return st;
+    st = xo_future_batch_results(f, timeout_ms, n, statuses, results, errors);
+    if (st == XO_ETIMEDOUT) xo__future_request_cancel(f);
     xo__future_unref(f);
     return st;
 }

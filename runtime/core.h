@@ -95,6 +95,11 @@ struct xo_future {
     void (*on_cancel)(xo_future_t *f, void *arg);
     void (*on_free)(void *arg);     /* frees hook_arg when the future is freed */
     void *hook_arg;
+    /* The public completion callback (xo_future_on_done), apart from the hooks above, which remote.c owns.
+     * user_cb_state goes NONE -> SET (registered) -> FIRED; whoever moves it to FIRED second runs the callback. */
+    _Atomic int user_cb_state;
+    void (*user_cb)(xo_future_t *f, void *arg);
+    void *user_cb_arg;
     size_t n_items;             /* batch replies */
     xo_status_t *item_status;
     xo_result_t **item_results;

@@ -60,6 +60,15 @@ static void lock(xo_future_t *f)
 
 static void unlock(xo_future_t *f) { atomic_flag_clear_explicit(&f->lock, memory_order_release); }
 
+enum { USER_CB_NONE = 0, USER_CB_SET = 1, USER_CB_FIRED = 2 };
+
+/* The completer's side of xo_future_on_done, after DONE is visible. seq_cst exchange against the registrant's
+ * seq_cst CAS: exactly one of the two sees the other's move and runs the callback. */
+static void run_user_cb_if_set(xo_future_t *f)
+{
+    if (atomic_exchange(&f->user_cb_state, USER_CB_FIRED) == USER_CB_SET) f->user_cb(f, f->user_cb_arg);
+}
+
 static void publish(xo_future_t *f)
 {
     /* Once DONE is visible the owner may drop its reference and free the future, while this function still reads
@@ -71,6 +80,7 @@ static void publish(xo_future_t *f)
     /* acq_rel exchange: releases the reply written above to the waiter; acquires the waiter's registration. */
     int prev = atomic_exchange_explicit(&f->state, XO_FUT_DONE, memory_order_acq_rel);
     if (f->on_done) f->on_done(f, f->hook_arg);
+    run_user_cb_if_set(f);
     if (prev == XO_FUT_WAITING) {
         xo_worker_t *w = f->waiter;
         if (w) xo__worker_wake(w, XO_OK);
@@ -164,6 +174,24 @@ static xo_status_t thread_wait(xo_future_t *f, int64_t timeout_ms)
         xo_futex_wait(&f->state, XO_FUT_WAITING, deadline == UINT64_MAX ? -1 : (int64_t)(deadline - now));
         if (atomic_load_explicit(&f->state, memory_order_acquire) == XO_FUT_DONE) return XO_OK;
     }
+}
+
+bool xo_poll_replies(int64_t spin_us)
+{
+    if (xo__worker_current()) return false; /* a method's thread has its scheduler's polling */
+    uint64_t until = xo__now_ns() + (spin_us > 0 ? (uint64_t)spin_us * 1000ull : 0);
+    bool took = false;
+    for (;;) {
+        if (xo__remote_poll(NULL)) {
+            took = true;
+            break;
+        }
+        if (xo__now_ns() >= until) break;
+        xo_cpu_relax();
+    }
+    /* Hands the connections back to the I/O thread before the caller sleeps (see xo__remote_poll). */
+    xo__remote_poll_stop();
+    return took;
 }
 
 /* ---- waiting on a worker ------------------------------------------------------------------------------------- */
@@ -293,6 +321,22 @@ void xo_future_cancel(xo_future_t *f)
 }
 
 void xo_future_free(xo_future_t *f) { xo__future_unref(f); }
+
+xo_status_t xo_future_on_done(xo_future_t *f, void (*cb)(xo_future_t *f, void *arg), void *arg)
+{
+    if (!f || !cb) return xo__error_set(XO_EINVAL, "NULL future or callback");
+    /* user_cb is written only here, and the contract is one registration per future, from one thread. */
+    if (f->user_cb)
+        return xo__error_set(XO_EINVAL, "the future already has a completion callback");
+    /* Written before the CAS publishes them; the completer reads them only after seeing SET. */
+    f->user_cb = cb;
+    f->user_cb_arg = arg;
+    int expected = USER_CB_NONE;
+    if (atomic_compare_exchange_strong(&f->user_cb_state, &expected, USER_CB_SET)) return XO_OK;
+    /* The completer already passed (FIRED): the reply is there and nobody else will run cb. */
+    cb(f, arg);
+    return XO_OK;
+}
 
 xo_future_t *xo_promise_new(void) { return xo__future_new(); }
 

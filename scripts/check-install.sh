@@ -40,5 +40,14 @@ echo "find_package client: $out"
 out=$(LD_LIBRARY_PATH=$prefix/lib "$xoscar" run "$work/oot/cluster.yaml" -- "$work/counter_client_pc") \
   || fail "counter_client (pkg-config): $out"
 echo "pkg-config client: $out"
+# The Python client, built by pip against the installed prefix (pkg-config), in a fresh virtual environment
+python3 -m venv "$work/venv"
+PKG_CONFIG_PATH=$prefix/lib/pkgconfig "$work/venv/bin/pip" install -q ./python >"$work/pip.log" 2>&1 \
+  || { cat "$work/pip.log"; fail "pip install ./python against the prefix"; }
+ldd "$work"/venv/lib/python3*/site-packages/xoscar_c/_core*.so | grep -q "libxoscar.so.0 => $prefix/lib/" \
+  || fail "xoscar_c does not load the prefix's libxoscar"
+out=$("$xoscar" run "$work/oot/cluster.yaml" -- "$work/venv/bin/python" examples/python/counter_client.py) \
+  || fail "python client: $out"
+echo "python client: $out"
 "$xoscar" down "$work/oot/cluster.yaml" >/dev/null
-echo "check-install: ok (prefix layout, SONAME $soname, find_package, pkg-config, installed CLI and pools)"
+echo "check-install: ok (prefix layout, SONAME $soname, find_package, pkg-config, installed CLI and pools, pip install ./python)"

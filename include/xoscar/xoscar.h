@@ -247,6 +247,25 @@ XO_API void xo_future_cancel(xo_future_t *future);
 /* Frees the caller's hold on the future. Safe while the call is still running; its reply is then dropped. */
 XO_API void xo_future_free(xo_future_t *future);
 
+/* Calls cb(future, arg) once, when the future is done: on the thread that completes it (a pool's scheduler, the
+ * process's I/O thread, a timer, a canceller, a thread that polls replies), right after the reply is visible, or at
+ * once on the calling thread, before this returns, when the future is already done. For event loops that must not
+ * block on a wait (asyncio, libuv): the callback hands the future over to the loop's thread.
+ * Ownership: the runtime holds the future alive while cb runs; cb owns nothing and arg stays the caller's (free it
+ * in cb or after cb ran). In cb, xo_future_wait(future, 0, &r) takes the reply without blocking and
+ * xo_future_free may drop the caller's hold, provided the caller has not freed it already (a future freed before
+ * it completes still runs cb; cb must then touch only arg). cb must be short and must not wait: it runs on
+ * threads that deliver other replies. One callback per future: a second registration is XO_EINVAL, and
+ * registrations must not race each other (they may race completion). XO_EINVAL for a NULL future or callback. */
+XO_API xo_status_t xo_future_on_done(xo_future_t *future, void (*cb)(xo_future_t *future, void *arg), void *arg);
+
+/* For an event loop about to sleep with calls in flight: spins up to spin_us on this thread, taking replies off this
+ * process's shared-memory connections itself, as a thread blocked in xo_future_wait does, instead of leaving them to
+ * the process's I/O thread and a wake-up. Futures completed here run their xo_future_on_done callbacks here. Returns
+ * true as soon as it took a frame, false after spin_us without one (or inside a method, where it does nothing).
+ * The connections go back to the I/O thread before it returns, so sleeping afterwards loses nothing. */
+XO_API bool xo_poll_replies(int64_t spin_us);
+
 /* A promise: a future that user code completes, e.g. a method that answers later. The caller owns it (free with
  * xo_future_free). xo_promise_resolve's value is an argument list of exactly one value (xo_args("i", 1)), consumed;
  * NULL resolves to nil. Completing twice is XO_EINVAL. */
@@ -285,6 +304,20 @@ XO_API void xo_delayed_free(xo_delayed_t *call);
  * XO_OK without sending anything. results, statuses and errors each have room for n entries; errors may be NULL. */
 XO_API xo_status_t xo_batch(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, int64_t timeout_ms,
                             xo_status_t *statuses, xo_result_t **results, char **errors);
+
+/* xo_batch without the wait: sends calls[0..n) (consumed, whatever the result; n > 0) as one message and returns at
+ * once; on XO_OK *future_p is the batch's future, freed by the caller with xo_future_free (which does not cancel).
+ * Wait for it, or hand it to an event loop with xo_future_on_done, then take the results with
+ * xo_future_batch_results. The same errors as xo_batch for calls that name different methods or a method that
+ * is not extensible (XO_EBATCH, at once or as the future's status across processes). */
+XO_API xo_status_t xo_batch_send(const xo_ref_t *ref, xo_delayed_t **calls, size_t n, xo_future_t **future_p);
+
+/* Waits up to timeout_ms for a batch's future and takes its results, as xo_batch returns them: n is the number of
+ * calls sent; statuses[i], results[i] (the caller frees each) and errors[i] (malloc'd or NULL; errors may be NULL).
+ * A failure of the whole batch returns its status. Results can be taken once (then XO_EINVAL). XO_ETIMEDOUT leaves
+ * the batch running (cancel it with xo_future_cancel). */
+XO_API xo_status_t xo_future_batch_results(xo_future_t *future, int64_t timeout_ms, size_t n, xo_status_t *statuses,
+                                           xo_result_t **results, char **errors);
 
 /* For batch handlers: the packer for call i's value, and the way to fail call i alone. */
 XO_API msgpack_packer *xo_batch_result(xo_batch_out_t *out, size_t i);

@@ -10,6 +10,7 @@
  *                       crashes on re-creation); refuse_destroy(text): before_destroy then fails with that text;
  *                       destroy_self(): destroys itself from its own method; pid() -> getpid() */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -73,6 +74,9 @@ static xo_status_t echo_pid(xo_ctx_t *ctx, void *state, const msgpack_object *ar
     return xo_pack(out, "l", (int64_t)getpid());
 }
 
+/* sleep_ms calls of this process that ended cancelled: lets a client see that its cancel reached the pool. */
+static _Atomic long sleeps_cancelled;
+
 static xo_status_t echo_sleep_ms(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
     int64_t ms;
@@ -80,8 +84,14 @@ static xo_status_t echo_sleep_ms(xo_ctx_t *ctx, void *state, const msgpack_objec
     if (st != XO_OK) return st;
     if (ms < 0) return xo_ctx_error(ctx, XO_EBADARGS, "sleep_ms: negative time %lld", (long long)ms);
     st = xo_sleep_ms(ms);
+    if (st == XO_ECANCELED) atomic_fetch_add(&sleeps_cancelled, 1);
     if (st != XO_OK) return st;
     return xo_pack(out, "l", ms);
+}
+
+static xo_status_t echo_sleeps_cancelled(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    return xo_pack(out, "l", (int64_t)atomic_load(&sleeps_cancelled));
 }
 
 static xo_status_t echo_crash(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
@@ -102,6 +112,7 @@ static const xo_method_t echo_methods[] = {
     {.name = "pid", .fn = echo_pid},
     {.name = "sleep_ms", .fn = echo_sleep_ms},
     {.name = "crash", .fn = echo_crash},
+    {.name = "sleeps_cancelled", .fn = echo_sleeps_cancelled},
     {.name = "in_runtime", .fn = echo_in_runtime},
 };
 

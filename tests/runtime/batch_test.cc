@@ -155,6 +155,46 @@ TEST_F(Batch, HandlerRunsOnceAndErrorsStayPerCall)
     EXPECT_EQ(single, 0);
 }
 
+// xo_batch_send + xo_future_batch_results: the same batch without blocking, its future usable with on_done.
+TEST_F(Batch, SentWithoutWaitingAndTakenFromTheFuture)
+{
+    constexpr size_t n = 3;
+    xo_delayed_t *calls[n] = {xo_delay("put", xo_args("l", (int64_t)1)), xo_delay("put", xo_args("l", (int64_t)-1)),
+                              xo_delay("put", xo_args("l", (int64_t)2))};
+    xo_future_t *f = nullptr;
+    ASSERT_EQ(xo_batch_send(ref, calls, n, &f), XO_OK) << xo_last_error();
+    std::atomic<int> done{0};
+    ASSERT_EQ(xo_future_on_done(f, [](xo_future_t *, void *a) { static_cast<std::atomic<int> *>(a)->fetch_add(1); },
+                                &done),
+              XO_OK);
+    xo_status_t st[n];
+    xo_result_t *res[n];
+    char *err[n];
+    ASSERT_EQ(xo_future_batch_results(f, 5000, n, st, res, err), XO_OK) << xo_last_error();
+    EXPECT_EQ(done.load(), 1);
+    EXPECT_EQ(st[0], XO_OK);
+    EXPECT_EQ(st[1], XO_EMETHOD);
+    EXPECT_STREQ(err[1], "negative value -1");
+    EXPECT_EQ(st[2], XO_OK);
+    int64_t v = 0;
+    ASSERT_EQ(xo_result_unpack(res[2], "l", &v), XO_OK);
+    EXPECT_EQ(v, 3);
+    for (size_t i = 0; i < n; i++) {
+        xo_result_free(res[i]);
+        free(err[i]);
+    }
+    // taken once; a wrong count is refused
+    EXPECT_EQ(xo_future_batch_results(f, 0, n, st, res, nullptr), XO_EINVAL);
+    xo_future_free(f);
+    xo_delayed_t *one[1] = {xo_delay("put", xo_args("l", (int64_t)1))};
+    ASSERT_EQ(xo_batch_send(ref, one, 1, &f), XO_OK);
+    EXPECT_EQ(xo_future_batch_results(f, 5000, 2, st, res, nullptr), XO_EINVAL);
+    xo_future_free(f);
+    EXPECT_EQ(xo_batch_send(ref, nullptr, 0, &f), XO_EINVAL);
+    xo_delayed_t *bad[1] = {xo_delay("put_not_extensible", xo_args("l", (int64_t)1))};
+    EXPECT_EQ(xo_batch_send(ref, bad, 1, &f), XO_EBATCH);
+}
+
 TEST_F(Batch, WithoutHandlerThePlainMethodRunsPerCall)
 {
     constexpr size_t n = 4;
