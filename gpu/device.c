@@ -146,6 +146,14 @@ static void range_remove(xo__range_table_t *t, xo__range_t *r)
     t->n--;
 }
 
+bool xo__device_has_range(xo_device_t *dev, const void *p, size_t n)
+{
+    pthread_mutex_lock(&dev->lock);
+    bool ok = range_find(&dev->allocs, (uintptr_t)p, n) || range_find(&dev->imports, (uintptr_t)p, n);
+    pthread_mutex_unlock(&dev->lock);
+    return ok;
+}
+
 /* XO_OK when [p, p + n) is device memory of dev: in one allocation or one import. */
 static xo_status_t check_device_range(xo_device_t *dev, const void *p, size_t n, const char *what)
 {

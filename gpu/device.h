@@ -146,6 +146,9 @@ struct xo_device_event {
 /* "host:0": the device's name for error texts. Static per-thread buffer, valid until the next call on the thread. */
 const char *xo__device_label(const xo_device_t *dev);
 
+/* Whether [p, p + n) is dev's memory: inside one live allocation or one open import (dev->lock). */
+bool xo__device_has_range(xo_device_t *dev, const void *p, size_t n);
+
 /* Reads a sysfs cpulist file (e.g. /sys/bus/pci/devices/<id>/local_cpulist) into buf, trimmed. false when it cannot
  * be read (buf is then ""). */
 bool xo__read_cpulist(const char *path, char *buf, size_t len);

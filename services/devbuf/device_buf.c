@@ -311,7 +311,13 @@ xo_status_t xo_unpack_device_buf_on(xo_device_t *dev, xo_device_stream_t *stream
     if (!ptr_p) return xo__error_set(XO_EINVAL, "xo_unpack_device_buf needs ptr_p");
     if (stream && stream->dev != dev)
         return xo__error_set(XO_EINVAL, "xo_unpack_device_buf_on: the stream belongs to another device");
-    if (same_host && pid == getpid()) { /* same process: the pointer itself (and the sender's own event) */
+    /* Same process: the pointer itself (and the sender's own event), when the receiver's device can use it: the
+     * owner's device, no device, or no handle to import. A pool that owns another device of this process imports
+     * the handle into it like a pool of another process would, so that its device knows the range (it refuses
+     * foreign pointers) and the lend ends with the method as for any import. */
+    bool same_process = same_host && pid == getpid();
+    if (same_process && (!dev || xo__device_has_range(dev, ptr, size) || !(d[OFF_FLAGS] & FLAG_HAS_IPC) ||
+                         !ipc_allowed())) {
         if (has_event) {
             st = await_ready(stream, (xo_device_event_t *)(uintptr_t)get_be(d + OFF_EVENT_PTR, 8));
             if (st != XO_OK) return st;
@@ -336,6 +342,15 @@ xo_status_t xo_unpack_device_buf_on(xo_device_t *dev, xo_device_stream_t *stream
             if (st != XO_OK) return st;
         }
         st = xo_device_ipc_import(dev, &h, &got);
+        if (st != XO_OK && same_process) {
+            /* A backend that cannot import its own process's handles (CUDA refuses to): the pointer itself, as
+             * before; on CUDA it is a unified address that kernels of the receiver's GPU reach with peer access. */
+            xo__error_clear();
+            *ptr_p = ptr;
+            if (size_p) *size_p = size;
+            if (imported_p) *imported_p = false;
+            return XO_OK;
+        }
         if (st != XO_OK) return st;
     } else {
         const char *where = same_host ? "another process of this host without device IPC (XO_DEVICE_IPC=0, or a "
