@@ -684,6 +684,57 @@ TEST_F(Host, ASubPoolAddedAtRunTimeGetsItsEnvironment)
     unsetenv("XO_TEST_REPLACED");
 }
 
+// Item 20 of issue 10 (destroy with a timeout): a before_destroy that sleeps 20 s blocked a destroy that wanted to
+// give up after 1 s. Now the caller gets XO_ETIMEDOUT at the deadline, the hook is cancelled (its sleep ends), and
+// the actor is destroyed all the same: in process (the main pool) and in a sub pool.
+TEST_F(Host, DestroyWithATimeoutGivesUpAndTheActorIsDestroyedAnyway)
+{
+    start(1);
+    for (const char *strategy : {"process_index", "main_pool"}) {
+        xo_ref_t *slow = place("Slow", strategy, 1);
+        ASSERT_TRUE(slow);
+        ASSERT_EQ(xo_call(slow, "linger", xo_args("l", (int64_t)20000), 2000, nullptr), XO_OK) << xo_last_error();
+        double t0 = now_ms();
+        EXPECT_EQ(xo_destroy_actor_timeout(slow, 1000), XO_ETIMEDOUT) << strategy;
+        double took = now_ms() - t0;
+        EXPECT_NE(std::string(xo_last_error()).find("not done within 1000 ms"), std::string::npos) << xo_last_error();
+        EXPECT_GE(took, 990.0) << strategy;
+        EXPECT_LT(took, 1500.0) << strategy;
+        double gone = -1;
+        for (int i = 0; i < 200; i++) {
+            if (!xo_has_actor(slow)) {
+                gone = now_ms() - t0;
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        printf("%s: destroy gave up after %.0f ms; the actor was gone %.0f ms after the destroy began (its "
+               "before_destroy would have slept 20000 ms)\n", strategy, took, gone);
+        EXPECT_GE(gone, 0.0) << strategy << ": the actor still exists 1 s after the timeout";
+        EXPECT_EQ(xo_call(slow, "pid", nullptr, 2000, nullptr), XO_ENOACTOR) << strategy;
+        // One that finishes in time answers as xo_destroy_actor does.
+        xo_ref_t *quick = place("Slow", strategy, 1);
+        ASSERT_EQ(xo_call(quick, "linger", xo_args("l", (int64_t)50), 2000, nullptr), XO_OK);
+        EXPECT_EQ(xo_destroy_actor_timeout(quick, 5000), XO_OK) << xo_last_error();
+        EXPECT_FALSE(xo_has_actor(quick));
+        // A destroy that times out before it even ran (queued behind a 600 ms method) still runs after it.
+        xo_ref_t *busy = place("Slow", strategy, 1);
+        xo_future_t *nap = nullptr;
+        ASSERT_EQ(xo_send(busy, "nap", xo_args("l", (int64_t)600), &nap), XO_OK);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        EXPECT_EQ(xo_destroy_actor_timeout(busy, 100), XO_ETIMEDOUT) << strategy;
+        EXPECT_EQ(xo_future_wait(nap, 5000, nullptr), XO_OK) << xo_last_error();
+        xo_future_free(nap);
+        bool destroyed = false;
+        for (int i = 0; i < 200 && !(destroyed = !xo_has_actor(busy)); i++)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        EXPECT_TRUE(destroyed) << strategy << ": a destroy cancelled before it ran was dropped";
+        xo_ref_free(busy);
+        xo_ref_free(quick);
+        xo_ref_free(slow);
+    }
+}
+
 // Item 18 of issue 10: a sub pool whose TCP port (the main port + N) is taken refuses to start, naming the port;
 // before, it started reachable from this host only.
 TEST_F(Host, ASubPoolWhoseTcpPortIsTakenRefusesToStart)

@@ -11,7 +11,8 @@
  *                       destroy_self(): destroys itself from its own method; pid() -> getpid()
  *   Slow (stateful)     init([ms, path]): sleeps ms (xo_sleep_ms) when the file at path exists (a slow re-creation);
  *                       before_destroy sleeps the ms given to linger(ms) (xo_sleep_ms; a cancel ends it);
- *                       env(name) -> the process's getenv(name) or nil; pid() -> getpid() */
+ *                       nap(ms): sleeps ms (keeps the actor busy); env(name) -> the process's getenv(name) or nil;
+ *                       pid() -> getpid() */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,8 +267,16 @@ static xo_status_t slow_env(xo_ctx_t *ctx, void *state, const msgpack_object *ar
     return xo_pack(out, "s", getenv(n)); /* NULL packs nil */
 }
 
+static xo_status_t slow_nap(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    int64_t ms;
+    xo_status_t st = xo_unpack(args, "l", &ms);
+    return st == XO_OK ? xo_sleep_ms(ms) : st;
+}
+
 static const xo_method_t slow_methods[] = {
     {.name = "linger", .fn = slow_linger},
+    {.name = "nap", .fn = slow_nap},
     {.name = "env", .fn = slow_env},
     {.name = "pid", .fn = echo_pid},
 };
