@@ -574,6 +574,12 @@ static void *keep(void *arg)
         while (!sp->jobs) pthread_cond_wait(&sp->cond, &h->lock);
         unsigned job = sp->jobs & JOB_STOP ? JOB_STOP : sp->jobs & JOB_SPAWN ? JOB_SPAWN : JOB_RESTART;
         sp->jobs &= ~job;
+        if (job == JOB_STOP && sp->jobs & JOB_SPAWN) { /* its first start never happened: say so to its waiter */
+            sp->spawn_st = XO_ECLOSED;
+            snprintf(sp->spawn_err, sizeof sp->spawn_err, "sub pool %s stopped before it started", sp->address);
+            sp->spawn_done = true;
+            pthread_cond_broadcast(&sp->cond);
+        }
         if (job == JOB_STOP) sp->jobs = 0;
         bool skip = job == JOB_RESTART && (sp->removed || sp->stopping);
         pthread_mutex_unlock(&h->lock);
