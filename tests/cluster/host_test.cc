@@ -699,9 +699,9 @@ TEST_F(Host, DestroyWithATimeoutGivesUpAndTheActorIsDestroyedAnyway)
         double took = now_ms() - t0;
         EXPECT_NE(std::string(xo_last_error()).find("not done within 1000 ms"), std::string::npos) << xo_last_error();
         EXPECT_GE(took, 990.0) << strategy;
-        EXPECT_LT(took, 1500.0) << strategy;
+        EXPECT_LT(took, 3000.0) << strategy; // far from the hook's 20 s; loose for a loaded machine
         double gone = -1;
-        for (int i = 0; i < 200; i++) {
+        for (int i = 0; i < 600; i++) {
             if (!xo_has_actor(slow)) {
                 gone = now_ms() - t0;
                 break;
@@ -710,7 +710,7 @@ TEST_F(Host, DestroyWithATimeoutGivesUpAndTheActorIsDestroyedAnyway)
         }
         printf("%s: destroy gave up after %.0f ms; the actor was gone %.0f ms after the destroy began (its "
                "before_destroy would have slept 20000 ms)\n", strategy, took, gone);
-        EXPECT_GE(gone, 0.0) << strategy << ": the actor still exists 1 s after the timeout";
+        EXPECT_GE(gone, 0.0) << strategy << ": the actor still exists 3 s after the timeout";
         EXPECT_EQ(xo_call(slow, "pid", nullptr, 2000, nullptr), XO_ENOACTOR) << strategy;
         // One that finishes in time answers as xo_destroy_actor does.
         xo_ref_t *quick = place("Slow", strategy, 1);
@@ -726,7 +726,7 @@ TEST_F(Host, DestroyWithATimeoutGivesUpAndTheActorIsDestroyedAnyway)
         EXPECT_EQ(xo_future_wait(nap, 5000, nullptr), XO_OK) << xo_last_error();
         xo_future_free(nap);
         bool destroyed = false;
-        for (int i = 0; i < 200 && !(destroyed = !xo_has_actor(busy)); i++)
+        for (int i = 0; i < 600 && !(destroyed = !xo_has_actor(busy)); i++)
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
         EXPECT_TRUE(destroyed) << strategy << ": a destroy cancelled before it ran was dropped";
         xo_ref_free(busy);
