@@ -1,9 +1,14 @@
 /* A host: the main pool in this process, sub pools as xoscar-pool processes, their supervision and placement.
  *
- * Every sub pool process is started by the supervisor thread: PR_SET_PDEATHSIG (which the sub pool sets) fires
- * when the *thread* that started it exits, so the starter must live as long as the host. The supervisor watches
- * each child through a pidfd, so a death is seen at once (no polling), fails the calls in flight to it and applies
- * the restart policy. */
+ * Supervision is split so that no pool's recovery delays another's death being seen. One watcher thread polls
+ * every child's pidfd (and the restarts waiting for their back-off) and does only what is quick: reap, fail the
+ * calls in flight, report DOWN, count the restart against the intensity. The slow work of a pool (starting its
+ * process and waiting for it to be ready, re-creating its actors one at a time, stopping it) runs on that pool's
+ * own keeper thread. Keepers start their children: PR_SET_PDEATHSIG (which the sub pool sets) fires when the
+ * *thread* that started it exits, so a keeper lives as long as its pool (until it is removed or the host stops).
+ *
+ * Ownership between them: pid and pidfd are published by the keeper and cleared by the watcher, both under the
+ * lock; only the watcher reaps and closes pidfds, so a signal sent under the lock never reaches a reused pid. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -53,6 +58,7 @@ typedef struct placed {
 #define REPLAY_CRASHES_MAX 2
 
 typedef struct sub_pool {
+    xo_host_t *host;
     char address[160];
     char cpus[256];
     char *labels_buf;
@@ -68,15 +74,27 @@ typedef struct sub_pool {
     size_t n_placed, cap_placed;
     xo_idle_mark_t *marks; /* built for the policy views */
     size_t n_creating;     /* placed creates still in flight there (placement's live load) */
-    /* Restart intensity (supervisor thread; failed and why also read under the lock) */
+    char **env;            /* "NAME=value" entries added to its process's environment (ours) */
+    size_t n_env;
+    /* Restart intensity (lock) */
     uint64_t *restarts;    /* when it was restarted within the current period (ns), oldest first */
     size_t n_restarts;
     uint64_t restart_at;   /* a restart waits for its back-off until then (ns); 0: none pending */
     bool failed;           /* restarted too often: left down for good */
     char why[XO_ERROR_TEXT_MAX];
+    /* Its keeper thread and the jobs handed to it (lock) */
+    pthread_t keeper;
+    bool keeper_live;      /* started and not joined yet */
+    pthread_cond_t cond;   /* jobs for the keeper; reaps, for whoever waits for a death (CLOCK_MONOTONIC) */
+    unsigned jobs;         /* JOB_* bits */
+    bool stopping;         /* we are stopping its process: that death is no failure */
+    bool spawn_done;       /* JOB_SPAWN's answer: */
+    xo_status_t spawn_st;
+    char spawn_err[XO_ERROR_TEXT_MAX];
+    uint64_t deaths;       /* processes of it reaped so far */
 } sub_pool_t;
 
-typedef enum { CMD_NONE, CMD_SPAWN, CMD_REMOVE, CMD_STOP } cmd_kind_t;
+enum { JOB_SPAWN = 1u, JOB_RESTART = 2u, JOB_STOP = 4u };
 
 struct xo_host {
     xo_pool_t *main;
@@ -102,14 +120,10 @@ struct xo_host {
     /* actors created directly in a sub pool (not through placement), as the sub pools report them */
     char **ext_uid, **ext_addr;
     size_t n_ext, cap_ext;
-    pthread_t supervisor;
-    int wakefd;
-    /* one command at a time, handed to the supervisor */
-    cmd_kind_t cmd;
-    sub_pool_t *cmd_sub;
-    xo_status_t cmd_st;
-    char cmd_err[XO_ERROR_TEXT_MAX];
-    bool cmd_done;
+    pthread_t supervisor;        /* the watcher */
+    bool watcher_live;
+    bool quit;                   /* the watcher returns (lock) */
+    int wakefd;                  /* wakes the watcher: a new pidfd, a restart scheduled, quit */
 };
 
 static void ext_forget_pool(xo_host_t *h, const char *address);
@@ -187,16 +201,24 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 3); /* dup2 clears CLOEXEC on the child's fd 3 */
-    /* The child's environment: ours, with XO_SECRET set to this process's secret (it authenticates with it). */
+    /* The child's environment: ours, then the sub pool's own entries (replacing ours of the same name), with
+     * XO_SECRET set to this process's secret (it authenticates with it; the config cannot name it). */
     size_t n_env = 0;
     while (environ[n_env]) n_env++;
-    char **envp = calloc(n_env + 2, sizeof *envp);
+    char **envp = calloc(n_env + sp->n_env + 2, sizeof *envp);
     char *secret = xo__auth_secret_dup();
     char *secret_var = NULL;
     if (envp && secret && asprintf(&secret_var, "XO_SECRET=%s", secret) >= 0) {
         size_t k2 = 0;
-        for (size_t e = 0; e < n_env; e++)
-            if (strncmp(environ[e], "XO_SECRET=", 10) != 0) envp[k2++] = environ[e];
+        for (size_t e = 0; e < n_env; e++) {
+            bool replaced = strncmp(environ[e], "XO_SECRET=", 10) == 0;
+            for (size_t i = 0; !replaced && i < sp->n_env; i++) {
+                size_t name = (size_t)(strchr(sp->env[i], '=') - sp->env[i]);
+                replaced = strncmp(environ[e], sp->env[i], name + 1) == 0;
+            }
+            if (!replaced) envp[k2++] = environ[e];
+        }
+        for (size_t i = 0; i < sp->n_env; i++) envp[k2++] = sp->env[i];
         envp[k2++] = secret_var;
         envp[k2] = NULL;
     }
@@ -262,22 +284,50 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
     return XO_OK;
 }
 
-/* Supervisor thread only (the one writer of pid and pidfd; it reads them without the lock). */
-static void stop_sub(xo_host_t *h, sub_pool_t *sp)
+static void wake_watcher(xo_host_t *h)
 {
-    if (sp->pid <= 0) return;
-    kill(sp->pid, SIGTERM);
-    struct pollfd pfd = {.fd = sp->pidfd, .events = POLLIN};
-    if (sp->pidfd < 0 || poll(&pfd, 1, STOP_GRACE_MS) <= 0) kill(sp->pid, SIGKILL);
-    waitpid(sp->pid, NULL, 0);
-    if (sp->pidfd >= 0) close(sp->pidfd);
-    pthread_mutex_lock(&h->lock);
-    sp->pid = 0;
-    sp->pidfd = -1;
-    pthread_mutex_unlock(&h->lock);
-    xo__remote_peer_died(sp->address, "the sub pool was stopped");
+    uint64_t one = 1;
+    ssize_t w = write(h->wakefd, &one, sizeof one);
+    (void)w;
 }
 
+/* Waits (lock held) until sp has had more than deaths reaped processes, or ms passed; true when it has. */
+static bool wait_reaped(xo_host_t *h, sub_pool_t *sp, uint64_t deaths, int ms)
+{
+    struct timespec at;
+    clock_gettime(CLOCK_MONOTONIC, &at);
+    at.tv_sec += ms / 1000;
+    at.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (at.tv_nsec >= 1000000000L) {
+        at.tv_sec++;
+        at.tv_nsec -= 1000000000L;
+    }
+    while (sp->deaths <= deaths)
+        if (pthread_cond_timedwait(&sp->cond, &h->lock, &at) == ETIMEDOUT) return sp->deaths > deaths;
+    return true;
+}
+
+/* sp's keeper: SIGTERM, SIGKILL after STOP_GRACE_MS, and the watcher's reap waited for (it fails the calls in
+ * flight to it, and reports no DOWN: the death is ours). */
+static void stop_sub(xo_host_t *h, sub_pool_t *sp)
+{
+    pthread_mutex_lock(&h->lock);
+    sp->stopping = true;
+    if (sp->pid > 0) {
+        uint64_t deaths = sp->deaths;
+        kill(sp->pid, SIGTERM);
+        if (!wait_reaped(h, sp, deaths, STOP_GRACE_MS) && sp->pid > 0) {
+            kill(sp->pid, SIGKILL);
+            if (!wait_reaped(h, sp, deaths, READY_TIMEOUT_MS))
+                xo_log_error("sub pool %s: process %d not reaped %d ms after SIGKILL", sp->address, (int)sp->pid,
+                             READY_TIMEOUT_MS);
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* Event callbacks run on the watcher (DOWN, FAILED) and on the pool's keeper (RECOVERED, FAILED after a restart
+ * that could not start): different pools' events may come at the same time. */
 static void emit(xo_host_t *h, const char *address, xo_pool_event_t ev)
 {
     if (h->on_event) h->on_event(address, ev, h->event_arg);
@@ -301,9 +351,10 @@ static void give_up_actor(xo_host_t *h, sub_pool_t *sp, const char *uid, const c
     pthread_mutex_unlock(&h->lock);
 }
 
-/* Re-creates the actors placed on sp (XO_RESTART_ACTORS), from their recorded create messages, one at a time: when
- * the pool dies meanwhile, the one being created is the suspect. An actor whose init fails (XO_EHOOK: its create
- * cannot succeed), or whose re-creation took the pool down REPLAY_CRASHES_MAX times, is given up. */
+/* sp's keeper: re-creates the actors placed on sp (XO_RESTART_ACTORS), from their recorded create messages, one at
+ * a time: when the pool dies meanwhile, the one being created is the suspect. An actor whose init fails (XO_EHOOK:
+ * its create cannot succeed), or whose re-creation took the pool down REPLAY_CRASHES_MAX times, is given up. A stop
+ * ends it between two creates. */
 static void replay(xo_host_t *h, sub_pool_t *sp)
 {
     pthread_mutex_lock(&h->lock);
@@ -317,6 +368,10 @@ static void replay(xo_host_t *h, sub_pool_t *sp)
     }
     pthread_mutex_unlock(&h->lock);
     for (size_t i = 0; copy && i < n; i++) {
+        pthread_mutex_lock(&h->lock);
+        bool stop = sp->stopping || sp->jobs & JOB_STOP;
+        pthread_mutex_unlock(&h->lock);
+        if (stop) break;
         if (!copy[i].uid || !copy[i].class_name) continue;
         xo_args_t *args = copy[i].args ? xo__args_from_bytes(copy[i].args, copy[i].args_len) : NULL;
         xo_future_t *f = NULL;
@@ -360,16 +415,17 @@ static void forget_placed(xo_host_t *h, sub_pool_t *sp)
 
 /* Restart intensity, as Erlang/OTP supervisors have it: at most max_restarts restarts within period; one more
  * death leaves the pool down. Within the period each restart waits twice as long as the one before (the first is
- * immediate), so a pool that dies at once is not restarted hundreds of times a second. */
+ * immediate), so a pool that dies at once is not restarted hundreds of times a second. Sets restart_at, which the
+ * watcher waits for before it hands the restart to the pool's keeper. */
 static void schedule_restart(xo_host_t *h, sub_pool_t *sp, const char *death)
 {
     uint64_t now = xo__now_ns();
+    pthread_mutex_lock(&h->lock);
     size_t keep = 0;
     for (size_t i = 0; i < sp->n_restarts; i++)
         if (now - sp->restarts[i] < h->period_ns) sp->restarts[keep++] = sp->restarts[i];
     sp->n_restarts = keep;
     if (keep >= h->max_restarts) {
-        pthread_mutex_lock(&h->lock);
         snprintf(sp->why, sizeof sp->why, "sub pool %s was restarted %zu times in %llu ms (the most its restart "
                  "intensity allows: max_restarts %u in restart_period_ms %llu) and died again (%s); it stays down",
                  sp->address, keep, (unsigned long long)(h->period_ns / 1000000), h->max_restarts,
@@ -390,48 +446,68 @@ static void schedule_restart(xo_host_t *h, sub_pool_t *sp, const char *death)
                     (unsigned long long)(h->period_ns / 1000000), (unsigned long long)(delay / 1000000));
     }
     sp->restart_at = now + delay + 1; /* + 1: 0 means none pending */
+    pthread_mutex_unlock(&h->lock);
 }
 
+/* sp's keeper, once the back-off is over: a new process, its actors re-created (XO_RESTART_ACTORS). */
 static void restart_now(xo_host_t *h, sub_pool_t *sp)
 {
-    sp->restart_at = 0;
+    pthread_mutex_lock(&h->lock);
     sp->restarts[sp->n_restarts++] = xo__now_ns();
+    pthread_mutex_unlock(&h->lock);
     char err[XO_ERROR_TEXT_MAX];
     if (spawn_sub(h, sp, err, sizeof err) != XO_OK) {
         xo_log_error("cannot restart sub pool %s: %s", sp->address, err);
         schedule_restart(h, sp, err); /* a failed start counts as a restart */
+        wake_watcher(h);
         return;
     }
+    wake_watcher(h); /* to watch the new pidfd */
     if (h->restart == XO_RESTART_ACTORS) replay(h, sp);
     emit(h, sp->address, XO_POOL_RECOVERED);
 }
 
+/* The watcher: sp's pidfd is readable, its process is gone. Quick work only: another pool's death must not wait. */
 static void on_death(xo_host_t *h, sub_pool_t *sp)
 {
-    int status = 0;
-    waitpid(sp->pid, &status, 0);
-    char why[128];
-    snprintf(why, sizeof why, "its process %d %s %d", (int)sp->pid, WIFSIGNALED(status) ? "was killed by signal" :
-             "exited with code", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-    xo_log_warn("sub pool %s died: %s", sp->address, why);
-    close(sp->pidfd);
     pthread_mutex_lock(&h->lock);
+    pid_t pid = sp->pid;
+    bool stopping = sp->stopping, removed = sp->removed;
+    pthread_mutex_unlock(&h->lock);
+    if (pid <= 0) return;
+    /* Its status without reaping it yet: the pid stays ours until the calls are failed and it is unpublished. */
+    siginfo_t info = {0};
+    waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT);
+    char why[128];
+    snprintf(why, sizeof why, "its process %d %s %d", (int)pid, info.si_code == CLD_EXITED ? "exited with code" :
+             "was killed by signal", info.si_status);
+    if (!stopping) xo_log_warn("sub pool %s died: %s", sp->address, why);
+    xo__remote_peer_died(sp->address, stopping ? "the sub pool was stopped" : why);
+    pthread_mutex_lock(&h->lock);
+    waitpid(pid, NULL, 0);
+    close(sp->pidfd);
     sp->pidfd = -1;
     sp->pid = 0;
-    bool removed = sp->removed;
     ext_forget_pool(h, sp->address); /* actors created there directly died with it (only placed ones are replayed) */
+    if (stopping) {
+        sp->deaths++;
+        pthread_cond_broadcast(&sp->cond);
+    }
     pthread_mutex_unlock(&h->lock);
-    xo__remote_peer_died(sp->address, why);
+    if (stopping) return;
     emit(h, sp->address, XO_POOL_DOWN);
+    pthread_mutex_lock(&h->lock); /* seen: its calls failed, DOWN reported (xo_host_kill_actor waits for this) */
+    sp->deaths++;
+    pthread_cond_broadcast(&sp->cond);
+    pthread_mutex_unlock(&h->lock);
     if (h->restart == XO_RESTART_NONE || removed) {
         if (h->restart == XO_RESTART_NONE) forget_placed(h, sp);
         return;
     }
     schedule_restart(h, sp, why);
-    if (sp->restart_at && sp->restart_at <= xo__now_ns()) restart_now(h, sp);
 }
 
-static void *supervise(void *arg)
+static void *watch(void *arg)
 {
     xo_host_t *h = arg;
     pthread_setname_np(pthread_self(), "xo-supervisor");
@@ -443,6 +519,10 @@ static void *supervise(void *arg)
         pfds[n].events = POLLIN;
         who[n++] = NULL;
         pthread_mutex_lock(&h->lock);
+        if (h->quit) {
+            pthread_mutex_unlock(&h->lock);
+            return NULL;
+        }
         for (size_t i = 0; i < h->n_subs; i++)
             if (h->subs[i]->pid > 0 && h->subs[i]->pidfd >= 0) {
                 pfds[n].fd = h->subs[i]->pidfd;
@@ -460,65 +540,102 @@ static void *supervise(void *arg)
         if (poll(pfds, n, timeout) < 0) continue;
         for (size_t i = 1; i < n; i++)
             if (pfds[i].revents) on_death(h, who[i]);
-        pthread_mutex_lock(&h->lock);
-        size_t n_subs = h->n_subs;
-        pthread_mutex_unlock(&h->lock);
+        if (pfds[0].revents) {
+            uint64_t v;
+            ssize_t r = read(h->wakefd, &v, sizeof v);
+            (void)r;
+        }
+        /* Restarts whose back-off is over go to their pools' keepers. */
         now = xo__now_ns();
-        for (size_t i = 0; i < n_subs; i++) {
+        pthread_mutex_lock(&h->lock);
+        for (size_t i = 0; i < h->n_subs; i++) {
             sub_pool_t *sp = h->subs[i];
-            pthread_mutex_lock(&h->lock);
-            bool due = sp->restart_at && sp->restart_at <= now && !sp->removed;
-            if (sp->removed) sp->restart_at = 0;
-            pthread_mutex_unlock(&h->lock);
-            if (due) restart_now(h, sp);
+            if (sp->removed || sp->stopping) sp->restart_at = 0;
+            if (sp->restart_at && sp->restart_at <= now) {
+                sp->restart_at = 0;
+                sp->jobs |= JOB_RESTART;
+                pthread_cond_broadcast(&sp->cond);
+            }
         }
-        if (!pfds[0].revents) continue;
-        uint64_t v;
-        ssize_t r = read(h->wakefd, &v, sizeof v);
-        (void)r;
-        pthread_mutex_lock(&h->lock);
-        cmd_kind_t cmd = h->cmd;
-        sub_pool_t *sp = h->cmd_sub;
         pthread_mutex_unlock(&h->lock);
-        xo_status_t st = XO_OK;
-        char err[XO_ERROR_TEXT_MAX] = "";
-        if (cmd == CMD_SPAWN) st = spawn_sub(h, sp, err, sizeof err);
-        else if (cmd == CMD_REMOVE) stop_sub(h, sp);
-        else if (cmd == CMD_STOP) {
-            pthread_mutex_lock(&h->lock);
-            size_t n_subs = h->n_subs;
-            for (size_t i = 0; i < n_subs; i++) h->subs[i]->removed = true;
-            pthread_mutex_unlock(&h->lock);
-            for (size_t i = 0; i < n_subs; i++) stop_sub(h, h->subs[i]);
-        }
-        if (cmd == CMD_NONE) continue;
-        pthread_mutex_lock(&h->lock);
-        h->cmd = CMD_NONE;
-        h->cmd_st = st;
-        snprintf(h->cmd_err, sizeof h->cmd_err, "%s", err);
-        h->cmd_done = true;
-        pthread_cond_broadcast(&h->cond);
-        pthread_mutex_unlock(&h->lock);
-        if (cmd == CMD_STOP) return NULL;
     }
 }
 
-/* Runs one command on the supervisor thread and waits for it. */
-static xo_status_t command(xo_host_t *h, cmd_kind_t cmd, sub_pool_t *sp)
+/* A sub pool's keeper: every slow job of its pool, in order; returns after JOB_STOP. */
+static void *keep(void *arg)
+{
+    sub_pool_t *sp = arg;
+    xo_host_t *h = sp->host;
+    char name[16];
+    snprintf(name, sizeof name, "xo-keep-%s", strrchr(sp->address, '/') + 1);
+    pthread_setname_np(pthread_self(), name);
+    pthread_mutex_lock(&h->lock);
+    for (;;) {
+        while (!sp->jobs) pthread_cond_wait(&sp->cond, &h->lock);
+        unsigned job = sp->jobs & JOB_STOP ? JOB_STOP : sp->jobs & JOB_SPAWN ? JOB_SPAWN : JOB_RESTART;
+        sp->jobs &= ~job;
+        if (job == JOB_STOP && sp->jobs & JOB_SPAWN) { /* its first start never happened: say so to its waiter */
+            sp->spawn_st = XO_ECLOSED;
+            snprintf(sp->spawn_err, sizeof sp->spawn_err, "sub pool %s stopped before it started", sp->address);
+            sp->spawn_done = true;
+            pthread_cond_broadcast(&sp->cond);
+        }
+        if (job == JOB_STOP) sp->jobs = 0;
+        bool skip = job == JOB_RESTART && (sp->removed || sp->stopping);
+        pthread_mutex_unlock(&h->lock);
+        if (job == JOB_STOP) {
+            stop_sub(h, sp);
+            return NULL;
+        }
+        if (job == JOB_SPAWN) {
+            char err[XO_ERROR_TEXT_MAX] = "";
+            xo_status_t st = spawn_sub(h, sp, err, sizeof err);
+            if (st == XO_OK) wake_watcher(h);
+            pthread_mutex_lock(&h->lock);
+            sp->spawn_st = st;
+            snprintf(sp->spawn_err, sizeof sp->spawn_err, "%s", err);
+            sp->spawn_done = true;
+            pthread_cond_broadcast(&sp->cond);
+            pthread_mutex_unlock(&h->lock);
+        } else if (!skip) {
+            restart_now(h, sp);
+        }
+        pthread_mutex_lock(&h->lock);
+    }
+}
+
+static xo_status_t start_keeper(xo_host_t *h, sub_pool_t *sp)
+{
+    int rc = pthread_create(&sp->keeper, NULL, keep, sp);
+    if (rc != 0) return xo__error_set(XO_ESYS, "cannot start the keeper of sub pool %s: %s", sp->address, strerror(rc));
+    sp->keeper_live = true;
+    return XO_OK;
+}
+
+/* Starts sp's first process on its keeper and waits until it is ready (or could not start). */
+static xo_status_t spawn_on_keeper(xo_host_t *h, sub_pool_t *sp)
 {
     pthread_mutex_lock(&h->lock);
-    while (h->cmd != CMD_NONE) pthread_cond_wait(&h->cond, &h->lock);
-    h->cmd = cmd;
-    h->cmd_sub = sp;
-    h->cmd_done = false;
-    uint64_t one = 1;
-    ssize_t w = write(h->wakefd, &one, sizeof one);
-    (void)w;
-    while (!h->cmd_done) pthread_cond_wait(&h->cond, &h->lock);
-    xo_status_t st = h->cmd_st;
-    if (st != XO_OK) xo__error_set(st, "%s", h->cmd_err);
+    sp->spawn_done = false;
+    sp->jobs |= JOB_SPAWN;
+    pthread_cond_broadcast(&sp->cond);
+    while (!sp->spawn_done) pthread_cond_wait(&sp->cond, &h->lock);
+    xo_status_t st = sp->spawn_st;
+    if (st != XO_OK) xo__error_set(st, "%s", sp->spawn_err);
     pthread_mutex_unlock(&h->lock);
     return st;
+}
+
+/* Stops sp's process on its keeper and ends the keeper. */
+static void stop_keeper(xo_host_t *h, sub_pool_t *sp)
+{
+    if (!sp->keeper_live) return;
+    pthread_mutex_lock(&h->lock);
+    sp->jobs |= JOB_STOP;
+    pthread_cond_broadcast(&sp->cond);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(sp->keeper, NULL);
+    sp->keeper_live = false;
 }
 
 /* ---- sub pools ------------------------------------------------------------------------------------------------ */
@@ -530,6 +647,9 @@ static void free_sub(sub_pool_t *sp)
     free(sp->restarts);
     free(sp->marks);
     free(sp->labels_buf);
+    for (size_t i = 0; i < sp->n_env; i++) free(sp->env[i]);
+    free(sp->env);
+    pthread_cond_destroy(&sp->cond);
     free(sp);
 }
 
@@ -544,7 +664,38 @@ static xo_status_t new_sub(xo_host_t *h, const xo_sub_pool_config_t *cfg, const 
         return xo__error_set(XO_ENOMEM, "out of memory");
     }
     sp->pidfd = -1;
+    sp->host = h;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* wait_reaped's deadlines */
+    pthread_cond_init(&sp->cond, &ca);
+    pthread_condattr_destroy(&ca);
     snprintf(sp->address, sizeof sp->address, "%s/%zu", h->main->address, h->n_subs + 1);
+    if (cfg && cfg->n_env) {
+        sp->env = calloc(cfg->n_env, sizeof *sp->env);
+        if (!sp->env || !cfg->env) {
+            free_sub(sp);
+            return !cfg->env ? xo__error_set(XO_ECONFIG, "sub pool: n_env %zu but no env", cfg->n_env)
+                             : xo__error_set(XO_ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < cfg->n_env; i++) {
+            const char *e = cfg->env[i], *eq = e ? strchr(e, '=') : NULL;
+            if (!eq || eq == e || memchr(e, '\n', (size_t)(eq - e))) {
+                free_sub(sp);
+                return xo__error_set(XO_ECONFIG, "sub pool env[%zu] \"%s\" is not NAME=value", i, e ? e : "(null)");
+            }
+            if ((size_t)(eq - e) == 9 && strncmp(e, "XO_SECRET", 9) == 0) {
+                free_sub(sp);
+                return xo__error_set(XO_ECONFIG, "sub pool env[%zu]: XO_SECRET is the host's (xo_set_secret), not "
+                                                 "a sub pool's", i);
+            }
+            if (!(sp->env[sp->n_env] = strdup(e))) {
+                free_sub(sp);
+                return xo__error_set(XO_ENOMEM, "out of memory");
+            }
+            sp->n_env++;
+        }
+    }
     if (cfg && cfg->cpus) {
         xo_cpuset_t set;
         char err[256];
@@ -1011,8 +1162,9 @@ xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
         st = start_service(h);
     }
     if (st == XO_OK) {
-        int rc = pthread_create(&h->supervisor, NULL, supervise, h);
+        int rc = pthread_create(&h->supervisor, NULL, watch, h);
         if (rc != 0) st = xo__error_set(XO_ESYS, "cannot start the supervisor: %s", strerror(rc));
+        h->watcher_live = rc == 0;
     }
     xo_cpuset_t defaults[MAX_SUBS];
     bool have_defaults = st == XO_OK && h->topo && cfg->n_sub_pools &&
@@ -1024,7 +1176,8 @@ xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
         pthread_mutex_lock(&h->lock);
         h->subs[h->n_subs++] = sp;
         pthread_mutex_unlock(&h->lock);
-        st = command(h, CMD_SPAWN, sp);
+        st = start_keeper(h, sp);
+        if (st == XO_OK) st = spawn_on_keeper(h, sp);
     }
     if (st != XO_OK) {
         char text[XO_ERROR_TEXT_MAX];
@@ -1039,8 +1192,21 @@ xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
 void xo_host_stop(xo_host_t *h)
 {
     if (!h) return;
-    if (h->supervisor) {
-        command(h, CMD_STOP, NULL);
+    /* Every keeper stops its pool at once (so the grace periods overlap); the watcher reaps them, then quits. */
+    pthread_mutex_lock(&h->lock);
+    size_t n_subs = h->n_subs;
+    for (size_t i = 0; i < n_subs; i++) {
+        h->subs[i]->removed = true;
+        h->subs[i]->jobs |= JOB_STOP;
+        pthread_cond_broadcast(&h->subs[i]->cond);
+    }
+    pthread_mutex_unlock(&h->lock);
+    for (size_t i = 0; i < n_subs; i++) stop_keeper(h, h->subs[i]);
+    if (h->watcher_live) {
+        pthread_mutex_lock(&h->lock);
+        h->quit = true;
+        pthread_mutex_unlock(&h->lock);
+        wake_watcher(h);
         pthread_join(h->supervisor, NULL);
     }
     if (h->main) xo_pool_stop(h->main);
@@ -1117,12 +1283,16 @@ xo_status_t xo_host_add_sub_pool(xo_host_t *h, const xo_sub_pool_config_t *cfg, 
     /* numbered here, under the lock, so that concurrent adds get distinct numbers */
     snprintf(sp->address, sizeof sp->address, "%s/%zu", h->main->address, n);
     pthread_mutex_unlock(&h->lock);
-    st = command(h, CMD_SPAWN, sp);
+    st = start_keeper(h, sp);
+    if (st == XO_OK) st = spawn_on_keeper(h, sp);
     if (st != XO_OK) {
+        char text[XO_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text, "%s", xo_last_error());
         pthread_mutex_lock(&h->lock);
         sp->removed = true;
         pthread_mutex_unlock(&h->lock);
-        return st;
+        stop_keeper(h, sp);
+        return xo__error_set(st, "%s", text);
     }
     if (index_p) *index_p = n;
     return XO_OK;
@@ -1136,7 +1306,40 @@ xo_status_t xo_host_remove_sub_pool(xo_host_t *h, size_t n)
     pthread_mutex_unlock(&h->lock);
     if (!sp) return xo__error_set(XO_EINVAL, "no sub pool %zu to remove (sub pools are numbered from 1, as in "
                                              "their addresses; removed ones are not reused)", n);
-    return command(h, CMD_REMOVE, sp);
+    stop_keeper(h, sp);
+    return XO_OK;
+}
+
+xo_status_t xo_host_kill_actor(xo_host_t *h, const char *uid)
+{
+    if (!h || !uid) return xo__error_set(XO_EINVAL, "xo_host_kill_actor: no host or no uid");
+    char where[160];
+    pthread_mutex_lock(&h->lock);
+    sub_pool_t *sp = NULL;
+    bool found = locate_locked(h, uid, where, sizeof where);
+    for (size_t i = 0; found && i < h->n_subs && !sp; i++)
+        if (strcmp(h->subs[i]->address, where) == 0) sp = h->subs[i];
+    if (!found) {
+        pthread_mutex_unlock(&h->lock);
+        xo_actor_t *a = xo__pool_table_lookup(h->main, uid);
+        if (a) xo__actor_release(a);
+        return a ? xo__error_set(XO_EINVAL, "actor \"%s\" is in the main pool %s, this process: not killed", uid,
+                                 h->main->address)
+                 : xo__error_set(XO_ENOACTOR, "no actor \"%s\" in host %s", uid, h->main->address);
+    }
+    if (!sp || sp->pid <= 0) {
+        pthread_mutex_unlock(&h->lock);
+        return xo__error_set(XO_EPOOLDIED, "actor \"%s\": its sub pool %s is not running", uid, where);
+    }
+    /* Under the lock: the watcher reaps under it too, so this pid is still our child, not a reused one. */
+    uint64_t deaths = sp->deaths;
+    pid_t pid = sp->pid;
+    kill(pid, SIGKILL);
+    bool seen = wait_reaped(h, sp, deaths, READY_TIMEOUT_MS);
+    pthread_mutex_unlock(&h->lock);
+    if (!seen) return xo__error_set(XO_ETIMEDOUT, "sub pool %s (process %d) killed, its death not seen within %d ms",
+                                    where, (int)pid, READY_TIMEOUT_MS);
+    return XO_OK;
 }
 
 /* ---- placement ------------------------------------------------------------------------------------------------ */

@@ -284,8 +284,14 @@ void xo__activation_body(xo_worker_t *w)
     xo__buf_reset(&w->out);
 
     if (reply && atomic_load(&reply->cancel_requested)) {
-        xo__future_complete(reply, XO_ECANCELED, strdup("call cancelled before it ran"), NULL);
-        goto done;
+        /* A destroy is never undone (xo_destroy_actor_timeout): cancelled before it ran, it still runs, with
+         * before_destroy seeing the cancel (its waits end at once). */
+        if (m->kind == XO_MSG_DESTROY) {
+            atomic_store(&w->cancelled, true);
+        } else {
+            xo__future_complete(reply, XO_ECANCELED, strdup("call cancelled before it ran"), NULL);
+            goto done;
+        }
     }
     if (atomic_load(&a->life) == XO_LIFE_DEAD && m->kind != XO_MSG_DESTROY) {
         if (reply) {

@@ -335,22 +335,38 @@ bool xo_has_actor(const xo_ref_t *ref)
     return alive;
 }
 
-xo_status_t xo_destroy_actor(const xo_ref_t *ref)
+xo_status_t xo_destroy_actor(const xo_ref_t *ref) { return xo_destroy_actor_timeout(ref, XO_FOREVER); }
+
+/* A destroy that outlives timeout_ms is cancelled as a timed-out call is, so its before_destroy's waits end at
+ * once; run_destroy then destroys the actor anyway, as after a failing hook. */
+xo_status_t xo_destroy_actor_timeout(const xo_ref_t *ref, int64_t timeout_ms)
 {
-    if (is_remote(ref)) return remote_simple(ref, XO_WIRE_DESTROY, NULL);
-    xo_actor_t *a;
-    bool held;
-    xo_status_t st = resolve(ref, &a, &held);
-    if (st != XO_OK) return st;
-    xo_future_t *f = NULL;
-    xo_msg_t *m = msg_new(XO_MSG_DESTROY, &f);
-    if (!m) {
+    if (!ref) return xo__error_set(XO_EINVAL, "NULL ref");
+    xo_future_t *f = NULL; /* ours: one ref */
+    xo_status_t st;
+    if (is_remote(ref)) {
+        st = xo__remote_send(ref->address, XO_WIRE_DESTROY, xo__chain_current(), ref->uid, NULL, NULL, true, &f);
+        if (st != XO_OK) return st;
+    } else {
+        xo_actor_t *a;
+        bool held;
+        st = resolve(ref, &a, &held);
+        if (st != XO_OK) return st;
+        xo_msg_t *m = msg_new(XO_MSG_DESTROY, &f);
+        if (!m) {
+            unhold(a, held);
+            return xo__error_set(XO_ENOMEM, "out of memory");
+        }
+        xo__actor_post(a, m);
         unhold(a, held);
-        return xo__error_set(XO_ENOMEM, "out of memory");
     }
-    xo__actor_post(a, m);
-    unhold(a, held);
-    st = xo_future_wait(f, XO_FOREVER, NULL);
+    st = xo_future_wait(f, timeout_ms, NULL);
+    if (st == XO_ETIMEDOUT) {
+        xo__future_request_cancel(f);
+        st = xo__error_set(XO_ETIMEDOUT, "destroy of actor \"%s\" at %s not done within %lld ms (before_destroy "
+                           "still running, or messages queued before it): cancelled, the actor is destroyed when its "
+                           "before_destroy returns", ref->uid, ref->address, (long long)timeout_ms);
+    }
     xo__future_unref(f);
     return st;
 }

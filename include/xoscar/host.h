@@ -47,6 +47,11 @@ typedef struct xo_sub_pool_config {
     unsigned n_threads;    /* scheduler threads; 0: one per CPU it is bound to */
     const char *device;    /* the device it owns: "host:0", "cuda:1"; NULL: none (xoscar/device_buf.h) */
     uint64_t device_capacity; /* bytes its device may hand out; 0: the backend's default */
+    /* Environment entries for its process, "NAME=value", added to the host process's environment (an entry
+     * replaces the host's variable of the same name); kept for its restarts. Copied. XO_SECRET cannot be set here
+     * (the host passes its own secret); an entry without '=' or a name is XO_ECONFIG. */
+    const char *const *env;
+    size_t n_env;
 } xo_sub_pool_config_t;
 
 typedef struct xo_host_config {
@@ -68,7 +73,10 @@ typedef struct xo_host_config {
     const char *default_policy;           /* the strategy of creates that name none; NULL: "round_robin" */
     double weights[3];                    /* the "weighted" policy's weights: free memory, load, link cost; all 0:
                                            * 1, 1, 1 */
-    /* Called on the supervisor thread for every pool event; must not block for long. */
+    /* Called for every pool event: DOWN and FAILED on the supervisor's watcher thread, RECOVERED (and FAILED when a
+     * restart could not start) on the pool's own keeper thread, so events of different pools may come at the same
+     * time from different threads; those of one pool come in order. Must not block for long: a DOWN callback that
+     * blocks delays the next death being seen. */
     void (*on_event)(const char *address, xo_pool_event_t event, void *arg);
     void *event_arg;
 } xo_host_config_t;
@@ -104,6 +112,14 @@ XO_API xo_status_t xo_host_add_sub_pool(xo_host_t *host, const xo_sub_pool_confi
 /* Stops sub pool n (its actors go with it) and keeps it from being restarted. XO_EINVAL when there is no sub pool n
  * or it was removed already. */
 XO_API xo_status_t xo_host_remove_sub_pool(xo_host_t *host, size_t n);
+
+/* Kills (SIGKILL) the process of the sub pool that holds actor uid (created through the host, or directly in a sub
+ * pool), as Xoscar's kill_actor does, and returns once its death has been seen: every call in flight to that pool
+ * has failed with XO_EPOOLDIED and XO_POOL_DOWN has been reported. Every actor of that pool dies with it; the
+ * restart policy then applies as to any other death (and counts against the restart intensity). XO_ENOACTOR when
+ * the host knows no such actor, XO_EINVAL when it is in the main pool (this process), XO_EPOOLDIED when its pool is
+ * not running. */
+XO_API xo_status_t xo_host_kill_actor(xo_host_t *host, const char *uid);
 
 /* Where an actor created through the host goes. strategy names a policy: "address", "main_pool", "random",
  * "random_sub_pool", "process_index", "random_label", "idle_label", "round_robin", "least_loaded",

@@ -199,6 +199,14 @@ XO_API bool xo_has_actor(const xo_ref_t *ref);
  * through any ref get XO_ENOACTOR, until an actor with the same uid is created again. An actor may destroy itself. */
 XO_API xo_status_t xo_destroy_actor(const xo_ref_t *ref);
 
+/* xo_destroy_actor waiting at most timeout_ms (XO_FOREVER: as xo_destroy_actor). When the destroy is not done by
+ * then, the caller gets XO_ETIMEDOUT at the deadline and the destroy goes on without it, cancelled as a timed-out
+ * call is: before_destroy sees xo_ctx_cancelled() and its waits (xo_sleep_ms, calls to other actors) end at once with
+ * XO_ECANCELED; when the hook returns the actor is destroyed as after a failing before_destroy (fini runs, later
+ * calls get XO_ENOACTOR). The destroy is never undone. A hook that blocks its thread without waiting (a busy loop,
+ * a blocking syscall) cannot be cut short: the actor is destroyed when it returns. */
+XO_API xo_status_t xo_destroy_actor_timeout(const xo_ref_t *ref, int64_t timeout_ms);
+
 /* The ref's parts (owned by the ref). */
 XO_API const char *xo_ref_address(const xo_ref_t *ref);
 XO_API const char *xo_ref_uid(const xo_ref_t *ref);

@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "tests/runtime/pool_fixture.h"
@@ -81,11 +82,24 @@ struct Events {
     std::atomic<int> down{0}, recovered{0}, failed{0};
     std::mutex lock;
     std::vector<double> down_at; // ms, for back-off
+    std::vector<std::tuple<std::string, xo_pool_event_t, double>> log; // every event: pool, kind, when (ms)
+    // The first event of kind ev for address after ms since, or -1.
+    double first(const std::string &address, xo_pool_event_t ev, double since = 0)
+    {
+        std::lock_guard<std::mutex> g(lock);
+        for (auto &[a, k, t] : log)
+            if (a == address && k == ev && t >= since) return t;
+        return -1;
+    }
 };
 
-void on_event(const char *, xo_pool_event_t ev, void *arg)
+void on_event(const char *address, xo_pool_event_t ev, void *arg)
 {
     auto *e = static_cast<Events *>(arg);
+    {
+        std::lock_guard<std::mutex> g(e->lock);
+        e->log.emplace_back(address, ev, now_ms());
+    }
     if (ev == XO_POOL_DOWN) {
         std::lock_guard<std::mutex> g(e->lock);
         e->down_at.push_back(now_ms());
@@ -504,6 +518,221 @@ TEST_F(Host, AnActorWhoseInitCrashesThePoolIsGivenUpNotThePool)
     EXPECT_EQ(xo_call(fragile, "pid", nullptr, 2000, nullptr), XO_ENOACTOR);
     xo_ref_free(fragile);
     xo_ref_free(healthy);
+}
+
+// Item 7 of issue 10: one supervisor thread handled every pool in turn, so while it re-created a pool's actors a
+// second pool's death was seen only when the replay ended (2.1-2.3 s during a 2.2 s replay). Now each pool's
+// recovery runs on its own thread and the watcher only watches: pool 2's death is reported within milliseconds
+// while pool 1 is still being re-created.
+TEST_F(Host, ADeathIsSeenAtOnceWhileAnotherPoolIsRecovering)
+{
+    start(2, XO_RESTART_ACTORS);
+    std::string a1 = xo_host_sub_pool_address(host, 1), a2 = xo_host_sub_pool_address(host, 2);
+    char path[] = "/tmp/xo-slow-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    unlink(path); // absent: the first creates are quick
+    const int n = 150, init_ms = 10; // the replay: >= 1.5 s of inits, one at a time
+    xo_placement_t p{};
+    p.strategy = "process_index";
+    p.process_index = 1;
+    for (int i = 0; i < n; i++) {
+        xo_ref_t *r = nullptr;
+        ASSERT_EQ(xo_host_create_actor(host, "Slow", xo_args("ls", (int64_t)init_ms, path), nullptr, &p, &r), XO_OK)
+            << xo_last_error();
+        xo_ref_free(r);
+    }
+    p.process_index = 2;
+    xo_ref_t *echo = nullptr;
+    ASSERT_EQ(xo_host_create_actor(host, "Echo", nullptr, "on-2", &p, &echo), XO_OK) << xo_last_error();
+    FILE *f = fopen(path, "w"); // from now on each re-creation of a Slow actor takes init_ms
+    ASSERT_NE(f, nullptr);
+    fclose(f);
+    double t_kill1 = now_ms();
+    kill(xo_host_sub_pool_pid(host, 1), SIGKILL);
+    // Pool 1 is back as a process and its replay is under way: give it 200 ms of re-creations.
+    for (int i = 0; i < 500 && events.first(a1, XO_POOL_DOWN) < 0; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_GE(events.first(a1, XO_POOL_DOWN), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ASSERT_LT(events.first(a1, XO_POOL_RECOVERED), 0) << "the replay ended too soon to test anything";
+    xo_future_t *in_flight = nullptr;
+    ASSERT_EQ(xo_send(echo, "sleep_ms", xo_args("i", 20000), &in_flight), XO_OK);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    double t_kill2 = now_ms();
+    kill(xo_host_sub_pool_pid(host, 2), SIGKILL);
+    EXPECT_EQ(xo_future_wait(in_flight, 2000, nullptr), XO_EPOOLDIED);
+    double call_failed = now_ms() - t_kill2;
+    xo_future_free(in_flight);
+    double down2 = -1;
+    for (int i = 0; i < 2500 && (down2 = events.first(a2, XO_POOL_DOWN)) < 0; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_GE(down2, 0) << "pool 2's death was not reported within 5 s";
+    double recovered1 = -1;
+    for (int i = 0; i < 1000 && (recovered1 = events.first(a1, XO_POOL_RECOVERED)) < 0; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_GE(recovered1, 0) << "pool 1 did not recover within 10 s";
+    unlink(path);
+    double seen = down2 - t_kill2, replay = recovered1 - t_kill1;
+    printf("pool 2 killed %.0f ms into pool 1's recovery (%d actors, %d ms inits): its call failed after %.1f ms, "
+           "its death reported after %.1f ms; pool 1 recovered %.0f ms after its kill\n", t_kill2 - t_kill1, n,
+           init_ms, call_failed, seen, replay);
+    EXPECT_LT(down2, recovered1); // seen during the replay, not after it
+    EXPECT_LT(seen, 100.0);       // was the rest of the replay: over a second here
+    EXPECT_LT(call_failed, 100.0);
+    // Both pools came back with their actors.
+    for (int i = 0; i < 500 && events.first(a2, XO_POOL_RECOVERED) < 0; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(pid_of(echo), xo_host_sub_pool_pid(host, 2));
+    xo_ref_free(echo);
+}
+
+// Item 20 of issue 10 (kill_actor): the host kills the process of the pool that holds an actor, as Xoscar's
+// kill_actor does; it returns once the death has been seen, and the restart policy applies.
+TEST_F(Host, KillActorKillsItsSubPoolAndTheRestartPolicyApplies)
+{
+    start(2, XO_RESTART_ACTORS);
+    xo_placement_t p{};
+    p.strategy = "process_index";
+    p.process_index = 2;
+    xo_ref_t *victim = nullptr, *neighbour = nullptr, *other = nullptr;
+    ASSERT_EQ(xo_host_create_actor(host, "Counter", xo_args("l", (int64_t)40), "victim", &p, &victim), XO_OK);
+    ASSERT_EQ(xo_host_create_actor(host, "Echo", nullptr, "neighbour", &p, &neighbour), XO_OK);
+    p.process_index = 1;
+    ASSERT_EQ(xo_host_create_actor(host, "Echo", nullptr, "other", &p, &other), XO_OK);
+    EXPECT_EQ(call_i64(victim, "add", xo_args("l", (int64_t)2)), 42);
+    int pid2 = xo_host_sub_pool_pid(host, 2), pid1 = xo_host_sub_pool_pid(host, 1);
+    xo_future_t *in_flight = nullptr;
+    ASSERT_EQ(xo_send(neighbour, "sleep_ms", xo_args("i", 20000), &in_flight), XO_OK);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_EQ(xo_host_kill_actor(host, "victim"), XO_OK) << xo_last_error();
+    // Returned once the death was seen: the call in flight has failed and DOWN was reported.
+    EXPECT_TRUE(xo_future_done(in_flight));
+    EXPECT_EQ(xo_future_wait(in_flight, 0, nullptr), XO_EPOOLDIED);
+    xo_future_free(in_flight);
+    EXPECT_EQ(events.down.load(), 1);
+    EXPECT_FALSE(process_alive(pid2) && waitpid(pid2, nullptr, WNOHANG) == 0);
+    // XO_RESTART_ACTORS: a new process with both actors re-created from their create arguments; pool 1 untouched.
+    for (int i = 0; i < 500 && events.recovered.load() == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(events.recovered.load(), 1);
+    EXPECT_EQ(call_i64(victim, "get"), 40);
+    EXPECT_EQ(pid_of(neighbour), xo_host_sub_pool_pid(host, 2));
+    EXPECT_NE(xo_host_sub_pool_pid(host, 2), pid2);
+    EXPECT_EQ(pid_of(other), pid1);
+    // Refusals: an unknown actor, one in the main pool (this process).
+    EXPECT_EQ(xo_host_kill_actor(host, "nobody"), XO_ENOACTOR);
+    p.strategy = "main_pool";
+    xo_ref_t *at_home = nullptr;
+    ASSERT_EQ(xo_host_create_actor(host, "Echo", nullptr, "at-home", &p, &at_home), XO_OK) << xo_last_error();
+    EXPECT_EQ(xo_host_kill_actor(host, "at-home"), XO_EINVAL);
+    EXPECT_NE(std::string(xo_last_error()).find("main pool"), std::string::npos) << xo_last_error();
+    EXPECT_EQ(pid_of(at_home), getpid());
+    xo_ref_free(at_home);
+    xo_ref_free(victim);
+    xo_ref_free(neighbour);
+    xo_ref_free(other);
+}
+
+// Item 20 of issue 10 (environment): a sub pool added at run time gets the environment entries of its config, in
+// its first process and after a restart; XO_SECRET and malformed entries are refused.
+TEST_F(Host, ASubPoolAddedAtRunTimeGetsItsEnvironment)
+{
+    setenv("XO_TEST_HOST_ONLY", "from-the-host", 1);
+    setenv("XO_TEST_REPLACED", "host-value", 1);
+    start(1, XO_RESTART_PROCESS);
+    const char *env[] = {"XO_TEST_POOL_VAR=hello world", "XO_TEST_REPLACED=pool-value", "XO_TEST_EMPTY="};
+    xo_sub_pool_config_t cfg{};
+    cfg.env = env;
+    cfg.n_env = 3;
+    size_t n = 0;
+    ASSERT_EQ(xo_host_add_sub_pool(host, &cfg, &n), XO_OK) << xo_last_error();
+    auto env_of = [&](size_t pool, const char *name) {
+        xo_placement_t p{};
+        p.strategy = "process_index";
+        p.process_index = pool;
+        xo_ref_t *r = nullptr;
+        EXPECT_EQ(xo_host_create_actor(host, "Slow", nullptr, nullptr, &p, &r), XO_OK) << xo_last_error();
+        xo_result_t *res = nullptr;
+        std::string v = "(unset)";
+        if (r && xo_call(r, "env", xo_args("s", name), 5000, &res) == XO_OK) {
+            xo_str_t s{};
+            if (xo_result_unpack(res, "s", &s) == XO_OK) v.assign(s.ptr, s.len);
+            xo_result_free(res);
+        }
+        xo_ref_free(r);
+        return v;
+    };
+    EXPECT_EQ(env_of(n, "XO_TEST_POOL_VAR"), "hello world");
+    EXPECT_EQ(env_of(n, "XO_TEST_REPLACED"), "pool-value");
+    EXPECT_EQ(env_of(n, "XO_TEST_EMPTY"), "");
+    EXPECT_EQ(env_of(n, "XO_TEST_HOST_ONLY"), "from-the-host");
+    EXPECT_EQ(env_of(1, "XO_TEST_POOL_VAR"), "(unset)"); // only that sub pool
+    EXPECT_EQ(env_of(1, "XO_TEST_REPLACED"), "host-value");
+    kill(xo_host_sub_pool_pid(host, n), SIGKILL);
+    for (int i = 0; i < 500 && events.recovered.load() == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(events.recovered.load(), 1);
+    EXPECT_EQ(env_of(n, "XO_TEST_POOL_VAR"), "hello world"); // kept for its restarts
+    const char *secret[] = {"XO_SECRET=mine"}, *bad[] = {"NOEQUALS"}, *noname[] = {"=x"};
+    for (auto *e : {secret, bad, noname}) {
+        xo_sub_pool_config_t c{};
+        c.env = e;
+        c.n_env = 1;
+        EXPECT_EQ(xo_host_add_sub_pool(host, &c, nullptr), XO_ECONFIG) << e[0];
+    }
+    unsetenv("XO_TEST_HOST_ONLY");
+    unsetenv("XO_TEST_REPLACED");
+}
+
+// Item 20 of issue 10 (destroy with a timeout): a before_destroy that sleeps 20 s blocked a destroy that wanted to
+// give up after 1 s. Now the caller gets XO_ETIMEDOUT at the deadline, the hook is cancelled (its sleep ends), and
+// the actor is destroyed all the same: in process (the main pool) and in a sub pool.
+TEST_F(Host, DestroyWithATimeoutGivesUpAndTheActorIsDestroyedAnyway)
+{
+    start(1);
+    for (const char *strategy : {"process_index", "main_pool"}) {
+        xo_ref_t *slow = place("Slow", strategy, 1);
+        ASSERT_TRUE(slow);
+        ASSERT_EQ(xo_call(slow, "linger", xo_args("l", (int64_t)20000), 2000, nullptr), XO_OK) << xo_last_error();
+        double t0 = now_ms();
+        EXPECT_EQ(xo_destroy_actor_timeout(slow, 1000), XO_ETIMEDOUT) << strategy;
+        double took = now_ms() - t0;
+        EXPECT_NE(std::string(xo_last_error()).find("not done within 1000 ms"), std::string::npos) << xo_last_error();
+        EXPECT_GE(took, 990.0) << strategy;
+        EXPECT_LT(took, 3000.0) << strategy; // far from the hook's 20 s; loose for a loaded machine
+        double gone = -1;
+        for (int i = 0; i < 600; i++) {
+            if (!xo_has_actor(slow)) {
+                gone = now_ms() - t0;
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        printf("%s: destroy gave up after %.0f ms; the actor was gone %.0f ms after the destroy began (its "
+               "before_destroy would have slept 20000 ms)\n", strategy, took, gone);
+        EXPECT_GE(gone, 0.0) << strategy << ": the actor still exists 3 s after the timeout";
+        EXPECT_EQ(xo_call(slow, "pid", nullptr, 2000, nullptr), XO_ENOACTOR) << strategy;
+        // One that finishes in time answers as xo_destroy_actor does.
+        xo_ref_t *quick = place("Slow", strategy, 1);
+        ASSERT_EQ(xo_call(quick, "linger", xo_args("l", (int64_t)50), 2000, nullptr), XO_OK);
+        EXPECT_EQ(xo_destroy_actor_timeout(quick, 5000), XO_OK) << xo_last_error();
+        EXPECT_FALSE(xo_has_actor(quick));
+        // A destroy that times out before it even ran (queued behind a 600 ms method) still runs after it.
+        xo_ref_t *busy = place("Slow", strategy, 1);
+        xo_future_t *nap = nullptr;
+        ASSERT_EQ(xo_send(busy, "nap", xo_args("l", (int64_t)600), &nap), XO_OK);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        EXPECT_EQ(xo_destroy_actor_timeout(busy, 100), XO_ETIMEDOUT) << strategy;
+        EXPECT_EQ(xo_future_wait(nap, 5000, nullptr), XO_OK) << xo_last_error();
+        xo_future_free(nap);
+        bool destroyed = false;
+        for (int i = 0; i < 600 && !(destroyed = !xo_has_actor(busy)); i++)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        EXPECT_TRUE(destroyed) << strategy << ": a destroy cancelled before it ran was dropped";
+        xo_ref_free(busy);
+        xo_ref_free(quick);
+        xo_ref_free(slow);
+    }
 }
 
 // Item 18 of issue 10: a sub pool whose TCP port (the main port + N) is taken refuses to start, naming the port;

@@ -8,10 +8,15 @@
  *                       batches() -> how many batch handler runs there were
  *   Fragile (stateful)  init([path]): kills its process with SIGKILL when the file at path exists (an init that
  *                       crashes on re-creation); refuse_destroy(text): before_destroy then fails with that text;
- *                       destroy_self(): destroys itself from its own method; pid() -> getpid() */
+ *                       destroy_self(): destroys itself from its own method; pid() -> getpid()
+ *   Slow (stateful)     init([ms, path]): sleeps ms (xo_sleep_ms) when the file at path exists (a slow re-creation);
+ *                       before_destroy sleeps the ms given to linger(ms) (xo_sleep_ms; a cancel ends it);
+ *                       nap(ms): sleeps ms (keeps the actor busy); env(name) -> the process's getenv(name) or nil;
+ *                       pid() -> getpid() */
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -228,6 +233,76 @@ static const xo_actor_class_t fragile_class = {
     .n_methods = sizeof fragile_methods / sizeof fragile_methods[0],
 };
 
+/* ---- Slow ----------------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t linger_ms; /* before_destroy sleeps this long */
+} slow_t;
+
+static xo_status_t slow_init(xo_ctx_t *ctx, void *state, const msgpack_object *args)
+{
+    int64_t ms = 0;
+    xo_str_t path = {0};
+    xo_status_t st = xo_unpack(args, "|ls", &ms, &path);
+    if (st != XO_OK) return st;
+    char p[512];
+    if (ms > 0 && path.ptr && path.len < sizeof p) {
+        memcpy(p, path.ptr, path.len);
+        p[path.len] = '\0';
+        if (access(p, F_OK) == 0) return xo_sleep_ms(ms);
+    }
+    return XO_OK;
+}
+
+static xo_status_t slow_before_destroy(xo_ctx_t *ctx, void *state)
+{
+    slow_t *s = state;
+    if (s->linger_ms <= 0) return XO_OK;
+    xo_status_t st = xo_sleep_ms(s->linger_ms);
+    return st == XO_OK ? XO_OK : xo_ctx_error(ctx, st, "before_destroy: sleep of %lld ms ended early: %s",
+                                              (long long)s->linger_ms, xo_status_name(st));
+}
+
+static xo_status_t slow_linger(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    return xo_unpack(args, "l", &((slow_t *)state)->linger_ms);
+}
+
+static xo_status_t slow_env(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    xo_str_t name;
+    xo_status_t st = xo_unpack(args, "s", &name);
+    if (st != XO_OK) return st;
+    char n[256];
+    snprintf(n, sizeof n, "%.*s", (int)name.len, name.ptr);
+    return xo_pack(out, "s", getenv(n)); /* NULL packs nil */
+}
+
+static xo_status_t slow_nap(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    int64_t ms;
+    xo_status_t st = xo_unpack(args, "l", &ms);
+    return st == XO_OK ? xo_sleep_ms(ms) : st;
+}
+
+static const xo_method_t slow_methods[] = {
+    {.name = "linger", .fn = slow_linger},
+    {.name = "nap", .fn = slow_nap},
+    {.name = "env", .fn = slow_env},
+    {.name = "pid", .fn = echo_pid},
+};
+
+static const xo_actor_class_t slow_class = {
+    .abi_version = XO_CLASS_ABI_V1,
+    .flags = XO_ACTOR_STATEFUL,
+    .name = "Slow",
+    .state_size = sizeof(slow_t),
+    .init = slow_init,
+    .before_destroy = slow_before_destroy,
+    .methods = slow_methods,
+    .n_methods = sizeof slow_methods / sizeof slow_methods[0],
+};
+
 /* ---- device buffers (include/xoscar/device_buf.h) ------------------------------------------------------------- *
  *   DevOwner (stateful)  alloc(n): n floats 1..n on its pool's device; lend(address, uid): calls uid.scale(buffer, 2)
  *                        there, then returns [sum before, sum after, the pointer the borrower saw == ours (bool)];
@@ -336,4 +411,4 @@ static const xo_actor_class_t dev_scale_class = {.abi_version = XO_CLASS_ABI_V1,
                                                  .n_methods = 1};
 
 XO_MODULE_DEFINE("test_actors", &counter_class, &echo_class, &sum_class, &dev_owner_class, &dev_scale_class,
-                 &fragile_class);
+                 &fragile_class, &slow_class);
