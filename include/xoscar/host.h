@@ -68,6 +68,12 @@ typedef struct xo_host_config {
     const char *default_policy;           /* the strategy of creates that name none; NULL: "round_robin" */
     double weights[3];                    /* the "weighted" policy's weights: free memory, load, link cost; all 0:
                                            * 1, 1, 1 */
+    const char *log_file;                 /* the host's log file, or NULL: this process (the main pool) appends its
+                                           * log lines to it from xo_host_start on, as well as to stderr, and sub
+                                           * pool n to the same path with "@n" before its ".log" ("solo.log":
+                                           * "solo@1.log"). When this process's stderr is that file (a daemon's),
+                                           * sub pools' stdout and stderr go to their own files; else they share
+                                           * ours. Sub pools always log at this process's log threshold. */
     /* Called on the supervisor thread for every pool event; must not block for long. */
     void (*on_event)(const char *address, xo_pool_event_t event, void *arg);
     void *event_arg;
