@@ -146,26 +146,39 @@ kill $follower 2>/dev/null; wait $follower 2>/dev/null
 timeout 20 "$cli" down "$f" >/dev/null || bad "down"
 
 # ---- 3: one log level for every pool: the file's, then XO_LOG_LEVEL, then --log-level -------------------------
-# up_with RUN LEVEL-IN-FILE [ENV] [CLI-LEVEL]: starts, records the levels of the lines in every pool's file, stops
-up_with() {
+# fg_levels RUN LEVEL-IN-FILE ENV CLI-LEVEL: runs the host in the foreground, every pool writing to its stderr, and
+# prints per pool (main first, by pid) how many debug lines it wrote, e.g. "5 2 2"
+fg_levels() {
     use_run "$1"
     local file; file=$(cluster "$2")
-    env ${3:+XO_LOG_LEVEL=$3} timeout 20 "$cli" ${4:+--log-level $4} up "$file" >/dev/null 2>&1 || bad "up ($*)"
-    timeout 20 "$cli" down "$file" >/dev/null 2>&1
+    env ${3:+XO_LOG_LEVEL=$3} timeout 30 "$cli" ${4:+--log-level $4} up "$file" --foreground >"$work/lv.out" 2>"$work/lv.err" &
+    local up=$! p counts=""
+    wait_for "$work/lv.out" "Ctrl-C stops it" 10 || bad "foreground up ($*): $(cat "$work/lv.err")"
+    local lpids=($(pool_pids "$file"))
+    kill -TERM $up 2>/dev/null; wait $up 2>/dev/null
+    for p in "${lpids[@]}"; do counts+="$(grep -c "^\[D .* pid $p " "$work/lv.err") "; done
+    echo "${counts% }"
 }
-debug_in_all() { [ -n "$(grep -l '^\[D ' "$logs/solo.log")" ] && [ -n "$(grep -l '^\[D ' "$logs/solo@1.log")" ] &&
-    [ -n "$(grep -l '^\[D ' "$logs/solo@2.log")" ]; }
-up_with run2 error debug
-if debug_in_all 2>/dev/null; then ok "XO_LOG_LEVEL=debug wins over the file's error in every pool"
-else bad "XO_LOG_LEVEL=debug over log_level: error: $(levels "$logs"/solo*.log)"; fi
-up_with run3 error "" debug
-if debug_in_all 2>/dev/null; then ok "--log-level debug wins over the file's error in every pool"
-else bad "--log-level debug over log_level: error: $(levels "$logs"/solo*.log)"; fi
-up_with run4 debug debug error
-n=$(cat "$logs"/solo*.log 2>/dev/null | grep -c '^\[[IDT] ')
-if [ -f "$logs/solo@1.log" ] && [ "$n" -eq 0 ]; then ok "--log-level error wins over XO_LOG_LEVEL and the file's debug in every pool"
-else bad "--log-level error over XO_LOG_LEVEL=debug and log_level: debug: $n info/debug lines: $(levels "$logs"/solo*.log)"; fi
-use_run run5
+all_debug() { [ "$(echo "$1" | wc -w)" -eq 3 ] && ! echo " $1 " | grep -q " 0 "; }
+c=$(fg_levels run2 error debug "")
+all_debug "$c" && ok "XO_LOG_LEVEL=debug wins over the file's error in every pool ($c debug lines)" ||
+    bad "XO_LOG_LEVEL=debug over log_level: error: debug lines per pool: $c"
+c=$(fg_levels run3 error "" debug)
+all_debug "$c" && ok "--log-level debug wins over the file's error in every pool ($c debug lines)" ||
+    bad "--log-level debug over log_level: error: debug lines per pool: $c"
+c=$(fg_levels run4 debug debug error)
+[ "$c" = "0 0 0" ] && ok "--log-level error wins over XO_LOG_LEVEL=debug and the file's debug in every pool" ||
+    bad "--log-level error over XO_LOG_LEVEL=debug and log_level: debug: debug lines per pool: $c"
+c=$(fg_levels run5 debug "" "")
+all_debug "$c" && ok "the file's debug reaches every pool ($c debug lines)" ||
+    bad "log_level: debug alone: debug lines per pool: $c"
+# the same setting reaches a daemon's pools, whose lines go to their files
+use_run run6
+XO_LOG_LEVEL=debug timeout 20 "$cli" up "$(cluster error)" >/dev/null 2>&1 || bad "up with XO_LOG_LEVEL=debug"
+timeout 20 "$cli" down "$f" >/dev/null 2>&1
+n=0; for k in .log @1.log @2.log; do grep -q '^\[D ' "$logs/solo$k" 2>/dev/null && n=$((n + 1)); done
+[ $n -eq 3 ] && ok "XO_LOG_LEVEL=debug: debug lines in the 3 pools' files" || bad "XO_LOG_LEVEL=debug: debug lines in $n of the 3 pools' files"
+use_run run7
 timeout 20 "$cli" --log-level loud up "$f" >/dev/null 2>"$work/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "log-level" "$work/err" && [ ! -e "$logs/solo.pid" ] || bad "--log-level loud: exit $rc: $(cat "$work/err")"
 XO_LOG_LEVEL=loud timeout 20 "$cli" up "$f" >/dev/null 2>"$work/err"; rc=$?
@@ -173,7 +186,7 @@ XO_LOG_LEVEL=loud timeout 20 "$cli" up "$f" >/dev/null 2>"$work/err"; rc=$?
 timeout 20 "$cli" down "$f" >/dev/null 2>&1
 
 # ---- 2 (where asked): a host in the foreground logs to its stderr as well as to its pools' files ---------------
-use_run run6
+use_run run8
 timeout 30 "$cli" up "$f" --foreground >"$work/fg.out" 2>"$work/fg.err" &
 fg=$!
 if wait_for "$work/fg.out" "Ctrl-C stops it" 10; then
@@ -181,7 +194,8 @@ if wait_for "$work/fg.out" "Ctrl-C stops it" 10; then
         grep -q "host solo up at $main" "$work/fg.err" && grep -q "host solo up at $main" "$logs/solo.log"; then
         ok "foreground: lines on stderr and in the files"
     else bad "foreground: stderr $(head -c 300 "$work/fg.err"); files: $(levels "$logs"/solo*.log)"; fi
-    [ "$(grep -c "serving at $main/1" "$logs/solo@1.log" 2>/dev/null)" -eq 1 ] || bad "foreground: solo@1.log has its line $(grep -c "serving at $main/1" "$logs/solo@1.log" 2>/dev/null) times"
+    n=$(grep -c "serving at $main/1" "$logs/solo@1.log" 2>/dev/null)
+    [ "${n:-0}" -eq 1 ] || bad "foreground: solo@1.log has its line ${n:-0} times, expected once"
 else bad "foreground up did not start: $(cat "$work/fg.err")"; fi
 kill -TERM $fg 2>/dev/null; wait $fg 2>/dev/null
 
