@@ -60,7 +60,7 @@ void xo__log_set_name(const char *name) { snprintf(log_name, sizeof log_name, "%
 
 /* The second sink: -2 means "XO_LOG_FILE not looked at yet", -1 none. Opened O_APPEND: every pool of a cluster may
  * append to its own file while an operator tails it; each line is one write, so lines never mix. Once open, the fd
- * number stays: xo__log_set_file replaces the file behind it with dup2, so a writer racing with it never writes to
+ * number stays: xo__log_set_file replaces the file behind it with dup3, so a writer racing with it never writes to
  * a closed (or reused) fd. */
 static _Atomic int file_fd = -2;
 /* The file is also our stderr (a daemon's stderr is its log file): one copy of each line is enough. */
@@ -85,7 +85,7 @@ static bool open_file_locked(const char *path)
         return ok;
     }
     atomic_store(&file_is_stderr, same_file(fd, STDERR_FILENO));
-    if (cur >= 0 && fd != cur) { /* fd == cur: the old fd was closed behind our back (a daemon's fork) */
+    if (cur >= 0 && fd != cur) { /* (fd == cur only if someone closed ours: then it is simply the new one) */
         dup3(fd, cur, O_CLOEXEC); /* sub pools must not inherit it (dup2 would clear FD_CLOEXEC) */
         close(fd);
     } else {
