@@ -48,7 +48,8 @@ static const char *const notes =
     "JSON-ARGS is a JSON array: '[1, \"two\", {\"three\": 3}]'. ADDRESS is host:port or host:port/N, or with\n"
     "--cluster a host's name in the file (its main pool) or NAME/N (its sub pool N).\n"
     "Options (before COMMAND): --cluster FILE (the secret and addresses come from FILE)   --timeout MS (default\n"
-    "30000)   --log-level error|warn|info|debug   --version   --help; COMMAND --help for one command.\n"
+    "30000)   --log-level error|warn|info|debug|trace (over XO_LOG_LEVEL and the file's log_level)   --version\n"
+    "--help; COMMAND --help for one command.\n"
     "Exit codes: 0 done, 1 the call failed, 2 bad usage or a bad file, 3 pool unreachable, dead or refusing us.\n";
 
 static int usage(FILE *out, int code)

@@ -126,6 +126,13 @@ for sel in "solo=$main" "solo/1=$main/1" "$main/2=$main/2" "$main=$main"; do
     if [ $rc -eq 0 ] && [ "$n" -ge 1 ] && [ "$n" -eq "$all" ]; then ok "logs --pool $p: $n lines, all of $want"
     else bad "logs --pool $p: exit $rc, $n of $all lines of $want"; fi
 done
+# a line that is no log line (a crash report a pool wrote to stderr) stays after the line before it in its file
+last=$(grep '^\[' "$logs/solo@1.log" | tail -1)
+echo "raw text without a time" >>"$logs/solo@1.log"
+timeout 20 "$cli" logs "$f" >"$work/all.out"
+after=$(grep -A1 -F -x -- "$last" "$work/all.out" | tail -1)
+[ "$after" = "raw text without a time" ] && ok "logs: a line without a time stays after its file's line before it" ||
+    bad "logs: the line after sub pool 1's last is '$after'"
 timeout 20 "$cli" logs "$f" --pool nosuch >/dev/null 2>"$work/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "no host named 'nosuch'" "$work/err" || bad "logs --pool nosuch: exit $rc: $(cat "$work/err")"
 timeout 20 "$cli" logs >/dev/null 2>"$work/err"; rc=$?
