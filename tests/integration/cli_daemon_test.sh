@@ -151,6 +151,14 @@ if wait_for "$work/follow.out" "serving at $main/2" 5; then
 else bad "logs -f: nothing in 5 s: $(head -c 600 "$work/follow.out")"; fi
 kill $follower 2>/dev/null; wait $follower 2>/dev/null
 timeout 20 "$cli" down "$f" >/dev/null || bad "down"
+timeout 20 "$cli" status "$f" --json >"$work/status.json" 2>/dev/null; rc=$?
+python3 - "$work/status.json" <<'PY' && [ $rc -eq 3 ] && ok "status --json of a stopped cluster: exit 3, every pool down" || bad "status --json after down: exit $rc: $(head -c 400 "$work/status.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+pools = d["hosts"][0]["pools"]
+assert d["down"] == 3 and len(pools) == 3, d
+assert all(p["state"] != "up" and p["pid"] is None and p["actors"] is None for p in pools), pools
+PY
 
 # ---- 3: one log level for every pool: the file's, then XO_LOG_LEVEL, then --log-level -------------------------
 # fg_levels RUN LEVEL-IN-FILE ENV CLI-LEVEL: runs the host in the foreground, every pool writing to its stderr, and
