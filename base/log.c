@@ -53,10 +53,19 @@ xo_log_level_t xo__log_threshold(void)
 
 void xo__log_set_threshold(xo_log_level_t level) { atomic_store(&threshold, (int)level); }
 
-/* Who writes (a pool's address), shown on every line; set once at start, before other threads log. */
-static char log_name[128];
+/* Who writes (a pool's address), shown on every line. Each name set goes to the next of a few buffers and the
+ * pointer swaps to it whole, so that a name set while other threads log (a main pool on port 0 learns its port once
+ * started) never shows half written: a buffer is written again only 8 names later (a process sets one or two). */
+static char log_names[8][128];
+static _Atomic unsigned log_names_used;
+static _Atomic(const char *) log_name = "";
 
-void xo__log_set_name(const char *name) { snprintf(log_name, sizeof log_name, "%s", name ? name : ""); }
+void xo__log_set_name(const char *name)
+{
+    char *buf = log_names[atomic_fetch_add(&log_names_used, 1) % 8];
+    snprintf(buf, sizeof log_names[0], "%s", name ? name : "");
+    atomic_store_explicit(&log_name, buf, memory_order_release);
+}
 
 /* The second sink: -2 means "XO_LOG_FILE not looked at yet", -1 none. Opened O_APPEND: every pool of a cluster may
  * append to its own file while an operator tails it; each line is one write, so lines never mix. Once open, the fd
@@ -144,6 +153,7 @@ void xo__log_write(xo_log_level_t level, const char *file, int line, const char 
     const char *base = strrchr(file, '/');
     base = base ? base + 1 : file;
 
+    const char *name = atomic_load_explicit(&log_name, memory_order_acquire);
     /* Format the whole line first so concurrent writers do not interleave inside a line. */
     char buf[1024], when[32];
     struct timespec ts;
@@ -153,7 +163,7 @@ void xo__log_write(xo_log_level_t level, const char *file, int line, const char 
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
     /* ISO 8601 in UTC with microseconds: sortable, and the same on every host of a cluster whatever its zone. */
     int n = snprintf(buf, sizeof buf, "[%s %s.%06ldZ %s%spid %d %s %s:%d] ", tags[level], when, ts.tv_nsec / 1000,
-                     log_name, log_name[0] ? " " : "", (int)getpid(), thread_name, base, line);
+                     name, name[0] ? " " : "", (int)getpid(), thread_name, base, line);
     va_list ap;
     va_start(ap, fmt);
     if (n > 0 && (size_t)n < sizeof buf) n += vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);

@@ -20,7 +20,7 @@ bool xo__log_parse_level(const char *s, xo_log_level_t *level_p);
 /* The level's name as xo__log_parse_level reads it (static storage). */
 const char *xo__log_level_name(xo_log_level_t level);
 
-/* The name shown on every line (a pool's address); call it once, before other threads log. */
+/* The name shown on every line (a pool's address), copied; may be set again while other threads log. */
 void xo__log_set_name(const char *name);
 
 /* Makes path this process's log file from now on, as XO_LOG_FILE does at the first line, in place of the one

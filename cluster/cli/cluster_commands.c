@@ -261,6 +261,7 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
     /* The file's tune profile: a profile that does not load is reported and placement goes on without it. */
     if (c->placement.profile && xo_host_load_profile(host, c->placement.profile) != XO_OK)
         xo_log_warn("host %s: placement.profile not used: %s", h->name, xo_last_error());
+    if (strcmp(xo_host_address(host), hc->cfg.address) != 0) xo__log_set_name(xo_host_address(host)); /* port 0 */
     write_state(state_fd, xo_host_address(host));
     struct sigaction sa = {.sa_handler = on_stop};
     sigaction(SIGTERM, &sa, NULL);
