@@ -2,8 +2,9 @@
  *
  *   xoscar up FILE [--host NAME] [--foreground]   start the hosts of FILE that are this machine (or NAME)
  *   xoscar down FILE [--host NAME]                stop them; nothing is left running
- *   xoscar status FILE                            every pool of every host: pid, actors, up or not
+ *   xoscar status FILE [--json]                   every pool of every host: pid, actors, up or not
  *   xoscar config FILE                            the effective configuration, defaults filled in
+ *   xoscar logs FILE [--pool P] [-f]              the pools' log lines (logs.c)
  *
  * `up` starts each local host as a daemon process (the host's main pool; its sub pools are its children) and
  * returns once every pool is ready. Hosts that are another machine are started there by their launcher: ssh runs
@@ -11,7 +12,8 @@
  * it to the operator. The daemon's pid and address go to a state file, $XO_RUN_DIR (default /tmp/xoscar-<uid>)
  * /<cluster>/<host>.pid, which `down` uses. The daemon holds an exclusive lock (flock) on that file for as long as
  * it runs: a pid read from a file nobody holds locked is stale, whatever process has that pid now (pids are reused),
- * and is never signalled. */
+ * and is never signalled. Beside it, <host>.log and <host>@N.log: the log files of its main pool (also the daemon's
+ * stdout and stderr) and of its sub pools (docs/cluster-file.md, "Daemons, logs and status"). */
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
