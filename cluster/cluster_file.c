@@ -464,7 +464,7 @@ static const field_t cluster_fields[] = {
     {.name = "restart_intensity", .kind = &K_MAP, .off = offsetof(xo_cluster_t, restart_intensity), .def = "{}",
      .def_doc = "(see below)", .sub = &intensity_table, .doc = "Restart limits and back-off."},
     {.name = "log_level", .kind = &K_ENUM, .off = offsetof(xo_cluster_t, log_level), .def = "warn",
-     .choices = log_level_names, .doc = "The log threshold of every pool (XO_LOG_LEVEL overrides it)."},
+     .choices = log_level_names, .doc = "The log threshold of every pool of the cluster; XO_LOG_LEVEL overrides it, and `xoscar --log-level` both (see Logs in docs/cluster-file.md)."},
     {.name = "transport", .kind = &K_MAP, .off = offsetof(xo_cluster_t, transport), .def = "{}",
      .def_doc = "(see below)", .sub = &transport_table, .doc = "Transports."},
     {.name = "placement", .kind = &K_MAP, .off = offsetof(xo_cluster_t, placement), .def = "{}",

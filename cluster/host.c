@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -99,6 +100,7 @@ enum { JOB_SPAWN = 1u, JOB_RESTART = 2u, JOB_STOP = 4u };
 struct xo_host {
     xo_pool_t *main;
     char *binary;
+    char *log_file;              /* the host's log file (cfg.log_file), or NULL */
     char **modules;
     size_t n_modules;
     xo_restart_t restart;
@@ -159,6 +161,27 @@ static char *find_binary(const char *configured)
 
 /* ---- spawning (supervisor thread) ----------------------------------------------------------------------------- */
 
+/* Sub pool n's log file beside the host's: "dir/solo.log" gives "dir/solo@n.log" (a host's name may hold '-' and
+ * '.', never '@', so no other host's file can have that name); NULL without a host log file. The caller frees it. */
+static char *sub_log_path(const xo_host_t *h, const sub_pool_t *sp)
+{
+    if (!h->log_file) return NULL;
+    const char *slash = strrchr(sp->address, '/');
+    const char *n = slash ? slash + 1 : "0";
+    size_t len = strlen(h->log_file);
+    size_t stem = len > 4 && !strcmp(h->log_file + len - 4, ".log") ? len - 4 : len;
+    char *path = NULL;
+    if (asprintf(&path, "%.*s@%s%s", (int)stem, h->log_file, n, h->log_file + stem) < 0) return NULL;
+    return path;
+}
+
+/* Whether fd is the file at path. */
+static bool writes_to(int fd, const char *path)
+{
+    struct stat a, b;
+    return path && fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err_len)
 {
     int fds[2];
@@ -202,34 +225,54 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 3); /* dup2 clears CLOEXEC on the child's fd 3 */
     /* The child's environment: ours, then the sub pool's own entries (replacing ours of the same name), with
-     * XO_SECRET set to this process's secret (it authenticates with it; the config cannot name it). */
+     * XO_SECRET set to this process's secret (it authenticates with it; the config cannot name it), our log
+     * threshold (one level for every pool of the host, however this process got it; a sub pool's own XO_LOG_LEVEL
+     * entry wins) and its log file. */
+    char *log_path = sub_log_path(h, sp);
+    char *secret = xo__auth_secret_dup();
+    char *vars[3] = {NULL, NULL, NULL};
+    bool own_level = false;
+    for (size_t i = 0; i < sp->n_env; i++) own_level |= strncmp(sp->env[i], "XO_LOG_LEVEL=", 13) == 0;
+    bool made = secret && asprintf(&vars[0], "XO_SECRET=%s", secret) >= 0 &&
+                (own_level || asprintf(&vars[1], "XO_LOG_LEVEL=%s", xo__log_level_name(xo__log_threshold())) >= 0) &&
+                (!log_path || asprintf(&vars[2], "XO_LOG_FILE=%s", log_path) >= 0);
+    free(secret);
     size_t n_env = 0;
     while (environ[n_env]) n_env++;
-    char **envp = calloc(n_env + sp->n_env + 2, sizeof *envp);
-    char *secret = xo__auth_secret_dup();
-    char *secret_var = NULL;
-    if (envp && secret && asprintf(&secret_var, "XO_SECRET=%s", secret) >= 0) {
+    char **envp = made ? calloc(n_env + sp->n_env + 4, sizeof *envp) : NULL;
+    if (envp) {
         size_t k2 = 0;
         for (size_t e = 0; e < n_env; e++) {
-            bool replaced = strncmp(environ[e], "XO_SECRET=", 10) == 0;
+            bool replaced = strncmp(environ[e], "XO_SECRET=", 10) == 0 ||
+                            strncmp(environ[e], "XO_LOG_LEVEL=", 13) == 0 ||
+                            (log_path && strncmp(environ[e], "XO_LOG_FILE=", 12) == 0);
             for (size_t i = 0; !replaced && i < sp->n_env; i++) {
                 size_t name = (size_t)(strchr(sp->env[i], '=') - sp->env[i]);
                 replaced = strncmp(environ[e], sp->env[i], name + 1) == 0;
             }
             if (!replaced) envp[k2++] = environ[e];
         }
-        for (size_t i = 0; i < sp->n_env; i++) envp[k2++] = sp->env[i];
-        envp[k2++] = secret_var;
+        for (size_t i = 0; i < sp->n_env; i++)
+            if (!(log_path && strncmp(sp->env[i], "XO_LOG_FILE=", 12) == 0)) envp[k2++] = sp->env[i];
+        for (size_t v = 0; v < 3; v++)
+            if (vars[v]) envp[k2++] = vars[v];
         envp[k2] = NULL;
     }
-    free(secret);
+    /* A daemon's stdout and stderr are the host's log file: the sub pool's are its own file then, so that each file
+     * holds one pool's lines (its log lines once: stderr is its XO_LOG_FILE). Otherwise (a host in the foreground,
+     * a test) it writes where we do, as well as to its file. */
+    if (log_path && writes_to(STDERR_FILENO, h->log_file)) {
+        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_path, O_WRONLY | O_CREAT | O_APPEND, 0640);
+        posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+    }
     pid_t pid;
-    int rc = envp && secret_var ? posix_spawnp(&pid, h->binary, &fa, NULL, (char *const *)argv, envp) : ENOMEM;
+    int rc = envp ? posix_spawnp(&pid, h->binary, &fa, NULL, (char *const *)argv, envp) : ENOMEM;
     free(envp);
-    free(secret_var);
+    for (size_t v = 0; v < 3; v++) free(vars[v]);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);
     if (rc != 0) {
+        free(log_path);
         close(fds[0]);
         snprintf(err, err_len, "cannot start %s: %s", h->binary, strerror(rc));
         return XO_ESYS;
@@ -252,15 +295,16 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
             int status = 0;
             waitpid(pid, &status, 0);
             pid = 0;
-            snprintf(err, err_len, "sub pool %s exited before it was ready (%s %d; see its log above)", sp->address,
+            snprintf(err, err_len, "sub pool %s exited before it was ready (%s %d; see its log %s)", sp->address,
                      WIFSIGNALED(status) ? "signal" : "exit code",
-                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), log_path ? log_path : "above");
             st = XO_EPOOLDIED;
             break;
         }
         got += (size_t)n;
     }
     close(fds[0]);
+    free(log_path);
     line[got] = '\0';
     int code = 0, at = 0;
     if (st == XO_OK && sscanf(line, "error %d %n", &code, &at) == 1 && at > 0) { /* it could not start its pool */
@@ -1141,6 +1185,11 @@ xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
     h->event_arg = cfg->event_arg;
     h->rng = xo__now_ns() ^ (uint64_t)getpid();
     h->binary = find_binary(cfg->pool_binary);
+    if (cfg->log_file && cfg->log_file[0]) {
+        h->log_file = strdup(cfg->log_file);
+        if (!xo__log_set_file(cfg->log_file))
+            xo_log_warn("cannot open the log file %s: %s (logging to stderr only)", cfg->log_file, strerror(errno));
+    }
     h->wakefd = eventfd(0, EFD_CLOEXEC);
     h->modules = calloc(cfg->n_modules ? cfg->n_modules : 1, sizeof *h->modules);
     xo_status_t st = XO_OK;
@@ -1222,6 +1271,7 @@ void xo_host_stop(xo_host_t *h)
     free(h->peers);
     if (h->wakefd >= 0) close(h->wakefd);
     free(h->binary);
+    free(h->log_file);
     pthread_cond_destroy(&h->cond);
     pthread_mutex_destroy(&h->lock);
     free(h);

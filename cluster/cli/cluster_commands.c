@@ -2,8 +2,9 @@
  *
  *   xoscar up FILE [--host NAME] [--foreground]   start the hosts of FILE that are this machine (or NAME)
  *   xoscar down FILE [--host NAME]                stop them; nothing is left running
- *   xoscar status FILE                            every pool of every host: pid, actors, up or not
+ *   xoscar status FILE [--json]                   every pool of every host: pid, actors, up or not
  *   xoscar config FILE                            the effective configuration, defaults filled in
+ *   xoscar logs FILE [--pool P] [-f]              the pools' log lines (logs.c)
  *
  * `up` starts each local host as a daemon process (the host's main pool; its sub pools are its children) and
  * returns once every pool is ready. Hosts that are another machine are started there by their launcher: ssh runs
@@ -11,8 +12,10 @@
  * it to the operator. The daemon's pid and address go to a state file, $XO_RUN_DIR (default /tmp/xoscar-<uid>)
  * /<cluster>/<host>.pid, which `down` uses. The daemon holds an exclusive lock (flock) on that file for as long as
  * it runs: a pid read from a file nobody holds locked is stale, whatever process has that pid now (pids are reused),
- * and is never signalled. */
+ * and is never signalled. Beside it, <host>.log and <host>@N.log: the log files of its main pool (also the daemon's
+ * stdout and stderr) and of its sub pools (docs/cluster-file.md, "Daemons, logs and status"). */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +28,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "cluster/cli/commands.h"
 #include "cluster/cluster_file.h"
@@ -40,13 +45,16 @@ const char *xo_cli_cluster_usage(void)
 {
     return "  up FILE [--host NAME] [--foreground]     start the hosts of a cluster file that are this machine\n"
            "  down FILE [--host NAME]                   stop them (nothing is left running)\n"
-           "  status FILE                               pools of every host: pid, actors, up or down\n"
+           "  status FILE [--json]                      pools of every host: pid, actors, up or down (--json: as\n"
+           "                                            JSON, docs/cluster-file.md)\n"
            "  config FILE                               the effective configuration, defaults filled in\n"
            "  tune FILE [--quick] [--out P] [--apply]   measure every ordered pair of pools of the running cluster\n"
            "                                            and write the tune profile (placement.profile, or P);\n"
            "                                            --apply: its hosts load it now\n"
            "  run FILE -- CMD [ARGS...]                 run CMD with XO_SECRET and XO_CLUSTER_MAIN (the first\n"
-           "                                            host's main pool address) set from FILE\n";
+           "                                            host's main pool address) set from FILE\n"
+           "  logs FILE [--pool P] [-f]                 the log lines of the pools running here, merged by time, or\n"
+           "                                            of pool P (a host's name, NAME/N or an address); -f: follow\n";
 }
 
 /* The file's transport preferences, as the environment the runtime reads (inherited by the pools this process
@@ -78,15 +86,30 @@ xo_cluster_t *xo_cli_cluster_load(const char *path)
 
 static xo_cluster_t *load(const char *path) { return xo_cli_cluster_load(path); }
 
-static void state_path(const xo_cluster_t *c, const char *host, char *buf, size_t len)
+void xo__cli_run_dir(const xo_cluster_t *c, char *buf, size_t len)
 {
     const char *dir = getenv("XO_RUN_DIR");
     char def[64];
-    if (!dir) {
+    if (!dir || !dir[0]) {
         snprintf(def, sizeof def, "/tmp/xoscar-%d", (int)getuid());
         dir = def;
     }
-    snprintf(buf, len, "%s/%s/%s.pid", dir, c->name, host);
+    snprintf(buf, len, "%s/%s", dir, c->name);
+}
+
+static void state_path(const xo_cluster_t *c, const char *host, char *buf, size_t len)
+{
+    char dir[900];
+    xo__cli_run_dir(c, dir, sizeof dir);
+    snprintf(buf, len, "%s/%s.pid", dir, host);
+}
+
+/* A host's main pool logs to <run dir>/<host>.log, its sub pool n to <host>@n.log (cluster/host.c names those). */
+static void log_path(const xo_cluster_t *c, const char *host, char *buf, size_t len)
+{
+    char dir[900];
+    xo__cli_run_dir(c, dir, sizeof dir);
+    snprintf(buf, len, "%s/%s.log", dir, host);
 }
 
 static int mkdirs(const char *file)
@@ -157,16 +180,34 @@ static void write_state(int fd, const char *address)
         xo_log_warn("cannot write the state file: %s", strerror(errno));
 }
 
+void xo__cli_host_state_address(const xo_cluster_t *c, const char *host, char *buf, size_t len)
+{
+    char state[1024], line[400] = "";
+    state_path(c, host, state, sizeof state);
+    buf[0] = '\0';
+    FILE *f = fopen(state, "re");
+    if (!f) return;
+    if (fgets(line, sizeof line, f)) {
+        char address[300];
+        if (sscanf(line, "%*d %299s", address) == 1) snprintf(buf, len, "%s", address);
+    }
+    fclose(f);
+}
+
 /* ---- up ------------------------------------------------------------------------------------------------------- */
 
 static volatile sig_atomic_t stop_signal;
 static void on_stop(int sig) { stop_signal = sig; }
 
-/* Runs one host in this process until SIGTERM/SIGINT. ready_fd (or -1) gets "ok\n" or "error: text\n". */
-static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *state)
+/* Runs one host in this process until SIGTERM/SIGINT, its pools logging to log (as well as to stderr). ready_fd (or
+ * -1) gets "ok ADDRESS N\n" or "error: text\n"; a daemon (ready_fd given) also stops echoing its lines to its
+ * caller's stderr once ready (xo__log_set_echo). */
+static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *state, const char *log)
 {
     const xo_cluster_host_t *h = &c->hosts[i];
-    xo__log_set_threshold(c->log_level);
+    if (!xo__log_set_file(log))
+        xo_log_warn("host %s: cannot open the log file %s: %s (logging to stderr only)", h->name, log,
+                    strerror(errno));
     xo_cluster_host_config_t *hc = NULL;
     xo_cluster_error_t err = {0};
     xo_host_t *host = NULL;
@@ -184,6 +225,8 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
         return 1;
     }
     xo_status_t st = xo__cluster_host_config(c, i, NULL, &hc, &err);
+    /* Its lines name the main pool as the sub pools' name theirs (xoscar-pool), so merged logs say who wrote. */
+    xo__log_set_name(st == XO_OK ? hc->cfg.address : h->name);
     /* The sub pools' devices come with the config (gpu/device keys); say what `device: auto` chose here. */
     for (const char *l = st == XO_OK ? hc->device_notes : NULL, *e; l && (e = strchr(l, '\n')); l = e + 1)
         xo_log(hc->device_fallback ? XO_LOG_WARN : XO_LOG_INFO, "%.*s", (int)(e - l), l);
@@ -192,6 +235,7 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
         hc->cfg.weights[0] = c->placement.weights.mem;
         hc->cfg.weights[1] = c->placement.weights.load;
         hc->cfg.weights[2] = c->placement.weights.link;
+        hc->cfg.log_file = log;
         st = xo_host_start(&hc->cfg, &host);
         if (st != XO_OK) snprintf(err.text, sizeof err.text, "host %s: %s", h->name, xo_last_error());
     }
@@ -219,11 +263,13 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
     /* The file's tune profile: a profile that does not load is reported and placement goes on without it. */
     if (c->placement.profile && xo_host_load_profile(host, c->placement.profile) != XO_OK)
         xo_log_warn("host %s: placement.profile not used: %s", h->name, xo_last_error());
+    if (strcmp(xo_host_address(host), hc->cfg.address) != 0) xo__log_set_name(xo_host_address(host)); /* port 0 */
     write_state(state_fd, xo_host_address(host));
     struct sigaction sa = {.sa_handler = on_stop};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     if (ready_fd >= 0) {
+        xo__log_set_echo(-1); /* before "ok": the caller may be gone the moment it reads it */
         dprintf(ready_fd, "ok %s %zu\n", xo_host_address(host), xo_host_sub_pool_count(host));
         close(ready_fd);
     } else {
@@ -231,6 +277,8 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
                xo_host_sub_pool_count(host), (int)getpid());
         fflush(stdout);
     }
+    xo_log_info("host %s up at %s with %zu sub pools, logging to %s", h->name, xo_host_address(host),
+                xo_host_sub_pool_count(host), log);
     while (!stop_signal) pause();
     xo_host_stop(host);
     xo__cluster_host_config_free(hc);
@@ -239,12 +287,35 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
     return 0;
 }
 
-/* Starts host i as a daemon and waits until it is ready. */
+/* Closes the descriptors this process was given by whoever ran it (a pipe of `xoscar up f | cat`, a test harness's),
+ * except keep: they are the ones without FD_CLOEXEC, since everything this process opened itself is O_CLOEXEC (and
+ * stays open: the library may hold some). A daemon holding its caller's pipe would keep the caller's reader
+ * waiting until `down`. */
+static void close_inherited(int keep)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return;
+    int fds[256], n = 0;
+    for (struct dirent *e; (e = readdir(d)) && n < 256;) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] == '.' || fd <= STDERR_FILENO || fd == keep || fd == dirfd(d)) continue;
+        int flags = fcntl(fd, F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC)) fds[n++] = fd;
+    }
+    closedir(d);
+    for (int k = 0; k < n; k++) close(fds[k]);
+}
+
+/* Starts host i as a daemon and waits until it is ready. The daemon has its own session, no terminal, and none of
+ * our descriptors but a pipe to say it is ready: its stdin is /dev/null, its stdout and stderr its log file; its
+ * log lines also go to our stderr until it is ready (a device fallback, a profile that does not match), so `up`
+ * shows them and still returns, whatever its output is connected to. */
 static int daemonize_host(const xo_cluster_t *c, size_t i)
 {
     const xo_cluster_host_t *h = &c->hosts[i];
-    char state[1024];
+    char state[1024], log[1024];
     state_path(c, h->name, state, sizeof state);
+    log_path(c, h->name, log, sizeof log);
     pid_t running = daemon_pid(state);
     if (running) {
         fprintf(stderr, "xoscar: host %s is already up (pid %d, %s)\n", h->name, (int)running, state);
@@ -254,26 +325,40 @@ static int daemonize_host(const xo_cluster_t *c, size_t i)
         fprintf(stderr, "xoscar: cannot create %s: %s\n", state, strerror(errno));
         return 1;
     }
+    int out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (out < 0) {
+        fprintf(stderr, "xoscar: host %s: cannot open its log file %s: %s\n", h->name, log, strerror(errno));
+        return 1;
+    }
     int fds[2];
-    if (pipe(fds) != 0) return 1;
+    if (pipe2(fds, O_CLOEXEC) != 0) { /* the sub pools it starts must not hold our end open */
+        close(out);
+        return 1;
+    }
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, "xoscar: fork: %s\n", strerror(errno));
+        close(out);
+        close(fds[0]);
+        close(fds[1]);
         return 1;
     }
     if (pid == 0) {
-        /* The daemon: its own session, no terminal; stderr stays for the logs (redirect it to keep them). */
         close(fds[0]);
         setsid();
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, STDIN_FILENO);
-            dup2(devnull, STDOUT_FILENO);
-            close(devnull);
-        }
-        _exit(run_host(c, i, fds[1], state));
+        int echo_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (devnull >= 0) dup2(devnull, STDIN_FILENO);
+        dup2(out, STDOUT_FILENO);
+        dup2(out, STDERR_FILENO);
+        if (devnull >= 0) close(devnull);
+        close(out);
+        close_inherited(fds[1]);
+        xo__log_set_echo(echo_fd);
+        _exit(run_host(c, i, fds[1], state, log));
     }
+    close(out);
     close(fds[1]);
     char line[512] = "";
     FILE *r = fdopen(fds[0], "r");
@@ -287,8 +372,30 @@ static int daemonize_host(const xo_cluster_t *c, size_t i)
     char address[256];
     size_t subs = 0;
     sscanf(line + 3, "%255s %zu", address, &subs);
-    printf("host %s up at %s: main pool pid %d, %zu sub pools\n", h->name, address, (int)pid, subs);
+    printf("host %s up at %s: main pool pid %d, %zu sub pools; log %s\n", h->name, address, (int)pid, subs, log);
     return 0;
+}
+
+/* The log level `up` was asked for, by XO_LOG_LEVEL or --log-level (which sets it), or NULL: the file's. */
+static const char *asked_level;
+
+/* One log level for every pool of the hosts `up` starts: the file's log_level, unless XO_LOG_LEVEL (or
+ * --log-level, which main.c turns into XO_LOG_LEVEL and so wins over it) says otherwise. This process's threshold
+ * and XO_LOG_LEVEL get it: a daemon forked from here inherits both, and cluster/host.c hands the threshold to every
+ * sub pool it starts; hosts started over ssh get it as --log-level when it was asked for here. false after saying
+ * why: XO_LOG_LEVEL names no level. */
+static bool apply_log_level(const xo_cluster_t *c)
+{
+    xo_log_level_t level = c->log_level;
+    const char *env = getenv("XO_LOG_LEVEL");
+    if (env && env[0] && !xo__log_parse_level(env, &level)) {
+        fprintf(stderr, "xoscar: XO_LOG_LEVEL=%s: expected error, warn, info, debug or trace\n", env);
+        return false;
+    }
+    asked_level = env && env[0] ? xo__log_level_name(level) : NULL;
+    xo__log_set_threshold(level);
+    setenv("XO_LOG_LEVEL", xo__log_level_name(level), 1);
+    return true;
 }
 
 static int launch_remote(const xo_cluster_t *c, size_t i, const char *self, const char *verb)
@@ -300,8 +407,10 @@ static int launch_remote(const xo_cluster_t *c, size_t i, const char *self, cons
         return 0;
     }
     /* ssh: the same command on the other machine (the file must be at the same path there). */
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "ssh -o BatchMode=yes %s %s %s %s --host %s", h->address, self, verb, c->path, h->name);
+    char cmd[2048], level[64] = "";
+    if (asked_level && strcmp(verb, "up") == 0) snprintf(level, sizeof level, " --log-level %s", asked_level);
+    snprintf(cmd, sizeof cmd, "ssh -o BatchMode=yes %s %s%s %s %s --host %s", h->address, self, level, verb, c->path,
+             h->name);
     int rc = system(cmd);
     if (rc != 0) fprintf(stderr, "xoscar: host %s: `%s` failed (%d)\n", h->name, cmd, rc);
     return rc == 0 ? 0 : 1;
@@ -341,6 +450,10 @@ static int cmd_up(int argc, char **argv)
         xo__cluster_free(c);
         return 2;
     }
+    if (!apply_log_level(c)) {
+        xo__cluster_free(c);
+        return 2;
+    }
     xo_topology_t *topo = NULL;
     xo__topology_load(&topo);
     for (size_t i = 0; i < c->n_hosts && rc == 0; i++) {
@@ -364,7 +477,9 @@ static int cmd_up(int argc, char **argv)
             char state[1024];
             state_path(c, c->hosts[i].name, state, sizeof state);
             mkdirs(state);
-            rc = run_host(c, (size_t)i, -1, state);
+            char log[1024];
+            log_path(c, c->hosts[i].name, log, sizeof log);
+            rc = run_host(c, (size_t)i, -1, state, log);
         }
         xo__cluster_free(c);
         return rc;
@@ -485,83 +600,173 @@ void xo_cli_free_list(char **v, size_t n)
     free(v);
 }
 
-/* The file's tune profile: its age, what measured it, and what of the cluster it covers. */
-static void print_profile_status(const xo_cluster_t *c)
-{
-    xo_profile_t *p = NULL;
+/* The file's tune profile: its age, what measured it, what of the cluster it covers. */
+typedef struct profile_facts {
+    xo_profile_t *p;        /* NULL: not usable, err says why */
     xo_cluster_error_t err;
-    if (xo__profile_load(c->placement.profile, &p, &err) != XO_OK) {
-        printf("profile: not usable: %s\n", err.text);
+    long age_s;
+    size_t covered, n_pools;
+    char *differences;      /* the differences from the cluster, a line each; NULL: none */
+} profile_facts_t;
+
+/* Fills *f (released with profile_facts_free). */
+static void profile_facts(const xo_cluster_t *c, profile_facts_t *f)
+{
+    *f = (profile_facts_t){0};
+    if (xo__profile_load(c->placement.profile, &f->p, &f->err) != XO_OK) {
+        f->p = NULL;
         return;
     }
-    long age = (long)(time(NULL) - p->measured_unix);
+    f->age_s = (long)(time(NULL) - f->p->measured_unix);
+    char **pools, **hosts;
+    size_t n = xo_cli_cluster_pools(c, &pools, &hosts);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < f->p->n_pools; k++)
+            if (strcmp(f->p->pools[k].address, pools[i]) == 0) {
+                f->covered++;
+                break;
+            }
+    f->n_pools = n;
+    if (xo__profile_compare(f->p, (const char *const *)pools, n, c->name, NULL)) {
+        size_t len = 0;
+        FILE *mem = open_memstream(&f->differences, &len);
+        if (mem) {
+            xo__profile_compare(f->p, (const char *const *)pools, n, c->name, mem);
+            fclose(mem);
+        }
+        if (!f->differences) f->differences = strdup("");
+    }
+    xo_cli_free_list(pools, n);
+    xo_cli_free_list(hosts, n);
+}
+
+static void profile_facts_free(profile_facts_t *f)
+{
+    xo__profile_free(f->p);
+    free(f->differences);
+}
+
+static void print_profile_status(const xo_cluster_t *c)
+{
+    profile_facts_t f;
+    profile_facts(c, &f);
+    if (!f.p) {
+        printf("profile: not usable: %s\n", f.err.text);
+        return;
+    }
+    long age = f.age_s;
     char when[64];
     if (age < 0) snprintf(when, sizeof when, "in the future (clock skew?)");
     else if (age < 120) snprintf(when, sizeof when, "%ld s ago", age);
     else if (age < 2 * 3600) snprintf(when, sizeof when, "%ld min ago", age / 60);
     else if (age < 2 * 86400) snprintf(when, sizeof when, "%ld h ago", age / 3600);
     else snprintf(when, sizeof when, "%ld days ago", age / 86400);
-    char **pools, **hosts;
-    size_t n = xo_cli_cluster_pools(c, &pools, &hosts);
-    size_t covered = 0;
-    for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < p->n_pools; k++)
-            if (strcmp(p->pools[k].address, pools[i]) == 0) {
-                covered++;
-                break;
-            }
     printf("profile: %s, measured %s (%s) on commit %s by `%s`: %zu pairs, covers %zu of the cluster's %zu pools\n",
-           c->placement.profile, when, p->measured_at, p->commit, p->tool, p->n_pairs, covered, n);
-    if (xo__profile_compare(p, (const char *const *)pools, n, c->name, NULL)) {
+           c->placement.profile, when, f.p->measured_at, f.p->commit, f.p->tool, f.p->n_pairs, f.covered, f.n_pools);
+    if (f.differences) {
         printf("profile: differs from the cluster (those pools' pairs are unknown to placement):\n");
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *mem = open_memstream(&buf, &len);
-        if (mem) {
-            xo__profile_compare(p, (const char *const *)pools, n, c->name, mem);
-            fclose(mem);
-            for (char *l = buf, *e; l && (e = strchr(l, '\n')); l = e + 1) printf("  %.*s\n", (int)(e - l), l);
-        }
-        free(buf);
+        for (char *l = f.differences, *e; (e = strchr(l, '\n')); l = e + 1) printf("  %.*s\n", (int)(e - l), l);
     }
-    xo_cli_free_list(pools, n);
-    xo_cli_free_list(hosts, n);
-    xo__profile_free(p);
+    profile_facts_free(&f);
 }
 
+static json_t *profile_json(const xo_cluster_t *c)
+{
+    profile_facts_t f;
+    profile_facts(c, &f);
+    json_t *o = json_object();
+    json_object_set_new(o, "path", json_string(c->placement.profile));
+    if (!f.p) {
+        json_object_set_new(o, "error", json_string(f.err.text));
+        return o;
+    }
+    json_object_set_new(o, "age_s", json_integer(f.age_s));
+    json_object_set_new(o, "measured_at", json_string(f.p->measured_at));
+    json_object_set_new(o, "commit", json_string(f.p->commit));
+    json_object_set_new(o, "tool", json_string(f.p->tool));
+    json_object_set_new(o, "pairs", json_integer((json_int_t)f.p->n_pairs));
+    json_object_set_new(o, "covers", json_integer((json_int_t)f.covered));
+    json_object_set_new(o, "cluster_pools", json_integer((json_int_t)f.n_pools));
+    json_t *diffs = json_array();
+    for (char *l = f.differences, *e; l && (e = strchr(l, '\n')); l = e + 1)
+        json_array_append_new(diffs, json_stringn(l, (size_t)(e - l)));
+    json_object_set_new(o, "differences", diffs);
+    profile_facts_free(&f);
+    return o;
+}
+
+/* status FILE [--json]: asks every pool of every host for its pid and actor count. The table and the JSON hold the
+ * same facts (docs/cluster-file.md, "xoscar status --json"); exit 3 when a pool is not up. */
 static int cmd_status(int argc, char **argv)
 {
-    if (argc != 2) return xo__cli_usage_error(argv[0]);
+    bool as_json = argc == 3 && strcmp(argv[2], "--json") == 0;
+    if (argc != 2 && !as_json) return xo__cli_usage_error(argv[0]);
     xo_cluster_t *c = load(argv[1]);
     if (!c) return 2;
     int down = 0;
-    printf("%-10s %-26s %8s %8s  %s\n", "host", "pool", "pid", "actors", "state");
+    json_t *doc = as_json ? json_object() : NULL, *jhosts = as_json ? json_array() : NULL;
+    if (!as_json) printf("%-10s %-26s %8s %8s  %s\n", "host", "pool", "pid", "actors", "state");
     for (size_t i = 0; i < c->n_hosts; i++) {
         xo_cluster_host_config_t *hc = NULL;
         xo_cluster_error_t err = {0};
+        json_t *jh = as_json ? json_object() : NULL, *jpools = as_json ? json_array() : NULL;
+        if (jh) {
+            json_object_set_new(jh, "name", json_string(c->hosts[i].name));
+            json_array_append_new(jhosts, jh);
+            json_object_set_new(jh, "pools", jpools);
+        }
         if (xo__cluster_host_config(c, i, NULL, &hc, &err) != XO_OK) {
-            printf("%-10s %s\n", c->hosts[i].name, err.text);
+            if (jh) json_object_set_new(jh, "error", json_string(err.text));
+            else printf("%-10s %s\n", c->hosts[i].name, err.text);
             down++;
             continue;
         }
+        if (jh) json_object_set_new(jh, "address", json_string(hc->cfg.address));
+        char log[1024];
+        log_path(c, c->hosts[i].name, log, sizeof log);
+        size_t stem = strlen(log) - 4; /* before ".log" */
         for (unsigned k = 0; k <= hc->cfg.n_sub_pools; k++) {
-            char address[300];
+            char address[300], pool_log[1100];
             if (k == 0) snprintf(address, sizeof address, "%s", hc->cfg.address);
             else snprintf(address, sizeof address, "%s/%u", hc->cfg.address, k);
+            if (k == 0) snprintf(pool_log, sizeof pool_log, "%s", log);
+            else snprintf(pool_log, sizeof pool_log, "%.*s@%u.log", (int)stem, log, k);
             int pid = 0;
             uint64_t actors = 0;
             xo_status_t st = xo_cli_pool_info(address, 2000, &pid, &actors);
-            if (st == XO_OK) {
-                printf("%-10s %-26s %8d %8llu  up%s\n", c->hosts[i].name, address, pid,
-                       (unsigned long long)actors, k == 0 ? " (main)" : "");
+            if (st != XO_OK) down++;
+            if (jpools) {
+                json_t *jp = json_object();
+                json_object_set_new(jp, "address", json_string(address));
+                json_object_set_new(jp, "index", json_integer(k));
+                json_object_set_new(jp, "main", json_boolean(k == 0));
+                json_object_set_new(jp, "pid", st == XO_OK ? json_integer(pid) : json_null());
+                json_object_set_new(jp, "actors", st == XO_OK ? json_integer((json_int_t)actors) : json_null());
+                json_object_set_new(jp, "state", json_string(st == XO_OK ? "up" : xo_status_name(st)));
+                json_object_set_new(jp, "log", access(pool_log, F_OK) == 0 ? json_string(pool_log) : json_null());
+                json_array_append_new(jpools, jp);
+            } else if (st == XO_OK) {
+                printf("%-10s %-26s %8d %8llu  up%s\n", c->hosts[i].name, address, pid, (unsigned long long)actors,
+                       k == 0 ? " (main)" : "");
             } else {
                 printf("%-10s %-26s %8s %8s  %s\n", c->hosts[i].name, address, "-", "-", xo_status_name(st));
-                down++;
             }
         }
         xo__cluster_host_config_free(hc);
     }
-    if (c->placement.profile) print_profile_status(c);
+    if (doc) {
+        json_object_set_new(doc, "cluster", json_string(c->name));
+        json_object_set_new(doc, "file", json_string(c->path));
+        json_object_set_new(doc, "hosts", jhosts);
+        json_object_set_new(doc, "down", json_integer(down));
+        json_object_set_new(doc, "profile", c->placement.profile ? profile_json(c) : json_null());
+        char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (text) puts(text);
+        free(text);
+        json_decref(doc);
+    } else if (c->placement.profile) {
+        print_profile_status(c);
+    }
     xo__cluster_free(c);
     return down ? 3 : 0;
 }
@@ -607,6 +812,7 @@ int xo_cli_cluster_command(const char *cmd, int argc, char **argv)
     else if (strcmp(cmd, "status") == 0) rc = cmd_status(argc, argv);
     else if (strcmp(cmd, "config") == 0) rc = cmd_config(argc, argv);
     else if (strcmp(cmd, "tune") == 0) rc = xo_cli_tune(argc, argv);
+    else if (strcmp(cmd, "logs") == 0) rc = xo__cli_logs(argc, argv);
     return rc;
 }
 

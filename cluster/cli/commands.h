@@ -37,6 +37,16 @@ struct xo_cluster *xo_cli_cluster_load(const char *path);
 /* xoscar tune FILE [--quick] [--out PATH] [--apply] (tune.c): the exit code. */
 int xo_cli_tune(int argc, char **argv);
 
+/* The cluster's run directory on this machine, $XO_RUN_DIR (default /tmp/xoscar-<uid>)/<name>: the state file
+ * (<host>.pid) and the pools' log files (<host>.log, <host>@N.log) of each host running here. */
+void xo__cli_run_dir(const struct xo_cluster *c, char *buf, size_t len);
+
+/* The main pool address a running host's state file records (what port 0 became); "" when it has none. */
+void xo__cli_host_state_address(const struct xo_cluster *c, const char *host, char *buf, size_t len);
+
+/* xoscar logs FILE [--pool P] [-f] (logs.c): the exit code. */
+int xo__cli_logs(int argc, char **argv);
+
 /* Their lines for the usage text. */
 const char *xo_cli_cluster_usage(void);
 

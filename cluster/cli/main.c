@@ -48,7 +48,8 @@ static const char *const notes =
     "JSON-ARGS is a JSON array: '[1, \"two\", {\"three\": 3}]'. ADDRESS is host:port or host:port/N, or with\n"
     "--cluster a host's name in the file (its main pool) or NAME/N (its sub pool N).\n"
     "Options (before COMMAND): --cluster FILE (the secret and addresses come from FILE)   --timeout MS (default\n"
-    "30000)   --log-level error|warn|info|debug   --version   --help; COMMAND --help for one command.\n"
+    "30000)   --log-level error|warn|info|debug|trace (over XO_LOG_LEVEL and the file's log_level)   --version\n"
+    "--help; COMMAND --help for one command.\n"
     "Exit codes: 0 done, 1 the call failed, 2 bad usage or a bad file, 3 pool unreachable, dead or refusing us.\n";
 
 static int usage(FILE *out, int code)
@@ -282,7 +283,18 @@ int main(int argc, char **argv)
             fprintf(stderr, "xoscar: %s needs a value\n", argv[i]);
             return usage(stderr, 2);
         }
-        if (strcmp(argv[i], "--log-level") == 0) setenv("XO_LOG_LEVEL", argv[i + 1], 1);
+        if (strcmp(argv[i], "--log-level") == 0) {
+            /* Through the environment: it then wins over XO_LOG_LEVEL and the cluster file's log_level, and
+             * reaches the pools `up` starts (cluster_commands.c, apply_log_level). */
+            xo_log_level_t level;
+            if (!xo__log_parse_level(argv[i + 1], &level)) {
+                fprintf(stderr, "xoscar: --log-level takes error, warn, info, debug or trace (got \"%s\")\n",
+                        argv[i + 1]);
+                return usage(stderr, 2);
+            }
+            setenv("XO_LOG_LEVEL", xo__log_level_name(level), 1);
+            xo__log_set_threshold(level);
+        }
         else if (strcmp(argv[i], "--timeout") == 0) {
             if (!parse_timeout(argv[i + 1], &timeout_ms)) return 2;
         } else if (strcmp(argv[i], "--cluster") == 0) cluster_file = argv[i + 1];

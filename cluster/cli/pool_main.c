@@ -108,6 +108,7 @@ int main(int argc, char **argv)
     int n = snprintf(line, sizeof line, "%s\n", xo_pool_address(pool));
     if (write(ready_fd, line, (size_t)n) != n) xo_log_warn("could not report readiness: %s", strerror(errno));
     if (ready_fd != STDOUT_FILENO) close(ready_fd);
+    xo_log_info("serving at %s%s%s", xo_pool_address(pool), cpus ? " on CPUs " : "", cpus ? cpus : "");
 
     while (!stop_requested) pause();
     xo_log_debug("pool %s stopping on signal %d", xo_pool_address(pool), (int)stop_requested);

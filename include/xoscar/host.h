@@ -73,6 +73,13 @@ typedef struct xo_host_config {
     const char *default_policy;           /* the strategy of creates that name none; NULL: "round_robin" */
     double weights[3];                    /* the "weighted" policy's weights: free memory, load, link cost; all 0:
                                            * 1, 1, 1 */
+    const char *log_file;                 /* the host's log file, or NULL: this process (the main pool) appends its
+                                           * log lines to it from xo_host_start on, as well as to stderr, and sub
+                                           * pool n to the same path with "@n" before its ".log" ("solo.log":
+                                           * "solo@1.log"). When this process's stderr is that file (a daemon's),
+                                           * sub pools' stdout and stderr go to their own files; else they share
+                                           * ours. Sub pools log at this process's log threshold unless their own
+                                           * env names XO_LOG_LEVEL. */
     /* Called for every pool event: DOWN and FAILED on the supervisor's watcher thread, RECOVERED (and FAILED when a
      * restart could not start) on the pool's own keeper thread, so events of different pools may come at the same
      * time from different threads; those of one pool come in order. Must not block for long: a DOWN callback that
