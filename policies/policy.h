@@ -14,6 +14,7 @@
 #ifndef XO_POLICIES_POLICY_H
 #define XO_POLICIES_POLICY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -92,6 +93,8 @@ typedef struct xo_pair_cost {
 /* One actor the new actor will talk to (a `near` hint), with what it expects to send per call. */
 typedef struct xo_place_near {
     uint64_t bytes;     /* expected bytes per call; 0: only latency matters */
+    bool device_buf;    /* the bytes are device buffers lent to the peer: the caller fills near_cost with the pair's
+                         * device-buffer bandwidth (device IPC or staging, as the tune run measured it) */
 } xo_place_near_t;
 
 /* What a policy sees of one pool. The caller (the main pool) fills one per pool, in config order, from its

@@ -114,6 +114,9 @@ XO_API xo_status_t xo_host_remove_sub_pool(xo_host_t *host, size_t n);
 typedef struct xo_near {
     const char *actor;     /* the uid of an actor of this host, or a pool's address ("127.0.0.1:7300/2") */
     uint64_t bytes;        /* expected bytes per call to it; 0: small calls, latency only */
+    bool device_buf;       /* those bytes are device buffers lent to it (xo_pack_device_buf): the cost uses the
+                            * pair's device-buffer bandwidth (device IPC or staging) from the profile, not the
+                            * host-payload one; a pair measured without device figures counts as unknown */
 } xo_near_t;
 
 typedef struct xo_placement {
