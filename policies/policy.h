@@ -127,7 +127,8 @@ typedef struct xo_pool_view {
  *   score_i = mem * mem_i - load * load_i - link * link_i
  *   cost_i  = sum over near peers k of  c_ik = latency_us_ik + bytes_k / bandwidth_ik * 1e6   (microseconds)
  *             where a pair the profile does not know counts as the mean c_k of the candidates that know peer k,
- *             and a peer no candidate knows adds nothing.
+ *             and a peer no candidate knows adds nothing; bandwidth_ik is the device-buffer bandwidth when near[k]
+ *             says its bytes are device buffers (xo_place_near_t.device_buf; the caller fills near_cost so).
  * The highest score wins; ties go to the lowest index. Every term lies in [0, 1], so the weights are directly the
  * relative importance of free memory, idleness and nearness. A worked example is in policies/weighted.c. */
 typedef struct xo_place_weights {

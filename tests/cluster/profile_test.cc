@@ -8,6 +8,7 @@
 
 extern "C" {
 #include "cluster/profile.h"
+#include "policies/policy.h"
 }
 
 namespace {
@@ -240,6 +241,47 @@ TEST(Profile, Version2LoadsDeviceFigures)
     free(buf);
     xo__profile_free(p);
     xo__profile_free(q);
+}
+
+// The weighted policy with a device-buffer hint: pool A reaches the peer fast for host payloads but must stage device
+// buffers; pool B maps the peer's device memory. The flag alone moves the choice from A to B.
+TEST(Profile, DeviceBufferHintMovesTheWeightedChoice)
+{
+    const char *text = R"({"xoscar_profile": 2, "cluster": "d", "measured_at": "2026-12-03T16:00:00Z",
+  "commit": "x", "tool": "t", "hosts": [{"name": "h", "address": "10.0.0.1", "port": 1}],
+  "pools": [{"address": "A", "host": "h", "device": "host"}, {"address": "B", "host": "h", "device": "host"},
+            {"address": "P", "host": "h", "device": "host"}],
+  "pairs": [
+    {"from": "A", "to": "P", "path": "shm", "latency_us": {"p50": 10, "p99": 10},
+     "bandwidth": [{"bytes": 16777216, "median_Bps": 4e9, "min_Bps": 4e9, "max_Bps": 4e9}],
+     "device_buf": {"path": "staging", "bandwidth": [{"bytes": 16777216, "median_Bps": 7e8, "min_Bps": 7e8, "max_Bps": 7e8}]}},
+    {"from": "B", "to": "P", "path": "shm", "latency_us": {"p50": 10, "p99": 10},
+     "bandwidth": [{"bytes": 16777216, "median_Bps": 1e9, "min_Bps": 1e9, "max_Bps": 1e9}],
+     "device_buf": {"path": "ipc", "bandwidth": [{"bytes": 16777216, "median_Bps": 5e10, "min_Bps": 5e10, "max_Bps": 5e10}]}}
+  ]})";
+    xo_profile_t *p = load_ok(text);
+    ASSERT_NE(p, nullptr);
+    const char *cands[] = {"A", "B"}, *peers[] = {"P"};
+    for (bool dev : {false, true}) {
+        xo_place_near_t near[] = {{16u << 20, dev}};
+        xo_pair_cost_t c[2];
+        xo__profile_fill_costs(p, cands, 2, peers, near, 1, c);
+        xo_pool_view_t views[2] = {};
+        for (int i = 0; i < 2; i++) {
+            views[i].address = cands[i];
+            views[i].process_index = (size_t)i + 1;
+            views[i].device_index = -1;
+            views[i].near_cost = &c[i];
+        }
+        xo_place_request_t req = {};
+        req.kind = XO_PLACE_WEIGHTED;
+        req.near = near;
+        req.n_near = 1;
+        size_t chosen = 9;
+        ASSERT_EQ(xo__place(views, 2, &req, &chosen), XO_OK) << xo_last_error();
+        EXPECT_EQ(chosen, dev ? 1u : 0u) << (dev ? "device buffers: B maps P's memory" : "host payloads: A is faster");
+    }
+    xo__profile_free(p);
 }
 
 TEST(Profile, Version2BadDeviceFiguresAreRefusedWithTheirLine)
