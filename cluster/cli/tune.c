@@ -53,6 +53,11 @@ static const char *human_bw(double bps, char *buf, size_t len)
     return buf;
 }
 
+static bool is_num(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32;
+}
+
 /* [[bytes, median, min, max], ...] as the probe answers them, into pts. */
 static xo_status_t unpack_points(const msgpack_object *bw, xo_profile_bw_t *pts, size_t *n_p)
 {
@@ -62,7 +67,8 @@ static xo_status_t unpack_points(const msgpack_object *bw, xo_profile_bw_t *pts,
     for (size_t s = 0; s < bw->via.array.size; s++) {
         const msgpack_object *e = &bw->via.array.ptr[s];
         if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 4 ||
-            e->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            e->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || !is_num(&e->via.array.ptr[1]) ||
+            !is_num(&e->via.array.ptr[2]) || !is_num(&e->via.array.ptr[3]))
             return xo__error_set(XO_EPROTO, "the probe's figure %zu is not [bytes, median, min, max]", s);
         pts[s] = (xo_profile_bw_t){e->via.array.ptr[0].via.u64, e->via.array.ptr[1].via.f64,
                                    e->via.array.ptr[2].via.f64, e->via.array.ptr[3].via.f64};
@@ -88,7 +94,7 @@ static void measure_devbuf(xo_ref_t *probe, const char *from, const char *to, co
     xo_status_t st = xo_call(probe, "measure_devbuf", a, MEASURE_TIMEOUT_MS, &r);
     if (st == XO_OK) st = xo_result_unpack(r, "[so]", &path, &bw);
     if (st == XO_OK) st = unpack_points(bw, pr->dev_bw, &pr->n_dev_bw);
-    if (st == XO_OK && pr->n_dev_bw == 0) st = XO_EPROTO;
+    if (st == XO_OK && pr->n_dev_bw == 0) st = xo__error_set(XO_EPROTO, "the probe measured no size");
     if (st == XO_OK) pr->dev_path = strndup(path.ptr, path.len);
     else {
         fprintf(stderr, "pair %s -> %s: device buffers not measured: %s\n", from, to, xo_last_error());
@@ -172,12 +178,14 @@ int xo_cli_tune(int argc, char **argv)
             unsigned k = slash ? (unsigned)atoi(slash + 1) : 0;
             const char *dev = k == 0 ? hc->cfg.main_device : k <= hc->cfg.n_sub_pools ? hc->cfg.sub_pools[k - 1].device
                                                                                        : NULL;
-            prof.pools[prof.n_pools++] = (xo_profile_pool_t){.address = pools[i], .host = hosts[i], .device = strdup(dev ? dev : "")};
+            prof.pools[prof.n_pools++] =
+                (xo_profile_pool_t){.address = pools[i], .host = hosts[i], .device = strdup(dev ? dev : "")};
         }
         xo__cluster_host_config_free(hc);
     }
 
-    /* Which pools own a device, by the probe's own answer rather than the file's spelling (`auto` may be none). */
+    /* Each pool the file gives a device is asked for its figures; only those whose probe answers (its pool really
+     * owns a device) take part in the device-buffer pairs. */
     bool *has_dev = calloc(n ? n : 1, sizeof *has_dev); /* ours */
     if (!has_dev) rc = 1;
     static const uint64_t dev_full[] = {1u << 20, 4u << 20, 16u << 20, 64u << 20};
@@ -199,17 +207,18 @@ int xo_cli_tune(int argc, char **argv)
         xo_status_t st = xo_call(probe[i], "device_figures", a, MEASURE_TIMEOUT_MS, &r);
         if (st == XO_OK) st = xo_result_unpack(r, "[oo]", &bw, &launch);
         if (st == XO_OK) st = unpack_points(bw, pl->copy_bw, &pl->n_copy_bw);
-        if (st == XO_OK && (launch->type != MSGPACK_OBJECT_ARRAY || launch->via.array.size < 2)) st = XO_EPROTO;
+        if (st == XO_OK && (launch->type != MSGPACK_OBJECT_ARRAY || launch->via.array.size < 2))
+            st = xo__error_set(XO_EPROTO, "the probe's launch figure is not [via, p50, p99] or [nil, why]");
         if (st == XO_OK) {
             const msgpack_object *l = launch->via.array.ptr;
-            if (l[0].type == MSGPACK_OBJECT_STR && launch->via.array.size == 3) {
+            if (l[0].type == MSGPACK_OBJECT_STR && launch->via.array.size == 3 && is_num(&l[1]) && is_num(&l[2])) {
                 pl->launch_via = strndup(l[0].via.str.ptr, l[0].via.str.size);
                 pl->launch_p50_us = l[1].via.f64;
                 pl->launch_p99_us = l[2].via.f64;
             } else if (l[1].type == MSGPACK_OBJECT_STR) {
                 pl->launch_none = strndup(l[1].via.str.ptr, l[1].via.str.size);
             } else {
-                st = XO_EPROTO;
+                st = xo__error_set(XO_EPROTO, "the probe's launch figure is not [via, p50, p99] or [nil, why]");
             }
         }
         if (st != XO_OK) {
@@ -276,7 +285,8 @@ int xo_cli_tune(int argc, char **argv)
             prof.n_pairs++;
             xo_result_free(r);
             r = NULL;
-            if (has_dev[i] && has_dev[j]) measure_devbuf(probe[i], pools[i], pools[j], dev_sizes, n_dev_sizes, reps, pr);
+            if (has_dev[i] && has_dev[j])
+                measure_devbuf(probe[i], pools[i], pools[j], dev_sizes, n_dev_sizes, reps, pr);
             char b1[32], b2[32];
             fprintf(stderr, "pair %zu of %zu: %s -> %s: %s, 8 B call p50 %.1f us p99 %.1f us, %s at 1 MiB, %s at "
                     "%llu MiB", k, total, pools[i], pools[j], pr->path, pr->p50_us, pr->p99_us,
