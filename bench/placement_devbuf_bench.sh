@@ -9,20 +9,29 @@
 # A's sub pool 1, the other three stages are placed through host A's xo.host with cluster scope by round_robin, by
 # weighted with the profile `xoscar tune` measured and a `near` hint on the previous stage's pool for 16 MiB of
 # host payload, and by the same with the hint saying the bytes are device buffers (`:dev`, the third element true).
+# Both hints are inbound (the fourth element, `:in`): the previous stage lends to the new one, so the pair that
+# counts is (previous, candidate); device-buffer paths are not symmetric (see --ipc-off).
 # Prints each end-to-end time and the ratios to round robin.
 #
-#   placement_devbuf_bench.sh BUILD_DIR [--items N] [--out FILE]
+# --ipc-off: the case where only the device-buffer figures can tell the pools apart. A third host, c, runs in host
+# A's namespace under XO_DEVICE_IPC=0, so its pools reach A's by the same TCP path as A's own sub pools do for host
+# payloads, but must stage device buffers. The source's pool (a/1, label src) is kept out of the candidates by the
+# label filter (label stage: a/2, b/1, b/2, c/1, c/2), so stage 2 has to choose between a/2 (device IPC), c/x
+# (staging, same network path) and b/x (staging over the veth).
+#
+#   placement_devbuf_bench.sh BUILD_DIR [--items N] [--ipc-off] [--out FILE]
 #
 # Needs root (ip netns). The stages are destroyed after each policy's run, so each starts from the same loads.
 set -euo pipefail
 build=$(cd "$1" && pwd)
 shift
-items=8 out=""
+items=8 out="" ipc_off=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --items) items=$2; shift ;;
+        --ipc-off) ipc_off=1 ;;
         --out) out=$2; shift ;;
-        *) echo "usage: placement_devbuf_bench.sh BUILD_DIR [--items N] [--out FILE]" >&2; exit 2 ;;
+        *) echo "usage: placement_devbuf_bench.sh BUILD_DIR [--items N] [--ipc-off] [--out FILE]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -36,6 +45,8 @@ work=$(mktemp -d)
 cleanup() {
     ip netns exec "${nsa:-none}" env XO_RUN_DIR="$work/run" "$cli" down "$work/c.yaml" --host a >/dev/null 2>&1 || true
     ip netns exec "${nsb:-none}" env XO_RUN_DIR="$work/run" "$cli" down "$work/c.yaml" --host b >/dev/null 2>&1 || true
+    [ -z "$ipc_off" ] || ip netns exec "${nsa:-none}" env XO_RUN_DIR="$work/run" "$cli" down "$work/c.yaml" --host c \
+        >/dev/null 2>&1 || true
     rm -rf "$work"
     netns_down
 }
@@ -45,7 +56,23 @@ ona="ip netns exec $nsa" onb="ip netns exec $nsb"
 hosta=10.235.0.1 hostb=10.235.0.2
 port=$(free_port_base)
 export XO_RUN_DIR=$work/run
-cat >"$work/c.yaml" <<YAML
+label=null
+if [ -n "$ipc_off" ]; then
+    portc=$(free_port_base)
+    label='"stage"'
+    cat >"$work/c.yaml" <<YAML
+name: placedevbench
+secret: "placement devbuf bench secret"
+modules: [$module]
+placement: {profile: profile.json, weights: {load: 0.1}}
+hosts:
+  - {name: a, address: $hosta, port: $port, launcher: none,
+     pools: [{count: 1, device: host, labels: [src]}, {count: 1, device: host, labels: [stage]}]}
+  - {name: b, address: $hostb, port: $port, launcher: none, pools: [{count: 2, device: host, labels: [stage]}]}
+  - {name: c, address: $hosta, port: $portc, launcher: none, pools: [{count: 2, device: host, labels: [stage]}]}
+YAML
+else
+    cat >"$work/c.yaml" <<YAML
 name: placedevbench
 secret: "placement devbuf bench secret"
 modules: [$module]
@@ -54,16 +81,23 @@ hosts:
   - {name: a, address: $hosta, port: $port, launcher: none, pools: [{count: 2, device: host}]}
   - {name: b, address: $hostb, port: $port, launcher: none, pools: [{count: 2, device: host}]}
 YAML
+fi
 $ona env XO_LISTEN_ANY=1 "$cli" up "$work/c.yaml" --host a >/dev/null 2>"$work/a.err" || { cat "$work/a.err"; exit 1; }
 $onb env XO_LISTEN_ANY=1 "$cli" up "$work/c.yaml" --host b >/dev/null 2>"$work/b.err" || { cat "$work/b.err"; exit 1; }
+if [ -n "$ipc_off" ]; then
+    $ona env XO_LISTEN_ANY=1 XO_DEVICE_IPC=0 "$cli" up "$work/c.yaml" --host c >/dev/null 2>"$work/c.err" ||
+        { cat "$work/c.err"; exit 1; }
+fi
 run() { $ona "$cli" --timeout 900000 run "$work/c.yaml" -- "$cli" --timeout 900000 "$@"; }
 
 echo "hosts $hosta (a) and $hostb (b) in two network namespaces (veth, not shaped), 2 sub pools each on the host device"
+[ -z "$ipc_off" ] || echo "host c: $hosta:$portc in a's namespace under XO_DEVICE_IPC=0 (2 sub pools); stages only on label stage"
 t0=$(date +%s.%N)
 $ona "$cli" tune "$work/c.yaml" --quick --apply >"$work/tune.out" 2>"$work/tune.err" || { cat "$work/tune.err"; exit 1; }
 t1=$(date +%s.%N)
 cat "$work/tune.out"
 grep "^pair .*: $hosta:$port/1 -> .*device buffers" "$work/tune.err" || true
+grep "^pool " "$work/tune.err" || true
 echo "tune: $(echo "$t1 - $t0" | bc) s"
 
 declare -A took
@@ -72,9 +106,9 @@ for policy in round_robin tuned_host tuned_dev; do
     prev_addr="$hosta:$port/1" prev_uid="src-$policy" placed=""
     for k in 1 2 3; do
         case $policy in
-            tuned_host) req="[\"DevStage\", null, \"s$k-$policy\", \"weighted\", null, null, 0, [[\"$prev_addr\", 16777216]], true]" ;;
-            tuned_dev) req="[\"DevStage\", null, \"s$k-$policy\", \"weighted\", null, null, 0, [[\"$prev_addr\", 16777216, true]], true]" ;;
-            *) req="[\"DevStage\", null, \"s$k-$policy\", \"$policy\", null, null, 0, null, true]" ;;
+            tuned_host) req="[\"DevStage\", null, \"s$k-$policy\", \"weighted\", $label, null, 0, [[\"$prev_addr\", 16777216, false, true]], true]" ;;
+            tuned_dev) req="[\"DevStage\", null, \"s$k-$policy\", \"weighted\", $label, null, 0, [[\"$prev_addr\", 16777216, true, true]], true]" ;;
+            *) req="[\"DevStage\", null, \"s$k-$policy\", \"$policy\", $label, null, 0, null, true]" ;;
         esac
         reply=$(run call "$hosta:$port" xo.host create "$req")
         addr=$(echo "$reply" | sed 's/^\["\([^"]*\)".*/\1/')

@@ -763,7 +763,8 @@ void xo__profile_fill_costs(const xo_profile_t *p, const char *const *cands, siz
 {
     for (size_t i = 0; i < n_cands; i++)
         for (size_t k = 0; k < n_peers; k++) {
-            const xo_profile_pair_t *pr = xo__profile_find_pair(p, cands[i], peers[k]);
+            const xo_profile_pair_t *pr = near[k].inbound ? xo__profile_find_pair(p, peers[k], cands[i])
+                                                          : xo__profile_find_pair(p, cands[i], peers[k]);
             double bw = !pr ? 0 : near[k].device_buf ? xo__profile_pair_dev_bandwidth(pr, near[k].bytes)
                                                      : xo__profile_pair_bandwidth(pr, near[k].bytes);
             out[i * n_peers + k] = pr ? (xo_pair_cost_t){pr->p50_us, bw} : (xo_pair_cost_t){0, 0};

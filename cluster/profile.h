@@ -107,7 +107,7 @@ size_t xo__profile_compare(const xo_profile_t *p, const char *const *pools_of_c,
                            FILE *report);
 
 /* Fills out[i * n_peers + k] with the cost of reaching peer pool peers[k] from candidate pool cands[i], from the
- * pair (cands[i], peers[k]) of p: its p50 latency and its bandwidth at near[k].bytes, the host-payload bandwidth or,
+ * pair (cands[i], peers[k]) of p (when near[k].inbound, the bytes flow the other way: the pair (peers[k], cands[i])): its p50 latency and its bandwidth at near[k].bytes, the host-payload bandwidth or,
  * when near[k].device_buf, the device-buffer bandwidth (a pair without device figures then has bandwidth 0:
  * unknown for bytes > 0). A pair p lacks (or p NULL) is {0, 0}, unknown. out is the caller's array of
  * n_cands * n_peers. */

@@ -95,6 +95,8 @@ typedef struct xo_place_near {
     uint64_t bytes;     /* expected bytes per call; 0: only latency matters */
     bool device_buf;    /* the bytes are device buffers lent to the peer: the caller fills near_cost with the pair's
                          * device-buffer bandwidth (device IPC or staging, as the tune run measured it) */
+    bool inbound;       /* the bytes flow from the peer to the new actor (the peer calls it, or lends it buffers): the
+                         * caller fills near_cost from the pair (peer, candidate) instead of (candidate, peer) */
 } xo_place_near_t;
 
 /* What a policy sees of one pool. The caller (the main pool) fills one per pool, in config order, from its

@@ -4,7 +4,7 @@
  *   xoscar tell ADDRESS UID METHOD [JSON-ARGS]   send without waiting
  *   xoscar batch ADDRESS UID METHOD '[[ARGS]...]'  many calls of one extensible method as one message
  *   xoscar create ADDRESS CLASS [--uid UID] [PLACEMENT...] [JSON-ARGS]   create an actor (its class must be known
- *       there); with PLACEMENT options (--strategy NAME, --near UID[:BYTES[:dev]], --cluster-scope) ADDRESS is a
+ *       there); with PLACEMENT options (--strategy NAME, --near UID[:BYTES[:dev|in|dev,in]], --cluster-scope) ADDRESS is a
  *       host's main pool and its placement service chooses the pool
  *   xoscar destroy ADDRESS UID | has ADDRESS UID | info ADDRESS
  *
@@ -42,12 +42,14 @@ static const char *const call_usage =
     "  call ADDRESS UID METHOD [JSON-ARGS]       call a method; print the result as JSON\n"
     "  tell ADDRESS UID METHOD [JSON-ARGS]       send a call without waiting for it\n"
     "  batch ADDRESS UID METHOD '[[ARGS], ...]'  calls of one extensible method as one message\n"
-    "  create ADDRESS CLASS [--uid UID] [--strategy NAME] [--near UID[:BYTES[:dev]]]... [--cluster-scope]\n"
+    "  create ADDRESS CLASS [--uid UID] [--strategy NAME] [--near UID[:BYTES[:dev|in|dev,in]]]...\n"
+    "         [--cluster-scope]\n"
     "         [JSON-ARGS]                        create an actor; print its uid. With --strategy, --near or\n"
     "                                            --cluster-scope, ADDRESS is a host's main pool and its placement\n"
     "                                            chooses the pool: near an actor (uid or pool address) with BYTES\n"
     "                                            per call (K, M, G: KiB, MiB, GiB; :dev when they are device\n"
-    "                                            buffers; a main pool's address needs its :BYTES), among every\n"
+    "                                            buffers, :in when they flow from it to the new actor; a main\n"
+    "                                            pool's address needs its :BYTES), among every\n"
     "                                            host's pools with --cluster-scope\n"
     "  destroy ADDRESS UID                       destroy an actor\n"
     "  has ADDRESS UID                           print true or false\n"
@@ -192,18 +194,22 @@ static int cmd_batch(int argc, char **argv)
     return st == XO_OK ? 0 : xo_cli_fail(st);
 }
 
-/* One --near value, UID[:BYTES[:dev]], into n (its actor points into text, which is modified). BYTES is the part
+/* One --near value, UID[:BYTES[:FLAGS]] (FLAGS: dev, in, or both as dev,in), into n (its actor points into text, which is modified). BYTES is the part
  * after the last ':' when it is a count (a pool address has ':' of its own: "127.0.0.1:7300/2" has no bytes, and a
  * main pool's "127.0.0.1:7300" must be written with them, "127.0.0.1:7300:0"). False when it is malformed. */
 static bool parse_near(char *text, xo_near_t *n)
 {
     *n = (xo_near_t){.actor = text};
     char *c = strrchr(text, ':');
-    if (c && strcmp(c + 1, "dev") == 0) {
-        n->device_buf = true;
+    bool flags = false;
+    if (c && (strcmp(c + 1, "dev") == 0 || strcmp(c + 1, "in") == 0 || strcmp(c + 1, "dev,in") == 0 ||
+              strcmp(c + 1, "in,dev") == 0)) {
+        n->device_buf = strstr(c + 1, "dev") != NULL;
+        n->inbound = strstr(c + 1, "in") == c + 1 || strstr(c + 1, ",in") != NULL;
+        flags = true;
         *c = '\0';
         c = strrchr(text, ':');
-        if (!c) return false; /* dev says what the bytes are: there must be bytes */
+        if (!c) return false; /* the flags say what the bytes are: there must be bytes */
     }
     if (c && c[1] >= '0' && c[1] <= '9') {
         char *end;
@@ -217,7 +223,7 @@ static bool parse_near(char *text, xo_near_t *n)
         if (errno || *end || (shift && v > (~0ull >> shift))) return false;
         n->bytes = (uint64_t)v << shift;
         *c = '\0';
-    } else if (n->device_buf) {
+    } else if (flags) {
         return false;
     }
     return text[0] != '\0';
@@ -245,8 +251,8 @@ static int cmd_create(int argc, char **argv)
                 return 2;
             }
             if (!parse_near(argv[++i], &near[pl.n_near])) {
-                fprintf(stderr, "xoscar: create: --near wants UID[:BYTES[:dev]] (BYTES a count, K/M/G for KiB/MiB/"
-                                "GiB), got '%s'\n", argv[i]);
+                fprintf(stderr, "xoscar: create: --near wants UID[:BYTES[:dev|in|dev,in]] (BYTES a count, K/M/G for "
+                                "KiB/MiB/GiB), got '%s'\n", argv[i]);
                 return 2;
             }
             pl.n_near++;

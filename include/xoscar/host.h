@@ -117,6 +117,10 @@ typedef struct xo_near {
     bool device_buf;       /* those bytes are device buffers lent to it (xo_pack_device_buf): the cost uses the
                             * pair's device-buffer bandwidth (device IPC or staging) from the profile, not the
                             * host-payload one; a pair measured without device figures counts as unknown */
+    bool inbound;          /* the bytes flow from it to the new actor (it calls the new actor, e.g. the previous stage
+                            * of a pipeline): the cost is that of the pair (it, candidate), not (candidate, it). Paths
+                            * are not symmetric: a pool under XO_DEVICE_IPC=0 stages what it receives, not what it
+                            * lends */
 } xo_near_t;
 
 typedef struct xo_placement {

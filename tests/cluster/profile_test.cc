@@ -207,7 +207,7 @@ TEST(Profile, Version2LoadsDeviceFigures)
     // A near hint whose bytes are device buffers costs the device-buffer bandwidth; without the flag, the host one.
     const char *cands[] = {"10.0.0.1:7100/1", "10.0.0.1:7100/2"};
     const char *peers[] = {"10.0.0.1:7100/2"};
-    xo_place_near_t host_near[] = {{16u << 20, false}}, dev_near[] = {{16u << 20, true}};
+    xo_place_near_t host_near[] = {{16u << 20, false, false}}, dev_near[] = {{16u << 20, true, false}};
     xo_pair_cost_t c[2];
     xo__profile_fill_costs(p, cands, 2, peers, host_near, 1, c);
     EXPECT_DOUBLE_EQ(c[0].bandwidth, 2e9);
@@ -220,6 +220,10 @@ TEST(Profile, Version2LoadsDeviceFigures)
     xo__profile_fill_costs(p, cands + 1, 1, peers1, dev_near, 1, c);
     EXPECT_DOUBLE_EQ(c[0].bandwidth, 0);
     EXPECT_DOUBLE_EQ(c[0].latency_us, 9.5);
+    // Inbound (the peer /1 lends its buffers to the new actor in /2): the pair (/1, /2), which has them.
+    xo_place_near_t in_near[] = {{16u << 20, true, true}};
+    xo__profile_fill_costs(p, cands + 1, 1, peers1, in_near, 1, c);
+    EXPECT_DOUBLE_EQ(c[0].bandwidth, 7e8);
 
     // Written and read back, figure for figure.
     char *buf = nullptr;
@@ -263,7 +267,7 @@ TEST(Profile, DeviceBufferHintMovesTheWeightedChoice)
     ASSERT_NE(p, nullptr);
     const char *cands[] = {"A", "B"}, *peers[] = {"P"};
     for (bool dev : {false, true}) {
-        xo_place_near_t near[] = {{16u << 20, dev}};
+        xo_place_near_t near[] = {{16u << 20, dev, false}};
         xo_pair_cost_t c[2];
         xo__profile_fill_costs(p, cands, 2, peers, near, 1, c);
         xo_pool_view_t views[2] = {};

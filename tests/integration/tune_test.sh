@@ -66,13 +66,17 @@ done
 "$cli" run "$work/c.yaml" -- "$cli" create "127.0.0.1:$port" Echo --uid cliaddr --near "127.0.0.1:$port/2:16M" \
     >/dev/null || fail "create --near ADDRESS:BYTES"
 [ "$("$cli" run "$work/c.yaml" -- "$cli" has "127.0.0.1:$port/2" cliaddr)" = true ] || fail "--near an address"
+# Inbound and device flags are taken (the peer's own pool still wins: in process both ways).
+"$cli" run "$work/c.yaml" -- "$cli" create "127.0.0.1:$port" Echo --uid cliin --near "peer1:16M:dev,in" >/dev/null ||
+    fail "create --near peer1:16M:dev,in"
+[ "$("$cli" run "$work/c.yaml" -- "$cli" has "127.0.0.1:$port/1" cliin)" = true ] || fail "--near peer1:16M:dev,in"
 # Bad --near values are usage errors (2) naming the form; a ghost peer is the service's error (1).
-for bad in "peer1:16X" ":16M" "peer1:dev" "peer1:99999999999G"; do
+for bad in "peer1:16X" ":16M" "peer1:dev" "peer1:in" "peer1:99999999999G"; do
     set +e
     err=$("$cli" run "$work/c.yaml" -- "$cli" create "127.0.0.1:$port" Echo --near "$bad" 2>&1)
     rc=$?
     set -e
-    [ $rc -eq 2 ] && echo "$err" | grep -q "near wants UID\[:BYTES\[:dev\]\]" || fail "--near $bad: rc $rc: $err"
+    [ $rc -eq 2 ] && echo "$err" | grep -q "near wants UID\[:BYTES\[:dev|in|dev,in\]\]" || fail "--near $bad: rc $rc: $err"
 done
 set +e
 err=$("$cli" run "$work/c.yaml" -- "$cli" create "127.0.0.1:$port" Echo --near ghost:1K 2>&1)
