@@ -17,6 +17,9 @@
  *   weights (1, 3, 1): score_1 = -3 - 0.0125 = -3.0125    score_2 = -1 - 1 = -2           -> pool 2
  * Nearness wins until idleness is weighed three times as much: the weights say how much a unit of each is worth.
  *
+ * Direction. c_ik is read from the pair (i, k): the new actor calls peer k. An inbound hint (xo_place_near_t.inbound,
+ * `:in`) reads the pair (k, i) instead: the peer calls the new actor, as the previous stage of a pipeline does.
+ *
  * Device buffers. A near hint may say that its bytes are device buffers lent to the peer (xo_near_t.device_buf,
  * `--near UID:BYTES:dev`, a third element `true` in the service's near list). Its bandwidth_ik is then the pair's
  * device-buffer bandwidth from the profile (version 2: the hand-over by the way the runtime took, device IPC
