@@ -885,7 +885,7 @@ static xo_status_t service_register(xo_ctx_t *ctx, void *state, const msgpack_ob
     return XO_OK;
 }
 
-/* The near list of a create request, [[actor, bytes], ...], into near (the caller's MAX_NEAR) with the names
+/* The near list of a create request, [[actor, bytes, device buffers, inbound], ...] (all but the actor optional), into near (the caller's MAX_NEAR) with the names
  * copied into *names_p (the caller frees it). */
 static xo_status_t unpack_near(xo_ctx_t *ctx, const msgpack_object *o, xo_near_t *near, size_t *n_p, char **names_p)
 {
@@ -898,11 +898,13 @@ static xo_status_t unpack_near(xo_ctx_t *ctx, const msgpack_object *o, xo_near_t
     size_t n = o->via.array.size, total = 0;
     for (size_t k = 0; k < n; k++) {
         const msgpack_object *e = &o->via.array.ptr[k];
-        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size < 1 || e->via.array.size > 2 ||
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size < 1 || e->via.array.size > 4 ||
             e->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
-            (e->via.array.size == 2 && e->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER))
-            return xo_ctx_error(ctx, XO_EBADARGS, "create: near[%zu] must be [actor, bytes] (a string and a count "
-                                "of bytes >= 0)", k);
+            (e->via.array.size >= 2 && e->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) ||
+            (e->via.array.size >= 3 && e->via.array.ptr[2].type != MSGPACK_OBJECT_BOOLEAN) ||
+            (e->via.array.size == 4 && e->via.array.ptr[3].type != MSGPACK_OBJECT_BOOLEAN))
+            return xo_ctx_error(ctx, XO_EBADARGS, "create: near[%zu] must be [actor, bytes, device buffers, inbound] "
+                                "(a string, a count of bytes >= 0 and two optional booleans)", k);
         total += e->via.array.ptr[0].via.str.size + 1;
     }
     char *names = malloc(total ? total : 1);
@@ -912,7 +914,9 @@ static xo_status_t unpack_near(xo_ctx_t *ctx, const msgpack_object *o, xo_near_t
         const msgpack_object *e = o->via.array.ptr[k].via.array.ptr;
         memcpy(at, e[0].via.str.ptr, e[0].via.str.size);
         at[e[0].via.str.size] = '\0';
-        near[k] = (xo_near_t){.actor = at, .bytes = o->via.array.ptr[k].via.array.size == 2 ? e[1].via.u64 : 0};
+        uint32_t len = o->via.array.ptr[k].via.array.size;
+        near[k] = (xo_near_t){.actor = at, .bytes = len >= 2 ? e[1].via.u64 : 0,
+                              .device_buf = len >= 3 && e[2].via.boolean, .inbound = len == 4 && e[3].via.boolean};
         at += e[0].via.str.size + 1;
     }
     *n_p = n;
@@ -921,7 +925,8 @@ static xo_status_t unpack_near(xo_ctx_t *ctx, const msgpack_object *o, xo_near_t
 }
 
 /* create(class, args (bin, encoded list) | nil, uid | nil, strategy | nil, label | nil, mark | nil, index,
- *        near ([[actor, bytes], ...]) | nil, cluster scope (bool), address | nil) → [address, uid] */
+ *        near ([[actor, bytes, device buffers, inbound (the last two optional bools)], ...]) | nil, cluster scope (bool), address | nil)
+ *        → [address, uid] */
 static xo_status_t service_create(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
     xo_str_t cls = {0}, uid = {0}, strategy = {0}, label = {0}, mark = {0};
@@ -1099,7 +1104,12 @@ xo_status_t xo_create_actor_placed(const char *class_name, xo_args_t *args, cons
     if (placement->n_near && placement->near) {
         msgpack_pack_array(pk, placement->n_near);
         for (size_t k = 0; k < placement->n_near; k++)
-            xo_pack(pk, "[su]", placement->near[k].actor ? placement->near[k].actor : "", placement->near[k].bytes);
+            if (placement->near[k].device_buf || placement->near[k].inbound)
+                xo_pack(pk, "[sutt]", placement->near[k].actor ? placement->near[k].actor : "",
+                        placement->near[k].bytes, (int)placement->near[k].device_buf, (int)placement->near[k].inbound);
+            else
+                xo_pack(pk, "[su]", placement->near[k].actor ? placement->near[k].actor : "",
+                        placement->near[k].bytes);
     } else {
         msgpack_pack_nil(pk);
     }
@@ -1474,6 +1484,8 @@ static xo_status_t near_costs(xo_host_t *h, const xo_placement_t *placement, xo_
     for (size_t k = 0; k < m; k++) {
         const char *who = placement->near[k].actor;
         near[k].bytes = placement->near[k].bytes;
+        near[k].device_buf = placement->near[k].device_buf;
+        near[k].inbound = placement->near[k].inbound;
         if (!who || !*who) return xo__error_set(XO_EINVAL, "near[%zu]: no actor named", k);
         xo_actor_t *a = NULL;
         if (strchr(who, ':')) {

@@ -102,6 +102,7 @@ typedef struct {
     xo_cluster_error_t *err;
     step_t path[8];
     size_t depth;
+    int version; /* of the file, once read: which keys it may have */
 } ctx_t;
 
 static void path_text(const ctx_t *c, size_t depth, char *buf, size_t len)
@@ -236,6 +237,7 @@ static xo_status_t get_num(ctx_t *c, json_t *obj, const char *key, double lo, bo
 /* ---- loading --------------------------------------------------------------------------------------------------- */
 
 static const char *const PATHS[] = {"inproc", "shm", "unix", "tcp", "ucx", NULL};
+static const char *const DEV_PATHS[] = {"inproc", "ipc", "staging", "nccl", NULL};
 
 static ssize_t pool_index(const xo_profile_t *p, const char *address)
 {
@@ -244,10 +246,93 @@ static ssize_t pool_index(const xo_profile_t *p, const char *address)
     return -1;
 }
 
+/* A list of bandwidth points (the array at the current path) into pts, sizes ascending. */
+static xo_status_t load_points(ctx_t *c, json_t *bw, xo_profile_bw_t *pts, size_t *n_p)
+{
+    xo_status_t st = XO_OK;
+    if (json_array_size(bw) > XO_PROFILE_MAX_SIZES) {
+        char n[32];
+        snprintf(n, sizeof n, "%zu", json_array_size(bw));
+        st = fail(c, "%s sizes, at most 16", n);
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(bw, i, e) {
+        if (st != XO_OK) break;
+        push_index(c, i);
+        xo_profile_bw_t *b = &pts[i];
+        static const char *const bkeys[] = {"bytes", "median_Bps", "min_Bps", "max_Bps", NULL};
+        double bytes = 0;
+        if (!json_is_object(e)) st = fail(c, "expected an object, got %s", type_of(e));
+        if (st == XO_OK) st = only_keys(c, e, bkeys, "a bandwidth point");
+        if (st == XO_OK) st = get_num(c, e, "bytes", 0, true, &bytes);
+        if (st == XO_OK) st = get_num(c, e, "median_Bps", 0, true, &b->median);
+        if (st == XO_OK) st = get_num(c, e, "min_Bps", 0, true, &b->min);
+        if (st == XO_OK) st = get_num(c, e, "max_Bps", 0, true, &b->max);
+        if (st == XO_OK && (bytes != floor(bytes) || bytes > 1e15)) {
+            push_key(c, "bytes");
+            st = fail_at(c, c->depth, XO_ECONFIG, "expected a whole number of bytes, got %g", bytes);
+            pop(c);
+        }
+        b->bytes = (uint64_t)bytes;
+        if (st == XO_OK && !(b->min <= b->median && b->median <= b->max))
+            st = fail_at(c, c->depth, XO_ECONFIG, "expected min_Bps <= median_Bps <= max_Bps, got %g, %g, %g", b->min,
+                         b->median, b->max);
+        if (st == XO_OK && i > 0 && b->bytes <= pts[i - 1].bytes)
+            st = fail_at(c, c->depth, XO_ECONFIG, "sizes must ascend: %" PRIu64 " after %" PRIu64, b->bytes,
+                         pts[i - 1].bytes);
+        *n_p = i + 1;
+        pop(c);
+    }
+    return st;
+}
+
+/* A pool's device figures (version 2): copy_bandwidth and kernel_launch, each optional. */
+static xo_status_t load_pool_device(ctx_t *c, json_t *o, xo_profile_pool_t *pl)
+{
+    xo_status_t st = XO_OK;
+    json_t *v;
+    if (json_object_get(o, "copy_bandwidth")) {
+        if ((st = get(c, o, "copy_bandwidth", JSON_ARRAY, &v)) != XO_OK) return st;
+        push_key(c, "copy_bandwidth");
+        st = load_points(c, v, pl->copy_bw, &pl->n_copy_bw);
+        pop(c);
+        if (st != XO_OK) return st;
+    }
+    if (!json_object_get(o, "kernel_launch")) return XO_OK;
+    if ((st = get(c, o, "kernel_launch", JSON_OBJECT, &v)) != XO_OK) return st;
+    push_key(c, "kernel_launch");
+    if (json_object_get(v, "none")) {
+        static const char *const nkeys[] = {"none", NULL};
+        st = only_keys(c, v, nkeys, "kernel_launch (with none: only the reason)");
+        if (st == XO_OK) st = get_str(c, v, "none", &pl->launch_none);
+    } else {
+        static const char *const lkeys[] = {"via", "p50_us", "p99_us", NULL};
+        st = only_keys(c, v, lkeys, "kernel_launch");
+        if (st == XO_OK) st = get_str(c, v, "via", &pl->launch_via);
+        if (st == XO_OK && strcmp(pl->launch_via, "launch_host") != 0 && strcmp(pl->launch_via, "launch_kernel") != 0) {
+            push_key(c, "via");
+            st = fail(c, "unknown launch '%s' (expected launch_host or launch_kernel)", pl->launch_via);
+            pop(c);
+        }
+        if (st == XO_OK) st = get_num(c, v, "p50_us", 0, true, &pl->launch_p50_us);
+        if (st == XO_OK) st = get_num(c, v, "p99_us", 0, true, &pl->launch_p99_us);
+        if (st == XO_OK && pl->launch_p99_us < pl->launch_p50_us) {
+            push_key(c, "p99_us");
+            st = fail_at(c, c->depth, XO_ECONFIG, "p99_us %g is below p50_us %g", pl->launch_p99_us,
+                         pl->launch_p50_us);
+            pop(c);
+        }
+    }
+    pop(c);
+    return st;
+}
+
 static xo_status_t load_pair(ctx_t *c, json_t *o, xo_profile_t *p, xo_profile_pair_t *pr)
 {
-    static const char *const keys[] = {"from", "to", "path", "latency_us", "bandwidth", NULL};
-    xo_status_t st = only_keys(c, o, keys, "a pair");
+    static const char *const keys1[] = {"from", "to", "path", "latency_us", "bandwidth", NULL};
+    static const char *const keys2[] = {"from", "to", "path", "latency_us", "bandwidth", "device_buf", NULL};
+    xo_status_t st = only_keys(c, o, c->version >= 2 ? keys2 : keys1, "a pair");
     json_t *lat, *bw;
     if (st == XO_OK) st = get_str(c, o, "from", &pr->from);
     if (st == XO_OK) st = get_str(c, o, "to", &pr->to);
@@ -285,38 +370,29 @@ static xo_status_t load_pair(ctx_t *c, json_t *o, xo_profile_t *p, xo_profile_pa
     if (st != XO_OK) return st;
     if ((st = get(c, o, "bandwidth", JSON_ARRAY, &bw)) != XO_OK) return st;
     push_key(c, "bandwidth");
-    if (json_array_size(bw) > XO_PROFILE_MAX_SIZES) {
-        char n[32];
-        snprintf(n, sizeof n, "%zu", json_array_size(bw));
-        st = fail(c, "%s sizes, at most 16", n);
-    }
-    size_t i;
-    json_t *e;
-    json_array_foreach(bw, i, e) {
-        if (st != XO_OK) break;
-        push_index(c, i);
-        xo_profile_bw_t *b = &pr->bw[i];
-        static const char *const bkeys[] = {"bytes", "median_Bps", "min_Bps", "max_Bps", NULL};
-        double bytes = 0;
-        if (!json_is_object(e)) st = fail(c, "expected an object, got %s", type_of(e));
-        if (st == XO_OK) st = only_keys(c, e, bkeys, "a bandwidth point");
-        if (st == XO_OK) st = get_num(c, e, "bytes", 0, true, &bytes);
-        if (st == XO_OK) st = get_num(c, e, "median_Bps", 0, true, &b->median);
-        if (st == XO_OK) st = get_num(c, e, "min_Bps", 0, true, &b->min);
-        if (st == XO_OK) st = get_num(c, e, "max_Bps", 0, true, &b->max);
-        if (st == XO_OK && (bytes != floor(bytes) || bytes > 1e15)) {
-            push_key(c, "bytes");
-            st = fail_at(c, c->depth, XO_ECONFIG, "expected a whole number of bytes, got %g", bytes);
+    st = load_points(c, bw, pr->bw, &pr->n_bw);
+    pop(c);
+    if (st != XO_OK || c->version < 2 || !json_object_get(o, "device_buf")) return st;
+    json_t *db, *dbw;
+    if ((st = get(c, o, "device_buf", JSON_OBJECT, &db)) != XO_OK) return st;
+    push_key(c, "device_buf");
+    static const char *const dkeys[] = {"path", "bandwidth", NULL};
+    st = only_keys(c, db, dkeys, "device_buf");
+    if (st == XO_OK) st = get_str(c, db, "path", &pr->dev_path);
+    if (st == XO_OK) {
+        bool ok = false;
+        for (size_t i = 0; DEV_PATHS[i]; i++) ok |= strcmp(DEV_PATHS[i], pr->dev_path) == 0;
+        if (!ok) {
+            push_key(c, "path");
+            st = fail(c, "unknown device-buffer path '%s' (expected one of: inproc, ipc, staging, nccl)",
+                      pr->dev_path);
             pop(c);
         }
-        b->bytes = (uint64_t)bytes;
-        if (st == XO_OK && !(b->min <= b->median && b->median <= b->max))
-            st = fail_at(c, c->depth, XO_ECONFIG, "expected min_Bps <= median_Bps <= max_Bps, got %g, %g, %g", b->min,
-                         b->median, b->max);
-        if (st == XO_OK && i > 0 && b->bytes <= pr->bw[i - 1].bytes)
-            st = fail_at(c, c->depth, XO_ECONFIG, "sizes must ascend: %" PRIu64 " after %" PRIu64, b->bytes,
-                         pr->bw[i - 1].bytes);
-        pr->n_bw = i + 1;
+    }
+    if (st == XO_OK) st = get(c, db, "bandwidth", JSON_ARRAY, &dbw);
+    if (st == XO_OK) {
+        push_key(c, "bandwidth");
+        st = load_points(c, dbw, pr->dev_bw, &pr->n_dev_bw);
         pop(c);
     }
     pop(c);
@@ -332,10 +408,12 @@ static xo_status_t load_doc(ctx_t *c, json_t *root, xo_profile_t *p)
     xo_status_t st = get(c, root, "xoscar_profile", JSON_INTEGER, &v);
     if (st != XO_OK) return st;
     p->version = (int)json_integer_value(v);
-    if (p->version != XO_PROFILE_VERSION) {
+    c->version = p->version;
+    if (json_integer_value(v) < XO_PROFILE_VERSION_MIN || json_integer_value(v) > XO_PROFILE_VERSION) {
         push_key(c, "xoscar_profile");
-        char msg[128];
-        snprintf(msg, sizeof msg, "schema version %d; this build reads version %d", p->version, XO_PROFILE_VERSION);
+        char msg[160];
+        snprintf(msg, sizeof msg, "schema version %" JSON_INTEGER_FORMAT "; this build reads versions %d to %d",
+                 json_integer_value(v), XO_PROFILE_VERSION_MIN, XO_PROFILE_VERSION);
         st = fail(c, "%s", msg);
         pop(c);
         return st;
@@ -391,14 +469,16 @@ static xo_status_t load_doc(ctx_t *c, json_t *root, xo_profile_t *p)
     push_key(c, "pools");
     json_array_foreach(pools, i, e) {
         push_index(c, i);
-        static const char *const pkeys[] = {"address", "host", "device", NULL};
+        static const char *const pkeys1[] = {"address", "host", "device", NULL};
+        static const char *const pkeys2[] = {"address", "host", "device", "copy_bandwidth", "kernel_launch", NULL};
         xo_profile_pool_t *pl = &p->pools[i];
         if (!json_is_object(e)) st = fail(c, "expected an object, got %s", type_of(e));
-        if (st == XO_OK) st = only_keys(c, e, pkeys, "a pool");
+        if (st == XO_OK) st = only_keys(c, e, c->version >= 2 ? pkeys2 : pkeys1, "a pool");
         if (st == XO_OK) st = get_str(c, e, "address", &pl->address);
         if (st == XO_OK) st = get_str(c, e, "host", &pl->host);
         if (st == XO_OK) st = get_str(c, e, "device", &pl->device);
         p->n_pools = i + 1;
+        if (st == XO_OK && c->version >= 2) st = load_pool_device(c, e, pl);
         if (st == XO_OK && pool_index(p, pl->address) != (ssize_t)i) {
             push_key(c, "address");
             st = fail(c, "duplicate pool '%s'", pl->address);
@@ -510,11 +590,14 @@ void xo__profile_free(xo_profile_t *p)
         free(p->pools[i].address);
         free(p->pools[i].host);
         free(p->pools[i].device);
+        free(p->pools[i].launch_via);
+        free(p->pools[i].launch_none);
     }
     for (size_t i = 0; i < p->n_pairs; i++) {
         free(p->pairs[i].from);
         free(p->pairs[i].to);
         free(p->pairs[i].path);
+        free(p->pairs[i].dev_path);
     }
     free(p->hosts);
     free(p->pools);
@@ -535,6 +618,15 @@ static void put_str(FILE *out, const char *s)
     fputs(t ? t : "\"\"", out);
     free(t);
     json_decref(j);
+}
+
+static void put_points(FILE *out, const xo_profile_bw_t *b, size_t n)
+{
+    fputs("[", out);
+    for (size_t k = 0; k < n; k++)
+        fprintf(out, "%s{\"bytes\": %" PRIu64 ", \"median_Bps\": %.4g, \"min_Bps\": %.4g, \"max_Bps\": %.4g}",
+                k ? ", " : "", b[k].bytes, b[k].median, b[k].min, b[k].max);
+    fputs("]", out);
 }
 
 xo_status_t xo__profile_write(const xo_profile_t *p, FILE *out)
@@ -564,6 +656,20 @@ xo_status_t xo__profile_write(const xo_profile_t *p, FILE *out)
         put_str(out, p->pools[i].host);
         fputs(", \"device\": ", out);
         put_str(out, p->pools[i].device);
+        const xo_profile_pool_t *pl = &p->pools[i];
+        if (pl->n_copy_bw) {
+            fputs(",\n     \"copy_bandwidth\": ", out);
+            put_points(out, pl->copy_bw, pl->n_copy_bw);
+        }
+        if (pl->launch_via) {
+            fputs(",\n     \"kernel_launch\": {\"via\": ", out);
+            put_str(out, pl->launch_via);
+            fprintf(out, ", \"p50_us\": %.4g, \"p99_us\": %.4g}", pl->launch_p50_us, pl->launch_p99_us);
+        } else if (pl->launch_none) {
+            fputs(",\n     \"kernel_launch\": {\"none\": ", out);
+            put_str(out, pl->launch_none);
+            fputs("}", out);
+        }
         fputs("}", out);
     }
     fputs("\n  ],\n  \"pairs\": [", out);
@@ -575,12 +681,17 @@ xo_status_t xo__profile_write(const xo_profile_t *p, FILE *out)
         put_str(out, pr->to);
         fputs(", \"path\": ", out);
         put_str(out, pr->path);
-        fprintf(out, ",\n     \"latency_us\": {\"p50\": %.4g, \"p99\": %.4g},\n     \"bandwidth\": [", pr->p50_us,
+        fprintf(out, ",\n     \"latency_us\": {\"p50\": %.4g, \"p99\": %.4g},\n     \"bandwidth\": ", pr->p50_us,
                 pr->p99_us);
-        for (size_t k = 0; k < pr->n_bw; k++)
-            fprintf(out, "%s{\"bytes\": %" PRIu64 ", \"median_Bps\": %.4g, \"min_Bps\": %.4g, \"max_Bps\": %.4g}",
-                    k ? ", " : "", pr->bw[k].bytes, pr->bw[k].median, pr->bw[k].min, pr->bw[k].max);
-        fputs("]}", out);
+        put_points(out, pr->bw, pr->n_bw);
+        if (pr->dev_path) {
+            fputs(",\n     \"device_buf\": {\"path\": ", out);
+            put_str(out, pr->dev_path);
+            fputs(", \"bandwidth\": ", out);
+            put_points(out, pr->dev_bw, pr->n_dev_bw);
+            fputs("}", out);
+        }
+        fputs("}", out);
     }
     fputs("\n  ]\n}\n", out);
     return fflush(out) == 0 && !ferror(out) ? XO_OK : xo__error_set(XO_ESYS, "cannot write the profile: %s",
@@ -596,19 +707,29 @@ const xo_profile_pair_t *xo__profile_find_pair(const xo_profile_t *p, const char
     return NULL;
 }
 
-double xo__profile_pair_bandwidth(const xo_profile_pair_t *pair, uint64_t bytes)
+static double nearest_point(const xo_profile_bw_t *pts, size_t n, uint64_t bytes)
 {
-    if (!pair || !pair->n_bw) return 0;
+    if (!n) return 0;
     size_t best = 0;
     double want = log((double)(bytes ? bytes : 1)), best_d = INFINITY;
-    for (size_t i = 0; i < pair->n_bw; i++) {
-        double d = fabs(log((double)pair->bw[i].bytes) - want);
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(log((double)pts[i].bytes) - want);
         if (d < best_d) {
             best_d = d;
             best = i;
         }
     }
-    return pair->bw[best].median;
+    return pts[best].median;
+}
+
+double xo__profile_pair_bandwidth(const xo_profile_pair_t *pair, uint64_t bytes)
+{
+    return pair ? nearest_point(pair->bw, pair->n_bw, bytes) : 0;
+}
+
+double xo__profile_pair_dev_bandwidth(const xo_profile_pair_t *pair, uint64_t bytes)
+{
+    return pair ? nearest_point(pair->dev_bw, pair->n_dev_bw, bytes) : 0;
 }
 
 size_t xo__profile_compare(const xo_profile_t *p, const char *const *pools_of_c, size_t n, const char *cluster_name,
@@ -642,8 +763,10 @@ void xo__profile_fill_costs(const xo_profile_t *p, const char *const *cands, siz
 {
     for (size_t i = 0; i < n_cands; i++)
         for (size_t k = 0; k < n_peers; k++) {
-            const xo_profile_pair_t *pr = xo__profile_find_pair(p, cands[i], peers[k]);
-            out[i * n_peers + k] = pr ? (xo_pair_cost_t){pr->p50_us, xo__profile_pair_bandwidth(pr, near[k].bytes)}
-                                      : (xo_pair_cost_t){0, 0};
+            const xo_profile_pair_t *pr = near[k].inbound ? xo__profile_find_pair(p, peers[k], cands[i])
+                                                          : xo__profile_find_pair(p, cands[i], peers[k]);
+            double bw = !pr ? 0 : near[k].device_buf ? xo__profile_pair_dev_bandwidth(pr, near[k].bytes)
+                                                     : xo__profile_pair_bandwidth(pr, near[k].bytes);
+            out[i * n_peers + k] = pr ? (xo_pair_cost_t){pr->p50_us, bw} : (xo_pair_cost_t){0, 0};
         }
 }

@@ -14,6 +14,7 @@
 #ifndef XO_POLICIES_POLICY_H
 #define XO_POLICIES_POLICY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -92,6 +93,10 @@ typedef struct xo_pair_cost {
 /* One actor the new actor will talk to (a `near` hint), with what it expects to send per call. */
 typedef struct xo_place_near {
     uint64_t bytes;     /* expected bytes per call; 0: only latency matters */
+    bool device_buf;    /* the bytes are device buffers lent to the peer: the caller fills near_cost with the pair's
+                         * device-buffer bandwidth (device IPC or staging, as the tune run measured it) */
+    bool inbound;       /* the bytes flow from the peer to the new actor (the peer calls it, or lends it buffers): the
+                         * caller fills near_cost from the pair (peer, candidate) instead of (candidate, peer) */
 } xo_place_near_t;
 
 /* What a policy sees of one pool. The caller (the main pool) fills one per pool, in config order, from its
@@ -124,7 +129,8 @@ typedef struct xo_pool_view {
  *   score_i = mem * mem_i - load * load_i - link * link_i
  *   cost_i  = sum over near peers k of  c_ik = latency_us_ik + bytes_k / bandwidth_ik * 1e6   (microseconds)
  *             where a pair the profile does not know counts as the mean c_k of the candidates that know peer k,
- *             and a peer no candidate knows adds nothing.
+ *             and a peer no candidate knows adds nothing; bandwidth_ik is the device-buffer bandwidth when near[k]
+ *             says its bytes are device buffers (xo_place_near_t.device_buf; the caller fills near_cost so).
  * The highest score wins; ties go to the lowest index. Every term lies in [0, 1], so the weights are directly the
  * relative importance of free memory, idleness and nearness. A worked example is in policies/weighted.c. */
 typedef struct xo_place_weights {

@@ -15,7 +15,21 @@
  *   load_1 = 3 / 3 = 1                                    load_2 = 1 / 3 = 0.333
  *   weights (1, 1, 1): score_1 = -1 - 0.0125 = -1.0125    score_2 = -0.333 - 1 = -1.333   -> pool 1
  *   weights (1, 3, 1): score_1 = -3 - 0.0125 = -3.0125    score_2 = -1 - 1 = -2           -> pool 2
- * Nearness wins until idleness is weighed three times as much: the weights say how much a unit of each is worth. */
+ * Nearness wins until idleness is weighed three times as much: the weights say how much a unit of each is worth.
+ *
+ * Direction. c_ik is read from the pair (i, k): the new actor calls peer k. An inbound hint (xo_place_near_t.inbound,
+ * `:in`) reads the pair (k, i) instead: the peer calls the new actor, as the previous stage of a pipeline does.
+ *
+ * Device buffers. A near hint may say that its bytes are device buffers lent to the peer (xo_near_t.device_buf,
+ * `--near UID:BYTES:dev`, a third element `true` in the service's near list). Its bandwidth_ik is then the pair's
+ * device-buffer bandwidth from the profile (version 2: the hand-over by the way the runtime took, device IPC
+ * between processes of a host, staging otherwise), not the host-payload one; a pair measured without device
+ * figures counts as unknown (the mean, as above), never as its host figure. The formula is unchanged: the caller
+ * (xo__profile_fill_costs) picks which bandwidth goes in. Worked example (tests/cluster/profile_test.cc,
+ * Profile.DeviceBufferHintMovesTheWeightedChoice): 16 MiB to peer P; pool A reaches P at 4 GB/s for host payloads
+ * but stages device buffers at 0.7 GB/s; pool B reaches P at 1 GB/s, and maps P's device memory (ipc, 50 GB/s).
+ *   host bytes:    c_A = 10 + 16777216 / 4e9 * 1e6 = 4204 us      c_B = 10 + 16777216 / 1e9 * 1e6 = 16787 us -> A
+ *   device bytes:  c_A = 10 + 16777216 / 7e8 * 1e6 = 23978 us     c_B = 10 + 16777216 / 5e10 * 1e6 = 346 us  -> B */
 #include <math.h>
 
 #include "policies/policy_impl.h"

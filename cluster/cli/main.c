@@ -3,7 +3,9 @@
  *   xoscar call ADDRESS UID METHOD [JSON-ARGS]   call a method, print its result as JSON
  *   xoscar tell ADDRESS UID METHOD [JSON-ARGS]   send without waiting
  *   xoscar batch ADDRESS UID METHOD '[[ARGS]...]'  many calls of one extensible method as one message
- *   xoscar create ADDRESS CLASS [--uid UID] [JSON-ARGS]   create an actor (its class must be known there)
+ *   xoscar create ADDRESS CLASS [--uid UID] [PLACEMENT...] [JSON-ARGS]   create an actor (its class must be known
+ *       there); with PLACEMENT options (--strategy NAME, --near UID[:BYTES[:dev|in|dev,in]], --cluster-scope) ADDRESS is a
+ *       host's main pool and its placement service chooses the pool
  *   xoscar destroy ADDRESS UID | has ADDRESS UID | info ADDRESS
  *
  * Options before the command: --cluster FILE (the secret from FILE; ADDRESS may be a host's name in it),
@@ -22,6 +24,7 @@
 #include "runtime/core.h"
 #include "base/log.h"
 #include "runtime/remote.h"
+#include "xoscar/host.h"
 #include "xoscar/module.h"
 
 int xo_cli_fail(xo_status_t st)
@@ -39,7 +42,15 @@ static const char *const call_usage =
     "  call ADDRESS UID METHOD [JSON-ARGS]       call a method; print the result as JSON\n"
     "  tell ADDRESS UID METHOD [JSON-ARGS]       send a call without waiting for it\n"
     "  batch ADDRESS UID METHOD '[[ARGS], ...]'  calls of one extensible method as one message\n"
-    "  create ADDRESS CLASS [--uid UID] [JSON-ARGS]  create an actor; print its uid\n"
+    "  create ADDRESS CLASS [--uid UID] [--strategy NAME] [--near UID[:BYTES[:dev|in|dev,in]]]...\n"
+    "         [--cluster-scope]\n"
+    "         [JSON-ARGS]                        create an actor; print its uid. With --strategy, --near or\n"
+    "                                            --cluster-scope, ADDRESS is a host's main pool and its placement\n"
+    "                                            chooses the pool: near an actor (uid or pool address) with BYTES\n"
+    "                                            per call (K, M, G: KiB, MiB, GiB; :dev when they are device\n"
+    "                                            buffers, :in when they flow from it to the new actor; a main\n"
+    "                                            pool's address needs its :BYTES), among every\n"
+    "                                            host's pools with --cluster-scope\n"
     "  destroy ADDRESS UID                       destroy an actor\n"
     "  has ADDRESS UID                           print true or false\n"
     "  info ADDRESS                              print the pool's pid and actor count\n";
@@ -184,21 +195,84 @@ static int cmd_batch(int argc, char **argv)
     return st == XO_OK ? 0 : xo_cli_fail(st);
 }
 
+/* One --near value, UID[:BYTES[:FLAGS]] (FLAGS: dev, in, or both as dev,in), into n (its actor points into text, which is modified). BYTES is the part
+ * after the last ':' when it is a count (a pool address has ':' of its own: "127.0.0.1:7300/2" has no bytes, and a
+ * main pool's "127.0.0.1:7300" must be written with them, "127.0.0.1:7300:0"). False when it is malformed. */
+static bool parse_near(char *text, xo_near_t *n)
+{
+    *n = (xo_near_t){.actor = text};
+    char *c = strrchr(text, ':');
+    bool flags = false;
+    if (c && (strcmp(c + 1, "dev") == 0 || strcmp(c + 1, "in") == 0 || strcmp(c + 1, "dev,in") == 0 ||
+              strcmp(c + 1, "in,dev") == 0)) {
+        n->device_buf = strstr(c + 1, "dev") != NULL;
+        n->inbound = strstr(c + 1, "in") == c + 1 || strstr(c + 1, ",in") != NULL;
+        flags = true;
+        *c = '\0';
+        c = strrchr(text, ':');
+        if (!c) return false; /* the flags say what the bytes are: there must be bytes */
+    }
+    if (c && c[1] >= '0' && c[1] <= '9') {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(c + 1, &end, 10);
+        unsigned shift = 0;
+        if (*end == 'K') shift = 10;
+        else if (*end == 'M') shift = 20;
+        else if (*end == 'G') shift = 30;
+        if (shift) end++;
+        if (errno || *end || (shift && v > (~0ull >> shift))) return false;
+        n->bytes = (uint64_t)v << shift;
+        *c = '\0';
+    } else if (flags) {
+        return false;
+    }
+    return text[0] != '\0';
+}
+
+#define CLI_MAX_NEAR 64 /* the host's bound on near actors */
+
 static int cmd_create(int argc, char **argv)
 {
     if (argc < 3) return xo__cli_usage_error(argv[0]);
     const char *uid = NULL;
+    xo_placement_t pl = {0};
+    xo_near_t near[CLI_MAX_NEAR];
+    bool placed = false;
     int i = 3;
-    if (i + 1 < argc && strcmp(argv[i], "--uid") == 0) {
-        uid = argv[i + 1];
-        i += 2;
+    for (; i < argc; i++) {
+        if (i + 1 < argc && strcmp(argv[i], "--uid") == 0) {
+            uid = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--strategy") == 0) {
+            pl.strategy = argv[++i];
+            placed = true;
+        } else if (i + 1 < argc && strcmp(argv[i], "--near") == 0) {
+            if (pl.n_near == CLI_MAX_NEAR) {
+                fprintf(stderr, "xoscar: create: at most %d --near\n", CLI_MAX_NEAR);
+                return 2;
+            }
+            if (!parse_near(argv[++i], &near[pl.n_near])) {
+                fprintf(stderr, "xoscar: create: --near wants UID[:BYTES[:dev|in|dev,in]] (BYTES a count, K/M/G for "
+                                "KiB/MiB/GiB), got '%s'\n", argv[i]);
+                return 2;
+            }
+            pl.n_near++;
+            placed = true;
+        } else if (strcmp(argv[i], "--cluster-scope") == 0) {
+            pl.cluster = true;
+            placed = true;
+        } else {
+            break;
+        }
     }
     if (i + 1 < argc) return xo__cli_usage_error(argv[0]);
+    pl.near = pl.n_near ? near : NULL;
     xo_args_t *args;
     int rc = parse_args(argc, argv, i, &args);
     if (rc) return rc;
     xo_ref_t *ref;
-    xo_status_t st = xo_create_actor_by_name(argv[2], args, argv[1], uid, &ref);
+    xo_status_t st = placed ? xo_create_actor_placed(argv[2], args, argv[1], uid, &pl, &ref)
+                            : xo_create_actor_by_name(argv[2], args, argv[1], uid, &ref);
     if (st != XO_OK) return xo_cli_fail(st);
     printf("%s\n", xo_ref_uid(ref));
     xo_ref_free(ref);

@@ -137,6 +137,13 @@ XO_API xo_status_t xo_host_kill_actor(xo_host_t *host, const char *uid);
 typedef struct xo_near {
     const char *actor;     /* the uid of an actor of this host, or a pool's address ("127.0.0.1:7300/2") */
     uint64_t bytes;        /* expected bytes per call to it; 0: small calls, latency only */
+    bool device_buf;       /* those bytes are device buffers lent to it (xo_pack_device_buf): the cost uses the
+                            * pair's device-buffer bandwidth (device IPC or staging) from the profile, not the
+                            * host-payload one; a pair measured without device figures counts as unknown */
+    bool inbound;          /* the bytes flow from it to the new actor (it calls the new actor, e.g. the previous stage
+                            * of a pipeline): the cost is that of the pair (it, candidate), not (candidate, it). Paths
+                            * are not symmetric: a pool under XO_DEVICE_IPC=0 stages what it receives, not what it
+                            * lends */
 } xo_near_t;
 
 typedef struct xo_placement {

@@ -78,6 +78,13 @@ xo_status_t xo__devbuf_nccl_send(xo_device_t *dev, uint64_t ptr, uint64_t size, 
 #define XO_HOST_ID_LEN 44
 const unsigned char *xo__host_id(void);
 
+/* xo_unpack_device_buf_on that also says which way the buffer came (static strings): "inproc" (the owner's pointer,
+ * same process), "ipc" (an import), "staging" (a copy fetched from the owner), "nccl" (a copy pulled by NCCL).
+ * path_p may be NULL; it is set on XO_OK only. The tune run's probe reports it, so a profile records the path the
+ * runtime really took rather than one predicted from addresses. */
+xo_status_t xo__devbuf_unpack(xo_device_t *dev, xo_device_stream_t *stream, const msgpack_object *o, void **ptr_p,
+                              size_t *size_p, bool *imported_p, const char **path_p);
+
 /* False when XO_DEVICE_IPC=0 turns same-host device IPC off (read at each call). */
 bool xo__device_ipc_allowed(void);
 

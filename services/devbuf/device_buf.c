@@ -296,6 +296,14 @@ xo_status_t xo_unpack_device_buf(xo_device_t *dev, const msgpack_object *o, void
 xo_status_t xo_unpack_device_buf_on(xo_device_t *dev, xo_device_stream_t *stream, const msgpack_object *o,
                                     void **ptr_p, size_t *size_p, bool *imported_p)
 {
+    return xo__devbuf_unpack(dev, stream, o, ptr_p, size_p, imported_p, NULL);
+}
+
+xo_status_t xo__devbuf_unpack(xo_device_t *dev, xo_device_stream_t *stream, const msgpack_object *o, void **ptr_p,
+                              size_t *size_p, bool *imported_p, const char **path_p)
+{
+    const char *path_dummy;
+    if (!path_p) path_p = &path_dummy;
     const unsigned char *d = NULL;
     char addr[256];
     xo_status_t st = parse(o, &d, addr);
@@ -325,6 +333,7 @@ xo_status_t xo_unpack_device_buf_on(xo_device_t *dev, xo_device_stream_t *stream
         *ptr_p = ptr;
         if (size_p) *size_p = size;
         if (imported_p) *imported_p = false;
+        *path_p = "inproc";
         return XO_OK;
     }
     void *got = NULL;
@@ -352,6 +361,7 @@ xo_status_t xo_unpack_device_buf_on(xo_device_t *dev, xo_device_stream_t *stream
             return XO_OK;
         }
         if (st != XO_OK) return st;
+        *path_p = "ipc";
     } else {
         const char *where = same_host ? "another process of this host without device IPC (XO_DEVICE_IPC=0, or a "
                                         "backend that cannot export)"
@@ -367,6 +377,7 @@ xo_status_t xo_unpack_device_buf_on(xo_device_t *dev, xo_device_stream_t *stream
             *ptr_p = NULL;
             if (size_p) *size_p = 0;
             if (imported_p) *imported_p = false;
+            *path_p = "staging";
             return XO_OK;
         }
         /* The owner's service waits for its event before it hands out any byte. */
@@ -382,12 +393,16 @@ xo_status_t xo_unpack_device_buf_on(xo_device_t *dev, xo_device_stream_t *stream
             strcmp(xo_device_backend_name(xo_device_backend(dev)), "cuda") == 0 && !(nccl_env && strcmp(nccl_env, "0") == 0)) {
             st = xo__devbuf_nccl_fetch(dev, addr, (uint64_t)(uintptr_t)ptr, size, d + OFF_TOKEN,
                                        xo__devbuf_timeout_ms(), &got);
-            if (st != XO_OK)
+            if (st == XO_OK) *path_p = "nccl";
+            else
                 xo_log_warn("device buffer from %s: NCCL point-to-point failed (%s); staging it instead", addr,
                             xo_last_error());
         }
 #endif
-        if (st != XO_OK) st = xo__devbuf_stage(dev, addr, (uint64_t)(uintptr_t)ptr, size, d + OFF_TOKEN, &got);
+        if (st != XO_OK) {
+            st = xo__devbuf_stage(dev, addr, (uint64_t)(uintptr_t)ptr, size, d + OFF_TOKEN, &got);
+            *path_p = "staging";
+        }
         if (st != XO_OK) return st;
         if (!staged_add(dev, got)) {
             xo_device_free(dev, got);

@@ -8,6 +8,7 @@
 
 extern "C" {
 #include "cluster/profile.h"
+#include "policies/policy.h"
 }
 
 namespace {
@@ -114,7 +115,11 @@ TEST(Profile, BadFilesAreRefusedWithTheirLine)
 {
     refused("{\"xoscar_profile\": 1,\n  \"cluster\": }", "", "JSON syntax error", 2, 14);
     refused("[1, 2]", "[", "expected an object, got an array");
-    refused(edit("\"xoscar_profile\": 1", "\"xoscar_profile\": 2"), "2,", "schema version 2; this build reads version 1");
+    refused(edit("\"xoscar_profile\": 1", "\"xoscar_profile\": 3"), "3,", "schema version 3; this build reads versions 1 to 2");
+    refused(edit("\"xoscar_profile\": 1", "\"xoscar_profile\": 0"), "0,", "schema version 0; this build reads versions 1 to 2");
+    // Version 2's keys are not version 1's: a v1 file that has them is a typo or a mislabelled file.
+    refused(edit("\"device\": \"host:0\"", "\"device\": \"host:0\", \"copy_bandwidth\": []"), "[]}",
+            "unknown key 'copy_bandwidth' in a pool");
     refused(edit("\"xoscar_profile\": 1", "\"xoscar_profile\": \"1\""), "\"1\"", "expected an integer, got a string");
     refused(edit("\"commit\": \"c2a1cd1\",", ""), "{", "missing key 'commit'");
     refused(edit("\"tool\"", "\"tools\""), "\"xoscar tune", "unknown key 'tools' in a profile");
@@ -138,6 +143,169 @@ TEST(Profile, BadFilesAreRefusedWithTheirLine)
     refused(dup, "{\"from\": \"10.0.0.1:7100/1\", \"to\": \"10.0.0.1:7100/2\", \"path\": \"tcp\"",
             "duplicate pair 10.0.0.1:7100/1 -> 10.0.0.1:7100/2 (also pairs[0])");
     refused(edit("\"cluster\": \"demo\"", "\"cluster\": \"demo\", \"cluster\": \"x\""), "", "duplicate object key", 3, 0);
+}
+
+// Version 2: device figures per pool (copy bandwidth, launch cost or why there is none) and per pair (the
+// device-buffer path and its bandwidth).
+const char *kGood2 = R"({
+  "xoscar_profile": 2,
+  "cluster": "demo",
+  "measured_at": "2026-12-03T16:00:00Z",
+  "commit": "c2a1cd1",
+  "tool": "xoscar tune demo.yaml --quick",
+  "hosts": [{"name": "a", "address": "10.0.0.1", "port": 7100}],
+  "pools": [
+    {"address": "10.0.0.1:7100/1", "host": "a", "device": "host:0",
+     "copy_bandwidth": [{"bytes": 1048576, "median_Bps": 9e9, "min_Bps": 8e9, "max_Bps": 1e10}],
+     "kernel_launch": {"via": "launch_host", "p50_us": 12, "p99_us": 40}},
+    {"address": "10.0.0.1:7100/2", "host": "a", "device": "host:1",
+     "kernel_launch": {"none": "launch_host failed: no stream"}}
+  ],
+  "pairs": [
+    {"from": "10.0.0.1:7100/1", "to": "10.0.0.1:7100/2", "path": "shm",
+     "latency_us": {"p50": 9.5, "p99": 20},
+     "bandwidth": [{"bytes": 1048576, "median_Bps": 2e9, "min_Bps": 1.5e9, "max_Bps": 2.2e9}],
+     "device_buf": {"path": "staging", "bandwidth": [{"bytes": 1048576, "median_Bps": 5e8, "min_Bps": 4e8, "max_Bps": 6e8},
+                                                     {"bytes": 67108864, "median_Bps": 7e8, "min_Bps": 6e8, "max_Bps": 8e8}]}},
+    {"from": "10.0.0.1:7100/2", "to": "10.0.0.1:7100/1", "path": "shm",
+     "latency_us": {"p50": 9.5, "p99": 20},
+     "bandwidth": [{"bytes": 1048576, "median_Bps": 2e9, "min_Bps": 1.5e9, "max_Bps": 2.2e9}]}
+  ]
+}
+)";
+
+std::string edit2(const std::string &from, const std::string &to)
+{
+    std::string s = kGood2;
+    size_t at = s.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) s.replace(at, from.size(), to);
+    return s;
+}
+
+TEST(Profile, Version2LoadsDeviceFigures)
+{
+    xo_profile_t *p = load_ok(kGood2);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p->version, 2);
+    ASSERT_EQ(p->pools[0].n_copy_bw, 1u);
+    EXPECT_DOUBLE_EQ(p->pools[0].copy_bw[0].median, 9e9);
+    EXPECT_STREQ(p->pools[0].launch_via, "launch_host");
+    EXPECT_DOUBLE_EQ(p->pools[0].launch_p99_us, 40);
+    EXPECT_EQ(p->pools[1].n_copy_bw, 0u);
+    EXPECT_EQ(p->pools[1].launch_via, nullptr);
+    EXPECT_STREQ(p->pools[1].launch_none, "launch_host failed: no stream");
+    const xo_profile_pair_t *a = xo__profile_find_pair(p, "10.0.0.1:7100/1", "10.0.0.1:7100/2");
+    const xo_profile_pair_t *b = xo__profile_find_pair(p, "10.0.0.1:7100/2", "10.0.0.1:7100/1");
+    ASSERT_TRUE(a && b);
+    EXPECT_STREQ(a->dev_path, "staging");
+    ASSERT_EQ(a->n_dev_bw, 2u);
+    EXPECT_DOUBLE_EQ(xo__profile_pair_dev_bandwidth(a, 32u << 20), 7e8);
+    EXPECT_EQ(b->dev_path, nullptr);
+    EXPECT_DOUBLE_EQ(xo__profile_pair_dev_bandwidth(b, 1u << 20), 0);
+
+    // A near hint whose bytes are device buffers costs the device-buffer bandwidth; without the flag, the host one.
+    const char *cands[] = {"10.0.0.1:7100/1", "10.0.0.1:7100/2"};
+    const char *peers[] = {"10.0.0.1:7100/2"};
+    xo_place_near_t host_near[] = {{16u << 20, false, false}}, dev_near[] = {{16u << 20, true, false}};
+    xo_pair_cost_t c[2];
+    xo__profile_fill_costs(p, cands, 2, peers, host_near, 1, c);
+    EXPECT_DOUBLE_EQ(c[0].bandwidth, 2e9);
+    EXPECT_DOUBLE_EQ(c[0].latency_us, 9.5);
+    xo__profile_fill_costs(p, cands, 2, peers, dev_near, 1, c);
+    EXPECT_DOUBLE_EQ(c[0].bandwidth, 7e8);
+    EXPECT_DOUBLE_EQ(c[1].bandwidth, 0); // no pair (/2, /2): unknown
+    // A pair without device figures has no device bandwidth: unknown for a device hint, not the host figure.
+    const char *peers1[] = {"10.0.0.1:7100/1"};
+    xo__profile_fill_costs(p, cands + 1, 1, peers1, dev_near, 1, c);
+    EXPECT_DOUBLE_EQ(c[0].bandwidth, 0);
+    EXPECT_DOUBLE_EQ(c[0].latency_us, 9.5);
+    // Inbound (the peer /1 lends its buffers to the new actor in /2): the pair (/1, /2), which has them.
+    xo_place_near_t in_near[] = {{16u << 20, true, true}};
+    xo__profile_fill_costs(p, cands + 1, 1, peers1, in_near, 1, c);
+    EXPECT_DOUBLE_EQ(c[0].bandwidth, 7e8);
+
+    // Written and read back, figure for figure.
+    char *buf = nullptr;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    ASSERT_EQ(xo__profile_write(p, mem), XO_OK);
+    fclose(mem);
+    xo_profile_t *q = load_ok(std::string(buf, len));
+    ASSERT_NE(q, nullptr) << buf;
+    EXPECT_EQ(q->version, 2);
+    EXPECT_STREQ(q->pools[1].launch_none, "launch_host failed: no stream");
+    EXPECT_DOUBLE_EQ(q->pools[0].launch_p50_us, 12);
+    EXPECT_DOUBLE_EQ(q->pools[0].copy_bw[0].max, 1e10);
+    const xo_profile_pair_t *qa = xo__profile_find_pair(q, "10.0.0.1:7100/1", "10.0.0.1:7100/2");
+    ASSERT_NE(qa, nullptr);
+    EXPECT_STREQ(qa->dev_path, "staging");
+    EXPECT_DOUBLE_EQ(qa->dev_bw[1].min, 6e8);
+    EXPECT_EQ(xo__profile_find_pair(q, "10.0.0.1:7100/2", "10.0.0.1:7100/1")->dev_path, nullptr);
+    free(buf);
+    xo__profile_free(p);
+    xo__profile_free(q);
+}
+
+// The weighted policy with a device-buffer hint: pool A reaches the peer fast for host payloads but must stage device
+// buffers; pool B maps the peer's device memory. The flag alone moves the choice from A to B.
+TEST(Profile, DeviceBufferHintMovesTheWeightedChoice)
+{
+    const char *text = R"({"xoscar_profile": 2, "cluster": "d", "measured_at": "2026-12-03T16:00:00Z",
+  "commit": "x", "tool": "t", "hosts": [{"name": "h", "address": "10.0.0.1", "port": 1}],
+  "pools": [{"address": "A", "host": "h", "device": "host"}, {"address": "B", "host": "h", "device": "host"},
+            {"address": "P", "host": "h", "device": "host"}],
+  "pairs": [
+    {"from": "A", "to": "P", "path": "shm", "latency_us": {"p50": 10, "p99": 10},
+     "bandwidth": [{"bytes": 16777216, "median_Bps": 4e9, "min_Bps": 4e9, "max_Bps": 4e9}],
+     "device_buf": {"path": "staging", "bandwidth": [{"bytes": 16777216, "median_Bps": 7e8, "min_Bps": 7e8, "max_Bps": 7e8}]}},
+    {"from": "B", "to": "P", "path": "shm", "latency_us": {"p50": 10, "p99": 10},
+     "bandwidth": [{"bytes": 16777216, "median_Bps": 1e9, "min_Bps": 1e9, "max_Bps": 1e9}],
+     "device_buf": {"path": "ipc", "bandwidth": [{"bytes": 16777216, "median_Bps": 5e10, "min_Bps": 5e10, "max_Bps": 5e10}]}}
+  ]})";
+    xo_profile_t *p = load_ok(text);
+    ASSERT_NE(p, nullptr);
+    const char *cands[] = {"A", "B"}, *peers[] = {"P"};
+    for (bool dev : {false, true}) {
+        xo_place_near_t near[] = {{16u << 20, dev, false}};
+        xo_pair_cost_t c[2];
+        xo__profile_fill_costs(p, cands, 2, peers, near, 1, c);
+        xo_pool_view_t views[2] = {};
+        for (int i = 0; i < 2; i++) {
+            views[i].address = cands[i];
+            views[i].process_index = (size_t)i + 1;
+            views[i].device_index = -1;
+            views[i].near_cost = &c[i];
+        }
+        xo_place_request_t req = {};
+        req.kind = XO_PLACE_WEIGHTED;
+        req.near = near;
+        req.n_near = 1;
+        size_t chosen = 9;
+        ASSERT_EQ(xo__place(views, 2, &req, &chosen), XO_OK) << xo_last_error();
+        EXPECT_EQ(chosen, dev ? 1u : 0u) << (dev ? "device buffers: B maps P's memory" : "host payloads: A is faster");
+    }
+    xo__profile_free(p);
+}
+
+TEST(Profile, Version2BadDeviceFiguresAreRefusedWithTheirLine)
+{
+    refused(edit2("\"path\": \"staging\"", "\"path\": \"teleport\""), "\"teleport\"",
+            "pairs[0].device_buf.path: unknown device-buffer path 'teleport'");
+    refused(edit2("\"path\": \"staging\", \"bandwidth\"", "\"path\": \"staging\", \"bandwith\""), "[{\"bytes\": 1048576, \"median_Bps\": 5e8",
+            "unknown key 'bandwith' in device_buf");
+    refused(edit2("{\"bytes\": 67108864, \"median_Bps\": 7e8", "{\"bytes\": 1048576, \"median_Bps\": 7e8"),
+            "{\"bytes\": 1048576, \"median_Bps\": 7e8", "device_buf.bandwidth[1]: sizes must ascend");
+    refused(edit2("\"p50_us\": 12", "\"p50_us\": 0"), "0, \"p99_us\"", "kernel_launch.p50_us: expected a number > 0");
+    refused(edit2("\"p99_us\": 40", "\"p99_us\": 4"), "4}", "p99_us 4 is below p50_us 12");
+    refused(edit2("\"via\": \"launch_host\"", "\"via\": \"magic\""), "\"magic\"", "unknown launch 'magic'");
+    refused(edit2("{\"none\": \"launch_host failed: no stream\"}", "{\"none\": \"x\", \"p50_us\": 1}"), "1}",
+            "unknown key 'p50_us' in kernel_launch (with none");
+    refused(edit2("{\"none\": \"launch_host failed: no stream\"}", "{\"none\": 5}"), "5}",
+            "kernel_launch.none: expected a string, got a number");
+    refused(edit2("\"copy_bandwidth\": [", "\"copy_bandwidth\": [7, "), "7,",
+            "pools[0].copy_bandwidth[0]: expected an object, got a number");
+    refused(edit2("\"device_buf\": {", "\"device_buf\": {\"extra\": 1, "), "1,", "unknown key 'extra' in device_buf");
 }
 
 TEST(Profile, UnreadableFileIsAClearError)

@@ -56,6 +56,13 @@ echo "$out" | grep -q "\"$hostb:$port/1\"" || fail "cluster scope went to $out"
 # B created and recorded it: its main address finds the actor.
 [ "$($onb "$cli" run "$work/c.yaml" -- "$cli" has "$hostb:$port" there)" = true ] || fail "B does not know 'there'"
 
+# The same from the command line: --cluster-scope (with --strategy) reaches B; without it the create stays on A.
+[ "$(run create "$hosta:$port" Echo --uid cli_there --strategy least_loaded --cluster-scope)" = cli_there ] ||
+    fail "create --cluster-scope"
+[ "$($onb "$cli" run "$work/c.yaml" -- "$cli" has "$hostb:$port/1" cli_there)" = true ] || fail "--cluster-scope not on B"
+run create "$hosta:$port" Echo --uid cli_here --strategy least_loaded >/dev/null || fail "create --strategy"
+[ "$(run has "$hosta:$port/1" cli_here)" = true ] || fail "host scope from the CLI not on A"
+
 # Host B dies: cluster placement skips it and goes on with A; with no pool left the error names B.
 $onb env XO_RUN_DIR="$work/run" "$cli" down "$work/c.yaml" --host b >/dev/null
 out=$(create '["Echo", null, null, "least_loaded", null, null, 0, null, true]') || fail "create with B down: $out"

@@ -54,6 +54,36 @@ for sub in 1 2; do
         "[\"Echo\", null, null, \"weighted\", null, null, 0, [[\"peer$sub\", 16777216]]]")
     echo "$out" | grep -q "\"127.0.0.1:$port/$sub\"" || fail "near peer$sub placed at $out"
 done
+# The same from the command line: xoscar create through the host's main pool with --near UID:BYTES (M: MiB).
+for sub in 1 2; do
+    uid=$("$cli" run "$work/c.yaml" -- "$cli" create "127.0.0.1:$port" Echo --uid "cli$sub" --strategy weighted \
+        --near "peer$sub:16M") || fail "create --near peer$sub"
+    [ "$uid" = "cli$sub" ] || fail "create --near printed $uid"
+    [ "$("$cli" run "$work/c.yaml" -- "$cli" has "127.0.0.1:$port/$sub" "cli$sub")" = true ] ||
+        fail "--near peer$sub:16M did not land in /$sub"
+done
+# A pool address as the peer (its own ':' is not taken for the bytes), and the cluster file's policy (weighted).
+"$cli" run "$work/c.yaml" -- "$cli" create "127.0.0.1:$port" Echo --uid cliaddr --near "127.0.0.1:$port/2:16M" \
+    >/dev/null || fail "create --near ADDRESS:BYTES"
+[ "$("$cli" run "$work/c.yaml" -- "$cli" has "127.0.0.1:$port/2" cliaddr)" = true ] || fail "--near an address"
+# Inbound and device flags are taken (the peer's own pool still wins: in process both ways).
+"$cli" run "$work/c.yaml" -- "$cli" create "127.0.0.1:$port" Echo --uid cliin --near "peer1:16M:dev,in" >/dev/null ||
+    fail "create --near peer1:16M:dev,in"
+[ "$("$cli" run "$work/c.yaml" -- "$cli" has "127.0.0.1:$port/1" cliin)" = true ] || fail "--near peer1:16M:dev,in"
+# Bad --near values are usage errors (2) naming the form; a ghost peer is the service's error (1).
+for bad in "peer1:16X" ":16M" "peer1:dev" "peer1:in" "peer1:99999999999G"; do
+    set +e
+    err=$("$cli" run "$work/c.yaml" -- "$cli" create "127.0.0.1:$port" Echo --near "$bad" 2>&1)
+    rc=$?
+    set -e
+    [ $rc -eq 2 ] && echo "$err" | grep -q "near wants UID\[:BYTES\[:dev|in|dev,in\]\]" || fail "--near $bad: rc $rc: $err"
+done
+set +e
+err=$("$cli" run "$work/c.yaml" -- "$cli" create "127.0.0.1:$port" Echo --near ghost:1K 2>&1)
+rc=$?
+set -e
+[ $rc -eq 1 ] && echo "$err" | grep -q 'near\[0\]: no actor "ghost"' || fail "--near ghost: rc $rc: $err"
+
 # A near actor that does not exist is an error naming it.
 set +e
 err=$("$cli" run "$work/c.yaml" -- "$cli" call "127.0.0.1:$port" xo.host create \

@@ -95,7 +95,7 @@ xo_place_request_t request(xo_place_kind_t kind)
 }
 
 // One near peer, latency only: what Cluster::set_link's costs are costs to.
-const xo_place_near_t kOnePeer[1] = {{0}};
+const xo_place_near_t kOnePeer[1] = {{0, false, false}};
 
 xo_place_request_t near_request(xo_place_kind_t kind, const xo_place_near_t *near = kOnePeer, size_t n_near = 1)
 {
@@ -713,7 +713,7 @@ TEST(WeightedPolicy, WorkedExampleFromTheComment)
     c.at(1).n_actors = 1;
     c.set_near(0, {{10, 2e9}});
     c.set_near(1, {{2000, 25e6}});
-    const xo_place_near_t a[1] = {{16u << 20}};
+    const xo_place_near_t a[1] = {{16u << 20, false, false}};
     xo_place_request_t req = near_request(XO_PLACE_WEIGHTED, a, 1);
     req.weights = {1, 1, 1};
     EXPECT_EQ(place_ok(c, req), 0u); // -1.0125 against -1.333
@@ -730,7 +730,7 @@ TEST(WeightedPolicy, PairCostTermsMoveTheChoice)
     c.add("long-fast", 2);
     c.set_near(0, {{10, 1e8}});
     c.set_near(1, {{500, 1e10}});
-    xo_place_near_t peer[1] = {{0}};
+    xo_place_near_t peer[1] = {{0, false, false}};
     xo_place_request_t req = near_request(XO_PLACE_WEIGHTED, peer, 1);
     req.weights = {0, 0, 1};
     EXPECT_EQ(place_ok(c, req), 0u); // 8-byte calls: latency alone, 10 < 500
@@ -760,11 +760,11 @@ TEST(WeightedPolicy, CostsToSeveralPeersAddUp)
     c.set_near(0, {{5, kFast}, {100, kSlow}, {100, kSlow}});
     c.set_near(1, {{100, kSlow}, {5, kFast}, {5, kFast}});
     c.set_near(2, {{100, kSlow}, {100, kSlow}, {100, kSlow}});
-    const xo_place_near_t peers[3] = {{16u << 20}, {4096}, {4096}};
+    const xo_place_near_t peers[3] = {{16u << 20, false, false}, {4096, false, false}, {4096, false, false}};
     xo_place_request_t req = near_request(XO_PLACE_WEIGHTED, peers, 3);
     req.weights = {0, 0, 1};
     EXPECT_EQ(place_ok(c, req), 0u);
-    const xo_place_near_t light[3] = {{0}, {4096}, {4096}};
+    const xo_place_near_t light[3] = {{0, false, false}, {4096, false, false}, {4096, false, false}};
     req.near = light; // a sends nothing big: two near peers beat one
     EXPECT_EQ(place_ok(c, req), 1u);
     // Pool 1 does not know peer a: it counts a's mean over pools 0 and 2 (52.5 us), not 0.
@@ -785,7 +785,7 @@ TEST(WeightedPolicy, LoadAndMemoryWeighAgainstNearness)
     c.at(0).n_actors = 2;
     c.at(0).n_queued = 4;
     c.at(0).n_busy = 2;
-    const xo_place_near_t peer[1] = {{1 << 20}};
+    const xo_place_near_t peer[1] = {{1 << 20, false, false}};
     xo_place_request_t req = near_request(XO_PLACE_WEIGHTED, peer, 1);
     req.weights = {0, 0, 1};
     EXPECT_EQ(place_ok(c, req), 0u);
