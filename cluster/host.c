@@ -31,6 +31,7 @@
 #include "base/log.h"
 #include "runtime/remote.h"
 #include "cluster/pool_load.h"
+#include "cluster/port_pick.h"
 #include "cluster/profile.h"
 #include "cluster/topology.h"
 #include "xoscar/gpu.h"
@@ -1210,7 +1211,25 @@ xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
         else st = xo_module_load(h->modules[i], &mod); /* the main pool loads them too */
     }
     if (st == XO_OK && xo__topology_load(&h->topo) != XO_OK) h->topo = NULL; /* binding is best effort then */
-    xo_pool_config_t pc = {.address = cfg->address ? cfg->address : "127.0.0.1:0",
+    /* Port 0: sub pool N listens on port + N, so the main pool's port is drawn where port + N are free too (the
+     * kernel's free port sits in the ephemeral range, where connections' local ports land on port + N: seen as a
+     * sub pool refusing to start). A few spare ports after them leave room for sub pools added later. */
+    const char *main_address = cfg->address ? cfg->address : "127.0.0.1:0";
+    char picked[300];
+    size_t alen = strlen(main_address);
+    if (alen > 2 && alen < 256 && strcmp(main_address + alen - 2, ":0") == 0) {
+        char host_part[256];
+        size_t hl = alen - 2;
+        const char *hp = main_address;
+        if (hl >= 2 && hp[0] == '[' && hp[hl - 1] == ']') hp++, hl -= 2; /* [v6] */
+        snprintf(host_part, sizeof host_part, "%.*s", (int)hl, hp);
+        unsigned base;
+        if (xo__pick_port_base(host_part, cfg->n_sub_pools + 4, &base)) {
+            snprintf(picked, sizeof picked, "%.*s:%u", (int)(alen - 2), main_address, base);
+            main_address = picked;
+        }
+    }
+    xo_pool_config_t pc = {.address = main_address,
                            .n_threads = cfg->main_threads ? cfg->main_threads : 1,
                            .device = cfg->main_device,
                            .device_capacity = cfg->main_device_capacity};
