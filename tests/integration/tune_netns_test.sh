@@ -48,11 +48,15 @@ $onb env XO_LISTEN_ANY=1 "$cli" up "$work/c.yaml" --host b >/dev/null 2>"$work/b
 $ona "$cli" tune "$work/c.yaml" --quick --out "$work/p.json" >"$work/tune.out" 2>"$work/tune.err" ||
     fail "tune: $(cat "$work/tune.err")"
 grep -q "9 of 9 pairs measured" "$work/tune.out" || fail "tune: $(cat "$work/tune.out") $(cat "$work/tune.err")"
-# Each pair's 16 MiB median from the profile, by whether its two pools are on one host.
-python3 - "$work/p.json" "$hosta" "$hostb" "$netem" <<'PY' || fail "figures: $(cat "$work/tune.err")"
+# Each pair's 16 MiB median from the profile, by whether its two pools are on one host. How much faster the
+# unthrottled pairs inside a host are depends on the CPU: 4x on a plain build here, under 3x in a sanitizer build
+# (TSan moves ~50 MB/s over loopback TCP), where only "slower across the slowed link" is asked.
+factor=4
+grep -Eq '^XO_SANITIZE:[A-Z]*=.+' "$build/CMakeCache.txt" 2>/dev/null && factor=1.5
+python3 - "$work/p.json" "$hosta" "$hostb" "$netem" "$factor" <<'PY' || fail "figures: $(cat "$work/tune.err")"
 import json, sys
 p = json.load(open(sys.argv[1]))
-a, b, netem = sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+a, b, netem, factor = sys.argv[2], sys.argv[3], sys.argv[4] == "1", float(sys.argv[5])
 host = lambda addr: addr.split(":")[0]
 cross = [q for q in p["pairs"] if host(q["from"]) != host(q["to"])]
 local = [q for q in p["pairs"] if host(q["from"]) == host(q["to"]) and q["from"] != q["to"]]
@@ -66,7 +70,8 @@ for q in cross:
         assert q["latency_us"]["p50"] >= 4000, f"{q['from']} -> {q['to']}: p50 {q['latency_us']['p50']} us < 4 ms"
 slowest_local = min(bw(q) for q in local)
 fastest_cross = max(bw(q) for q in cross)
-assert slowest_local >= 4 * fastest_cross, f"inside a host {slowest_local:.3g} B/s, across {fastest_cross:.3g} B/s"
+assert slowest_local >= factor * fastest_cross, \
+    f"inside a host {slowest_local:.3g} B/s, across {fastest_cross:.3g} B/s (at least {factor}x asked)"
 print(f"across the slowed link {fastest_cross / 1e6:.1f} MB/s at most (limit 25 MB/s); inside a host "
       f"{slowest_local / 1e6:.0f} MB/s at least ({slowest_local / fastest_cross:.0f}x)")
 PY
