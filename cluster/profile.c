@@ -274,7 +274,7 @@ static xo_status_t load_points(ctx_t *c, json_t *bw, xo_profile_bw_t *pts, size_
             st = fail_at(c, c->depth, XO_ECONFIG, "expected a whole number of bytes, got %g", bytes);
             pop(c);
         }
-        b->bytes = (uint64_t)bytes;
+        if (st == XO_OK) b->bytes = (uint64_t)bytes; /* only once checked: a double beyond the range is undefined */
         if (st == XO_OK && !(b->min <= b->median && b->median <= b->max))
             st = fail_at(c, c->depth, XO_ECONFIG, "expected min_Bps <= median_Bps <= max_Bps, got %g, %g, %g", b->min,
                          b->median, b->max);
@@ -460,7 +460,7 @@ static xo_status_t load_doc(ctx_t *c, json_t *root, xo_profile_t *p)
             st = fail(c, "expected an integer 0..65535, got %s", "a number outside it");
             pop(c);
         }
-        h->port = (unsigned)port;
+        if (st == XO_OK) h->port = (unsigned)port; /* only once checked: a double beyond the range is undefined */
         p->n_hosts = i + 1;
         pop(c);
         if (st != XO_OK) return st;
