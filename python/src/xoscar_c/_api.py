@@ -157,10 +157,11 @@ class ActorRefMethod:
         return _batch_results(self._name, delays, pairs)
 
 
-class ActorRef:
-    """A reference to an actor (address, uid). Attribute access names a method: `await ref.add(1)`."""
+class _RefBase:
+    """What the asyncio and the blocking refs share: the C ref, its address and uid, and attribute access naming a
+    method, each method object made once (by the subclass's _method) and kept."""
 
-    __slots__ = ("_c", "_methods", "__weakref__")
+    __slots__ = ("_c", "_methods")
 
     def __init__(self, c):
         self._c = c
@@ -174,13 +175,25 @@ class ActorRef:
     def uid(self) -> str:
         return self._c.uid
 
-    def __getattr__(self, name: str) -> ActorRefMethod:
+    def _method(self, name: str):
+        raise NotImplementedError
+
+    def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)
         m = self._methods.get(name)
         if m is None:
-            m = self._methods[name] = ActorRefMethod(self, name)
+            m = self._methods[name] = self._method(name)
         return m
+
+
+class ActorRef(_RefBase):
+    """A reference to an actor (address, uid). Attribute access names a method: `await ref.add(1)`."""
+
+    __slots__ = ("__weakref__",)
+
+    def _method(self, name: str) -> ActorRefMethod:
+        return ActorRefMethod(self, name)
 
     def __repr__(self) -> str:
         return f"ActorRef(address={self.address!r}, uid={self.uid!r})"

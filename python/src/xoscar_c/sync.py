@@ -7,7 +7,7 @@
 from typing import Optional
 
 from . import _core
-from ._api import _batch_results, _check_delays, _create_args, _Delayed, _lookup_args, ActorRef as _AsyncRef
+from ._api import _batch_results, _check_delays, _create_args, _Delayed, _lookup_args, _RefBase, ActorRef as _AsyncRef
 
 
 class SyncActorRefMethod:
@@ -33,28 +33,11 @@ class SyncActorRefMethod:
         return _batch_results(self._name, delays, self._c.batch(self._name, _check_delays(self._name, delays), timeout))
 
 
-class SyncActorRef:
-    __slots__ = ("_c", "_methods")
+class SyncActorRef(_RefBase):
+    __slots__ = ()
 
-    def __init__(self, c):
-        self._c = c
-        self._methods = {}
-
-    @property
-    def address(self) -> str:
-        return self._c.address
-
-    @property
-    def uid(self) -> str:
-        return self._c.uid
-
-    def __getattr__(self, name: str) -> SyncActorRefMethod:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        m = self._methods.get(name)
-        if m is None:
-            m = self._methods[name] = SyncActorRefMethod(self._c, name)
-        return m
+    def _method(self, name: str) -> SyncActorRefMethod:
+        return SyncActorRefMethod(self._c, name)
 
     def to_async(self) -> _AsyncRef:
         return _AsyncRef(self._c)
