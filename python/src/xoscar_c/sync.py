@@ -7,7 +7,8 @@
 from typing import Optional
 
 from . import _core
-from ._api import _batch_results, _check_delays, _create_args, _Delayed, _lookup_args, _RefBase, ActorRef as _AsyncRef
+from ._api import (_batch_results, _check_delays, _create_args, _Delayed, _lookup_args, _RefBase,
+                   ActorRef as _AsyncRef)
 
 
 class SyncActorRefMethod:
