@@ -140,11 +140,23 @@ static void after_stateful_switch(xo_sched_t *s, xo_actor_t *a, xo_worker_t *w)
         if (!w->counted) {
             w->counted = true;
             a->depth++;
+            if (!w->unlocked) a->locked_depth++;
         }
         return;
     }
-    if (w->counted) a->depth--;
+    if (w->counted) {
+        a->depth--;
+        if (!w->unlocked) a->locked_depth--;
+    }
     xo__sched_worker_put(s, w);
+}
+
+/* A call of a XO_METHOD_NO_LOCK method of a live actor: it does not take the actor's turn. */
+static bool runs_unlocked(const xo_actor_t *a, const xo_msg_t *m)
+{
+    return (m->kind == XO_MSG_CALL || m->kind == XO_MSG_BATCH) && m->method < a->cls->n_methods &&
+           (a->cls->methods[m->method].flags & XO_METHOD_NO_LOCK) &&
+           atomic_load_explicit(&a->life, memory_order_acquire) == XO_LIFE_ALIVE;
 }
 
 static void start_activation(xo_sched_t *s, xo_actor_t *a, xo_msg_t *m, bool via_mailbox)
@@ -161,10 +173,11 @@ static void start_activation(xo_sched_t *s, xo_actor_t *a, xo_msg_t *m, bool via
     w->chain = m->chain;
     w->via_mailbox = via_mailbox;
     w->counted = false;
+    w->unlocked = via_mailbox && runs_unlocked(a, m);
     atomic_store_explicit(&w->cancelled, false, memory_order_relaxed);
     w->awaiting = NULL;
     w->error[0] = '\0';
-    if (via_mailbox && a->depth == 0) a->chain = m->chain;
+    if (via_mailbox && a->locked_depth == 0 && !w->unlocked) a->chain = m->chain;
     xo__sched_switch_in(s, w);
     if (via_mailbox) {
         after_stateful_switch(s, a, w);
@@ -180,7 +193,7 @@ void xo__actor_run(xo_sched_t *s, xo_actor_t *a)
         atomic_store_explicit(&a->last, (int)s->index, memory_order_relaxed);
     for (int budget = ACTOR_BATCH; budget > 0; budget--) {
         xo_msg_t *m;
-        if (a->depth == 0 && a->deferred_head) m = pop_deferred(a);
+        if (a->locked_depth == 0 && a->deferred_head) m = pop_deferred(a);
         else m = (xo_msg_t *)xo_mpsc_pop(&a->mailbox);
         if (!m) {
             if (xo_mpsc_maybe_nonempty(&a->mailbox)) break; /* a push is half done: keep the token, come back */
@@ -197,7 +210,7 @@ void xo__actor_run(xo_sched_t *s, xo_actor_t *a)
             after_stateful_switch(s, a, w);
             continue;
         }
-        if (a->depth > 0 && m->chain != a->chain) {
+        if (a->locked_depth > 0 && m->chain != a->chain && !runs_unlocked(a, m)) {
             defer(a, m);
             continue;
         }

@@ -11,7 +11,8 @@
  * Reentrancy rule (why A→B→A does not deadlock): every message carries a call-chain id, inherited by every call a
  * method makes and fresh for calls from plain threads. While a stateful actor has a suspended activation of chain
  * c, it runs only messages of chain c (they are part of the same logical flow, which is waiting on itself); other
- * messages are deferred, in arrival order, until no activation is suspended. */
+ * messages are deferred, in arrival order, until no activation is suspended. Calls of XO_METHOD_NO_LOCK methods
+ * are never deferred and do not hold the turn while they are suspended (locked_depth). */
 #ifndef XO_RUNTIME_CORE_H
 #define XO_RUNTIME_CORE_H
 
@@ -164,6 +165,7 @@ struct xo_ctx {
     int state;
     bool via_mailbox;           /* resume through the actor's mailbox (stateful or creating) */
     bool counted;               /* counted in actor->depth while suspended */
+    bool unlocked;              /* a XO_METHOD_NO_LOCK call: not counted in actor->locked_depth */
     xo_status_t wake_status;    /* why the last wait ended: XO_OK, XO_ETIMEDOUT, XO_ECANCELED */
     xo_future_t *awaiting;      /* guarded by msg->reply->lock */
     _Atomic bool cancelled;
@@ -259,7 +261,8 @@ struct xo_actor {
     xo_mpsc_t mailbox;                  /* head on its own line, tail on the next */
     /* the scheduler's */
     int depth;                          /* suspended activations (token holder only) */
-    uint64_t chain;                     /* their chain (token holder only) */
+    int locked_depth;                   /* of those, the ones holding the actor's turn (not XO_METHOD_NO_LOCK) */
+    uint64_t chain;                     /* the chain of the locked ones (token holder only) */
     xo_msg_t *deferred_head, *deferred_tail;
     _Atomic int refs;
     _Atomic int activations;            /* running or suspended; fini runs when DEAD and this reaches 0 */
