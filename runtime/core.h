@@ -315,6 +315,12 @@ struct xo_pool {
     /* Set by a host on its main pool: finds an actor that lives in one of its sub pools (address into addr). */
     bool (*locate)(void *arg, const char *uid, char *addr, size_t len);
     void *locate_arg;
+    /* A restarted sub pool's actors being re-created by its host (runtime/recovery.c). */
+    pthread_mutex_t recovery_lock;
+    _Atomic bool recovery_active;       /* recovering_all or a non-empty list: a miss must look */
+    bool recovering_all;                /* started by a restart, before the host sent its list */
+    char **recovering;                  /* sorted uids, owned */
+    size_t n_recovering;
     pthread_mutex_t table_lock;
     xo_actor_t **table;                 /* open hashing on uid */
     size_t table_cap, n_actors;
@@ -328,6 +334,18 @@ struct xo_pool {
  * listeners and registration, without the services that run as actors in it. The public xo_pool_start, a layer
  * up (services/pool_start.c), wraps it with them. */
 xo_status_t xo__pool_start_engine(const xo_pool_config_t *cfg, xo_pool_t **pool_p);
+
+/* Recovery after a restart (runtime/recovery.c). begin_all: every missing actor is recovering (from the pool's start
+ * until the host's list). set: only the uids of the msgpack array uids (borrowed) are; NULL ends the recovery.
+ * recovering: whether a call to the missing actor uid is to be answered XO_ERECOVERING. forget: uid was destroyed
+ * after it came back. free: at the pool's end. */
+void xo__pool_recovery_begin_all(xo_pool_t *p);
+xo_status_t xo__pool_recovery_set(xo_pool_t *p, const msgpack_object *uids);
+bool xo__pool_recovering(xo_pool_t *p, const char *uid);
+/* The answer to a call of uid, not in p's table: XO_ERECOVERING or XO_ENOACTOR, with its text in text. */
+xo_status_t xo__pool_missing_actor(xo_pool_t *p, const char *uid, char *text, size_t len);
+void xo__pool_recovery_forget(xo_pool_t *p, const char *uid);
+void xo__pool_recovery_free(xo_pool_t *p);
 
 /* The pool of this process at address, or NULL. The pointer stays valid until that pool is stopped: stopping a
  * pool must not race with other threads' calls into it (see xo_pool_stop). */
