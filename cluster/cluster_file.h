@@ -81,6 +81,8 @@ typedef struct xo_cluster_pool {
     char **labels;          /* n_labels labels (no commas, not empty) */
     size_t n_labels;
     unsigned threads;       /* scheduler threads of each; 0: one per CPU the pool is bound to */
+    char **env;             /* n_env "NAME=value" entries for each sub pool's process */
+    size_t n_env;
     xo_cluster_mark_t mark;      /* the entry */
     xo_cluster_mark_t cpus_mark; /* its cpus value */
     xo_cluster_mark_t device_mark; /* its device (or gpu) value */
