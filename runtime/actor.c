@@ -94,6 +94,7 @@ void xo__msg_reject(xo_msg_t *m, xo_status_t st, const char *fmt, ...)
 
 void xo__actor_post(xo_actor_t *a, xo_msg_t *m)
 {
+    if (m->kind != XO_MSG_RESUME) atomic_fetch_add_explicit(&a->posted, 1, memory_order_relaxed);
     if (m->kind != XO_MSG_RESUME && is_stateless(a) &&
         atomic_load_explicit(&a->life, memory_order_acquire) == XO_LIFE_ALIVE) {
         /* Stateless: every message is its own runnable; the mailbox only serialises creation. */
@@ -161,6 +162,7 @@ static bool runs_unlocked(const xo_actor_t *a, const xo_msg_t *m)
 
 static void start_activation(xo_sched_t *s, xo_actor_t *a, xo_msg_t *m, bool via_mailbox)
 {
+    atomic_fetch_add_explicit(&a->taken, 1, memory_order_relaxed);
     xo_worker_t *w = xo__sched_worker_get(s);
     if (!w) {
         xo_log_error("out of memory for a worker: call to %s rejected", a->uid);
@@ -216,6 +218,7 @@ void xo__actor_run(xo_sched_t *s, xo_actor_t *a)
         }
         int life = atomic_load_explicit(&a->life, memory_order_acquire);
         if (life == XO_LIFE_DEAD && m->kind != XO_MSG_CREATE) {
+            atomic_fetch_add_explicit(&a->taken, 1, memory_order_relaxed);
             xo__msg_reject(m, XO_ENOACTOR, "actor \"%s\" was destroyed", a->uid);
             continue;
         }
@@ -238,6 +241,7 @@ void xo__actor_run_stateless(xo_sched_t *s, xo_msg_t *m)
     xo_actor_t *a = m->actor;
     m->actor = NULL;
     if (atomic_load_explicit(&a->life, memory_order_acquire) == XO_LIFE_DEAD) {
+        atomic_fetch_add_explicit(&a->taken, 1, memory_order_relaxed);
         xo__msg_reject(m, XO_ENOACTOR, "actor \"%s\" was destroyed", a->uid);
         xo__actor_release(a);
         return;

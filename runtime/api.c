@@ -227,6 +227,7 @@ xo_status_t xo__create_start(xo_pool_t *pool, const xo_actor_class_t *cls, xo_ar
     xo__future_ref(f);
     /* The create message goes first in the mailbox before anyone can find the actor, so whatever others send
      * once it is in the table runs after init and after_create. */
+    atomic_store_explicit(&a->posted, 1, memory_order_relaxed); /* posted by hand: counted as xo__actor_post does */
     xo_mpsc_push(&a->mailbox, &m->run.node);
     xo_status_t st = xo__pool_table_insert(pool, a);
     if (st != XO_OK) {

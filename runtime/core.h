@@ -255,6 +255,9 @@ struct xo_actor {
     _Atomic int home;                   /* -1: any scheduler; else pinned (it has suspended activations there) */
     _Atomic int last;                   /* the scheduler that ran it last: plain-thread posts go there */
     _Atomic int life;
+    /* Messages posted and messages started (or refused): their difference is what waits, for `xoscar actors`.
+     * Relaxed counters beside lines the post and the run touch anyway; readers get an instant's estimate. */
+    _Atomic uint64_t posted;
     const xo_actor_class_t *cls;        /* constant after creation */
     xo_pool_t *pool;                    /* valid while life != DEAD */
     void *state;
@@ -266,6 +269,7 @@ struct xo_actor {
     xo_msg_t *deferred_head, *deferred_tail;
     _Atomic int refs;
     _Atomic int activations;            /* running or suspended; fini runs when DEAD and this reaches 0 */
+    _Atomic uint64_t taken;             /* see posted */
     atomic_flag fini_done;
     bool init_ok;
     bool stop_mark;                     /* pool stop: already collected */
@@ -346,6 +350,10 @@ bool xo__pool_recovering(xo_pool_t *p, const char *uid);
 xo_status_t xo__pool_missing_actor(xo_pool_t *p, const char *uid, char *text, size_t len);
 void xo__pool_recovery_forget(xo_pool_t *p, const char *uid);
 void xo__pool_recovery_free(xo_pool_t *p);
+
+/* Packs [[uid, class, state, pending, busy], ...] of p's actors into pk (XO_WIRE_LIST; a snapshot taken under the
+ * table lock, its counters read relaxed: an instant's estimate). */
+void xo__pool_pack_actors(xo_pool_t *p, msgpack_packer *pk);
 
 /* The pool of this process at address, or NULL. The pointer stays valid until that pool is stopped: stopping a
  * pool must not race with other threads' calls into it (see xo_pool_stop). */

@@ -116,6 +116,30 @@ xo_actor_t *xo__pool_table_lookup(xo_pool_t *p, const char *uid)
     return found;
 }
 
+static const char *life_name(int life)
+{
+    return life == XO_LIFE_CREATING ? "creating" : life == XO_LIFE_ALIVE ? "alive" : "dead";
+}
+
+void xo__pool_pack_actors(xo_pool_t *p, msgpack_packer *pk)
+{
+    pthread_mutex_lock(&p->table_lock);
+    msgpack_pack_array(pk, p->n_actors);
+    for (size_t b = 0; b < p->table_cap; b++)
+        for (xo_actor_t *a = p->table[b]; a; a = a->table_next) {
+            uint64_t posted = atomic_load_explicit(&a->posted, memory_order_relaxed);
+            uint64_t taken = atomic_load_explicit(&a->taken, memory_order_relaxed);
+            const char *state = life_name(atomic_load_explicit(&a->life, memory_order_relaxed));
+            msgpack_pack_array(pk, 5);
+            msgpack_pack_str_with_body(pk, a->uid, strlen(a->uid));
+            msgpack_pack_str_with_body(pk, a->cls->name, strlen(a->cls->name));
+            msgpack_pack_str_with_body(pk, state, strlen(state));
+            msgpack_pack_uint64(pk, posted > taken ? posted - taken : 0); /* read apart: may cross */
+            msgpack_pack_int(pk, atomic_load_explicit(&a->activations, memory_order_relaxed));
+        }
+    pthread_mutex_unlock(&p->table_lock);
+}
+
 void xo__pool_report_actor(xo_pool_t *pool, const char *uid, bool add)
 {
     if (!pool->main_address || strcmp(uid, XO_HOST_SERVICE_UID) == 0 || strcmp(uid, XO_DEVBUF_SERVICE_UID) == 0)

@@ -237,6 +237,25 @@ static uint64_t inbound_in_flight(xo_pool_t *pool)
     return n;
 }
 
+static void serve_list(conn_t *c, const xo_wire_msg_t *m)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    xo__pool_pack_actors(c->pool, &pk);
+    if (!sb.data) {
+        send_error(c, m->call_id, XO_ENOMEM, "out of memory listing the actors");
+        return;
+    }
+    xo_wire_out_t w;
+    xo__wire_out_init(&w);
+    xo__wire_reply(&w, m->call_id, XO_OK, NULL, sb.data, sb.size);
+    xo__conn_send(c, &w);
+    xo__wire_out_free(&w);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void serve_query(conn_t *c, const xo_wire_msg_t *m)
 {
     char uid[UID_MAX];
@@ -317,6 +336,7 @@ void xo__serve_request(conn_t *c, const xo_wire_msg_t *m)
     case XO_WIRE_INFO: serve_query(c, m); break;
     case XO_WIRE_CANCEL: serve_cancel(c, m); break;
     case XO_WIRE_RECOVERING: serve_recovering(c, m); break;
+    case XO_WIRE_LIST: serve_list(c, m); break;
     default: send_error(c, m->call_id, XO_EPROTO, "a reply sent as a request"); break;
     }
 }

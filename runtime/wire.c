@@ -237,6 +237,7 @@ xo_status_t xo__wire_decode(const xo_frame_t *frame, msgpack_zone *zone, xo_wire
     case XO_WIRE_CANCEL:
     case XO_WIRE_LOOKUP:
     case XO_WIRE_INFO:
+    case XO_WIRE_LIST:
         if (n != 5 || !get_u64(&f[3], &m->chain) || !get_str(&f[4], &m->uid)) return bad("request fields");
         return XO_OK;
     case XO_WIRE_REPLY:

@@ -33,6 +33,9 @@ typedef enum {
                              * now (callers of those get XO_ERECOVERING); nil: done → reply: nil */
     XO_WIRE_REPLY = 10,   /* status, error text, result */
     XO_WIRE_REPLY_BATCH = 11,
+    XO_WIRE_LIST = 12,    /* → reply: [[uid, class, state, pending, busy], ...] for every actor of the pool (state
+                           * "creating", "alive" or "dead"; pending: messages waiting; busy: activations running or
+                           * suspended), as xo__pool_pack_actors packs them */
 } xo_wire_type_t;
 
 /* A decoded envelope. Strings and byte strings point into the frame (and its zone): valid while both live. */
