@@ -135,12 +135,22 @@ static xo_msg_t *pop_deferred(xo_actor_t *a)
     return m;
 }
 
+/* A call of a XO_METHOD_NO_LOCK method of a live actor: it does not take the actor's turn. */
+static bool runs_unlocked(const xo_actor_t *a, const xo_msg_t *m)
+{
+    return (m->kind == XO_MSG_CALL || m->kind == XO_MSG_BATCH) && m->method < a->cls->n_methods &&
+           (a->cls->methods[m->method].flags & XO_METHOD_NO_LOCK) &&
+           atomic_load_explicit(&a->life, memory_order_acquire) == XO_LIFE_ALIVE;
+}
+
 static void after_stateful_switch(xo_sched_t *s, xo_actor_t *a, xo_worker_t *w)
 {
     if (w->state == XO_W_SUSPENDED) {
         if (!w->counted) {
             w->counted = true;
             a->depth++;
+            /* Asked here, not at every start: it matters only to an activation that waits. */
+            w->unlocked = runs_unlocked(a, w->msg);
             if (!w->unlocked) a->locked_depth++;
         }
         return;
@@ -150,14 +160,6 @@ static void after_stateful_switch(xo_sched_t *s, xo_actor_t *a, xo_worker_t *w)
         if (!w->unlocked) a->locked_depth--;
     }
     xo__sched_worker_put(s, w);
-}
-
-/* A call of a XO_METHOD_NO_LOCK method of a live actor: it does not take the actor's turn. */
-static bool runs_unlocked(const xo_actor_t *a, const xo_msg_t *m)
-{
-    return (m->kind == XO_MSG_CALL || m->kind == XO_MSG_BATCH) && m->method < a->cls->n_methods &&
-           (a->cls->methods[m->method].flags & XO_METHOD_NO_LOCK) &&
-           atomic_load_explicit(&a->life, memory_order_acquire) == XO_LIFE_ALIVE;
 }
 
 static void start_activation(xo_sched_t *s, xo_actor_t *a, xo_msg_t *m, bool via_mailbox)
@@ -175,11 +177,12 @@ static void start_activation(xo_sched_t *s, xo_actor_t *a, xo_msg_t *m, bool via
     w->chain = m->chain;
     w->via_mailbox = via_mailbox;
     w->counted = false;
-    w->unlocked = via_mailbox && runs_unlocked(a, m);
+    w->unlocked = false; /* decided when it first suspends (after_stateful_switch) */
     atomic_store_explicit(&w->cancelled, false, memory_order_relaxed);
     w->awaiting = NULL;
     w->error[0] = '\0';
-    if (via_mailbox && a->locked_depth == 0 && !w->unlocked) a->chain = m->chain;
+    /* Only a locked activation's chain is ever compared, and it is the last one set while none was locked. */
+    if (via_mailbox && a->locked_depth == 0) a->chain = m->chain;
     xo__sched_switch_in(s, w);
     if (via_mailbox) {
         after_stateful_switch(s, a, w);
