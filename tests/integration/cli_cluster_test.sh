@@ -4,13 +4,9 @@
 #
 #   cli_cluster_test.sh BUILD_DIR
 set -euo pipefail
-build=$(cd "$1" && pwd)
-cli=$build/cluster/xoscar
-work=$(mktemp -d)
-export XO_RUN_DIR=$work/run
-. "$(dirname "$0")/ports.sh"
+. "$(dirname "$0")/cluster_lib.sh"
+cluster_begin "$1"
 port=$(free_port_base)
-fail() { echo "FAIL: $*" >&2; exit 1; }
 cat >"$work/c.yaml" <<YAML
 name: clitest
 secret: "cli test secret"
@@ -22,7 +18,7 @@ hosts:
     launcher: local
     pools: [{count: 2, labels: [w]}]
 YAML
-trap '"$cli" down "$work/c.yaml" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+down_local_on_exit "$work/c.yaml"
 
 "$cli" up "$work/c.yaml" | grep -q "host solo up at 127.0.0.1:$port" || fail "up"
 set +e
