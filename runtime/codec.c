@@ -65,6 +65,7 @@ static xo_args_t *args_alloc(void)
     a->size = 0;
     a->cap = sizeof a->inline_buf;
     a->error = NULL;
+    a->well_formed = false;
     msgpack_packer_init(&a->pk, a, args_write);
     return a;
 }
