@@ -49,6 +49,7 @@ PLUGINS = {
     "nccl": "services/nccl",
 }
 PLUGIN_SIDE = "base/plugin_side.c"
+TEST_PLUGIN_OBJ = re.compile(r"/CMakeFiles/xo_test_plugin_[A-Za-z0-9_]+\.dir/")
 PLUGIN_OBJ = re.compile(r"/CMakeFiles/xo_plugin_([a-z0-9_]+)\.dir/")
 # Folders whose files are not part of the library (they use the public API only and are checked by the compiler).
 OUTSIDE = ("include/", "tests/", "bench/", "examples/", "python/")
@@ -108,6 +109,8 @@ def main():
         obj = object_of(e)
         if not obj or not os.path.exists(obj):
             continue
+        if TEST_PLUGIN_OBJ.search(obj):
+            continue  # the loader's test plugins (tests/base): base/plugin_side.c built for the tests
         m = PLUGIN_OBJ.search(obj)
         if m:
             name = m.group(1)

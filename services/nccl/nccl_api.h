@@ -16,6 +16,10 @@
 #include "base/plugin.h"
 #include "xoscar/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct xo__nccl_api {
     __typeof__(&ncclGetErrorString) get_error_string;
     __typeof__(&ncclGetLastError) get_last_error;
@@ -54,4 +58,7 @@ const xo__nccl_api_t *xo__nccl_api(void);
  * reason, and returns XO_ENOTSUP. what: who asks ("collective group g"). */
 xo_status_t xo__nccl_missing(const char *what);
 
+#ifdef __cplusplus
+}
+#endif
 #endif
