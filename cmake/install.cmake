@@ -32,4 +32,4 @@ install(FILES ${PROJECT_BINARY_DIR}/xoscar.pc DESTINATION ${CMAKE_INSTALL_LIBDIR
 
 install(FILES README.md docs/ARCHITECTURE.md docs/cluster-file.md DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/xoscar)
 install(FILES examples/cluster.yaml examples/pipeline.yaml DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/xoscar/examples)
-install(FILES docs/modules.md DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/xoscar)
+install(FILES docs/modules.md docs/plugins.md DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/xoscar)
