@@ -218,8 +218,9 @@ static bool load(entry_t *e, xo__plugin_kind_t kind, uint32_t layout, bool *foun
     }
     if (refused) {
         snprintf(e->why, sizeof e->why, "%s: %s", e->path, refused);
-        /* Closed: nothing of it is in use. A real plugin that got this far ran only its constructors. */
-        dlclose(h);
+        /* Left open: the file's dependencies have run their constructors, and some cannot be unloaded safely
+         * (libucm, which libucp brings in, patches other objects' relocations to hook mmap). A refused file costs
+         * its mappings, once per process. */
         return false;
     }
     d->attach(&host);
