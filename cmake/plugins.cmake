@@ -5,17 +5,17 @@
 set(XO_PLUGIN_DIR ${PROJECT_BINARY_DIR}/lib/xoscar)
 set_property(GLOBAL PROPERTY XO_PLUGINS "")
 
-# xo_add_plugin(NAME SOURCES src... LIBS lib...): the target xo_plugin_NAME, libxoscar-NAME.so, from the sources and base/plugin_side.c, linked
-# against LIBS (the vendor's libraries) and no object of the core: --no-undefined makes a call into the core a link
-# error, and the version script keeps every symbol but the descriptor local.
+# xo_add_plugin(NAME SOURCES src... LIBS lib...): the target xo_plugin_NAME, libxoscar-NAME.so, from the sources
+# and base/plugin_side.c, linked against LIBS (the vendor's libraries) and no object of the core: --no-undefined
+# makes a call into the core a link error, and the version script keeps every symbol but the descriptor local.
 function(xo_add_plugin name)
   cmake_parse_arguments(P "" "" "SOURCES;LIBS" ${ARGN})
   set(t xo_plugin_${name})
   add_library(${t} MODULE ${P_SOURCES} ${PROJECT_SOURCE_DIR}/base/plugin_side.c)
   target_include_directories(${t} PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR})
   target_link_libraries(${t} PRIVATE ${P_LIBS} Threads::Threads)
-  set_target_properties(${t} PROPERTIES PREFIX "lib" OUTPUT_NAME xoscar-${name} LIBRARY_OUTPUT_DIRECTORY ${XO_PLUGIN_DIR}
-    LINK_DEPENDS ${PROJECT_SOURCE_DIR}/cmake/plugin.map)
+  set_target_properties(${t} PROPERTIES PREFIX "lib" OUTPUT_NAME xoscar-${name}
+    LIBRARY_OUTPUT_DIRECTORY ${XO_PLUGIN_DIR} LINK_DEPENDS ${PROJECT_SOURCE_DIR}/cmake/plugin.map)
   target_link_options(${t} PRIVATE -Wl,--no-undefined -Wl,--version-script=${PROJECT_SOURCE_DIR}/cmake/plugin.map)
   install(TARGETS ${t} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/xoscar)
   set_property(GLOBAL APPEND PROPERTY XO_PLUGINS ${name})

@@ -75,4 +75,5 @@ out=$("$xoscar" run "$work/oot/cluster.yaml" -- "$work/venv/bin/python" examples
   || fail "python client: $out"
 echo "python client: $out"
 "$xoscar" down "$work/oot/cluster.yaml" >/dev/null
-echo "check-install: ok (prefix layout, SONAME $soname, ${#plugins[@]} plugins and no CUDA/NCCL/UCX DT_NEEDED in the core, find_package, pkg-config, installed CLI and pools, pip install ./python)"
+echo "check-install: ok (prefix layout, SONAME $soname, ${#plugins[@]} plugins and no CUDA/NCCL/UCX DT_NEEDED in" \
+  "the core, find_package, pkg-config, installed CLI and pools, pip install ./python)"
