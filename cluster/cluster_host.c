@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cluster/cluster_file.h"
+#include "base/plugin.h"
 #include "xoscar/gpu.h"
 
 /* ---- is this host this machine? ------------------------------------------------------------------------------- */
@@ -114,7 +115,8 @@ static void look_for_gpus(auto_devices_t *ad)
     ad->looked = true;
     const xo_device_ops_t *cuda = xo_device_backend_find("cuda");
     if (!cuda) {
-        snprintf(ad->why, sizeof ad->why, "this build has no CUDA backend (built without nvcc, or with XO_WITH_CUDA=OFF)");
+        const char *why = xo__plugin_why("cuda");
+        snprintf(ad->why, sizeof ad->why, "no CUDA backend here (plugin cuda: %s)", why ? why : "not loaded");
         return;
     }
     if (xo_device_discover(cuda, ad->infos, MAX_GPUS, &ad->n_cuda) != XO_OK)

@@ -1,4 +1,5 @@
-# `cmake --install BUILD [--prefix P]`: headers, libxoscar.so.MAJOR and libxoscar.a, the xoscar CLI and xoscar-pool,
+# `cmake --install BUILD [--prefix P]`: headers, libxoscar.so.MAJOR and libxoscar.a, the plugins (LIBDIR/xoscar:
+# libxoscar-cuda.so, libxoscar-nccl.so, libxoscar-ucx.so, those that were built), the xoscar CLI and xoscar-pool,
 # a CMake package (find_package(xoscar) gives xoscar::xoscar) and xoscar.pc, the docs and the example cluster files,
 # each in its GNUInstallDirs place. scripts/check-install.sh builds and runs a program against the result.
 include(CMakePackageConfigHelpers)
@@ -24,19 +25,11 @@ set(XO_PC_LIBS_PRIVATE "")
 if(CMAKE_DL_LIBS)
   set(XO_PC_LIBS_PRIVATE "-l${CMAKE_DL_LIBS}")
 endif()
-if(XO_HAVE_UCX)
-  string(APPEND XO_PC_REQUIRES_PRIVATE " ucx")
-endif()
-if(XO_GPU_CUDA)
-  string(APPEND XO_PC_LIBS_PRIVATE " -L${CUDAToolkit_LIBRARY_DIR} -lcudart")
-endif()
-if(XO_HAVE_NCCL)
-  get_filename_component(_xo_nccl_dir ${XO_NCCL_LIBRARY} DIRECTORY)
-  string(APPEND XO_PC_LIBS_PRIVATE " -L${_xo_nccl_dir} -lnccl")
-endif()
+# No CUDA, NCCL or UCX here: those are the plugins' (installed in LIBDIR/xoscar by xo_add_plugin,
+# cmake/plugins.cmake), which libxoscar.a loads at run time like libxoscar.so does.
 configure_file(cmake/xoscar.pc.in ${PROJECT_BINARY_DIR}/xoscar.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/xoscar.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
 install(FILES README.md docs/ARCHITECTURE.md docs/cluster-file.md DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/xoscar)
 install(FILES examples/cluster.yaml examples/pipeline.yaml DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/xoscar/examples)
-install(FILES docs/modules.md DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/xoscar)
+install(FILES docs/modules.md docs/plugins.md DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/xoscar)

@@ -15,7 +15,7 @@ else()
   message(STATUS "xoscar: no CUDA compiler, GPU backend not built")
 endif()
 
-# UCX (Debian libucx-dev) for the cross-host channel.
+# UCX (Debian libucx-dev) for the cross-host channel: the plugin libxoscar-ucx.so.
 find_package(PkgConfig QUIET)
 set(XO_HAVE_UCX OFF)
 if(PkgConfig_FOUND)
@@ -26,7 +26,8 @@ if(PkgConfig_FOUND)
   endif()
 endif()
 
-# The CUDA toolkit's libraries (the gpu/ CUDA backend) and NCCL (the services' NCCL paths), only with nvcc.
+# The CUDA toolkit's libraries (the gpu/ CUDA backend) and NCCL (the services' NCCL paths), only with nvcc. Both are
+# plugins (cmake/plugins.cmake): found here, they are built as libxoscar-cuda.so and libxoscar-nccl.so.
 option(XO_WITH_CUDA "Build the CUDA device backend when the CUDA toolkit is found" ON)
 option(XO_WITH_NCCL "Build the NCCL paths of collectives and device buffers when NCCL is found" ON)
 set(XO_GPU_CUDA OFF)
@@ -41,9 +42,10 @@ if(XO_WITH_CUDA AND XO_HAVE_CUDA)
     find_library(XO_NCCL_LIBRARY nccl HINTS ${NCCL_ROOT}/lib ${NCCL_ROOT}/lib64 ${CUDAToolkit_LIBRARY_DIR})
     if(XO_WITH_NCCL AND XO_NCCL_INCLUDE_DIR AND XO_NCCL_LIBRARY)
       set(XO_HAVE_NCCL ON)
-      add_library(xo_nccl INTERFACE)
-      target_include_directories(xo_nccl INTERFACE ${XO_NCCL_INCLUDE_DIR})
-      target_link_libraries(xo_nccl INTERFACE ${XO_NCCL_LIBRARY} CUDA::cudart)
+      # The core compiles against NCCL's and CUDA's headers and links neither; the nccl plugin links both
+      # (services/nccl/CMakeLists.txt).
+      add_library(xo_nccl_headers INTERFACE)
+      target_include_directories(xo_nccl_headers INTERFACE ${XO_NCCL_INCLUDE_DIR} ${CUDAToolkit_INCLUDE_DIRS})
       message(STATUS "xoscar: NCCL (${XO_NCCL_LIBRARY})")
     else()
       message(STATUS "xoscar: NCCL not found (or XO_WITH_NCCL=OFF): collectives use the host backend only")

@@ -1,5 +1,6 @@
 /* The CUDA device backend, on the CUDA runtime API. Compiled (by the C compiler, against the toolkit's headers) into
- * its own object library, only when the toolkit is found; device.c lists it when XO_GPU_CUDA is defined.
+ * the plugin libxoscar-cuda.so, only when the toolkit is found (gpu/CMakeLists.txt); device.c's registry lists it
+ * when the plugin loads (base/plugin.h), so the core never needs libcudart to load.
  *
  * Current device. CUDA's current device is per thread, and a pool's methods run on many threads; so every op first
  * makes dev->index the calling thread's current device (cudaGetDevice is a cheap read; cudaSetDevice only when it
@@ -484,7 +485,7 @@ static void cuda_ipc_close(xo_device_t *dev, void *ptr)
     pthread_mutex_unlock(&c->lock);
 }
 
-const xo_device_ops_t xo__device_cuda_ops = {
+static const xo_device_ops_t cuda_ops = {
     .name = "cuda",
     .discover = cuda_discover,
     .open = cuda_open,
@@ -512,3 +513,5 @@ const xo_device_ops_t xo__device_cuda_ops = {
     .launch_kernel = cuda_launch_kernel,
     .stream_native = cuda_stream_native,
 };
+
+XO_PLUGIN_DEFINE(XO_PLUGIN_DEVICE, "cuda", XO_DEVICE_PLUGIN_LAYOUT, &cuda_ops);

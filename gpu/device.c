@@ -12,39 +12,44 @@
 #include "gpu/device.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/plugin.h"
 
 /* ---- registry ------------------------------------------------------------------------------------------------- */
 
-/* Preference order: a real GPU first. Adding a backend is one file and one line here. */
-static const xo_device_ops_t *const backends[] = {
-#ifdef XO_GPU_CUDA
-    &xo__device_cuda_ops,
-#endif
-    &xo__device_host_ops,
-};
-#define N_BACKENDS (sizeof backends / sizeof backends[0])
+/* Preference order: a real GPU first. The cuda backend is a plugin (libxoscar-cuda.so, base/plugin.h), loaded when
+ * the registry is first used; without it the registry is what a build without CUDA has, the host backend alone.
+ * Adding a backend is one file and one line here. */
+#define MAX_BACKENDS 2
+static const xo_device_ops_t *backends[MAX_BACKENDS];
+static size_t n_backends; /* written once under backends_built, read after it: the once orders the two */
 
-/* Every mandatory op must be there: a backend missing one is a build mistake, caught on first use. */
-static void check_backends(void)
+/* Every mandatory op must be there, and the name must fit an IPC handle's header. */
+static bool ops_complete(const xo_device_ops_t *o)
 {
-    for (size_t i = 0; i < N_BACKENDS; i++) {
-        const xo_device_ops_t *o = backends[i];
-        assert(o->name && strlen(o->name) < sizeof(((xo__ipc_header_t *)0)->backend));
-        assert(o->discover && o->open && o->close && o->alloc && o->free && o->memcpy && o->memset && o->mem_info);
-        assert(o->stream_create && o->stream_destroy && o->stream_synchronize && o->stream_wait_event &&
-               o->launch_host);
-        assert(o->event_create && o->event_destroy && o->event_record && o->event_synchronize && o->event_query);
-        assert(o->ipc_export && o->ipc_import && o->ipc_close);
-        (void)o;
-    }
+    return o->name && strlen(o->name) < sizeof(((xo__ipc_header_t *)0)->backend) && o->discover && o->open &&
+           o->close && o->alloc && o->free && o->memcpy && o->memset && o->mem_info && o->stream_create &&
+           o->stream_destroy && o->stream_synchronize && o->stream_wait_event && o->launch_host && o->event_create &&
+           o->event_destroy && o->event_record && o->event_synchronize && o->event_query && o->ipc_export &&
+           o->ipc_import && o->ipc_close;
 }
 
-static pthread_once_t backends_checked = PTHREAD_ONCE_INIT;
+static void build_registry(void)
+{
+    const xo_device_ops_t *cuda =
+        xo__plugin_load("cuda", XO_PLUGIN_DEVICE, XO_DEVICE_PLUGIN_LAYOUT, "the host device backend only");
+    if (cuda && ops_complete(cuda) && strcmp(cuda->name, "cuda") == 0) backends[n_backends++] = cuda;
+    else if (cuda) xo_log_error("plugin cuda: its device ops table lacks a mandatory op or its name; not used");
+    /* The host backend is part of the core: a missing op there is a build mistake. */
+    assert(ops_complete(&xo__device_host_ops));
+    backends[n_backends++] = &xo__device_host_ops;
+}
+
+static pthread_once_t backends_built = PTHREAD_ONCE_INIT;
 
 const xo_device_ops_t *xo_device_backend_at(size_t i)
 {
-    pthread_once(&backends_checked, check_backends);
-    return i < N_BACKENDS ? backends[i] : NULL;
+    pthread_once(&backends_built, build_registry);
+    return i < n_backends ? backends[i] : NULL;
 }
 
 const xo_device_ops_t *xo_device_backend_find(const char *name)
@@ -53,6 +58,14 @@ const xo_device_ops_t *xo_device_backend_find(const char *name)
     for (size_t i = 0; xo_device_backend_at(i); i++)
         if (strcmp(backends[i]->name, name) == 0) return backends[i];
     return NULL;
+}
+
+xo_status_t xo__device_backend_missing(const char *name)
+{
+    xo_device_backend_at(0); /* the plugin has been looked for */
+    const char *why = xo__plugin_why(name);
+    if (why) return xo__error_set(XO_ENOTSUP, "no device backend \"%s\": plugin %s: %s", name, name, why);
+    return xo__error_set(XO_ENOTSUP, "no device backend \"%s\" (this runtime knows cuda and host)", name);
 }
 
 const char *xo_device_backend_name(const xo_device_ops_t *backend) { return backend ? backend->name : "(none)"; }
@@ -65,30 +78,7 @@ xo_status_t xo_device_discover(const xo_device_ops_t *backend, xo_device_info_t 
     return backend->discover(infos, cap, n_p);
 }
 
-/* ---- helpers -------------------------------------------------------------------------------------------------- */
-
-const char *xo__device_label(const xo_device_t *dev)
-{
-    static _Thread_local char buf[48];
-    snprintf(buf, sizeof buf, "%s:%d", dev->ops->name, dev->index);
-    return buf;
-}
-
-bool xo__read_cpulist(const char *path, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    FILE *f = fopen(path, "re");
-    if (!f) return false;
-    bool ok = fgets(buf, (int)len, f) != NULL;
-    fclose(f);
-    if (!ok) {
-        buf[0] = '\0';
-        return false;
-    }
-    size_t n = strlen(buf);
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = '\0';
-    return n > 0;
-}
+/* ---- helpers ---------------------------------------------------------------------------------------------------- */
 
 static size_t round_up(size_t n) { return (n + XO_DEVICE_ALIGN - 1) / XO_DEVICE_ALIGN * XO_DEVICE_ALIGN; }
 

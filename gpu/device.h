@@ -3,8 +3,8 @@
  * The public functions (include/xoscar/gpu.h, implemented in device.c) do what is the same for every backend:
  * argument checks, the table of live allocations (double free, foreign pointers, capacity accounting), the table of
  * imports, the handle header, the error texts that name the device. Then they call the backend's op, which does only
- * what differs. Backends: host.c (always built) and cuda.c (its own object library, only with the CUDA toolkit);
- * the ordered registry is in device.c.
+ * what differs. Backends: host.c (always built, in the core) and cuda.c (the plugin libxoscar-cuda.so, built only
+ * with the CUDA toolkit, loaded at run time: base/plugin.h); the ordered registry is in device.c.
  *
  * Ops contract, for every backend:
  *   - Ops are called with no lock of device.c held, so they may block (cudaMalloc, joining a worker).
@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/plugin.h"
 #include "xoscar/gpu.h"
 
 #ifdef __cplusplus
@@ -153,11 +154,14 @@ bool xo__device_has_range(xo_device_t *dev, const void *p, size_t n);
  * be read (buf is then ""). */
 bool xo__read_cpulist(const char *path, char *buf, size_t len);
 
-/* The backends. */
+/* Sets the error text for a device backend name the registry does not have (XO_ENOTSUP), with the reason when it is
+ * a plugin that was not loaded ("no device backend \"cuda\": plugin cuda: not installed: ..."). Returns XO_ENOTSUP. */
+xo_status_t xo__device_backend_missing(const char *name);
+
+/* The backends: host in the core; cuda in its plugin (gpu/cuda.c, libxoscar-cuda.so), whose descriptor carries this
+ * fingerprint of the structures it shares with device.c. */
 extern const xo_device_ops_t xo__device_host_ops;
-#ifdef XO_GPU_CUDA
-extern const xo_device_ops_t xo__device_cuda_ops;
-#endif
+#define XO_DEVICE_PLUGIN_LAYOUT XO_PLUGIN_LAYOUT(xo_device_ops_t, xo_device_t)
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "runtime/core.h"
+#include "gpu/device.h"
 #include "base/log.h"
 #include "runtime/remote.h"
 #include "xoscar/device_buf.h"
@@ -207,7 +208,7 @@ static xo_status_t open_device(xo_pool_t *p, const char *name, uint64_t capacity
     backend[n] = '\0';
     if (colon) index = atoi(colon + 1);
     const xo_device_ops_t *ops = xo_device_backend_find(backend);
-    if (!ops) return xo__error_set(XO_ENOTSUP, "no device backend \"%s\" in this build", backend);
+    if (!ops) return xo__device_backend_missing(backend); /* the text says why (a plugin not installed, say) */
     xo_device_config_t dc = {.capacity = capacity};
     return xo_device_open(ops, index, &dc, &p->device);
 }

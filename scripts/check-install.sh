@@ -2,7 +2,8 @@
 # scripts/check-install.sh [BUILD_DIR]: installs BUILD_DIR (default build) into a fresh prefix and uses it from
 # outside the tree, as a user would: builds examples/out-of-tree (an actor module and a client) with
 # find_package(xoscar), builds the client again with pkg-config, launches a cluster with the installed `xoscar`
-# (which must start the installed xoscar-pool) loading that module, and runs both clients against it.
+# (which must start the installed xoscar-pool) loading that module, and runs both clients against it. Checks the
+# plugins too: installed in lib/xoscar, loaded by the installed CLI, and absent from the core's DT_NEEDED.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(realpath "${1:-build}")
@@ -20,6 +21,30 @@ for f in include/xoscar/xoscar.h lib/libxoscar.a lib/cmake/xoscar/xoscarConfig.c
 done
 soname=$(readelf -d "$prefix/lib/libxoscar.so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
 [[ $soname =~ ^libxoscar\.so\.[0-9]+$ ]] || fail "libxoscar.so has no versioned SONAME (got '$soname')"
+
+# The plugins (docs/plugins.md): every one the build made is installed in lib/xoscar; the core files need no CUDA,
+# NCCL or UCX library; the installed CLI loads the installed plugins, and without them still runs and says why.
+plugins=()
+for f in "$build"/lib/xoscar/libxoscar-*.so; do
+  [ -e "$f" ] || continue
+  [ -f "$prefix/lib/xoscar/$(basename "$f")" ] || fail "plugin not installed: lib/xoscar/$(basename "$f")"
+  plugins+=("$prefix/lib/xoscar/$(basename "$f")")
+done
+scripts/check_needed.sh "$prefix/lib/libxoscar.so" "$xoscar" "$prefix/bin/xoscar-pool" -- "${plugins[@]}" \
+  || fail "DT_NEEDED of the installed files (above)"
+version=$(env -u XO_PLUGIN_PATH "$xoscar" --version 2>&1)
+for p in "${plugins[@]}"; do
+  name=$(basename "$p" .so); name=${name#libxoscar-}
+  grep -qxF "plugin $name: loaded $p" <<<"$version" || fail "the installed xoscar does not load $p: $version"
+done
+mv "$prefix/lib/xoscar" "$work/plugins-away"
+version=$(env -u XO_PLUGIN_PATH "$xoscar" --version 2>&1) || fail "xoscar --version without its plugins: $version"
+for p in "${plugins[@]}"; do
+  name=$(basename "$p" .so); name=${name#libxoscar-}
+  grep -q "^plugin $name: not loaded: not installed: $(basename "$p") is in none of " <<<"$version" \
+    || fail "xoscar without its plugins does not say so for $name: $version"
+done
+mv "$work/plugins-away" "$prefix/lib/xoscar"
 
 # find_package(xoscar)
 cmake -S examples/out-of-tree -B "$work/oot" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
@@ -50,4 +75,5 @@ out=$("$xoscar" run "$work/oot/cluster.yaml" -- "$work/venv/bin/python" examples
   || fail "python client: $out"
 echo "python client: $out"
 "$xoscar" down "$work/oot/cluster.yaml" >/dev/null
-echo "check-install: ok (prefix layout, SONAME $soname, find_package, pkg-config, installed CLI and pools, pip install ./python)"
+echo "check-install: ok (prefix layout, SONAME $soname, ${#plugins[@]} plugins and no CUDA/NCCL/UCX DT_NEEDED in" \
+  "the core, find_package, pkg-config, installed CLI and pools, pip install ./python)"

@@ -11,6 +11,12 @@ folder A to a file in folder B is allowed when B is A itself or one of the folde
 table docs/ARCHITECTURE.md draws). Includes are checked too, with the same table, so a file cannot reach up for a
 macro or an inline function either.
 
+Plugins (base/plugin.h) are shared objects of their own, loaded at run time: libxoscar-<name>.so, built by the
+CMake target xo_plugin_<name> from files of one layer (PLUGINS below) and base/plugin_side.c. Their objects are checked
+apart from the library's: a plugin's undefined symbols must resolve inside the plugin itself or outside the tree
+(the vendor's library, libc), never to an object of the core (a plugin reaches the core only through the host
+table), and no object of the core may use a symbol that only a plugin defines (plugins are loaded, not linked).
+
 Exit status: 0 when every edge points down, 1 with one line per offending edge (file, the file it uses, the
 symbols or the header), 2 on a usage error.
 """
@@ -36,6 +42,15 @@ LAYERS = {
     "cluster": ["services", "services/coll", "services/devbuf", "services/nccl", "runtime", "base", "transport",
                 "gpu", "policies"],
 }
+# Each plugin, the layer its files belong to (besides base/plugin_side.c, which every plugin links).
+PLUGINS = {
+    "cuda": "gpu",
+    "ucx": "transport",
+    "nccl": "services/nccl",
+}
+PLUGIN_SIDE = "base/plugin_side.c"
+TEST_PLUGIN_OBJ = re.compile(r"/CMakeFiles/xo_test_plugin_[A-Za-z0-9_]+\.dir/")
+PLUGIN_OBJ = re.compile(r"/CMakeFiles/xo_plugin_([a-z0-9_]+)\.dir/")
 # Folders whose files are not part of the library (they use the public API only and are checked by the compiler).
 OUTSIDE = ("include/", "tests/", "bench/", "examples/", "python/")
 
@@ -84,13 +99,29 @@ def main():
     except OSError as e:
         print(f"check_layers: {e}: configure {build} first (CMAKE_EXPORT_COMPILE_COMMANDS is on)", file=sys.stderr)
         return 2
-    sources = {}  # rel source -> object
+    sources = {}  # rel source -> object, the library's
+    plugins = {}  # plugin name -> {rel source: object}
+    bad = []
     for e in entries:
         rel = os.path.relpath(os.path.join(e["directory"], e["file"]), root)
         if rel.startswith(OUTSIDE) or layer_of(rel) is None:
             continue
         obj = object_of(e)
-        if obj and os.path.exists(obj):
+        if not obj or not os.path.exists(obj):
+            continue
+        if TEST_PLUGIN_OBJ.search(obj):
+            continue  # the loader's test plugins (tests/base): base/plugin_side.c built for the tests
+        m = PLUGIN_OBJ.search(obj)
+        if m:
+            name = m.group(1)
+            if name not in PLUGINS:
+                bad.append(f"{rel}: in plugin {name}, which the PLUGINS table of scripts/check_layers.py lacks")
+            elif rel != PLUGIN_SIDE and layer_of(rel) != PLUGINS[name]:
+                bad.append(f"{rel} ({layer_of(rel)}) is in plugin {name}, whose files belong to {PLUGINS[name]}")
+            plugins.setdefault(name, {})[rel] = obj
+        elif rel == PLUGIN_SIDE:
+            bad.append(f"{rel} is linked into the library: it belongs to the plugins only")
+        else:
             sources[rel] = obj
     if not sources:
         print(f"check_layers: no library objects found under {build}: build it first", file=sys.stderr)
@@ -101,7 +132,18 @@ def main():
         for s in defined:
             definer.setdefault(s, rel)
         needs[rel] = undefined
-    bad = []
+    plugin_only = {}  # symbol -> plugin, for symbols no library object defines
+    for name, objs in sorted(plugins.items()):
+        syms = {rel: nm_symbols(obj) for rel, obj in objs.items()}
+        own = set().union(*(d for d, _ in syms.values()))
+        for s in own:
+            if s not in definer:
+                plugin_only.setdefault(s, name)
+        for rel, (_, undefined) in sorted(syms.items()):
+            core = sorted(s for s in undefined - own if s in definer)
+            if core:
+                bad.append(f"{rel} (plugin {name}) calls the core directly: {', '.join(core)} (a plugin reaches the "
+                           "core through its host table, base/plugin.h)")
     for rel, undefined in sorted(needs.items()):
         mine = layer_of(rel)
         allowed = set(LAYERS[mine]) | {mine}
@@ -110,6 +152,8 @@ def main():
             other = definer.get(s)
             if other and layer_of(other) not in allowed:
                 by_target.setdefault(other, []).append(s)
+            elif not other and s in plugin_only:
+                bad.append(f"{rel} ({mine}) links to {s} of plugin {plugin_only[s]} (plugins are loaded, not linked)")
         for other, syms in sorted(by_target.items()):
             bad.append(f"{rel} ({mine}) calls up into {other} ({layer_of(other)}): {', '.join(sorted(syms))}")
     # Includes: every file of a layer, headers too.
@@ -128,7 +172,9 @@ def main():
                     bad.append(f"{rel} ({mine}) includes {inc} ({theirs})")
     for line in bad:
         print(line)
-    print(f"check_layers: {len(sources)} objects, {len(bad)} upward dependencies")
+    n_plugin = sum(len(o) for o in plugins.values())
+    print(f"check_layers: {len(sources)} objects, {len(plugins)} plugins ({n_plugin} objects: "
+          f"{', '.join(sorted(plugins)) or 'none built'}), {len(bad)} upward dependencies")
     return 1 if bad else 0
 
 

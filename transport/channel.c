@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 
 #include "base/error.h"
+#include "base/plugin.h"
 
 xo_status_t xo__url_parse(const char *url, xo_url_t *out)
 {
@@ -43,7 +44,13 @@ static xo_status_t resolve(const char *url, xo_url_t *u, const xo_transport_ops_
     xo_status_t st = xo__url_parse(url, u);
     if (st != XO_OK) return st;
     const xo_transport_ops_t *t = xo__transport_find(u->scheme);
-    if (!t) return xo__error_set(XO_EINVAL, "url '%s': no transport for scheme '%s'", url, u->scheme);
+    if (!t) {
+        /* A scheme that is a plugin's: say why it is missing (not installed, refused) rather than "unknown". */
+        const char *why = xo__plugin_why(u->scheme);
+        if (why) return xo__error_set(XO_EINVAL, "url '%s': no transport for scheme '%s': plugin %s: %s", url,
+                                     u->scheme, u->scheme, why);
+        return xo__error_set(XO_EINVAL, "url '%s': no transport for scheme '%s'", url, u->scheme);
+    }
     *t_p = t;
     return XO_OK;
 }

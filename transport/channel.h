@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/plugin.h"
 #include "xoscar/status.h"
 
 #ifdef __cplusplus
@@ -141,6 +142,16 @@ struct xo_listener {
     xo_chan_opts_t opts; /* defaults filled in */
     char url[XO_URL_MAX]; /* the bound address, e.g. with the ephemeral port resolved */
 };
+
+/* The fingerprint a transport plugin's descriptor carries (base/plugin.h): the structures it shares with the core. */
+#define XO_TRANSPORT_PLUGIN_LAYOUT                                                                                 \
+    XO_PLUGIN_LAYOUT(xo_transport_ops_t, struct {                                                                  \
+        struct xo_listener l;                                                                                      \
+        struct xo_channel c;                                                                                       \
+        xo_frame_t f;                                                                                              \
+        xo_channel_ops_t co;                                                                                       \
+        xo_listener_ops_t lo;                                                                                      \
+    })
 
 /* The backend for a scheme ("tcp"), or NULL when none is registered (or it failed its registration check). */
 const xo_transport_ops_t *xo__transport_find(const char *scheme);

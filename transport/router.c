@@ -2,10 +2,15 @@
  * backend contributes is its route (xo_route_info_t in channel.h); the order of preference is the registry's. */
 #include "transport/router.h"
 
+#include <stdatomic.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "base/log.h"
+#include "base/plugin.h"
 
 /* ---- addresses ------------------------------------------------------------------------------------------------ */
 
@@ -91,10 +96,22 @@ static bool route_url(const xo_transport_ops_t *t, const xo_pool_addr_t *a, cons
     return true;
 }
 
+/* XO_TRANSPORT naming a scheme this runtime lacks (its plugin not installed, say) gets one warning with the reason:
+ * the pools of this host are then unreachable, which the connect's error alone would not explain. */
+static void warn_unknown_force(const char *force)
+{
+    static atomic_bool warned;
+    if (xo__transport_find(force) || atomic_exchange(&warned, true)) return;
+    const char *why = xo__plugin_why(force);
+    if (why) xo_log_warn("XO_TRANSPORT=%s names no transport of this runtime: plugin %s: %s", force, force, why);
+    else xo_log_warn("XO_TRANSPORT=%s names no transport of this runtime", force);
+}
+
 size_t xo__route_connect(const xo_pool_addr_t *a, char urls[][XO_URL_MAX], size_t max)
 {
     const char *force = getenv("XO_TRANSPORT");
     if (force && !force[0]) force = NULL;
+    if (force) warn_unknown_force(force);
     bool local = is_local_host(a->host);
     const xo_transport_ops_t *ts[XO_ROUTE_MAX];
     size_t nt = routed(ts, XO_ROUTE_MAX), n = 0;

@@ -1,5 +1,8 @@
 /* The UCX backend: ucx://host:port or ucx://[v6addr]:port (port 0: ephemeral, see xo__listener_url), on UCP.
  *
+ * It is the plugin libxoscar-ucx.so (transport/CMakeLists.txt, base/plugin.h), with its own copy of the socket
+ * helpers (sock.c): the core has no DT_NEEDED on libucp and registry.c lists the backend when the plugin loads.
+ *
  * Design.
  *   - One ucp_context per process, created by the first listener or channel and cleaned up with the last one
  *     (refcounted), so a process that stops using UCX holds none of its fds or threads. UCX is not fork-safe:
@@ -59,6 +62,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/plugin.h"
 #include "transport/le.h"
 #include "transport/channel.h"
 #include "transport/sock.h"
@@ -991,3 +995,5 @@ const xo_transport_ops_t xo__ucx_transport = {
     .listener_ops = &ucx_listener_ops,
     .channel_ops = &ucx_channel_ops,
 };
+
+XO_PLUGIN_DEFINE(XO_PLUGIN_TRANSPORT, "ucx", XO_TRANSPORT_PLUGIN_LAYOUT, &xo__ucx_transport);

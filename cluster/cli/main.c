@@ -24,6 +24,8 @@
 #include "cluster/cli/json_msgpack.h"
 #include "runtime/core.h"
 #include "base/log.h"
+#include "base/plugin.h"
+#include "services/plugins.h"
 #include "runtime/remote.h"
 #include "xoscar/host.h"
 #include "xoscar/module.h"
@@ -347,6 +349,18 @@ static bool takes_address(const char *cmd)
     return false;
 }
 
+/* One line per plugin (docs/plugins.md): the file it came from, or why there is none. */
+static void print_plugins(void)
+{
+    xo__plugins_load_all();
+    size_t n = 0;
+    const char *const *names = xo__plugin_names(&n);
+    for (size_t i = 0; i < n; i++) {
+        const char *path = xo__plugin_path(names[i]), *why = xo__plugin_why(names[i]);
+        printf("plugin %s: %s%s\n", names[i], path ? "loaded " : "not loaded: ", path ? path : why ? why : "?");
+    }
+}
+
 int main(int argc, char **argv)
 {
     int i = 1;
@@ -355,6 +369,7 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--help") == 0) return usage(stdout, 0);
         if (strcmp(argv[i], "--version") == 0) {
             printf("xoscar %s\n", XO_VERSION);
+            print_plugins();
             return 0;
         }
         if (i + 1 >= argc) {

@@ -1,5 +1,6 @@
 /* The NCCL backend of collectives (include/xoscar/collective.h). Built only where the CUDA toolkit and NCCL are
- * found (gpu/CMakeLists.txt); not run in CI, which has no GPU.
+ * found (cmake/optional_deps.cmake), and used only where the NCCL plugin loads: NCCL's calls go through its table
+ * (services/nccl/nccl_api.h), which collective.c checks before it chooses this backend. Not run in CI (no GPU).
  *
  * Setup: rank 0 makes the unique id, the rendezvous hands it to every member (phase 1 of the group's exchange), and
  * each member creates its communicator on its pool's CUDA device. The communicator is non-blocking
@@ -21,11 +22,13 @@
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
+#include "services/nccl/nccl_api.h"
 #include "services/nccl/nccl_wait.h"
 #include "services/coll/coll.h"
 #include "base/error.h"
 
 typedef struct nccl_state {
+    const xo__nccl_api_t *nc; /* the plugin's table, loaded before this backend is chosen */
     ncclComm_t comm;
     xo_device_stream_t *stream;
     cudaStream_t cu;
@@ -63,13 +66,16 @@ static xo_status_t nccl_init(xo_coll_t *g)
 {
     if (!g->dev || strcmp(xo_device_backend_name(xo_device_backend(g->dev)), "cuda") != 0)
         return xo__error_set(XO_ENOTSUP, "collective %s: nccl needs the pool to own a cuda device", g->name);
+    const xo__nccl_api_t *nc = xo__nccl_api();
+    if (!nc) return xo__nccl_missing(g->name);
     nccl_state_t *s = calloc(1, sizeof *s);
     if (!s) return xo__error_set(XO_ENOMEM, "out of memory");
+    s->nc = nc;
     g->backend_state = s;
     ncclUniqueId id;
     memset(&id, 0, sizeof id);
     ncclResult_t r;
-    if (g->rank == 0 && (r = ncclGetUniqueId(&id)) != ncclSuccess) {
+    if (g->rank == 0 && (r = nc->get_unique_id(&id)) != ncclSuccess) {
         /* Still exchange (an empty blob), so that the other members fail at once instead of waiting. */
         xo_result_t *all = NULL;
         xo__coll_exchange(g, "", 0, &all);
@@ -86,15 +92,16 @@ static xo_status_t nccl_init(xo_coll_t *g)
     xo_result_free(all);
     if (st != XO_OK) return st;
 
-    cudaError_t e = cudaSetDevice(xo_device_index(g->dev));
+    cudaError_t e = nc->cuda_set_device(xo_device_index(g->dev));
     if (e != cudaSuccess)
-        return xo__error_set(XO_EDEVICE, "cudaSetDevice: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
+        return xo__error_set(XO_EDEVICE, "cudaSetDevice: %s (%s)", nc->cuda_get_error_string(e),
+                            nc->cuda_get_error_name(e));
     st = xo_device_stream_create(g->dev, &s->stream);
     if (st != XO_OK) return st;
     s->cu = (cudaStream_t)xo_device_stream_native(s->stream);
     ncclConfig_t cfg = NCCL_CONFIG_INITIALIZER;
     cfg.blocking = 0;
-    r = ncclCommInitRankConfig(&s->comm, g->size, id, g->rank, &cfg);
+    r = nc->comm_init_rank_config(&s->comm, g->size, id, g->rank, &cfg);
     if (r != ncclSuccess && r != ncclInProgress) return nccl_error(g, r, "ncclCommInitRankConfig");
     return wait_comm(g, "ncclCommInitRankConfig");
 }
@@ -105,11 +112,11 @@ static void nccl_fini(xo_coll_t *g)
     if (!s) return;
     if (s->comm) {
         /* A healthy communicator is finalized (flushes, then quiesces); a broken one is aborted. */
-        if (g->broken == XO_OK && ncclCommFinalize(s->comm) != ncclSuccess) g->broken = XO_EDEVICE;
+        if (g->broken == XO_OK && s->nc->comm_finalize(s->comm) != ncclSuccess) g->broken = XO_EDEVICE;
         if (g->broken == XO_OK && xo__nccl_wait_comm(&s->comm, g->timeout_ms, "ncclCommFinalize", NULL, NULL) != XO_OK)
             g->broken = XO_EDEVICE;
-        if (g->broken == XO_OK) ncclCommDestroy(s->comm);
-        else if (s->comm) ncclCommAbort(s->comm);
+        if (g->broken == XO_OK) s->nc->comm_destroy(s->comm);
+        else if (s->comm) s->nc->comm_abort(s->comm);
     }
     if (s->stream) xo_device_stream_destroy(s->stream);
     free(s);
@@ -155,26 +162,26 @@ static xo_status_t nccl_allreduce(xo_coll_t *g, const void *send, void *recv, si
                                   xo_reduce_op_t op)
 {
     nccl_state_t *s = g->backend_state;
-    return finish(g, ncclAllReduce(send, recv, count, nccl_type(dt), nccl_op(op), s->comm, s->cu), "ncclAllReduce");
+    return finish(g, s->nc->all_reduce(send, recv, count, nccl_type(dt), nccl_op(op), s->comm, s->cu), "ncclAllReduce");
 }
 
 static xo_status_t nccl_broadcast(xo_coll_t *g, void *buf, size_t count, xo_dtype_t dt, int root)
 {
     nccl_state_t *s = g->backend_state;
-    return finish(g, ncclBroadcast(buf, buf, count, nccl_type(dt), root, s->comm, s->cu), "ncclBroadcast");
+    return finish(g, s->nc->broadcast(buf, buf, count, nccl_type(dt), root, s->comm, s->cu), "ncclBroadcast");
 }
 
 static xo_status_t nccl_allgather(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt)
 {
     nccl_state_t *s = g->backend_state;
-    return finish(g, ncclAllGather(send, recv, count, nccl_type(dt), s->comm, s->cu), "ncclAllGather");
+    return finish(g, s->nc->all_gather(send, recv, count, nccl_type(dt), s->comm, s->cu), "ncclAllGather");
 }
 
 static xo_status_t nccl_reduce_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt,
                                        xo_reduce_op_t op)
 {
     nccl_state_t *s = g->backend_state;
-    return finish(g, ncclReduceScatter(send, recv, count, nccl_type(dt), nccl_op(op), s->comm, s->cu),
+    return finish(g, s->nc->reduce_scatter(send, recv, count, nccl_type(dt), nccl_op(op), s->comm, s->cu),
                   "ncclReduceScatter");
 }
 
@@ -182,7 +189,7 @@ static xo_status_t nccl_reduce(xo_coll_t *g, const void *send, void *recv, size_
                                xo_reduce_op_t op, int root)
 {
     nccl_state_t *s = g->backend_state;
-    return finish(g, ncclReduce(send, recv, count, nccl_type(dt), nccl_op(op), root, s->comm, s->cu), "ncclReduce");
+    return finish(g, s->nc->reduce(send, recv, count, nccl_type(dt), nccl_op(op), root, s->comm, s->cu), "ncclReduce");
 }
 
 /* A member's own block of gather, scatter and alltoall: a copy on the stream, queued before the group's transfers
@@ -191,25 +198,25 @@ static xo_status_t own_block(xo_coll_t *g, void *dst, const void *src, size_t by
 {
     nccl_state_t *s = g->backend_state;
     if (dst == src) return XO_OK;
-    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s->cu);
+    cudaError_t e = s->nc->cuda_memcpy_async(dst, src, bytes, cudaMemcpyDeviceToDevice, s->cu);
     if (e == cudaSuccess) return XO_OK;
     return xo__coll_fail(g, XO_EDEVICE, "collective %s: %s: cudaMemcpyAsync: %s (%s)", g->name, what,
-                        cudaGetErrorString(e), cudaGetErrorName(e));
+                        s->nc->cuda_get_error_string(e), s->nc->cuda_get_error_name(e));
 }
 
 /* One point-to-point transfer of a group (ncclGroupStart .. ncclGroupEnd): on a non-blocking communicator the calls
  * inside may answer ncclInProgress; ncclGroupEnd's answer is what finish() waits on. */
 static ncclResult_t p2p(bool send, void *buf, size_t count, xo_dtype_t dt, int peer, nccl_state_t *s)
 {
-    ncclResult_t r = send ? ncclSend(buf, count, nccl_type(dt), peer, s->comm, s->cu)
-                          : ncclRecv(buf, count, nccl_type(dt), peer, s->comm, s->cu);
+    ncclResult_t r = send ? s->nc->send(buf, count, nccl_type(dt), peer, s->comm, s->cu)
+                          : s->nc->recv(buf, count, nccl_type(dt), peer, s->comm, s->cu);
     return r == ncclInProgress ? ncclSuccess : r;
 }
 
 /* Ends a group begun with ncclGroupStart, whatever happened inside it (an open group would capture later calls). */
-static ncclResult_t group_end(ncclResult_t r)
+static ncclResult_t group_end(const nccl_state_t *s, ncclResult_t r)
 {
-    ncclResult_t e = ncclGroupEnd();
+    ncclResult_t e = s->nc->group_end();
     return r != ncclSuccess ? r : e;
 }
 
@@ -221,12 +228,12 @@ static xo_status_t nccl_gather(xo_coll_t *g, const void *send, void *recv, size_
         xo_status_t st = own_block(g, (char *)recv + block * (size_t)root, send, block, "gather");
         if (st != XO_OK) return st;
     }
-    ncclResult_t r = ncclGroupStart();
+    ncclResult_t r = s->nc->group_start();
     if (r != ncclSuccess) return finish(g, r, "ncclGroupStart (gather)");
     if (g->rank != root) r = p2p(true, (void *)send, count, dt, root, s);
     for (int i = 0; r == ncclSuccess && g->rank == root && i < g->size; i++)
         if (i != root) r = p2p(false, (char *)recv + block * (size_t)i, count, dt, i, s);
-    return finish(g, group_end(r), "gather (ncclSend/ncclRecv)");
+    return finish(g, group_end(s, r), "gather (ncclSend/ncclRecv)");
 }
 
 static xo_status_t nccl_scatter(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt, int root)
@@ -237,12 +244,12 @@ static xo_status_t nccl_scatter(xo_coll_t *g, const void *send, void *recv, size
         xo_status_t st = own_block(g, recv, (const char *)send + block * (size_t)root, block, "scatter");
         if (st != XO_OK) return st;
     }
-    ncclResult_t r = ncclGroupStart();
+    ncclResult_t r = s->nc->group_start();
     if (r != ncclSuccess) return finish(g, r, "ncclGroupStart (scatter)");
     if (g->rank != root) r = p2p(false, recv, count, dt, root, s);
     for (int i = 0; r == ncclSuccess && g->rank == root && i < g->size; i++)
         if (i != root) r = p2p(true, (char *)send + block * (size_t)i, count, dt, i, s);
-    return finish(g, group_end(r), "scatter (ncclSend/ncclRecv)");
+    return finish(g, group_end(s, r), "scatter (ncclSend/ncclRecv)");
 }
 
 static xo_status_t nccl_alltoall(xo_coll_t *g, const void *send, void *recv, size_t count, xo_dtype_t dt)
@@ -253,14 +260,14 @@ static xo_status_t nccl_alltoall(xo_coll_t *g, const void *send, void *recv, siz
     xo_status_t st = own_block(g, (char *)recv + block * (size_t)me, (const char *)send + block * (size_t)me, block,
                                "alltoall");
     if (st != XO_OK) return st;
-    ncclResult_t r = ncclGroupStart();
+    ncclResult_t r = s->nc->group_start();
     if (r != ncclSuccess) return finish(g, r, "ncclGroupStart (alltoall)");
     for (int k = 1; r == ncclSuccess && k < n; k++) { /* from rank+1 on, as the host backend's pairwise order */
         int to = (me + k) % n, from = (me - k + n) % n;
         r = p2p(true, (char *)send + block * (size_t)to, count, dt, to, s);
         if (r == ncclSuccess) r = p2p(false, (char *)recv + block * (size_t)from, count, dt, from, s);
     }
-    return finish(g, group_end(r), "alltoall (ncclSend/ncclRecv)");
+    return finish(g, group_end(s, r), "alltoall (ncclSend/ncclRecv)");
 }
 
 const xo_coll_backend_t xo_coll_nccl_backend = {

@@ -8,6 +8,9 @@
 #include "services/coll/coll.h"
 #include "runtime/core.h"
 #include "services/devbuf/devbuf.h"
+#ifdef XO_HAVE_NCCL
+#include "services/nccl/nccl_api.h"
+#endif
 
 #define DEFAULT_TIMEOUT_MS 60000
 
@@ -138,7 +141,8 @@ static xo_status_t join_blob(const xo_coll_t *g, const char *backend, unsigned c
     unsigned caps = 0;
     const char *dev_backend = g->dev ? xo_device_backend_name(xo_device_backend(g->dev)) : "";
 #ifdef XO_HAVE_NCCL
-    if (strcmp(dev_backend, "cuda") == 0) caps |= XO_COLL_CAN_NCCL;
+    /* Only a member whose process has the NCCL plugin can take part in an NCCL group. */
+    if (strcmp(dev_backend, "cuda") == 0 && xo__nccl_api()) caps |= XO_COLL_CAN_NCCL;
 #endif
     const char *shm_env = getenv("XO_COLL_SHM");
     if (strcmp(dev_backend, "host") == 0 && xo__device_ipc_allowed() && !(shm_env && strcmp(shm_env, "0") == 0))
@@ -202,11 +206,17 @@ static xo_status_t meet(xo_coll_t *g, const char *requested, const xo_result_t *
     bool want_nccl = strcmp(requested, "nccl") == 0;
     if (want_nccl && !all_nccl) {
 #ifdef XO_HAVE_NCCL
+        /* This member on a cuda device without the plugin: its own reason is the one to give. */
+        if (g->dev && strcmp(xo_device_backend_name(xo_device_backend(g->dev)), "cuda") == 0 && !xo__nccl_api()) {
+            char what[300];
+            snprintf(what, sizeof what, "collective group %s, backend nccl", g->name);
+            return xo__nccl_missing(what);
+        }
         if (shared_gpu_with >= 0)
             return xo__error_set(XO_ENOTSUP, "collective group %s: backend nccl needs one GPU per member; ranks %d and %d "
                                             "share one", g->name, shared_gpu_with, no_nccl);
-        return xo__error_set(XO_ENOTSUP, "collective group %s: backend nccl needs every member on a cuda device; rank %d "
-                                        "is not",
+        return xo__error_set(XO_ENOTSUP, "collective group %s: backend nccl needs every member on a cuda device with "
+                                        "the NCCL plugin loaded; rank %d is not",
                             g->name, no_nccl);
 #else
         return xo__error_set(XO_ENOTSUP, "collective group %s: this build has no NCCL", g->name);

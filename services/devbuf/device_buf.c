@@ -26,6 +26,9 @@
 #include "base/log.h"
 #include "runtime/remote.h"
 #include "xoscar/device_buf.h"
+#ifdef XO_HAVE_NCCL
+#include "services/nccl/nccl_api.h"
+#endif
 
 #define DESC_MAGIC "XODB"
 #define DESC_VERSION 3
@@ -136,7 +139,9 @@ static xo_status_t pack_desc(msgpack_packer *pk, xo_device_t *dev, const void *p
     put_be(d + OFF_SIZE, (uint64_t)size, 8);
     d[OFF_FLAGS] = has_ipc ? FLAG_HAS_IPC : 0;
 #ifdef XO_HAVE_NCCL
-    if (strcmp(xo_device_backend_name(xo_device_backend(dev)), "cuda") == 0) d[OFF_FLAGS] |= FLAG_OWNER_NCCL;
+    /* The owner can serve an NCCL pull only with the NCCL plugin loaded. */
+    if (strcmp(xo_device_backend_name(xo_device_backend(dev)), "cuda") == 0 && xo__nccl_api())
+        d[OFF_FLAGS] |= FLAG_OWNER_NCCL;
 #endif
     if (has_ipc) memcpy(d + OFF_IPC, h.bytes, sizeof h.bytes);
     if (alen && !xo__devbuf_token(addr, (uint64_t)(uintptr_t)ptr, (uint64_t)size, d + OFF_TOKEN)) return XO_ESYS;
@@ -390,7 +395,8 @@ xo_status_t xo__devbuf_unpack(xo_device_t *dev, xo_device_stream_t *stream, cons
         /* Not on one host: NCCL refuses two ranks on one GPU, which two processes of one host may well share (seen
          * on an H200 with XO_DEVICE_IPC=0: "Duplicate GPU detected"). */
         if (!same_host && (d[OFF_FLAGS] & FLAG_OWNER_NCCL) &&
-            strcmp(xo_device_backend_name(xo_device_backend(dev)), "cuda") == 0 && !(nccl_env && strcmp(nccl_env, "0") == 0)) {
+            strcmp(xo_device_backend_name(xo_device_backend(dev)), "cuda") == 0 && !(nccl_env && strcmp(nccl_env, "0") == 0) &&
+            xo__nccl_api()) {
             st = xo__devbuf_nccl_fetch(dev, addr, (uint64_t)(uintptr_t)ptr, size, d + OFF_TOKEN,
                                        xo__devbuf_timeout_ms(), &got);
             if (st == XO_OK) *path_p = "nccl";

@@ -1,5 +1,5 @@
 /* Waiting for NCCL without holding a pool's thread, shared by the NCCL users of gpu/ (collectives' nccl backend,
- * device buffers across hosts). Built only with NCCL.
+ * device buffers across hosts). Built where NCCL is found; NCCL itself is reached through its plugin (nccl_api.h).
  *
  * Communicators are made non-blocking (ncclConfig_t.blocking = 0) so that their init and operations return at
  * once; these functions then poll, spinning for a short while first (small operations finish in microseconds) and
