@@ -131,7 +131,7 @@ static xo_status_t add_module(void *h, const char *path, const xo_module_v1_t *m
 static void *python_plugin;
 static xo_python_loader_fn python_load;
 
-/* Opens the plugin: $XO_PYTHON_PLUGIN, else where this build puts it (the build tree), else the install's libdir
+/* Opens the plugin: $XO_PYTHON_PLUGIN (then no other), else where this build puts it (the build tree), else the install's libdir
  * next to the program's (or libxoscar.so's) directory (an install moved with --prefix), else the configured install
  * path, else the library path. Caller holds modules_lock. */
 static xo_status_t open_python_plugin(const char *spec)
@@ -152,8 +152,9 @@ static xo_status_t open_python_plugin(const char *spec)
                  XO_PYTHON_PLUGIN_RELATIVE);
     const char *tries[] = {env && env[0] ? env : NULL, XO_PYTHON_PLUGIN_BUILD, near[0] ? near : NULL,
                            XO_PYTHON_PLUGIN_INSTALL, "libxoscar_python.so"};
+    size_t n_tries = env && env[0] ? 1 : sizeof tries / sizeof tries[0]; /* one named by hand is the only one */
     char why[512] = "";
-    for (size_t i = 0; i < sizeof tries / sizeof tries[0] && !python_plugin; i++) {
+    for (size_t i = 0; i < n_tries && !python_plugin; i++) {
         if (!tries[i]) continue;
         /* RTLD_LOCAL: the plugin's own symbols stay its own; it makes libpython global itself, for the C
          * extensions the interpreter imports. */
