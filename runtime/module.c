@@ -138,8 +138,8 @@ static xo_status_t open_python_plugin(const char *spec)
 {
 #ifndef XO_PYTHON_PLUGIN_BUILD
     return xo__error_set(XO_ENOTSUP,
-                        "module %s: this build of Xoscar-C has no Python embedding (libpython was not found when it "
-                        "was configured: install python3-dev, then configure and build again)",
+                        "module %s: this build of Xoscar-C has no Python embedding (configured with XO_PYTHON=OFF, "
+                        "or libpython was not found: install python3-dev, then configure and build again)",
                         spec);
 #else
     if (python_load) return XO_OK;
