@@ -474,7 +474,8 @@ static const field_t cluster_fields[] = {
                                     "cluster file's directory."},
     {.name = "modules", .kind = &K_PATHS, .off = offsetof(xo_cluster_t, modules),
      .aux_off = offsetof(xo_cluster_t, n_modules), .def = "[]", .check = check_nonempty,
-     .doc = "Actor modules (.so) every pool loads; relative paths are relative to the cluster file's directory."},
+     .doc = "Actor modules every pool loads: .so files (relative paths are relative to the cluster file's "
+            "directory) and Python modules, `python:mypkg.actors` (docs/modules.md)."},
     {.name = "restart", .kind = &K_ENUM, .off = offsetof(xo_cluster_t, restart), .def = "process",
      .choices = restart_names,
      .doc = "What a main pool does when a sub pool dies: `none` leaves it dead, `process` starts an empty one, "

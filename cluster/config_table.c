@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "xoscar/module.h"
+
 /* Values visited, aliases expanded, before a file is refused: anchors and aliases may make a small file describe
  * a huge tree ("billion laughs"), and the walk follows aliases. A real cluster file has a few hundred values. */
 #define VISIT_BUDGET 100000
@@ -301,10 +303,12 @@ static xo_status_t parse_string(pctx_t *p, const field_t *f, yaml_node_t *n, voi
     return XO_OK;
 }
 
-/* A path relative to the cluster file's directory, made absolute (lexically: the file need not exist here). */
+/* A path relative to the cluster file's directory, made absolute (lexically: the file need not exist here). A
+ * Python module ("python:NAME", include/xoscar/module.h) is a name, not a path: kept as it is. */
 static char *resolve_path(pctx_t *p, const char *s)
 {
-    if (s[0] == '/') return xo__cluster_strndup(p->arena, s, strlen(s));
+    if (s[0] == '/' || strncmp(s, XO_PYTHON_PREFIX, strlen(XO_PYTHON_PREFIX)) == 0)
+        return xo__cluster_strndup(p->arena, s, strlen(s));
     while (s[0] == '.' && s[1] == '/') {
         s += 2;
         while (*s == '/') s++;

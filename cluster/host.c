@@ -1245,7 +1245,9 @@ xo_status_t xo_host_start(const xo_host_config_t *cfg, xo_host_t **host_p)
     xo_status_t st = XO_OK;
     for (size_t i = 0; h->modules && i < cfg->n_modules && st == XO_OK; i++) {
         const xo_module_v1_t *mod;
-        h->modules[h->n_modules++] = realpath(cfg->modules[i], NULL);
+        /* a Python module is a name (python:NAME), the same in every process; a file is made absolute */
+        bool py = strncmp(cfg->modules[i], XO_PYTHON_PREFIX, strlen(XO_PYTHON_PREFIX)) == 0;
+        h->modules[h->n_modules++] = py ? strdup(cfg->modules[i]) : realpath(cfg->modules[i], NULL);
         if (!h->modules[i]) st = xo__error_set(XO_ECONFIG, "module %s: %s", cfg->modules[i], strerror(errno));
         else st = xo_module_load(h->modules[i], &mod); /* the main pool loads them too */
     }

@@ -357,6 +357,15 @@ const char *xo_ctx_address(const xo_ctx_t *ctx) { return ctx->actor->pool->addre
 bool xo_ctx_cancelled(const xo_ctx_t *ctx) { return atomic_load(&((xo_ctx_t *)ctx)->cancelled); }
 xo_ctx_t *xo_ctx_current(void) { return xo__worker_current(); }
 
+const xo_actor_class_t *xo_ctx_class(const xo_ctx_t *ctx) { return ctx->actor->cls; }
+
+int xo_ctx_method_index(const xo_ctx_t *ctx)
+{
+    const xo_msg_t *m = ctx ? ctx->msg : NULL;
+    if (!m || (m->kind != XO_MSG_CALL && m->kind != XO_MSG_BATCH)) return -1;
+    return (int)m->method;
+}
+
 /* ctx->error is also what xo_last_error() reads inside a method, so `xo_ctx_error(ctx, st, "wrapped: %s",
  * xo_last_error())` formats a buffer into itself: through a copy. */
 xo_status_t xo_ctx_error(xo_ctx_t *ctx, xo_status_t st, const char *fmt, ...)

@@ -14,7 +14,7 @@
 #include "runtime/remote.h"
 
 typedef struct module_entry {
-    void *handle;                   /* from dlopen; never closed */
+    void *handle;                   /* from dlopen; never closed; NULL for a Python module (the plugin holds it) */
     char *path;                     /* as first given, for error texts */
     const xo_module_v1_t *mod;
     struct module_entry *next;
@@ -92,10 +92,123 @@ static xo_status_t check_same_runtime(const char *path, void *h)
                         path, b.dli_fname ? b.dli_fname : "?", a.dli_fname ? a.dli_fname : "?");
 }
 
+/* Adds mod (from a .so or the Python plugin) to the list and registers its classes. Caller holds modules_lock; on
+ * XO_OK the entry takes handle and a copy of path. */
+static xo_status_t add_module(void *h, const char *path, const xo_module_v1_t *mod)
+{
+    xo_status_t st = check_module(path, mod);
+    if (st != XO_OK) return st;
+    module_entry_t *e = calloc(1, sizeof *e);
+    char *p = strdup(path);
+    if (!e || !p) {
+        free(e);
+        free(p);
+        return xo__error_set(XO_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < mod->n_classes; i++) {
+        st = xo_register_class(mod->classes[i]);
+        if (st != XO_OK) {
+            /* Keep xo_register_class's reason, prefixed with the module. Classes 0..i-1 stay registered: the
+             * registry has no way back, and the header says so. */
+            char why_cls[XO_ERROR_TEXT_MAX];
+            snprintf(why_cls, sizeof why_cls, "%s", xo_last_error());
+            free(e);
+            free(p);
+            return xo__error_set(st, "module %s (%s): class %s refused: %s", path, mod->name, mod->classes[i]->name,
+                                why_cls);
+        }
+    }
+    e->handle = h;
+    e->path = p;
+    e->mod = mod;
+    e->next = modules;
+    modules = e;
+    return XO_OK;
+}
+
+/* The Python embedding's plugin, opened on the first "python:" module and never closed (its interpreter runs the
+ * classes' code). Guarded by modules_lock. */
+static void *python_plugin;
+static xo_python_loader_fn python_load;
+
+/* Opens the plugin: $XO_PYTHON_PLUGIN (then no other), else where this build puts it (the build tree), else the install's libdir
+ * next to the program's (or libxoscar.so's) directory (an install moved with --prefix), else the configured install
+ * path, else the library path. Caller holds modules_lock. */
+static xo_status_t open_python_plugin(const char *spec)
+{
+#ifndef XO_PYTHON_PLUGIN_BUILD
+    return xo__error_set(XO_ENOTSUP,
+                        "module %s: this build of Xoscar-C has no Python embedding (configured with XO_PYTHON=OFF, "
+                        "or libpython was not found: install python3-dev, then configure and build again)",
+                        spec);
+#else
+    if (python_load) return XO_OK;
+    const char *env = getenv("XO_PYTHON_PLUGIN");
+    char near[4096] = "";
+    Dl_info self = {0};
+    const char *slash = dladdr((void *)&xo_module_load, &self) && self.dli_fname ? strrchr(self.dli_fname, '/') : NULL;
+    if (slash)
+        snprintf(near, sizeof near, "%.*s/%s", (int)(slash - self.dli_fname), self.dli_fname,
+                 XO_PYTHON_PLUGIN_RELATIVE);
+    const char *tries[] = {env && env[0] ? env : NULL, XO_PYTHON_PLUGIN_BUILD, near[0] ? near : NULL,
+                           XO_PYTHON_PLUGIN_INSTALL, "libxoscar_python.so"};
+    size_t n_tries = env && env[0] ? 1 : sizeof tries / sizeof tries[0]; /* one named by hand is the only one */
+    char why[512] = "";
+    for (size_t i = 0; i < n_tries && !python_plugin; i++) {
+        if (!tries[i]) continue;
+        /* RTLD_LOCAL: the plugin's own symbols stay its own; it makes libpython global itself, for the C
+         * extensions the interpreter imports. */
+        python_plugin = dlopen(tries[i], RTLD_NOW | RTLD_LOCAL);
+        if (!python_plugin) {
+            const char *e = dlerror();
+            if (!why[0] || i == 0) snprintf(why, sizeof why, "%s", e ? e : tries[i]);
+        }
+    }
+    if (!python_plugin)
+        return xo__error_set(XO_ENOTSUP, "module %s: cannot load the Python embedding (libxoscar_python.so): %s", spec,
+                            why);
+    dlerror();
+    python_load = (xo_python_loader_fn)dlsym(python_plugin, XO_PYTHON_LOADER_SYMBOL);
+    if (!python_load) {
+        const char *e = dlerror();
+        return xo__error_set(XO_ENOTSUP, "module %s: the Python embedding lacks %s: %s", spec,
+                            XO_PYTHON_LOADER_SYMBOL, e ? e : "NULL");
+    }
+    return check_same_runtime("libxoscar_python.so", python_plugin);
+#endif
+}
+
+/* xo_module_load of "python:NAME". Caller holds modules_lock. */
+static xo_status_t load_python(const char *spec, const xo_module_v1_t **mod_p)
+{
+    const char *name = spec + strlen(XO_PYTHON_PREFIX);
+    if (!name[0]) return xo__error_set(XO_EINVAL, "module %s: no Python module named after the prefix", spec);
+    for (module_entry_t *e = modules; e; e = e->next) {
+        if (strcmp(e->path, spec) == 0) { /* imported already: Python's import would return the same module */
+            if (mod_p) *mod_p = e->mod;
+            return XO_OK;
+        }
+    }
+    xo_status_t st = open_python_plugin(spec);
+    if (st != XO_OK) return st;
+    const xo_module_v1_t *mod = NULL;
+    char why[XO_ERROR_TEXT_MAX] = "";
+    st = python_load(name, &mod, why, sizeof why);
+    if (st != XO_OK) return xo__error_set(st, "module %s: %s", spec, why[0] ? why : xo_strerror(st));
+    st = add_module(NULL, spec, mod); /* no handle of its own: the plugin holds every Python module */
+    if (st == XO_OK && mod_p) *mod_p = mod;
+    return st;
+}
+
 xo_status_t xo_module_load(const char *path, const xo_module_v1_t **mod_p)
 {
     if (!path || !path[0]) return xo__error_set(XO_EINVAL, "module: no path");
     pthread_mutex_lock(&modules_lock);
+    if (strncmp(path, XO_PYTHON_PREFIX, strlen(XO_PYTHON_PREFIX)) == 0) {
+        xo_status_t st = load_python(path, mod_p);
+        pthread_mutex_unlock(&modules_lock);
+        return st;
+    }
     /* RTLD_NOW: a missing symbol fails here, with its name, rather than at the first call of an actor method.
      * RTLD_LOCAL: two modules may hold file-local helpers with the same names without one binding to the other. */
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -132,37 +245,8 @@ xo_status_t xo_module_load(const char *path, const xo_module_v1_t **mod_p)
     }
     st = check_same_runtime(path, h);
     if (st != XO_OK) goto out;
-    st = check_module(path, mod);
-    if (st != XO_OK) goto out;
-    module_entry_t *e = calloc(1, sizeof *e);
-    char *p = strdup(path);
-    if (!e || !p) {
-        free(e);
-        free(p);
-        st = xo__error_set(XO_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < mod->n_classes; i++) {
-        st = xo_register_class(mod->classes[i]);
-        if (st != XO_OK) {
-            /* Keep xo_register_class's reason, prefixed with the module. Classes 0..i-1 stay registered: the
-             * registry has no way back, and the header says so. */
-            char why_cls[XO_ERROR_TEXT_MAX];
-            snprintf(why_cls, sizeof why_cls, "%s", xo_last_error());
-            free(e);
-            free(p);
-            st = xo__error_set(st, "module %s (%s): class %s refused: %s", path, mod->name, mod->classes[i]->name,
-                              why_cls);
-            goto out;
-        }
-    }
-    e->handle = h;
-    e->path = p;
-    e->mod = mod;
-    e->next = modules;
-    modules = e;
-    if (mod_p) *mod_p = mod;
-    st = XO_OK;
+    st = add_module(h, path, mod);
+    if (st == XO_OK && mod_p) *mod_p = mod;
 out:
     pthread_mutex_unlock(&modules_lock);
     return st;

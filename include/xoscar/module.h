@@ -64,8 +64,21 @@ typedef struct xo_module_v1 {
         .n_classes = sizeof xo_module_classes_ / sizeof xo_module_classes_[0],                                 \
     }
 
+/* Modules written in Python: "python:mypkg.actors" names an importable Python module whose actor classes (see
+ * docs/modules.md, "Python actors") become classes of this process. xo_module_load hands such a name to the Python
+ * embedding, a plugin built where libpython is found (libxoscar_python.so: $XO_PYTHON_PLUGIN, else the build tree's
+ * or the install's), which starts an interpreter on first use and calls this entry point, exported as
+ * XO_PYTHON_LOADER_SYMBOL:
+ *   loads the Python module called name (without the prefix) and describes its classes in *mod_p (static storage
+ *   from then on: the plugin never frees it); registers nothing itself. Blocking (imports run the module's code).
+ *   On an error returns its status and writes a NUL-terminated text of at most err_size bytes into err. */
+#define XO_PYTHON_PREFIX "python:"
+#define XO_PYTHON_LOADER_SYMBOL "xo_python_load_v1"
+typedef xo_status_t (*xo_python_loader_fn)(const char *name, const xo_module_v1_t **mod_p, char *err,
+                                           size_t err_size);
+
 /* Loads the module at path (a file name as dlopen takes it; a name without a slash is searched on the library
- * path) and registers every class it holds. Blocking (dlopen runs the library's constructors); thread-safe
+ * path; "python:NAME" a Python module, see above) and registers every class it holds. Blocking (dlopen runs the library's constructors); thread-safe
  * (loads are serialised by a lock held across dlopen, so a module's constructor must not call xo_module_load).
  *
  * On XO_OK *mod_p (may be NULL) points to the module's descriptor, valid for the life of the process. Loading a
@@ -73,7 +86,10 @@ typedef struct xo_module_v1 {
  *
  * Errors, with a text in xo_last_error() naming the file:
  *   XO_EINVAL    the library cannot be loaded or lacks xo_module_v1 (the text carries dlerror()'s), or its
- *                descriptor is malformed (no name, a NULL class);
+ *                descriptor is malformed (no name, a NULL class); a Python module that cannot be imported or
+ *                holds no actor class (the text ends with the Python exception's last line);
+ *   XO_ENOTSUP   "python:" in a build without the Python embedding, or its plugin cannot be loaded (the text
+ *                says which);
  *   XO_ENOTSUP   its abi_version is not one this runtime knows (the text names both versions);
  *   XO_ECONFIG   its calls would reach another copy of the runtime than this process's (the text names both);
  *   XO_EEXIST    a class of it has the name of a class already registered (the text names both: the module file

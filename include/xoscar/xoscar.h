@@ -358,6 +358,14 @@ XO_API xo_status_t xo_ctx_error(xo_ctx_t *ctx, xo_status_t st, const char *fmt, 
 /* The ctx of the method running on this thread, or NULL outside actor methods. */
 XO_API xo_ctx_t *xo_ctx_current(void);
 
+/* The class of the running actor (the struct it was registered with). */
+XO_API const xo_actor_class_t *xo_ctx_class(const xo_ctx_t *ctx);
+
+/* The index in its class's methods[] of the method (or batch handler) ctx runs, or -1 in a lifecycle hook (init,
+ * after_create, before_destroy). With xo_ctx_class, for classes whose hooks and methods share one function each, e.g.
+ * classes built at run time for actors written in another language (the Python embedding, docs/modules.md). */
+XO_API int xo_ctx_method_index(const xo_ctx_t *ctx);
+
 /* ---------------------------------------------------------------------------------------------------------------- */
 /* Security                                                                                                           */
 

@@ -267,6 +267,13 @@ TEST(ClusterFile, RelativeModulePathsAreResolvedAgainstTheFilesDirectory)
                            "/nonexistent/dir/c.yaml");
     ASSERT_TRUE(s);
     EXPECT_STREQ(s->modules[0], "/nonexistent/dir/m.so");
+
+    // A Python module is a name, not a path: kept as written.
+    ClusterPtr p = load_ok("secret: x\nmodules: [m.so, python:mypkg.actors]\nhosts: [{name: a, address: 127.0.0.1}]\n",
+                           "/nonexistent/dir/c.yaml");
+    ASSERT_TRUE(p);
+    EXPECT_STREQ(p->modules[0], "/nonexistent/dir/m.so");
+    EXPECT_STREQ(p->modules[1], "python:mypkg.actors");
 }
 
 TEST(ClusterFile, SecretFileIsReadRelativeToTheFile)

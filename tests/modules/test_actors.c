@@ -12,12 +12,16 @@
  *   Slow (stateful)     init([ms, path]): sleeps ms (xo_sleep_ms) when the file at path exists (a slow re-creation);
  *                       before_destroy sleeps the ms given to linger(ms) (xo_sleep_ms; a cancel ends it);
  *                       nap(ms): sleeps ms (keeps the actor busy); env(name) -> the process's getenv(name) or nil;
- *                       pid() -> getpid() */
+ *                       pid() -> getpid()
+ *   Forward (stateless) call(address, uid, method, [args]) -> the reply of that call, made from this C method
+ *                       (its error's status and text pass through); loop(address, uid, method, payload, n) ->
+ *                       the nanoseconds of each of n sequential calls method(payload) (a C caller, for benches) */
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "xoscar/module.h"
@@ -410,5 +414,82 @@ static const xo_actor_class_t dev_scale_class = {.abi_version = XO_CLASS_ABI_V1,
                                                  .methods = scale_methods,
                                                  .n_methods = 1};
 
+/* ---- Forward -------------------------------------------------------------------------------------------------- */
+
+/* A ref to (address, uid) from msgpack strings (not NUL-terminated). */
+static xo_status_t forward_ref(xo_ctx_t *ctx, xo_str_t address, xo_str_t uid, xo_ref_t **ref_p)
+{
+    char a[256], u[256];
+    snprintf(a, sizeof a, "%.*s", (int)address.len, address.ptr);
+    snprintf(u, sizeof u, "%.*s", (int)uid.len, uid.ptr);
+    xo_status_t st = xo_actor_ref(a, u, ref_p);
+    return st == XO_OK ? st : xo_ctx_error(ctx, st, "%s", xo_last_error());
+}
+
+static xo_status_t forward_call(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    xo_str_t address, uid, method;
+    const msgpack_object *call_args;
+    xo_status_t st = xo_unpack(args, "sss|o", &address, &uid, &method, &call_args);
+    if (st != XO_OK) return st;
+    uint32_t n = args->via.array.size > 3 && call_args->type == MSGPACK_OBJECT_ARRAY ? call_args->via.array.size : 0;
+    xo_ref_t *ref;
+    if ((st = forward_ref(ctx, address, uid, &ref)) != XO_OK) return st;
+    xo_args_t *a = xo_args_new(n);
+    for (uint32_t i = 0; i < n; i++) msgpack_pack_object(xo_args_packer(a), call_args->via.array.ptr[i]);
+    char m[128];
+    snprintf(m, sizeof m, "%.*s", (int)method.len, method.ptr);
+    xo_result_t *r = NULL;
+    st = xo_call(ref, m, a, XO_FOREVER, &r);
+    xo_ref_free(ref);
+    if (st != XO_OK) return xo_ctx_error(ctx, st, "%s", xo_last_error()); /* the callee's status and text */
+    msgpack_pack_object(out, *xo_result_value(r));
+    xo_result_free(r);
+    return XO_OK;
+}
+
+static xo_status_t forward_loop(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    xo_str_t address, uid, method;
+    int64_t n;
+    xo_bytes_t payload;
+    xo_status_t st = xo_unpack(args, "sssbl", &address, &uid, &method, &payload, &n);
+    if (st != XO_OK) return st;
+    xo_ref_t *ref;
+    if ((st = forward_ref(ctx, address, uid, &ref)) != XO_OK) return st;
+    char m[128];
+    snprintf(m, sizeof m, "%.*s", (int)method.len, method.ptr);
+    int64_t *ns = calloc(n > 0 ? (size_t)n : 1, sizeof *ns);
+    for (int64_t i = 0; i < n && st == XO_OK; i++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        st = xo_call(ref, m, xo_args("b", payload.ptr, payload.len), XO_FOREVER, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ns[i] = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
+    }
+    xo_ref_free(ref);
+    if (st != XO_OK) {
+        free(ns);
+        return xo_ctx_error(ctx, st, "%s", xo_last_error());
+    }
+    msgpack_pack_array(out, (size_t)n);
+    for (int64_t i = 0; i < n; i++) msgpack_pack_int64(out, ns[i]);
+    free(ns);
+    return XO_OK;
+}
+
+static const xo_method_t forward_methods[] = {
+    {.name = "call", .fn = forward_call},
+    {.name = "loop", .fn = forward_loop},
+};
+
+static const xo_actor_class_t forward_class = {
+    .abi_version = XO_CLASS_ABI_V1,
+    .flags = XO_ACTOR_STATELESS,
+    .name = "Forward",
+    .methods = forward_methods,
+    .n_methods = 2,
+};
+
 XO_MODULE_DEFINE("test_actors", &counter_class, &echo_class, &sum_class, &dev_owner_class, &dev_scale_class,
-                 &fragile_class, &slow_class);
+                 &fragile_class, &slow_class, &forward_class);

@@ -95,7 +95,7 @@ TEST_F(ModuleTest, DescriptorAndLookup)
     ASSERT_NE(mod, nullptr);
     EXPECT_EQ(mod->abi_version, XO_MODULE_ABI_V1);
     EXPECT_STREQ(mod->name, "test_actors");
-    ASSERT_EQ(mod->n_classes, 7u);
+    ASSERT_EQ(mod->n_classes, 8u);
     EXPECT_STREQ(mod->classes[0]->name, "Counter");
     EXPECT_STREQ(mod->classes[1]->name, "Echo");
     EXPECT_STREQ(mod->classes[2]->name, "Sum");

@@ -8,11 +8,13 @@
     asyncio.run(main())
 """
 from . import strategy, sync
-from ._api import (ActorRef, ActorRefMethod, actor_ref, create_actor, default_address, destroy_actor, has_actor,
-                   set_secret)
+from ._api import (ActorRef, ActorRefMethod, actor_ref, create_actor, default_address, destroy_actor, gather,
+                   has_actor, set_secret, sleep)
+from .actor import Actor, StatelessActor, extensible, no_lock
 from .cluster import Cluster, xoscar_binary
 from .errors import *  # noqa: F401,F403
 from .errors import XoscarError
 
 __all__ = ["ActorRef", "ActorRefMethod", "actor_ref", "create_actor", "destroy_actor", "has_actor", "set_secret",
-           "default_address", "Cluster", "xoscar_binary", "strategy", "sync", "XoscarError"]
+           "default_address", "Cluster", "xoscar_binary", "strategy", "sync", "XoscarError", "Actor", "StatelessActor",
+           "extensible", "no_lock", "sleep", "gather"]

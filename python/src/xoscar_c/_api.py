@@ -9,10 +9,20 @@ import weakref
 from typing import Any, Optional
 
 from . import _core
+from .actor import Actor
 from .errors import _make
 from .strategy import AllocateStrategy, as_strategy
 
 _core.init(_make)
+
+# True in a pool process whose embedded interpreter runs Python actors (python/embed): _core is then the copy built
+# into the embedding, bound to the pool's own runtime. Inside an actor method (_core.in_method()), calls wait by
+# suspending the method's fiber, with the GIL released, instead of through an asyncio loop.
+_EMBEDDED = bool(getattr(_core, "embedded", False))
+
+
+def _in_pool() -> bool:
+    return _EMBEDDED and _core.in_method()
 
 _completions: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _core.Completion]" = weakref.WeakKeyDictionary()
 _last = (None, None)  # the loop and completion of the last call: one dict lookup saved per call
@@ -80,8 +90,15 @@ def set_secret(secret: str) -> None:
 
 
 def default_address() -> Optional[str]:
-    """The main pool address `xoscar run FILE -- python ...` passes ($XO_CLUSTER_MAIN)."""
-    return os.environ.get("XO_CLUSTER_MAIN")
+    """The main pool address `xoscar run FILE -- python ...` passes ($XO_CLUSTER_MAIN); inside a Python actor, the
+    main pool of the actor's host."""
+    a = os.environ.get("XO_CLUSTER_MAIN")
+    if a is None and _in_pool():
+        a = _core.ctx_address()
+        tail = a.rsplit(":", 1)[-1]
+        if "://" not in a and "/" in tail:
+            a = a.rsplit("/", 1)[0]
+    return a
 
 
 class _Delayed:
@@ -119,7 +136,14 @@ class ActorRefMethod:
         self._ref = ref
         self._name = name
 
-    async def __call__(self, *args):
+    def __call__(self, *args):
+        """An awaitable of the call. Inside a Python actor the call is sent at once (so several can be in flight
+        before the first await) and awaiting it suspends the method."""
+        if _EMBEDDED and _core.in_method():
+            return self._ref._c.pending(self._name, args)
+        return self._acall(args)
+
+    async def _acall(self, args):
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         call = self._ref._c.send(self._name, args, _completion(loop), fut)
@@ -143,6 +167,8 @@ class ActorRefMethod:
         calls = _check_delays(self._name, delays)
         if not calls:
             return []
+        if _in_pool():  # a blocking batch suspends the method's fiber
+            return _batch_results(self._name, delays, self._ref._c.batch(self._name, calls, timeout))
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         call = self._ref._c.batch_send(self._name, calls, _completion(loop), fut)
@@ -227,9 +253,11 @@ def _index_in(main: str, address: Optional[str]) -> int:
     raise ValueError(f"AddressSpecified({address!r}): not a pool of the host at {main}")
 
 
-def _create_args(class_name: str, args: tuple, address: Optional[str], uid, allocate_strategy):
+def _create_args(class_name, args: tuple, address: Optional[str], uid, allocate_strategy):
+    if isinstance(class_name, type) and issubclass(class_name, Actor):  # a Python actor class: by its name
+        class_name = getattr(class_name, "__xoscar_name__", class_name.__name__)
     if not isinstance(class_name, str):
-        raise TypeError("create_actor takes the class's name (a str): C classes are created by name")
+        raise TypeError("create_actor takes the class's name (a str) or a xoscar_c.Actor subclass")
     address = address or default_address()
     if not address:
         raise ValueError("create_actor needs address= (a main pool's address) or $XO_CLUSTER_MAIN")
@@ -269,14 +297,19 @@ async def actor_ref(address, uid=None) -> ActorRef:
     address, uid = _lookup_args(address, uid)
     if uid is None:
         raise ValueError("actor_ref needs a uid")
+    if _in_pool():  # inside a Python actor the blocking call suspends the method's fiber, not the pool
+        return ActorRef(_core.actor_ref(address, uid))
     loop = asyncio.get_running_loop()
     return ActorRef(await loop.run_in_executor(None, _core.actor_ref, address, uid))
 
 
-async def create_actor(class_name: str, *args, address: Optional[str] = None, uid=None,
+async def create_actor(class_name, *args, address: Optional[str] = None, uid=None,
                        allocate_strategy=None) -> ActorRef:
-    """Creates an actor of a class the pools know (a module loaded there), placed by the main pool at address."""
+    """Creates an actor of a class the pools know (a module loaded there), placed by the main pool at address.
+    class_name is the class's name, or a xoscar_c.Actor subclass (created by its name)."""
     a = _create_args(class_name, args, address, uid, allocate_strategy)
+    if _in_pool():
+        return ActorRef(_core.create_actor(*a))
     loop = asyncio.get_running_loop()
     return ActorRef(await loop.run_in_executor(None, _core.create_actor, *a))
 
@@ -284,6 +317,8 @@ async def create_actor(class_name: str, *args, address: Optional[str] = None, ui
 async def destroy_actor(ref: ActorRef) -> None:
     if not isinstance(ref, ActorRef):
         raise TypeError("destroy_actor takes an ActorRef")
+    if _in_pool():
+        return _core.destroy_actor(ref._c)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, _core.destroy_actor, ref._c)
 
@@ -291,5 +326,22 @@ async def destroy_actor(ref: ActorRef) -> None:
 async def has_actor(ref: ActorRef) -> bool:
     if not isinstance(ref, ActorRef):
         raise TypeError("has_actor takes an ActorRef")
+    if _in_pool():
+        return _core.has_actor(ref._c)
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, _core.has_actor, ref._c)
+
+
+async def sleep(seconds: float) -> None:
+    """asyncio.sleep in a client; inside a Python actor, suspends the method only (xo_sleep_ms)."""
+    if _in_pool():
+        return _core.sleep(seconds)
+    await asyncio.sleep(seconds)
+
+
+async def gather(*aws) -> list:
+    """asyncio.gather in a client; inside a Python actor, awaits each in turn: actor calls are sent when made, so
+    `await gather(a.f(), b.g())` has both in flight at once."""
+    if _in_pool():
+        return [await a for a in aws]
+    return list(await asyncio.gather(*aws))

@@ -11,7 +11,13 @@
  * that fd (loop.add_reader) and, on its own thread with the GIL, completes the asyncio futures (Completion.drain).
  *
  * Errors: every failure becomes the exception the Python layer's factory builds from (status, name, text); see
- * xoscar_c/errors.py. */
+ * xoscar_c/errors.py.
+ *
+ * Inside a pool (XO_PY_EMBEDDED: this file is also compiled into python/embed, the pool's Python embedding, and
+ * bound there to the pool's own runtime): a call made in an actor method (in_method()) waits with xo_future_wait,
+ * which suspends the method's fiber, so no asyncio loop is involved. Pending is the awaitable of such a call: the
+ * call is sent when it is made and awaiting it waits. The GIL is released around every wait, and the embedding gives
+ * each activation its own thread state, so a suspended method's frames are never touched by the next one. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -25,6 +31,8 @@
 #include <xoscar/host.h>
 #include <xoscar/xoscar.h>
 
+#include "_core.h"
+
 #define MAX_DEPTH 64
 
 static PyObject *error_factory; /* callable(status, name, text) -> exception instance; set by init() */
@@ -33,7 +41,7 @@ static PyObject *str_set_result, *str_set_exception, *str_done;
 /* ---- errors ------------------------------------------------------------------------------------------------- */
 
 /* A new reference to the exception for (st, text), or NULL with the factory's own exception set. */
-static PyObject *make_error(xo_status_t st, const char *text)
+PyObject *xo_py_make_error(xo_status_t st, const char *text)
 {
     if (!error_factory) {
         PyErr_SetString(PyExc_RuntimeError, "xoscar_c._core.init was not called");
@@ -45,7 +53,7 @@ static PyObject *make_error(xo_status_t st, const char *text)
 /* Raises the exception for st with this thread's last error text; returns NULL for `return raise_status(st);`. */
 static PyObject *raise_status(xo_status_t st)
 {
-    PyObject *exc = make_error(st, xo_last_error());
+    PyObject *exc = xo_py_make_error(st, xo_last_error());
     if (!exc) return NULL;
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
     Py_DECREF(exc);
@@ -54,7 +62,7 @@ static PyObject *raise_status(xo_status_t st)
 
 /* ---- Python -> msgpack -------------------------------------------------------------------------------------- */
 
-static int pack_obj(msgpack_packer *pk, PyObject *o, int depth)
+int xo_py_pack(msgpack_packer *pk, PyObject *o, int depth)
 {
     if (depth > MAX_DEPTH) {
         PyErr_SetString(PyExc_ValueError, "xoscar_c: value nested deeper than 64 levels");
@@ -100,7 +108,7 @@ static int pack_obj(msgpack_packer *pk, PyObject *o, int depth)
         msgpack_pack_array(pk, (size_t)n);
         for (Py_ssize_t i = 0; i < n; i++) {
             /* a list may be changed by another thread only with the GIL, which we hold throughout */
-            if (pack_obj(pk, PySequence_Fast_GET_ITEM(seq, i), depth + 1) < 0) return -1;
+            if (xo_py_pack(pk, PySequence_Fast_GET_ITEM(seq, i), depth + 1) < 0) return -1;
         }
         return 0;
     }
@@ -109,7 +117,7 @@ static int pack_obj(msgpack_packer *pk, PyObject *o, int depth)
         Py_ssize_t pos = 0;
         PyObject *k, *v;
         while (PyDict_Next(o, &pos, &k, &v)) {
-            if (pack_obj(pk, k, depth + 1) < 0 || pack_obj(pk, v, depth + 1) < 0) return -1;
+            if (xo_py_pack(pk, k, depth + 1) < 0 || xo_py_pack(pk, v, depth + 1) < 0) return -1;
         }
         return 0;
     }
@@ -143,7 +151,7 @@ static xo_args_t *pack_args(PyObject *args)
     if (!a) return (xo_args_t *)PyErr_NoMemory();
     msgpack_packer *pk = xo_args_packer(a);
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (pack_obj(pk, PySequence_Fast_GET_ITEM(args, i), 0) < 0) {
+        if (xo_py_pack(pk, PySequence_Fast_GET_ITEM(args, i), 0) < 0) {
             xo_args_free(a);
             return NULL;
         }
@@ -153,7 +161,7 @@ static xo_args_t *pack_args(PyObject *args)
 
 /* ---- msgpack -> Python -------------------------------------------------------------------------------------- */
 
-static PyObject *unpack_obj(const msgpack_object *o, int depth)
+PyObject *xo_py_unpack(const msgpack_object *o, int depth)
 {
     if (depth > MAX_DEPTH) {
         PyErr_SetString(PyExc_ValueError, "xoscar_c: reply nested deeper than 64 levels");
@@ -173,7 +181,7 @@ static PyObject *unpack_obj(const msgpack_object *o, int depth)
         PyObject *l = PyList_New((Py_ssize_t)o->via.array.size);
         if (!l) return NULL;
         for (uint32_t i = 0; i < o->via.array.size; i++) {
-            PyObject *v = unpack_obj(&o->via.array.ptr[i], depth + 1);
+            PyObject *v = xo_py_unpack(&o->via.array.ptr[i], depth + 1);
             if (!v) {
                 Py_DECREF(l);
                 return NULL;
@@ -186,8 +194,8 @@ static PyObject *unpack_obj(const msgpack_object *o, int depth)
         PyObject *d = PyDict_New();
         if (!d) return NULL;
         for (uint32_t i = 0; i < o->via.map.size; i++) {
-            PyObject *k = unpack_obj(&o->via.map.ptr[i].key, depth + 1);
-            PyObject *v = k ? unpack_obj(&o->via.map.ptr[i].val, depth + 1) : NULL;
+            PyObject *k = xo_py_unpack(&o->via.map.ptr[i].key, depth + 1);
+            PyObject *v = k ? xo_py_unpack(&o->via.map.ptr[i].val, depth + 1) : NULL;
             /* a list key is unhashable: the dict refuses it with TypeError, which the caller receives */
             if (!v || PyDict_SetItem(d, k, v) < 0) {
                 Py_XDECREF(k);
@@ -209,7 +217,7 @@ static PyObject *unpack_obj(const msgpack_object *o, int depth)
 /* Converts and frees r (consumed). */
 static PyObject *result_to_py(xo_result_t *r)
 {
-    PyObject *v = r ? unpack_obj(xo_result_value(r), 0) : (Py_INCREF(Py_None), Py_None);
+    PyObject *v = r ? xo_py_unpack(xo_result_value(r), 0) : (Py_INCREF(Py_None), Py_None);
     xo_result_free(r);
     return v;
 }
@@ -346,7 +354,7 @@ static PyObject *batch_pairs(size_t n, const xo_status_t *sts, xo_result_t **rs,
 {
     PyObject *out = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; out && i < n; i++) {
-        PyObject *v = sts[i] == XO_OK ? result_to_py(rs[i]) : make_error(sts[i], errs[i]);
+        PyObject *v = sts[i] == XO_OK ? result_to_py(rs[i]) : xo_py_make_error(sts[i], errs[i]);
         rs[i] = NULL;
         PyObject *item = v ? Py_BuildValue("(ON)", sts[i] == XO_OK ? Py_True : Py_False, v) : NULL;
         if (!item) {
@@ -466,14 +474,14 @@ static PyObject *completion_drain(CompletionObject *self, PyObject *unused)
                 PyMem_Free(errs);
                 if (val) ret = PyObject_CallMethodOneArg(c->pyfut, str_set_result, val);
                 else if (st != XO_OK && st != XO_ENOMEM) {
-                    val = make_error(st, xo_last_error());
+                    val = xo_py_make_error(st, xo_last_error());
                     if (val) ret = PyObject_CallMethodOneArg(c->pyfut, str_set_exception, val);
                 }
             } else if ((st = xo_future_wait(c->f, 0, &res)) == XO_OK) {
                 val = result_to_py(res);
                 if (val) ret = PyObject_CallMethodOneArg(c->pyfut, str_set_result, val);
             } else {
-                val = make_error(st, xo_last_error());
+                val = xo_py_make_error(st, xo_last_error());
                 if (val) ret = PyObject_CallMethodOneArg(c->pyfut, str_set_exception, val);
             }
             if (!val) { /* the reply could not be converted: the awaiting coroutine gets that error */
@@ -597,6 +605,145 @@ static PyObject *ref_batch_send(RefObject *self, PyObject *a)
     return call_track(f, comp, pyfut, n);
 }
 
+/* ---- Pending: an actor call awaited inside a pool method --------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    xo_future_t *f; /* owned; NULL once awaited */
+} PendingObject;
+
+static PyTypeObject PendingType;
+
+/* pending(method, args) -> Pending: sends the call now (xo_send); awaiting the Pending waits for its reply. */
+static PyObject *ref_pending(RefObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 2 || !PyUnicode_Check(a[0])) {
+        PyErr_SetString(PyExc_TypeError, "pending(method, args)");
+        return NULL;
+    }
+    const char *method = PyUnicode_AsUTF8(a[0]);
+    if (!method) return NULL;
+    xo_args_t *xa = pack_args(a[1]);
+    if (!xa) return NULL;
+    xo_future_t *f = NULL;
+    xo_status_t st;
+    Py_BEGIN_ALLOW_THREADS /* the first message to a pool connects to it, which may wait */
+    st = xo_send(self->ref, method, xa, &f);
+    Py_END_ALLOW_THREADS
+    if (st != XO_OK) return raise_status(st);
+    PendingObject *p = PyObject_New(PendingObject, &PendingType);
+    if (!p) {
+        xo_future_cancel(f);
+        xo_future_free(f);
+        return NULL;
+    }
+    p->f = f;
+    return (PyObject *)p;
+}
+
+/* Waits for the reply (suspending the method's fiber inside a pool, blocking a plain thread), GIL released; the
+ * value, or NULL with the call's exception set. Consumes the future. */
+static PyObject *pending_wait(PendingObject *self)
+{
+    if (!self->f) {
+        PyErr_SetString(PyExc_RuntimeError, "xoscar_c: this call was awaited already");
+        return NULL;
+    }
+    xo_result_t *r = NULL;
+    xo_status_t st;
+    xo_future_t *f = self->f;
+    self->f = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    st = xo_future_wait(f, XO_FOREVER, &r);
+    Py_END_ALLOW_THREADS
+    if (st != XO_OK) {
+        raise_status(st); /* xo_last_error() is still this activation's: read before the future goes */
+        xo_future_free(f);
+        return NULL;
+    }
+    xo_future_free(f);
+    return result_to_py(r);
+}
+
+/* `await pending`: __await__ returns the Pending itself, an iterator that never yields: its first step waits and
+ * ends the iteration with the reply (StopIteration(value)), so the awaiting coroutine resumes with it at once. */
+static PyObject *pending_await(PyObject *self) { return Py_NewRef(self); }
+
+static PyObject *pending_next(PendingObject *self)
+{
+    PyObject *v = pending_wait(self);
+    if (!v) return NULL;
+    /* StopIteration(v) built explicitly: PyErr_SetObject would unpack a tuple value into arguments */
+    PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, v);
+    Py_DECREF(v);
+    if (!stop) return NULL;
+    PyErr_SetObject(PyExc_StopIteration, stop);
+    Py_DECREF(stop);
+    return NULL;
+}
+
+static PyObject *pending_result(PendingObject *self, PyObject *unused) { return pending_wait(self); }
+
+static PyObject *pending_cancel(PendingObject *self, PyObject *unused)
+{
+    if (self->f) xo_future_cancel(self->f);
+    Py_RETURN_NONE;
+}
+
+static void pending_dealloc(PendingObject *self)
+{
+    xo_future_free(self->f); /* not awaited: the reply is dropped (the call is not cancelled) */
+    PyObject_Free(self);
+}
+
+/* ---- inside a method ---------------------------------------------------------------------------------------- */
+
+static PyObject *mod_in_method(PyObject *m, PyObject *unused) { return PyBool_FromLong(xo_ctx_current() != NULL); }
+
+static xo_ctx_t *need_ctx(void)
+{
+    xo_ctx_t *ctx = xo_ctx_current();
+    if (!ctx) PyErr_SetString(PyExc_RuntimeError, "xoscar_c: only inside an actor's method or hook");
+    return ctx;
+}
+
+static PyObject *mod_ctx_uid(PyObject *m, PyObject *unused)
+{
+    xo_ctx_t *ctx = need_ctx();
+    return ctx ? PyUnicode_FromString(xo_ctx_uid(ctx)) : NULL;
+}
+
+static PyObject *mod_ctx_address(PyObject *m, PyObject *unused)
+{
+    xo_ctx_t *ctx = need_ctx();
+    return ctx ? PyUnicode_FromString(xo_ctx_address(ctx)) : NULL;
+}
+
+static PyObject *mod_self_ref(PyObject *m, PyObject *unused)
+{
+    xo_ctx_t *ctx = need_ctx();
+    if (!ctx) return NULL;
+    xo_ref_t *ref = xo_ctx_self(ctx);
+    return ref ? ref_wrap(ref) : PyErr_NoMemory();
+}
+
+/* sleep(seconds): xo_sleep_ms with the GIL released (inside a method it suspends the method only). */
+static PyObject *mod_sleep(PyObject *m, PyObject *arg)
+{
+    double s = PyFloat_AsDouble(arg);
+    if (s == -1.0 && PyErr_Occurred()) return NULL;
+    if (s < 0) {
+        PyErr_SetString(PyExc_ValueError, "xoscar_c: sleep takes seconds >= 0");
+        return NULL;
+    }
+    xo_status_t st;
+    Py_BEGIN_ALLOW_THREADS
+    st = xo_sleep_ms((int64_t)(s * 1000.0));
+    Py_END_ALLOW_THREADS
+    if (st != XO_OK) return raise_status(st);
+    Py_RETURN_NONE;
+}
+
 /* ---- module functions --------------------------------------------------------------------------------------- */
 
 static PyObject *mod_init(PyObject *m, PyObject *factory)
@@ -718,6 +865,7 @@ static PyMethodDef ref_methods[] = {
     {"tell", (PyCFunction)ref_tell, METH_VARARGS, "tell(method, args, delay=0)"},
     {"batch", (PyCFunction)ref_batch, METH_VARARGS, "batch(method, [args...], timeout=None) -> [(ok, value)]"},
     {"batch_send", (PyCFunction)ref_batch_send, METH_VARARGS, "batch_send(method, [args...], completion, future)"},
+    {"pending", (PyCFunction)(void (*)(void))ref_pending, METH_FASTCALL, "pending(method, args) -> Pending"},
     {NULL}};
 static PyGetSetDef ref_getset[] = {{"address", (getter)ref_get_address}, {"uid", (getter)ref_get_uid}, {NULL}};
 static PyTypeObject RefType = {
@@ -743,6 +891,22 @@ static PyTypeObject CompletionType = {
     .tp_getset = completion_getset,
 };
 
+static PyMethodDef pending_methods[] = {
+    {"result", (PyCFunction)pending_result, METH_NOARGS, "wait for the reply (blocking; suspends a method)"},
+    {"cancel", (PyCFunction)pending_cancel, METH_NOARGS, "cancel the call"},
+    {NULL}};
+static PyAsyncMethods pending_async = {.am_await = pending_await};
+static PyTypeObject PendingType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "xoscar_c._core.Pending",
+    .tp_basicsize = sizeof(PendingObject),
+    .tp_dealloc = (destructor)pending_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_as_async = &pending_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)pending_next,
+    .tp_methods = pending_methods,
+};
+
 static PyMethodDef call_methods[] = {{"cancel", (PyCFunction)call_cancel, METH_NOARGS, "cancel the call"}, {NULL}};
 static PyTypeObject CallType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "xoscar_c._core.Call",
@@ -761,13 +925,20 @@ static PyMethodDef mod_methods[] = {
     {"has_actor", mod_has_actor, METH_O, "has_actor(ref) -> bool (blocking)"},
     {"status_names", mod_status_names, METH_NOARGS, "{name: value} of every status"},
     {"poll_replies", mod_poll_replies, METH_VARARGS, "poll_replies(spin_us) -> bool (GIL released)"},
+    {"in_method", mod_in_method, METH_NOARGS, "True inside an actor's method or hook"},
+    {"ctx_uid", mod_ctx_uid, METH_NOARGS, "the running actor's uid"},
+    {"ctx_address", mod_ctx_address, METH_NOARGS, "the running actor's pool address"},
+    {"self_ref", mod_self_ref, METH_NOARGS, "a Ref to the running actor"},
+    {"sleep", mod_sleep, METH_O, "sleep(seconds): suspends a method only"},
     {NULL}};
 
 static struct PyModuleDef core_module = {PyModuleDef_HEAD_INIT, "xoscar_c._core", NULL, -1, mod_methods};
 
 PyMODINIT_FUNC PyInit__core(void)
 {
-    if (PyType_Ready(&RefType) < 0 || PyType_Ready(&CompletionType) < 0 || PyType_Ready(&CallType) < 0) return NULL;
+    if (PyType_Ready(&RefType) < 0 || PyType_Ready(&CompletionType) < 0 || PyType_Ready(&CallType) < 0 ||
+        PyType_Ready(&PendingType) < 0)
+        return NULL;
     str_set_result = PyUnicode_InternFromString("set_result");
     str_set_exception = PyUnicode_InternFromString("set_exception");
     str_done = PyUnicode_InternFromString("done");
@@ -776,7 +947,13 @@ PyMODINIT_FUNC PyInit__core(void)
     if (!m) return NULL;
     if (PyModule_AddObjectRef(m, "Ref", (PyObject *)&RefType) < 0 ||
         PyModule_AddObjectRef(m, "Completion", (PyObject *)&CompletionType) < 0 ||
-        PyModule_AddObjectRef(m, "Call", (PyObject *)&CallType) < 0) {
+        PyModule_AddObjectRef(m, "Call", (PyObject *)&CallType) < 0 ||
+        PyModule_AddObjectRef(m, "Pending", (PyObject *)&PendingType) < 0 ||
+#ifdef XO_PY_EMBEDDED
+        PyModule_AddIntConstant(m, "embedded", 1) < 0) {
+#else
+        PyModule_AddIntConstant(m, "embedded", 0) < 0) {
+#endif
         Py_DECREF(m);
         return NULL;
     }
