@@ -59,7 +59,9 @@ protected:
         xo_status_t st = xo_call(r, m, a, 10000, &res);
         EXPECT_EQ(st, XO_OK) << m << ": " << xo_last_error();
         int64_t v = -1;
-        if (st == XO_OK) EXPECT_EQ(xo_result_unpack(res, "l", &v), XO_OK);
+        if (st == XO_OK) {
+            EXPECT_EQ(xo_result_unpack(res, "l", &v), XO_OK);
+        }
         xo_result_free(res);
         return v;
     }
