@@ -7,6 +7,8 @@
 #include "runtime/core.h"
 #include "base/log.h"
 
+#define XO_RESULT_TAKE_MIN (64u * 1024u)
+
 struct xo_batch_out {
     size_t n;
     xo_buf_t *bufs;
@@ -327,7 +329,10 @@ void xo__activation_body(xo_worker_t *w)
             xo_result_t *r = NULL;
             char *text = NULL;
             if (st == XO_OK) {
-                r = xo__result_from_bytes(w->out.data, w->out.size);
+                /* A large result keeps the bytes the method packed (the next one packs into a new buffer) rather
+                 * than being copied: one copy less on the way to the caller or the wire. */
+                r = w->out.size >= XO_RESULT_TAKE_MIN ? xo__result_take_buf(&w->out)
+                                                      : xo__result_from_bytes(w->out.data, w->out.size);
                 if (!r) {
                     st = XO_ENOMEM;
                     text = strdup("out of memory for the result");

@@ -51,6 +51,7 @@ static int args_write(void *p, const char *data, size_t len)
 {
     xo_args_t *a = p;
     if (len == 0) return 0; /* a NULL, 0 bin: memcpy must not see the NULL */
+    if (a->release) return -1; /* lent bytes are read-only */
     if (a->size + len > a->cap && grow(&a->data, &a->cap, a->size + len, a->inline_buf) != 0) return -1;
     memcpy(a->data + a->size, data, len);
     a->size += len;
@@ -65,6 +66,8 @@ static xo_args_t *args_alloc(void)
     a->size = 0;
     a->cap = sizeof a->inline_buf;
     a->error = NULL;
+    a->release = NULL;
+    a->release_arg = NULL;
     msgpack_packer_init(&a->pk, a, args_write);
     return a;
 }
@@ -104,12 +107,27 @@ xo_args_t *xo__args_from_bytes(const void *data, size_t len)
     return a;
 }
 
+xo_args_t *xo__args_borrow(const void *data, size_t len, void (*release)(void *), void *arg)
+{
+    xo_args_t *a = args_alloc();
+    if (!a) {
+        release(arg);
+        return NULL;
+    }
+    a->data = (char *)data; /* never written: args_write refuses lent arguments */
+    a->size = a->cap = len;
+    a->release = release;
+    a->release_arg = arg;
+    return a;
+}
+
 msgpack_packer *xo_args_packer(xo_args_t *args) { return args ? &args->pk : NULL; }
 
 void xo_args_free(xo_args_t *a)
 {
     if (!a || a == &oom_args) return;
-    if (a->data != a->inline_buf) free(a->data);
+    if (a->release) a->release(a->release_arg);
+    else if (a->data != a->inline_buf) free(a->data);
     free(a->error);
     free(a);
 }
@@ -648,8 +666,25 @@ struct xo_result {
     bool has_zone;
     msgpack_zone zone;
     msgpack_object obj;
-    char data[];
+    const char *data;           /* inline_data, or bytes lent (release) or owned (heap) */
+    void (*release)(void *arg); /* lent bytes: called by xo_result_free */
+    void *release_arg;
+    char *heap;                 /* owned bytes taken from a buffer: freed by xo_result_free */
+    char inline_data[];
 };
+
+static xo_result_t *result_alloc(size_t inline_len)
+{
+    xo_result_t *r = malloc(sizeof *r + inline_len);
+    if (!r) return NULL;
+    r->decoded = false;
+    r->has_zone = false;
+    r->data = r->inline_data;
+    r->release = NULL;
+    r->release_arg = NULL;
+    r->heap = NULL;
+    return r;
+}
 
 xo_result_t *xo__result_from_bytes(const char *data, size_t len)
 {
@@ -658,12 +693,36 @@ xo_result_t *xo__result_from_bytes(const char *data, size_t len)
         data = &nil;
         len = 1;
     }
-    xo_result_t *r = malloc(sizeof *r + len);
+    xo_result_t *r = result_alloc(len);
     if (!r) return NULL;
     r->len = len;
-    r->decoded = false;
-    r->has_zone = false;
-    memcpy(r->data, data, len);
+    memcpy(r->inline_data, data, len);
+    return r;
+}
+
+xo_result_t *xo__result_borrow(const char *data, size_t len, void (*release)(void *), void *arg)
+{
+    xo_result_t *r = result_alloc(0);
+    if (!r) {
+        release(arg);
+        return NULL;
+    }
+    r->len = len;
+    r->data = data;
+    r->release = release;
+    r->release_arg = arg;
+    return r;
+}
+
+xo_result_t *xo__result_take_buf(xo_buf_t *buf)
+{
+    if (buf->size == 0) return xo__result_from_bytes(NULL, 0);
+    xo_result_t *r = result_alloc(0);
+    if (!r) return NULL;
+    r->len = buf->size;
+    r->data = r->heap = buf->data;
+    buf->data = NULL;
+    buf->size = buf->cap = 0;
     return r;
 }
 
@@ -707,5 +766,7 @@ void xo_result_free(xo_result_t *r)
 {
     if (!r) return;
     if (r->has_zone) msgpack_zone_destroy(&r->zone);
+    if (r->release) r->release(r->release_arg);
+    free(r->heap);
     free(r);
 }

@@ -17,6 +17,10 @@ struct xo_args {
     size_t cap;
     char inline_buf[XO_ARGS_INLINE];
     char *error;  /* non-NULL: xo_args() could not build them (its reason); every consuming call refuses them */
+    /* Non-NULL: data is lent (a received frame's memory, see xo__args_borrow); xo_args_free calls it instead of
+     * freeing data, and nothing may be packed into these arguments. */
+    void (*release)(void *arg);
+    void *release_arg;
 };
 
 /* XO_OK when args (NULL: no arguments) may be sent. Otherwise xo_args() failed on them: frees them (the call
@@ -27,6 +31,11 @@ xo_status_t xo__args_refuse(xo_args_t *args);
 /* An argument list holding a copy of data[0..len) (already encoded, e.g. received from another pool). The caller
  * owns it. NULL when out of memory. */
 xo_args_t *xo__args_from_bytes(const void *data, size_t len);
+
+/* An argument list over data[0..len) without copying it: data is lent until the list is freed, which calls
+ * release(arg) (also when this returns NULL: out of memory). For large arguments received from another pool, so
+ * that a method reads them where the transport put them. */
+xo_args_t *xo__args_borrow(const void *data, size_t len, void (*release)(void *), void *arg);
 
 /* The encoded bytes of args (a msgpack array). An empty array when args is NULL. */
 const char *xo__args_data(const xo_args_t *args, size_t *len_p);
@@ -51,6 +60,14 @@ bool xo__encoded_is_container(const char *data, size_t len);
 
 /* A result holding a copy of data[0..len). The caller owns it (xo_result_free). NULL when out of memory. */
 xo_result_t *xo__result_from_bytes(const char *data, size_t len);
+
+/* A result over data[0..len) without copying it (len > 0): data is lent until xo_result_free, which calls
+ * release(arg) (also when this returns NULL: out of memory). */
+xo_result_t *xo__result_borrow(const char *data, size_t len, void (*release)(void *), void *arg);
+
+/* A result that takes over buf's heap block (no copy): buf is left empty, ready for reuse. NULL when out of memory
+ * (buf unchanged). */
+xo_result_t *xo__result_take_buf(xo_buf_t *buf);
 
 /* The encoded bytes of a result. */
 const char *xo__result_bytes(const xo_result_t *r, size_t *len_p);

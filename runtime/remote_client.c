@@ -12,7 +12,7 @@
 
 static char *dup_text(xo_str_t s) { return s.ptr ? strndup(s.ptr, s.len) : NULL; }
 
-void xo__client_reply(conn_t *c, const xo_wire_msg_t *m)
+void xo__client_reply(conn_t *c, const xo_wire_msg_t *m, xo_lender_t *l)
 {
     pthread_mutex_lock(&c->lock);
     xo_future_t *f = xo__idmap_take(&c->calls, m->call_id);
@@ -20,7 +20,7 @@ void xo__client_reply(conn_t *c, const xo_wire_msg_t *m)
     if (!f) return; /* nobody waits any more (a told call, or the connection was failed) */
     if (m->type == XO_WIRE_REPLY) {
         xo_result_t *r = NULL;
-        if (m->status == XO_OK) r = xo__result_from_bytes(m->has_payload ? m->payload.ptr : NULL, m->payload.len);
+        if (m->status == XO_OK) r = xo__lend_result(l, m->has_payload ? m->payload : (xo_bytes_t){0});
         xo__future_complete(f, (xo_status_t)m->status, dup_text(m->error), r);
     } else if (m->status != XO_OK) {
         xo__future_complete(f, (xo_status_t)m->status, dup_text(m->error), NULL);
@@ -38,8 +38,7 @@ void xo__client_reply(conn_t *c, const xo_wire_msg_t *m)
             for (size_t i = 0; i < n; i++) {
                 st[i] = (xo_status_t)m->item_status[i];
                 errs[i] = dup_text(m->item_error[i]);
-                if (st[i] == XO_OK) rs[i] = xo__result_from_bytes(m->item_has[i] ? m->items[i].ptr : NULL,
-                                                                 m->items[i].len);
+                if (st[i] == XO_OK) rs[i] = xo__lend_result(l, m->item_has[i] ? m->items[i] : (xo_bytes_t){0});
             }
             xo__future_complete_batch(f, n, st, rs, errs);
         }

@@ -143,8 +143,9 @@ void xo__channel_set_max_frame(xo_channel_t *ch, size_t max_frame)
 
 void xo__frame_release(xo_frame_t *frame)
 {
-    if (!frame || (!frame->mem && !frame->map)) return;
+    if (!frame || (!frame->mem && !frame->map && !frame->release)) return;
     free(frame->mem);
     if (frame->map) munmap(frame->map, frame->map_len);
+    if (frame->release) frame->release(frame->release_arg);
     memset(frame, 0, sizeof *frame);
 }

@@ -32,8 +32,9 @@
 extern "C" {
 #endif
 
-/* Default limit on one frame (header plus all segments) that a channel sends or accepts. */
-#define XO_FRAME_MAX_DEFAULT ((size_t)256 << 20)
+/* Default limit on one frame (header plus all segments) that a channel sends or accepts: a 256 MiB payload plus
+ * room for the envelope around it (call header, msgpack array and bin headers). */
+#define XO_FRAME_MAX_DEFAULT (((size_t)256 << 20) + ((size_t)64 << 10))
 /* Most segments one frame may carry (a hard limit: the receiver rejects more with XO_EPROTO). */
 #define XO_FRAME_MAX_SEGS 1024u
 /* Default busy-poll time of a shm receiver before it sleeps. */
@@ -59,6 +60,9 @@ typedef struct xo_frame {
     void *mem;
     void *map;
     size_t map_len;
+    /* Memory the backend lends rather than gives (shm: a pooled segment): release(release_arg) hands it back. */
+    void (*release)(void *arg);
+    void *release_arg;
 } xo_frame_t;
 
 /* Per-channel options; an all-zero struct (or a NULL pointer) means defaults. A listener passes its options on to
@@ -263,8 +267,9 @@ const char *xo__channel_scheme(const xo_channel_t *ch);
 /* Total bytes of a frame: header plus all segments. */
 size_t xo__frame_size(const xo_frame_t *frame);
 
-/* Frees the memory of a frame filled by xo__channel_recv and zeroes *frame. A zeroed or caller-built frame (mem and
- * map NULL) is left as it is, so calling it twice is harmless. */
+/* Frees the memory of a frame filled by xo__channel_recv (or gives it back to its channel's pool: any thread, even
+ * after the channel was closed) and zeroes *frame. A zeroed or caller-built frame (mem, map and release NULL) is
+ * left as it is, so calling it twice is harmless. */
 void xo__frame_release(xo_frame_t *frame);
 
 #ifdef __cplusplus
