@@ -14,6 +14,7 @@
 #include "transport/shm_segpool.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,14 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "transport/channel.h"
+
+struct xo_segpool_rseg {
+    _Atomic uint32_t refs;
+    _Atomic bool held; /* a received frame points into it (set by the receiving thread, cleared by the release) */
+    uint8_t *map;
+    size_t map_len;
+    size_t cap;
+};
 
 static inline size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 

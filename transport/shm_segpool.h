@@ -14,7 +14,6 @@
 #define XO_TRANSPORT_SHM_SEGPOOL_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -78,15 +77,9 @@ void xo__segpool_tx_done(xo_segpool_tx_t *p, const xo_seg_lease_t *l, bool regis
 
 /* ---- the receiving side ---- */
 
-/* One mapping of a peer's segment: refcounted, since a received frame may outlive the channel and a slot may be
- * re-registered while an old frame still points into the old segment. */
-typedef struct xo_segpool_rseg {
-    _Atomic uint32_t refs;
-    _Atomic bool held; /* a received frame points into it (set by the receiving thread, cleared by the release) */
-    uint8_t *map;
-    size_t map_len;
-    size_t cap;
-} xo_segpool_rseg_t;
+/* One mapping of a peer's segment (shm_segpool.c): refcounted, since a received frame may outlive the channel and a
+ * slot may be re-registered while an old frame still points into the old segment. */
+typedef struct xo_segpool_rseg xo_segpool_rseg_t;
 
 typedef struct xo_segpool_rx {
     xo_segpool_rseg_t *slot[XO_SEGPOOL_SLOTS];
