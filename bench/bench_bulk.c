@@ -10,11 +10,12 @@
  * Per path and size (64 KiB, 1 MiB, 16 MiB, 64 MiB, 256 MiB; --quick: the first two), each call timed on its own
  * from a plain thread, building the argument included (a copy of the payload, as a user pays it):
  *   bulk.<p>.args.<size>    size / p50 of xo_call(echo, "len", bytes[size]): the payload goes one way
+ *   bulk.<p>.lent.<size>    the same with the payload lent ('B': not copied into the arguments)
  *   bulk.<p>.result.<size>  size / p50 of xo_call(echo, "fill", size), the reply unpacked: it comes back
  *   bulk.<p>.rtt8           p50 of the 8-byte "len" call (us)
  *   bulk.<p>.call1MiB_vs_limit  p50 of the 1 MiB call / (one warm memcpy of 1 MiB + rtt8), both measured in the
  *                           same process: the issue's target is <= 2
- * Before timing a size, one "sum" call checks that the bytes arrived (the target folds what it got, we compare) and
+ * XO_BENCH_BULK_MAX=<bytes> leaves out the larger sizes. Before timing a size, one "sum" call checks that the bytes arrived (the target folds what it got, we compare) and
  * one "fill" call checks the bytes that come back. */
 #include <string.h>
 #include <sys/mman.h>
@@ -48,15 +49,16 @@ static const bench_metric_spec_t m_memcpy[N_BULK] = {
 static const bench_metric_spec_t m_fresh[N_BULK] = SIZES5("bulk.memcpy_fresh", "");
 
 typedef struct pspecs {
-    bench_metric_spec_t args[N_BULK], result[N_BULK], rtt8, limit1m;
+    bench_metric_spec_t args[N_BULK], lent[N_BULK], result[N_BULK], rtt8, limit1m, limit1m_lent;
 } pspecs_t;
 
 /* The targets apply between processes of a host: shm, the default same-host path. */
 #define PSPECS(P, GOAL, LIM)                                                                                     \
     {                                                                                                           \
-        .args = SIZES5("bulk." P ".args", "", GOAL), .result = SIZES5("bulk." P ".result", ""),                  \
-        .rtt8 = {.name = "bulk." P ".rtt8", .unit = "us"},                                                      \
-        .limit1m = {.name = "bulk." P ".call1MiB_vs_limit", .unit = "x" LIM},                                   \
+        .args = SIZES5("bulk." P ".args", ""), .lent = SIZES5("bulk." P ".lent", "", GOAL),                   \
+        .result = SIZES5("bulk." P ".result", ""), .rtt8 = {.name = "bulk." P ".rtt8", .unit = "us"},         \
+        .limit1m = {.name = "bulk." P ".call1MiB_vs_limit", .unit = "x"},                                       \
+        .limit1m_lent = {.name = "bulk." P ".lent1MiB_vs_limit", .unit = "x" LIM},                              \
     }
 #define SHM_GOAL , .goal = BENCH_GOAL_RATIO_MIN, .target = 0.8
 #define SHM_LIM , .goal = BENCH_GOAL_VALUE_MAX, .target = 2.0
@@ -67,7 +69,16 @@ static const pspecs_t specs_shm = PSPECS("shm", SHM_GOAL, SHM_LIM);
 static const pspecs_t specs_unix = PSPECS("unix", NO_, NO_);
 static const pspecs_t specs_tcp = PSPECS("tcp", NO_, NO_);
 
-static size_t n_sizes(const bench_opts_t *o) { return o->quick ? 2 : N_BULK; }
+/* The sizes run: --quick the first two; XO_BENCH_BULK_MAX=<bytes> stops earlier (for an A/B against a build whose
+ * frame limit is below 256 MiB plus an envelope). */
+static size_t n_sizes(const bench_opts_t *o)
+{
+    size_t n = o->quick ? 2 : N_BULK;
+    const char *e = getenv("XO_BENCH_BULK_MAX");
+    size_t max = e ? (size_t)strtoull(e, NULL, 10) : 0;
+    while (max && n > 1 && bulk_sizes[n - 1] > max) n--;
+    return n;
+}
 
 /* ---- the limits ------------------------------------------------------------------------------------------------ */
 
@@ -126,14 +137,14 @@ static uint64_t fold(const void *data, size_t len)
     return h;
 }
 
-/* p50 (ns) of n timed calls of echo.len(payload[size]) after warm untimed ones. */
-static int time_args(const setup_t *s, size_t size, size_t n, uint64_t *p50)
+/* p50 (ns) of n timed calls of echo.len(payload[size]) after warm untimed ones; lent: the payload passed with 'B'. */
+static int time_args(const setup_t *s, size_t size, size_t n, bool lent, uint64_t *p50)
 {
     size_t warm = n / 10 ? n / 10 : 1;
     for (size_t i = 0; i < warm + n; i++) {
         xo_result_t *r = NULL;
         uint64_t t0 = bench_now_ns();
-        xo_status_t st = xo_call(s->echo, "len", xo_args("b", g_payload, size), CALL_TIMEOUT_MS, &r);
+        xo_status_t st = xo_call(s->echo, "len", xo_args(lent ? "B" : "b", g_payload, size), CALL_TIMEOUT_MS, &r);
         uint64_t t1 = bench_now_ns();
         uint64_t got = 0;
         if (st == XO_OK) st = xo_result_unpack(r, "u", &got);
@@ -176,11 +187,11 @@ static int time_result(const setup_t *s, size_t size, size_t n, uint64_t *p50)
     return 0;
 }
 
-static int check_sum(const setup_t *s, size_t size)
+static int check_sum(const setup_t *s, size_t size, bool lent)
 {
     xo_result_t *r = NULL;
     uint64_t got = 0;
-    BENCH_CHECK(xo_call(s->echo, "sum", xo_args("b", g_payload, size), CALL_TIMEOUT_MS, &r));
+    BENCH_CHECK(xo_call(s->echo, "sum", xo_args(lent ? "B" : "b", g_payload, size), CALL_TIMEOUT_MS, &r));
     xo_status_t st = xo_result_unpack(r, "u", &got);
     xo_result_free(r);
     BENCH_CHECK(st);
@@ -226,18 +237,24 @@ static int run_path(const bench_opts_t *opts, transport_t t, const pspecs_t *sp)
     setup_t s;
     if (bench_remote_setup(opts, t, &s) != 0) return -1;
     int rc = 0;
-    uint64_t rtt8 = 0, call1m = 0;
-    if (time_args(&s, 8, opts->quick ? 300 : 3000, &rtt8) != 0) rc = -1;
+    uint64_t rtt8 = 0, call1m = 0, lent1m = 0;
+    if (time_args(&s, 8, opts->quick ? 300 : 3000, false, &rtt8) != 0) rc = -1;
     if (rc == 0) bench_report(&sp->rtt8, (double)rtt8 / 1e3);
     for (size_t k = 0; rc == 0 && k < n_sizes(opts); k++) {
         size_t size = bulk_sizes[k], n = opts->quick ? bulk_calls_quick[k] : bulk_calls[k];
         uint64_t p50 = 0;
-        if (check_sum(&s, size) != 0 || time_args(&s, size, n, &p50) != 0) {
+        if (check_sum(&s, size, false) != 0 || time_args(&s, size, n, false, &p50) != 0) {
             rc = -1;
             break;
         }
         bench_report(&sp->args[k], gbps(size, p50));
         if (k == 1) call1m = p50;
+        if (check_sum(&s, size, true) != 0 || time_args(&s, size, n, true, &p50) != 0) {
+            rc = -1;
+            break;
+        }
+        bench_report(&sp->lent[k], gbps(size, p50));
+        if (k == 1) lent1m = p50;
         if (time_result(&s, size, n, &p50) != 0) {
             rc = -1;
             break;
@@ -247,6 +264,7 @@ static int run_path(const bench_opts_t *opts, transport_t t, const pspecs_t *sp)
     bench_remote_teardown(&s);
     uint64_t lim = memcpy_ns(1u << 20) + rtt8;
     if (rc == 0 && lim) bench_report(&sp->limit1m, (double)call1m / (double)lim);
+    if (rc == 0 && lim) bench_report(&sp->limit1m_lent, (double)lent1m / (double)lim);
     return rc;
 }
 

@@ -5,10 +5,21 @@
 #include <msgpack.h>
 #include <stdarg.h>
 
+#include "transport/channel.h"
 #include "xoscar/xoscar.h"
 
 /* Small argument lists live inside the xo_args_t itself: one allocation per call for the common case. */
 #define XO_ARGS_INLINE 96
+/* Most lent binaries ('B') one argument list sends as they are; more are copied in when the list is consumed. */
+#define XO_ARGS_MAX_LENT 16
+
+/* A binary lent to an argument list ('B'): its bytes belong at offset at of data, between the bytes before and
+ * after; data holds everything else (its msgpack header included). */
+typedef struct xo_args_lent {
+    size_t at;
+    const void *ptr;
+    size_t len;
+} xo_args_lent_t;
 
 struct xo_args {
     msgpack_packer pk;
@@ -21,12 +32,24 @@ struct xo_args {
      * freeing data, and nothing may be packed into these arguments. */
     void (*release)(void *arg);
     void *release_arg;
+    /* Binaries lent by the caller ('B'), in order: the encoded arguments are data with these spliced in. Only until
+     * the consuming call returns: it sends them as they are (another process) or copies them in (xo__args_settle). */
+    xo_args_lent_t *lent;
+    size_t n_lent;
 };
 
 /* XO_OK when args (NULL: no arguments) may be sent. Otherwise xo_args() failed on them: frees them (the call
  * consumes its arguments whatever happens) and returns XO_EINVAL (a bad format) or XO_ENOMEM, with the reason as
- * the error text. Every public function that consumes an xo_args_t asks this first. */
+ * the error text. Every public function that consumes an xo_args_t asks this first. On XO_OK the lent binaries
+ * have been copied in (xo__args_settle), since the arguments may outlive the call that consumes them. */
 xo_status_t xo__args_refuse(xo_args_t *args);
+/* xo__args_refuse without the copy: for a consumer that sends lent binaries before it returns, or settles. */
+xo_status_t xo__args_refuse_keep_lent(xo_args_t *args);
+/* Copies the lent binaries of args into its own buffer. XO_OK, or XO_ENOMEM (text set) with args freed. */
+xo_status_t xo__args_settle(xo_args_t *args);
+/* The encoded arguments as pieces in order (data's own bytes and the lent binaries), borrowed: valid while args
+ * is and the lenders' buffers are. 0 when nothing is lent (use xo__args_data) or more than max pieces. */
+size_t xo__args_pieces(const xo_args_t *args, xo_seg_t *out, size_t max);
 
 /* An argument list holding a copy of data[0..len) (already encoded, e.g. received from another pool). The caller
  * owns it. NULL when out of memory. */

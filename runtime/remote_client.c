@@ -326,12 +326,31 @@ xo_status_t xo__remote_send(const char *address, int type, uint64_t chain, const
             return st;
         }
     }
-    size_t len = 0;
+    /* Lent binaries ('B') go out as pieces of the arguments' segment, gathered by the channel where it copies
+     * anyway (into the shm segment, into the socket): the caller's bytes are copied once, here, before we return. */
+    xo_seg_t pieces[2 * XO_ARGS_MAX_LENT + 1];
+    size_t np = type == XO_WIRE_CALL ? xo__args_pieces(args, pieces, sizeof pieces / sizeof pieces[0]) : 0;
+    if (!np && args && args->n_lent && (st = xo__args_settle(args)) != XO_OK) { /* args freed */
+        if (f) {
+            pthread_mutex_lock(&c->lock);
+            xo_future_t *mine = xo__idmap_take(&c->calls, id); /* the map's ref */
+            pthread_mutex_unlock(&c->lock);
+            if (mine) xo__future_unref(mine);
+        }
+        xo__future_unref(f);
+        sender_keep(snd, c);
+        return st;
+    }
+    size_t len = 0, total = 0;
+    for (size_t i = 0; i < np; i++) total += pieces[i].len;
     const char *data = args ? xo__args_data(args, &len) : NULL;
     xo_wire_out_t w;
     sender_out_init(snd, &w);
     switch (type) {
-    case XO_WIRE_CALL: st = xo__wire_call(&w, id, chain, want_reply, uid, name, data, len); break;
+    case XO_WIRE_CALL:
+        st = np ? xo__wire_call_pieces(&w, id, chain, want_reply, uid, name, pieces, np, total)
+                : xo__wire_call(&w, id, chain, want_reply, uid, name, data, len);
+        break;
     case XO_WIRE_CREATE: st = xo__wire_create(&w, id, chain, uid, name, data, len); break;
     default: st = xo__wire_simple(&w, type, id, chain, uid); break;
     }

@@ -244,6 +244,21 @@ static inline void part_of(const xo_frame_t *f, size_t i, const void **p, size_t
     }
 }
 
+/* The pieces of part i (a gathered segment's, or the part itself as one); *one is the storage for the latter. */
+static size_t pieces_of(const xo_frame_t *f, size_t i, xo_seg_t *one, const xo_seg_t **pcs)
+{
+    if (i > 0 && f->gather && f->gather[i - 1].n) {
+        *pcs = f->gather[i - 1].pieces;
+        return f->gather[i - 1].n;
+    }
+    const void *p;
+    size_t len;
+    part_of(f, i, &p, &len);
+    *one = (xo_seg_t){.data = (void *)p, .len = len};
+    *pcs = one;
+    return 1;
+}
+
 /* Where parts go: out of band from min bytes on (XO_SEGPOOL_PART_MIN into a pooled segment, XO_SHM_OOB_MIN into
  * a fresh memfd), or all of them (all_oob). */
 typedef struct oob_plan {
@@ -278,7 +293,11 @@ static void oob_fill(const xo_frame_t *f, oob_plan_t all_oob, uint8_t *data)
         size_t len;
         part_of(f, i, &p, &len);
         if (!goes_oob(len, all_oob)) continue;
-        memcpy(data + off, p, len);
+        xo_seg_t one;
+        const xo_seg_t *pcs;
+        size_t n = pieces_of(f, i, &one, &pcs), at = 0;
+        for (size_t k = 0; k < n; at += pcs[k++].len)
+            if (pcs[k].len) memcpy(data + off + at, pcs[k].data, pcs[k].len);
         off = align_up(off + len, OOB_ALIGN);
     }
 }
@@ -301,15 +320,21 @@ static xo_status_t oob_create(const xo_frame_t *f, oob_plan_t all_oob, uint64_t 
         size_t len;
         part_of(f, i, &p, &len);
         if (!goes_oob(len, all_oob)) continue;
-        for (size_t done = 0; done < len;) {
-            ssize_t w = pwrite(fd, (const uint8_t *)p + done, len - done, (off_t)(off + done));
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) {
-                int e = errno;
-                close(fd);
-                return xo__error_set(XO_ENOMEM, "shm send: writing the out-of-band segment: %s", strerror(e));
+        xo_seg_t one;
+        const xo_seg_t *pcs;
+        size_t n = pieces_of(f, i, &one, &pcs), at = 0;
+        for (size_t k = 0; k < n; at += pcs[k++].len) {
+            const uint8_t *src = pcs[k].data;
+            for (size_t done = 0, plen = pcs[k].len; done < plen;) {
+                ssize_t w = pwrite(fd, src + done, plen - done, (off_t)(off + at + done));
+                if (w < 0 && errno == EINTR) continue;
+                if (w <= 0) {
+                    int e = errno;
+                    close(fd);
+                    return xo__error_set(XO_ENOMEM, "shm send: writing the out-of-band segment: %s", strerror(e));
+                }
+                done += (size_t)w;
             }
-            done += (size_t)w;
         }
         off = align_up(off + len, OOB_ALIGN);
     }
@@ -451,7 +476,11 @@ static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
                 oob_off = align_up(oob_off + len, OOB_ALIGN);
             } else {
                 d[1] = in_off;
-                if (len) xo__ring_put(r, pos + in_off, p, len);
+                xo_seg_t one;
+                const xo_seg_t *pcs;
+                size_t n = pieces_of(f, i, &one, &pcs), at = 0;
+                for (size_t k = 0; k < n; at += pcs[k++].len)
+                    if (pcs[k].len) xo__ring_put(r, pos + in_off + at, pcs[k].data, pcs[k].len);
                 in_off += align_up(len, 8);
             }
             xo__ring_put(r, pos + XO_REC_HDR_LEN + XO_REC_DESC_LEN * i, d, sizeof d);
@@ -767,6 +796,7 @@ static const xo_channel_ops_t shm_channel_ops = {
     .fd = chan_fd,
     .ready = chan_ready,
     .recv_nowait = chan_recv_nowait,
+    .gather = true,
 };
 
 /* ---- setup ---- */

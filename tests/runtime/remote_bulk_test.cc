@@ -108,4 +108,31 @@ TEST_F(RemoteBulk, ArgumentsAndResultsOfManySizesArriveByteExact)
     }
 }
 
+// Lent binaries ('B') to another process: copied once straight into the segment before xo_send returns, so the
+// caller may overwrite its buffer at once; several in one list, large and small, all arrive.
+TEST_F(RemoteBulk, LentBinariesArriveAndTheBufferIsFreeOnceTheSendReturns)
+{
+    std::vector<uint8_t> big = Pattern(3 << 20, 5), mid = Pattern(100 << 10, 6), tiny = Pattern(10, 7);
+    std::vector<uint8_t> want_big = big, want_mid = mid, want_tiny = tiny;
+    xo_future_t *f = nullptr;
+    ASSERT_EQ(XO_OK, xo_send(echo, "echo",
+                             xo_args("[BbB]", big.data(), big.size(), mid.data(), mid.size(), tiny.data(), tiny.size()),
+                             &f))
+        << xo_last_error();
+    std::fill(big.begin(), big.end(), 0);
+    std::fill(tiny.begin(), tiny.end(), 0);
+    xo_result_t *r = nullptr;
+    ASSERT_EQ(XO_OK, xo_future_wait(f, 20000, &r)) << xo_last_error();
+    xo_bytes_t a{}, b{}, c{};
+    ASSERT_EQ(XO_OK, xo_result_unpack(r, "[bbb]", &a, &b, &c));
+    ASSERT_EQ(want_big.size(), a.len);
+    EXPECT_EQ(0, memcmp(a.ptr, want_big.data(), a.len));
+    ASSERT_EQ(want_mid.size(), b.len);
+    EXPECT_EQ(0, memcmp(b.ptr, want_mid.data(), b.len));
+    ASSERT_EQ(want_tiny.size(), c.len);
+    EXPECT_EQ(0, memcmp(c.ptr, want_tiny.data(), c.len));
+    xo_result_free(r);
+    xo_future_free(f);
+}
+
 } // namespace
