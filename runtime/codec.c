@@ -742,10 +742,9 @@ struct xo_result {
     bool has_zone;
     msgpack_zone zone;
     msgpack_object obj;
-    const char *data;           /* inline_data, or bytes lent (release) or owned (heap) */
-    void (*release)(void *arg); /* lent bytes: called by xo_result_free */
+    const char *data;           /* inline_data, or bytes lent (xo__result_borrow) */
+    void (*release)(void *arg); /* lent bytes: called by xo_result_free (NULL: nothing to hand back) */
     void *release_arg;
-    char *heap;                 /* owned bytes taken from a buffer: freed by xo_result_free */
     char inline_data[];
 };
 
@@ -758,7 +757,6 @@ static xo_result_t *result_alloc(size_t inline_len)
     r->data = r->inline_data;
     r->release = NULL;
     r->release_arg = NULL;
-    r->heap = NULL;
     return r;
 }
 
@@ -780,25 +778,13 @@ xo_result_t *xo__result_borrow(const char *data, size_t len, void (*release)(voi
 {
     xo_result_t *r = result_alloc(0);
     if (!r) {
-        release(arg);
+        if (release) release(arg);
         return NULL;
     }
     r->len = len;
     r->data = data;
     r->release = release;
     r->release_arg = arg;
-    return r;
-}
-
-xo_result_t *xo__result_take_buf(xo_buf_t *buf)
-{
-    if (buf->size == 0) return xo__result_from_bytes(NULL, 0);
-    xo_result_t *r = result_alloc(0);
-    if (!r) return NULL;
-    r->len = buf->size;
-    r->data = r->heap = buf->data;
-    buf->data = NULL;
-    buf->size = buf->cap = 0;
     return r;
 }
 
@@ -843,6 +829,5 @@ void xo_result_free(xo_result_t *r)
     if (!r) return;
     if (r->has_zone) msgpack_zone_destroy(&r->zone);
     if (r->release) r->release(r->release_arg);
-    free(r->heap);
     free(r);
 }

@@ -85,12 +85,9 @@ bool xo__encoded_is_container(const char *data, size_t len);
 xo_result_t *xo__result_from_bytes(const char *data, size_t len);
 
 /* A result over data[0..len) without copying it (len > 0): data is lent until xo_result_free, which calls
- * release(arg) (also when this returns NULL: out of memory). */
+ * release(arg) (also when this returns NULL: out of memory); release may be NULL (the lender knows when the result
+ * is gone). */
 xo_result_t *xo__result_borrow(const char *data, size_t len, void (*release)(void *), void *arg);
-
-/* A result that takes over buf's heap block (no copy): buf is left empty, ready for reuse. NULL when out of memory
- * (buf unchanged). */
-xo_result_t *xo__result_take_buf(xo_buf_t *buf);
 
 /* The encoded bytes of a result. */
 const char *xo__result_bytes(const xo_result_t *r, size_t *len_p);

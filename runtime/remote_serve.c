@@ -50,6 +50,9 @@ static void reply_done(xo_future_t *f, void *arg)
     }
     xo__conn_send(c, &w);
     xo__wire_out_free(&w);
+    /* Sent: nobody reads the result of a remote caller's future, and it may be lent (hook_takes_result). */
+    xo_result_free(f->result);
+    f->result = NULL;
 }
 
 static void inflight_free(void *arg)
@@ -72,6 +75,7 @@ static xo_future_t *reply_future(conn_t *c, uint64_t call_id)
     in->conn = c;
     in->call_id = call_id;
     f->on_done = reply_done;
+    f->hook_takes_result = true;
     f->on_free = inflight_free;
     f->hook_arg = in;
     pthread_mutex_lock(&c->lock);
