@@ -259,6 +259,21 @@ static size_t pieces_of(const xo_frame_t *f, size_t i, xo_seg_t *one, const xo_s
     return 1;
 }
 
+/* The pooled-part threshold: XO_SEGPOOL_PART_MIN, or XO_SHM_POOL_MIN=<bytes> (read once; for measuring the
+ * crossover with the ring, see shm_segpool.h). */
+static size_t pool_min(void)
+{
+    static _Atomic size_t cached;
+    size_t v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (!v) {
+        const char *e = getenv("XO_SHM_POOL_MIN");
+        v = e && *e ? (size_t)strtoull(e, NULL, 10) : XO_SEGPOOL_PART_MIN;
+        if (!v) v = 1;
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
+    }
+    return v;
+}
+
 /* Where parts go: out of band from min bytes on (XO_SEGPOOL_PART_MIN into a pooled segment, XO_SHM_OOB_MIN into
  * a fresh memfd), or all of them (all_oob). */
 typedef struct oob_plan {
@@ -418,7 +433,7 @@ static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
     shm_chan_t *c = (shm_chan_t *)ch;
     size_t nparts = f->nsegs + 1;
     uint64_t rec_len, oob_size;
-    oob_plan_t all_oob = plan_for(c, f, XO_SEGPOOL_PART_MIN, &rec_len, &oob_size);
+    oob_plan_t all_oob = plan_for(c, f, pool_min(), &rec_len, &oob_size);
     /* Outside the lock: concurrent senders copy their large payloads in parallel. */
     xo_seg_lease_t lease = {.reg_fd = -1};
     bool pooled = false;
