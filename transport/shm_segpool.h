@@ -29,10 +29,15 @@ extern "C" {
 #define XO_SEGPOOL_GRAIN ((size_t)2 << 20)       /* data sizes are multiples of this (a huge page) */
 #define XO_SEGPOOL_BYTES ((size_t)1 << 30)       /* most bytes of segments one direction keeps mapped */
 
-/* Out-of-band parts at least this large go into a pooled segment (smaller ones through the ring). Measured on a
- * 2-vCPU VM (bench `bulk`, bench/results/): see the figures in shm.c. A receiver whose max_frame is below it (an
- * acceptor before authentication) refuses every segment. */
-#define XO_SEGPOOL_PART_MIN ((size_t)64 << 10)
+/* Out-of-band parts at least this large go into a pooled segment (smaller ones through the ring). Set from a
+ * measurement: a raw shm channel ping-pong (tests/transport/pingpong.c, one payload segment, p50 of 3000 round
+ * trips, 3 alternating runs each way, XO_SHM_POOL_MIN=1 against 1 GiB) on the 2-vCPU VM, 2026-12-03: at 8 KiB
+ * both ~58 us; from 16 KiB the pool is ahead and the gap grows with the size (16 KiB 57.3 against 59.7 us, 32 KiB
+ * 57.6 against 64.0, 64 KiB 60.0 against 68.0, 128 KiB 63.6 against 72.3): the ring copies twice (in and out),
+ * the pool once into pages that stay mapped. The round trip there is mostly wake-ups on a loaded machine, so the
+ * crossover is not sharper than "between 8 and 16 KiB". A receiver whose max_frame is below it (an acceptor
+ * before authentication) refuses every segment. */
+#define XO_SEGPOOL_PART_MIN ((size_t)16 << 10)
 
 #define XO_SEG_FREE 0u
 #define XO_SEG_BUSY 1u
