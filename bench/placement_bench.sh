@@ -11,7 +11,9 @@
 #
 # Needs root (ip netns, tc). The stages are destroyed after each policy's run, so each starts from the same loads.
 set -euo pipefail
-build=$(cd "$1" && pwd)
+src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/tests/integration/cluster_lib.sh"
+cluster_begin "$1"
 shift
 items=4 out=""
 while [ $# -gt 0 ]; do
@@ -22,37 +24,16 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-cli=$build/cluster/xoscar
 module=$build/bench/libxo_bench_stage.so
 for f in "$cli" "$module"; do [ -e "$f" ] || { echo "missing $f (build the bench targets)" >&2; exit 2; }; done
-src=$(cd "$(dirname "$0")/.." && pwd)
-. "$src/tests/integration/netns.sh"
-. "$src/tests/integration/ports.sh"
-work=$(mktemp -d)
-cleanup() {
-    ip netns exec "${nsa:-none}" env XO_RUN_DIR="$work/run" "$cli" down "$work/c.yaml" --host a >/dev/null 2>&1 || true
-    ip netns exec "${nsb:-none}" env XO_RUN_DIR="$work/run" "$cli" down "$work/c.yaml" --host b >/dev/null 2>&1 || true
-    rm -rf "$work"
-    netns_down
-}
-trap cleanup EXIT
+down_hosts_on_exit a b
 netns_up "xp$$" 10.234.0 || { echo "placement_bench.sh needs root and iproute2 (ip netns)" >&2; exit 2; }
 ona="ip netns exec $nsa" onb="ip netns exec $nsb"
 hosta=10.234.0.1 hostb=10.234.0.2
 # The slow link: delay and rate on both ends of the veth, by netem; a kernel without sch_netem (this VM's) gets the
 # rate alone, by tbf, and the run says so.
-deva=$(ip -n "$nsa" -o link show | awk -F': ' '$2 ~ /va/ {sub(/@.*/, "", $2); print $2}')
-devb=$(ip -n "$nsb" -o link show | awk -F': ' '$2 ~ /vb/ {sub(/@.*/, "", $2); print $2}')
-shaping="netem delay 2ms rate 200mbit"
-for ns_dev in "$nsa $deva" "$nsb $devb"; do
-    set -- $ns_dev
-    if ! ip netns exec "$1" tc qdisc add dev "$2" root netem delay 2ms rate 200mbit 2>/dev/null; then
-        ip netns exec "$1" tc qdisc add dev "$2" root tbf rate 200mbit burst 256kb latency 50ms
-        shaping="tbf rate 200mbit (no sch_netem in this kernel: no added delay)"
-    fi
-done
+slow_link 200mbit 2ms || { echo "placement_bench.sh: no tc qdisc to slow the link with" >&2; exit 2; }
 port=$(free_port_base)
-export XO_RUN_DIR=$work/run
 cat >"$work/c.yaml" <<YAML
 name: placebench
 secret: "placement bench secret"
@@ -66,7 +47,7 @@ $ona env XO_LISTEN_ANY=1 "$cli" up "$work/c.yaml" --host a >/dev/null 2>"$work/a
 $onb env XO_LISTEN_ANY=1 "$cli" up "$work/c.yaml" --host b >/dev/null 2>"$work/b.err" || { cat "$work/b.err"; exit 1; }
 run() { $ona "$cli" --timeout 900000 run "$work/c.yaml" -- "$cli" --timeout 900000 "$@"; }
 
-echo "link: $deva <-> $devb, $shaping each way; hosts $hosta (a) and $hostb (b), 2 sub pools each"
+echo "link: $nsa <-> $nsb, $shaping; hosts $hosta (a) and $hostb (b), 2 sub pools each"
 t0=$(date +%s.%N)
 $ona "$cli" tune "$work/c.yaml" --quick --apply >"$work/tune.out" 2>"$work/tune.err" || { cat "$work/tune.err"; exit 1; }
 t1=$(date +%s.%N)

@@ -23,7 +23,9 @@
 #
 # Needs root (ip netns). The stages are destroyed after each policy's run, so each starts from the same loads.
 set -euo pipefail
-build=$(cd "$1" && pwd)
+src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/tests/integration/cluster_lib.sh"
+cluster_begin "$1"
 shift
 items=8 out="" ipc_off=""
 while [ $# -gt 0 ]; do
@@ -35,27 +37,13 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-cli=$build/cluster/xoscar
 module=$build/bench/libxo_bench_stage.so
 for f in "$cli" "$module"; do [ -e "$f" ] || { echo "missing $f (build the bench targets)" >&2; exit 2; }; done
-src=$(cd "$(dirname "$0")/.." && pwd)
-. "$src/tests/integration/netns.sh"
-. "$src/tests/integration/ports.sh"
-work=$(mktemp -d)
-cleanup() {
-    ip netns exec "${nsa:-none}" env XO_RUN_DIR="$work/run" "$cli" down "$work/c.yaml" --host a >/dev/null 2>&1 || true
-    ip netns exec "${nsb:-none}" env XO_RUN_DIR="$work/run" "$cli" down "$work/c.yaml" --host b >/dev/null 2>&1 || true
-    [ -z "$ipc_off" ] || ip netns exec "${nsa:-none}" env XO_RUN_DIR="$work/run" "$cli" down "$work/c.yaml" --host c \
-        >/dev/null 2>&1 || true
-    rm -rf "$work"
-    netns_down
-}
-trap cleanup EXIT
+down_hosts_on_exit a b $([ -n "$ipc_off" ] && echo c)
 netns_up "xd$$" 10.235.0 || { echo "placement_devbuf_bench.sh needs root and iproute2 (ip netns)" >&2; exit 2; }
 ona="ip netns exec $nsa" onb="ip netns exec $nsb"
 hosta=10.235.0.1 hostb=10.235.0.2
 port=$(free_port_base)
-export XO_RUN_DIR=$work/run
 label=null
 if [ -n "$ipc_off" ]; then
     portc=$(free_port_base)

@@ -218,6 +218,19 @@ static const char *check_label(const char *s)
     return NULL;
 }
 
+/* NAME=value, NAME a shell variable name; XO_SECRET is the cluster's (a pool cannot have its own). */
+static const char *check_env_entry(const char *s)
+{
+    static const char expected[] = "NAME=value, NAME of letters, digits and '_' not starting with a digit";
+    const char *eq = strchr(s, '=');
+    if (!eq || eq == s || (s[0] >= '0' && s[0] <= '9')) return expected;
+    for (const char *c = s; c < eq; c++)
+        if (!(*c == '_' || (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9')))
+            return expected;
+    if (strncmp(s, "XO_SECRET=", 10) == 0) return "an entry other than XO_SECRET (the cluster's secret is the host's)";
+    return NULL;
+}
+
 static bool is_hostname(const char *s)
 {
     size_t n = strlen(s), label = 0;
@@ -313,6 +326,11 @@ static const field_t pool_fields[] = {
      .type_doc = "list of labels", .doc = "Labels (no comma, no space) for placement (`random_label`, `idle_label`, and the label filter of the other policies)."},
     {.name = "threads", .kind = &K_UINT, .off = offsetof(xo_cluster_pool_t, threads), .def = "0", .min = 0,
      .max = 1024, .doc = "Scheduler threads of each sub pool; 0: one per CPU it is bound to."},
+    {.name = "env", .kind = &K_STRINGS, .off = offsetof(xo_cluster_pool_t, env),
+     .aux_off = offsetof(xo_cluster_pool_t, n_env), .def = "[]", .check = check_env_entry,
+     .type_doc = "list of `NAME=value`",
+     .doc = "Environment entries of each of the entry's sub pool processes (`[OMP_NUM_THREADS=4]`), over the host's "
+            "own; kept for their restarts. `XO_SECRET` cannot be set here."},
 };
 
 static const table_t pool_table = {

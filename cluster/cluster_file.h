@@ -81,6 +81,8 @@ typedef struct xo_cluster_pool {
     char **labels;          /* n_labels labels (no commas, not empty) */
     size_t n_labels;
     unsigned threads;       /* scheduler threads of each; 0: one per CPU the pool is bound to */
+    char **env;             /* n_env "NAME=value" entries for each sub pool's process */
+    size_t n_env;
     xo_cluster_mark_t mark;      /* the entry */
     xo_cluster_mark_t cpus_mark; /* its cpus value */
     xo_cluster_mark_t device_mark; /* its device (or gpu) value */
@@ -200,6 +202,15 @@ xo_status_t xo__cluster_host_config(const xo_cluster_t *c, size_t i, const xo_to
                                    xo_cluster_host_config_t **hc_p, xo_cluster_error_t *err);
 
 void xo__cluster_host_config_free(xo_cluster_host_config_t *hc);
+
+/* Starts host i of c in this process (cluster_start.c): its config with the file's placement section, log_file
+ * (NULL: none) as xo_host_config_t.log_file, the other hosts' main pools and the tune profile. The caller owns
+ * *host_p (xo_host_stop). On error err says why ("host NAME: ..."). */
+xo_status_t xo__cluster_start_host(const xo_cluster_t *c, size_t i, const char *log_file, struct xo_host **host_p,
+                                   xo_cluster_error_t *err);
+
+/* This process takes c's secret and transport preferences (the environment its sub pools inherit). */
+void xo__cluster_apply_environment(const xo_cluster_t *c);
 
 /* Writes the effective configuration of c, every default filled in, as a cluster file (`xoscar config --dump`)
  * that loads back to the same cluster when the secret came from secret_file. An inline secret is not written: the

@@ -194,6 +194,19 @@ static size_t cores_within(const xo_topology_t *t, const xo_cpuset_t *within)
     return n;
 }
 
+/* A copy of n strings in the arena (the config outlives nothing of c), or NULL for none or out of memory. */
+static const char *const *copy_strings(void **arena, char *const *v, size_t n)
+{
+    if (!n) return NULL;
+    char **out = xo__cluster_alloc(arena, n * sizeof *out);
+    for (size_t i = 0; out && i < n; i++) {
+        size_t l = strlen(v[i]) + 1;
+        if (!(out[i] = xo__cluster_alloc(arena, l))) return NULL;
+        memcpy(out[i], v[i], l);
+    }
+    return (const char *const *)out;
+}
+
 /* "a,b,c" in the arena, or NULL for no labels. */
 static char *join_labels(void **arena, char *const *labels, size_t n)
 {
@@ -319,6 +332,8 @@ static xo_status_t build(const xo_cluster_t *c, size_t i, const xo_topology_t *t
         if (!counts[j]) continue;
         char *labels = join_labels(arena, p->labels, p->n_labels);
         if (p->n_labels && !labels) return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
+        const char *const *env = copy_strings(arena, p->env, p->n_env);
+        if (p->n_env && !env) return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
         /* Devices first: where they are GPUs, the CPUs near them decide the binding. */
         const char **devs = malloc(counts[j] * sizeof *devs);
         char (*dbufs)[24] = malloc(counts[j] * sizeof *dbufs);
@@ -352,7 +367,8 @@ static xo_status_t build(const xo_cluster_t *c, size_t i, const xo_topology_t *t
                 free(devs), free(dbufs), free(sets), free(notes);
                 return xo__cluster_error(err, XO_ENOMEM, c->path, 0, 0, "out of memory");
             }
-            subs[k] = (xo_sub_pool_config_t){.cpus = cpus, .labels = labels, .n_threads = p->threads, .device = device};
+            subs[k] = (xo_sub_pool_config_t){.cpus = cpus, .labels = labels, .n_threads = p->threads, .device = device,
+                                             .env = env, .n_env = p->n_env};
         }
         free(devs), free(dbufs), free(sets);
         if (p->gpu < 0 && !strcmp(p->device, "auto"))

@@ -183,7 +183,9 @@ static bool writes_to(int fd, const char *path)
     return path && fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err_len)
+/* recovering: a restart whose actors replay() re-creates: the new process answers their callers XO_ERECOVERING
+ * from its first connection on (runtime/recovery.c), until replay() says which ones come back and when it is done. */
+static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, bool recovering, char *err, size_t err_len)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
@@ -231,21 +233,23 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
      * entry wins) and its log file. */
     char *log_path = sub_log_path(h, sp);
     char *secret = xo__auth_secret_dup();
-    char *vars[3] = {NULL, NULL, NULL};
+    char *vars[4] = {NULL, NULL, NULL, NULL};
     bool own_level = false;
     for (size_t i = 0; i < sp->n_env; i++) own_level |= strncmp(sp->env[i], "XO_LOG_LEVEL=", 13) == 0;
     bool made = secret && asprintf(&vars[0], "XO_SECRET=%s", secret) >= 0 &&
                 (own_level || asprintf(&vars[1], "XO_LOG_LEVEL=%s", xo__log_level_name(xo__log_threshold())) >= 0) &&
-                (!log_path || asprintf(&vars[2], "XO_LOG_FILE=%s", log_path) >= 0);
+                (!log_path || asprintf(&vars[2], "XO_LOG_FILE=%s", log_path) >= 0) &&
+                (!recovering || (vars[3] = strdup("XO_RECOVERING=1")) != NULL);
     free(secret);
     size_t n_env = 0;
     while (environ[n_env]) n_env++;
-    char **envp = made ? calloc(n_env + sp->n_env + 4, sizeof *envp) : NULL;
+    char **envp = made ? calloc(n_env + sp->n_env + 5, sizeof *envp) : NULL;
     if (envp) {
         size_t k2 = 0;
         for (size_t e = 0; e < n_env; e++) {
             bool replaced = strncmp(environ[e], "XO_SECRET=", 10) == 0 ||
                             strncmp(environ[e], "XO_LOG_LEVEL=", 13) == 0 ||
+                            strncmp(environ[e], "XO_RECOVERING=", 14) == 0 ||
                             (log_path && strncmp(environ[e], "XO_LOG_FILE=", 12) == 0);
             for (size_t i = 0; !replaced && i < sp->n_env; i++) {
                 size_t name = (size_t)(strchr(sp->env[i], '=') - sp->env[i]);
@@ -255,7 +259,7 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
         }
         for (size_t i = 0; i < sp->n_env; i++)
             if (!(log_path && strncmp(sp->env[i], "XO_LOG_FILE=", 12) == 0)) envp[k2++] = sp->env[i];
-        for (size_t v = 0; v < 3; v++)
+        for (size_t v = 0; v < 4; v++)
             if (vars[v]) envp[k2++] = vars[v];
         envp[k2] = NULL;
     }
@@ -269,7 +273,7 @@ static xo_status_t spawn_sub(xo_host_t *h, sub_pool_t *sp, char *err, size_t err
     pid_t pid;
     int rc = envp ? posix_spawnp(&pid, h->binary, &fa, NULL, (char *const *)argv, envp) : ENOMEM;
     free(envp);
-    for (size_t v = 0; v < 3; v++) free(vars[v]);
+    for (size_t v = 0; v < 4; v++) free(vars[v]);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);
     if (rc != 0) {
@@ -396,6 +400,36 @@ static void give_up_actor(xo_host_t *h, sub_pool_t *sp, const char *uid, const c
     pthread_mutex_unlock(&h->lock);
 }
 
+/* Tells sp's new process which uids replay() is about to re-create (their callers get XO_ERECOVERING meanwhile), or,
+ * with list NULL, that it is done. Best effort: a pool that cannot be told falls back to XO_ENOACTOR for missing
+ * actors once it is told it is done, or answers XO_ERECOVERING for every missing actor until then. */
+static void tell_recovering(sub_pool_t *sp, const placed_t *list, size_t n)
+{
+    xo_args_t *args = NULL;
+    if (list) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 1);
+        msgpack_pack_array(&pk, n);
+        for (size_t i = 0; i < n; i++) {
+            const char *uid = list[i].uid ? list[i].uid : "";
+            msgpack_pack_str_with_body(&pk, uid, strlen(uid));
+        }
+        args = sb.data ? xo__args_from_bytes(sb.data, sb.size) : NULL;
+        msgpack_sbuffer_destroy(&sb);
+        if (!args) return;
+    }
+    xo_future_t *f = NULL;
+    xo_status_t st = xo__remote_send(sp->address, XO_WIRE_RECOVERING, xo__chain_new(), NULL, NULL, args, true, &f);
+    if (st == XO_OK) {
+        st = xo_future_wait(f, READY_TIMEOUT_MS, NULL);
+        xo__future_unref(f);
+    }
+    if (st != XO_OK) xo_log_warn("cannot tell sub pool %s what it is recovering: %s", sp->address, xo_last_error());
+}
+
 /* sp's keeper: re-creates the actors placed on sp (XO_RESTART_ACTORS), from their recorded create messages, one at
  * a time: when the pool dies meanwhile, the one being created is the suspect. An actor whose init fails (XO_EHOOK:
  * its create cannot succeed), or whose re-creation took the pool down REPLAY_CRASHES_MAX times, is given up. A stop
@@ -412,6 +446,7 @@ static void replay(xo_host_t *h, sub_pool_t *sp)
         if (copy[i].args) memcpy(copy[i].args, p->args, p->args_len);
     }
     pthread_mutex_unlock(&h->lock);
+    tell_recovering(sp, copy, copy ? n : 0);
     for (size_t i = 0; copy && i < n; i++) {
         pthread_mutex_lock(&h->lock);
         bool stop = sp->stopping || sp->jobs & JOB_STOP;
@@ -445,6 +480,7 @@ static void replay(xo_host_t *h, sub_pool_t *sp)
             break; /* the pool is gone: the rest waits for the next restart */
         }
     }
+    tell_recovering(sp, NULL, 0); /* the given-up ones, too, are no longer coming */
     for (size_t i = 0; copy && i < n; i++) placed_free(&copy[i]);
     free(copy);
 }
@@ -501,7 +537,10 @@ static void restart_now(xo_host_t *h, sub_pool_t *sp)
     sp->restarts[sp->n_restarts++] = xo__now_ns();
     pthread_mutex_unlock(&h->lock);
     char err[XO_ERROR_TEXT_MAX];
-    if (spawn_sub(h, sp, err, sizeof err) != XO_OK) {
+    pthread_mutex_lock(&h->lock);
+    bool recovering = h->restart == XO_RESTART_ACTORS && sp->n_placed > 0;
+    pthread_mutex_unlock(&h->lock);
+    if (spawn_sub(h, sp, recovering, err, sizeof err) != XO_OK) {
         xo_log_error("cannot restart sub pool %s: %s", sp->address, err);
         schedule_restart(h, sp, err); /* a failed start counts as a restart */
         wake_watcher(h);
@@ -634,7 +673,7 @@ static void *keep(void *arg)
         }
         if (job == JOB_SPAWN) {
             char err[XO_ERROR_TEXT_MAX] = "";
-            xo_status_t st = spawn_sub(h, sp, err, sizeof err);
+            xo_status_t st = spawn_sub(h, sp, false, err, sizeof err);
             if (st == XO_OK) wake_watcher(h);
             pthread_mutex_lock(&h->lock);
             sp->spawn_st = st;

@@ -24,9 +24,7 @@ static char *error_text(xo_worker_t *w, xo_status_t st)
 
 static xo_status_t decode_args(xo_worker_t *w, const xo_args_t *args, msgpack_object *obj)
 {
-    size_t len;
-    const char *data = xo__args_data(args, &len);
-    xo_status_t st = xo__decode(data, len, &w->zone, obj);
+    xo_status_t st = xo__args_decode(args, &w->zone, obj);
     if (st != XO_OK) return st;
     if (obj->type != MSGPACK_OBJECT_ARRAY)
         return xo__error_set(XO_EPROTO, "arguments must be a msgpack array, got type %d", (int)obj->type);

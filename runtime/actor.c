@@ -94,6 +94,7 @@ void xo__msg_reject(xo_msg_t *m, xo_status_t st, const char *fmt, ...)
 
 void xo__actor_post(xo_actor_t *a, xo_msg_t *m)
 {
+    if (m->kind != XO_MSG_RESUME) atomic_fetch_add_explicit(&a->posted, 1, memory_order_relaxed);
     if (m->kind != XO_MSG_RESUME && is_stateless(a) &&
         atomic_load_explicit(&a->life, memory_order_acquire) == XO_LIFE_ALIVE) {
         /* Stateless: every message is its own runnable; the mailbox only serialises creation. */
@@ -134,21 +135,36 @@ static xo_msg_t *pop_deferred(xo_actor_t *a)
     return m;
 }
 
+/* A call of a XO_METHOD_NO_LOCK method of a live actor: it does not take the actor's turn. */
+static bool runs_unlocked(const xo_actor_t *a, const xo_msg_t *m)
+{
+    return (m->kind == XO_MSG_CALL || m->kind == XO_MSG_BATCH) && m->method < a->cls->n_methods &&
+           (a->cls->methods[m->method].flags & XO_METHOD_NO_LOCK) &&
+           atomic_load_explicit(&a->life, memory_order_acquire) == XO_LIFE_ALIVE;
+}
+
 static void after_stateful_switch(xo_sched_t *s, xo_actor_t *a, xo_worker_t *w)
 {
     if (w->state == XO_W_SUSPENDED) {
         if (!w->counted) {
             w->counted = true;
             a->depth++;
+            /* Asked here, not at every start: it matters only to an activation that waits. */
+            w->unlocked = runs_unlocked(a, w->msg);
+            if (!w->unlocked) a->locked_depth++;
         }
         return;
     }
-    if (w->counted) a->depth--;
+    if (w->counted) {
+        a->depth--;
+        if (!w->unlocked) a->locked_depth--;
+    }
     xo__sched_worker_put(s, w);
 }
 
 static void start_activation(xo_sched_t *s, xo_actor_t *a, xo_msg_t *m, bool via_mailbox)
 {
+    atomic_fetch_add_explicit(&a->taken, 1, memory_order_relaxed);
     xo_worker_t *w = xo__sched_worker_get(s);
     if (!w) {
         xo_log_error("out of memory for a worker: call to %s rejected", a->uid);
@@ -161,10 +177,12 @@ static void start_activation(xo_sched_t *s, xo_actor_t *a, xo_msg_t *m, bool via
     w->chain = m->chain;
     w->via_mailbox = via_mailbox;
     w->counted = false;
+    w->unlocked = false; /* decided when it first suspends (after_stateful_switch) */
     atomic_store_explicit(&w->cancelled, false, memory_order_relaxed);
     w->awaiting = NULL;
     w->error[0] = '\0';
-    if (via_mailbox && a->depth == 0) a->chain = m->chain;
+    /* Only a locked activation's chain is ever compared, and it is the last one set while none was locked. */
+    if (via_mailbox && a->locked_depth == 0) a->chain = m->chain;
     xo__sched_switch_in(s, w);
     if (via_mailbox) {
         after_stateful_switch(s, a, w);
@@ -180,7 +198,7 @@ void xo__actor_run(xo_sched_t *s, xo_actor_t *a)
         atomic_store_explicit(&a->last, (int)s->index, memory_order_relaxed);
     for (int budget = ACTOR_BATCH; budget > 0; budget--) {
         xo_msg_t *m;
-        if (a->depth == 0 && a->deferred_head) m = pop_deferred(a);
+        if (a->locked_depth == 0 && a->deferred_head) m = pop_deferred(a);
         else m = (xo_msg_t *)xo_mpsc_pop(&a->mailbox);
         if (!m) {
             if (xo_mpsc_maybe_nonempty(&a->mailbox)) break; /* a push is half done: keep the token, come back */
@@ -197,12 +215,13 @@ void xo__actor_run(xo_sched_t *s, xo_actor_t *a)
             after_stateful_switch(s, a, w);
             continue;
         }
-        if (a->depth > 0 && m->chain != a->chain) {
+        if (a->locked_depth > 0 && m->chain != a->chain && !runs_unlocked(a, m)) {
             defer(a, m);
             continue;
         }
         int life = atomic_load_explicit(&a->life, memory_order_acquire);
         if (life == XO_LIFE_DEAD && m->kind != XO_MSG_CREATE) {
+            atomic_fetch_add_explicit(&a->taken, 1, memory_order_relaxed);
             xo__msg_reject(m, XO_ENOACTOR, "actor \"%s\" was destroyed", a->uid);
             continue;
         }
@@ -225,6 +244,7 @@ void xo__actor_run_stateless(xo_sched_t *s, xo_msg_t *m)
     xo_actor_t *a = m->actor;
     m->actor = NULL;
     if (atomic_load_explicit(&a->life, memory_order_acquire) == XO_LIFE_DEAD) {
+        atomic_fetch_add_explicit(&a->taken, 1, memory_order_relaxed);
         xo__msg_reject(m, XO_ENOACTOR, "actor \"%s\" was destroyed", a->uid);
         xo__actor_release(a);
         return;

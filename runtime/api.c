@@ -81,7 +81,11 @@ static xo_status_t resolve(const xo_ref_t *ref, xo_actor_t **a_p, bool *held)
     xo_pool_t *pool = xo__pool_find(ref->address);
     if (!pool) return no_pool(ref->address);
     a = xo__pool_table_lookup(pool, ref->uid);
-    if (!a) return xo__error_set(XO_ENOACTOR, "no actor \"%s\" at %s", ref->uid, ref->address);
+    if (!a) {
+        char text[XO_ERROR_TEXT_MAX];
+        xo_status_t st = xo__pool_missing_actor(pool, ref->uid, text, sizeof text);
+        return xo__error_set(st, "%s", text);
+    }
     *a_p = a;
     *held = true;
     return XO_OK;
@@ -223,6 +227,7 @@ xo_status_t xo__create_start(xo_pool_t *pool, const xo_actor_class_t *cls, xo_ar
     xo__future_ref(f);
     /* The create message goes first in the mailbox before anyone can find the actor, so whatever others send
      * once it is in the table runs after init and after_create. */
+    atomic_store_explicit(&a->posted, 1, memory_order_relaxed); /* posted by hand: counted as xo__actor_post does */
     xo_mpsc_push(&a->mailbox, &m->run.node);
     xo_status_t st = xo__pool_table_insert(pool, a);
     if (st != XO_OK) {
@@ -310,7 +315,11 @@ xo_status_t xo_actor_ref(const char *address, const char *uid, xo_ref_t **ref_p)
     char elsewhere[256];
     if (!a && pool->locate && pool->locate(pool->locate_arg, uid, elsewhere, sizeof elsewhere))
         return xo_actor_ref(elsewhere, uid, ref_p); /* in one of this main pool's sub pools */
-    if (!a) return xo__error_set(XO_ENOACTOR, "no actor \"%s\" at %s", uid, pool->address);
+    if (!a) {
+        char text[XO_ERROR_TEXT_MAX];
+        xo_status_t st = xo__pool_missing_actor(pool, uid, text, sizeof text);
+        return xo__error_set(st, "%s", text);
+    }
     xo_ref_t *ref = ref_new(pool->address, uid, a);
     xo__actor_release(a);
     if (!ref) return xo__error_set(XO_ENOMEM, "out of memory for a ref");

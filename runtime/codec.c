@@ -70,6 +70,9 @@ static xo_args_t *args_alloc(void)
     a->release_arg = NULL;
     a->lent = NULL;
     a->n_lent = 0;
+    /* Only xo_args() vouches for its bytes; peers' bytes (xo__args_from_bytes, xo__args_borrow) and user packers
+     * get the structural check. (malloc leaves it unset: a peer's arguments could skip the check at random.) */
+    a->well_formed = false;
     msgpack_packer_init(&a->pk, a, args_write);
     return a;
 }
@@ -189,7 +192,12 @@ xo_args_t *xo__args_borrow(const void *data, size_t len, void (*release)(void *)
     return a;
 }
 
-msgpack_packer *xo_args_packer(xo_args_t *args) { return args ? &args->pk : NULL; }
+msgpack_packer *xo_args_packer(xo_args_t *args)
+{
+    if (!args || args == &oom_args) return args ? &args->pk : NULL;
+    args->well_formed = false; /* whoever has the packer may write any counts */
+    return &args->pk;
+}
 
 void xo_args_free(xo_args_t *a)
 {
@@ -342,6 +350,7 @@ xo_args_t *xo_args(const char *fmt, ...)
         snprintf(why, sizeof why, "%s", xo_last_error());
         return st == XO_ENOMEM ? &oom_args : refused(fmt, why);
     }
+    a->well_formed = true;
     return a;
 }
 
@@ -719,12 +728,12 @@ static bool sane(const unsigned char *p, size_t len)
     return i == len;
 }
 
-xo_status_t xo__decode(const char *data, size_t len, msgpack_zone *zone, msgpack_object *obj)
+static xo_status_t decode(const char *data, size_t len, msgpack_zone *zone, msgpack_object *obj, bool checked)
 {
     if (len == 0) return xo__error_set(XO_EPROTO, "empty msgpack value");
     if (!xo__encoded_is_container(data, len) && decode_scalar(data, len, obj)) return XO_OK;
     if (!zone) return xo__error_set(XO_EPROTO, "malformed msgpack scalar (%zu bytes)", len);
-    if (!sane((const unsigned char *)data, len))
+    if (!checked && !sane((const unsigned char *)data, len))
         return xo__error_set(XO_EPROTO, "malformed msgpack value (%zu bytes: truncated, oversized counts or nested "
                                        "deeper than %d)", len, XO_MAX_DEPTH);
     size_t off = 0;
@@ -732,6 +741,18 @@ xo_status_t xo__decode(const char *data, size_t len, msgpack_zone *zone, msgpack
     if (r != MSGPACK_UNPACK_SUCCESS || off != len)
         return xo__error_set(XO_EPROTO, "malformed msgpack value (%zu bytes, decoder said %d at %zu)", len, (int)r, off);
     return XO_OK;
+}
+
+xo_status_t xo__decode(const char *data, size_t len, msgpack_zone *zone, msgpack_object *obj)
+{
+    return decode(data, len, zone, obj, false);
+}
+
+xo_status_t xo__args_decode(const xo_args_t *args, msgpack_zone *zone, msgpack_object *obj)
+{
+    size_t len;
+    const char *data = xo__args_data(args, &len); /* NULL: the empty array */
+    return decode(data, len, zone, obj, !args || args->well_formed);
 }
 
 /* Decoding is lazy (a caller may only want to know that the call succeeded); a result is not shared between

@@ -11,7 +11,8 @@
  * Reentrancy rule (why A→B→A does not deadlock): every message carries a call-chain id, inherited by every call a
  * method makes and fresh for calls from plain threads. While a stateful actor has a suspended activation of chain
  * c, it runs only messages of chain c (they are part of the same logical flow, which is waiting on itself); other
- * messages are deferred, in arrival order, until no activation is suspended. */
+ * messages are deferred, in arrival order, until no activation is suspended. Calls of XO_METHOD_NO_LOCK methods
+ * are never deferred and do not hold the turn while they are suspended (locked_depth). */
 #ifndef XO_RUNTIME_CORE_H
 #define XO_RUNTIME_CORE_H
 
@@ -168,6 +169,7 @@ struct xo_ctx {
     int state;
     bool via_mailbox;           /* resume through the actor's mailbox (stateful or creating) */
     bool counted;               /* counted in actor->depth while suspended */
+    bool unlocked;              /* a XO_METHOD_NO_LOCK call: not counted in actor->locked_depth */
     xo_status_t wake_status;    /* why the last wait ended: XO_OK, XO_ETIMEDOUT, XO_ECANCELED */
     xo_future_t *awaiting;      /* guarded by msg->reply->lock */
     _Atomic bool cancelled;
@@ -257,16 +259,21 @@ struct xo_actor {
     _Atomic int home;                   /* -1: any scheduler; else pinned (it has suspended activations there) */
     _Atomic int last;                   /* the scheduler that ran it last: plain-thread posts go there */
     _Atomic int life;
+    /* Messages posted and messages started (or refused): their difference is what waits, for `xoscar actors`.
+     * Relaxed counters beside lines the post and the run touch anyway; readers get an instant's estimate. */
+    _Atomic uint64_t posted;
     const xo_actor_class_t *cls;        /* constant after creation */
     xo_pool_t *pool;                    /* valid while life != DEAD */
     void *state;
     xo_mpsc_t mailbox;                  /* head on its own line, tail on the next */
     /* the scheduler's */
     int depth;                          /* suspended activations (token holder only) */
-    uint64_t chain;                     /* their chain (token holder only) */
+    int locked_depth;                   /* of those, the ones holding the actor's turn (not XO_METHOD_NO_LOCK) */
+    uint64_t chain;                     /* the chain of the locked ones (token holder only) */
     xo_msg_t *deferred_head, *deferred_tail;
     _Atomic int refs;
     _Atomic int activations;            /* running or suspended; fini runs when DEAD and this reaches 0 */
+    _Atomic uint64_t taken;             /* see posted */
     atomic_flag fini_done;
     bool init_ok;
     bool stop_mark;                     /* pool stop: already collected */
@@ -316,6 +323,12 @@ struct xo_pool {
     /* Set by a host on its main pool: finds an actor that lives in one of its sub pools (address into addr). */
     bool (*locate)(void *arg, const char *uid, char *addr, size_t len);
     void *locate_arg;
+    /* A restarted sub pool's actors being re-created by its host (runtime/recovery.c). */
+    pthread_mutex_t recovery_lock;
+    _Atomic bool recovery_active;       /* recovering_all or a non-empty list: a miss must look */
+    bool recovering_all;                /* started by a restart, before the host sent its list */
+    char **recovering;                  /* sorted uids, owned */
+    size_t n_recovering;
     pthread_mutex_t table_lock;
     xo_actor_t **table;                 /* open hashing on uid */
     size_t table_cap, n_actors;
@@ -329,6 +342,22 @@ struct xo_pool {
  * listeners and registration, without the services that run as actors in it. The public xo_pool_start, a layer
  * up (services/pool_start.c), wraps it with them. */
 xo_status_t xo__pool_start_engine(const xo_pool_config_t *cfg, xo_pool_t **pool_p);
+
+/* Recovery after a restart (runtime/recovery.c). begin_all: every missing actor is recovering (from the pool's start
+ * until the host's list). set: only the uids of the msgpack array uids (borrowed) are; NULL ends the recovery.
+ * recovering: whether a call to the missing actor uid is to be answered XO_ERECOVERING. forget: uid was destroyed
+ * after it came back. free: at the pool's end. */
+void xo__pool_recovery_begin_all(xo_pool_t *p);
+xo_status_t xo__pool_recovery_set(xo_pool_t *p, const msgpack_object *uids);
+bool xo__pool_recovering(xo_pool_t *p, const char *uid);
+/* The answer to a call of uid, not in p's table: XO_ERECOVERING or XO_ENOACTOR, with its text in text. */
+xo_status_t xo__pool_missing_actor(xo_pool_t *p, const char *uid, char *text, size_t len);
+void xo__pool_recovery_forget(xo_pool_t *p, const char *uid);
+void xo__pool_recovery_free(xo_pool_t *p);
+
+/* Packs [[uid, class, state, pending, busy], ...] of p's actors into pk (XO_WIRE_LIST; a snapshot taken under the
+ * table lock, its counters read relaxed: an instant's estimate). */
+void xo__pool_pack_actors(xo_pool_t *p, msgpack_packer *pk);
 
 /* The pool of this process at address, or NULL. The pointer stays valid until that pool is stopped: stopping a
  * pool must not race with other threads' calls into it (see xo_pool_stop). */

@@ -94,6 +94,7 @@ void xo__pool_table_remove(xo_pool_t *p, xo_actor_t *a)
         }
     }
     pthread_mutex_unlock(&p->table_lock);
+    if (found) xo__pool_recovery_forget(p, a->uid);
     if (found) xo__actor_release(a);
 }
 
@@ -113,6 +114,30 @@ xo_actor_t *xo__pool_table_lookup(xo_pool_t *p, const char *uid)
     }
     pthread_mutex_unlock(&p->table_lock);
     return found;
+}
+
+static const char *life_name(int life)
+{
+    return life == XO_LIFE_CREATING ? "creating" : life == XO_LIFE_ALIVE ? "alive" : "dead";
+}
+
+void xo__pool_pack_actors(xo_pool_t *p, msgpack_packer *pk)
+{
+    pthread_mutex_lock(&p->table_lock);
+    msgpack_pack_array(pk, p->n_actors);
+    for (size_t b = 0; b < p->table_cap; b++)
+        for (xo_actor_t *a = p->table[b]; a; a = a->table_next) {
+            uint64_t posted = atomic_load_explicit(&a->posted, memory_order_relaxed);
+            uint64_t taken = atomic_load_explicit(&a->taken, memory_order_relaxed);
+            const char *state = life_name(atomic_load_explicit(&a->life, memory_order_relaxed));
+            msgpack_pack_array(pk, 5);
+            msgpack_pack_str_with_body(pk, a->uid, strlen(a->uid));
+            msgpack_pack_str_with_body(pk, a->cls->name, strlen(a->cls->name));
+            msgpack_pack_str_with_body(pk, state, strlen(state));
+            msgpack_pack_uint64(pk, posted > taken ? posted - taken : 0); /* read apart: may cross */
+            msgpack_pack_int(pk, atomic_load_explicit(&a->activations, memory_order_relaxed));
+        }
+    pthread_mutex_unlock(&p->table_lock);
 }
 
 void xo__pool_report_actor(xo_pool_t *pool, const char *uid, bool add)
@@ -221,6 +246,7 @@ xo_status_t xo__pool_start_engine(const xo_pool_config_t *cfg, xo_pool_t **pool_
     p->fiber_stack_size = cfg->fiber_stack_size ? cfg->fiber_stack_size : DEFAULT_STACK;
     p->sched = calloc(p->n_sched, sizeof *p->sched);
     pthread_mutex_init(&p->table_lock, NULL);
+    pthread_mutex_init(&p->recovery_lock, NULL);
     if (getrandom(&p->uid_seed, sizeof p->uid_seed, 0) != sizeof p->uid_seed)
         p->uid_seed = (uint64_t)getpid() ^ xo__now_ns();
     if (!p->address || !p->sched) {
@@ -242,6 +268,9 @@ xo_status_t xo__pool_start_engine(const xo_pool_config_t *cfg, xo_pool_t **pool_
     p->listening = xo__remote_address_ok(p->address);
     const char *slash = p->listening ? strrchr(p->address, '/') : NULL;
     if (slash && atoi(slash + 1) > 0) p->main_address = strndup(p->address, (size_t)(slash - p->address));
+    /* Before the first connection: a caller may reach a restarted sub pool before its host has said what comes back. */
+    const char *recovering = getenv("XO_RECOVERING");
+    if (p->main_address && recovering && strcmp(recovering, "1") == 0) xo__pool_recovery_begin_all(p);
     if (p->listening) {
         st = xo__remote_listen(p);
         if (st != XO_OK) goto fail_sched;
@@ -263,6 +292,7 @@ fail_free:
     if (p->device) xo_device_close(p->device);
     free(p->main_address);
     pthread_mutex_destroy(&p->table_lock);
+    xo__pool_recovery_free(p);
     free(p->sched);
     free(p->address);
     free(p);
@@ -438,6 +468,7 @@ void xo_pool_stop(xo_pool_t *p)
     xo__timers_stop(p->timers);
     cleanup(p);
     pthread_mutex_destroy(&p->table_lock);
+    xo__pool_recovery_free(p);
     if (p->device) xo_device_close(p->device); /* after cleanup: the actors' fini may free device memory */
     free(p->table);
     free(p->sched);

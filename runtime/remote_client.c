@@ -352,6 +352,7 @@ xo_status_t xo__remote_send(const char *address, int type, uint64_t chain, const
                 : xo__wire_call(&w, id, chain, want_reply, uid, name, data, len);
         break;
     case XO_WIRE_CREATE: st = xo__wire_create(&w, id, chain, uid, name, data, len); break;
+    case XO_WIRE_RECOVERING: st = xo__wire_recovering(&w, id, chain, data, len); break;
     default: st = xo__wire_simple(&w, type, id, chain, uid); break;
     }
     if (st == XO_OK) st = send_request(c, &w, id, f);

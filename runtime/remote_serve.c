@@ -103,8 +103,8 @@ static xo_actor_t *find_actor(conn_t *c, const xo_wire_msg_t *m, char *uid)
     xo_actor_t *a = xo__pool_table_lookup(c->pool, uid);
     if (!a) {
         char text[XO_ERROR_TEXT_MAX];
-        snprintf(text, sizeof text, "no actor \"%s\" at %s", uid, c->pool->address);
-        send_error(c, m->call_id, XO_ENOACTOR, text);
+        xo_status_t st = xo__pool_missing_actor(c->pool, uid, text, sizeof text);
+        send_error(c, m->call_id, st, text);
     }
     return a;
 }
@@ -241,6 +241,25 @@ static uint64_t inbound_in_flight(xo_pool_t *pool)
     return n;
 }
 
+static void serve_list(conn_t *c, const xo_wire_msg_t *m)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    xo__pool_pack_actors(c->pool, &pk);
+    if (!sb.data) {
+        send_error(c, m->call_id, XO_ENOMEM, "out of memory listing the actors");
+        return;
+    }
+    xo_wire_out_t w;
+    xo__wire_out_init(&w);
+    xo__wire_reply(&w, m->call_id, XO_OK, NULL, sb.data, sb.size);
+    xo__conn_send(c, &w);
+    xo__wire_out_free(&w);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void serve_query(conn_t *c, const xo_wire_msg_t *m)
 {
     char uid[UID_MAX];
@@ -270,9 +289,32 @@ static void serve_query(conn_t *c, const xo_wire_msg_t *m)
         serve_value(c, m->call_id, xo_args("s", elsewhere)); /* a main pool points into its sub pool */
     } else {
         char text[XO_ERROR_TEXT_MAX];
-        snprintf(text, sizeof text, "no actor \"%.200s\" at %s", uid, c->pool->address);
-        send_error(c, m->call_id, XO_ENOACTOR, text);
+        xo_status_t st = xo__pool_missing_actor(c->pool, uid, text, sizeof text);
+        send_error(c, m->call_id, st, text);
     }
+}
+
+/* The host's word on what its restarted sub pool gets back (runtime/recovery.c). */
+static void serve_recovering(conn_t *c, const xo_wire_msg_t *m)
+{
+    xo_status_t st = XO_OK;
+    if (!m->has_payload) {
+        st = xo__pool_recovery_set(c->pool, NULL);
+    } else {
+        msgpack_zone zone;
+        msgpack_object args;
+        if (!msgpack_zone_init(&zone, 4096)) {
+            send_error(c, m->call_id, XO_ENOMEM, "out of memory");
+            return;
+        }
+        st = xo__decode(m->payload.ptr, m->payload.len, &zone, &args);
+        if (st == XO_OK && (args.type != MSGPACK_OBJECT_ARRAY || args.via.array.size != 1))
+            st = xo__error_set(XO_EPROTO, "recovering: not one list of uids");
+        if (st == XO_OK) st = xo__pool_recovery_set(c->pool, &args.via.array.ptr[0]);
+        msgpack_zone_destroy(&zone);
+    }
+    if (st != XO_OK) send_error(c, m->call_id, st, xo_last_error());
+    else serve_value(c, m->call_id, xo_args("n"));
 }
 
 static void serve_cancel(conn_t *c, const xo_wire_msg_t *m)
@@ -297,6 +339,8 @@ void xo__serve_request(conn_t *c, const xo_wire_msg_t *m, xo_lender_t *l)
     case XO_WIRE_LOOKUP:
     case XO_WIRE_INFO: serve_query(c, m); break;
     case XO_WIRE_CANCEL: serve_cancel(c, m); break;
+    case XO_WIRE_RECOVERING: serve_recovering(c, m); break;
+    case XO_WIRE_LIST: serve_list(c, m); break;
     default: send_error(c, m->call_id, XO_EPROTO, "a reply sent as a request"); break;
     }
 }

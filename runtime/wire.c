@@ -122,6 +122,14 @@ xo_status_t xo__wire_create(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, 
     return done(w);
 }
 
+xo_status_t xo__wire_recovering(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, const void *uids, size_t len)
+{
+    head(w, 5, XO_WIRE_RECOVERING, call_id);
+    msgpack_pack_uint64(&w->pk, chain);
+    xo__wire_pack_bytes(w, uids, len);
+    return done(w);
+}
+
 xo_status_t xo__wire_simple(xo_wire_out_t *w, int type, uint64_t call_id, uint64_t chain, const char *uid)
 {
     head(w, 5, type, call_id);
@@ -251,11 +259,16 @@ xo_status_t xo__wire_decode(const xo_frame_t *frame, msgpack_zone *zone, xo_wire
             !get_bytes(&f[6], frame, &m->payload, &m->has_payload))
             return bad("create fields");
         return XO_OK;
+    case XO_WIRE_RECOVERING:
+        if (n != 5 || !get_u64(&f[3], &m->chain) || !get_bytes(&f[4], frame, &m->payload, &m->has_payload))
+            return bad("recovering fields");
+        return XO_OK;
     case XO_WIRE_DESTROY:
     case XO_WIRE_HAS:
     case XO_WIRE_CANCEL:
     case XO_WIRE_LOOKUP:
     case XO_WIRE_INFO:
+    case XO_WIRE_LIST:
         if (n != 5 || !get_u64(&f[3], &m->chain) || !get_str(&f[4], &m->uid)) return bad("request fields");
         return XO_OK;
     case XO_WIRE_REPLY:

@@ -29,8 +29,13 @@ typedef enum {
     XO_WIRE_INFO = 8,     /* → reply: [pid, actors, device free, device total, user actors, requests in flight,
                            *           busy threads, threads] (device 0, 0 without one); readers skip what follows
                            *           the fields they know, so fields are only ever appended */
+    XO_WIRE_RECOVERING = 9, /* chain, [uids] or nil: a host to its restarted sub pool, the actors it re-creates
+                             * now (callers of those get XO_ERECOVERING); nil: done → reply: nil */
     XO_WIRE_REPLY = 10,   /* status, error text, result */
     XO_WIRE_REPLY_BATCH = 11,
+    XO_WIRE_LIST = 12,    /* → reply: [[uid, class, state, pending, busy], ...] for every actor of the pool (state
+                           * "creating", "alive" or "dead"; pending: messages waiting; busy: activations running or
+                           * suspended), as xo__pool_pack_actors packs them */
 } xo_wire_type_t;
 
 /* A decoded envelope. Strings and byte strings point into the frame (and its zone): valid while both live. */
@@ -81,6 +86,8 @@ xo_status_t xo__wire_batch(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, c
                           size_t n, const void *const *args, const size_t *args_len);
 xo_status_t xo__wire_create(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, const char *uid,
                            const char *class_name, const void *args, size_t args_len);
+/* uids: the packed args (an array of one array of strings), or NULL for the end of the recovery. */
+xo_status_t xo__wire_recovering(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, const void *uids, size_t len);
 xo_status_t xo__wire_simple(xo_wire_out_t *w, int type, uint64_t call_id, uint64_t chain, const char *uid);
 xo_status_t xo__wire_reply(xo_wire_out_t *w, uint64_t call_id, xo_status_t st, const char *error,
                           const void *result, size_t result_len);

@@ -39,7 +39,6 @@
 #include "xoscar/host.h"
 
 #define DOWN_GRACE_MS 5000
-#define XO_CLUSTER_MAX_HOSTS_SEEN 64 /* the hosts a host asks in a create with cluster scope */
 
 const char *xo_cli_cluster_usage(void)
 {
@@ -59,17 +58,6 @@ const char *xo_cli_cluster_usage(void)
 
 /* The file's transport preferences, as the environment the runtime reads (inherited by the pools this process
  * starts): UCX between hosts when the file prefers it to TCP, its UCX_TLS when set. */
-static void apply_transport(const xo_cluster_t *c)
-{
-    long ucx = -1, tcp = -1;
-    for (size_t i = 0; i < c->transport.n_prefer; i++) {
-        if (c->transport.prefer[i] == XO_CLUSTER_TRANSPORT_UCX) ucx = (long)i;
-        if (c->transport.prefer[i] == XO_CLUSTER_TRANSPORT_TCP) tcp = (long)i;
-    }
-    if (ucx >= 0 && (tcp < 0 || ucx < tcp)) setenv("XO_UCX", "1", 0);
-    if (c->transport.ucx_tls && c->transport.ucx_tls[0]) setenv("UCX_TLS", c->transport.ucx_tls, 0);
-}
-
 xo_cluster_t *xo_cli_cluster_load(const char *path)
 {
     xo_cluster_t *c = NULL;
@@ -78,9 +66,7 @@ xo_cluster_t *xo_cli_cluster_load(const char *path)
         fprintf(stderr, "xoscar: %s\n", err.text);
         return NULL;
     }
-    /* Every connection of this process authenticates with the cluster's secret. */
-    xo_set_secret(c->secret);
-    apply_transport(c);
+    xo__cluster_apply_environment(c); /* its secret and transports */
     return c;
 }
 
@@ -208,7 +194,6 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
     if (!xo__log_set_file(log))
         xo_log_warn("host %s: cannot open the log file %s: %s (logging to stderr only)", h->name, log,
                     strerror(errno));
-    xo_cluster_host_config_t *hc = NULL;
     xo_cluster_error_t err = {0};
     xo_host_t *host = NULL;
     /* Before starting anything: two daemons of one host would fight over its ports. */
@@ -224,46 +209,14 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
         else fprintf(stderr, "xoscar: %s\n", err.text);
         return 1;
     }
-    xo_status_t st = xo__cluster_host_config(c, i, NULL, &hc, &err);
-    /* Its lines name the main pool as the sub pools' name theirs (xoscar-pool), so merged logs say who wrote. */
-    xo__log_set_name(st == XO_OK ? hc->cfg.address : h->name);
-    /* The sub pools' devices come with the config (gpu/device keys); say what `device: auto` chose here. */
-    for (const char *l = st == XO_OK ? hc->device_notes : NULL, *e; l && (e = strchr(l, '\n')); l = e + 1)
-        xo_log(hc->device_fallback ? XO_LOG_WARN : XO_LOG_INFO, "%.*s", (int)(e - l), l);
-    if (st == XO_OK) { /* the file's placement section: the default policy and the weighted policy's weights */
-        hc->cfg.default_policy = c->placement.policy;
-        hc->cfg.weights[0] = c->placement.weights.mem;
-        hc->cfg.weights[1] = c->placement.weights.load;
-        hc->cfg.weights[2] = c->placement.weights.link;
-        hc->cfg.log_file = log;
-        st = xo_host_start(&hc->cfg, &host);
-        if (st != XO_OK) snprintf(err.text, sizeof err.text, "host %s: %s", h->name, xo_last_error());
-    }
+    xo_status_t st = xo__cluster_start_host(c, i, log, &host, &err);
     if (st != XO_OK) {
         if (ready_fd >= 0) dprintf(ready_fd, "error: %s\n", err.text);
         else fprintf(stderr, "xoscar: %s\n", err.text);
-        xo__cluster_host_config_free(hc);
         unlink(state);
         close(state_fd);
         return 1;
     }
-    /* Every host's main pool, for creates with cluster scope (the host skips its own). */
-    const char *mains[XO_CLUSTER_MAX_HOSTS_SEEN];
-    char main_buf[XO_CLUSTER_MAX_HOSTS_SEEN][300];
-    size_t n_mains = 0;
-    for (size_t k = 0; k < c->n_hosts && n_mains < XO_CLUSTER_MAX_HOSTS_SEEN; k++) {
-        bool v6 = strchr(c->hosts[k].address, ':') != NULL;
-        snprintf(main_buf[n_mains], sizeof main_buf[0], v6 ? "[%s]:%u" : "%s:%u", c->hosts[k].address,
-                 c->hosts[k].port);
-        mains[n_mains] = main_buf[n_mains];
-        n_mains++;
-    }
-    if (xo_host_set_cluster(host, mains, n_mains) != XO_OK)
-        xo_log_warn("host %s: cluster-wide placement off: %s", h->name, xo_last_error());
-    /* The file's tune profile: a profile that does not load is reported and placement goes on without it. */
-    if (c->placement.profile && xo_host_load_profile(host, c->placement.profile) != XO_OK)
-        xo_log_warn("host %s: placement.profile not used: %s", h->name, xo_last_error());
-    if (strcmp(xo_host_address(host), hc->cfg.address) != 0) xo__log_set_name(xo_host_address(host)); /* port 0 */
     write_state(state_fd, xo_host_address(host));
     struct sigaction sa = {.sa_handler = on_stop};
     sigaction(SIGTERM, &sa, NULL);
@@ -281,7 +234,6 @@ static int run_host(const xo_cluster_t *c, size_t i, int ready_fd, const char *s
                 xo_host_sub_pool_count(host), log);
     while (!stop_signal) pause();
     xo_host_stop(host);
-    xo__cluster_host_config_free(hc);
     unlink(state); /* while still holding the lock: a new daemon's file is never the one removed */
     close(state_fd);
     return 0;

@@ -47,6 +47,9 @@ void xo__cli_host_state_address(const struct xo_cluster *c, const char *host, ch
 /* xoscar logs FILE [--pool P] [-f] (logs.c): the exit code. */
 int xo__cli_logs(int argc, char **argv);
 
+/* xoscar actors (actors.c): the exit code. cluster_file: the --cluster option, or NULL. */
+int xo__cli_actors(int argc, char **argv, const char *cluster_file, int64_t timeout_ms);
+
 /* Their lines for the usage text. */
 const char *xo_cli_cluster_usage(void);
 

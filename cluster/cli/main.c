@@ -7,6 +7,7 @@
  *       there); with PLACEMENT options (--strategy NAME, --near UID[:BYTES[:dev|in|dev,in]], --cluster-scope) ADDRESS is a
  *       host's main pool and its placement service chooses the pool
  *   xoscar destroy ADDRESS UID | has ADDRESS UID | info ADDRESS
+ *   xoscar actors ADDRESS... | FILE [HOST...]   the actors of pools, hosts or a cluster (actors.c)
  *
  * Options before the command: --cluster FILE (the secret from FILE; ADDRESS may be a host's name in it),
  * --timeout MS, --log-level L, --version, --help; `xoscar COMMAND --help` shows one command.
@@ -53,7 +54,10 @@ static const char *const call_usage =
     "                                            host's pools with --cluster-scope\n"
     "  destroy ADDRESS UID                       destroy an actor\n"
     "  has ADDRESS UID                           print true or false\n"
-    "  info ADDRESS                              print the pool's pid and actor count\n";
+    "  info ADDRESS                              print the pool's pid and actor count\n"
+    "  actors ADDRESS...|FILE [HOST...] [--json] the actors of pools, or of every pool of a cluster file (or of\n"
+    "                                            the hosts named, NAME/N for one pool): uid, class, state,\n"
+    "                                            messages waiting, activations running or suspended\n";
 
 static const char *const notes =
     "JSON-ARGS is a JSON array: '[1, \"two\", {\"three\": 3}]'. ADDRESS is host:port or host:port/N, or with\n"
@@ -400,6 +404,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "destroy") == 0) return cmd_uid(argc, argv, "destroy");
     if (strcmp(cmd, "has") == 0) return cmd_uid(argc, argv, "has");
     if (strcmp(cmd, "info") == 0) return cmd_info(argc, argv);
+    if (strcmp(cmd, "actors") == 0) return xo__cli_actors(argc, argv, cluster_file, timeout_ms);
     int rc = xo_cli_cluster_command(cmd, argc, argv);
     if (rc >= 0) return rc;
     fprintf(stderr, "xoscar: unknown command \"%s\"\n", cmd);

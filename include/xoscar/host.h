@@ -19,7 +19,10 @@ typedef enum xo_restart {
     XO_RESTART_NONE = 0,    /* leave it dead */
     XO_RESTART_PROCESS = 1, /* start a new process at the same address, empty */
     XO_RESTART_ACTORS = 2,  /* and re-create the actors placed there through the host, from their create
-                             * arguments (their state is lost; Xoscar's auto_recover="actor") */
+                             * arguments (their state is lost; Xoscar's auto_recover="actor"). Until one is back,
+                             * its callers get XO_ERECOVERING (retry), not XO_ENOACTOR, which stays the answer for
+                             * actors destroyed or given up. Calls are answered, not held: a caller decides how
+                             * long to retry. */
 } xo_restart_t;
 
 typedef enum xo_pool_event {

@@ -39,6 +39,7 @@ extern "C" {
     XX(EHOOK, -23, "actor lifecycle hook failed")                                                   \
     XX(ENOIDLESLOT, -24, "no idle slot for the actor")                                              \
     XX(ENOSLOT, -25, "no pool fits the actor")                                                      \
+    XX(ERECOVERING, -26, "actor is being re-created after its pool restarted")                      \
     /* peer-level errors: a channel or a remote pool */                                             \
     XX(EUNREACHABLE, -40, "no transport reaches the address")                                       \
     XX(EREFUSED, -41, "connection refused")                                                         \

@@ -125,6 +125,12 @@ typedef xo_status_t (*xo_batch_fn)(xo_ctx_t *ctx, void *state, size_t n, const m
 
 /* Method flags. */
 #define XO_METHOD_EXTENSIBLE 0x1u /* may be called in batches (xo_batch) */
+/* Xoscar's no_lock: a call of this method on a stateful actor does not wait for the actor's one-message-at-a-time
+ * turn. It runs while another method of the actor is suspended in a wait (not in parallel with running code: the
+ * actor's activations share one scheduler thread), and while it is suspended itself the actor goes on taking other
+ * messages. Meant for status queries and for callbacks that release a waiting method. The method must leave the
+ * state consistent at each of its own waits, as the others do at theirs. No effect on stateless actors. */
+#define XO_METHOD_NO_LOCK 0x2u
 
 typedef struct xo_method {
     const char *name;

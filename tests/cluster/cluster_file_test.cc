@@ -337,7 +337,7 @@ hosts:
     EXPECT_EQ(err.line, 7);
     EXPECT_EQ(err.column, 9);
     EXPECT_STREQ(err.text, "cluster.yaml:7:9: hosts[0].pools[1]: unknown key 'cpu' in a pool (expected one of: "
-                           "cpus, count, gpu, device, labels, threads)");
+                           "cpus, count, gpu, device, labels, threads, env)");
 
     err = load_err("secret: x\nhost: []\n");
     EXPECT_STREQ(err.text, "test.yaml:2:1: unknown key 'host' in the cluster (expected one of: name, secret, "
@@ -746,6 +746,34 @@ TEST(ClusterHost, RestartIntensityReachesTheHostConfig)
     EXPECT_HAS(std::string(e.text), "restart_intensity.max_restarts");
     e = load_err("secret: x\nrestart_intensity: {retries: 2}\nhosts: [{name: a, address: b}]\n");
     EXPECT_HAS(std::string(e.text), "unknown key 'retries'");
+}
+
+// Issue 10 item 20: a pool entry's env reaches each of its sub pools' config (xo_host_start passes it to the process,
+// tested in tests/cluster/host_test.cc); bad entries are refused at their value with the line.
+TEST(ClusterHost, PoolEnvReachesEachSubPool)
+{
+    TopoPtr t = eight_cores();
+    ClusterPtr c = load_ok("secret: x\nhosts:\n  - name: a\n    address: 127.0.0.1\n    pools:\n"
+                           "      - {cpus: '0-1', count: 2, env: [OMP_NUM_THREADS=4, 'MY_FLAGS=a=b c']}\n"
+                           "      - {cpus: '2'}\n");
+    ASSERT_TRUE(c && t);
+    xo_cluster_host_config_t *raw = nullptr;
+    xo_cluster_error_t err{};
+    ASSERT_EQ(xo__cluster_host_config(c.get(), 0, t.get(), &raw, &err), XO_OK) << err.text;
+    HostConfigPtr hc(raw);
+    ASSERT_EQ(hc->cfg.n_sub_pools, 3u);
+    for (size_t k = 0; k < 2; k++) {
+        ASSERT_EQ(hc->sub_pools[k].n_env, 2u);
+        EXPECT_STREQ(hc->sub_pools[k].env[0], "OMP_NUM_THREADS=4");
+        EXPECT_STREQ(hc->sub_pools[k].env[1], "MY_FLAGS=a=b c");
+    }
+    EXPECT_EQ(hc->sub_pools[2].n_env, 0u);
+    const std::string head = "secret: x\nhosts:\n  - name: a\n    address: b\n    pools:\n";
+    for (const char *bad : {"NOEQUALS", "=v", "1X=2", "A-B=1", "XO_SECRET=s"}) {
+        xo_cluster_error_t e = load_err(head + "      - {env: ['" + bad + "']}\n");
+        EXPECT_EQ(e.line, 6) << bad;
+        EXPECT_HAS(std::string(e.text), "hosts[0].pools[0].env");
+    }
 }
 
 TEST(ClusterHost, HostConfigExpandsPoolEntries)

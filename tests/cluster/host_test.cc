@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -586,6 +587,62 @@ TEST_F(Host, ADeathIsSeenAtOnceWhileAnotherPoolIsRecovering)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     EXPECT_EQ(pid_of(echo), xo_host_sub_pool_pid(host, 2));
     xo_ref_free(echo);
+}
+
+// Item 9 of issue 10: while a restarted pool's actors are being re-created, their callers get XO_ERECOVERING (retry
+// soon), not XO_ENOACTOR (gone); an actor destroyed before the death stays XO_ENOACTOR throughout.
+TEST_F(Host, CallersOfActorsBeingRecreatedGetRecoveringNotNoActor)
+{
+    start(1, XO_RESTART_ACTORS);
+    std::string a1 = xo_host_sub_pool_address(host, 1);
+    char path[] = "/tmp/xo-recovering-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    unlink(path); // absent: the first creates are quick
+    const int n = 60, init_ms = 10; // the replay: >= 600 ms, the last actor re-created at its end
+    xo_placement_t p{};
+    p.strategy = "process_index";
+    p.process_index = 1;
+    std::vector<xo_ref_t *> refs;
+    for (int i = 0; i < n; i++) {
+        xo_ref_t *r = nullptr;
+        std::string uid = "slow-" + std::to_string(i);
+        ASSERT_EQ(xo_host_create_actor(host, "Slow", xo_args("ls", (int64_t)init_ms, path), uid.c_str(), &p, &r),
+                  XO_OK) << xo_last_error();
+        refs.push_back(r);
+    }
+    xo_ref_t *gone = place("Fragile", "process_index", 1, nullptr, nullptr, "gone");
+    ASSERT_NE(gone, nullptr);
+    ASSERT_EQ(xo_destroy_actor(gone), XO_OK) << xo_last_error();
+    FILE *f = fopen(path, "w"); // from now on each re-creation takes init_ms
+    ASSERT_NE(f, nullptr);
+    fclose(f);
+    kill(xo_host_sub_pool_pid(host, 1), SIGKILL);
+    std::map<xo_status_t, int> last_seen, gone_seen;
+    double t0 = now_ms();
+    xo_status_t st = XO_INPROGRESS;
+    while (now_ms() - t0 < 10000) {
+        st = xo_call(refs.back(), "pid", nullptr, 2000, nullptr);
+        last_seen[st]++;
+        if (st == XO_OK) break;
+        if (events.first(a1, XO_POOL_DOWN) >= 0 && events.first(a1, XO_POOL_RECOVERED) < 0)
+            gone_seen[xo_call(gone, "pid", nullptr, 2000, nullptr)]++;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    unlink(path);
+    EXPECT_EQ(st, XO_OK) << "the last actor did not come back within 10 s: " << xo_status_name(st);
+    EXPECT_GT(last_seen[XO_ERECOVERING], 0) << "no call saw the actor as recovering";
+    EXPECT_EQ(last_seen[XO_ENOACTOR], 0) << "a caller was told the actor does not exist while it was being re-created";
+    EXPECT_EQ(gone_seen[XO_ERECOVERING], 0) << "a destroyed actor was reported as recovering";
+    EXPECT_GT(gone_seen[XO_ENOACTOR], 0);
+    // Over: a missing actor is missing again, and the recreated ones answer.
+    for (int i = 0; i < 500 && events.recovered.load() == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(events.recovered.load(), 1);
+    EXPECT_EQ(xo_call(gone, "pid", nullptr, 2000, nullptr), XO_ENOACTOR) << xo_last_error();
+    EXPECT_EQ(pid_of(refs.front()), xo_host_sub_pool_pid(host, 1));
+    for (xo_ref_t *r : refs) xo_ref_free(r);
+    xo_ref_free(gone);
 }
 
 // Item 20 of issue 10 (kill_actor): the host kills the process of the pool that holds an actor, as Xoscar's

@@ -4,13 +4,9 @@
 #
 #   cli_cluster_test.sh BUILD_DIR
 set -euo pipefail
-build=$(cd "$1" && pwd)
-cli=$build/cluster/xoscar
-work=$(mktemp -d)
-export XO_RUN_DIR=$work/run
-. "$(dirname "$0")/ports.sh"
+. "$(dirname "$0")/cluster_lib.sh"
+cluster_begin "$1"
 port=$(free_port_base)
-fail() { echo "FAIL: $*" >&2; exit 1; }
 cat >"$work/c.yaml" <<YAML
 name: clitest
 secret: "cli test secret"
@@ -22,7 +18,7 @@ hosts:
     launcher: local
     pools: [{count: 2, labels: [w]}]
 YAML
-trap '"$cli" down "$work/c.yaml" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+down_local_on_exit "$work/c.yaml"
 
 "$cli" up "$work/c.yaml" | grep -q "host solo up at 127.0.0.1:$port" || fail "up"
 set +e
@@ -48,6 +44,25 @@ set +e
 err=$("$cli" --cluster "$work/c.yaml" call nosuch c get 2>&1); rc=$?
 set -e
 [ $rc -eq 2 ] && echo "$err" | grep -q "has no host named 'nosuch'" || fail "--cluster, unknown host: exit $rc: $err"
+
+# actors: one pool, a host of the file, the whole cluster; a stateful actor's waiting messages are counted
+"$cli" --cluster "$work/c.yaml" create solo/2 Slow --uid napper >/dev/null || fail "create Slow"
+"$cli" --cluster "$work/c.yaml" tell solo/2 napper nap '[1500]'
+"$cli" --cluster "$work/c.yaml" tell solo/2 napper nap '[1]'
+"$cli" --cluster "$work/c.yaml" tell solo/2 napper nap '[1]'
+sleep 0.3
+row=$("$cli" --cluster "$work/c.yaml" actors solo/2 | awk '$2 == "napper"')
+[ "$(echo "$row" | awk '{print $3, $4, $5, $6}')" = "Slow alive 2 1" ] || fail "actors solo/2: '$row'"
+all=$("$cli" actors "$work/c.yaml" --json)
+[ "$(echo "$all" | grep -c '"state": "up"')" -eq 3 ] || fail "actors FILE --json: not 3 pools up: $all"
+echo "$all" | grep -q '"uid": "c"' && echo "$all" | grep -q '"uid": "xo.host"' || fail "actors FILE --json: $all"
+[ "$("$cli" actors "$work/c.yaml" solo | awk 'NR > 1' | cut -d' ' -f1 | sort -u | wc -l)" -eq 3 ] ||
+    fail "actors FILE solo: not its 3 pools"
+set +e
+"$cli" actors "$work/c.yaml" nosuch 2>/dev/null; rc=$?
+"$cli" actors 127.0.0.1:1 >/dev/null 2>&1; rc2=$?
+set -e
+[ $rc -eq 2 ] && [ $rc2 -eq 3 ] || fail "actors: an unknown host exits $rc (want 2), an unreachable pool $rc2 (want 3)"
 
 "$cli" down "$work/c.yaml" | grep -q "host solo down" || fail "down"
 for p in $pids; do
@@ -92,4 +107,4 @@ set +e
 serr=$("$cli" status 2>&1); rc=$?
 set -e
 [ $rc -eq 2 ] && echo "$serr" | grep -q "^  status FILE" || fail "status without a file: exit $rc: $serr"
-echo "PASS: up, status, run/create/call, secret enforced, down leaves nothing, stale pid file ignored, bad file refused: ${err%%$'\n'*}"
+echo "PASS: up, status, run/create/call, actors, secret enforced, down leaves nothing, stale pid file ignored, bad file refused: ${err%%$'\n'*}"

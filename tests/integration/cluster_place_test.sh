@@ -7,20 +7,10 @@
 #
 #   cluster_place_test.sh BUILD_DIR
 set -euo pipefail
-build=$(cd "$1" && pwd)
-cli=$build/cluster/xoscar
+. "$(dirname "$0")/cluster_lib.sh"
+cluster_begin "$1"
 module=$build/tests/modules/libxo_test_actors.so
-. "$(dirname "$0")/netns.sh"
-. "$(dirname "$0")/ports.sh"
-work=$(mktemp -d)
-cleanup() {
-    ${ona:-} env XO_RUN_DIR="$work/run" "$cli" down "$work/c.yaml" --host a >/dev/null 2>&1 || true
-    ${onb:-} env XO_RUN_DIR="$work/run" "$cli" down "$work/c.yaml" --host b >/dev/null 2>&1 || true
-    rm -rf "$work"
-    netns_down
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+down_hosts_on_exit a b
 
 if netns_up "xc$$" 10.232.0; then
     ona="ip netns exec $nsa" onb="ip netns exec $nsb"
@@ -32,7 +22,6 @@ else
     echo "hosts: network namespaces unavailable here; using loopback addresses $hosta and $hostb instead"
 fi
 port=$(free_port_base)
-export XO_RUN_DIR=$work/run
 cat >"$work/c.yaml" <<YAML
 name: clusterplace
 secret: "cluster placement test secret"

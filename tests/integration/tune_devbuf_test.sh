@@ -6,13 +6,9 @@
 #
 #   tune_devbuf_test.sh BUILD_DIR
 set -euo pipefail
-build=$(cd "$1" && pwd)
-cli=$build/cluster/xoscar
-work=$(mktemp -d)
-export XO_RUN_DIR=$work/run
-. "$(dirname "$0")/ports.sh"
+. "$(dirname "$0")/cluster_lib.sh"
+cluster_begin "$1"
 port=$(free_port_base)
-fail() { echo "FAIL: $*" >&2; exit 1; }
 cat >"$work/c.yaml" <<YAML
 name: tunedev
 secret: "tune devbuf secret"
@@ -25,7 +21,7 @@ hosts:
     launcher: local
     pools: [{count: 2, device: host}]
 YAML
-trap '"$cli" down "$work/c.yaml" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+down_local_on_exit "$work/c.yaml"
 
 tune() { # $1: label; the rest: environment for up
     local label=$1

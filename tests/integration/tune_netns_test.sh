@@ -6,35 +6,16 @@
 #
 #   tune_netns_test.sh BUILD_DIR
 set -euo pipefail
-build=$(cd "$1" && pwd)
-cli=$build/cluster/xoscar
+. "$(dirname "$0")/cluster_lib.sh"
+cluster_begin "$1"
 module=$build/tests/modules/libxo_test_actors.so
-. "$(dirname "$0")/netns.sh"
-. "$(dirname "$0")/ports.sh"
-work=$(mktemp -d)
-cleanup() {
-    ${ona:-} env XO_RUN_DIR="$work/run" "$cli" down "$work/c.yaml" --host a >/dev/null 2>&1 || true
-    ${onb:-} env XO_RUN_DIR="$work/run" "$cli" down "$work/c.yaml" --host b >/dev/null 2>&1 || true
-    rm -rf "$work"
-    netns_down
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+down_hosts_on_exit a b
 netns_up "xt$$" 10.235.0 || { echo "skipped: network namespaces cannot be made here (root and iproute2)"; exit 77; }
 ona="ip netns exec $nsa" onb="ip netns exec $nsb"
 hosta=10.235.0.1 hostb=10.235.0.2
-netem=1
-for ns_dev in "$nsa ${nsa%a}va" "$nsb ${nsb%b}vb"; do
-    set -- $ns_dev
-    if ! ip netns exec "$1" tc qdisc add dev "$2" root netem delay 2ms rate 200mbit 2>/dev/null; then
-        ip netns exec "$1" tc qdisc add dev "$2" root tbf rate 200mbit burst 256kb latency 50ms ||
-            { echo "skipped: no tc qdisc to slow the link with"; exit 77; }
-        netem=0
-    fi
-done
-echo "link slowed to 200 Mbit/s by $([ $netem = 1 ] && echo "netem (+2 ms each way)" || echo "tbf (no netem here: rate only)")"
+slow_link 200mbit 2ms || { echo "skipped: no tc qdisc to slow the link with"; exit 77; }
+echo "link slowed: $shaping"
 port=$(free_port_base)
-export XO_RUN_DIR=$work/run
 cat >"$work/c.yaml" <<YAML
 name: tunenetns
 secret: "tune netns test secret"

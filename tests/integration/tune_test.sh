@@ -7,13 +7,9 @@
 #
 #   tune_test.sh BUILD_DIR
 set -euo pipefail
-build=$(cd "$1" && pwd)
-cli=$build/cluster/xoscar
-work=$(mktemp -d)
-export XO_RUN_DIR=$work/run
-. "$(dirname "$0")/ports.sh"
+. "$(dirname "$0")/cluster_lib.sh"
+cluster_begin "$1"
 port=$(free_port_base)
-fail() { echo "FAIL: $*" >&2; exit 1; }
 cat >"$work/c.yaml" <<YAML
 name: tunetest
 secret: "tune test secret"
@@ -26,7 +22,7 @@ hosts:
     launcher: local
     pools: [{count: 2}]
 YAML
-trap '"$cli" down "$work/c.yaml" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+down_local_on_exit "$work/c.yaml"
 
 # No profile yet: up says so and starts anyway.
 "$cli" up "$work/c.yaml" 2>"$work/up.err" | grep -q "host solo up" || fail "up: $(cat "$work/up.err")"

@@ -17,6 +17,11 @@ class ActorNotExist(XoscarError):
     pass
 
 
+class ActorRecovering(XoscarError):
+    """The actor's pool was restarted and its host is re-creating it (restart: actors): retry soon. Not an
+    ActorNotExist: that one is gone for good."""
+
+
 class ActorAlreadyExist(XoscarError):
     pass
 
@@ -75,6 +80,7 @@ class InvalidArgument(XoscarError, ValueError):
 
 _BY_NAME = {
     "XO_ENOACTOR": ActorNotExist,
+    "XO_ERECOVERING": ActorRecovering,
     "XO_EEXIST": ActorAlreadyExist,
     "XO_ECLOSED": ServerClosed,
     "XO_EPOOLDIED": ServerClosed,
