@@ -82,7 +82,6 @@ typedef struct shm_chan {
     atomic_bool shut;      /* xo__channel_shutdown was called, or the stream broke */
     atomic_bool peer_gone; /* the receiver saw EOF on the setup socket: senders stop at once */
     pthread_mutex_t send_lock;
-    xo_segpool_tx_t txpool; /* our segments for what we send (its own lock) */
 
     /* Senders, under send_lock. */
     uint64_t tx_tail;
@@ -93,11 +92,14 @@ typedef struct shm_chan {
     bool rx_dead;
     bool armed;     /* we set rx.reader_sleeping and nobody has cleared it yet, as far as we know */
     bool bell_owed; /* a writer cleared our flag: its doorbell is (or will be) on the socket, unread */
-    xo_segpool_rx_t rxpool;       /* the peer's segments, mapped */
-    bool fresh[XO_SEGPOOL_SLOTS]; /* a slot was registered and no XO_REC_POOL_NEW record has used it yet */
     int *fdq;   /* memfds received ahead of their records, in order */
     size_t fdq_head, fdq_len, fdq_cap;
     uint64_t desc[2 * (XO_FRAME_MAX_SEGS + 1)];
+    xo_segpool_rx_t rxpool;       /* the peer's segments, mapped */
+    bool fresh[XO_SEGPOOL_SLOTS]; /* a slot was registered and no XO_REC_POOL_NEW record has used it yet */
+
+    /* Senders: after the fields of every frame, so that those keep the cache lines they had before the pool. */
+    xo_segpool_tx_t txpool; /* our segments for what we send (its own lock) */
 } shm_chan_t;
 
 /* A client accepted before its hello has come. */
