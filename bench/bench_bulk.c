@@ -14,9 +14,9 @@
  *   bulk.<p>.result.<size>  size / p50 of xo_call(echo, "fill", size), the reply unpacked: it comes back
  *   bulk.<p>.rtt8           p50 of the 8-byte "len" call (us)
  *   bulk.<p>.call1MiB_vs_limit  p50 of the 1 MiB call / (one warm memcpy of 1 MiB + rtt8), both measured in the
- *                           same process: the issue's target is <= 2
- * XO_BENCH_BULK_MAX=<bytes> leaves out the larger sizes. Before timing a size, one "sum" call checks that the bytes arrived (the target folds what it got, we compare) and
- * one "fill" call checks the bytes that come back. */
+ *                           same process: the issue's target is <= 2; bulk.<p>.lent1MiB_vs_limit the same, lent
+ * XO_BENCH_BULK_MAX=<bytes> leaves out the larger sizes. Before timing a size, one "sum" call checks that the bytes
+ * arrived (the target folds what it got, we compare) and one "fill" call checks the bytes that come back. */
 #include <string.h>
 #include <sys/mman.h>
 

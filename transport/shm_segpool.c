@@ -225,7 +225,8 @@ xo_status_t xo__segpool_rx_register(xo_segpool_rx_t *p, uint32_t slot, int fd, s
         st = xo__error_set(XO_EPROTO, "shm recv: segment for slot %u (there are %u)", slot, XO_SEGPOOL_SLOTS);
     else if (fstat(fd, &sb) < 0 || sb.st_size <= (off_t)XO_SEGPOOL_HDR || (uint64_t)sb.st_size % XO_SEGPOOL_GRAIN)
         st = xo__error_set(XO_EPROTO, "shm recv: segment of a bad size");
-    else if ((seals = fcntl(fd, F_GET_SEALS)) < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
+    else if ((seals = fcntl(fd, F_GET_SEALS)) < 0 ||
+             (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
         st = xo__error_set(XO_EPROTO, "shm recv: segment is not sealed");
     else if (max_frame < XO_SEGPOOL_PART_MIN || (uint64_t)sb.st_size > most)
         st = xo__error_set(XO_EMSGSIZE, "shm recv: %lld-byte segment exceeds what max_frame %zu needs",
