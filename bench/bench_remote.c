@@ -34,6 +34,7 @@
 #include <xoscar/module.h>
 
 #include "bench.h"
+#include "bench_remote.h"
 
 #ifndef XO_BENCH_MODULE
 #error "XO_BENCH_MODULE (path of the xo_bench_actors module) must be defined by the build"
@@ -151,14 +152,6 @@ static const xo_actor_class_t driver_class = {
 
 /* ---- set-up: a host, the target pool, the two actors ---------------------------------------------------------- */
 
-typedef enum { T_DIRECT, T_SHM, T_UNIX, T_TCP } transport_t;
-
-typedef struct setup {
-    xo_host_t *host;
-    pid_t server;            /* the stand-alone xoscar-pool of the TCP case, else 0 */
-    char target[256];        /* the target pool's address */
-    xo_ref_t *echo, *driver;
-} setup_t;
 
 /* Starts `xoscar-pool --address 127.0.0.1:0` with the bench module; its final address comes back on a pipe. */
 static int start_server(const bench_opts_t *opts, setup_t *s)
@@ -204,7 +197,7 @@ static int start_server(const bench_opts_t *opts, setup_t *s)
     return 0;
 }
 
-static void teardown(setup_t *s)
+void bench_remote_teardown(setup_t *s)
 {
     xo_ref_free(s->echo);
     xo_ref_free(s->driver);
@@ -218,7 +211,7 @@ static void teardown(setup_t *s)
     memset(s, 0, sizeof *s);
 }
 
-static int setup(const bench_opts_t *opts, transport_t t, setup_t *s)
+int bench_remote_setup(const bench_opts_t *opts, transport_t t, setup_t *s)
 {
     memset(s, 0, sizeof *s);
     static const char *const names[] = {NULL, "shm", "unix", "tcp"};
@@ -266,7 +259,7 @@ static int setup(const bench_opts_t *opts, transport_t t, setup_t *s)
     }
     return 0;
 fail:
-    teardown(s);
+    bench_remote_teardown(s);
     return -1;
 }
 
@@ -390,11 +383,11 @@ static int run_transport(const bench_opts_t *opts, transport_t t, const tspecs_t
         for (size_t i = 0; i < max; i++) g_payload[i] = (char)(i * 131u);
     }
     setup_t s;
-    if (setup(opts, t, &s) != 0) return -1;
+    if (bench_remote_setup(opts, t, &s) != 0) return -1;
     int rc = round_trips(opts, &s, sp);
     if (rc == 0) rc = tells(opts, &s, sp);
     if (rc == 0) rc = rates(opts, &s, sp);
-    teardown(&s);
+    bench_remote_teardown(&s);
     return rc;
 }
 

@@ -5,11 +5,15 @@
  * BenchEcho (stateful):
  *   "len"  (bytes b)      -> the length of b: the payload travels one way, the reply is one small int
  *   "echo" (bytes b)      -> b itself: the payload travels both ways
+ *   "sum"  (bytes b)      -> a fold of b's 8-byte words and its length (bench_bulk.c checks the bytes with it)
+ *   "fill" (u n)          -> n bytes of a buffer kept filled (the payload travels back only: bench_bulk.c)
  *   "ping" ()             -> nil
  *   "add"  (| bytes b)    -> nil; counts the call (the target of tells); extensible: a batch (xo_batch) of n adds
  *                            counts n in one handler call
  *   "get"  ()             -> the count of "add"s so far
  *   "pid"  ()             -> the process id (to check which process the actor lives in) */
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <xoscar/module.h>
@@ -29,6 +33,43 @@ static xo_status_t echo_echo(xo_ctx_t *ctx, void *state, const msgpack_object *a
     xo_status_t st = xo_unpack(args, "b", &b);
     if (st != XO_OK) return st;
     return xo_pack(out, "b", b.ptr, b.len);
+}
+
+static xo_status_t echo_sum(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    xo_bytes_t b;
+    xo_status_t st = xo_unpack(args, "b", &b);
+    if (st != XO_OK) return st;
+    uint64_t h = b.len;
+    const unsigned char *p = b.ptr;
+    size_t i = 0;
+    for (; i + 8 <= b.len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 1099511628211ull;
+    }
+    for (; i < b.len; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return xo_pack(out, "u", h);
+}
+
+/* One buffer for every BenchEcho of the process, grown and filled (pages faulted in) once per size: what a
+ * method answering with data it already holds pays. Stateful actors of one bench run one call at a time. */
+static char *fill_buf;
+static size_t fill_len;
+
+static xo_status_t echo_fill(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    uint64_t n;
+    xo_status_t st = xo_unpack(args, "u", &n);
+    if (st != XO_OK) return st;
+    if (n > fill_len) {
+        char *b = realloc(fill_buf, n);
+        if (!b) return xo_ctx_error(ctx, XO_ENOMEM, "fill: no memory for %llu bytes", (unsigned long long)n);
+        for (size_t i = 0; i < n; i++) b[i] = (char)(i * 131u);
+        fill_buf = b;
+        fill_len = n;
+    }
+    return xo_pack(out, "b", fill_buf, (size_t)n);
 }
 
 static xo_status_t echo_ping(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
@@ -61,6 +102,7 @@ static xo_status_t echo_pid(xo_ctx_t *ctx, void *state, const msgpack_object *ar
 
 static const xo_method_t echo_methods[] = {
     {.name = "len", .fn = echo_len},  {.name = "echo", .fn = echo_echo}, {.name = "ping", .fn = echo_ping},
+    {.name = "sum", .fn = echo_sum},  {.name = "fill", .fn = echo_fill},
     {.name = "add", .fn = echo_add, .batch = echo_add_batch, .flags = XO_METHOD_EXTENSIBLE},
     {.name = "get", .fn = echo_get},
     {.name = "pid", .fn = echo_pid},

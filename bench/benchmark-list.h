@@ -18,6 +18,11 @@ int bench_remote_direct(const bench_opts_t *opts);
 int bench_remote_shm(const bench_opts_t *opts);
 int bench_remote_unix(const bench_opts_t *opts);
 int bench_remote_tcp(const bench_opts_t *opts);
+int bench_bulk_memcpy(const bench_opts_t *opts);
+int bench_bulk_direct(const bench_opts_t *opts);
+int bench_bulk_shm(const bench_opts_t *opts);
+int bench_bulk_unix(const bench_opts_t *opts);
+int bench_bulk_tcp(const bench_opts_t *opts);
 int bench_coll(const bench_opts_t *opts);
 int bench_devbuf(const bench_opts_t *opts);
 int bench_devlaunch(const bench_opts_t *opts);
@@ -36,6 +41,11 @@ int bench_devready(const bench_opts_t *opts);
     XX(remote_shm, "calls/tells from the main pool's process to a sub pool over shm")                      \
     XX(remote_unix, "calls/tells from the main pool's process to a sub pool over a unix socket")           \
     XX(remote_tcp, "calls/tells to a stand-alone xoscar-pool over TCP loopback")                          \
+    XX(bulk_memcpy, "memcpy of 64 KiB..256 MiB, warm and into fresh pages (the limits of bulk_*)")           \
+    XX(bulk_direct, "64 KiB..256 MiB arguments and results to an actor of the caller's own pool")          \
+    XX(bulk_shm, "64 KiB..256 MiB arguments and results to a sub pool over shm")                           \
+    XX(bulk_unix, "64 KiB..256 MiB arguments and results to a sub pool over a unix socket")                \
+    XX(bulk_tcp, "64 KiB..256 MiB arguments and results to a stand-alone xoscar-pool over TCP loopback")   \
     XX(coll, "collectives among three pool processes (shm vs messages): 8 B latency, 16 MiB bus bandwidth") \
     XX(devbuf, "device buffer lent to an actor (same pool, device IPC, staged) vs a direct D2D copy (--device)") \
     XX(devlaunch, "small kernel launched + synchronized by an actor (same pool, sub pool) vs directly (--device)") \

@@ -7,6 +7,8 @@
 #include "runtime/core.h"
 #include "base/log.h"
 
+#define XO_RESULT_LEND_MIN (64u * 1024u) /* XO_WIRE_SEG_MIN: below it the bytes are copied into the header anyway */
+
 struct xo_batch_out {
     size_t n;
     xo_buf_t *bufs;
@@ -325,7 +327,13 @@ void xo__activation_body(xo_worker_t *w)
             xo_result_t *r = NULL;
             char *text = NULL;
             if (st == XO_OK) {
-                r = xo__result_from_bytes(w->out.data, w->out.size);
+                /* A large result for another process is sent from the buffer the method packed it into (reused,
+                 * so its pages are warm), lent for the completion only: the reply hook sends it and drops it before
+                 * xo__future_complete returns (hook_takes_result). Anywhere else it is copied, since the caller
+                 * keeps it. */
+                r = reply->hook_takes_result && w->out.size >= XO_RESULT_LEND_MIN
+                        ? xo__result_borrow(w->out.data, w->out.size, NULL, NULL)
+                        : xo__result_from_bytes(w->out.data, w->out.size);
                 if (!r) {
                     st = XO_ENOMEM;
                     text = strdup("out of memory for the result");

@@ -396,9 +396,13 @@ static xo_status_t find_method(xo_actor_t *a, const char *method, int *index_p)
 /* Builds and posts a call. args is consumed. With future_p, the caller gets a future holding one ref. */
 static xo_status_t post_call(const xo_ref_t *ref, const char *method, xo_args_t *args, xo_future_t **future_p)
 {
-    xo_status_t refused = xo__args_refuse(args);
+    /* Lent binaries stay lent for another process (xo__remote_send copies them out before it returns); a call in
+     * this process may run after we return, so it gets them copied in. */
+    xo_status_t refused = xo__args_refuse_keep_lent(args);
     if (refused != XO_OK) return refused;
-    if (is_remote(ref)) {
+    bool remote = is_remote(ref); /* once: it looks the address up among this process's pools */
+    if (!remote && (refused = xo__args_settle(args)) != XO_OK) return refused;
+    if (remote) {
         if (!method) {
             xo_args_free(args);
             return xo__error_set(XO_EINVAL, "NULL method name");

@@ -51,6 +51,7 @@ static int args_write(void *p, const char *data, size_t len)
 {
     xo_args_t *a = p;
     if (len == 0) return 0; /* a NULL, 0 bin: memcpy must not see the NULL */
+    if (a->release) return -1; /* lent bytes are read-only */
     if (a->size + len > a->cap && grow(&a->data, &a->cap, a->size + len, a->inline_buf) != 0) return -1;
     memcpy(a->data + a->size, data, len);
     a->size += len;
@@ -65,9 +66,75 @@ static xo_args_t *args_alloc(void)
     a->size = 0;
     a->cap = sizeof a->inline_buf;
     a->error = NULL;
+    a->release = NULL;
+    a->release_arg = NULL;
+    a->lent = NULL;
+    a->n_lent = 0;
+    /* Only xo_args() vouches for its bytes; peers' bytes (xo__args_from_bytes, xo__args_borrow) and user packers
+     * get the structural check. (malloc leaves it unset: a peer's arguments could skip the check at random.) */
     a->well_formed = false;
     msgpack_packer_init(&a->pk, a, args_write);
     return a;
+}
+
+/* 'B': the bin header goes into data, the body is recorded as lent. -1 when out of memory. */
+static int args_lend(xo_args_t *a, const void *ptr, size_t len)
+{
+    if (a->release) return -1;
+    if (msgpack_pack_bin(&a->pk, len) != 0) return -1;
+    if (len == 0) return 0;
+    if ((a->n_lent & (a->n_lent - 1)) == 0) { /* 0, 1, 2, 4...: grow to the next power of two */
+        xo_args_lent_t *l = realloc(a->lent, (a->n_lent ? 2 * a->n_lent : 1) * sizeof *l);
+        if (!l) return -1;
+        a->lent = l;
+    }
+    a->lent[a->n_lent++] = (xo_args_lent_t){.at = a->size, .ptr = ptr, .len = len};
+    return 0;
+}
+
+size_t xo__args_pieces(const xo_args_t *a, xo_seg_t *out, size_t max)
+{
+    if (!a || !a->n_lent) return 0;
+    size_t n = 0, from = 0;
+    for (size_t i = 0; i < a->n_lent; i++) {
+        if (n + 2 > max) return 0;
+        if (a->lent[i].at > from) out[n++] = (xo_seg_t){.data = a->data + from, .len = a->lent[i].at - from};
+        out[n++] = (xo_seg_t){.data = (void *)a->lent[i].ptr, .len = a->lent[i].len};
+        from = a->lent[i].at;
+    }
+    if (a->size > from) {
+        if (n + 1 > max) return 0;
+        out[n++] = (xo_seg_t){.data = a->data + from, .len = a->size - from};
+    }
+    return n;
+}
+
+xo_status_t xo__args_settle(xo_args_t *a)
+{
+    if (!a || !a->n_lent) return XO_OK;
+    size_t total = a->size;
+    for (size_t i = 0; i < a->n_lent; i++) total += a->lent[i].len;
+    char *d = malloc(total ? total : 1);
+    if (!d) {
+        xo_args_free(a);
+        return xo__error_set(XO_ENOMEM, "out of memory copying %zu bytes of lent arguments", total);
+    }
+    size_t from = 0, out = 0;
+    for (size_t i = 0; i < a->n_lent; i++) {
+        memcpy(d + out, a->data + from, a->lent[i].at - from);
+        out += a->lent[i].at - from;
+        memcpy(d + out, a->lent[i].ptr, a->lent[i].len);
+        out += a->lent[i].len;
+        from = a->lent[i].at;
+    }
+    memcpy(d + out, a->data + from, a->size - from);
+    if (a->data != a->inline_buf) free(a->data);
+    free(a->lent);
+    a->lent = NULL;
+    a->n_lent = 0;
+    a->data = d;
+    a->size = a->cap = total;
+    return XO_OK;
 }
 
 static int refuse_write(void *p, const char *data, size_t len) { return -1; }
@@ -78,6 +145,12 @@ static xo_args_t oom_args = {.pk = {.data = NULL, .callback = refuse_write},
                              .error = "out of memory building call arguments (xo_args)"};
 
 xo_status_t xo__args_refuse(xo_args_t *args)
+{
+    xo_status_t st = xo__args_refuse_keep_lent(args);
+    return st == XO_OK ? xo__args_settle(args) : st;
+}
+
+xo_status_t xo__args_refuse_keep_lent(xo_args_t *args)
 {
     if (!args || !args->error) return XO_OK;
     xo_status_t st = xo__error_set(args == &oom_args ? XO_ENOMEM : XO_EINVAL, "%s", args->error);
@@ -105,6 +178,20 @@ xo_args_t *xo__args_from_bytes(const void *data, size_t len)
     return a;
 }
 
+xo_args_t *xo__args_borrow(const void *data, size_t len, void (*release)(void *), void *arg)
+{
+    xo_args_t *a = args_alloc();
+    if (!a) {
+        release(arg);
+        return NULL;
+    }
+    a->data = (char *)data; /* never written: args_write refuses lent arguments */
+    a->size = a->cap = len;
+    a->release = release;
+    a->release_arg = arg;
+    return a;
+}
+
 msgpack_packer *xo_args_packer(xo_args_t *args)
 {
     if (!args || args == &oom_args) return args ? &args->pk : NULL;
@@ -115,7 +202,9 @@ msgpack_packer *xo_args_packer(xo_args_t *args)
 void xo_args_free(xo_args_t *a)
 {
     if (!a || a == &oom_args) return;
-    if (a->data != a->inline_buf) free(a->data);
+    if (a->release) a->release(a->release_arg);
+    else if (a->data != a->inline_buf) free(a->data);
+    free(a->lent);
     free(a->error);
     free(a);
 }
@@ -182,6 +271,13 @@ static xo_status_t pack_level(msgpack_packer *pk, const char **fmtp, char close,
             const void *b = va_arg(*ap, const void *);
             size_t len = va_arg(*ap, size_t);
             rc = msgpack_pack_bin_with_body(pk, b, len);
+            break;
+        }
+        case 'B': {
+            /* Lent into call arguments; anywhere else (a result, a packer of the caller's) copied like 'b'. */
+            const void *b = va_arg(*ap, const void *);
+            size_t len = va_arg(*ap, size_t);
+            rc = pk->callback == args_write ? args_lend(pk->data, b, len) : msgpack_pack_bin_with_body(pk, b, len);
             break;
         }
         case 'o': rc = msgpack_pack_object(pk, *va_arg(*ap, const msgpack_object *)); break;
@@ -667,8 +763,23 @@ struct xo_result {
     bool has_zone;
     msgpack_zone zone;
     msgpack_object obj;
-    char data[];
+    const char *data;           /* inline_data, or bytes lent (xo__result_borrow) */
+    void (*release)(void *arg); /* lent bytes: called by xo_result_free (NULL: nothing to hand back) */
+    void *release_arg;
+    char inline_data[];
 };
+
+static xo_result_t *result_alloc(size_t inline_len)
+{
+    xo_result_t *r = malloc(sizeof *r + inline_len);
+    if (!r) return NULL;
+    r->decoded = false;
+    r->has_zone = false;
+    r->data = r->inline_data;
+    r->release = NULL;
+    r->release_arg = NULL;
+    return r;
+}
 
 xo_result_t *xo__result_from_bytes(const char *data, size_t len)
 {
@@ -677,12 +788,24 @@ xo_result_t *xo__result_from_bytes(const char *data, size_t len)
         data = &nil;
         len = 1;
     }
-    xo_result_t *r = malloc(sizeof *r + len);
+    xo_result_t *r = result_alloc(len);
     if (!r) return NULL;
     r->len = len;
-    r->decoded = false;
-    r->has_zone = false;
-    memcpy(r->data, data, len);
+    memcpy(r->inline_data, data, len);
+    return r;
+}
+
+xo_result_t *xo__result_borrow(const char *data, size_t len, void (*release)(void *), void *arg)
+{
+    xo_result_t *r = result_alloc(0);
+    if (!r) {
+        if (release) release(arg);
+        return NULL;
+    }
+    r->len = len;
+    r->data = data;
+    r->release = release;
+    r->release_arg = arg;
     return r;
 }
 
@@ -726,5 +849,6 @@ void xo_result_free(xo_result_t *r)
 {
     if (!r) return;
     if (r->has_zone) msgpack_zone_destroy(&r->zone);
+    if (r->release) r->release(r->release_arg);
     free(r);
 }

@@ -96,6 +96,10 @@ struct xo_future {
     void (*on_cancel)(xo_future_t *f, void *arg);
     void (*on_free)(void *arg);     /* frees hook_arg when the future is freed */
     void *hook_arg;
+    /* Set with on_done by a hook that is done with the result when it returns and drops it (a remote caller's
+     * reply, sent from on_done): the completer may then lend the result's bytes for the length of the completion
+     * instead of copying them (a method's large result is sent from the buffer it was packed into). */
+    bool hook_takes_result;
     /* The public completion callback (xo_future_on_done), apart from the hooks above, which remote.c owns.
      * user_cb_state goes NONE -> SET (registered) -> FIRED; whoever moves it to FIRED second runs the callback. */
     _Atomic int user_cb_state;

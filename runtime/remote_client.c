@@ -12,7 +12,7 @@
 
 static char *dup_text(xo_str_t s) { return s.ptr ? strndup(s.ptr, s.len) : NULL; }
 
-void xo__client_reply(conn_t *c, const xo_wire_msg_t *m)
+void xo__client_reply(conn_t *c, const xo_wire_msg_t *m, xo_lender_t *l)
 {
     pthread_mutex_lock(&c->lock);
     xo_future_t *f = xo__idmap_take(&c->calls, m->call_id);
@@ -20,7 +20,7 @@ void xo__client_reply(conn_t *c, const xo_wire_msg_t *m)
     if (!f) return; /* nobody waits any more (a told call, or the connection was failed) */
     if (m->type == XO_WIRE_REPLY) {
         xo_result_t *r = NULL;
-        if (m->status == XO_OK) r = xo__result_from_bytes(m->has_payload ? m->payload.ptr : NULL, m->payload.len);
+        if (m->status == XO_OK) r = xo__lend_result(l, m->has_payload ? m->payload : (xo_bytes_t){0});
         xo__future_complete(f, (xo_status_t)m->status, dup_text(m->error), r);
     } else if (m->status != XO_OK) {
         xo__future_complete(f, (xo_status_t)m->status, dup_text(m->error), NULL);
@@ -38,8 +38,7 @@ void xo__client_reply(conn_t *c, const xo_wire_msg_t *m)
             for (size_t i = 0; i < n; i++) {
                 st[i] = (xo_status_t)m->item_status[i];
                 errs[i] = dup_text(m->item_error[i]);
-                if (st[i] == XO_OK) rs[i] = xo__result_from_bytes(m->item_has[i] ? m->items[i].ptr : NULL,
-                                                                 m->items[i].len);
+                if (st[i] == XO_OK) rs[i] = xo__lend_result(l, m->item_has[i] ? m->items[i] : (xo_bytes_t){0});
             }
             xo__future_complete_batch(f, n, st, rs, errs);
         }
@@ -327,12 +326,31 @@ xo_status_t xo__remote_send(const char *address, int type, uint64_t chain, const
             return st;
         }
     }
-    size_t len = 0;
+    /* Lent binaries ('B') go out as pieces of the arguments' segment, gathered by the channel where it copies
+     * anyway (into the shm segment, into the socket): the caller's bytes are copied once, here, before we return. */
+    xo_seg_t pieces[2 * XO_ARGS_MAX_LENT + 1];
+    size_t np = type == XO_WIRE_CALL ? xo__args_pieces(args, pieces, sizeof pieces / sizeof pieces[0]) : 0;
+    if (!np && args && args->n_lent && (st = xo__args_settle(args)) != XO_OK) { /* args freed */
+        if (f) {
+            pthread_mutex_lock(&c->lock);
+            xo_future_t *mine = xo__idmap_take(&c->calls, id); /* the map's ref */
+            pthread_mutex_unlock(&c->lock);
+            if (mine) xo__future_unref(mine);
+        }
+        xo__future_unref(f);
+        sender_keep(snd, c);
+        return st;
+    }
+    size_t len = 0, total = 0;
+    for (size_t i = 0; i < np; i++) total += pieces[i].len;
     const char *data = args ? xo__args_data(args, &len) : NULL;
     xo_wire_out_t w;
     sender_out_init(snd, &w);
     switch (type) {
-    case XO_WIRE_CALL: st = xo__wire_call(&w, id, chain, want_reply, uid, name, data, len); break;
+    case XO_WIRE_CALL:
+        st = np ? xo__wire_call_pieces(&w, id, chain, want_reply, uid, name, pieces, np, total)
+                : xo__wire_call(&w, id, chain, want_reply, uid, name, data, len);
+        break;
     case XO_WIRE_CREATE: st = xo__wire_create(&w, id, chain, uid, name, data, len); break;
     case XO_WIRE_RECOVERING: st = xo__wire_recovering(&w, id, chain, data, len); break;
     default: st = xo__wire_simple(&w, type, id, chain, uid); break;

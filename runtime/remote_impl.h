@@ -115,6 +115,22 @@ void xo__io_adopt(conn_t *c);
 void xo__conn_lost(conn_t *c, const char *why);
 /* Handles one received frame (consumed) of c; caller holds c->rx_lock. */
 void xo__conn_handle_frame(conn_t *c, xo_frame_t *fr);
+
+/* The frame being handled, for messages that keep reading it after the handler returns: large arguments and
+ * results are not copied out of the frame (for shm a pooled segment, for unix and tcp the block the body was
+ * read into) but lent to the message, which holds the frame until it is freed. */
+typedef struct xo_lender {
+    xo_frame_t *fr;          /* the frame, until the first loan moves it into hold */
+    struct frame_hold *hold; /* NULL until something borrows */
+} xo_lender_t;
+
+/* Byte strings at least this large are lent rather than copied (smaller: a copy costs less than the hold). */
+#define XO_LEND_MIN XO_WIRE_SEG_MIN
+
+/* Arguments over b (pointing into l's frame): lent when large, else copied. NULL when out of memory. */
+xo_args_t *xo__lend_args(xo_lender_t *l, xo_bytes_t b);
+/* A result over b (pointing into l's frame; NULL ptr: nil), lent when large, else copied. NULL when out of memory. */
+xo_result_t *xo__lend_result(xo_lender_t *l, xo_bytes_t b);
 /* Starts the I/O thread once; its status. */
 xo_status_t xo__io_start(void);
 
@@ -122,13 +138,14 @@ xo_status_t xo__io_start(void);
 
 /* Sends w on c; a failure (the peer went away) is logged at debug level and otherwise dropped. */
 void xo__conn_send(conn_t *c, xo_wire_out_t *w);
-/* Serves one request received on the inbound connection c. */
-void xo__serve_request(conn_t *c, const xo_wire_msg_t *m);
+/* Serves one request received on the inbound connection c; its byte strings point into l's frame. */
+void xo__serve_request(conn_t *c, const xo_wire_msg_t *m, xo_lender_t *l);
 
 /* ---- remote_client.c ---- */
 
-/* Completes the pending call that the reply m (on the outbound connection c) answers. */
-void xo__client_reply(conn_t *c, const xo_wire_msg_t *m);
+/* Completes the pending call that the reply m (on the outbound connection c) answers; its byte strings point into
+ * l's frame. */
+void xo__client_reply(conn_t *c, const xo_wire_msg_t *m, xo_lender_t *l);
 /* xo__io.lock held: drops the dead connection c from every thread's sender cache. */
 void xo__senders_forget(conn_t *c);
 /* pthread key destructor of a thread's sender cache. */

@@ -129,6 +129,51 @@ void xo__conn_lost(conn_t *c, const char *why)
     xo__idmap_free(&calls);
 }
 
+/* A received frame that messages borrow from: freed (its pooled segment handed back) by the last of them. */
+typedef struct frame_hold {
+    _Atomic uint32_t refs;
+    xo_frame_t fr;
+} frame_hold_t;
+
+static void hold_release(void *arg)
+{
+    frame_hold_t *h = arg;
+    /* acq_rel: the last holder (any thread) sees the others' reads of the frame done before it frees it. */
+    if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) {
+        xo__frame_release(&h->fr);
+        free(h);
+    }
+}
+
+/* One more reference to l's frame for a borrower, the frame moved into a hold at the first loan. NULL when out of
+ * memory (the caller copies instead). */
+static frame_hold_t *lend(xo_lender_t *l)
+{
+    if (!l->hold) {
+        frame_hold_t *h = malloc(sizeof *h);
+        if (!h) return NULL;
+        atomic_init(&h->refs, 1); /* the handler's, dropped by xo__conn_handle_frame */
+        h->fr = *l->fr;           /* the struct moves; the memory it points to stays where it is */
+        memset(l->fr, 0, sizeof *l->fr);
+        l->hold = h;
+    }
+    atomic_fetch_add_explicit(&l->hold->refs, 1, memory_order_relaxed);
+    return l->hold;
+}
+
+xo_args_t *xo__lend_args(xo_lender_t *l, xo_bytes_t b)
+{
+    frame_hold_t *h = b.len >= XO_LEND_MIN ? lend(l) : NULL;
+    return h ? xo__args_borrow(b.ptr, b.len, hold_release, h) : xo__args_from_bytes(b.ptr, b.len);
+}
+
+xo_result_t *xo__lend_result(xo_lender_t *l, xo_bytes_t b)
+{
+    frame_hold_t *h = b.ptr && b.len >= XO_LEND_MIN ? lend(l) : NULL;
+    return h ? xo__result_borrow((const char *)b.ptr, b.len, hold_release, h)
+             : xo__result_from_bytes((const char *)b.ptr, b.ptr ? b.len : 0);
+}
+
 void xo__conn_handle_frame(conn_t *c, xo_frame_t *fr)
 {
     if (c->kind == CONN_INBOUND && !atomic_load_explicit(&c->authed, memory_order_relaxed)) {
@@ -146,17 +191,19 @@ void xo__conn_handle_frame(conn_t *c, xo_frame_t *fr)
         return;
     }
     xo_wire_msg_t m;
+    xo_lender_t l = {.fr = fr};
     msgpack_zone_clear(&c->zone);
     if (xo__wire_decode(fr, &c->zone, &m) != XO_OK) {
         xo_log_error("dropping a connection that sent a malformed message: %s", xo_last_error());
         xo__conn_lost(c, "malformed message");
     } else if (c->kind == CONN_OUTBOUND) {
-        if (m.type == XO_WIRE_REPLY || m.type == XO_WIRE_REPLY_BATCH) xo__client_reply(c, &m);
+        if (m.type == XO_WIRE_REPLY || m.type == XO_WIRE_REPLY_BATCH) xo__client_reply(c, &m, &l);
         else xo_log_warn("ignoring a request on an outbound connection to %s", c->address);
     } else {
-        xo__serve_request(c, &m);
+        xo__serve_request(c, &m, &l);
     }
-    xo__frame_release(fr);
+    if (l.hold) hold_release(l.hold); /* the borrowers free it */
+    else xo__frame_release(fr);
 }
 
 /* Receives and handles what is there, up to a budget; caller holds rx_lock. flags as xo__channel_recv_nowait (a

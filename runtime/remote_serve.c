@@ -50,6 +50,9 @@ static void reply_done(xo_future_t *f, void *arg)
     }
     xo__conn_send(c, &w);
     xo__wire_out_free(&w);
+    /* Sent: nobody reads the result of a remote caller's future, and it may be lent (hook_takes_result). */
+    xo_result_free(f->result);
+    f->result = NULL;
 }
 
 static void inflight_free(void *arg)
@@ -72,6 +75,7 @@ static xo_future_t *reply_future(conn_t *c, uint64_t call_id)
     in->conn = c;
     in->call_id = call_id;
     f->on_done = reply_done;
+    f->hook_takes_result = true;
     f->on_free = inflight_free;
     f->hook_arg = in;
     pthread_mutex_lock(&c->lock);
@@ -105,7 +109,7 @@ static xo_actor_t *find_actor(conn_t *c, const xo_wire_msg_t *m, char *uid)
     return a;
 }
 
-static void serve_call(conn_t *c, const xo_wire_msg_t *m)
+static void serve_call(conn_t *c, const xo_wire_msg_t *m, xo_lender_t *l)
 {
     char uid[UID_MAX], method[256];
     xo_actor_t *a = find_actor(c, m, uid);
@@ -131,10 +135,10 @@ static void serve_call(conn_t *c, const xo_wire_msg_t *m)
         msg->n_calls = m->n_items;
         msg->batch_args = calloc(m->n_items ? m->n_items : 1, sizeof *msg->batch_args);
         for (size_t i = 0; msg->batch_args && i < m->n_items; i++)
-            msg->batch_args[i] = xo__args_from_bytes(m->items[i].ptr, m->items[i].len);
+            msg->batch_args[i] = xo__lend_args(l, m->items[i]);
     } else if (msg) {
         msg->kind = XO_MSG_CALL;
-        msg->args = m->has_payload ? xo__args_from_bytes(m->payload.ptr, m->payload.len) : NULL;
+        msg->args = m->has_payload ? xo__lend_args(l, m->payload) : NULL;
     }
     if (msg) {
         msg->method = (uint32_t)index;
@@ -151,7 +155,7 @@ static void serve_call(conn_t *c, const xo_wire_msg_t *m)
     xo__actor_release(a);
 }
 
-static void serve_create(conn_t *c, const xo_wire_msg_t *m)
+static void serve_create(conn_t *c, const xo_wire_msg_t *m, xo_lender_t *l)
 {
     char uid[UID_MAX], cls_name[256];
     if ((m->uid.ptr && !copy_str(m->uid, uid, sizeof uid)) || !copy_str(m->class_name, cls_name, sizeof cls_name)) {
@@ -167,7 +171,7 @@ static void serve_create(conn_t *c, const xo_wire_msg_t *m)
         return;
     }
     xo_future_t *f = reply_future(c, m->call_id);
-    xo_args_t *args = m->has_payload ? xo__args_from_bytes(m->payload.ptr, m->payload.len) : NULL;
+    xo_args_t *args = m->has_payload ? xo__lend_args(l, m->payload) : NULL;
     if (!f) {
         xo_args_free(args);
         send_error(c, m->call_id, XO_ENOMEM, "out of memory in the target pool");
@@ -324,12 +328,12 @@ static void serve_cancel(conn_t *c, const xo_wire_msg_t *m)
     xo__future_unref(f);
 }
 
-void xo__serve_request(conn_t *c, const xo_wire_msg_t *m)
+void xo__serve_request(conn_t *c, const xo_wire_msg_t *m, xo_lender_t *l)
 {
     switch (m->type) {
     case XO_WIRE_CALL:
-    case XO_WIRE_BATCH: serve_call(c, m); break;
-    case XO_WIRE_CREATE: serve_create(c, m); break;
+    case XO_WIRE_BATCH: serve_call(c, m, l); break;
+    case XO_WIRE_CREATE: serve_create(c, m, l); break;
     case XO_WIRE_DESTROY: serve_destroy(c, m); break;
     case XO_WIRE_HAS:
     case XO_WIRE_LOOKUP:

@@ -6,7 +6,10 @@
 
 void xo__wire_out_init(xo_wire_out_t *w)
 {
-    memset(w, 0, sizeof *w);
+    /* Not the segment tables (2 KiB, on every call): an entry is written when its segment is packed. */
+    w->header = (xo_buf_t){0};
+    w->nsegs = 0;
+    w->gathered = false;
     msgpack_packer_init(&w->pk, &w->header, xo__buf_write);
 }
 
@@ -15,7 +18,7 @@ void xo__wire_out_free(xo_wire_out_t *w) { xo__buf_free(&w->header); }
 xo_frame_t xo__wire_frame(xo_wire_out_t *w)
 {
     xo_frame_t f = {.header = w->header.data, .header_len = w->header.size, .segs = w->nsegs ? w->segs : NULL,
-                    .nsegs = w->nsegs};
+                    .nsegs = w->nsegs, .gather = w->gathered ? w->gather : NULL};
     return f;
 }
 
@@ -28,11 +31,26 @@ void xo__wire_pack_bytes(xo_wire_out_t *w, const void *data, size_t len)
     if (len >= XO_WIRE_SEG_MIN && w->nsegs < XO_WIRE_MAX_SEGS) {
         w->segs[w->nsegs].data = (void *)data;
         w->segs[w->nsegs].len = len;
+        w->gather[w->nsegs] = (xo_seg_pieces_t){0};
         msgpack_pack_uint32(&w->pk, (uint32_t)w->nsegs);
         w->nsegs++;
         return;
     }
     msgpack_pack_bin_with_body(&w->pk, data, len);
+}
+
+void xo__wire_pack_pieces(xo_wire_out_t *w, const xo_seg_t *pieces, size_t n, size_t total)
+{
+    if (total >= XO_WIRE_SEG_MIN && w->nsegs < XO_WIRE_MAX_SEGS) {
+        w->segs[w->nsegs] = (xo_seg_t){.data = NULL, .len = total};
+        w->gather[w->nsegs] = (xo_seg_pieces_t){.pieces = pieces, .n = n};
+        w->gathered = true;
+        msgpack_pack_uint32(&w->pk, (uint32_t)w->nsegs);
+        w->nsegs++;
+        return;
+    }
+    msgpack_pack_bin(&w->pk, total);
+    for (size_t i = 0; i < n; i++) msgpack_pack_bin_body(&w->pk, pieces[i].data, pieces[i].len);
 }
 
 static void pack_str(msgpack_packer *pk, const char *s)
@@ -64,6 +82,19 @@ xo_status_t xo__wire_call(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, bo
     pack_str(&w->pk, uid);
     pack_str(&w->pk, method);
     xo__wire_pack_bytes(w, args, args_len);
+    return done(w);
+}
+
+xo_status_t xo__wire_call_pieces(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, bool want_reply, const char *uid,
+                                const char *method, const xo_seg_t *pieces, size_t n, size_t total)
+{
+    head(w, 8, XO_WIRE_CALL, call_id);
+    msgpack_pack_uint64(&w->pk, chain);
+    if (want_reply) msgpack_pack_true(&w->pk);
+    else msgpack_pack_false(&w->pk);
+    pack_str(&w->pk, uid);
+    pack_str(&w->pk, method);
+    xo__wire_pack_pieces(w, pieces, n, total);
     return done(w);
 }
 

@@ -61,6 +61,8 @@ typedef struct xo_wire_out {
     xo_buf_t header;
     msgpack_packer pk;
     xo_seg_t segs[XO_WIRE_MAX_SEGS];
+    xo_seg_pieces_t gather[XO_WIRE_MAX_SEGS]; /* the pieces of segments packed by xo__wire_pack_pieces */
+    bool gathered;                            /* some segment has pieces: the frame carries gather */
     size_t nsegs;
 } xo_wire_out_t;
 
@@ -71,9 +73,15 @@ xo_frame_t xo__wire_frame(xo_wire_out_t *w);
 
 /* Packs a byte string: inline bin, or a segment reference when large. nil when data is NULL. */
 void xo__wire_pack_bytes(xo_wire_out_t *w, const void *data, size_t len);
+/* The same for a byte string of total bytes made of n pieces in order (borrowed, as are the pieces' bytes: valid
+ * until the frame is sent); a large one becomes one segment made of those pieces, which the channel gathers. */
+void xo__wire_pack_pieces(xo_wire_out_t *w, const xo_seg_t *pieces, size_t n, size_t total);
 
 xo_status_t xo__wire_call(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, bool want_reply, const char *uid,
                          const char *method, const void *args, size_t args_len);
+/* xo__wire_call with the arguments in pieces (xo__args_pieces). */
+xo_status_t xo__wire_call_pieces(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, bool want_reply, const char *uid,
+                                const char *method, const xo_seg_t *pieces, size_t n, size_t total);
 xo_status_t xo__wire_batch(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, const char *uid, const char *method,
                           size_t n, const void *const *args, const size_t *args_len);
 xo_status_t xo__wire_create(xo_wire_out_t *w, uint64_t call_id, uint64_t chain, const char *uid,

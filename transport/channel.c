@@ -96,6 +96,49 @@ size_t xo__frame_size(const xo_frame_t *frame)
     return n;
 }
 
+/* The pieces of segment i of f (NULL and 0 when it is its own data). */
+static inline size_t seg_pieces(const xo_frame_t *f, size_t i, const xo_seg_t **p)
+{
+    *p = f->gather ? f->gather[i].pieces : NULL;
+    return f->gather ? f->gather[i].n : 0;
+}
+
+/* For a backend without gather: a copy of frame whose segments made of pieces are joined into buffers of their
+ * own, sent and freed. */
+static xo_status_t send_joined(xo_channel_t *ch, const xo_frame_t *frame)
+{
+    xo_seg_t *segs = calloc(frame->nsegs, sizeof *segs);
+    if (!segs) return xo__error_set(XO_ENOMEM, "send: no memory to join pieces");
+    xo_status_t st = XO_OK;
+    for (size_t i = 0; i < frame->nsegs; i++) {
+        const xo_seg_t *p;
+        size_t n = seg_pieces(frame, i, &p);
+        segs[i] = frame->segs[i];
+        if (!n || st != XO_OK) continue;
+        uint8_t *d = malloc(segs[i].len ? segs[i].len : 1);
+        if (!d) {
+            st = xo__error_set(XO_ENOMEM, "send: no memory to join %zu bytes of pieces", segs[i].len);
+            segs[i].data = NULL;
+            continue;
+        }
+        for (size_t k = 0, off = 0; k < n; off += p[k++].len)
+            if (p[k].len) memcpy(d + off, p[k].data, p[k].len);
+        segs[i].data = d;
+    }
+    if (st == XO_OK) {
+        xo_frame_t f = *frame;
+        f.segs = segs;
+        f.gather = NULL;
+        st = ch->ops->send(ch, &f);
+    }
+    for (size_t i = 0; i < frame->nsegs; i++) {
+        const xo_seg_t *p;
+        if (seg_pieces(frame, i, &p)) free(segs[i].data);
+    }
+    free(segs);
+    return st;
+}
+
 xo_status_t xo__channel_send(xo_channel_t *ch, const xo_frame_t *frame)
 {
     if (!frame || (frame->header_len && !frame->header) || (frame->nsegs && !frame->segs))
@@ -104,14 +147,29 @@ xo_status_t xo__channel_send(xo_channel_t *ch, const xo_frame_t *frame)
         return xo__error_set(XO_EINVAL, "send: %zu segments, at most %u", frame->nsegs, XO_FRAME_MAX_SEGS);
     /* Sum with an overflow check: a caller's bogus length must not wrap around below the limit. */
     size_t total = frame->header_len;
+    bool pieces = false;
     for (size_t i = 0; i < frame->nsegs; i++) {
-        const xo_seg_t *s = &frame->segs[i];
-        if (s->len && !s->data) return xo__error_set(XO_EINVAL, "send: segment %zu has NULL data", i);
+        const xo_seg_t *s = &frame->segs[i], *p;
+        size_t n = seg_pieces(frame, i, &p);
+        if (n) {
+            size_t sum = 0;
+            for (size_t k = 0; k < n; k++) {
+                if ((p[k].len && !p[k].data) || sum + p[k].len < sum)
+                    return xo__error_set(XO_EINVAL, "send: segment %zu: bad piece %zu", i, k);
+                sum += p[k].len;
+            }
+            if (!p || sum != s->len)
+                return xo__error_set(XO_EINVAL, "send: segment %zu: pieces of %zu bytes, not %zu", i, sum, s->len);
+            pieces = true;
+        } else if (s->len && !s->data) {
+            return xo__error_set(XO_EINVAL, "send: segment %zu has NULL data", i);
+        }
         if (s->len > ch->opts.max_frame || total + s->len < total) total = SIZE_MAX;
         else total += s->len;
     }
     if (total > ch->opts.max_frame)
         return xo__error_set(XO_EMSGSIZE, "send: frame larger than max_frame %zu", ch->opts.max_frame);
+    if (pieces && !ch->ops->gather) return send_joined(ch, frame);
     return ch->ops->send(ch, frame);
 }
 
@@ -150,8 +208,9 @@ void xo__channel_set_max_frame(xo_channel_t *ch, size_t max_frame)
 
 void xo__frame_release(xo_frame_t *frame)
 {
-    if (!frame || (!frame->mem && !frame->map)) return;
+    if (!frame || (!frame->mem && !frame->map && !frame->release)) return;
     free(frame->mem);
     if (frame->map) munmap(frame->map, frame->map_len);
+    if (frame->release) frame->release(frame->release_arg);
     memset(frame, 0, sizeof *frame);
 }

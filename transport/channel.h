@@ -33,8 +33,9 @@
 extern "C" {
 #endif
 
-/* Default limit on one frame (header plus all segments) that a channel sends or accepts. */
-#define XO_FRAME_MAX_DEFAULT ((size_t)256 << 20)
+/* Default limit on one frame (header plus all segments) that a channel sends or accepts: a 256 MiB payload plus
+ * room for the envelope around it (call header, msgpack array and bin headers). */
+#define XO_FRAME_MAX_DEFAULT (((size_t)256 << 20) + ((size_t)64 << 10))
 /* Most segments one frame may carry (a hard limit: the receiver rejects more with XO_EPROTO). */
 #define XO_FRAME_MAX_SEGS 1024u
 /* Default busy-poll time of a shm receiver before it sleeps. */
@@ -46,6 +47,12 @@ typedef struct xo_seg {
     void *data;
     size_t len;
 } xo_seg_t;
+
+/* Sending only: the pieces a segment is made of, one after another (see xo_frame_t.gather). */
+typedef struct xo_seg_pieces {
+    const xo_seg_t *pieces;
+    size_t n; /* 0: the segment is its own data */
+} xo_seg_pieces_t;
 
 /* A frame. To send, the caller fills header/header_len and segs/nsegs and leaves the rest zero. A received frame also
  * carries the memory that backs it (mem, map): release it with xo__frame_release. The header and every segment of a
@@ -60,6 +67,13 @@ typedef struct xo_frame {
     void *mem;
     void *map;
     size_t map_len;
+    /* Memory the backend lends rather than gives (shm: a pooled segment): release(release_arg) hands it back. */
+    void (*release)(void *arg);
+    void *release_arg;
+    /* Sending only, optional: nsegs entries; segment i whose gather[i].n is not 0 is those pieces one after another
+     * (its data is NULL, its len their total), which the backend gathers where it copies anyway (into the socket,
+     * the shm segment), so the caller need not join them first. Received segments are always contiguous. */
+    const xo_seg_pieces_t *gather;
 } xo_frame_t;
 
 /* Per-channel options; an all-zero struct (or a NULL pointer) means defaults. A listener passes its options on to
@@ -92,6 +106,9 @@ typedef struct xo_channel_ops {
      * xo__channel_recv_nowait. */
     bool (*ready)(xo_channel_t *ch);
     xo_status_t (*recv_nowait)(xo_channel_t *ch, unsigned flags, xo_frame_t *out);
+    /* True when send takes segments made of pieces (xo_frame_t.gather); for the others the generic layer joins each
+     * such segment into one buffer first. */
+    bool gather;
 } xo_channel_ops_t;
 
 typedef struct xo_listener_ops {
@@ -199,7 +216,8 @@ void xo__listener_close(xo_listener_t *l);
  * XO_ESYS. On XO_OK *ch_p owns a new channel (free with xo__channel_close); on error *ch_p is untouched. */
 xo_status_t xo__connect(const char *url, const xo_chan_opts_t *opts, int timeout_ms, xo_channel_t **ch_p);
 
-/* Sends one frame. Thread-safe: many threads may send on one channel at once; frames are never interleaved.
+/* Sends one frame (a segment may be made of pieces: xo_frame_t.gather). Thread-safe: many threads may send on one
+ * channel at once; frames are never interleaved.
  * Blocks while the peer is not reading (back pressure), until the whole frame is handed to the transport; returns
  * XO_ECLOSED as soon as the channel is shut down or the peer is gone, so it never hangs on a dead peer.
  * The caller keeps ownership of the frame and all its buffers whatever the result: nothing is retained after the
@@ -274,8 +292,9 @@ const char *xo__channel_scheme(const xo_channel_t *ch);
 /* Total bytes of a frame: header plus all segments. */
 size_t xo__frame_size(const xo_frame_t *frame);
 
-/* Frees the memory of a frame filled by xo__channel_recv and zeroes *frame. A zeroed or caller-built frame (mem and
- * map NULL) is left as it is, so calling it twice is harmless. */
+/* Frees the memory of a frame filled by xo__channel_recv (or gives it back to its channel's pool: any thread, even
+ * after the channel was closed) and zeroes *frame. A zeroed or caller-built frame (mem, map and release NULL) is
+ * left as it is, so calling it twice is harmless. */
 void xo__frame_release(xo_frame_t *frame);
 
 #ifdef __cplusplus

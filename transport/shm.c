@@ -5,10 +5,13 @@
  * hello message; the listener validates size and seals, maps it and acks. Nothing is ever named in /dev/shm: the
  * memory lives as long as a mapping or an fd does.
  *
- * Data: a frame is one record in the sender's ring. Parts of at least XO_SHM_OOB_MIN bytes (and every part, when
- * the inline record would take more than a quarter of the ring) travel out of band: the sender writes them into a
- * fresh sealed memfd, passes its fd over the setup socket *before* publishing the record, and the receiver maps
- * it: that mapping backs the received frame until xo__frame_release. So a large payload is copied once on the way.
+ * Data: a frame is one record in the sender's ring. Parts of at least XO_SEGPOOL_PART_MIN bytes (and every part,
+ * when the inline record would take more than a quarter of the ring) travel out of band, in a segment of the
+ * direction's pool (shm_segpool.h): both sides keep it mapped, the sender copies the parts into it and names its
+ * slot in the record, and the received frame points into the receiver's mapping until xo__frame_release frees the
+ * segment for the next frame. So a large payload is copied once on the way, into pages that are already mapped.
+ * When no pooled segment is free (the receiver holds many frames) parts of at least XO_SHM_OOB_MIN bytes go into a
+ * fresh sealed memfd instead, whose fd is passed over the setup socket *before* the record, and smaller ones inline.
  *
  * Waiting: the receiver busy-polls the ring for spin_us, then sleeps in poll() on the setup socket; the sender
  * rings a one-byte doorbell on that socket only when the receiver's flag says it sleeps. The same socket reports
@@ -47,9 +50,10 @@
 #include "transport/channel.h"
 #include "transport/shm_ctl.h"
 #include "transport/shm_ring.h"
+#include "transport/shm_segpool.h"
 
 #define SHM_MAGIC 0x31534f58u /* "XOS1": the handshake */
-#define SHM_VERSION 1u
+#define SHM_VERSION 2u /* 2: pooled out-of-band segments */
 #define DATA_OFF 4096u /* the two ring control blocks, then the data areas */
 #define OOB_ALIGN 4096u
 #define HELLO_WAIT_MS 2000 /* an accepted client must say hello within this, whatever accept's timeout */
@@ -91,6 +95,11 @@ typedef struct shm_chan {
     int *fdq;   /* memfds received ahead of their records, in order */
     size_t fdq_head, fdq_len, fdq_cap;
     uint64_t desc[2 * (XO_FRAME_MAX_SEGS + 1)];
+    xo_segpool_rx_t rxpool;       /* the peer's segments, mapped */
+    bool fresh[XO_SEGPOOL_SLOTS]; /* a slot was registered and no XO_REC_POOL_NEW record has used it yet */
+
+    /* Senders: after the fields of every frame, so that those keep the cache lines they had before the pool. */
+    xo_segpool_tx_t txpool; /* our segments for what we send (its own lock) */
 } shm_chan_t;
 
 /* A client accepted before its hello has come. */
@@ -180,8 +189,9 @@ static int fdq_pop(shm_chan_t *c)
     return fd;
 }
 
-/* Reads every pending control message without waiting: doorbells are dropped, memfds queued. XO_ECLOSED (and
- * peer_gone set) at EOF; XO_EPROTO for a message we never send. */
+/* Reads every pending control message without waiting: doorbells are dropped, memfds queued, pooled segments
+ * mapped. XO_ECLOSED (and peer_gone set) at EOF; XO_EPROTO for a message we never send, XO_EPROTO or XO_EMSGSIZE
+ * for a segment we refuse (see ctl_fatal). */
 static xo_status_t ctl_drain(shm_chan_t *c)
 {
     for (;;) {
@@ -204,11 +214,24 @@ static xo_status_t ctl_drain(shm_chan_t *c)
             if (st != XO_OK) return st;
             continue;
         }
+        if (r == 5 && b[0] == XO_CTL_SEG && nfds == 1) {
+            /* Installed at once: the sender registers a slot anew only after we freed its old segment, so no record
+             * still waiting in the ring names the mapping this replaces. */
+            uint32_t slot;
+            memcpy(&slot, b + 1, sizeof slot);
+            xo_status_t st = xo__segpool_rx_register(&c->rxpool, slot, fds[0], c->base.opts.max_frame);
+            if (st != XO_OK) return st;
+            c->fresh[slot] = true;
+            continue;
+        }
         for (int i = 0; i < nfds; i++) close(fds[i]);
         return xo__error_set(XO_EPROTO, "shm: unexpected control message (%ld bytes, first 0x%02x, %d fds)", r,
                             (unsigned char)b[0], nfds);
     }
 }
+
+/* The errors of ctl_drain that end the channel (the others: XO_OK, XO_ECLOSED). */
+static bool ctl_fatal(xo_status_t st) { return st == XO_EPROTO || st == XO_ENOMEM || st == XO_EMSGSIZE; }
 
 /* ---- send ---- */
 
@@ -223,10 +246,47 @@ static inline void part_of(const xo_frame_t *f, size_t i, const void **p, size_t
     }
 }
 
-static inline bool goes_oob(size_t len, bool all_oob) { return all_oob ? len > 0 : len >= XO_SHM_OOB_MIN; }
+/* The pieces of part i (a gathered segment's, or the part itself as one); *one is the storage for the latter. */
+static size_t pieces_of(const xo_frame_t *f, size_t i, xo_seg_t *one, const xo_seg_t **pcs)
+{
+    if (i > 0 && f->gather && f->gather[i - 1].n) {
+        *pcs = f->gather[i - 1].pieces;
+        return f->gather[i - 1].n;
+    }
+    const void *p;
+    size_t len;
+    part_of(f, i, &p, &len);
+    *one = (xo_seg_t){.data = (void *)p, .len = len};
+    *pcs = one;
+    return 1;
+}
 
-/* Bytes of the record for f, and of its out-of-band memfd. */
-static void plan(const xo_frame_t *f, bool all_oob, uint64_t *rec_len, uint64_t *oob_size)
+/* The pooled-part threshold: XO_SEGPOOL_PART_MIN, or XO_SHM_POOL_MIN=<bytes> (read once; for measuring the
+ * crossover with the ring, see shm_segpool.h). */
+static size_t pool_min(void)
+{
+    static _Atomic size_t cached;
+    size_t v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (!v) {
+        const char *e = getenv("XO_SHM_POOL_MIN");
+        v = e && *e ? (size_t)strtoull(e, NULL, 10) : XO_SEGPOOL_PART_MIN;
+        if (!v) v = 1;
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+/* Where parts go: out of band from min bytes on (XO_SEGPOOL_PART_MIN into a pooled segment, XO_SHM_OOB_MIN into
+ * a fresh memfd), or all of them (all_oob). */
+typedef struct oob_plan {
+    bool all_oob;
+    size_t min;
+} oob_plan_t;
+
+static inline bool goes_oob(size_t len, oob_plan_t o) { return o.all_oob ? len > 0 : len >= o.min; }
+
+/* Bytes of the record for f, and of its out-of-band area. */
+static void plan(const xo_frame_t *f, oob_plan_t all_oob, uint64_t *rec_len, uint64_t *oob_size)
 {
     size_t nparts = f->nsegs + 1;
     uint64_t rec = XO_REC_HDR_LEN + XO_REC_DESC_LEN * nparts, oob = 0;
@@ -241,9 +301,27 @@ static void plan(const xo_frame_t *f, bool all_oob, uint64_t *rec_len, uint64_t 
     *oob_size = oob;
 }
 
+/* Copies the out-of-band parts into a pooled segment's data, laid out as plan() counted them. */
+static void oob_fill(const xo_frame_t *f, oob_plan_t all_oob, uint8_t *data)
+{
+    uint64_t off = 0;
+    for (size_t i = 0; i <= f->nsegs; i++) {
+        const void *p;
+        size_t len;
+        part_of(f, i, &p, &len);
+        if (!goes_oob(len, all_oob)) continue;
+        xo_seg_t one;
+        const xo_seg_t *pcs;
+        size_t n = pieces_of(f, i, &one, &pcs), at = 0;
+        for (size_t k = 0; k < n; at += pcs[k++].len)
+            if (pcs[k].len) memcpy(data + off + at, pcs[k].data, pcs[k].len);
+        off = align_up(off + len, OOB_ALIGN);
+    }
+}
+
 /* Writes the out-of-band parts into a new sealed memfd. On XO_OK *fd_p owns it. pwrite copies straight into the
  * memfd's pages: no mapping, no page faults on this side. */
-static xo_status_t oob_create(const xo_frame_t *f, bool all_oob, uint64_t size, int *fd_p)
+static xo_status_t oob_create(const xo_frame_t *f, oob_plan_t all_oob, uint64_t size, int *fd_p)
 {
     int fd = memfd_create("xo-shm-oob", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) return xo__error_set(XO_ESYS, "shm send: memfd_create: %s", strerror(errno));
@@ -259,15 +337,21 @@ static xo_status_t oob_create(const xo_frame_t *f, bool all_oob, uint64_t size, 
         size_t len;
         part_of(f, i, &p, &len);
         if (!goes_oob(len, all_oob)) continue;
-        for (size_t done = 0; done < len;) {
-            ssize_t w = pwrite(fd, (const uint8_t *)p + done, len - done, (off_t)(off + done));
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) {
-                int e = errno;
-                close(fd);
-                return xo__error_set(XO_ENOMEM, "shm send: writing the out-of-band segment: %s", strerror(e));
+        xo_seg_t one;
+        const xo_seg_t *pcs;
+        size_t n = pieces_of(f, i, &one, &pcs), at = 0;
+        for (size_t k = 0; k < n; at += pcs[k++].len) {
+            const uint8_t *src = pcs[k].data;
+            for (size_t done = 0, plen = pcs[k].len; done < plen;) {
+                ssize_t w = pwrite(fd, src + done, plen - done, (off_t)(off + at + done));
+                if (w < 0 && errno == EINTR) continue;
+                if (w <= 0) {
+                    int e = errno;
+                    close(fd);
+                    return xo__error_set(XO_ENOMEM, "shm send: writing the out-of-band segment: %s", strerror(e));
+                }
+                done += (size_t)w;
             }
-            done += (size_t)w;
         }
         off = align_up(off + len, OOB_ALIGN);
     }
@@ -332,22 +416,41 @@ static void chan_shutdown(xo_channel_t *ch)
     futex_wake(&c->tx.ctl->writer_waiting);
 }
 
+/* Decides where f's parts go for out-of-band parts from min bytes on. */
+static oob_plan_t plan_for(const shm_chan_t *c, const xo_frame_t *f, size_t min, uint64_t *rec_len, uint64_t *oob_size)
+{
+    oob_plan_t o = {.all_oob = false, .min = min};
+    plan(f, o, rec_len, oob_size);
+    if (*rec_len > c->tx.cap / 4) {
+        /* Many medium parts: an inline record this large would hog the ring, so everything goes out of band
+         * (the record is then at most the descriptor table, 16 KiB). */
+        o.all_oob = true;
+        plan(f, o, rec_len, oob_size);
+    }
+    return o;
+}
+
 static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
 {
     shm_chan_t *c = (shm_chan_t *)ch;
     size_t nparts = f->nsegs + 1;
-    bool all_oob = false;
     uint64_t rec_len, oob_size;
-    plan(f, false, &rec_len, &oob_size);
-    if (rec_len > c->tx.cap / 4) {
-        /* Many medium parts: an inline record this large would hog the ring, so everything goes out of band
-         * (the record is then at most the descriptor table, 16 KiB). */
-        all_oob = true;
-        plan(f, true, &rec_len, &oob_size);
+    oob_plan_t all_oob = plan_for(c, f, pool_min(), &rec_len, &oob_size);
+    /* Outside the lock: concurrent senders copy their large payloads in parallel. */
+    xo_seg_lease_t lease = {.reg_fd = -1};
+    bool pooled = false;
+    if (oob_size) {
+        xo_status_t st = xo__segpool_tx_take(&c->txpool, oob_size, &lease);
+        if (st == XO_OK) {
+            pooled = true;
+            oob_fill(f, all_oob, lease.data);
+        } else {
+            if (st != XO_EAGAIN) xo_log_debug("shm send: no pooled segment (%s): a fresh memfd", xo_last_error());
+            all_oob = plan_for(c, f, XO_SHM_OOB_MIN, &rec_len, &oob_size);
+        }
     }
     int oob_fd = -1;
-    if (oob_size) {
-        /* Outside the lock: concurrent senders copy their large payloads in parallel. */
+    if (oob_size && !pooled) {
         xo_status_t st = oob_create(f, all_oob, oob_size, &oob_fd);
         if (st != XO_OK) return st;
     }
@@ -357,7 +460,14 @@ static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
     if (atomic_load_explicit(&c->shut, memory_order_relaxed) ||
         atomic_load_explicit(&c->peer_gone, memory_order_relaxed))
         st = xo__error_set(XO_ECLOSED, "shm send: channel closed");
-    bool sent_fd = false;
+    bool sent_fd = false, registered = false, published = false;
+    if (st == XO_OK && lease.reg_fd >= 0) {
+        /* The segment goes first: when the receiver meets the record, the mapping is on its socket. */
+        char msg[5] = {XO_CTL_SEG};
+        memcpy(msg + 1, &lease.slot, sizeof lease.slot);
+        st = xo__ctl_send(c->sock, msg, sizeof msg, lease.reg_fd, INT64_MAX, &c->shut);
+        registered = st == XO_OK;
+    }
     if (st == XO_OK && oob_fd >= 0) {
         /* The fd goes first: when the receiver meets the record, its memfd is already queued on its socket. */
         char tag = XO_CTL_FD;
@@ -368,7 +478,8 @@ static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
     if (st == XO_OK) {
         const xo_ring_t *r = &c->tx;
         uint64_t pos = c->tx_tail;
-        uint32_t h[4] = {XO_REC_MAGIC, (uint32_t)rec_len, (uint32_t)nparts, 0};
+        uint32_t flags = pooled ? XO_REC_POOL | lease.slot | (lease.reg_fd >= 0 ? XO_REC_POOL_NEW : 0) : 0;
+        uint32_t h[4] = {XO_REC_MAGIC, (uint32_t)rec_len, (uint32_t)nparts, flags};
         xo__ring_put(r, pos, h, sizeof h);
         xo__ring_put(r, pos + 16, &oob_size, 8);
         uint64_t in_off = XO_REC_HDR_LEN + XO_REC_DESC_LEN * nparts, oob_off = 0;
@@ -382,14 +493,20 @@ static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
                 oob_off = align_up(oob_off + len, OOB_ALIGN);
             } else {
                 d[1] = in_off;
-                if (len) xo__ring_put(r, pos + in_off, p, len);
+                xo_seg_t one;
+                const xo_seg_t *pcs;
+                size_t n = pieces_of(f, i, &one, &pcs), at = 0;
+                for (size_t k = 0; k < n; at += pcs[k++].len)
+                    if (pcs[k].len) xo__ring_put(r, pos + in_off + at, pcs[k].data, pcs[k].len);
                 in_off += align_up(len, 8);
             }
             xo__ring_put(r, pos + XO_REC_HDR_LEN + XO_REC_DESC_LEN * i, d, sizeof d);
         }
         c->tx_tail = pos + rec_len;
-        /* Publishes the record (release for its bytes) and is the writer's half of the Dekker pair. */
+        /* Publishes the record (release for its bytes, those of a pooled segment too) and is the writer's half of
+         * the Dekker pair. */
         atomic_store_explicit(&r->ctl->tail, c->tx_tail, memory_order_seq_cst);
+        published = true;
         if (atomic_load_explicit(&r->ctl->reader_sleeping, memory_order_seq_cst) &&
             atomic_exchange_explicit(&r->ctl->reader_sleeping, 0, memory_order_relaxed)) {
             /* A full socket already holds messages that will wake the reader: do not wait for room. */
@@ -399,8 +516,10 @@ static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
     }
     pthread_mutex_unlock(&c->send_lock);
     if (oob_fd >= 0) close(oob_fd);
-    /* A memfd sent without its record would pair with the next record's descriptors: the stream is broken. */
-    if (st != XO_OK && sent_fd) chan_shutdown(ch);
+    if (pooled) xo__segpool_tx_done(&c->txpool, &lease, registered, published);
+    /* A memfd sent without its record would pair with the next record's descriptors, and a segment registered
+     * without its record would leave the receiver's slot state out of step: the stream is broken. */
+    if (st != XO_OK && (sent_fd || registered)) chan_shutdown(ch);
     return st;
 }
 
@@ -448,16 +567,29 @@ static xo_status_t read_record(shm_chan_t *c, xo_frame_t *out)
     xo__ring_get(r, head, h, sizeof h);
     xo__ring_get(r, head + 16, &oob_size, 8);
     uint64_t rec_len = h[1], nparts = h[2], table_end = XO_REC_HDR_LEN + XO_REC_DESC_LEN * nparts;
-    if (h[0] != XO_REC_MAGIC || h[3] != 0 || nparts == 0 || nparts > XO_FRAME_MAX_SEGS + 1 || rec_len % 8 ||
-        rec_len > avail || rec_len < table_end)
-        return xo__error_set(XO_EPROTO, "shm recv: malformed record (magic 0x%08x, %llu bytes, %llu parts)", h[0],
-                            (unsigned long long)rec_len, (unsigned long long)nparts);
+    bool pooled = h[3] & XO_REC_POOL;
+    uint32_t slot = h[3] & XO_REC_SLOT_MASK;
+    if (h[0] != XO_REC_MAGIC || nparts == 0 || nparts > XO_FRAME_MAX_SEGS + 1 || rec_len % 8 || rec_len > avail ||
+        rec_len < table_end ||
+        (h[3] & ~(XO_REC_POOL | XO_REC_POOL_NEW | XO_REC_SLOT_MASK)) || (!pooled && h[3]) || (pooled && !oob_size))
+        return xo__error_set(XO_EPROTO, "shm recv: malformed record (magic 0x%08x, %llu bytes, %llu parts, flags 0x%x)",
+                            h[0], (unsigned long long)rec_len, (unsigned long long)nparts, h[3]);
+    if (pooled && (h[3] & XO_REC_POOL_NEW)) {
+        /* Its segment was registered just before it: make sure we have read that registration. */
+        if (slot < XO_SEGPOOL_SLOTS && !c->fresh[slot]) {
+            xo_status_t st = ctl_drain(c);
+            if (ctl_fatal(st)) return st;
+        }
+        if (slot >= XO_SEGPOOL_SLOTS || !c->fresh[slot])
+            return xo__error_set(XO_EPROTO, "shm recv: record names a new segment %u that never came", slot);
+        c->fresh[slot] = false;
+    }
     /* The memfd travels ahead of its record: take it off the queue first, so every error path closes it. */
     int fd = -1;
-    if (oob_size) {
+    if (oob_size && !pooled) {
         if (c->fdq_len == 0) {
             xo_status_t st = ctl_drain(c);
-            if (st == XO_EPROTO || st == XO_ENOMEM) return st;
+            if (ctl_fatal(st)) return st;
         }
         fd = fdq_pop(c);
         if (fd < 0) return xo__error_set(XO_EPROTO, "shm recv: record refers to a memfd that never came");
@@ -496,21 +628,28 @@ static xo_status_t read_record(shm_chan_t *c, xo_frame_t *out)
     uint8_t *block = malloc(table + inline_bytes + 63);
     uint8_t *mem = block ? (uint8_t *)align_up((uintptr_t)block, 64) : NULL;
     void *map = NULL;
+    xo_segpool_rseg_t *seg = NULL;
     if (!mem) st = xo__error_set(XO_ENOMEM, "shm recv: no memory for a frame");
     if (st == XO_OK && fd >= 0) st = oob_map(fd, oob_size, &map);
     else if (fd >= 0) close(fd);
+    uint8_t *oob = map;
+    if (st == XO_OK && pooled) st = xo__segpool_rx_take(&c->rxpool, slot, oob_size, &seg, &oob);
     if (st != XO_OK) {
         free(block);
         return st;
     }
     xo_frame_t f = {.mem = block, .map = map, .map_len = map ? oob_size : 0, .nsegs = nsegs};
+    if (seg) {
+        f.release = xo__segpool_rx_release;
+        f.release_arg = seg;
+    }
     f.segs = nsegs ? (xo_seg_t *)mem : NULL;
     size_t off = table;
     for (size_t i = 0; i < nparts; i++) {
         uint64_t len = c->desc[2 * i], loc = c->desc[2 * i + 1];
         uint8_t *p;
         if (loc & XO_REC_OOB) {
-            p = (uint8_t *)map + (loc & ~XO_REC_OOB);
+            p = oob + (loc & ~XO_REC_OOB);
         } else {
             p = mem + off;
             off += align_up(len, 64);
@@ -547,7 +686,7 @@ static xo_status_t drain_socket(shm_chan_t *c, bool *retry)
     *retry = false;
     c->bell_owed = false;
     xo_status_t st = ctl_drain(c);
-    if (st == XO_EPROTO || st == XO_ENOMEM) return rx_fail(c, st);
+    if (ctl_fatal(st)) return rx_fail(c, st);
     if (st == XO_ECLOSED) {
         /* The peer is gone, but what it published before dying is still in the ring: deliver that first. */
         if (xo__ring_avail(&c->rx, c->rx_head) > 0) {
@@ -597,7 +736,7 @@ static xo_status_t chan_recv_nowait(xo_channel_t *ch, unsigned flags, xo_frame_t
             if ((flags & XO_RECV_FD) || c->bell_owed) { /* stale doorbells; memfds are queued for their records */
                 c->bell_owed = false;
                 xo_status_t st = ctl_drain(c);
-                if (st == XO_EPROTO || st == XO_ENOMEM) return rx_fail(c, st);
+                if (ctl_fatal(st)) return rx_fail(c, st);
             }
             return XO_EAGAIN;
         }
@@ -658,6 +797,8 @@ static void chan_close(xo_channel_t *ch)
     shm_chan_t *c = (shm_chan_t *)ch;
     close(c->sock); /* no shutdown(): see stream.c, a forked process may share the socket */
     munmap(c->seg, c->seg_len);
+    xo__segpool_tx_fini(&c->txpool);
+    xo__segpool_rx_fini(&c->rxpool); /* frames still held keep their segments mapped */
     for (int fd; (fd = fdq_pop(c)) >= 0;) close(fd);
     free(c->fdq);
     pthread_mutex_destroy(&c->send_lock);
@@ -672,6 +813,7 @@ static const xo_channel_ops_t shm_channel_ops = {
     .fd = chan_fd,
     .ready = chan_ready,
     .recv_nowait = chan_recv_nowait,
+    .gather = true,
 };
 
 /* ---- setup ---- */
@@ -698,6 +840,7 @@ static xo_status_t chan_new(int sock, uint8_t *seg, size_t seg_len, uint64_t cap
     atomic_init(&c->shut, false);
     atomic_init(&c->peer_gone, false);
     pthread_mutex_init(&c->send_lock, NULL);
+    xo__segpool_tx_init(&c->txpool);
     *ch_p = &c->base;
     return XO_OK;
 }

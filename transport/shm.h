@@ -10,7 +10,8 @@ extern "C" {
 
 /* Bytes of one ring (one direction); a power of two. The memfd is sparse: pages cost memory once touched. */
 #define XO_SHM_RING_CAP ((uint64_t)4 << 20)
-/* Parts (header or segment) at least this large travel out of band, in a fresh memfd, instead of through the
+/* When the channel's segment pool has nothing free (shm_segpool.h; parts from XO_SEGPOOL_PART_MIN on normally go
+ * there), parts (header or segment) at least this large travel out of band in a fresh memfd instead of through the
  * ring. Not lower: a fresh memfd pays page allocation on the sender and page freeing on the receiver, which
  * measured ~0.5 ms per MiB on a 2-vCPU VM against ~20 us per MiB for a copy through the ring's reused pages. */
 #define XO_SHM_OOB_MIN ((size_t)256 << 10)

@@ -16,6 +16,7 @@ extern "C" {
 
 #define XO_CTL_DOORBELL 'D' /* one byte, no fd: "the ring has data" */
 #define XO_CTL_FD 'F'       /* one byte and one fd: the next out-of-band record's memfd */
+#define XO_CTL_SEG 'S'      /* five bytes ('S', u32 slot) and one fd: a pooled segment for that slot (shm_segpool.h) */
 
 /* Sends one message of len bytes with fd attached (fd < 0: none), waiting for room until deadline (INT64_MAX:
  * none) or until *shut becomes true (may be NULL). The caller keeps fd. XO_ECLOSED when the peer is gone or shut

@@ -65,13 +65,19 @@ static inline uint64_t xo__ring_avail(const xo_ring_t *r, uint64_t head)
 }
 
 /* ---- Record format (native byte order: both ends share a host; records start 8-byte aligned). ----
- *   u32 magic | u32 rec_len (bytes, multiple of 8) | u32 nparts (header + segments) | u32 flags (0)
- *   u64 oob_size (bytes of the out-of-band memfd travelling over the setup socket; 0: none)
+ *   u32 magic | u32 rec_len (bytes, multiple of 8) | u32 nparts (header + segments) | u32 flags
+ *   u64 oob_size (bytes of the out-of-band memfd travelling over the setup socket, or used in the pooled segment;
+ *                 0: none)
+ *   flags: 0 (out-of-band parts, if any, in a fresh memfd), or XO_REC_POOL | slot: they are in the pooled segment
+ *   of that slot (shm_segpool.h), plus XO_REC_POOL_NEW when the slot was registered (anew) just before this record
  *   nparts x { u64 len; u64 loc }   loc: XO_REC_OOB | offset in the memfd, or offset from the record start
  *   inline parts, each 8-byte aligned */
 #define XO_REC_MAGIC 0x31524f58u /* "XOR1" */
 #define XO_REC_HDR_LEN 24u
 #define XO_REC_DESC_LEN 16u
 #define XO_REC_OOB (1ull << 63)
+#define XO_REC_POOL (1u << 31)
+#define XO_REC_POOL_NEW (1u << 30)
+#define XO_REC_SLOT_MASK 0xffffu
 
 #endif

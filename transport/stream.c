@@ -120,9 +120,11 @@ static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
     uint8_t *pre = pre_stack;
     struct iovec *iov = iov_stack;
     if (f->header_len > UINT32_MAX) return xo__error_set(XO_EMSGSIZE, "send: header longer than 4 GiB");
-    if (f->nsegs > STACK_SEGS) {
+    size_t n_iov = 0; /* an iovec per segment, or per piece of a gathered one: the kernel gathers them */
+    for (size_t i = 0; i < f->nsegs; i++) n_iov += f->gather && f->gather[i].n ? f->gather[i].n : 1;
+    if (f->nsegs > STACK_SEGS || n_iov > STACK_SEGS) {
         pre = malloc(XO_STREAM_PREFIX_LEN + 8 * f->nsegs);
-        iov = malloc(sizeof *iov * (2 + f->nsegs));
+        iov = malloc(sizeof *iov * (2 + n_iov));
         if (!pre || !iov) {
             if (pre != pre_stack) free(pre);
             if (iov != iov_stack) free(iov);
@@ -138,7 +140,13 @@ static xo_status_t chan_send(xo_channel_t *ch, const xo_frame_t *f)
     if (f->header_len) iov[n++] = (struct iovec){f->header, f->header_len};
     for (size_t i = 0; i < f->nsegs; i++) {
         put64(pre + XO_STREAM_PREFIX_LEN + 8 * i, f->segs[i].len);
-        if (f->segs[i].len) iov[n++] = (struct iovec){f->segs[i].data, f->segs[i].len};
+        if (f->gather && f->gather[i].n) {
+            const xo_seg_t *p = f->gather[i].pieces;
+            for (size_t k = 0; k < f->gather[i].n; k++)
+                if (p[k].len) iov[n++] = (struct iovec){p[k].data, p[k].len};
+        } else if (f->segs[i].len) {
+            iov[n++] = (struct iovec){f->segs[i].data, f->segs[i].len};
+        }
     }
 
     pthread_mutex_lock(&c->send_lock);
@@ -401,6 +409,7 @@ const xo_channel_ops_t xo__stream_channel_ops = {
     .shutdown = chan_shutdown,
     .close = chan_close,
     .fd = chan_fd,
+    .gather = true,
 };
 
 xo_status_t xo__stream_channel_new(const xo_transport_ops_t *t, int fd, const xo_chan_opts_t *opts, bool nodelay,

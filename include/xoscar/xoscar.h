@@ -68,6 +68,11 @@ XO_API bool xo_str_eq(xo_str_t s, const char *c);
  *   i int   l int64_t   u uint64_t   d double   t bool (as int)   n nil
  *   s const char * (NUL-terminated; NULL packs nil)   b const void *, size_t (binary)
  *   S xo_str_t (by value)   o const msgpack_object *
+ *   B const void *, size_t: a binary lent, not copied, in call arguments (xo_args): the bytes must stay valid and
+ *     unchanged until the call that consumes the arguments returns (xo_call, xo_send, xo_tell, ...). To another
+ *     process they are then copied once, straight into the shared segment or the socket; to this process, and
+ *     wherever else (xo_pack into a result, xo_batch, xo_create_actor), they are copied in as with 'b'. At most 16
+ *     per argument list travel lent; more are copied in.
  *   [ ... ]  an array of the values between the brackets   { ... } a map: keys and values alternate
  * Unpack formats (xo_unpack, xo_result_unpack), one character per value, each taking a pointer:
  *   i int*   l int64_t*   u uint64_t*   d double* (accepts integers)   t bool*   s xo_str_t*   b xo_bytes_t*
@@ -101,7 +106,15 @@ XO_API xo_status_t xo_unpack(const msgpack_object *args, const char *fmt, ...);
 
 /* A method. args is a msgpack array (possibly empty); the method packs exactly one value into out (packing nothing
  * returns nil). Return XO_OK, or an error status after xo_ctx_error() to send its text to the caller. state is the
- * actor's state (class state_size bytes, zeroed before init). */
+ * actor's state (class state_size bytes, zeroed before init).
+ *
+ * args, and every string and binary read from it (xo_unpack "s", "b", "o"), is lent to the method, the same rule as
+ * device buffers: valid until the method returns (for a method that suspends, until it finally returns), read-only,
+ * and a dangling pointer afterwards. A large binary (64 KiB or more) from another process is not copied for the
+ * method: on the same host it is a view into the shared segment it came in, which the sender reuses for its next
+ * message once the method has returned; from another host, into the block it was received into. Copy what must
+ * outlive the call. Likewise the bytes of a result (xo_result_value, xo_result_unpack) are valid until
+ * xo_result_free. */
 typedef xo_status_t (*xo_method_fn)(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out);
 
 /* A batch handler: n calls of one extensible method, with their argument arrays. For each i in [0, n) it packs a

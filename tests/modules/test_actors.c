@@ -3,7 +3,9 @@
  *   Counter (stateful)  init([start]); add(n) -> total; get() -> total
  *   Echo (stateless)    echo(v) -> v; pid() -> getpid(); sleep_ms(ms) -> ms, after xo_sleep_ms(ms);
  *                       crash() -> kills its process with SIGKILL (death tests); in_runtime() -> true when the
- *                       module's view of the runtime is the caller's (xo_ctx_current() is the method's ctx)
+ *                       module's view of the runtime is the caller's (xo_ctx_current() is the method's ctx);
+ *                       where(bytes) -> the name of the mapping the bytes lie in ("" for none: the heap), as
+ *                       /proc/self/maps gives it (a borrowed view of a pooled shm segment: ".../memfd:xo-shm-seg")
  *   Sum (stateful)      add(n) -> running total, extensible: a batch of adds is one handler run;
  *                       batches() -> how many batch handler runs there were
  *   Fragile (stateful)  init([path]): kills its process with SIGKILL when the file at path exists (an init that
@@ -116,7 +118,29 @@ static xo_status_t echo_in_runtime(xo_ctx_t *ctx, void *state, const msgpack_obj
     return xo_pack(out, "t", xo_ctx_current() == ctx);
 }
 
+static xo_status_t echo_where(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    xo_bytes_t b;
+    xo_status_t st = xo_unpack(args, "b", &b);
+    if (st != XO_OK) return st;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return xo_ctx_error(ctx, XO_EMETHOD, "where: no /proc/self/maps");
+    char line[512], name[512] = "";
+    unsigned long a = (unsigned long)b.ptr;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        int pos = 0;
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &lo, &hi, &pos) < 2 || a < lo || a >= hi) continue;
+        snprintf(name, sizeof name, "%s", line + pos);
+        name[strcspn(name, "\n")] = '\0';
+        break;
+    }
+    fclose(f);
+    return xo_pack(out, "s", name);
+}
+
 static const xo_method_t echo_methods[] = {
+    {.name = "where", .fn = echo_where},
     {.name = "echo", .fn = echo_echo},
     {.name = "pid", .fn = echo_pid},
     {.name = "sleep_ms", .fn = echo_sleep_ms},

@@ -152,6 +152,47 @@ TEST(Codec, LargeArgumentsLeaveTheInlineBuffer)
     xo_args_free(a);
 }
 
+// 'B' lends a binary: the argument list records where its bytes go instead of copying them, hands them out as
+// pieces (what a remote send gathers), and copies them in when a consumer settles the list; after that the lender's
+// buffer may change.
+TEST(Codec, LentBinariesAreSplicedInAndCopiedWhenSettled)
+{
+    std::string big(70000, 'a'), small(5, 'q');
+    xo_args_t *a = xo_args("iBsB", 7, big.data(), big.size(), "mid", small.data(), small.size());
+    ASSERT_EQ(XO_OK, xo__args_refuse_keep_lent(a));
+    xo_seg_t pcs[8];
+    ASSERT_EQ(4u, xo__args_pieces(a, pcs, 8)); // [7, bin header | big | "mid", bin header | small
+    EXPECT_EQ(big.data(), pcs[1].data) << "lent bytes were copied";
+    EXPECT_EQ(big.size(), pcs[1].len);
+    EXPECT_EQ(small.data(), pcs[3].data);
+    EXPECT_EQ(0u, xo__args_pieces(a, pcs, 3)) << "more pieces than room must say so, not truncate";
+    ASSERT_EQ(XO_OK, xo__args_settle(a));
+    EXPECT_EQ(0u, xo__args_pieces(a, pcs, 8));
+    big.assign(big.size(), 'X');
+    small.assign(small.size(), 'Y');
+    Decoded d(a);
+    int i = 0;
+    xo_bytes_t b1, b2;
+    xo_str_t s;
+    ASSERT_EQ(XO_OK, xo_unpack(&d.obj, "ibsb", &i, &b1, &s, &b2));
+    EXPECT_EQ(7, i);
+    EXPECT_EQ(std::string(70000, 'a'), std::string(static_cast<const char *>(b1.ptr), b1.len));
+    EXPECT_EQ("mid", std::string(s.ptr, s.len));
+    EXPECT_EQ("qqqqq", std::string(static_cast<const char *>(b2.ptr), b2.len));
+    xo_args_free(a);
+
+    // xo__args_refuse, which every in-process consumer asks, settles too; and an empty lent binary is just a header.
+    xo_args_t *e = xo_args("BB", big.data(), (size_t)0, small.data(), small.size());
+    ASSERT_EQ(XO_OK, xo__args_refuse(e));
+    EXPECT_EQ(0u, xo__args_pieces(e, pcs, 8));
+    small.assign(small.size(), 'Z');
+    Decoded de(e);
+    ASSERT_EQ(XO_OK, xo_unpack(&de.obj, "bb", &b1, &b2));
+    EXPECT_EQ(0u, b1.len);
+    EXPECT_EQ("YYYYY", std::string(static_cast<const char *>(b2.ptr), b2.len));
+    xo_args_free(e);
+}
+
 TEST(Codec, MalformedBytesAreAProtocolError)
 {
     const char truncated[] = {(char)0x92, 0x01}; // array of 2 with one element

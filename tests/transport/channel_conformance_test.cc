@@ -435,6 +435,40 @@ TEST_P(ChannelConformance, HugeMessage)
 // xo__channel_set_max_frame, as an acceptor uses it before the peer has authenticated: a frame within the lowered
 // limit passes, the limit raised again takes large frames, and a frame over the lowered limit ends the channel
 // (whatever the peer announced, nothing of that size is allocated: runtime_remote_stranger measures that).
+// A segment made of pieces (xo_seg_t.pieces) arrives as one contiguous segment, on every backend (the ones without
+// gather get it joined by the generic layer); pieces that do not add up to the segment are refused before sending.
+TEST_P(ChannelConformance, GatheredSegmentsArriveJoined)
+{
+    Listen();
+    Chan c, s;
+    Pair(&c, &s);
+    TestFrame want = MakeFrame(70, 20, {(300 << 10) + 5, 100, 70000});
+    auto &s0 = want.segs[0], &s2 = want.segs[2];
+    xo_seg_t p0[3] = {{s0.data(), 1000}, {s0.data() + 1000, 0}, {s0.data() + 1000, s0.size() - 1000}};
+    xo_seg_t p2[2] = {{s2.data(), 7}, {s2.data() + 7, s2.size() - 7}};
+    xo_seg_t segs[3] = {{nullptr, s0.size()}, {want.segs[1].data(), 100}, {nullptr, s2.size()}};
+    xo_seg_pieces_t gather[3] = {{p0, 3}, {nullptr, 0}, {p2, 2}};
+    xo_frame_t f{};
+    f.header = want.header.data();
+    f.header_len = want.header.size();
+    f.segs = segs;
+    f.nsegs = 3;
+    f.gather = gather;
+    xo_status_t sst = XO_OK;
+    std::thread t([&] { sst = xo__channel_send(c.get(), &f); });
+    RxFrame rx;
+    ASSERT_EQ(XO_OK, xo__channel_recv(s.get(), 10000, &rx.f)) << xo_last_error();
+    t.join();
+    ASSERT_EQ(XO_OK, sst);
+    EXPECT_TRUE(SameFrame(want, rx.f));
+
+    segs[2].len += 1; // the pieces no longer add up
+    EXPECT_EQ(XO_EINVAL, xo__channel_send(c.get(), &f));
+    segs[2].len -= 1;
+    p2[1].data = nullptr; // a piece without bytes
+    EXPECT_EQ(XO_EINVAL, xo__channel_send(c.get(), &f));
+}
+
 TEST_P(ChannelConformance, MaxFrameLoweredThenRaised)
 {
     Listen();
