@@ -42,30 +42,38 @@ echo "$status" | grep -q "profile: $work/tuned.json, measured [0-9]* s ago .* 9 
     fail "status: $status"
 
 # A near hint (16 MiB a call): with the link weighed, the new actor goes to the peer's own pool, whichever it is
-# (in process: several GB/s against under 1 GB/s between processes; latency alone is too close to call on a busy
-# machine, where an 8-byte call in process measured 6 us and one over shm 3 us).
+# (in a plain build: 7-9 GB/s in process against ~5 GB/s between processes over pooled shm segments; latency alone
+# is too close to call on a busy machine). A sanitizer's memcpy is as slow either way, so there the margin is gone:
+# the placements are made and must succeed, but where they land is only printed.
+check_where=1
+grep -Eq '^XO_SANITIZE:[A-Z]*=.+' "$build/CMakeCache.txt" 2>/dev/null && check_where=0
+placed() { # placed WHAT OK: fails when OK is false, in a plain build only
+    if [ "$2" = true ]; then return 0; fi
+    [ $check_where = 1 ] && fail "$1"
+    echo "sanitizer build, not checked: $1"
+}
 for sub in 1 2; do
     "$cli" run "$work/c.yaml" -- "$cli" create "127.0.0.1:$port/$sub" Echo --uid "peer$sub" >/dev/null
     out=$("$cli" run "$work/c.yaml" -- "$cli" call "127.0.0.1:$port" xo.host create \
         "[\"Echo\", null, null, \"weighted\", null, null, 0, [[\"peer$sub\", 16777216]]]")
-    echo "$out" | grep -q "\"127.0.0.1:$port/$sub\"" || fail "near peer$sub placed at $out"
+    placed "near peer$sub placed at $out" "$(echo "$out" | grep -q "\"127.0.0.1:$port/$sub\"" && echo true)"
 done
 # The same from the command line: xoscar create through the host's main pool with --near UID:BYTES (M: MiB).
 for sub in 1 2; do
     uid=$("$cli" run "$work/c.yaml" -- "$cli" create "127.0.0.1:$port" Echo --uid "cli$sub" --strategy weighted \
         --near "peer$sub:16M") || fail "create --near peer$sub"
     [ "$uid" = "cli$sub" ] || fail "create --near printed $uid"
-    [ "$("$cli" run "$work/c.yaml" -- "$cli" has "127.0.0.1:$port/$sub" "cli$sub")" = true ] ||
-        fail "--near peer$sub:16M did not land in /$sub"
+    placed "--near peer$sub:16M did not land in /$sub" \
+        "$("$cli" run "$work/c.yaml" -- "$cli" has "127.0.0.1:$port/$sub" "cli$sub")"
 done
 # A pool address as the peer (its own ':' is not taken for the bytes), and the cluster file's policy (weighted).
 "$cli" run "$work/c.yaml" -- "$cli" create "127.0.0.1:$port" Echo --uid cliaddr --near "127.0.0.1:$port/2:16M" \
     >/dev/null || fail "create --near ADDRESS:BYTES"
-[ "$("$cli" run "$work/c.yaml" -- "$cli" has "127.0.0.1:$port/2" cliaddr)" = true ] || fail "--near an address"
+placed "--near an address" "$("$cli" run "$work/c.yaml" -- "$cli" has "127.0.0.1:$port/2" cliaddr)"
 # Inbound and device flags are taken (the peer's own pool still wins: in process both ways).
 "$cli" run "$work/c.yaml" -- "$cli" create "127.0.0.1:$port" Echo --uid cliin --near "peer1:16M:dev,in" >/dev/null ||
     fail "create --near peer1:16M:dev,in"
-[ "$("$cli" run "$work/c.yaml" -- "$cli" has "127.0.0.1:$port/1" cliin)" = true ] || fail "--near peer1:16M:dev,in"
+placed "--near peer1:16M:dev,in" "$("$cli" run "$work/c.yaml" -- "$cli" has "127.0.0.1:$port/1" cliin)"
 # Bad --near values are usage errors (2) naming the form; a ghost peer is the service's error (1).
 for bad in "peer1:16X" ":16M" "peer1:dev" "peer1:in" "peer1:99999999999G"; do
     set +e
