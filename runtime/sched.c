@@ -144,8 +144,17 @@ xo_status_t xo__worker_suspend(xo_worker_t *w)
 void xo__worker_wake(xo_worker_t *w, xo_status_t why)
 {
     w->wake_status = why; /* published to the resumer by the queue push below (release) */
-    if (w->via_mailbox) xo__actor_post(w->actor, &w->resume_msg);
-    else xo__sched_post(w->home->pool, &w->run, (int)w->home->index);
+    if (w->via_mailbox) {
+        /* xo__actor_post reads the actor after publishing the message, by when the resumed activation may have run
+         * to its end and the actor been freed (TSan, in the soak's create and destroy churn): hold it across the
+         * post. Taking the ref is safe here: the suspended activation holds one until it ends. */
+        xo_actor_t *a = w->actor;
+        xo__actor_retain(a);
+        xo__actor_post(a, &w->resume_msg);
+        xo__actor_release(a);
+    } else {
+        xo__sched_post(w->home->pool, &w->run, (int)w->home->index);
+    }
 }
 
 /* ---- the loop ------------------------------------------------------------------------------------------------ */
