@@ -406,20 +406,14 @@ static void give_up_actor(xo_host_t *h, sub_pool_t *sp, const char *uid, const c
 static void tell_recovering(sub_pool_t *sp, const placed_t *list, size_t n)
 {
     xo_args_t *args = NULL;
-    if (list) {
-        msgpack_sbuffer sb;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, 1);
-        msgpack_pack_array(&pk, n);
+    if (list) { /* one argument: the list of uids, packed straight into the arguments */
+        if (!(args = xo_args_new(1))) return;
+        msgpack_packer *pk = xo_args_packer(args);
+        msgpack_pack_array(pk, n);
         for (size_t i = 0; i < n; i++) {
             const char *uid = list[i].uid ? list[i].uid : "";
-            msgpack_pack_str_with_body(&pk, uid, strlen(uid));
+            msgpack_pack_str_with_body(pk, uid, strlen(uid));
         }
-        args = sb.data ? xo__args_from_bytes(sb.data, sb.size) : NULL;
-        msgpack_sbuffer_destroy(&sb);
-        if (!args) return;
     }
     xo_future_t *f = NULL;
     xo_status_t st = xo__remote_send(sp->address, XO_WIRE_RECOVERING, xo__chain_new(), NULL, NULL, args, true, &f);

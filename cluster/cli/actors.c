@@ -18,18 +18,6 @@
 #include "runtime/core.h"
 #include "runtime/remote.h"
 
-/* The pool's list, or an error; on XO_OK the caller frees *r_p. */
-static xo_status_t ask(const char *address, int64_t timeout_ms, xo_result_t **r_p)
-{
-    xo_future_t *f = NULL;
-    xo_status_t st = xo__remote_send(address, XO_WIRE_LIST, 0, "", NULL, NULL, true, &f);
-    if (st != XO_OK) return st;
-    st = xo_future_wait(f, timeout_ms, r_p);
-    if (st == XO_ETIMEDOUT) xo__future_request_cancel(f);
-    xo__future_unref(f);
-    return st;
-}
-
 static json_t *str_json(const msgpack_object *o)
 {
     return o->type == MSGPACK_OBJECT_STR ? json_stringn(o->via.str.ptr, o->via.str.size) : json_null();
@@ -47,7 +35,7 @@ static bool list_pool(const char *host, const char *address, int64_t timeout_ms,
 {
     if (!out) header_once();
     xo_result_t *r = NULL;
-    xo_status_t st = ask(address, timeout_ms, &r);
+    xo_status_t st = xo_cli_pool_request(address, XO_WIRE_LIST, timeout_ms, &r);
     const msgpack_object *v = st == XO_OK ? xo_result_value(r) : NULL;
     if (v && v->type != MSGPACK_OBJECT_ARRAY) st = xo__error_set(XO_EPROTO, "the pool's list is not an array");
     json_t *jp = out ? json_object() : NULL, *ja = out ? json_array() : NULL;

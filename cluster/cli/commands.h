@@ -5,10 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "xoscar/status.h"
+#include "xoscar/xoscar.h"
 
 /* Prints "xoscar: XO_NAME: text" for st and returns the exit code for it (1 or 3). */
 int xo_cli_fail(xo_status_t st);
+
+/* A request the pool answers itself (XO_WIRE_INFO, XO_WIRE_LIST: runtime/wire.h), waited for up to timeout_ms (then
+ * cancelled). On XO_OK the caller frees *r_p. */
+xo_status_t xo_cli_pool_request(const char *address, int type, int64_t timeout_ms, xo_result_t **r_p);
 
 /* The pool's pid and actor count (an INFO request). */
 xo_status_t xo_cli_pool_info(const char *address, int64_t timeout_ms, int *pid, uint64_t *actors);

@@ -312,15 +312,21 @@ static int cmd_info(int argc, char **argv)
     return 0;
 }
 
-xo_status_t xo_cli_pool_info(const char *address, int64_t timeout, int *pid, uint64_t *actors)
+xo_status_t xo_cli_pool_request(const char *address, int type, int64_t timeout_ms, xo_result_t **r_p)
 {
     xo_future_t *f = NULL;
-    xo_status_t st = xo__remote_send(address, XO_WIRE_INFO, 0, "", NULL, NULL, true, &f);
+    xo_status_t st = xo__remote_send(address, type, 0, "", NULL, NULL, true, &f);
     if (st != XO_OK) return st;
-    xo_result_t *r = NULL;
-    st = xo_future_wait(f, timeout, &r);
+    st = xo_future_wait(f, timeout_ms, r_p);
     if (st == XO_ETIMEDOUT) xo__future_request_cancel(f);
     xo__future_unref(f);
+    return st;
+}
+
+xo_status_t xo_cli_pool_info(const char *address, int64_t timeout, int *pid, uint64_t *actors)
+{
+    xo_result_t *r = NULL;
+    xo_status_t st = xo_cli_pool_request(address, XO_WIRE_INFO, timeout, &r);
     if (st != XO_OK) return st;
     st = xo_result_unpack(r, "[iu*]", pid, actors);
     xo_result_free(r);
