@@ -307,7 +307,13 @@ void xo__activation_body(xo_worker_t *w)
     started = slow_ns ? xo__now_ns() : 0;
     xo_status_t st = XO_OK;
     switch (m->kind) {
-    case XO_MSG_CALL: st = run_call(w, a, m); break;
+    case XO_MSG_CALL:
+        /* A reply for another process is sent before this activation ends, so 'B' in the result may lend the
+         * method's bytes to it (xo_buf_lend_t) instead of copying them twice (into out, then into the frame). */
+        w->out.lend = reply && reply->hook_takes_result ? &w->out_lend : NULL;
+        w->out_lend.n = 0;
+        st = run_call(w, a, m);
+        break;
     case XO_MSG_BATCH: run_batch(w, a, m); break;
     case XO_MSG_CREATE: st = run_create(w, a, m); break;
     case XO_MSG_DESTROY: st = run_destroy(w, a); break;
@@ -331,9 +337,10 @@ void xo__activation_body(xo_worker_t *w)
                  * so its pages are warm), lent for the completion only: the reply hook sends it and drops it before
                  * xo__future_complete returns (hook_takes_result). Anywhere else it is copied, since the caller
                  * keeps it. */
-                r = reply->hook_takes_result && w->out.size >= XO_RESULT_LEND_MIN
-                        ? xo__result_borrow(w->out.data, w->out.size, NULL, NULL)
-                        : xo__result_from_bytes(w->out.data, w->out.size);
+                if (w->out.lend && w->out_lend.n) r = xo__result_borrow_lent(w->out.data, w->out.size, &w->out_lend);
+                else if (reply->hook_takes_result && w->out.size >= XO_RESULT_LEND_MIN)
+                    r = xo__result_borrow(w->out.data, w->out.size, NULL, NULL);
+                else r = xo__result_from_bytes(w->out.data, w->out.size);
                 if (!r) {
                     st = XO_ENOMEM;
                     text = strdup("out of memory for the result");
@@ -352,6 +359,7 @@ void xo__activation_body(xo_worker_t *w)
         xo_log_warn("told call on actor \"%s\" failed: %s: %s", a->uid, xo_status_name(st), w->error);
     }
 done:
+    w->out.lend = NULL; /* the reply, which read the lent bytes, has been sent */
     w->msg = NULL;
     xo__msg_free(m);
     if (!ended) xo__actor_activation_end(a);

@@ -36,7 +36,21 @@ int xo__buf_write(void *p, const char *data, size_t len)
     return 0;
 }
 
-void xo__buf_reset(xo_buf_t *b) { b->size = 0; }
+void xo__buf_reset(xo_buf_t *b)
+{
+    b->size = 0;
+    if (b->lend) b->lend->n = 0;
+}
+
+/* 'B' into a result buffer that lends: the bin header is written, the body recorded. Past XO_ARGS_MAX_LENT the
+ * body is copied like 'b'. -1 when out of memory. */
+static int buf_lend(msgpack_packer *pk, xo_buf_t *b, const void *ptr, size_t len)
+{
+    if (len == 0 || b->lend->n == XO_ARGS_MAX_LENT) return msgpack_pack_bin_with_body(pk, ptr, len);
+    if (msgpack_pack_bin(pk, len) != 0) return -1;
+    b->lend->at[b->lend->n++] = (xo_args_lent_t){.at = b->size, .ptr = ptr, .len = len};
+    return 0;
+}
 
 void xo__buf_free(xo_buf_t *b)
 {
@@ -274,10 +288,13 @@ static xo_status_t pack_level(msgpack_packer *pk, const char **fmtp, char close,
             break;
         }
         case 'B': {
-            /* Lent into call arguments; anywhere else (a result, a packer of the caller's) copied like 'b'. */
+            /* Lent into call arguments, and into a method's result for another process; anywhere else (a result for
+             * this process, a packer of the caller's) copied like 'b'. */
             const void *b = va_arg(*ap, const void *);
             size_t len = va_arg(*ap, size_t);
-            rc = pk->callback == args_write ? args_lend(pk->data, b, len) : msgpack_pack_bin_with_body(pk, b, len);
+            if (pk->callback == args_write) rc = args_lend(pk->data, b, len);
+            else if (pk->callback == xo__buf_write && ((xo_buf_t *)pk->data)->lend) rc = buf_lend(pk, pk->data, b, len);
+            else rc = msgpack_pack_bin_with_body(pk, b, len);
             break;
         }
         case 'o': rc = msgpack_pack_object(pk, *va_arg(*ap, const msgpack_object *)); break;
@@ -766,6 +783,7 @@ struct xo_result {
     const char *data;           /* inline_data, or bytes lent (xo__result_borrow) */
     void (*release)(void *arg); /* lent bytes: called by xo_result_free (NULL: nothing to hand back) */
     void *release_arg;
+    const xo_buf_lend_t *lend;  /* binaries spliced into data when it is sent (xo__result_borrow_lent), or NULL */
     char inline_data[];
 };
 
@@ -778,6 +796,7 @@ static xo_result_t *result_alloc(size_t inline_len)
     r->data = r->inline_data;
     r->release = NULL;
     r->release_arg = NULL;
+    r->lend = NULL;
     return r;
 }
 
@@ -807,6 +826,33 @@ xo_result_t *xo__result_borrow(const char *data, size_t len, void (*release)(voi
     r->release = release;
     r->release_arg = arg;
     return r;
+}
+
+xo_result_t *xo__result_borrow_lent(const char *data, size_t len, const xo_buf_lend_t *lend)
+{
+    xo_result_t *r = xo__result_borrow(data, len, NULL, NULL);
+    if (r) r->lend = lend;
+    return r;
+}
+
+size_t xo__result_pieces(const xo_result_t *r, xo_seg_t *out, size_t max, size_t *total_p)
+{
+    if (!r || !r->lend || !r->lend->n) return 0;
+    size_t n = 0, from = 0, total = r->len;
+    for (size_t i = 0; i < r->lend->n; i++) {
+        const xo_args_lent_t *l = &r->lend->at[i];
+        if (n + 2 > max) return 0;
+        if (l->at > from) out[n++] = (xo_seg_t){.data = (void *)(r->data + from), .len = l->at - from};
+        out[n++] = (xo_seg_t){.data = (void *)l->ptr, .len = l->len};
+        from = l->at;
+        total += l->len;
+    }
+    if (r->len > from) {
+        if (n + 1 > max) return 0;
+        out[n++] = (xo_seg_t){.data = (void *)(r->data + from), .len = r->len - from};
+    }
+    *total_p = total;
+    return n;
 }
 
 const char *xo__result_bytes(const xo_result_t *r, size_t *len_p)

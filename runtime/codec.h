@@ -65,11 +65,20 @@ xo_args_t *xo__args_borrow(const void *data, size_t len, void (*release)(void *)
 /* The encoded bytes of args (a msgpack array). An empty array when args is NULL. */
 const char *xo__args_data(const xo_args_t *args, size_t *len_p);
 
+/* The binaries a method lent to its result ('B'), recorded instead of copied: only for a result that goes to another
+ * process, which the reply sends before the activation ends (activation.c), so the lender's bytes are still valid
+ * when they are copied, once, into the frame. */
+typedef struct xo_buf_lend {
+    xo_args_lent_t at[XO_ARGS_MAX_LENT];
+    size_t n;
+} xo_buf_lend_t;
+
 /* A growable buffer for packing results, reused across calls by one thread. */
 typedef struct xo_buf {
     char *data;
     size_t size;
     size_t cap;
+    xo_buf_lend_t *lend; /* non-NULL: 'B' packed through xo__buf_write records its bytes here (borrowed) */
 } xo_buf_t;
 
 int xo__buf_write(void *buf, const char *data, size_t len); /* msgpack_packer_write callback */
@@ -93,7 +102,16 @@ xo_result_t *xo__result_from_bytes(const char *data, size_t len);
  * is gone). */
 xo_result_t *xo__result_borrow(const char *data, size_t len, void (*release)(void *), void *arg);
 
-/* The encoded bytes of a result. */
+/* A result for another process made of data[0..len) with lend's binaries spliced in (both borrowed, as for
+ * xo__result_borrow with no release): only for a reply hook that sends it before the activation ends. NULL when out
+ * of memory. */
+xo_result_t *xo__result_borrow_lent(const char *data, size_t len, const xo_buf_lend_t *lend);
+
+/* The encoded result as pieces in order, borrowed (valid while r and its lenders' bytes are), and their total in
+ * *total_p. 0 when nothing is lent (use xo__result_bytes) or more than max pieces would be needed. */
+size_t xo__result_pieces(const xo_result_t *r, xo_seg_t *out, size_t max, size_t *total_p);
+
+/* The encoded bytes of a result (without lent binaries: see xo__result_pieces). */
 const char *xo__result_bytes(const xo_result_t *r, size_t *len_p);
 
 xo_status_t xo__vpack(msgpack_packer *pk, const char *fmt, va_list *ap);

@@ -177,6 +177,7 @@ struct xo_ctx {
     xo__on_return_t *on_return; /* run when this activation's method returns (xo__worker_on_return) */
     size_t n_on_return, cap_on_return;
     xo_buf_t out;               /* result packing */
+    xo_buf_lend_t out_lend;     /* out.lend while a call whose reply goes to another process runs (activation.c) */
     msgpack_packer out_pk;
     char error[XO_ERROR_TEXT_MAX];
 };

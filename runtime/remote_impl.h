@@ -136,8 +136,9 @@ xo_status_t xo__io_start(void);
 
 /* ---- remote_serve.c ---- */
 
-/* Sends w on c; a failure (the peer went away) is logged at debug level and otherwise dropped. */
-void xo__conn_send(conn_t *c, xo_wire_out_t *w);
+/* Sends w on c. XO_ECLOSED (the peer went away) is logged at debug level; every status is returned, for the callers
+ * that must answer otherwise when nothing was sent (XO_EMSGSIZE: the channel is still usable). */
+xo_status_t xo__conn_send(conn_t *c, xo_wire_out_t *w);
 /* Serves one request received on the inbound connection c; its byte strings point into l's frame. */
 void xo__serve_request(conn_t *c, const xo_wire_msg_t *m, xo_lender_t *l);
 

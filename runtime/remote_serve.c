@@ -14,11 +14,12 @@ typedef struct {
     uint64_t call_id;
 } inflight_t;
 
-void xo__conn_send(conn_t *c, xo_wire_out_t *w)
+xo_status_t xo__conn_send(conn_t *c, xo_wire_out_t *w)
 {
     xo_frame_t fr = xo__wire_frame(w);
     xo_status_t st = xo__channel_send(c->ch, &fr);
-    if (st != XO_OK) xo_log_debug("reply on a closed connection dropped: %s", xo_last_error());
+    if (st == XO_ECLOSED) xo_log_debug("reply on a closed connection dropped: %s", xo_last_error());
+    return st;
 }
 
 static void send_error(conn_t *c, uint64_t call_id, xo_status_t st, const char *text)
@@ -39,17 +40,31 @@ static void reply_done(xo_future_t *f, void *arg)
     xo__idmap_take(&c->calls, in->call_id);
     pthread_mutex_unlock(&c->lock);
     xo_wire_out_t w;
+    xo_seg_t pieces[2 * XO_ARGS_MAX_LENT + 1]; /* borrowed by w until it is sent */
     xo__wire_out_init(&w);
     if (f->n_items || f->item_status) {
         xo__wire_reply_batch(&w, in->call_id, f->status, f->error, f->n_items, f->item_status, f->item_errors,
                             f->item_results);
     } else {
         size_t len = 0;
-        const char *bytes = f->result ? xo__result_bytes(f->result, &len) : NULL;
-        xo__wire_reply(&w, in->call_id, f->status, f->error, bytes, len);
+        size_t n = f->result ? xo__result_pieces(f->result, pieces, 2 * XO_ARGS_MAX_LENT + 1, &len) : 0;
+        if (n) {
+            xo__wire_reply_pieces(&w, in->call_id, f->status, f->error, pieces, n, len);
+        } else {
+            const char *bytes = f->result ? xo__result_bytes(f->result, &len) : NULL;
+            xo__wire_reply(&w, in->call_id, f->status, f->error, bytes, len);
+        }
     }
-    xo__conn_send(c, &w);
+    xo_status_t sent = xo__conn_send(c, &w);
     xo__wire_out_free(&w);
+    if (sent != XO_OK && sent != XO_ECLOSED) {
+        /* Nothing went out (a result larger than the peer accepts, say) and the connection is fine: the caller
+         * would wait for its timeout on a reply that never comes. Tell it why instead. */
+        char text[XO_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text, "the reply could not be sent: %s", xo_last_error());
+        xo_log_warn("call %llu: %s", (unsigned long long)in->call_id, text);
+        send_error(c, in->call_id, sent, text);
+    }
     /* Sent: nobody reads the result of a remote caller's future, and it may be lent (hook_takes_result). */
     xo_result_free(f->result);
     f->result = NULL;

@@ -148,6 +148,16 @@ xo_status_t xo__wire_reply(xo_wire_out_t *w, uint64_t call_id, xo_status_t st, c
     return done(w);
 }
 
+xo_status_t xo__wire_reply_pieces(xo_wire_out_t *w, uint64_t call_id, xo_status_t st, const char *error,
+                                 const xo_seg_t *pieces, size_t n, size_t total)
+{
+    head(w, 6, XO_WIRE_REPLY, call_id);
+    msgpack_pack_int32(&w->pk, st);
+    pack_str(&w->pk, error);
+    xo__wire_pack_pieces(w, pieces, n, total);
+    return done(w);
+}
+
 xo_status_t xo__wire_reply_batch(xo_wire_out_t *w, uint64_t call_id, xo_status_t st, const char *error, size_t n,
                                 const xo_status_t *item_st, char *const *item_err, xo_result_t *const *item_results)
 {

@@ -91,6 +91,9 @@ xo_status_t xo__wire_recovering(xo_wire_out_t *w, uint64_t call_id, uint64_t cha
 xo_status_t xo__wire_simple(xo_wire_out_t *w, int type, uint64_t call_id, uint64_t chain, const char *uid);
 xo_status_t xo__wire_reply(xo_wire_out_t *w, uint64_t call_id, xo_status_t st, const char *error,
                           const void *result, size_t result_len);
+/* xo__wire_reply with the result in pieces (xo__result_pieces; borrowed until the frame is sent). */
+xo_status_t xo__wire_reply_pieces(xo_wire_out_t *w, uint64_t call_id, xo_status_t st, const char *error,
+                                 const xo_seg_t *pieces, size_t n, size_t total);
 xo_status_t xo__wire_reply_batch(xo_wire_out_t *w, uint64_t call_id, xo_status_t st, const char *error, size_t n,
                                 const xo_status_t *item_st, char *const *item_err,
                                 xo_result_t *const *item_results);

@@ -71,8 +71,12 @@ XO_API bool xo_str_eq(xo_str_t s, const char *c);
  *   B const void *, size_t: a binary lent, not copied, in call arguments (xo_args): the bytes must stay valid and
  *     unchanged until the call that consumes the arguments returns (xo_call, xo_send, xo_tell, ...). To another
  *     process they are then copied once, straight into the shared segment or the socket; to this process, and
- *     wherever else (xo_pack into a result, xo_batch, xo_create_actor), they are copied in as with 'b'. At most 16
- *     per argument list travel lent; more are copied in.
+ *     wherever else (xo_batch, xo_create_actor), they are copied in as with 'b'. In a method's result (its `out`
+ *     packer) for a caller in another process, likewise lent: the bytes (the actor's state, the method's own
+ *     arguments, memory the actor owns) must stay valid and unchanged until the method returns, and are copied
+ *     once into the reply's frame, which is sent before the actor runs anything else; for a caller in this
+ *     process, and in a batch's results, they are copied at once. At most 16 per argument list or result travel
+ *     lent; more are copied in.
  *   [ ... ]  an array of the values between the brackets   { ... } a map: keys and values alternate
  * Unpack formats (xo_unpack, xo_result_unpack), one character per value, each taking a pointer:
  *   i int*   l int64_t*   u uint64_t*   d double* (accepts integers)   t bool*   s xo_str_t*   b xo_bytes_t*

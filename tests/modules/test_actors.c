@@ -80,6 +80,36 @@ static xo_status_t echo_echo(xo_ctx_t *ctx, void *state, const msgpack_object *a
     return xo_pack(out, "o", v);
 }
 
+/* Sends its binary arguments back as an array, each lent to the result ('B') from the arguments themselves (which
+ * live until the activation ends): to another process they are copied once, into the reply's frame. */
+static xo_status_t echo_lent(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    msgpack_pack_array(out, args->via.array.size);
+    for (uint32_t i = 0; i < args->via.array.size; i++) {
+        const msgpack_object *o = &args->via.array.ptr[i];
+        if (o->type != MSGPACK_OBJECT_BIN)
+            return xo_ctx_error(ctx, XO_EBADARGS, "echo_lent: argument %u is not a binary", i + 1);
+        xo_status_t st = xo_pack(out, "B", o->via.bin.ptr, (size_t)o->via.bin.size);
+        if (st != XO_OK) return st;
+    }
+    return XO_OK;
+}
+
+/* A result of n zero bytes (n from the arguments), written in slices so that nothing but the result is allocated. */
+static xo_status_t echo_zeros(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    static const char zero[64 << 10];
+    int64_t n;
+    xo_status_t st = xo_unpack(args, "l", &n);
+    if (st != XO_OK) return st;
+    if (n < 0 || msgpack_pack_bin(out, (size_t)n) != 0) return xo_ctx_error(ctx, XO_ENOMEM, "zeros: no room");
+    for (int64_t done = 0; done < n; done += (int64_t)sizeof zero) {
+        size_t k = n - done < (int64_t)sizeof zero ? (size_t)(n - done) : sizeof zero;
+        if (msgpack_pack_bin_body(out, zero, k) != 0) return xo_ctx_error(ctx, XO_ENOMEM, "zeros: no room");
+    }
+    return XO_OK;
+}
+
 static xo_status_t echo_pid(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
     return xo_pack(out, "l", (int64_t)getpid());
@@ -142,6 +172,8 @@ static xo_status_t echo_where(xo_ctx_t *ctx, void *state, const msgpack_object *
 static const xo_method_t echo_methods[] = {
     {.name = "where", .fn = echo_where},
     {.name = "echo", .fn = echo_echo},
+    {.name = "echo_lent", .fn = echo_lent},
+    {.name = "zeros", .fn = echo_zeros},
     {.name = "pid", .fn = echo_pid},
     {.name = "sleep_ms", .fn = echo_sleep_ms},
     {.name = "crash", .fn = echo_crash},

@@ -1,5 +1,6 @@
 // Calls, sends, tells and their errors; reentrancy (self-calls, A→B→A); delayed tells; calls across pools.
 #include <atomic>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -70,7 +71,16 @@ xo_status_t acc_relay_failure(xo_ctx_t *ctx, void *state, const msgpack_object *
     return wrap ? xo_ctx_error(ctx, st, "wrapped: %s", xo_last_error()) : xo_ctx_error(ctx, st, "%s", xo_last_error());
 }
 
+// Lends the actor's own state to its result ('B'). A caller in this process keeps its result past the actor's next
+// message, so it must get a copy.
+xo_status_t acc_lend_state(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    auto *a = static_cast<Acc *>(state);
+    return xo_pack(out, "B", &a->total, sizeof a->total);
+}
+
 const xo_method_t acc_methods[] = {
+    {.name = "lend_state", .fn = acc_lend_state},
     {.name = "relay_failure", .fn = acc_relay_failure},
     {.name = "add", .fn = acc_add},
     {.name = "get", .fn = acc_get},
@@ -128,6 +138,23 @@ TEST_F(Calls, CallReturnsValue)
     xo_ref_t *a = create(&acc_class, "acc");
     EXPECT_EQ(call_i64(a, "add", xo_args("l", (int64_t)40)), 40);
     EXPECT_EQ(call_i64(a, "add", xo_args("i", 2)), 42);
+    xo_ref_free(a);
+}
+
+TEST_F(Calls, ABinaryLentToAResultIsCopiedForACallerInThisProcess)
+{
+    xo_ref_t *a = create(&acc_class, "lend");
+    EXPECT_EQ(call_i64(a, "add", xo_args("l", (int64_t)0x1122334455667788)), 0x1122334455667788);
+    xo_result_t *r = nullptr;
+    ASSERT_EQ(xo_call(a, "lend_state", nullptr, 1000, &r), XO_OK) << xo_last_error();
+    EXPECT_EQ(call_i64(a, "add", xo_args("l", (int64_t)1)), 0x1122334455667789); // the state moves on
+    xo_bytes_t b{};
+    ASSERT_EQ(xo_result_unpack(r, "b", &b), XO_OK);
+    int64_t v = 0;
+    ASSERT_EQ(b.len, sizeof v);
+    memcpy(&v, b.ptr, sizeof v);
+    EXPECT_EQ(v, 0x1122334455667788);
+    xo_result_free(r);
     xo_ref_free(a);
 }
 

@@ -3,6 +3,7 @@
 // (a borrowed view, not a copy on its heap), and the caller reads a large result in place too.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -133,6 +134,66 @@ TEST_F(RemoteBulk, LentBinariesArriveAndTheBufferIsFreeOnceTheSendReturns)
     EXPECT_EQ(0, memcmp(c.ptr, want_tiny.data(), c.len));
     xo_result_free(r);
     xo_future_free(f);
+}
+
+// Binaries lent to a result ('B') in another process: spliced into the reply's frame (one copy, from the method's
+// bytes into the segment), byte-exact, in order with the copied parts around them; more than the lent limit are
+// copied in, and still arrive.
+TEST_F(RemoteBulk, BinariesLentToAResultArriveByteExact)
+{
+    const size_t sizes[] = {3 << 20, 10, 100 << 10, 0, 1 << 20};
+    std::vector<std::vector<uint8_t>> sent;
+    xo_args_t *a = xo_args_new(sizeof sizes / sizeof sizes[0]);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        sent.push_back(Pattern(sizes[i], 20 + static_cast<int>(i)));
+        ASSERT_EQ(XO_OK, xo_pack(xo_args_packer(a), "b", sent[i].data(), sent[i].size()));
+    }
+    xo_result_t *r = nullptr;
+    ASSERT_EQ(XO_OK, xo_call(echo, "echo_lent", a, 20000, &r)) << xo_last_error();
+    const msgpack_object *v = xo_result_value(r);
+    ASSERT_EQ(MSGPACK_OBJECT_ARRAY, v->type);
+    ASSERT_EQ(sent.size(), v->via.array.size);
+    for (size_t i = 0; i < sent.size(); i++) {
+        const msgpack_object *o = &v->via.array.ptr[i];
+        ASSERT_EQ(MSGPACK_OBJECT_BIN, o->type);
+        ASSERT_EQ(sent[i].size(), o->via.bin.size) << "item " << i;
+        EXPECT_EQ(0, memcmp(o->via.bin.ptr, sent[i].data(), sent[i].size())) << "item " << i;
+    }
+    xo_result_free(r);
+
+    // 20 lent binaries: the first 16 are lent, the rest copied into the result.
+    std::vector<uint8_t> piece = Pattern(70 << 10, 9);
+    a = xo_args_new(20);
+    for (int i = 0; i < 20; i++) {
+        piece[0] = static_cast<uint8_t>(i);
+        ASSERT_EQ(XO_OK, xo_pack(xo_args_packer(a), "b", piece.data(), piece.size()));
+    }
+    ASSERT_EQ(XO_OK, xo_call(echo, "echo_lent", a, 20000, &r)) << xo_last_error();
+    v = xo_result_value(r);
+    ASSERT_EQ(20u, v->via.array.size);
+    for (int i = 0; i < 20; i++) {
+        const msgpack_object *o = &v->via.array.ptr[i];
+        ASSERT_EQ(piece.size(), o->via.bin.size);
+        EXPECT_EQ(static_cast<uint8_t>(i), static_cast<uint8_t>(o->via.bin.ptr[0]));
+        EXPECT_EQ(0, memcmp(o->via.bin.ptr + 1, piece.data() + 1, piece.size() - 1)) << "item " << i;
+    }
+    xo_result_free(r);
+}
+
+// A result larger than a frame may be (256 MiB plus the envelope): nothing can go out, so the caller is told why
+// at once instead of waiting for its timeout; the connection stays usable.
+TEST_F(RemoteBulk, AResultTooLargeForAFrameFailsTheCallAtOnce)
+{
+    xo_result_t *r = nullptr;
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(XO_EMSGSIZE, xo_call(echo, "zeros", xo_args("l", (int64_t)(257 << 20)), 60000, &r));
+    EXPECT_NE(nullptr, strstr(xo_last_error(), "the reply could not be sent")) << xo_last_error();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));
+    ASSERT_EQ(XO_OK, xo_call(echo, "zeros", xo_args("l", (int64_t)(1 << 20)), 10000, &r)) << xo_last_error();
+    xo_bytes_t b{};
+    ASSERT_EQ(XO_OK, xo_result_unpack(r, "b", &b));
+    EXPECT_EQ(size_t(1) << 20, b.len);
+    xo_result_free(r);
 }
 
 } // namespace
