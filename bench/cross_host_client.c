@@ -4,6 +4,9 @@
  *   cross_host_client ADDRESS LABEL [--quick]       measure; one JSON object per metric on stdout
  *   cross_host_client --tcp-server PORT             raw TCP ping-pong server (the bare-socket limit)
  *   cross_host_client --tcp-client HOST PORT LABEL [--quick]   raw TCP ping-pong client: 8 B round trips
+ *   cross_host_client --bulk ADDRESS LABEL [--quick]   bulk calls (bench/bulk_netns.sh); JSON lines as above
+ *   cross_host_client --stream-server PORT          raw TCP stream sink (the bulk limit where iperf3 is missing)
+ *   cross_host_client --stream-client HOST PORT LABEL [--quick]   raw TCP stream: 1 MiB writes for 3 s (1 s quick)
  *
  * Metrics (LABEL.name), every call timed on its own, building the argument included:
  *   call.<size>.p50/p99   xo_call(echo, "len", bytes[size]), sizes 8 B, 1 KiB, 64 KiB (us)
@@ -14,6 +17,13 @@
  *                         way), sequential batches; messages (calls) per second, count checked
  *   batch100_x4           the same from 4 threads at once (4 batches in flight)
  *   batch1000             xo_batch of 1000 calls, sequential
+ * --bulk metrics (LABEL.name, GB/s = 1e9 B/s, size / p50 of calls each timed on its own), sizes 64 KiB, 1 MiB,
+ * 16 MiB, 64 MiB, 256 MiB (--quick: up to 16 MiB; XO_BENCH_BULK_MAX=<bytes> stops earlier), as bench_bulk.c:
+ *   bulk.args.<size>      xo_call(echo, "len", 'b' bytes): the argument built (copied) included
+ *   bulk.lent.<size>      the same with 'B' (the caller's bytes lent, not copied into the arguments)
+ *   bulk.result.<size>    xo_call(echo, "fill", size), the reply unpacked
+ *   bulk.rtt8             the 8 B "len" call (us)
+ * One "sum" call per size checks the bytes that arrive, the first "fill" the bytes that come back.
  * Uses only the public API (<xoscar/xoscar.h>, xo_create_actor_by_name from <xoscar/module.h>) and bench.h helpers. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,6 +43,7 @@
 
 static const char *g_label;
 static char g_payload[64 * 1024];
+static char *g_bulk; /* the bulk payload, the pattern of BenchEcho's "fill" */
 static uint64_t g_lat[20000];
 
 static void emit(const char *name, double value, const char *unit)
@@ -236,6 +247,149 @@ static int tcp_client(const char *host, int port, bool quick)
     return 0;
 }
 
+/* ---- bulk calls (bench/bulk_netns.sh) --------------------------------------------------------------------------- */
+
+#define N_BULK 5
+static const size_t bulk_sizes[N_BULK] = {64u << 10, 1u << 20, 16u << 20, 64u << 20, 256u << 20};
+static const char *const bulk_names[N_BULK] = {"64KiB", "1MiB", "16MiB", "64MiB", "256MiB"};
+static const size_t bulk_calls[N_BULK] = {1000, 200, 20, 8, 5};
+static const size_t bulk_calls_quick[N_BULK] = {200, 40, 6, 0, 0};
+
+static uint64_t fold(const void *data, size_t len)
+{
+    uint64_t h = len;
+    const unsigned char *p = data;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 1099511628211ull;
+    }
+    for (; i < len; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* p50 (ns) of n timed calls after n/10 (at least 1) warm ones: "len" with the payload ('b' or lent 'B'), or "fill". */
+static uint64_t bulk_p50(const xo_ref_t *echo, size_t size, size_t n, int kind)
+{
+    size_t warm = n / 10 ? n / 10 : 1;
+    for (size_t i = 0; i < warm + n; i++) {
+        xo_result_t *r = NULL;
+        uint64_t t0 = bench_now_ns(), got = 0;
+        if (kind == 2) {
+            CHECK(xo_call(echo, "fill", xo_args("u", (uint64_t)size), TIMEOUT_MS, &r));
+            xo_bytes_t b = {0};
+            CHECK(xo_result_unpack(r, "b", &b));
+            got = b.len;
+            if (i == 0 && (b.len != size || fold(b.ptr, b.len) != fold(g_bulk, size))) {
+                fprintf(stderr, "bulk: fill(%zu) returned other bytes\n", size);
+                exit(1);
+            }
+        } else {
+            CHECK(xo_call(echo, "len", xo_args(kind ? "B" : "b", g_bulk, size), TIMEOUT_MS, &r));
+            CHECK(xo_result_unpack(r, "u", &got));
+        }
+        uint64_t t1 = bench_now_ns();
+        xo_result_free(r);
+        if (got != size) {
+            fprintf(stderr, "bulk: %zu bytes became %llu\n", size, (unsigned long long)got);
+            exit(1);
+        }
+        if (i >= warm) g_lat[i - warm] = t1 - t0;
+    }
+    return (uint64_t)bench_percentile(g_lat, n, 50);
+}
+
+static int bulk(const char *address, bool quick)
+{
+    const char *e = getenv("XO_BENCH_BULK_MAX");
+    size_t max = e ? (size_t)strtoull(e, NULL, 10) : 0, n_sizes = 0;
+    for (size_t k = 0; k < N_BULK; k++)
+        if ((quick ? bulk_calls_quick[k] : bulk_calls[k]) && (!max || bulk_sizes[k] <= max)) n_sizes = k + 1;
+    size_t top = bulk_sizes[n_sizes - 1];
+    g_bulk = malloc(top);
+    if (!g_bulk) return 1;
+    for (size_t i = 0; i < top; i++) g_bulk[i] = (char)(i * 131u);
+    xo_ref_t *echo;
+    CHECK(xo_create_actor_by_name("BenchEcho", NULL, address, NULL, &echo));
+    for (size_t i = 0; i < 64; i++) g_payload[i] = (char)(i * 131u);
+    emit("bulk.rtt8", bulk_p50(echo, 8, quick ? 300 : 3000, 0) / 1e3, "us");
+    for (size_t k = 0; k < n_sizes; k++) {
+        size_t size = bulk_sizes[k], n = quick ? bulk_calls_quick[k] : bulk_calls[k];
+        xo_result_t *r = NULL;
+        uint64_t sum = 0;
+        CHECK(xo_call(echo, "sum", xo_args("B", g_bulk, size), TIMEOUT_MS, &r));
+        CHECK(xo_result_unpack(r, "u", &sum));
+        xo_result_free(r);
+        if (sum != fold(g_bulk, size)) {
+            fprintf(stderr, "bulk: the pool received other bytes (%zu)\n", size);
+            return 1;
+        }
+        static const char *const kinds[3] = {"args", "lent", "result"};
+        for (int kind = 0; kind < 3; kind++) {
+            char name[64];
+            snprintf(name, sizeof name, "bulk.%s.%s", kinds[kind], bulk_names[k]);
+            emit(name, (double)size / (double)bulk_p50(echo, size, n, kind), "GB/s");
+        }
+    }
+    xo_destroy_actor(echo);
+    xo_ref_free(echo);
+    free(g_bulk);
+    return 0;
+}
+
+/* ---- raw TCP stream: what one connection moves between the hosts (bulk_netns.sh's limit without iperf3) ------ */
+
+#define STREAM_CHUNK (1u << 20)
+
+static int stream_server(int port)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 4) != 0) {
+        perror("stream server");
+        return 1;
+    }
+    char *buf = malloc(STREAM_CHUNK);
+    for (;;) {
+        int c = accept(s, NULL, NULL);
+        if (c < 0) continue;
+        while (read(c, buf, STREAM_CHUNK) > 0) {
+        }
+        close(c);
+    }
+}
+
+static int stream_client(const char *host, int port, bool quick)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, host, &a.sin_addr);
+    for (int i = 0; connect(s, (struct sockaddr *)&a, sizeof a) != 0; i++) {
+        if (i == 50) {
+            perror("stream client connect");
+            return 1;
+        }
+        close(s);
+        s = socket(AF_INET, SOCK_STREAM, 0);
+        usleep(100000);
+    }
+    char *buf = malloc(STREAM_CHUNK);
+    memset(buf, 1, STREAM_CHUNK);
+    uint64_t t0 = bench_now_ns(), end = t0 + (quick ? 1000000000ull : 3000000000ull), sent = 0, now = t0;
+    while ((now = bench_now_ns()) < end) {
+        if (full_io(s, buf, STREAM_CHUNK, true) != 0) {
+            fprintf(stderr, "stream: connection lost\n");
+            return 1;
+        }
+        sent += STREAM_CHUNK;
+    }
+    close(s);
+    emit("stream.bw", (double)sent / (double)(now - t0), "GB/s");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bool quick = argc > 1 && strcmp(argv[argc - 1], "--quick") == 0;
@@ -243,6 +397,15 @@ int main(int argc, char **argv)
     if (argc >= 5 && strcmp(argv[1], "--tcp-client") == 0) {
         g_label = argv[4];
         return tcp_client(argv[2], atoi(argv[3]), quick);
+    }
+    if (argc >= 3 && strcmp(argv[1], "--stream-server") == 0) return stream_server(atoi(argv[2]));
+    if (argc >= 5 && strcmp(argv[1], "--stream-client") == 0) {
+        g_label = argv[4];
+        return stream_client(argv[2], atoi(argv[3]), quick);
+    }
+    if (argc >= 4 && strcmp(argv[1], "--bulk") == 0) {
+        g_label = argv[3];
+        return bulk(argv[2], quick);
     }
     if (argc < 3) {
         fprintf(stderr, "usage: %s ADDRESS LABEL [--quick] | --tcp-server PORT | --tcp-client HOST PORT LABEL\n",
