@@ -157,7 +157,7 @@ TEST_F(RemoteBulk, BinariesLentToAResultArriveByteExact)
         const msgpack_object *o = &v->via.array.ptr[i];
         ASSERT_EQ(MSGPACK_OBJECT_BIN, o->type);
         ASSERT_EQ(sent[i].size(), o->via.bin.size) << "item " << i;
-        EXPECT_EQ(0, memcmp(o->via.bin.ptr, sent[i].data(), sent[i].size())) << "item " << i;
+        if (!sent[i].empty()) EXPECT_EQ(0, memcmp(o->via.bin.ptr, sent[i].data(), sent[i].size())) << "item " << i;
     }
     xo_result_free(r);
 
