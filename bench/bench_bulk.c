@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 
 #include "bench.h"
+#include "bench_fold.h"
 #include "bench_remote.h"
 
 #define N_BULK 5
@@ -123,20 +124,6 @@ int bench_bulk_memcpy(const bench_opts_t *opts)
 static char *g_payload;
 static uint64_t *g_lat;
 
-static uint64_t fold(const void *data, size_t len)
-{
-    uint64_t h = len;
-    const unsigned char *p = data;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 1099511628211ull;
-    }
-    for (; i < len; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
 /* p50 (ns) of n timed calls of echo.len(payload[size]) after warm untimed ones; lent: the payload passed with 'B'. */
 static int time_args(const setup_t *s, size_t size, size_t n, bool lent, uint64_t *p50)
 {
@@ -172,7 +159,7 @@ static int time_result(const setup_t *s, size_t size, size_t n, uint64_t *p50)
         if (st == XO_OK) st = xo_result_unpack(r, "b", &b);
         uint64_t t1 = bench_now_ns();
         if (st == XO_OK && b.len != size) st = XO_EPROTO;
-        if (st == XO_OK && i == 0 && fold(b.ptr, b.len) != fold(g_payload, size)) {
+        if (st == XO_OK && i == 0 && bench_fold(b.ptr, b.len) != bench_fold(g_payload, size)) {
             fprintf(stderr, "bulk: fill(%zu) returned other bytes\n", size);
             st = XO_EPROTO;
         }
@@ -195,7 +182,7 @@ static int check_sum(const setup_t *s, size_t size, bool lent)
     xo_status_t st = xo_result_unpack(r, "u", &got);
     xo_result_free(r);
     BENCH_CHECK(st);
-    if (got != fold(g_payload, size)) {
+    if (got != bench_fold(g_payload, size)) {
         fprintf(stderr, "bulk: the target received other bytes (%zu)\n", size);
         return -1;
     }

@@ -19,6 +19,8 @@
 #include <xoscar/module.h>
 #include <xoscar/xoscar.h>
 
+#include "bench_fold.h"
+
 static xo_status_t echo_len(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
 {
     xo_bytes_t b;
@@ -40,16 +42,7 @@ static xo_status_t echo_sum(xo_ctx_t *ctx, void *state, const msgpack_object *ar
     xo_bytes_t b;
     xo_status_t st = xo_unpack(args, "b", &b);
     if (st != XO_OK) return st;
-    uint64_t h = b.len;
-    const unsigned char *p = b.ptr;
-    size_t i = 0;
-    for (; i + 8 <= b.len; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 1099511628211ull;
-    }
-    for (; i < b.len; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return xo_pack(out, "u", h);
+    return xo_pack(out, "u", bench_fold(b.ptr, b.len));
 }
 
 /* One buffer for every BenchEcho of the process, grown and filled (pages faulted in) once per size: what a

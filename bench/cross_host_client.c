@@ -37,6 +37,7 @@
 #include <xoscar/module.h>
 
 #include "bench.h"
+#include "bench_fold.h"
 
 #define TIMEOUT_MS 60000
 #define WINDOW 64
@@ -255,20 +256,6 @@ static const char *const bulk_names[N_BULK] = {"64KiB", "1MiB", "16MiB", "64MiB"
 static const size_t bulk_calls[N_BULK] = {1000, 200, 20, 8, 5};
 static const size_t bulk_calls_quick[N_BULK] = {200, 40, 6, 0, 0};
 
-static uint64_t fold(const void *data, size_t len)
-{
-    uint64_t h = len;
-    const unsigned char *p = data;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 1099511628211ull;
-    }
-    for (; i < len; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
 /* p50 (ns) of n timed calls after n/10 (at least 1) warm ones: "len" with the payload ('b' or lent 'B'), or "fill". */
 static uint64_t bulk_p50(const xo_ref_t *echo, size_t size, size_t n, int kind)
 {
@@ -281,7 +268,7 @@ static uint64_t bulk_p50(const xo_ref_t *echo, size_t size, size_t n, int kind)
             xo_bytes_t b = {0};
             CHECK(xo_result_unpack(r, "b", &b));
             got = b.len;
-            if (i == 0 && (b.len != size || fold(b.ptr, b.len) != fold(g_bulk, size))) {
+            if (i == 0 && (b.len != size || bench_fold(b.ptr, b.len) != bench_fold(g_bulk, size))) {
                 fprintf(stderr, "bulk: fill(%zu) returned other bytes\n", size);
                 exit(1);
             }
@@ -321,7 +308,7 @@ static int bulk(const char *address, bool quick)
         CHECK(xo_call(echo, "sum", xo_args("B", g_bulk, size), TIMEOUT_MS, &r));
         CHECK(xo_result_unpack(r, "u", &sum));
         xo_result_free(r);
-        if (sum != fold(g_bulk, size)) {
+        if (sum != bench_fold(g_bulk, size)) {
             fprintf(stderr, "bulk: the pool received other bytes (%zu)\n", size);
             return 1;
         }

@@ -36,11 +36,7 @@ int xo__buf_write(void *p, const char *data, size_t len)
     return 0;
 }
 
-void xo__buf_reset(xo_buf_t *b)
-{
-    b->size = 0;
-    if (b->lend) b->lend->n = 0;
-}
+void xo__buf_reset(xo_buf_t *b) { b->size = 0; }
 
 /* 'B' into a result buffer that lends: the bin header is written, the body recorded. Past XO_ARGS_MAX_LENT the
  * body is copied like 'b'. -1 when out of memory. */
@@ -106,21 +102,31 @@ static int args_lend(xo_args_t *a, const void *ptr, size_t len)
     return 0;
 }
 
+/* data[0..size) with the lent binaries spliced in at their offsets, as pieces in order (borrowed), and their total
+ * in *total_p. 0 when more than max pieces would be needed. Shared by lent arguments and lent results. */
+static size_t splice_pieces(const char *data, size_t size, const xo_args_lent_t *lent, size_t n_lent, xo_seg_t *out,
+                            size_t max, size_t *total_p)
+{
+    size_t n = 0, from = 0, total = size;
+    for (size_t i = 0; i < n_lent; i++) {
+        if (n + 2 > max) return 0;
+        if (lent[i].at > from) out[n++] = (xo_seg_t){.data = (void *)(data + from), .len = lent[i].at - from};
+        out[n++] = (xo_seg_t){.data = (void *)lent[i].ptr, .len = lent[i].len};
+        from = lent[i].at;
+        total += lent[i].len;
+    }
+    if (size > from) {
+        if (n + 1 > max) return 0;
+        out[n++] = (xo_seg_t){.data = (void *)(data + from), .len = size - from};
+    }
+    *total_p = total;
+    return n;
+}
+
 size_t xo__args_pieces(const xo_args_t *a, xo_seg_t *out, size_t max)
 {
-    if (!a || !a->n_lent) return 0;
-    size_t n = 0, from = 0;
-    for (size_t i = 0; i < a->n_lent; i++) {
-        if (n + 2 > max) return 0;
-        if (a->lent[i].at > from) out[n++] = (xo_seg_t){.data = a->data + from, .len = a->lent[i].at - from};
-        out[n++] = (xo_seg_t){.data = (void *)a->lent[i].ptr, .len = a->lent[i].len};
-        from = a->lent[i].at;
-    }
-    if (a->size > from) {
-        if (n + 1 > max) return 0;
-        out[n++] = (xo_seg_t){.data = a->data + from, .len = a->size - from};
-    }
-    return n;
+    size_t total;
+    return a && a->n_lent ? splice_pieces(a->data, a->size, a->lent, a->n_lent, out, max, &total) : 0;
 }
 
 xo_status_t xo__args_settle(xo_args_t *a)
@@ -838,21 +844,7 @@ xo_result_t *xo__result_borrow_lent(const char *data, size_t len, const xo_buf_l
 size_t xo__result_pieces(const xo_result_t *r, xo_seg_t *out, size_t max, size_t *total_p)
 {
     if (!r || !r->lend || !r->lend->n) return 0;
-    size_t n = 0, from = 0, total = r->len;
-    for (size_t i = 0; i < r->lend->n; i++) {
-        const xo_args_lent_t *l = &r->lend->at[i];
-        if (n + 2 > max) return 0;
-        if (l->at > from) out[n++] = (xo_seg_t){.data = (void *)(r->data + from), .len = l->at - from};
-        out[n++] = (xo_seg_t){.data = (void *)l->ptr, .len = l->len};
-        from = l->at;
-        total += l->len;
-    }
-    if (r->len > from) {
-        if (n + 1 > max) return 0;
-        out[n++] = (xo_seg_t){.data = (void *)(r->data + from), .len = r->len - from};
-    }
-    *total_p = total;
-    return n;
+    return splice_pieces(r->data, r->len, r->lend->at, r->lend->n, out, max, total_p);
 }
 
 const char *xo__result_bytes(const xo_result_t *r, size_t *len_p)
