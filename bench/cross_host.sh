@@ -30,30 +30,20 @@ for f in "$pool" "$client" "$module"; do [ -e "$f" ] || { echo "missing $f (buil
 [ "$(id -u)" -eq 0 ] || { echo "cross_host.sh needs root (ip netns)" >&2; exit 2; }
 command -v ucx_perftest >/dev/null || { echo "ucx_perftest missing: apt-get install -y ucx-utils" >&2; exit 2; }
 
+. "$(dirname "$0")/../tests/integration/netns.sh"
 tag="xh$$"
-nsa="${tag}a" nsb="${tag}b" va="${tag}va" vb="${tag}vb"
 tmp=$(mktemp -d /tmp/xo-cross-host.XXXXXX)
 pids=()
 cleanup() {
     for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
     sleep 0.2
     for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
-    ip netns del "$nsa" 2>/dev/null || true
-    ip netns del "$nsb" 2>/dev/null || true
+    netns_down
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-ip netns add "$nsa"
-ip netns add "$nsb"
-ip link add "$va" type veth peer name "$vb"
-ip link set "$va" netns "$nsa"
-ip link set "$vb" netns "$nsb"
-ip -n "$nsa" addr add 10.232.0.1/24 dev "$va"
-ip -n "$nsb" addr add 10.232.0.2/24 dev "$vb"
-for ns in "$nsa" "$nsb"; do ip -n "$ns" link set lo up; done
-ip -n "$nsa" link set "$va" up
-ip -n "$nsb" link set "$vb" up
+netns_up "$tag" 10.232.0 || { echo "cannot create network namespaces" >&2; exit 2; }
+va="${tag}va" vb="${tag}vb"
 ona="ip netns exec $nsa env UCX_TLS=tcp UCX_NET_DEVICES=$va"
 onb="ip netns exec $nsb env UCX_TLS=tcp UCX_NET_DEVICES=$vb"
 hostb=10.232.0.2
