@@ -5,6 +5,7 @@
  * 64 KiB buffer: small frames cost one read for many frames, large bodies are read straight into the frame's
  * memory, and a timeout in the middle of a frame keeps what arrived for the next call. */
 #include "transport/le.h"
+#include "transport/rx_blocks.h"
 #include "transport/stream.h"
 
 #include <endian.h>
@@ -59,6 +60,7 @@ typedef struct stream_chan {
     size_t rstart, rend;
     uint8_t *rbuf;    /* rbuf_cap bytes, NULL before the first read */
     size_t rbuf_cap;
+    xo_rx_blocks_t *blocks; /* warm blocks for large frames; NULL: every frame is allocated (see rx_blocks.h) */
 } stream_chan_t;
 
 typedef struct stream_listener {
@@ -186,10 +188,18 @@ static xo_status_t rx_alloc(stream_chan_t *c, const uint8_t *lens)
     size_t ns = c->nsegs;
     size_t size = align64(ns * sizeof(xo_seg_t)) + align64(c->header_len);
     for (size_t i = 0; i < ns; i++) size += align64(get64(lens + 8 * i));
-    uint8_t *mem = aligned_alloc(64, size ? size : 64);
+    void (*release)(void *) = NULL;
+    void *release_arg = NULL;
+    uint8_t *mem = c->blocks && size >= XO_RX_BLOCKS_MIN ? xo__rx_blocks_take(c->blocks, size, &release, &release_arg)
+                                                         : aligned_alloc(64, size ? size : 64);
     if (!mem) return xo__error_set(XO_ENOMEM, "recv: no memory for a %zu-byte frame", size);
     memset(&c->rx, 0, sizeof c->rx);
-    c->rx.mem = mem;
+    if (release) {
+        c->rx.release = release;
+        c->rx.release_arg = release_arg;
+    } else {
+        c->rx.mem = mem;
+    }
     c->rx.segs = ns ? (xo_seg_t *)mem : NULL;
     c->rx.nsegs = ns;
     size_t off = align64(ns * sizeof(xo_seg_t));
@@ -397,7 +407,8 @@ static void chan_close(xo_channel_t *ch)
     /* close() without shutdown(): a process forked from ours may hold the same socket, and closing our
      * reference must not end the channel under it. The peer sees EOF when the last reference goes. */
     close(c->fd);
-    free(c->rx.mem); /* a frame still being received */
+    xo__frame_release(&c->rx); /* a frame still being received */
+    xo__rx_blocks_close(c->blocks);
     free(c->rbuf);
     pthread_mutex_destroy(&c->send_lock);
     free(c);
@@ -430,6 +441,7 @@ xo_status_t xo__stream_channel_new(const xo_transport_ops_t *t, int fd, const xo
     atomic_init(&c->shut, false);
     pthread_mutex_init(&c->send_lock, NULL);
     c->state = RX_PREFIX;
+    c->blocks = xo__rx_blocks_new(); /* NULL when out of memory: frames are then allocated one by one */
     *ch_p = &c->base;
     return XO_OK;
 }
