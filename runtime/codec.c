@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/warm_blocks.h"
 
 /* ---- growable buffers ----------------------------------------------------------------------------------------- */
 
@@ -57,12 +58,34 @@ void xo__buf_free(xo_buf_t *b)
 
 /* ---- arguments ------------------------------------------------------------------------------------------------ */
 
+static void args_data_free(xo_args_t *a)
+{
+    if (a->data_warm) xo__warm_give(a->data);
+    else if (a->data != a->inline_buf) free(a->data);
+}
+
+/* Room for need bytes. A large list moves into a warm block (base/warm_blocks.h): a 64 MiB 'b' argument packed
+ * into fresh pages cost about twice its copy. Growth stays geometric, so appending many small values is linear. */
+static int args_grow(xo_args_t *a, size_t need)
+{
+    if (need < XO_WARM_MIN) return grow(&a->data, &a->cap, need, a->inline_buf);
+    size_t want = a->cap * 2 > need ? a->cap * 2 : need, cap;
+    char *nd = xo__warm_take(want, &cap);
+    if (!nd) return -1;
+    memcpy(nd, a->data, a->size);
+    args_data_free(a);
+    a->data = nd;
+    a->cap = cap;
+    a->data_warm = true;
+    return 0;
+}
+
 static int args_write(void *p, const char *data, size_t len)
 {
     xo_args_t *a = p;
     if (len == 0) return 0; /* a NULL, 0 bin: memcpy must not see the NULL */
     if (a->release) return -1; /* lent bytes are read-only */
-    if (a->size + len > a->cap && grow(&a->data, &a->cap, a->size + len, a->inline_buf) != 0) return -1;
+    if (a->size + len > a->cap && args_grow(a, a->size + len) != 0) return -1;
     memcpy(a->data + a->size, data, len);
     a->size += len;
     return 0;
@@ -80,6 +103,7 @@ static xo_args_t *args_alloc(void)
     a->release_arg = NULL;
     a->lent = NULL;
     a->n_lent = 0;
+    a->data_warm = false;
     /* Only xo_args() vouches for its bytes; peers' bytes (xo__args_from_bytes, xo__args_borrow) and user packers
      * get the structural check. (malloc leaves it unset: a peer's arguments could skip the check at random.) */
     a->well_formed = false;
@@ -134,7 +158,9 @@ xo_status_t xo__args_settle(xo_args_t *a)
     if (!a || !a->n_lent) return XO_OK;
     size_t total = a->size;
     for (size_t i = 0; i < a->n_lent; i++) total += a->lent[i].len;
-    char *d = malloc(total ? total : 1);
+    size_t cap = total;
+    bool warm = total >= XO_WARM_MIN;
+    char *d = warm ? xo__warm_take(total, &cap) : malloc(total ? total : 1);
     if (!d) {
         xo_args_free(a);
         return xo__error_set(XO_ENOMEM, "out of memory copying %zu bytes of lent arguments", total);
@@ -148,12 +174,14 @@ xo_status_t xo__args_settle(xo_args_t *a)
         from = a->lent[i].at;
     }
     memcpy(d + out, a->data + from, a->size - from);
-    if (a->data != a->inline_buf) free(a->data);
+    args_data_free(a);
     free(a->lent);
     a->lent = NULL;
     a->n_lent = 0;
     a->data = d;
-    a->size = a->cap = total;
+    a->data_warm = warm;
+    a->size = total;
+    a->cap = cap;
     return XO_OK;
 }
 
@@ -223,7 +251,7 @@ void xo_args_free(xo_args_t *a)
 {
     if (!a || a == &oom_args) return;
     if (a->release) a->release(a->release_arg);
-    else if (a->data != a->inline_buf) free(a->data);
+    else args_data_free(a);
     free(a->lent);
     free(a->error);
     free(a);

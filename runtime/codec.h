@@ -23,7 +23,7 @@ typedef struct xo_args_lent {
 
 struct xo_args {
     msgpack_packer pk;
-    char *data;   /* inline_buf or a heap buffer */
+    char *data;   /* inline_buf, a heap buffer, or a warm block (data_warm) */
     size_t size;
     size_t cap;
     char inline_buf[XO_ARGS_INLINE];
@@ -36,6 +36,7 @@ struct xo_args {
      * the consuming call returns: it sends them as they are (another process) or copies them in (xo__args_settle). */
     xo_args_lent_t *lent;
     size_t n_lent;
+    bool data_warm; /* data is a block of base/warm_blocks.h (a large list): given back, not freed */
     bool well_formed; /* built by xo_args() alone (our encoder): decoding may skip the structural check, which
                        * costs ~3% of an in-process tell; bytes from a peer or a user's packer never are */
 };

@@ -5,7 +5,6 @@
  * 64 KiB buffer: small frames cost one read for many frames, large bodies are read straight into the frame's
  * memory, and a timeout in the middle of a frame keeps what arrived for the next call. */
 #include "transport/le.h"
-#include "transport/rx_blocks.h"
 #include "transport/stream.h"
 
 #include <endian.h>
@@ -26,6 +25,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/log_limit.h"
+#include "base/warm_blocks.h"
 
 #define RBUF_SIZE (64 * 1024)
 /* The buffer of a channel whose max_frame is this small or less (an acceptor before authentication): what a peer can
@@ -60,7 +60,6 @@ typedef struct stream_chan {
     size_t rstart, rend;
     uint8_t *rbuf;    /* rbuf_cap bytes, NULL before the first read */
     size_t rbuf_cap;
-    xo_rx_blocks_t *blocks; /* warm blocks for large frames; NULL: every frame is allocated (see rx_blocks.h) */
 } stream_chan_t;
 
 typedef struct stream_listener {
@@ -188,15 +187,16 @@ static xo_status_t rx_alloc(stream_chan_t *c, const uint8_t *lens)
     size_t ns = c->nsegs;
     size_t size = align64(ns * sizeof(xo_seg_t)) + align64(c->header_len);
     for (size_t i = 0; i < ns; i++) size += align64(get64(lens + 8 * i));
-    void (*release)(void *) = NULL;
-    void *release_arg = NULL;
-    uint8_t *mem = c->blocks && size >= XO_RX_BLOCKS_MIN ? xo__rx_blocks_take(c->blocks, size, &release, &release_arg)
-                                                         : aligned_alloc(64, size ? size : 64);
+    /* A large frame takes a block whose pages are already mapped (base/warm_blocks.h): a fresh one would fault and
+     * zero every page while the body is read into it, about 45% of the receive copy at 64 MiB. */
+    bool warm = size >= XO_WARM_MIN;
+    size_t cap;
+    uint8_t *mem = warm ? xo__warm_take(size, &cap) : aligned_alloc(64, size ? size : 64);
     if (!mem) return xo__error_set(XO_ENOMEM, "recv: no memory for a %zu-byte frame", size);
     memset(&c->rx, 0, sizeof c->rx);
-    if (release) {
-        c->rx.release = release;
-        c->rx.release_arg = release_arg;
+    if (warm) {
+        c->rx.release = xo__warm_give;
+        c->rx.release_arg = mem;
     } else {
         c->rx.mem = mem;
     }
@@ -408,7 +408,6 @@ static void chan_close(xo_channel_t *ch)
      * reference must not end the channel under it. The peer sees EOF when the last reference goes. */
     close(c->fd);
     xo__frame_release(&c->rx); /* a frame still being received */
-    xo__rx_blocks_close(c->blocks);
     free(c->rbuf);
     pthread_mutex_destroy(&c->send_lock);
     free(c);
@@ -441,7 +440,6 @@ xo_status_t xo__stream_channel_new(const xo_transport_ops_t *t, int fd, const xo
     atomic_init(&c->shut, false);
     pthread_mutex_init(&c->send_lock, NULL);
     c->state = RX_PREFIX;
-    c->blocks = xo__rx_blocks_new(); /* NULL when out of memory: frames are then allocated one by one */
     *ch_p = &c->base;
     return XO_OK;
 }

@@ -152,6 +152,47 @@ TEST(Codec, LargeArgumentsLeaveTheInlineBuffer)
     xo_args_free(a);
 }
 
+// Lists past XO_WARM_MIN live in warm blocks (base/warm_blocks.h) that later lists reuse: a list built from many small
+// values past several MiB, a large 'b' after it, a settled 'B' of several MiB, one after another and freed in between,
+// all decode to what was packed (a reused block must not leak old bytes into a new list, nor be freed twice: ASan).
+TEST(Codec, LargeListsInReusedBlocksDecodeExactly)
+{
+    for (int round = 0; round < 3; round++) {
+        const uint32_t n = 400000; // ~2 MiB of ints, grown value by value
+        xo_args_t *many = xo_args_new(n);
+        ASSERT_NE(many, nullptr);
+        for (uint32_t i = 0; i < n; i++) ASSERT_EQ(0, msgpack_pack_uint32(xo_args_packer(many), i * 2654435761u + round));
+        {
+            Decoded d(many);
+            ASSERT_EQ(MSGPACK_OBJECT_ARRAY, d.obj.type);
+            ASSERT_EQ(n, d.obj.via.array.size);
+            for (uint32_t i = 0; i < n; i += 9973)
+                ASSERT_EQ((uint64_t)(uint32_t)(i * 2654435761u + round), d.obj.via.array.ptr[i].via.u64) << i;
+        }
+        xo_args_free(many);
+
+        std::string big(3u << 20, static_cast<char>('a' + round));
+        big[12345] = 'Q';
+        xo_args_t *b = xo_args("ib", round, big.data(), big.size());
+        xo_args_t *lent = xo_args("B", big.data(), big.size());
+        ASSERT_EQ(XO_OK, xo__args_refuse(lent)); // settles: copied into a block of its own
+        big.assign(big.size(), 'X');
+        for (xo_args_t *a : {b, lent}) {
+            Decoded d(a);
+            xo_bytes_t got;
+            int r = -1;
+            if (a == b) ASSERT_EQ(XO_OK, xo_unpack(&d.obj, "ib", &r, &got));
+            else ASSERT_EQ(XO_OK, xo_unpack(&d.obj, "b", &got));
+            ASSERT_EQ(3u << 20, got.len);
+            std::string want(3u << 20, static_cast<char>('a' + round));
+            want[12345] = 'Q';
+            EXPECT_TRUE(memcmp(want.data(), got.ptr, got.len) == 0) << "round " << round;
+        }
+        xo_args_free(b);
+        xo_args_free(lent);
+    }
+}
+
 // 'B' lends a binary: the argument list records where its bytes go instead of copying them, hands them out as
 // pieces (what a remote send gathers), and copies them in when a consumer settles the list; after that the lender's
 // buffer may change.

@@ -916,10 +916,10 @@ TEST_P(ChannelConformance, FramesOutliveTheirChannel)
     xo__frame_release(&rx.f); // twice is harmless
 }
 
-// Large frames of changing sizes, several held at once (more than a stream channel keeps warm blocks for), some
+// Large frames of changing sizes, several held at once (as many as the warm block cache keeps waiting), some
 // released while the next ones arrive and the last ones after the channel closed, from another thread: every one
-// arrives byte-exact, in its own memory (the receive block cache of transport/rx_blocks.c reuses memory only once
-// a frame is released), and nothing is freed twice or leaked (ASan in CI).
+// arrives byte-exact, in its own memory (the warm block cache, base/warm_blocks.c, reuses memory only once a frame
+// is released), and nothing is freed twice or leaked (ASan in CI).
 TEST_P(ChannelConformance, LargeFramesReuseMemoryOnlyOnceReleased)
 {
     Listen();
