@@ -841,6 +841,13 @@ xo_result_t *xo__result_from_bytes(const char *data, size_t len)
         data = &nil;
         len = 1;
     }
+    if (len >= XO_WARM_MIN) { /* a large result goes into pages already mapped (base/warm_blocks.h) */
+        size_t cap;
+        char *block = xo__warm_take(len, &cap);
+        if (!block) return NULL;
+        memcpy(block, data, len);
+        return xo__result_borrow(block, len, xo__warm_give, block);
+    }
     xo_result_t *r = result_alloc(len);
     if (!r) return NULL;
     r->len = len;
