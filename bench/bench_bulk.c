@@ -12,6 +12,7 @@
  *   bulk.<p>.args.<size>    size / p50 of xo_call(echo, "len", bytes[size]): the payload goes one way
  *   bulk.<p>.lent.<size>    the same with the payload lent ('B': not copied into the arguments)
  *   bulk.<p>.result.<size>  size / p50 of xo_call(echo, "fill", size), the reply unpacked: it comes back
+ *   bulk.<p>.result_lent.<size>  the same with "fill_lent": the method lends the bytes to its result ('B')
  *   bulk.<p>.rtt8           p50 of the 8-byte "len" call (us)
  *   bulk.<p>.call1MiB_vs_limit  p50 of the 1 MiB call / (one warm memcpy of 1 MiB + rtt8), both measured in the
  *                           same process: the issue's target is <= 2; bulk.<p>.lent1MiB_vs_limit the same, lent
@@ -50,14 +51,15 @@ static const bench_metric_spec_t m_memcpy[N_BULK] = {
 static const bench_metric_spec_t m_fresh[N_BULK] = SIZES5("bulk.memcpy_fresh", "");
 
 typedef struct pspecs {
-    bench_metric_spec_t args[N_BULK], lent[N_BULK], result[N_BULK], rtt8, limit1m, limit1m_lent;
+    bench_metric_spec_t args[N_BULK], lent[N_BULK], result[N_BULK], result_lent[N_BULK], rtt8, limit1m, limit1m_lent;
 } pspecs_t;
 
 /* The targets apply between processes of a host: shm, the default same-host path. */
 #define PSPECS(P, GOAL, LIM)                                                                                     \
     {                                                                                                           \
         .args = SIZES5("bulk." P ".args", ""), .lent = SIZES5("bulk." P ".lent", "", GOAL),                   \
-        .result = SIZES5("bulk." P ".result", ""), .rtt8 = {.name = "bulk." P ".rtt8", .unit = "us"},         \
+        .result = SIZES5("bulk." P ".result", ""), .result_lent = SIZES5("bulk." P ".result_lent", ""),         \
+        .rtt8 = {.name = "bulk." P ".rtt8", .unit = "us"},         \
         .limit1m = {.name = "bulk." P ".call1MiB_vs_limit", .unit = "x"},                                       \
         .limit1m_lent = {.name = "bulk." P ".lent1MiB_vs_limit", .unit = "x" LIM},                              \
     }
@@ -147,25 +149,26 @@ static int time_args(const setup_t *s, size_t size, size_t n, bool lent, uint64_
     return 0;
 }
 
-/* p50 (ns) of n timed echo.fill(size) calls, the reply unpacked as bytes of that length. */
-static int time_result(const setup_t *s, size_t size, size_t n, uint64_t *p50)
+/* p50 (ns) of n timed echo.fill(size) calls (lent: echo.fill_lent), the reply unpacked as bytes of that length. */
+static int time_result(const setup_t *s, size_t size, size_t n, bool lent, uint64_t *p50)
 {
+    const char *method = lent ? "fill_lent" : "fill";
     size_t warm = n / 10 ? n / 10 : 1;
     for (size_t i = 0; i < warm + n; i++) {
         xo_result_t *r = NULL;
         uint64_t t0 = bench_now_ns();
-        xo_status_t st = xo_call(s->echo, "fill", xo_args("u", (uint64_t)size), CALL_TIMEOUT_MS, &r);
+        xo_status_t st = xo_call(s->echo, method, xo_args("u", (uint64_t)size), CALL_TIMEOUT_MS, &r);
         xo_bytes_t b = {0};
         if (st == XO_OK) st = xo_result_unpack(r, "b", &b);
         uint64_t t1 = bench_now_ns();
         if (st == XO_OK && b.len != size) st = XO_EPROTO;
         if (st == XO_OK && i == 0 && bench_fold(b.ptr, b.len) != bench_fold(g_payload, size)) {
-            fprintf(stderr, "bulk: fill(%zu) returned other bytes\n", size);
+            fprintf(stderr, "bulk: %s(%zu) returned other bytes\n", method, size);
             st = XO_EPROTO;
         }
         xo_result_free(r);
         if (st != XO_OK) {
-            fprintf(stderr, "bulk: fill(%zu) call %zu: %s: %s\n", size, i, xo_status_name(st), xo_last_error());
+            fprintf(stderr, "bulk: %s(%zu) call %zu: %s: %s\n", method, size, i, xo_status_name(st), xo_last_error());
             return -1;
         }
         if (i >= warm) g_lat[i - warm] = t1 - t0;
@@ -242,11 +245,16 @@ static int run_path(const bench_opts_t *opts, transport_t t, const pspecs_t *sp)
         }
         bench_report(&sp->lent[k], gbps(size, p50));
         if (k == 1) lent1m = p50;
-        if (time_result(&s, size, n, &p50) != 0) {
+        if (time_result(&s, size, n, false, &p50) != 0) {
             rc = -1;
             break;
         }
         bench_report(&sp->result[k], gbps(size, p50));
+        if (time_result(&s, size, n, true, &p50) != 0) {
+            rc = -1;
+            break;
+        }
+        bench_report(&sp->result_lent[k], gbps(size, p50));
     }
     bench_remote_teardown(&s);
     uint64_t lim = memcpy_ns(1u << 20) + rtt8;

@@ -7,6 +7,7 @@
  *   "echo" (bytes b)      -> b itself: the payload travels both ways
  *   "sum"  (bytes b)      -> a fold of b's 8-byte words and its length (bench_bulk.c checks the bytes with it)
  *   "fill" (u n)          -> n bytes of a buffer kept filled (the payload travels back only: bench_bulk.c)
+ *   "fill_lent" (u n)     -> the same bytes lent to the result ('B')
  *   "ping" ()             -> nil
  *   "add"  (| bytes b)    -> nil; counts the call (the target of tells); extensible: a batch (xo_batch) of n adds
  *                            counts n in one handler call
@@ -50,7 +51,9 @@ static xo_status_t echo_sum(xo_ctx_t *ctx, void *state, const msgpack_object *ar
 static char *fill_buf;
 static size_t fill_len;
 
-static xo_status_t echo_fill(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+/* lent: the bytes are lent to the result ('B'): a caller in another process gets them with one copy (into the
+ * reply's segment), valid because fill_buf stays as it is until the reply has gone out. */
+static xo_status_t fill_reply(xo_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out, bool lent)
 {
     uint64_t n;
     xo_status_t st = xo_unpack(args, "u", &n);
@@ -62,7 +65,17 @@ static xo_status_t echo_fill(xo_ctx_t *ctx, void *state, const msgpack_object *a
         fill_buf = b;
         fill_len = n;
     }
-    return xo_pack(out, "b", fill_buf, (size_t)n);
+    return xo_pack(out, lent ? "B" : "b", fill_buf, (size_t)n);
+}
+
+static xo_status_t echo_fill(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    return fill_reply(ctx, args, out, false);
+}
+
+static xo_status_t echo_fill_lent(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
+{
+    return fill_reply(ctx, args, out, true);
 }
 
 static xo_status_t echo_ping(xo_ctx_t *ctx, void *state, const msgpack_object *args, msgpack_packer *out)
@@ -96,6 +109,7 @@ static xo_status_t echo_pid(xo_ctx_t *ctx, void *state, const msgpack_object *ar
 static const xo_method_t echo_methods[] = {
     {.name = "len", .fn = echo_len},  {.name = "echo", .fn = echo_echo}, {.name = "ping", .fn = echo_ping},
     {.name = "sum", .fn = echo_sum},  {.name = "fill", .fn = echo_fill},
+    {.name = "fill_lent", .fn = echo_fill_lent},
     {.name = "add", .fn = echo_add, .batch = echo_add_batch, .flags = XO_METHOD_EXTENSIBLE},
     {.name = "get", .fn = echo_get},
     {.name = "pid", .fn = echo_pid},
