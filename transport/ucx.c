@@ -63,6 +63,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/plugin.h"
+#include "base/warm_blocks.h"
 #include "transport/le.h"
 #include "transport/channel.h"
 #include "transport/sock.h"
@@ -287,6 +288,14 @@ static void rx_fail_in_cb(ucx_chan_t *c, xo_status_t st)
     signal_fd(c->rx_efd);
 }
 
+/* Frees a frame that will not be handed out, and its memory (heap or a warm block; see the AM callback). */
+static void rx_item_free(rx_item_t *it)
+{
+    if (it->f.release) it->f.release(it->f.release_arg);
+    else free(it->f.mem);
+    free(it);
+}
+
 /* Slot markers in f.nsegs for frames that will never be handed out. */
 #define SLOT_CUT SIZE_MAX       /* the transfer failed: the peer is gone */
 #define SLOT_BAD (SIZE_MAX - 1) /* the lengths did not check out: rx_err says why */
@@ -295,7 +304,7 @@ static void rx_fail_in_cb(ucx_chan_t *c, xo_status_t st)
  * against max_frame and the data length, and fills the segment table (caller holds lock). */
 static void rx_finish(ucx_chan_t *c, rx_item_t *it, size_t table, size_t length)
 {
-    uint8_t *mem = it->f.mem, *d = mem + table;
+    uint8_t *mem = (uint8_t *)it->f.header - table, *d = mem + table;
     size_t ns = it->f.nsegs, max = c->base.opts.max_frame, hl = it->f.header_len;
     size_t total = hl, off = align64(8 * ns) + align64(hl);
     xo_status_t bad = XO_OK;
@@ -392,17 +401,27 @@ static ucs_status_t am_cb(void *arg, const void *header, size_t header_length, v
 
     size_t table = align64((size_t)ns * sizeof(xo_seg_t));
     rx_item_t *it = calloc(1, sizeof *it);
-    uint8_t *mem = aligned_alloc(64, table + length ? table + length : 64);
+    /* A large frame takes pages already mapped (base/warm_blocks.h): fresh ones fault and zero while the data
+     * lands, as on the stream channels. */
+    bool warm = table + length >= XO_WARM_MIN;
+    size_t cap;
+    uint8_t *mem = warm ? xo__warm_take(table + length, &cap) : aligned_alloc(64, table + length ? table + length : 64);
     rndv_ctx_t *rc = rndv ? malloc(sizeof *rc) : NULL;
     if (!it || !mem || (rndv && !rc)) {
         free(it);
-        free(mem);
+        if (warm) xo__warm_give(mem);
+        else free(mem);
         free(rc);
         rx_fail_in_cb(c, xo__error_set(XO_ENOMEM, "recv: no memory for a %zu-byte frame", table + length));
         return rndv ? UCS_ERR_NO_MEMORY : UCS_OK;
     }
     it->seq = seq;
-    it->f.mem = mem;
+    if (warm) {
+        it->f.release = xo__warm_give;
+        it->f.release_arg = mem;
+    } else {
+        it->f.mem = mem;
+    }
     it->f.segs = ns ? (xo_seg_t *)mem : NULL;
     it->f.nsegs = ns;
     it->f.header = mem + table;
@@ -556,13 +575,11 @@ static bool rx_take(ucx_chan_t *c, xo_frame_t *out, xo_status_t *st)
     c->rx_head = it->next;
     if (!c->rx_head) c->rx_tail = NULL;
     if (it->f.nsegs == SLOT_BAD) {
-        free(it->f.mem);
-        free(it);
+        rx_item_free(it);
         return false; /* rx_err reports it */
     }
     if (it->f.nsegs == SLOT_CUT) {
-        free(it->f.mem);
-        free(it);
+        rx_item_free(it);
         c->rx_dead = true;
         *st = xo__error_set(XO_ECLOSED, "recv: a frame was cut off: the peer is gone");
         return true;
@@ -650,8 +667,7 @@ static void chan_free(ucx_chan_t *c)
     teardown(c);
     for (rx_item_t *it = c->rx_head, *next; it; it = next) {
         next = it->next;
-        free(it->f.mem);
-        free(it);
+        rx_item_free(it);
     }
     if (c->epfd >= 0) close(c->epfd);
     if (c->rx_efd >= 0) close(c->rx_efd);
