@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 
 #include "base/error.h"
+#include "base/warm_blocks.h"
 #include "base/plugin.h"
 
 xo_status_t xo__url_parse(const char *url, xo_url_t *out)
@@ -115,7 +116,9 @@ static xo_status_t send_joined(xo_channel_t *ch, const xo_frame_t *frame)
         size_t n = seg_pieces(frame, i, &p);
         segs[i] = frame->segs[i];
         if (!n || st != XO_OK) continue;
-        uint8_t *d = malloc(segs[i].len ? segs[i].len : 1);
+        size_t cap;
+        /* Large joins take warm pages (base/warm_blocks.h): this is UCX's copy of a lent 'B' argument. */
+        uint8_t *d = segs[i].len >= XO_WARM_MIN ? xo__warm_take(segs[i].len, &cap) : malloc(segs[i].len ? segs[i].len : 1);
         if (!d) {
             st = xo__error_set(XO_ENOMEM, "send: no memory to join %zu bytes of pieces", segs[i].len);
             segs[i].data = NULL;
@@ -133,7 +136,9 @@ static xo_status_t send_joined(xo_channel_t *ch, const xo_frame_t *frame)
     }
     for (size_t i = 0; i < frame->nsegs; i++) {
         const xo_seg_t *p;
-        if (seg_pieces(frame, i, &p)) free(segs[i].data);
+        if (!seg_pieces(frame, i, &p)) continue;
+        if (segs[i].len >= XO_WARM_MIN) xo__warm_give(segs[i].data);
+        else free(segs[i].data);
     }
     free(segs);
     return st;
