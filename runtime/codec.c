@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "base/error.h"
-#include "base/warm_blocks.h"
+#include "transport/warm_blocks.h"
 
 /* ---- growable buffers ----------------------------------------------------------------------------------------- */
 
@@ -64,7 +64,7 @@ static void args_data_free(xo_args_t *a)
     else if (a->data != a->inline_buf) free(a->data);
 }
 
-/* Room for need bytes. A large list moves into a warm block (base/warm_blocks.h): a 64 MiB 'b' argument packed
+/* Room for need bytes. A large list moves into a warm block (transport/warm_blocks.h): a 64 MiB 'b' argument packed
  * into fresh pages cost about twice its copy. Growth stays geometric, so appending many small values is linear. */
 static int args_grow(xo_args_t *a, size_t need)
 {
@@ -841,7 +841,7 @@ xo_result_t *xo__result_from_bytes(const char *data, size_t len)
         data = &nil;
         len = 1;
     }
-    if (len >= XO_WARM_MIN) { /* a large result goes into pages already mapped (base/warm_blocks.h) */
+    if (len >= XO_WARM_MIN) { /* a large result goes into pages already mapped (transport/warm_blocks.h) */
         size_t cap;
         char *block = xo__warm_take(len, &cap);
         if (!block) return NULL;

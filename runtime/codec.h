@@ -36,7 +36,7 @@ struct xo_args {
      * the consuming call returns: it sends them as they are (another process) or copies them in (xo__args_settle). */
     xo_args_lent_t *lent;
     size_t n_lent;
-    bool data_warm; /* data is a block of base/warm_blocks.h (a large list): given back, not freed */
+    bool data_warm; /* data is a block of transport/warm_blocks.h (a large list): given back, not freed */
     bool well_formed; /* built by xo_args() alone (our encoder): decoding may skip the structural check, which
                        * costs ~3% of an in-process tell; bytes from a peer or a user's packer never are */
 };

@@ -7,7 +7,7 @@
 #include <sys/mman.h>
 
 #include "base/error.h"
-#include "base/warm_blocks.h"
+#include "transport/warm_blocks.h"
 #include "base/plugin.h"
 
 xo_status_t xo__url_parse(const char *url, xo_url_t *out)
@@ -117,7 +117,7 @@ static xo_status_t send_joined(xo_channel_t *ch, const xo_frame_t *frame)
         segs[i] = frame->segs[i];
         if (!n || st != XO_OK) continue;
         size_t cap;
-        /* Large joins take warm pages (base/warm_blocks.h): this is UCX's copy of a lent 'B' argument. */
+        /* Large joins take warm pages (transport/warm_blocks.h): this is UCX's copy of a lent 'B' argument. */
         uint8_t *d = segs[i].len >= XO_WARM_MIN ? xo__warm_take(segs[i].len, &cap) : malloc(segs[i].len ? segs[i].len : 1);
         if (!d) {
             st = xo__error_set(XO_ENOMEM, "send: no memory to join %zu bytes of pieces", segs[i].len);

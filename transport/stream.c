@@ -25,7 +25,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/log_limit.h"
-#include "base/warm_blocks.h"
+#include "transport/warm_blocks.h"
 
 #define RBUF_SIZE (64 * 1024)
 /* The buffer of a channel whose max_frame is this small or less (an acceptor before authentication): what a peer can
@@ -187,7 +187,7 @@ static xo_status_t rx_alloc(stream_chan_t *c, const uint8_t *lens)
     size_t ns = c->nsegs;
     size_t size = align64(ns * sizeof(xo_seg_t)) + align64(c->header_len);
     for (size_t i = 0; i < ns; i++) size += align64(get64(lens + 8 * i));
-    /* A large frame takes a block whose pages are already mapped (base/warm_blocks.h): a fresh one would fault and
+    /* A large frame takes a block whose pages are already mapped (transport/warm_blocks.h): a fresh one would fault and
      * zero every page while the body is read into it, about 45% of the receive copy at 64 MiB. */
     bool warm = size >= XO_WARM_MIN;
     size_t cap;

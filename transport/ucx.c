@@ -65,7 +65,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/plugin.h"
-#include "base/warm_blocks.h"
+#include "transport/warm_blocks.h"
 #include "transport/le.h"
 #include "transport/channel.h"
 #include "transport/sock.h"
@@ -408,7 +408,7 @@ static ucs_status_t am_cb(void *arg, const void *header, size_t header_length, v
 
     size_t table = align64((size_t)ns * sizeof(xo_seg_t));
     rx_item_t *it = calloc(1, sizeof *it);
-    /* A large frame takes pages already mapped (base/warm_blocks.h): fresh ones fault and zero while the data
+    /* A large frame takes pages already mapped (transport/warm_blocks.h): fresh ones fault and zero while the data
      * lands, as on the stream channels. */
     bool warm = table + length >= XO_WARM_MIN;
     size_t cap;

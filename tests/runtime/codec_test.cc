@@ -152,7 +152,7 @@ TEST(Codec, LargeArgumentsLeaveTheInlineBuffer)
     xo_args_free(a);
 }
 
-// Lists past XO_WARM_MIN live in warm blocks (base/warm_blocks.h) that later lists reuse: a list built from many small
+// Lists past XO_WARM_MIN live in warm blocks (transport/warm_blocks.h) that later lists reuse: a list built from many small
 // values past several MiB, a large 'b' after it, a settled 'B' of several MiB, one after another and freed in between,
 // all decode to what was packed (a reused block must not leak old bytes into a new list, nor be freed twice: ASan).
 TEST(Codec, LargeListsInReusedBlocksDecodeExactly)

@@ -918,7 +918,7 @@ TEST_P(ChannelConformance, FramesOutliveTheirChannel)
 
 // Large frames of changing sizes, several held at once (as many as the warm block cache keeps waiting), some
 // released while the next ones arrive and the last ones after the channel closed, from another thread: every one
-// arrives byte-exact, in its own memory (the warm block cache, base/warm_blocks.c, reuses memory only once a frame
+// arrives byte-exact, in its own memory (the warm block cache, transport/warm_blocks.c, reuses memory only once a frame
 // is released), and nothing is freed twice or leaked (ASan in CI).
 TEST_P(ChannelConformance, LargeFramesReuseMemoryOnlyOnceReleased)
 {

@@ -1,5 +1,5 @@
 /* The process-wide cache of large blocks (see warm_blocks.h for why and its bounds). */
-#include "base/warm_blocks.h"
+#include "transport/warm_blocks.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -7,8 +7,8 @@
  * Bounded: at most XO_WARM_KEEP blocks and XO_WARM_KEEP_BYTES bytes wait; a waiting block is marked MADV_FREE, so
  * the kernel may take its pages under memory pressure (the next use then faults them in, as a new block would).
  * Blocks of 2 MiB and more ask for transparent huge pages. Thread-safe: take and give from any thread. */
-#ifndef XO_BASE_WARM_BLOCKS_H
-#define XO_BASE_WARM_BLOCKS_H
+#ifndef XO_TRANSPORT_WARM_BLOCKS_H
+#define XO_TRANSPORT_WARM_BLOCKS_H
 
 #include <stddef.h>
 
